@@ -1,0 +1,10 @@
+//! Pure domain logic: what a log is, how it is parsed and validated. No I/O.
+
+pub mod id;
+pub mod level;
+pub mod log;
+pub mod parse;
+pub mod time;
+
+pub use level::{Level, LevelSet};
+pub use log::{Attributes, LogBatch, LogRecord};

@@ -1,0 +1,121 @@
+//! The one JSON error shape, `{"error": "...", "field": "..."}`, and the one
+//! mapping from failures to HTTP statuses.
+
+use crate::bus::BusError;
+use crate::store::StoreError;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+    retry_after_secs: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>, field: Option<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                field,
+            },
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn bad_request(field: Option<String>, error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, error, field)
+    }
+
+    pub fn bad_parameter(name: &str, error: impl fmt::Display) -> ApiError {
+        ApiError::bad_request(
+            Some(name.to_string()),
+            format!("query parameter {name}: {error}"),
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+            None,
+        )
+    }
+
+    pub fn unsupported_media_type(expected: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Type: send {expected}"),
+            Some("Content-Type".into()),
+        )
+    }
+
+    pub fn unavailable(error: impl Into<String>, retry_after_secs: u32) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error, None)
+        }
+    }
+
+    pub fn not_found(error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, error, None)
+    }
+
+    /// A failure of ours: the client learns little, the log learns all.
+    pub fn internal(cause: impl fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.body.error)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after_secs {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        response.json(&self.body)
+    }
+}
+
+impl From<BusError> for ApiError {
+    fn from(error: BusError) -> ApiError {
+        match error {
+            BusError::Full(_) => ApiError::unavailable(format!("{error}; retry after a second"), 1),
+            BusError::Unavailable(_) | BusError::Closed => {
+                ApiError::unavailable(format!("{error}; retry shortly"), 2)
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Unavailable(_) => ApiError::unavailable(error.to_string(), 2),
+            StoreError::Rejected(_) | StoreError::Internal(_) => ApiError::internal(error),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! HTTP plumbing shared by the roles: the error shape, bounded body reading,
+//! health.
+
+pub mod body;
+pub mod error;
+pub mod health;
+
+use actix_web::HttpRequest;
+use error::ApiError;
+
+/// Unknown paths answer in the same JSON shape as every other error.
+pub async fn not_found(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}: see the API section of the README",
+        request.method(),
+        request.path()
+    )))
+}

@@ -1,0 +1,25 @@
+//! OgLogStream: log collection and analytics in one binary.
+//!
+//! Map of the crate (see ARCHITECTURE.md for the picture):
+//! - `domain`: what a log is; parsing and validation. Pure, no I/O.
+//! - `bus`: the seam between ingest and the rest (work queue + live feed).
+//! - `store`: the seam between process (writes) and query (reads).
+//! - `ingest`, `process`, `query`: one module per role. Roles depend on
+//!   `domain`, `bus` and `store`, never on each other.
+//! - `http`: the error shape, body limits, health.
+//! - `config`, `cli`: configuration layers; `app`: wiring and lifecycle.
+//!
+//! Invariant: only `app` chooses implementations; role modules see the
+//! `Bus` and `Store` traits only.
+
+pub mod app;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod process;
+pub mod query;
+pub mod store;

@@ -1,0 +1,174 @@
+//! The query role: `/api/logs`, `/api/stats`, `/api/histogram`,
+//! `/api/services` and the `/ws/live` stream. Reads go to the store; live
+//! tail comes from the bus, never from the store.
+
+pub mod live;
+pub mod params;
+
+use crate::bus::Bus;
+use crate::domain::Level;
+use crate::domain::time::{Micros, format_rfc3339, now_micros};
+use crate::http::error::ApiError;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use actix_web::{HttpRequest, HttpResponse, web};
+use params::ParamError;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub struct QueryState {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub metrics: Arc<Metrics>,
+    /// Flips to `true` when the server is stopping: live streams close.
+    pub stopping: watch::Receiver<bool>,
+}
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/api/logs", web::get().to(get_logs))
+        .route("/api/stats", web::get().to(get_stats))
+        .route("/api/histogram", web::get().to(get_histogram))
+        .route("/api/services", web::get().to(get_services))
+        .route("/ws/live", web::get().to(live::stream));
+}
+
+impl From<ParamError> for ApiError {
+    fn from(error: ParamError) -> ApiError {
+        ApiError::bad_parameter(&error.name, error.message)
+    }
+}
+
+fn decoded(request: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    Ok(params::decode(request.query_string())?)
+}
+
+async fn get_logs(
+    request: HttpRequest,
+    state: web::Data<QueryState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = params::log_query(&decoded(&request)?)?;
+    let logs = state.store.logs(&query).await?;
+    Ok(HttpResponse::Ok().json(logs))
+}
+
+#[derive(Serialize)]
+struct Stats {
+    total_logs: u64,
+    logs_by_level: BTreeMap<&'static str, u64>,
+    logs_by_service: BTreeMap<String, u64>,
+}
+
+async fn get_stats(
+    request: HttpRequest,
+    state: web::Data<QueryState>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = params::filter_only(&decoded(&request)?)?;
+    let counts = state.store.level_service_counts(&filter).await?;
+    let mut stats = Stats {
+        total_logs: 0,
+        logs_by_level: Level::ALL.iter().map(|l| (l.as_str(), 0)).collect(),
+        logs_by_service: BTreeMap::new(),
+    };
+    for group in counts {
+        stats.total_logs += group.count;
+        *stats.logs_by_level.entry(group.level.as_str()).or_default() += group.count;
+        *stats.logs_by_service.entry(group.service).or_default() += group.count;
+    }
+    Ok(HttpResponse::Ok().json(stats))
+}
+
+#[derive(Serialize)]
+struct ServiceCount {
+    service: String,
+    count: u64,
+}
+
+async fn get_services(
+    request: HttpRequest,
+    state: web::Data<QueryState>,
+) -> Result<HttpResponse, ApiError> {
+    let (filter, limit) = params::services_query(&decoded(&request)?)?;
+    let counts = state.store.level_service_counts(&filter).await?;
+    let mut by_service: HashMap<String, u64> = HashMap::new();
+    for group in counts {
+        *by_service.entry(group.service).or_default() += group.count;
+    }
+    let mut services: Vec<ServiceCount> = by_service
+        .into_iter()
+        .map(|(service, count)| ServiceCount { service, count })
+        .collect();
+    services.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.service.cmp(&b.service))
+    });
+    services.truncate(limit);
+    Ok(HttpResponse::Ok().json(services))
+}
+
+#[derive(Serialize)]
+struct Histogram {
+    from: String,
+    to: String,
+    interval: String,
+    interval_ms: i64,
+    buckets: Vec<Bucket>,
+}
+
+#[derive(Serialize)]
+struct Bucket {
+    start: String,
+    start_ms: i64,
+    debug: u64,
+    info: u64,
+    warn: u64,
+    error: u64,
+    fatal: u64,
+    total: u64,
+}
+
+async fn get_histogram(
+    request: HttpRequest,
+    state: web::Data<QueryState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = params::histogram_query(&decoded(&request)?, now_micros())?;
+    let counts = state.store.bucket_counts(&query).await?;
+    let (from, to) = query.filter.bounds();
+    let interval = query.interval;
+    let first = from - from.rem_euclid(interval);
+    let slots = params::ceil_div(to - first, interval) as usize;
+    let mut levels = vec![[0u64; 5]; slots];
+    for cell in counts {
+        let slot = (cell.bucket_start - first).div_euclid(interval);
+        if let Some(row) = usize::try_from(slot).ok().and_then(|s| levels.get_mut(s)) {
+            row[cell.level.code() as usize] += cell.count;
+        }
+    }
+    let buckets = levels
+        .into_iter()
+        .enumerate()
+        .map(|(slot, counts)| {
+            let start: Micros = first + slot as i64 * interval;
+            Bucket {
+                start: format_rfc3339(start),
+                start_ms: start / 1000,
+                debug: counts[0],
+                info: counts[1],
+                warn: counts[2],
+                error: counts[3],
+                fatal: counts[4],
+                total: counts.iter().sum(),
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Histogram {
+        from: format_rfc3339(from),
+        to: format_rfc3339(to),
+        interval: params::format_interval(interval),
+        interval_ms: interval / 1000,
+        buckets,
+    }))
+}

@@ -1,0 +1,345 @@
+//! Query-string parsing for `/api/*` and `/ws/live`: pure functions from
+//! decoded pairs to the store's query model, every error naming its parameter.
+
+use crate::domain::LevelSet;
+use crate::domain::time::{MAX_MICROS, Micros, parse_instant};
+use crate::store::{HistogramQuery, LogFilter, LogQuery, Order};
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+pub const MAX_OFFSET: usize = 1_000_000;
+pub const MAX_TEXT_CHARS: usize = 1000;
+pub const MAX_SERVICE_CHARS: usize = 100;
+pub const MAX_BUCKETS: i64 = 2000;
+const SECOND: Micros = 1_000_000;
+const DAY: Micros = 86_400 * SECOND;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParamError {
+    pub name: String,
+    pub message: String,
+}
+
+fn error(name: &str, message: impl Into<String>) -> ParamError {
+    ParamError {
+        name: name.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Decodes `a=1&b=2`; a malformed string is an error on `query`.
+pub fn decode(query_string: &str) -> Result<Vec<(String, String)>, ParamError> {
+    serde_urlencoded::from_str(query_string)
+        .map_err(|e| error("query", format!("not valid URL encoding: {e}")))
+}
+
+/// The decoded parameters, checked against the names an endpoint accepts.
+pub struct Params<'a> {
+    pairs: &'a [(String, String)],
+}
+
+impl<'a> Params<'a> {
+    pub fn new(pairs: &'a [(String, String)], accepted: &[&str]) -> Result<Params<'a>, ParamError> {
+        for (name, _) in pairs {
+            if !accepted.contains(&name.as_str()) {
+                return Err(error(
+                    name,
+                    format!("unknown parameter; accepted here: {}", accepted.join(", ")),
+                ));
+            }
+        }
+        Ok(Params { pairs })
+    }
+
+    /// The single value of `name`; empty values count as absent.
+    fn one(&self, name: &str) -> Result<Option<&'a str>, ParamError> {
+        let mut values = self
+            .pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.trim().is_empty());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(error(name, "given more than once"));
+        }
+        Ok(first)
+    }
+
+    fn number(
+        &self,
+        name: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ParamError> {
+        let Some(text) = self.one(name)? else {
+            return Ok(default);
+        };
+        let value: usize = text.trim().parse().map_err(|_| {
+            error(
+                name,
+                format!("expected a whole number from {min} to {max}, got {text:?}"),
+            )
+        })?;
+        if value < min || value > max {
+            return Err(error(
+                name,
+                format!("must be from {min} to {max}, got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn instant(&self, name: &str) -> Result<Option<Micros>, ParamError> {
+        self.one(name)?
+            .map(|text| parse_instant(text.trim()).map_err(|e| error(name, e)))
+            .transpose()
+    }
+
+    fn text(&self, name: &str, max_chars: usize) -> Result<Option<String>, ParamError> {
+        let Some(text) = self.one(name)? else {
+            return Ok(None);
+        };
+        if text.chars().count() > max_chars {
+            return Err(error(name, format!("longer than {max_chars} characters")));
+        }
+        Ok(Some(text.to_lowercase()))
+    }
+
+    /// `level`, `service`, `q`, `from`, `to`. Repeated `level` values add up.
+    pub fn filter(&self) -> Result<LogFilter, ParamError> {
+        let mut levels: Option<LevelSet> = None;
+        for (_, value) in self.pairs.iter().filter(|(n, _)| n == "level") {
+            if value.trim().is_empty() {
+                continue;
+            }
+            let parsed = LevelSet::parse_list(value).map_err(|e| error("level", e))?;
+            let set = levels.get_or_insert_with(LevelSet::default);
+            parsed.iter().for_each(|level| set.insert(level));
+        }
+        let filter = LogFilter {
+            levels,
+            service: self.text("service", MAX_SERVICE_CHARS)?,
+            text: self.text("q", MAX_TEXT_CHARS)?,
+            from: self.instant("from")?,
+            to: self.instant("to")?,
+        };
+        if let (Some(from), Some(to)) = (filter.from, filter.to)
+            && from > to
+        {
+            return Err(error("to", "must not be before from"));
+        }
+        Ok(filter)
+    }
+}
+
+pub const FILTER_PARAMS: &[&str] = &["level", "service", "q", "from", "to"];
+
+pub fn log_query(pairs: &[(String, String)]) -> Result<LogQuery, ParamError> {
+    let params = Params::new(
+        pairs,
+        &[FILTER_PARAMS, &["limit", "offset", "order"]].concat(),
+    )?;
+    let order = match params.one("order")?.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("desc") => Order::Desc,
+        Some("asc") => Order::Asc,
+        Some(other) => {
+            return Err(error(
+                "order",
+                format!("expected asc or desc, got {other:?}"),
+            ));
+        }
+    };
+    Ok(LogQuery {
+        filter: params.filter()?,
+        limit: params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?,
+        offset: params.number("offset", 0, 0, MAX_OFFSET)?,
+        order,
+    })
+}
+
+pub fn filter_only(pairs: &[(String, String)]) -> Result<LogFilter, ParamError> {
+    Params::new(pairs, FILTER_PARAMS)?.filter()
+}
+
+/// `/api/services`: the filters plus a `limit` on the number of services.
+pub fn services_query(pairs: &[(String, String)]) -> Result<(LogFilter, usize), ParamError> {
+    let params = Params::new(pairs, &[FILTER_PARAMS, &["limit"]].concat())?;
+    Ok((params.filter()?, params.number("limit", 100, 1, 10_000)?))
+}
+
+/// `/ws/live`: `level`, `service` and `q` (time bounds make no sense live).
+pub fn live_filter(pairs: &[(String, String)], extra: &[&str]) -> Result<LogFilter, ParamError> {
+    Params::new(pairs, &[&["level", "service", "q"], extra].concat())?.filter()
+}
+
+/// Nice bucket widths, in seconds, for automatic histogram intervals.
+const NICE_INTERVALS: &[i64] = &[
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400,
+    172_800, 604_800, 2_592_000,
+];
+const TARGET_BUCKETS: i64 = 120;
+
+/// `from`/`to` default to the last 24 hours; `interval` (`30s`, `5m`, `1h`,
+/// `1d`) defaults to a nice width giving at most about 120 buckets.
+pub fn histogram_query(
+    pairs: &[(String, String)],
+    now: Micros,
+) -> Result<HistogramQuery, ParamError> {
+    let params = Params::new(pairs, &[FILTER_PARAMS, &["interval"]].concat())?;
+    let mut filter = params.filter()?;
+    let to = filter.to.unwrap_or(now.min(MAX_MICROS - SECOND) + 1);
+    let from = filter.from.unwrap_or((to - DAY).max(0));
+    if from >= to {
+        return Err(error("from", "must be before to"));
+    }
+    let span = to - from;
+    let interval = match params.one("interval")? {
+        Some(text) => parse_interval(text).map_err(|e| error("interval", e))?,
+        None => NICE_INTERVALS
+            .iter()
+            .map(|s| s * SECOND)
+            .find(|width| ceil_div(span, *width) <= TARGET_BUCKETS)
+            .unwrap_or(*NICE_INTERVALS.last().unwrap_or(&86_400) * SECOND),
+    };
+    let first_bucket = from - from.rem_euclid(interval);
+    if ceil_div(to - first_bucket, interval) > MAX_BUCKETS {
+        return Err(error(
+            "interval",
+            format!(
+                "too small for the range: at most {MAX_BUCKETS} buckets; widen it or narrow from/to"
+            ),
+        ));
+    }
+    filter.from = Some(from);
+    filter.to = Some(to);
+    Ok(HistogramQuery { filter, interval })
+}
+
+/// Ceiling division for positive divisors (`i64::div_ceil` is unstable).
+pub fn ceil_div(value: i64, divisor: i64) -> i64 {
+    value.div_euclid(divisor) + i64::from(value.rem_euclid(divisor) != 0)
+}
+
+/// `10s`, `5m`, `1h`, `1d`, `1w`: a whole number and a unit, at least 1s.
+pub fn parse_interval(text: &str) -> Result<Micros, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+        format!("expected a number and a unit such as 30s, 5m, 1h or 1d, got {text:?}")
+    })?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().map_err(|_| {
+        format!("expected a number and a unit such as 30s, 5m, 1h or 1d, got {text:?}")
+    })?;
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("unknown unit {unit:?}: use s, m, h, d or w")),
+    };
+    let seconds = number
+        .checked_mul(unit_seconds)
+        .filter(|s| (1..=366 * 86_400).contains(s))
+        .ok_or_else(|| "must be from 1s to 366d".to_string())?;
+    Ok(seconds * SECOND)
+}
+
+/// `90s` -> `90s`, `300s` -> `5m`: the label the API answers with.
+pub fn format_interval(interval: Micros) -> String {
+    let seconds = interval / SECOND;
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if seconds % size == 0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Level;
+
+    fn pairs(query: &str) -> Vec<(String, String)> {
+        decode(query).unwrap()
+    }
+
+    #[test]
+    fn log_query_defaults_and_filters() {
+        let query = log_query(&pairs("")).unwrap();
+        assert_eq!(
+            (query.limit, query.offset, query.order),
+            (100, 0, Order::Desc)
+        );
+        let query = log_query(&pairs("level=ERROR,warn&service=Pay&q=Time%20Out&from=1000&to=2025-01-01T00:00:00Z&limit=5&offset=10&order=asc")).unwrap();
+        let levels = query.filter.levels.unwrap();
+        assert!(
+            levels.contains(Level::Error)
+                && levels.contains(Level::Warn)
+                && !levels.contains(Level::Info)
+        );
+        assert_eq!(query.filter.service.as_deref(), Some("pay"));
+        assert_eq!(query.filter.text.as_deref(), Some("time out"));
+        assert_eq!(query.filter.from, Some(1_000_000));
+        assert_eq!(query.order, Order::Asc);
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        for (query, name) in [
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=ten", "limit"),
+            ("offset=-1", "offset"),
+            ("order=up", "order"),
+            ("level=loud", "level"),
+            ("from=yesterday", "from"),
+            ("from=2000&to=1000", "to"),
+            ("levle=info", "levle"),
+            ("limit=1&limit=2", "limit"),
+        ] {
+            assert_eq!(log_query(&pairs(query)).unwrap_err().name, name, "{query}");
+        }
+        let long = "x".repeat(MAX_TEXT_CHARS + 1);
+        assert_eq!(
+            log_query(&pairs(&format!("q={long}"))).unwrap_err().name,
+            "q"
+        );
+    }
+
+    #[test]
+    fn repeated_levels_combine_and_empty_values_are_absent() {
+        let query = log_query(&pairs("level=info&level=fatal&q=&service=")).unwrap();
+        assert!(query.filter.levels.unwrap().contains(Level::Fatal));
+        assert_eq!(query.filter.text, None);
+        assert_eq!(query.filter.service, None);
+    }
+
+    #[test]
+    fn histogram_intervals() {
+        let hour = 3600 * SECOND;
+        let query = histogram_query(&pairs("from=0&to=3600000"), 0).unwrap();
+        assert_eq!(query.interval, 30 * SECOND, "1 h / 30 s = 120 buckets");
+        let query = histogram_query(&pairs("from=0&to=3600000&interval=5m"), 0).unwrap();
+        assert_eq!(query.interval, 300 * SECOND);
+        assert_eq!(
+            histogram_query(&pairs("from=0&to=86400000&interval=1s"), 0)
+                .unwrap_err()
+                .name,
+            "interval"
+        );
+        assert_eq!(
+            histogram_query(&pairs("interval=5x"), hour)
+                .unwrap_err()
+                .name,
+            "interval"
+        );
+        let query = histogram_query(&pairs(""), 10 * DAY).unwrap();
+        assert_eq!(query.filter.to.unwrap() - query.filter.from.unwrap(), DAY);
+        assert_eq!(format_interval(300 * SECOND), "5m");
+        assert_eq!(format_interval(90 * SECOND), "90s");
+    }
+}

@@ -1,0 +1,673 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Layout (schema version 1, kept in `PRAGMA user_version`):
+//! - `services`: a dictionary of service names, so `logs` stores a small
+//!   integer and a service filter (a substring) is resolved against the
+//!   dictionary once instead of against every row.
+//! - `logs`: one row per log, indexed by time, by (level, time) and by
+//!   (service, time).
+//! - `counts_minute` and `counts_hour`: rollups maintained in the same
+//!   transaction as the insert, so stats and histograms over long ranges read
+//!   thousands of rollup rows instead of millions of logs.
+//!
+//! Writes happen on one connection (SQLite has a single writer anyway) inside
+//! `spawn_blocking`; reads use a small pool of connections, which WAL lets run
+//! concurrently with the writer.
+
+use super::filter::{HistogramQuery, LogFilter, LogQuery, Order, contains_ignore_case};
+use super::{BucketCount, LevelServiceCount, Store, StoreError};
+use crate::domain::log::{attributes_from_json, attributes_to_json};
+use crate::domain::time::Micros;
+use crate::domain::{Level, LogBatch, LogRecord};
+use async_trait::async_trait;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const SCHEMA_VERSION: i64 = 1;
+const MINUTE: Micros = 60_000_000;
+const HOUR: Micros = 60 * MINUTE;
+const READ_POOL_SIZE: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Arc<Mutex<Writer>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+struct Writer {
+    connection: Option<Connection>,
+    /// Service name -> id, so the hot path skips the dictionary lookup.
+    service_ids: HashMap<String, i64>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/oglogstream.db` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join("oglogstream.db");
+        let connection = open_connection(&path, true)?;
+        migrate(&connection)?;
+        Ok(SqliteStore {
+            path,
+            writer: Arc::new(Mutex::new(Writer {
+                connection: Some(connection),
+                service_ids: HashMap::new(),
+            })),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on a pooled read connection on the blocking thread pool.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        run_blocking(move || {
+            let pooled = readers.lock().map_err(poisoned)?.pop();
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => open_connection(&path, false)?,
+            };
+            let result = work(&connection);
+            let mut pool = readers.lock().map_err(poisoned)?;
+            if pool.len() < READ_POOL_SIZE {
+                pool.push(connection);
+            }
+            result
+        })
+        .await
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Internal("sqlite connection lock poisoned".into())
+}
+
+async fn run_blocking<T, F>(work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Internal(format!("sqlite task failed: {e}")))?
+}
+
+fn sql_error(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        Some(ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Internal(error.to_string()),
+    }
+}
+
+fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> {
+    let flags = if writer {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    // WAL lets readers run beside the writer. synchronous=NORMAL keeps every
+    // committed batch through a process crash; only an OS crash or power loss
+    // can take back the last few commits (never corrupting the file).
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -16384;
+             PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(sql_error)?;
+    connection
+        .create_scalar_function(
+            "oglog_contains",
+            2,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let haystack = ctx.get_raw(0).as_str().unwrap_or("");
+                let needle = ctx.get_raw(1).as_str().unwrap_or("");
+                Ok(contains_ignore_case(haystack, needle))
+            },
+        )
+        .map_err(sql_error)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &Connection) -> Result<(), StoreError> {
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sql_error)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {version} is newer than this binary understands ({SCHEMA_VERSION}); upgrade oglogstream"
+        )));
+    }
+    if version < 1 {
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE services (
+                     id   INTEGER PRIMARY KEY,
+                     name TEXT NOT NULL UNIQUE
+                 );
+                 CREATE TABLE logs (
+                     seq        INTEGER PRIMARY KEY,
+                     id         TEXT NOT NULL,
+                     ts         INTEGER NOT NULL,
+                     level      INTEGER NOT NULL,
+                     service_id INTEGER NOT NULL,
+                     message    TEXT NOT NULL,
+                     attributes TEXT
+                 );
+                 CREATE INDEX logs_by_time ON logs (ts);
+                 CREATE INDEX logs_by_level ON logs (level, ts);
+                 CREATE INDEX logs_by_service ON logs (service_id, ts);
+                 CREATE TABLE counts_minute (
+                     bucket     INTEGER NOT NULL,
+                     service_id INTEGER NOT NULL,
+                     level      INTEGER NOT NULL,
+                     n          INTEGER NOT NULL,
+                     PRIMARY KEY (bucket, service_id, level)
+                 ) WITHOUT ROWID;
+                 CREATE TABLE counts_hour (
+                     bucket     INTEGER NOT NULL,
+                     service_id INTEGER NOT NULL,
+                     level      INTEGER NOT NULL,
+                     n          INTEGER NOT NULL,
+                     PRIMARY KEY (bucket, service_id, level)
+                 ) WITHOUT ROWID;
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+impl Writer {
+    fn insert(&mut self, batches: &[LogBatch]) -> Result<(), StoreError> {
+        let Writer {
+            connection,
+            service_ids,
+        } = self;
+        let connection = connection
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        let transaction = connection.transaction().map_err(sql_error)?;
+        // Ids added in a transaction that rolls back must not stay cached.
+        let mut new_services: Vec<String> = Vec::new();
+        let mut minute_counts: HashMap<(Micros, i64, u8), i64> = HashMap::new();
+        let mut hour_counts: HashMap<(Micros, i64, u8), i64> = HashMap::new();
+        {
+            let mut insert_log = transaction
+                .prepare_cached(
+                    "INSERT INTO logs (id, ts, level, service_id, message, attributes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql_error)?;
+            let mut insert_service = transaction
+                .prepare_cached(
+                    "INSERT INTO services (name) VALUES (?1)
+                     ON CONFLICT (name) DO UPDATE SET name = excluded.name
+                     RETURNING id",
+                )
+                .map_err(sql_error)?;
+            for record in batches.iter().flat_map(|batch| batch.iter()) {
+                let service_id = match service_ids.get(&record.service) {
+                    Some(id) => *id,
+                    None => {
+                        let id: i64 = insert_service
+                            .query_row([&record.service], |row| row.get(0))
+                            .map_err(sql_error)?;
+                        service_ids.insert(record.service.clone(), id);
+                        new_services.push(record.service.clone());
+                        id
+                    }
+                };
+                let level = record.level.code();
+                insert_log
+                    .execute(rusqlite::params![
+                        record.id,
+                        record.timestamp,
+                        level,
+                        service_id,
+                        record.message,
+                        attributes_to_json(&record.attributes),
+                    ])
+                    .map_err(sql_error)?;
+                let minute = record.timestamp - record.timestamp.rem_euclid(MINUTE);
+                let hour = record.timestamp - record.timestamp.rem_euclid(HOUR);
+                *minute_counts
+                    .entry((minute, service_id, level))
+                    .or_default() += 1;
+                *hour_counts.entry((hour, service_id, level)).or_default() += 1;
+            }
+        }
+        let rolled_up = add_counts(&transaction, "counts_minute", &minute_counts)
+            .and_then(|_| add_counts(&transaction, "counts_hour", &hour_counts))
+            .and_then(|_| transaction.commit().map_err(sql_error));
+        if rolled_up.is_err() {
+            for name in new_services {
+                service_ids.remove(&name);
+            }
+        }
+        rolled_up
+    }
+}
+
+fn add_counts(
+    transaction: &rusqlite::Transaction,
+    table: &str,
+    counts: &HashMap<(Micros, i64, u8), i64>,
+) -> Result<(), StoreError> {
+    let mut upsert = transaction
+        .prepare_cached(&format!(
+            "INSERT INTO {table} (bucket, service_id, level, n) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (bucket, service_id, level) DO UPDATE SET n = n + excluded.n"
+        ))
+        .map_err(sql_error)?;
+    for ((bucket, service_id, level), n) in counts {
+        upsert
+            .execute(rusqlite::params![bucket, service_id, level, n])
+            .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+/// A WHERE clause and its bound parameters, built only from placeholders.
+#[derive(Default)]
+struct Conditions {
+    sql: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Conditions {
+    fn push(&mut self, sql: impl Into<String>, params: impl IntoIterator<Item = Value>) {
+        self.sql.push(sql.into());
+        self.params.extend(params);
+    }
+
+    fn where_clause(&self) -> String {
+        if self.sql.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.sql.join(" AND "))
+        }
+    }
+}
+
+/// Resolves the service filter against the dictionary: `None` when there is no
+/// service filter, `Some(empty)` when nothing matches.
+fn matching_service_ids(
+    connection: &Connection,
+    filter: &LogFilter,
+) -> Result<Option<Vec<i64>>, StoreError> {
+    let Some(needle) = &filter.service else {
+        return Ok(None);
+    };
+    let mut statement = connection
+        .prepare_cached("SELECT id FROM services WHERE oglog_contains(name, ?1)")
+        .map_err(sql_error)?;
+    let ids = statement
+        .query_map([needle], |row| row.get(0))
+        .map_err(sql_error)?
+        .collect::<Result<Vec<i64>, _>>()
+        .map_err(sql_error)?;
+    Ok(Some(ids))
+}
+
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(",")
+}
+
+/// Level and service conditions, valid on `logs` and on the rollups alike.
+/// `table` qualifies the columns when the query joins.
+fn dimension_conditions(
+    conditions: &mut Conditions,
+    filter: &LogFilter,
+    service_ids: &Option<Vec<i64>>,
+    table: &str,
+) {
+    if let Some(levels) = filter.levels {
+        let codes: Vec<Value> = levels
+            .iter()
+            .map(|l| Value::Integer(l.code().into()))
+            .collect();
+        conditions.push(
+            format!("{table}level IN ({})", placeholders(codes.len())),
+            codes,
+        );
+    }
+    if let Some(ids) = service_ids {
+        conditions.push(
+            format!("{table}service_id IN ({})", placeholders(ids.len())),
+            ids.iter().map(|id| Value::Integer(*id)),
+        );
+    }
+}
+
+fn service_names(connection: &Connection) -> Result<HashMap<i64, String>, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT id, name FROM services")
+        .map_err(sql_error)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(sql_error)?;
+    rows.collect::<Result<_, _>>().map_err(sql_error)
+}
+
+/// Where the counts of one time slice come from.
+#[derive(Debug, PartialEq)]
+enum Source {
+    Raw,
+    Rollup(&'static str),
+}
+
+/// Splits `[from, to)` into slices served by the coarsest rollup whose buckets
+/// fit entirely inside, with raw rows only for the ragged edges. `grains` is
+/// ordered coarse to fine.
+fn decompose(
+    from: Micros,
+    to: Micros,
+    grains: &[(Micros, &'static str)],
+    out: &mut Vec<(Source, Micros, Micros)>,
+) {
+    if from >= to {
+        return;
+    }
+    let Some(((grain, table), finer)) = grains.split_first() else {
+        out.push((Source::Raw, from, to));
+        return;
+    };
+    let start = from.div_euclid(*grain) * grain
+        + if from.rem_euclid(*grain) == 0 {
+            0
+        } else {
+            *grain
+        };
+    let end = to.div_euclid(*grain) * grain;
+    if start >= end {
+        decompose(from, to, finer, out);
+        return;
+    }
+    decompose(from, start, finer, out);
+    out.push((Source::Rollup(table), start, end));
+    decompose(end, to, finer, out);
+}
+
+/// Rollups usable for counts grouped by `interval` (no grouping: any rollup).
+fn usable_grains(filter: &LogFilter, interval: Option<Micros>) -> Vec<(Micros, &'static str)> {
+    if filter.text.is_some() {
+        return Vec::new(); // text search needs the messages themselves
+    }
+    [(HOUR, "counts_hour"), (MINUTE, "counts_minute")]
+        .into_iter()
+        .filter(|(grain, _)| interval.is_none_or(|i| i % grain == 0))
+        .collect()
+}
+
+/// Runs one grouped count per slice and hands each row to `add`:
+/// (bucket start or 0, level code, service id, count).
+fn grouped_counts(
+    connection: &Connection,
+    filter: &LogFilter,
+    interval: Option<Micros>,
+    mut add: impl FnMut(Micros, u8, i64, u64),
+) -> Result<(), StoreError> {
+    let service_ids = matching_service_ids(connection, filter)?;
+    if service_ids.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(());
+    }
+    let (from, to) = filter.bounds();
+    let mut slices = Vec::new();
+    decompose(from, to, &usable_grains(filter, interval), &mut slices);
+    for (source, start, end) in slices {
+        let mut conditions = Conditions::default();
+        let (table, time_column, count) = match source {
+            Source::Raw => ("logs", "ts", "COUNT(*)"),
+            Source::Rollup(table) => (table, "bucket", "SUM(n)"),
+        };
+        conditions.push(
+            format!("{time_column} >= ? AND {time_column} < ?"),
+            [Value::Integer(start), Value::Integer(end)],
+        );
+        dimension_conditions(&mut conditions, filter, &service_ids, "");
+        if let (Source::Raw, Some(text)) = (&source, &filter.text) {
+            conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);
+        }
+        let bucket = match interval {
+            Some(interval) => format!("({time_column} / {interval}) * {interval}"),
+            None => "0".to_string(),
+        };
+        let sql = format!(
+            "SELECT {bucket} AS b, level, service_id, {count} FROM {table} {} GROUP BY b, level, service_id",
+            conditions.where_clause()
+        );
+        let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
+        let mut rows = statement
+            .query(params_from_iter(conditions.params.iter()))
+            .map_err(sql_error)?;
+        while let Some(row) = rows.next().map_err(sql_error)? {
+            let bucket: i64 = row.get(0).map_err(sql_error)?;
+            let level: u8 = row.get(1).map_err(sql_error)?;
+            let service_id: i64 = row.get(2).map_err(sql_error)?;
+            let n: i64 = row.get(3).map_err(sql_error)?;
+            add(bucket, level, service_id, n.max(0) as u64);
+        }
+    }
+    Ok(())
+}
+
+fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+    let filter = &query.filter;
+    let service_ids = matching_service_ids(connection, filter)?;
+    if service_ids.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Vec::new());
+    }
+    let mut conditions = Conditions::default();
+    if let Some(from) = filter.from {
+        conditions.push("l.ts >= ?", [Value::Integer(from)]);
+    }
+    if let Some(to) = filter.to {
+        conditions.push("l.ts < ?", [Value::Integer(to)]);
+    }
+    dimension_conditions(&mut conditions, filter, &service_ids, "l.");
+    if let Some(text) = &filter.text {
+        conditions.push("oglog_contains(l.message, ?)", [Value::Text(text.clone())]);
+    }
+    let direction = match query.order {
+        Order::Desc => "DESC",
+        Order::Asc => "ASC",
+    };
+    let sql = format!(
+        "SELECT l.id, l.ts, l.level, s.name, l.message, l.attributes
+         FROM logs l JOIN services s ON s.id = l.service_id
+         {}
+         ORDER BY l.ts {direction}, l.seq {direction}
+         LIMIT ? OFFSET ?",
+        conditions.where_clause()
+    );
+    let mut params = conditions.params;
+    params.push(Value::Integer(query.limit as i64));
+    params.push(Value::Integer(query.offset as i64));
+    let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
+    let rows = statement
+        .query_map(params_from_iter(params.iter()), |row| {
+            let level: u8 = row.get(2)?;
+            let attributes: Option<String> = row.get(5)?;
+            Ok(LogRecord {
+                id: row.get(0)?,
+                timestamp: row.get(1)?,
+                level: Level::from_code(level).unwrap_or(Level::Info),
+                service: row.get(3)?,
+                message: row.get(4)?,
+                attributes: attributes_from_json(attributes.as_deref()),
+            })
+        })
+        .map_err(sql_error)?;
+    rows.collect::<Result<_, _>>().map_err(sql_error)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError> {
+        let writer = Arc::clone(&self.writer);
+        let batches = batches.to_vec();
+        run_blocking(move || writer.lock().map_err(poisoned)?.insert(&batches)).await
+    }
+
+    async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        let query = query.clone();
+        self.read(move |connection| query_logs(connection, &query))
+            .await
+    }
+
+    async fn level_service_counts(
+        &self,
+        filter: &LogFilter,
+    ) -> Result<Vec<LevelServiceCount>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |connection| {
+            let mut totals: HashMap<(u8, i64), u64> = HashMap::new();
+            grouped_counts(connection, &filter, None, |_, level, service_id, n| {
+                *totals.entry((level, service_id)).or_default() += n;
+            })?;
+            if totals.is_empty() {
+                return Ok(Vec::new());
+            }
+            let names = service_names(connection)?;
+            Ok(totals
+                .into_iter()
+                .filter_map(|((level, service_id), count)| {
+                    Some(LevelServiceCount {
+                        level: Level::from_code(level)?,
+                        service: names.get(&service_id)?.clone(),
+                        count,
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError> {
+        let query = query.clone();
+        self.read(move |connection| {
+            let mut totals: HashMap<(Micros, u8), u64> = HashMap::new();
+            grouped_counts(
+                connection,
+                &query.filter,
+                Some(query.interval),
+                |bucket, level, _, n| {
+                    *totals.entry((bucket, level)).or_default() += n;
+                },
+            )?;
+            Ok(totals
+                .into_iter()
+                .filter_map(|((bucket_start, level), count)| {
+                    Some(BucketCount {
+                        bucket_start,
+                        level: Level::from_code(level)?,
+                        count,
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.read(|connection| {
+            connection
+                .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                .optional()
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        let writer = Arc::clone(&self.writer);
+        let readers = Arc::clone(&self.readers);
+        let _ = run_blocking(move || {
+            if let Ok(mut pool) = readers.lock() {
+                pool.clear();
+            }
+            let mut writer = writer.lock().map_err(poisoned)?;
+            if let Some(connection) = writer.connection.take() {
+                // Fold the WAL back into the main file so the database is one
+                // self-contained file for `sqlite3` and backups.
+                let _ = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                let _ = connection.close();
+            }
+            Ok(())
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decompose_uses_rollups_inside_and_raw_at_edges() {
+        let grains = [(HOUR, "counts_hour"), (MINUTE, "counts_minute")];
+        let mut out = Vec::new();
+        let from = HOUR + 30 * 1_000_000; // 01:00:30
+        let to = 3 * HOUR + 2 * MINUTE + 5; // 03:02:00.000005
+        decompose(from, to, &grains, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                (Source::Raw, from, HOUR + MINUTE),
+                (Source::Rollup("counts_minute"), HOUR + MINUTE, 2 * HOUR),
+                (Source::Rollup("counts_hour"), 2 * HOUR, 3 * HOUR),
+                (
+                    Source::Rollup("counts_minute"),
+                    3 * HOUR,
+                    3 * HOUR + 2 * MINUTE
+                ),
+                (Source::Raw, 3 * HOUR + 2 * MINUTE, to),
+            ]
+        );
+        let covered: Micros = out.iter().map(|(_, a, b)| b - a).sum();
+        assert_eq!(covered, to - from);
+    }
+
+    #[test]
+    fn decompose_small_ranges_are_raw() {
+        let mut out = Vec::new();
+        decompose(10, 20, &[(HOUR, "counts_hour")], &mut out);
+        assert_eq!(out, vec![(Source::Raw, 10, 20)]);
+    }
+}

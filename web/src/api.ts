@@ -1,0 +1,329 @@
+// Typed client for the OgLogStream HTTP API, plus API-key handling.
+// Framework-free: fetch and storage are injectable so tests can mock them.
+
+import type { Level, Params } from './filters'
+import { LEVELS } from './filters'
+
+export interface LogEntry {
+  id: string
+  timestamp: string
+  level: Level
+  message: string
+  service: string
+  attributes: Record<string, string>
+}
+
+export type LevelCounts = Record<Level, number>
+
+export interface Stats {
+  total_logs: number
+  logs_by_level: LevelCounts
+  logs_by_service: Record<string, number>
+}
+
+export interface HistogramBucket extends LevelCounts {
+  start: string
+  start_ms: number
+  total: number
+}
+
+export interface Histogram {
+  from: string
+  to: string
+  interval: string
+  interval_ms: number
+  buckets: HistogramBucket[]
+}
+
+export interface ServiceCount {
+  service: string
+  count: number
+}
+
+export interface NewLog {
+  level: Level
+  message: string
+  service?: string
+  attributes?: Record<string, string>
+}
+
+export interface PostLogResult {
+  status: string
+  id: string
+  timestamp: string
+}
+
+export type ApiErrorKind = 'http' | 'network' | 'parse' | 'unauthorized'
+
+export class ApiError extends Error {
+  readonly status: number
+  readonly kind: ApiErrorKind
+  readonly field?: string
+  readonly path: string
+
+  constructor(opts: { message: string; status: number; kind: ApiErrorKind; path: string; field?: string }) {
+    super(opts.message)
+    this.name = 'ApiError'
+    this.status = opts.status
+    this.kind = opts.kind
+    this.path = opts.path
+    this.field = opts.field
+  }
+}
+
+export function isAbortError(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { name?: string }).name === 'AbortError'
+}
+
+/** Human description of an error, suitable for an error banner. */
+export function describeError(e: unknown): string {
+  if (e instanceof ApiError) {
+    if (e.kind === 'network') return `Could not reach the server (${e.message}).`
+    if (e.kind === 'unauthorized') return 'The server needs an API key.'
+    const where = e.field ? ` (field “${e.field}”)` : ''
+    return e.status ? `Server answered ${e.status}: ${e.message}${where}` : e.message
+  }
+  if (e instanceof Error) return e.message
+  return String(e)
+}
+
+// ---------------------------------------------------------------- API key
+
+export const API_KEY_STORAGE_KEY = 'oglogstream.apiKey'
+
+export interface KeyStore {
+  get(): string | null
+  set(key: string | null): void
+}
+
+/** Key store backed by localStorage; falls back to memory when unavailable. */
+export function localStorageKeyStore(storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>): KeyStore {
+  let memory: string | null = null
+  const s =
+    storage ??
+    (() => {
+      try {
+        return globalThis.localStorage
+      } catch {
+        return undefined
+      }
+    })()
+  return {
+    get() {
+      try {
+        return s ? s.getItem(API_KEY_STORAGE_KEY) : memory
+      } catch {
+        return memory
+      }
+    },
+    set(key) {
+      memory = key
+      try {
+        if (!s) return
+        if (key) s.setItem(API_KEY_STORAGE_KEY, key)
+        else s.removeItem(API_KEY_STORAGE_KEY)
+      } catch {
+        /* private mode etc.: memory only */
+      }
+    },
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** `{a: 1, b: undefined, c: ''}` -> `?a=1` (empty and undefined values dropped). */
+export function buildQuery(params?: Params): string {
+  if (!params) return ''
+  const sp = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === '') continue
+    sp.set(k, String(v))
+  }
+  const s = sp.toString()
+  return s ? `?${s}` : ''
+}
+
+/** WebSocket URL for a path on the page's origin (http->ws, https->wss). */
+export function wsUrl(origin: string, path: string, params?: Params, apiKey?: string | null): string {
+  const u = new URL(path, origin)
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:'
+  const all: Params = { ...(params ?? {}) }
+  if (apiKey) all.api_key = apiKey
+  u.search = buildQuery(all)
+  return u.toString()
+}
+
+function zeroCounts(): LevelCounts {
+  return { debug: 0, info: 0, warn: 0, error: 0, fatal: 0 }
+}
+
+function normalizeLog(raw: Partial<LogEntry>): LogEntry {
+  return {
+    id: String(raw.id ?? ''),
+    timestamp: String(raw.timestamp ?? ''),
+    level: (raw.level ?? 'info') as Level,
+    message: raw.message == null ? '' : String(raw.message),
+    service: raw.service == null ? '' : String(raw.service),
+    attributes: raw.attributes && typeof raw.attributes === 'object' ? raw.attributes : {},
+  }
+}
+
+export function normalizeStats(raw: Partial<Stats>): Stats {
+  const byLevel = zeroCounts()
+  for (const l of LEVELS) byLevel[l] = Number(raw.logs_by_level?.[l] ?? 0)
+  return {
+    total_logs: Number(raw.total_logs ?? 0),
+    logs_by_level: byLevel,
+    logs_by_service: raw.logs_by_service ?? {},
+  }
+}
+
+function normalizeHistogram(raw: Partial<Histogram>): Histogram {
+  const buckets = (raw.buckets ?? []).map((b) => {
+    const out: HistogramBucket = {
+      ...zeroCounts(),
+      start: String(b.start ?? ''),
+      start_ms: typeof b.start_ms === 'number' ? b.start_ms : Date.parse(String(b.start)),
+      total: 0,
+    }
+    for (const l of LEVELS) out[l] = Number(b[l] ?? 0)
+    out.total = typeof b.total === 'number' ? b.total : LEVELS.reduce((s, l) => s + out[l], 0)
+    return out
+  })
+  return {
+    from: String(raw.from ?? ''),
+    to: String(raw.to ?? ''),
+    interval: String(raw.interval ?? ''),
+    interval_ms: Number(raw.interval_ms ?? 0),
+    buckets,
+  }
+}
+
+// ---------------------------------------------------------------- client
+
+export interface ApiClientOptions {
+  fetch?: typeof fetch
+  keyStore?: KeyStore
+  /** Prefix for every path; '' = same origin. */
+  baseUrl?: string
+  /** Called whenever the server answers 401 (show the API-key prompt). */
+  onUnauthorized?: (err: ApiError) => void
+}
+
+export interface RequestOptions {
+  params?: Params
+  method?: string
+  body?: unknown
+  signal?: AbortSignal
+}
+
+export type ApiClient = ReturnType<typeof createApiClient>
+
+export function createApiClient(opts: ApiClientOptions = {}) {
+  const keyStore = opts.keyStore ?? localStorageKeyStore()
+  const baseUrl = opts.baseUrl ?? ''
+  const doFetch: typeof fetch = opts.fetch ?? ((...args) => globalThis.fetch(...args))
+
+  async function request<T>(path: string, ro: RequestOptions = {}): Promise<T> {
+    const url = `${baseUrl}${path}${buildQuery(ro.params)}`
+    const headers: Record<string, string> = { Accept: 'application/json' }
+    const key = keyStore.get()
+    if (key) headers.Authorization = `Bearer ${key}`
+    let body: string | undefined
+    if (ro.body !== undefined) {
+      headers['Content-Type'] = 'application/json'
+      body = JSON.stringify(ro.body)
+    }
+
+    let res: Response
+    try {
+      res = await doFetch(url, { method: ro.method ?? 'GET', headers, body, signal: ro.signal })
+    } catch (e) {
+      if (isAbortError(e)) throw e
+      throw new ApiError({
+        message: e instanceof Error ? e.message : String(e),
+        status: 0,
+        kind: 'network',
+        path,
+      })
+    }
+
+    const text = await res.text().catch(() => '')
+    let json: unknown = undefined
+    if (text) {
+      try {
+        json = JSON.parse(text)
+      } catch {
+        json = undefined
+      }
+    }
+
+    if (!res.ok) {
+      const obj = (json && typeof json === 'object' ? json : {}) as { error?: unknown; field?: unknown; message?: unknown }
+      const msg =
+        (typeof obj.error === 'string' && obj.error) ||
+        (typeof obj.message === 'string' && obj.message) ||
+        (text && text.length < 300 ? text.trim() : '') ||
+        res.statusText ||
+        'request failed'
+      const err = new ApiError({
+        message: msg,
+        status: res.status,
+        kind: res.status === 401 ? 'unauthorized' : 'http',
+        path,
+        field: typeof obj.field === 'string' ? obj.field : undefined,
+      })
+      if (res.status === 401) opts.onUnauthorized?.(err)
+      throw err
+    }
+
+    if (json === undefined) {
+      throw new ApiError({
+        message: text ? 'The server sent a response that is not JSON' : 'The server sent an empty response',
+        status: res.status,
+        kind: 'parse',
+        path,
+      })
+    }
+    return json as T
+  }
+
+  return {
+    request,
+    keyStore,
+
+    async logs(params: Params, signal?: AbortSignal): Promise<LogEntry[]> {
+      const raw = await request<unknown>('/api/logs', { params, signal })
+      if (!Array.isArray(raw)) {
+        throw new ApiError({ message: 'Expected a JSON array of logs', status: 200, kind: 'parse', path: '/api/logs' })
+      }
+      return raw.map((r) => normalizeLog(r as Partial<LogEntry>))
+    },
+
+    async stats(params: Params, signal?: AbortSignal): Promise<Stats> {
+      return normalizeStats(await request<Partial<Stats>>('/api/stats', { params, signal }))
+    },
+
+    async histogram(params: Params, signal?: AbortSignal): Promise<Histogram> {
+      return normalizeHistogram(await request<Partial<Histogram>>('/api/histogram', { params, signal }))
+    },
+
+    async services(params: Params, signal?: AbortSignal): Promise<ServiceCount[]> {
+      const raw = await request<unknown>('/api/services', { params, signal })
+      if (!Array.isArray(raw)) return []
+      return raw
+        .map((r) => ({ service: String((r as ServiceCount).service ?? ''), count: Number((r as ServiceCount).count ?? 0) }))
+        .sort((a, b) => b.count - a.count || a.service.localeCompare(b.service))
+    },
+
+    postLog(log: NewLog, signal?: AbortSignal): Promise<PostLogResult> {
+      return request<PostLogResult>('/log', { method: 'POST', body: log, signal })
+    },
+
+    health(signal?: AbortSignal): Promise<{ status: string }> {
+      return request<{ status: string }>('/health', { signal })
+    },
+  }
+}
+
+export { normalizeLog }

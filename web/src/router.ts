@@ -1,0 +1,21 @@
+import { createRouter, createWebHistory } from 'vue-router'
+import OverviewPage from './pages/OverviewPage.vue'
+import ExplorerPage from './pages/ExplorerPage.vue'
+import LivePage from './pages/LivePage.vue'
+import NotFoundPage from './pages/NotFoundPage.vue'
+
+// The dashboard is small: one bundle, no lazy route chunks.
+export const router = createRouter({
+  history: createWebHistory('/'),
+  routes: [
+    { path: '/', name: 'overview', component: OverviewPage, meta: { title: 'Overview' } },
+    { path: '/explorer', name: 'explorer', component: ExplorerPage, meta: { title: 'Explorer' } },
+    { path: '/live', name: 'live', component: LivePage, meta: { title: 'Live' } },
+    { path: '/:pathMatch(.*)*', name: 'not-found', component: NotFoundPage, meta: { title: 'Not found' } },
+  ],
+})
+
+router.afterEach((to) => {
+  const t = typeof to.meta.title === 'string' ? to.meta.title : ''
+  document.title = t ? `${t} · OgLogStream` : 'OgLogStream'
+})

@@ -1,0 +1,192 @@
+import { describe, expect, it, vi } from 'vitest'
+import {
+  API_KEY_STORAGE_KEY,
+  ApiError,
+  buildQuery,
+  createApiClient,
+  describeError,
+  localStorageKeyStore,
+  wsUrl,
+  type KeyStore,
+} from '../src/api'
+
+function memStore(initial: string | null = null): KeyStore {
+  let k = initial
+  return { get: () => k, set: (v) => (k = v) }
+}
+
+function respond(status: number, body: unknown, statusText = '') {
+  const text = typeof body === 'string' ? body : JSON.stringify(body)
+  return vi.fn(async () => new Response(text, { status, statusText }))
+}
+
+describe('buildQuery / wsUrl', () => {
+  it('drops empty values and encodes', () => {
+    expect(buildQuery({ a: 1, b: undefined, c: '', q: 'a b&c' })).toBe('?a=1&q=a+b%26c')
+    expect(buildQuery({})).toBe('')
+    expect(buildQuery()).toBe('')
+  })
+  it('builds ws/wss URLs with the api_key param', () => {
+    expect(wsUrl('http://h:8080', '/ws/live', { level: 'error,warn' })).toBe('ws://h:8080/ws/live?level=error%2Cwarn')
+    expect(wsUrl('https://h', '/ws/live', {}, 'k 1')).toBe('wss://h/ws/live?api_key=k+1')
+  })
+})
+
+describe('api client', () => {
+  it('GETs logs with query params and normalizes rows', async () => {
+    const fetch = respond(200, [{ id: 'a', timestamp: 't', level: 'info', message: 'm', service: 's' }])
+    const api = createApiClient({ fetch, keyStore: memStore() })
+    const rows = await api.logs({ level: 'info', limit: 10 })
+    expect(rows).toEqual([{ id: 'a', timestamp: 't', level: 'info', message: 'm', service: 's', attributes: {} }])
+    const [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit]
+    expect(url).toBe('/api/logs?level=info&limit=10')
+    expect(init.method).toBe('GET')
+    expect((init.headers as Record<string, string>).Authorization).toBeUndefined()
+  })
+
+  it('sends the stored key as a Bearer token', async () => {
+    const fetch = respond(200, [])
+    const api = createApiClient({ fetch, keyStore: memStore('s3cret') })
+    await api.logs({})
+    const init = (fetch.mock.calls[0] as unknown as [string, RequestInit])[1]
+    expect((init.headers as Record<string, string>).Authorization).toBe('Bearer s3cret')
+  })
+
+  it('POSTs JSON', async () => {
+    const fetch = respond(202, { status: 'accepted', id: 'x', timestamp: 't' })
+    const api = createApiClient({ fetch, keyStore: memStore() })
+    const r = await api.postLog({ level: 'info', message: 'hi', service: 'web' })
+    expect(r.id).toBe('x')
+    const [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit]
+    expect(url).toBe('/log')
+    expect(init.method).toBe('POST')
+    expect((init.headers as Record<string, string>)['Content-Type']).toBe('application/json')
+    expect(JSON.parse(init.body as string)).toEqual({ level: 'info', message: 'hi', service: 'web' })
+  })
+
+  it('turns JSON error bodies into ApiError with status and field', async () => {
+    const api = createApiClient({ fetch: respond(400, { error: 'bad level', field: 'level' }), keyStore: memStore() })
+    const err = await api.logs({ level: 'x' }).catch((e) => e)
+    expect(err).toBeInstanceOf(ApiError)
+    expect(err).toMatchObject({ status: 400, kind: 'http', message: 'bad level', field: 'level', path: '/api/logs' })
+    expect(describeError(err)).toBe('Server answered 400: bad level (field “level”)')
+  })
+
+  it('handles non-JSON error bodies', async () => {
+    const api = createApiClient({ fetch: respond(502, 'Bad Gateway upstream', 'Bad Gateway'), keyStore: memStore() })
+    await expect(api.stats({})).rejects.toMatchObject({ status: 502, message: 'Bad Gateway upstream' })
+    const api2 = createApiClient({ fetch: respond(500, '', 'Internal Server Error'), keyStore: memStore() })
+    await expect(api2.stats({})).rejects.toMatchObject({ status: 500, message: 'Internal Server Error' })
+  })
+
+  it('calls onUnauthorized on 401', async () => {
+    const onUnauthorized = vi.fn()
+    const api = createApiClient({ fetch: respond(401, { error: 'missing API key' }), keyStore: memStore(), onUnauthorized })
+    const err = await api.services({}).catch((e) => e)
+    expect(err).toMatchObject({ status: 401, kind: 'unauthorized' })
+    expect(onUnauthorized).toHaveBeenCalledTimes(1)
+    expect(describeError(err)).toBe('The server needs an API key.')
+  })
+
+  it('reports network failures as status 0', async () => {
+    const fetch = vi.fn(async () => {
+      throw new TypeError('Failed to fetch')
+    })
+    const api = createApiClient({ fetch, keyStore: memStore() })
+    const err = await api.health().catch((e) => e)
+    expect(err).toMatchObject({ status: 0, kind: 'network' })
+    expect(describeError(err)).toBe('Could not reach the server (Failed to fetch).')
+  })
+
+  it('passes aborts through untouched', async () => {
+    const fetch = vi.fn(async () => {
+      throw new DOMException('aborted', 'AbortError')
+    })
+    const api = createApiClient({ fetch, keyStore: memStore() })
+    await expect(api.logs({})).rejects.toMatchObject({ name: 'AbortError' })
+  })
+
+  it('rejects malformed success bodies', async () => {
+    await expect(createApiClient({ fetch: respond(200, 'oops'), keyStore: memStore() }).stats({})).rejects.toMatchObject({
+      kind: 'parse',
+    })
+    await expect(createApiClient({ fetch: respond(200, { a: 1 }), keyStore: memStore() }).logs({})).rejects.toMatchObject({
+      kind: 'parse',
+    })
+  })
+
+  it('fills missing levels in stats and histogram buckets', async () => {
+    const api = createApiClient({
+      fetch: respond(200, { total_logs: 2, logs_by_level: { error: 2 }, logs_by_service: { a: 2 } }),
+      keyStore: memStore(),
+    })
+    expect(await api.stats({})).toEqual({
+      total_logs: 2,
+      logs_by_level: { debug: 0, info: 0, warn: 0, error: 2, fatal: 0 },
+      logs_by_service: { a: 2 },
+    })
+    const h = await createApiClient({
+      fetch: respond(200, {
+        from: 'a',
+        to: 'b',
+        interval: '1m',
+        interval_ms: 60000,
+        buckets: [{ start: '2026-11-23T19:00:00Z', info: 3, error: 1 }],
+      }),
+      keyStore: memStore(),
+    }).histogram({})
+    expect(h.buckets[0]).toEqual({
+      start: '2026-11-23T19:00:00Z',
+      start_ms: Date.parse('2026-11-23T19:00:00Z'),
+      debug: 0,
+      info: 3,
+      warn: 0,
+      error: 1,
+      fatal: 0,
+      total: 4,
+    })
+  })
+
+  it('sorts services by count', async () => {
+    const api = createApiClient({
+      fetch: respond(200, [
+        { service: 'b', count: 1 },
+        { service: 'a', count: 5 },
+      ]),
+      keyStore: memStore(),
+    })
+    expect((await api.services({})).map((s) => s.service)).toEqual(['a', 'b'])
+  })
+})
+
+describe('localStorageKeyStore', () => {
+  it('persists, removes, and survives a throwing storage', () => {
+    const data = new Map<string, string>()
+    const storage = {
+      getItem: (k: string) => data.get(k) ?? null,
+      setItem: (k: string, v: string) => void data.set(k, v),
+      removeItem: (k: string) => void data.delete(k),
+    }
+    const s = localStorageKeyStore(storage)
+    s.set('abc')
+    expect(data.get(API_KEY_STORAGE_KEY)).toBe('abc')
+    expect(s.get()).toBe('abc')
+    s.set(null)
+    expect(data.has(API_KEY_STORAGE_KEY)).toBe(false)
+
+    const broken = {
+      getItem: () => {
+        throw new Error('denied')
+      },
+      setItem: () => {
+        throw new Error('denied')
+      },
+      removeItem: () => {
+        throw new Error('denied')
+      },
+    }
+    const b = localStorageKeyStore(broken)
+    b.set('mem')
+    expect(b.get()).toBe('mem')
+  })
+})
