@@ -96,10 +96,14 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         if let Some(state) = &ingest_state {
             app = app.app_data(state.clone()).configure(ingest::routes);
         }
-        if let Some(state) = &query_state {
-            app = app.app_data(state.clone()).configure(query::routes);
+        // The query role also serves the dashboard, on every path it does not route.
+        match &query_state {
+            Some(state) => app
+                .app_data(state.clone())
+                .configure(query::routes)
+                .default_service(web::to(query::dashboard::serve)),
+            None => app.default_service(web::to(http::not_found)),
         }
-        app.default_service(web::to(http::not_found))
     })
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
