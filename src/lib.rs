@@ -19,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod loadgen;
 pub mod metrics;
 pub mod process;
 pub mod query;
