@@ -1,0 +1,139 @@
+//! Micro-benchmarks of the hot paths: parsing and validating logs (one, a
+//! JSON array, NDJSON), writing a batch to the embedded store, and rendering
+//! a query result. `cargo bench --bench hot_paths` measures; `cargo test
+//! --all-targets` runs each once as a smoke test. End-to-end load lives in
+//! the load generator (`make bench`), not here.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use oglogstream::domain::parse::{BulkFormat, LogLimits, parse_bulk, parse_log};
+use oglogstream::domain::time::format_rfc3339;
+use oglogstream::domain::{LogBatch, LogRecord};
+use oglogstream::loadgen::corpus::Corpus;
+use oglogstream::store::Store;
+use oglogstream::store::sqlite::SqliteStore;
+use std::hint::black_box;
+
+const BULK_LOGS: usize = 1000;
+const STORE_BATCH: usize = 5000;
+const PAGE: usize = 100;
+
+fn json_logs(count: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut corpus = Corpus::new(seed);
+    (0..count)
+        .map(|i| {
+            let mut json = Vec::new();
+            let timestamp = format_rfc3339(1_735_689_600_000_000 + i as i64 * 1_000);
+            corpus.log_json(Some(timestamp), &mut json);
+            json
+        })
+        .collect()
+}
+
+fn records(count: usize, seed: u64) -> Vec<LogRecord> {
+    let limits = LogLimits::default();
+    json_logs(count, seed)
+        .iter()
+        .enumerate()
+        .map(|(i, json)| {
+            let log = parse_log(json, &limits).expect("generated logs are valid");
+            LogRecord {
+                id: format!("0194{i:028x}"),
+                timestamp: log.timestamp.unwrap_or_default(),
+                level: log.level,
+                service: log.service,
+                message: log.message,
+                attributes: log.attributes,
+            }
+        })
+        .collect()
+}
+
+fn parsing(c: &mut Criterion) {
+    let limits = LogLimits::default();
+    let logs = json_logs(BULK_LOGS, 1);
+    let mut group = c.benchmark_group("parse");
+
+    let one = &logs[0];
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("one log", |b| {
+        b.iter(|| parse_log(black_box(one), &limits).expect("valid"))
+    });
+
+    let mut array = b"[".to_vec();
+    for (i, log) in logs.iter().enumerate() {
+        if i > 0 {
+            array.push(b',');
+        }
+        array.extend_from_slice(log);
+    }
+    array.push(b']');
+    let mut ndjson = Vec::new();
+    for log in &logs {
+        ndjson.extend_from_slice(log);
+        ndjson.push(b'\n');
+    }
+    group.throughput(Throughput::Elements(BULK_LOGS as u64));
+    group.bench_function("bulk JSON array, 1000 logs", |b| {
+        b.iter(|| parse_bulk(black_box(&array), BulkFormat::JsonArray, &limits).expect("valid"))
+    });
+    group.bench_function("bulk NDJSON, 1000 logs", |b| {
+        b.iter(|| parse_bulk(black_box(&ndjson), BulkFormat::Ndjson, &limits).expect("valid"))
+    });
+    group.throughput(Throughput::Bytes(ndjson.len() as u64));
+    group.bench_function("bulk NDJSON, bytes", |b| {
+        b.iter(|| parse_bulk(black_box(&ndjson), BulkFormat::Ndjson, &limits).expect("valid"))
+    });
+    group.finish();
+}
+
+fn storing(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = SqliteStore::open(dir.path()).expect("the store opens");
+    let batch: LogBatch = records(STORE_BATCH, 2).into();
+    let mut group = c.benchmark_group("sqlite");
+    group.throughput(Throughput::Elements(STORE_BATCH as u64));
+    // The database grows across iterations, as it does in service.
+    group.bench_function("insert 5000 logs (one transaction)", |b| {
+        b.iter_batched(
+            || vec![LogBatch::clone(&batch)],
+            |batches| {
+                runtime
+                    .block_on(store.insert(&batches))
+                    .expect("insert succeeds")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    runtime.block_on(store.close());
+}
+
+fn rendering(c: &mut Criterion) {
+    let page = records(PAGE, 3);
+    let mut group = c.benchmark_group("render");
+    group.throughput(Throughput::Elements(PAGE as u64));
+    group.bench_function("/api/logs page of 100 rows to JSON", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&page)).expect("serialises"))
+    });
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("one live-tail frame", |b| {
+        b.iter(|| serde_json::to_string(black_box(&page[0])).expect("serialises"))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    // Short runs: these guide optimisation; the load generator gives the
+    // end-to-end figures.
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = parsing, storing, rendering
+}
+criterion_main!(benches);
