@@ -14,7 +14,8 @@ use oglogstream::store::sqlite::SqliteStore;
 use std::hint::black_box;
 
 const BULK_LOGS: usize = 1000;
-const STORE_BATCH: usize = 5000;
+/// Transaction sizes compared by the store benchmark.
+const STORE_BATCHES: [usize; 4] = [500, 2000, 5000, 20_000];
 const PAGE: usize = 100;
 
 fn json_logs(count: usize, seed: u64) -> Vec<Vec<u8>> {
@@ -91,25 +92,41 @@ fn storing(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let store = SqliteStore::open(dir.path()).expect("the store opens");
-    let batch: LogBatch = records(STORE_BATCH, 2).into();
-    let mut group = c.benchmark_group("sqlite");
-    group.throughput(Throughput::Elements(STORE_BATCH as u64));
-    // The database grows across iterations, as it does in service.
-    group.bench_function("insert 5000 logs (one transaction)", |b| {
-        b.iter_batched(
-            || vec![LogBatch::clone(&batch)],
-            |batches| {
-                runtime
-                    .block_on(store.insert(&batches))
-                    .expect("insert succeeds")
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    let mut group = c.benchmark_group("sqlite insert");
+    // Per-log cost against the transaction size: the measured basis of the
+    // default `process.batch_size`.
+    for batch_size in STORE_BATCHES {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = SqliteStore::open(dir.path()).expect("the store opens");
+        let template = records(batch_size, 2);
+        let mut clock = 0i64;
+        group.throughput(Throughput::Elements(batch_size as u64));
+        group.bench_function(format!("{batch_size} logs per transaction"), |b| {
+            b.iter_batched(
+                || {
+                    // Later timestamps each time, as in service: the database
+                    // grows at its end.
+                    clock += 1_000_000_000;
+                    let batch: LogBatch = template
+                        .iter()
+                        .map(|record| LogRecord {
+                            timestamp: record.timestamp + clock,
+                            ..record.clone()
+                        })
+                        .collect();
+                    vec![batch]
+                },
+                |batches| {
+                    runtime
+                        .block_on(store.insert(&batches))
+                        .expect("insert succeeds")
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        runtime.block_on(store.close());
+    }
     group.finish();
-    runtime.block_on(store.close());
 }
 
 fn rendering(c: &mut Criterion) {

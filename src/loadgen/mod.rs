@@ -552,7 +552,7 @@ impl Bench {
     }
 
     /// Posts the bodies `body(k)` yields (k = 0, 1, ...) until it yields
-    /// `None`, on `connections` connections; a 503 waits briefly and retries.
+    /// `None`, on `connections` connections; a 503 waits 50 ms and retries.
     /// Returns the outcomes and the body bytes accepted.
     async fn send_bulk(
         &self,
@@ -584,8 +584,10 @@ impl Bench {
                             break;
                         }
                         Ok(response) if response.status == 503 => {
+                            // Shorter than the server's 1 s Retry-After so
+                            // the store never idles, long enough not to spin.
                             outcomes.overloaded += 1;
-                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                         Ok(response) => {
                             return Err(anyhow::anyhow!(

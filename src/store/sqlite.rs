@@ -1,14 +1,25 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! Layout (schema version 1, kept in `PRAGMA user_version`):
+//! Layout (schema version 2, kept in `PRAGMA user_version`):
 //! - `services`: a dictionary of service names, so `logs` stores a small
 //!   integer and a service filter (a substring) is resolved against the
 //!   dictionary once instead of against every row.
-//! - `logs`: one row per log, indexed by time, by (level, time) and by
-//!   (service, time).
-//! - `counts_minute` and `counts_hour`: rollups maintained in the same
-//!   transaction as the insert, so stats and histograms over long ranges read
-//!   thousands of rollup rows instead of millions of logs.
+//! - `logs`: one row per log, with one index, `logs_page` on
+//!   (ts, seq, level, service_id). It yields rows in page order (time, then
+//!   arrival) and lets level and service filters be checked in the index,
+//!   fetching a table row only for a match; time-range counts read the index
+//!   alone. Version 1 had three indexes, (ts), (level, ts) and
+//!   (service_id, ts): measured, the two secondary ones cost about 3 µs of
+//!   the writer's ~4.5 µs per log (each batch inserts at 5 and 60 points of
+//!   those trees), and a multi-level filter on (level, ts) forced a sort of
+//!   every matching row (2.7 s for `level=error,fatal` on 6M logs).
+//! - `counts_minute`, `counts_5min`, `counts_hour` and `counts_day`: rollups
+//!   maintained in the same transaction as the insert, so stats and
+//!   histograms over long ranges read thousands of rollup rows instead of
+//!   millions of logs. With 60 services a day holds 432k minute rows but only
+//!   86k five-minute rows (a 24 h histogram in 15-minute buckets) and 300 day
+//!   rows (stats over a week): the 5-minute and day grains came with schema
+//!   2, when the 24 h histogram took 0.8 s on 10M logs.
 //!
 //! Writes happen on one connection (SQLite has a single writer anyway) inside
 //! `spawn_blocking`; reads use a small pool of connections, which WAL lets run
@@ -27,10 +38,24 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const MINUTE: Micros = 60_000_000;
+const FIVE_MINUTES: Micros = 5 * MINUTE;
 const HOUR: Micros = 60 * MINUTE;
+const DAY: Micros = 24 * HOUR;
+
+/// Rollup tables, fine to coarse. Every grain divides the next one, so the
+/// writer derives the coarser counts from the minute counts.
+const ROLLUPS: [(Micros, &str); 4] = [
+    (MINUTE, "counts_minute"),
+    (FIVE_MINUTES, "counts_5min"),
+    (HOUR, "counts_hour"),
+    (DAY, "counts_day"),
+];
 const READ_POOL_SIZE: usize = 4;
+/// SQLite page cache per connection, in KiB (see `open_connection`).
+const WRITER_CACHE_KIB: u32 = 8 * 1024;
+const READER_CACHE_KIB: u32 = 4 * 1024;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -133,14 +158,24 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> 
     // WAL lets readers run beside the writer. synchronous=NORMAL keeps every
     // committed batch through a process crash; only an OS crash or power loss
     // can take back the last few commits (never corrupting the file).
+    //
+    // Page caches are small on purpose (they count in the process's RSS, the
+    // operating system caches the file anyway): the writer only touches the
+    // right edge of the table, the page index and the rollups; a reader's
+    // scan streams through its cache rather than living in it.
+    let cache_kib = if writer {
+        WRITER_CACHE_KIB
+    } else {
+        READER_CACHE_KIB
+    };
     connection
-        .execute_batch(
+        .execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 5000;
-             PRAGMA cache_size = -16384;
-             PRAGMA temp_store = MEMORY;",
-        )
+             PRAGMA cache_size = -{cache_kib};
+             PRAGMA temp_store = MEMORY;"
+        ))
         .map_err(sql_error)?;
     connection
         .create_scalar_function(
@@ -205,6 +240,58 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
             )
             .map_err(sql_error)?;
     }
+    if version < 2 {
+        if version == 1 {
+            tracing::info!(
+                "migrating the store to schema 2: building the logs_page index and rollups once"
+            );
+        }
+        // Rollup keys lead with (bucket, level), so a histogram sums them in
+        // key order with no sort; schema 1 had (bucket, service_id, level).
+        let rollup = |table: &str| {
+            format!(
+                "CREATE TABLE {table} (
+                     bucket     INTEGER NOT NULL,
+                     level      INTEGER NOT NULL,
+                     service_id INTEGER NOT NULL,
+                     n          INTEGER NOT NULL,
+                     PRIMARY KEY (bucket, level, service_id)
+                 ) WITHOUT ROWID;"
+            )
+        };
+        let copy = |to: &str, grain: Micros, from: &str| {
+            format!(
+                "INSERT INTO {to} (bucket, level, service_id, n)
+                     SELECT bucket - bucket % {grain}, level, service_id, SUM(n)
+                     FROM {from} GROUP BY 1, 2, 3;"
+            )
+        };
+        connection
+            .execute_batch(&format!(
+                "BEGIN;
+                 CREATE INDEX IF NOT EXISTS logs_page ON logs (ts, seq, level, service_id);
+                 DROP INDEX IF EXISTS logs_by_time;
+                 DROP INDEX IF EXISTS logs_by_level;
+                 DROP INDEX IF EXISTS logs_by_service;
+                 ALTER TABLE counts_minute RENAME TO counts_minute_v1;
+                 ALTER TABLE counts_hour RENAME TO counts_hour_v1;
+                 {} {} {} {}
+                 {} {} {} {}
+                 DROP TABLE counts_minute_v1;
+                 DROP TABLE counts_hour_v1;
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+                rollup("counts_minute"),
+                rollup("counts_5min"),
+                rollup("counts_hour"),
+                rollup("counts_day"),
+                copy("counts_minute", MINUTE, "counts_minute_v1"),
+                copy("counts_5min", FIVE_MINUTES, "counts_minute_v1"),
+                copy("counts_hour", HOUR, "counts_hour_v1"),
+                copy("counts_day", DAY, "counts_hour_v1"),
+            ))
+            .map_err(sql_error)?;
+    }
     Ok(())
 }
 
@@ -221,7 +308,6 @@ impl Writer {
         // Ids added in a transaction that rolls back must not stay cached.
         let mut new_services: Vec<String> = Vec::new();
         let mut minute_counts: HashMap<(Micros, i64, u8), i64> = HashMap::new();
-        let mut hour_counts: HashMap<(Micros, i64, u8), i64> = HashMap::new();
         {
             let mut insert_log = transaction
                 .prepare_cached(
@@ -260,15 +346,21 @@ impl Writer {
                     ])
                     .map_err(sql_error)?;
                 let minute = record.timestamp - record.timestamp.rem_euclid(MINUTE);
-                let hour = record.timestamp - record.timestamp.rem_euclid(HOUR);
                 *minute_counts
                     .entry((minute, service_id, level))
                     .or_default() += 1;
-                *hour_counts.entry((hour, service_id, level)).or_default() += 1;
             }
         }
-        let rolled_up = add_counts(&transaction, "counts_minute", &minute_counts)
-            .and_then(|_| add_counts(&transaction, "counts_hour", &hour_counts))
+        let rolled_up = ROLLUPS
+            .iter()
+            .try_for_each(|(grain, table)| {
+                let mut counts: HashMap<(Micros, i64, u8), i64> = HashMap::new();
+                for ((minute, service_id, level), n) in &minute_counts {
+                    let bucket = minute - minute.rem_euclid(*grain);
+                    *counts.entry((bucket, *service_id, *level)).or_default() += n;
+                }
+                add_counts(&transaction, table, &counts)
+            })
             .and_then(|_| transaction.commit().map_err(sql_error));
         if rolled_up.is_err() {
             for name in new_services {
@@ -287,7 +379,7 @@ fn add_counts(
     let mut upsert = transaction
         .prepare_cached(&format!(
             "INSERT INTO {table} (bucket, service_id, level, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (bucket, service_id, level) DO UPDATE SET n = n + excluded.n"
+             ON CONFLICT (bucket, level, service_id) DO UPDATE SET n = n + excluded.n"
         ))
         .map_err(sql_error)?;
     for ((bucket, service_id, level), n) in counts {
@@ -424,14 +516,18 @@ fn usable_grains(filter: &LogFilter, interval: Option<Micros>) -> Vec<(Micros, &
     if filter.text.is_some() {
         return Vec::new(); // text search needs the messages themselves
     }
-    [(HOUR, "counts_hour"), (MINUTE, "counts_minute")]
+    ROLLUPS
         .into_iter()
+        .rev()
         .filter(|(grain, _)| interval.is_none_or(|i| i % grain == 0))
         .collect()
 }
 
-/// Runs one grouped count per slice and hands each row to `add`:
-/// (bucket start or 0, level code, service id, count).
+/// Reads the counts of every slice and hands each row to `add`: (bucket
+/// start, level code, service id, count). Grouped by `interval`, the service
+/// id is 0 (histograms do not split by service); without, the bucket is 0. Rows are aggregated by the
+/// caller in a hash map rather than by SQL `GROUP BY`, whose sorter cost
+/// ~40 ms over a week of hourly rollups (50k rows); streaming them is a few ms.
 fn grouped_counts(
     connection: &Connection,
     filter: &LogFilter,
@@ -448,8 +544,9 @@ fn grouped_counts(
     for (source, start, end) in slices {
         let mut conditions = Conditions::default();
         let (table, time_column, count) = match source {
-            Source::Raw => ("logs", "ts", "COUNT(*)"),
-            Source::Rollup(table) => (table, "bucket", "SUM(n)"),
+            // One row per log; without a text filter only the index is read.
+            Source::Raw => ("logs INDEXED BY logs_page", "ts", "1"),
+            Source::Rollup(table) => (table, "bucket", "n"),
         };
         conditions.push(
             format!("{time_column} >= ? AND {time_column} < ?"),
@@ -459,20 +556,28 @@ fn grouped_counts(
         if let (Source::Raw, Some(text)) = (&source, &filter.text) {
             conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);
         }
-        let bucket = match interval {
-            Some(interval) => format!("({time_column} / {interval}) * {interval}"),
-            None => "0".to_string(),
+        let sql = match (interval, &source) {
+            // Summed in key order, no sort; buckets are widened below.
+            (Some(_), Source::Rollup(_)) => format!(
+                "SELECT bucket, level, 0, SUM(n) FROM {table} {} GROUP BY bucket, level",
+                conditions.where_clause()
+            ),
+            (Some(_), Source::Raw) => format!(
+                "SELECT ts, level, 0, 1 FROM {table} {}",
+                conditions.where_clause()
+            ),
+            (None, _) => format!(
+                "SELECT 0, level, service_id, {count} FROM {table} {}",
+                conditions.where_clause()
+            ),
         };
-        let sql = format!(
-            "SELECT {bucket} AS b, level, service_id, {count} FROM {table} {} GROUP BY b, level, service_id",
-            conditions.where_clause()
-        );
         let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
         let mut rows = statement
             .query(params_from_iter(conditions.params.iter()))
             .map_err(sql_error)?;
         while let Some(row) = rows.next().map_err(sql_error)? {
-            let bucket: i64 = row.get(0).map_err(sql_error)?;
+            let instant: i64 = row.get(0).map_err(sql_error)?;
+            let bucket = interval.map_or(0, |interval| instant - instant.rem_euclid(interval));
             let level: u8 = row.get(1).map_err(sql_error)?;
             let service_id: i64 = row.get(2).map_err(sql_error)?;
             let n: i64 = row.get(3).map_err(sql_error)?;
@@ -503,9 +608,12 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
         Order::Desc => "DESC",
         Order::Asc => "ASC",
     };
+    // The page index walks rows in page order and checks level and service in
+    // the index; CROSS JOIN keeps `logs` the outer loop, so the walk stops
+    // after `offset + limit` matches instead of sorting every match.
     let sql = format!(
         "SELECT l.id, l.ts, l.level, s.name, l.message, l.attributes
-         FROM logs l JOIN services s ON s.id = l.service_id
+         FROM logs l INDEXED BY logs_page CROSS JOIN services s ON s.id = l.service_id
          {}
          ORDER BY l.ts {direction}, l.seq {direction}
          LIMIT ? OFFSET ?",
