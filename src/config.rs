@@ -118,7 +118,7 @@ impl Default for RawConfig {
             ingest: RawIngest {
                 max_body_bytes: 50 * 1024,
                 max_bulk_bytes: 10 * 1024 * 1024,
-                queue_capacity: 200_000,
+                queue_capacity: 50_000,
                 max_message_bytes: limits.max_message_bytes as i64,
                 max_service_chars: limits.max_service_chars as i64,
                 max_attributes: limits.max_attributes as i64,

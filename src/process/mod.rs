@@ -11,9 +11,13 @@ use crate::domain::LogBatch;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use dead_letter::DeadLetterFile;
+use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{Instant, sleep, timeout_at};
+use tokio::time::{Instant, sleep, sleep_until};
+
+/// How often an open batch looks for more deliveries (see `Batcher::run`).
+const COLLECT_TICK: Duration = Duration::from_millis(5);
 
 pub struct Batcher {
     pub bus: Arc<dyn Bus>,
@@ -36,16 +40,27 @@ impl Batcher {
             let mut pending = vec![first];
             let deadline = Instant::now() + self.config.flush_timeout;
             while count < self.config.batch_size {
-                match timeout_at(deadline, queue.next()).await {
-                    Ok(Some(delivery)) => {
+                // Take what is already queued without parking on the queue:
+                // parked, every single-log publish had to wake this task
+                // across threads (an eventfd write and a context switch per
+                // log, ~10% of the server's CPU at 50k logs/s). Polling every
+                // COLLECT_TICK instead costs at most 1/COLLECT_TICK wake-ups.
+                match queue.next().now_or_never() {
+                    Some(Some(delivery)) => {
                         count += delivery.batch.len();
                         pending.push(delivery);
                     }
-                    Ok(None) => {
+                    Some(None) => {
                         closed = true;
                         break;
                     }
-                    Err(_flush_timeout) => break,
+                    None => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        sleep_until((now + COLLECT_TICK).min(deadline)).await;
+                    }
                 }
             }
             self.flush(pending).await;
