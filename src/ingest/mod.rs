@@ -90,8 +90,9 @@ async fn post_log(
     if !media_type(&request).is_some_and(|t| is_json(&t)) {
         return Err(ApiError::unsupported_media_type("application/json"));
     }
-    state.ensure_room(1)?;
     let body = read_limited(&request, payload, state.config.max_body_bytes).await?;
+    // After reading the body, so the keep-alive connection stays usable.
+    state.ensure_room(1)?;
     let log = parse_log(&body, &state.config.limits).map_err(|invalid| {
         Metrics::add(&state.metrics.logs_rejected, 1);
         ApiError::bad_request(invalid.field, invalid.message)

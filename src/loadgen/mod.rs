@@ -2,7 +2,9 @@
 //! running server over HTTP and WebSocket on the loopback interface and
 //! prints one markdown table.
 //!
-//! Phases, each bounded in time or count:
+//! Phases, each bounded in time or count (default order: query first, so the
+//! store holds exactly the pre-filled sizes when it is queried, then the
+//! throughput phases on the full store):
 //! - `ingest`: single-log `POST /log`, closed loop on keep-alive connections
 //!   (64 by default, like `wrk -t1 -c64`), latency of every request.
 //! - `live`: a `/ws/live` subscriber while single logs are posted at a fixed
@@ -46,8 +48,9 @@ pub struct Options {
     /// The server's process id, to report its peak memory (VmHWM)
     #[arg(long)]
     pub pid: Option<u32>,
-    /// Phases to run, comma separated: ingest, live, bulk, query
-    #[arg(long, default_value = "ingest,live,bulk,query", value_delimiter = ',')]
+    /// Phases to run, comma separated, in order: query (pre-fills to each
+    /// size first), ingest, live, bulk
+    #[arg(long, default_value = "query,ingest,live,bulk", value_delimiter = ',')]
     pub phases: Vec<String>,
     /// Seconds each throughput phase (ingest, live, bulk) lasts
     #[arg(long, default_value_t = 10)]
@@ -289,6 +292,7 @@ impl Bench {
         let sample = self.machine.sample();
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
+        let address = &self.address;
         let workers = pool.into_iter().map(|mut connection| {
             let requests = Rc::clone(&requests);
             let next = Rc::clone(&next);
@@ -305,8 +309,13 @@ impl Bench {
                         Ok(Response { status: 503, .. }) => outcomes.overloaded += 1,
                         Ok(_) => outcomes.failed += 1,
                         Err(_) => {
+                            // The server closed the connection: count it and
+                            // carry on with a new one, as a client would.
                             outcomes.failed += 1;
-                            break;
+                            match HttpConnection::connect(address).await {
+                                Ok(fresh) => connection = fresh,
+                                Err(_) => break,
+                            }
                         }
                     }
                     latencies.record(sent);
