@@ -8,6 +8,8 @@
 //!   `domain`, `bus` and `store`, never on each other.
 //! - `http`: the error shape, body limits, health.
 //! - `config`, `cli`: configuration layers; `app`: wiring and lifecycle.
+//! - `loadgen`: the load generator behind `oglogstream-bench` (a client of
+//!   the HTTP API only; no role depends on it).
 //!
 //! Invariant: only `app` chooses implementations; role modules see the
 //! `Bus` and `Store` traits only.
