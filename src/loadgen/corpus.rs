@@ -245,9 +245,9 @@ impl Corpus {
             }
             ("error" | "fatal", 0) => {
                 // A stack trace: the long tail of message sizes.
-                let _ = write!(
+                let _ = writeln!(
                     text,
-                    "unhandled exception: NullReferenceException: object reference not set (request r-{:08x})\n",
+                    "unhandled exception: NullReferenceException: object reference not set (request r-{:08x})",
                     rng.next_u64() as u32
                 );
                 for frame in 0..(5 + rng.below(40)) {

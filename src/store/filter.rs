@@ -71,11 +71,20 @@ pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
         return true;
     }
     if haystack.is_ascii() && needle.is_ascii() {
-        let needle = needle.as_bytes();
-        return haystack
-            .as_bytes()
-            .windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle));
+        // memchr finds candidates for the first byte (either case) many bytes
+        // at a time; comparing every window was the top symbol (19%) of a
+        // search that scans the store.
+        let (needle, haystack) = (needle.as_bytes(), haystack.as_bytes());
+        let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
+            return false;
+        };
+        let (first, rest) = (needle[0], &needle[1..]);
+        return memchr::memchr2_iter(
+            first.to_ascii_lowercase(),
+            first.to_ascii_uppercase(),
+            &haystack[..=last_start],
+        )
+        .any(|start| haystack[start + 1..start + needle.len()].eq_ignore_ascii_case(rest));
     }
     haystack.to_lowercase().contains(needle)
 }
@@ -91,5 +100,10 @@ mod tests {
         assert!(contains_ignore_case("Ошибка БАЗЫ", "базы"));
         assert!(contains_ignore_case("anything", ""));
         assert!(contains_ignore_case("100% done_now", "% done_"));
+        assert!(contains_ignore_case("xTiMeOuT", "timeout"));
+        assert!(contains_ignore_case("timeout", "timeout"));
+        assert!(!contains_ignore_case("timeou", "timeout"));
+        assert!(!contains_ignore_case("tttimeou", "timeout"));
+        assert!(contains_ignore_case("a", "a") && !contains_ignore_case("", "a"));
     }
 }
