@@ -1,0 +1,309 @@
+//! The scale-out deployment: `haproxy/haproxy.cfg`, `compose.yaml` and the
+//! image's health check, checked with the real tools (Debian's `haproxy` and
+//! `docker-compose`, which parses compose files without a Docker engine).
+//! A missing tool fails the test with the package to install: `make test`
+//! installs them.
+//!
+//! The fail-over test (`failover`) runs the same HAProxy configuration on
+//! loopback, in front of real processes; [`loopback_haproxy_config`] is the
+//! one transformation it applies.
+
+use crate::support::Server;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const HAPROXY_CONFIG: &str = "haproxy/haproxy.cfg";
+
+pub fn repository_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub fn read_repository_file(relative: &str) -> String {
+    std::fs::read_to_string(repository_file(relative))
+        .unwrap_or_else(|e| panic!("reading {relative}: {e}"))
+}
+
+/// A system tool, looked up on PATH and in the Debian locations (`/usr/sbin`
+/// is not on every user's PATH). Fails the test, naming the package, when
+/// the tool is missing.
+pub fn system_tool(name: &str, debian_package: &str) -> PathBuf {
+    let path_dirs = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    path_dirs
+        .into_iter()
+        .chain(["/usr/sbin", "/usr/bin", "/usr/local/bin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not installed: this test needs it (Debian package `{debian_package}`; \
+                 `make test` installs it)"
+            )
+        })
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("running {command:?}: {e}"))
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `haproxy -c -f FILE`: exits 0 only for a valid configuration.
+pub fn assert_haproxy_accepts(config_file: &Path) {
+    let output = run(Command::new(system_tool("haproxy", "haproxy"))
+        .arg("-c")
+        .arg("-f")
+        .arg(config_file));
+    assert!(
+        output.status.success(),
+        "haproxy rejects {}: {}",
+        config_file.display(),
+        describe(&output)
+    );
+}
+
+/// The shipped HAProxy configuration, for processes on loopback instead of
+/// compose's containers. The transformation, and the only one:
+///
+/// - each `server-template <prefix> <count> <name>:<port> <parameters>` line
+///   becomes one `server <prefix><n> 127.0.0.1:<port n> <parameters>` line per
+///   port given for that prefix (the parameters, health checks included, are
+///   kept as written; `resolvers` and `init-addr` only apply to host names,
+///   so they are inert on addresses);
+/// - each `bind :<port>` line becomes `bind 127.0.0.1:<free port>`, through
+///   `binds` (shipped port -> port to use).
+///
+/// Every other line is kept byte for byte. Panics when the file has a
+/// template or a bind the caller did not map, so the file cannot drift away
+/// from what the fail-over test covers.
+pub fn loopback_haproxy_config(
+    original: &str,
+    binds: &HashMap<u16, u16>,
+    servers: &HashMap<&str, Vec<u16>>,
+) -> String {
+    let mut generated = String::with_capacity(original.len() + 1024);
+    for line in original.lines() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["server-template", prefix, _count, _address, parameters @ ..] => {
+                let ports = servers.get(prefix).unwrap_or_else(|| {
+                    panic!("{HAPROXY_CONFIG}: no ports given for server-template {prefix}")
+                });
+                for (index, port) in ports.iter().enumerate() {
+                    generated.push_str(&format!(
+                        "{indent}server {prefix}{} 127.0.0.1:{port} {}\n",
+                        index + 1,
+                        parameters.join(" ")
+                    ));
+                }
+            }
+            ["bind", address] => {
+                let shipped: u16 = address
+                    .strip_prefix(':')
+                    .and_then(|port| port.parse().ok())
+                    .unwrap_or_else(|| {
+                        panic!("{HAPROXY_CONFIG}: expected `bind :PORT`, found {line:?}")
+                    });
+                let port = binds.get(&shipped).unwrap_or_else(|| {
+                    panic!("{HAPROXY_CONFIG}: no loopback port given for bind :{shipped}")
+                });
+                generated.push_str(&format!("{indent}bind 127.0.0.1:{port}\n"));
+            }
+            ["bind", ..] => panic!("{HAPROXY_CONFIG}: expected `bind :PORT`, found {line:?}"),
+            _ => {
+                generated.push_str(line);
+                generated.push('\n');
+            }
+        }
+    }
+    generated
+}
+
+#[test]
+fn the_shipped_haproxy_config_is_valid() {
+    // Validates without Docker's DNS server: `init-addr none` lets the
+    // templates start unresolved, and the resolvers are not contacted by -c.
+    assert_haproxy_accepts(&repository_file(HAPROXY_CONFIG));
+}
+
+#[test]
+fn the_loopback_config_differs_from_the_shipped_one_only_in_addresses() {
+    let original = read_repository_file(HAPROXY_CONFIG);
+    let binds = HashMap::from([(80, 18000), (8404, 18404)]);
+    let servers = HashMap::from([
+        ("ingest", vec![19001, 19002, 19003]),
+        ("process", vec![19011, 19012, 19013]),
+        ("query", vec![19021, 19022, 19023]),
+    ]);
+    let generated = loopback_haproxy_config(&original, &binds, &servers);
+
+    let without_addresses = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| {
+                let first = line.split_whitespace().next();
+                !matches!(first, Some("server" | "server-template" | "bind"))
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(without_addresses(&original), without_addresses(&generated));
+    for (prefix, ports) in &servers {
+        for (index, port) in ports.iter().enumerate() {
+            let line = format!("server {prefix}{} 127.0.0.1:{port} check", index + 1);
+            assert!(generated.contains(&line), "{line:?} in:\n{generated}");
+        }
+    }
+    assert!(generated.contains("bind 127.0.0.1:18000\n"));
+    assert!(generated.contains("bind 127.0.0.1:18404\n"));
+    assert!(
+        !generated
+            .lines()
+            .any(|line| line.trim_start().starts_with("server-template")),
+        "{generated}"
+    );
+
+    let workspace = tempfile::tempdir().expect("temp dir");
+    let file = workspace.path().join("haproxy.cfg");
+    std::fs::write(&file, &generated).expect("write config");
+    assert_haproxy_accepts(&file);
+}
+
+/// `docker-compose config`: parses, validates and prints the resolved file.
+fn compose_config(profile: Option<&str>) -> String {
+    let mut command = Command::new(system_tool("docker-compose", "docker-compose"));
+    command
+        .current_dir(repository_file(""))
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROFILES")
+        .env_remove("CLICKHOUSE_PASSWORD")
+        .arg("-f")
+        .arg("compose.yaml");
+    if let Some(profile) = profile {
+        command.arg("--profile").arg(profile);
+    }
+    let output = run(command.arg("config"));
+    assert!(
+        output.status.success(),
+        "compose.yaml does not parse (profile {profile:?}): {}",
+        describe(&output)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 config")
+}
+
+/// The lines of one service in `docker-compose config` output (services
+/// are indented by two spaces, their keys by four).
+fn service_block<'a>(config: &'a str, service: &str) -> Vec<&'a str> {
+    let header = format!("  {service}:");
+    let mut lines = config.lines().skip_while(|line| *line != header);
+    assert!(
+        lines.next().is_some(),
+        "service {service} in the resolved compose file:\n{config}"
+    );
+    lines.take_while(|line| line.starts_with("    ")).collect()
+}
+
+#[test]
+fn compose_file_parses_and_its_roles_scale() {
+    let config = compose_config(None);
+    for service in [
+        "nats",
+        "clickhouse",
+        "ingest",
+        "process",
+        "query",
+        "haproxy",
+    ] {
+        service_block(&config, service);
+    }
+    for role in ["ingest", "process", "query"] {
+        let block = service_block(&config, role).join("\n");
+        // `--scale` needs replicas that do not collide on a name or a port.
+        assert!(!block.contains("container_name:"), "{role}:\n{block}");
+        assert!(!block.contains("ports:"), "{role}:\n{block}");
+        assert!(
+            block.contains(&format!("OGLOGSTREAM_ROLE: {role}")),
+            "{role}:\n{block}"
+        );
+        assert!(
+            block.contains("NATS_URL: nats://nats:4222"),
+            "{role}:\n{block}"
+        );
+        assert!(
+            block.contains("condition: service_healthy"),
+            "{role}:\n{block}"
+        );
+    }
+    let haproxy = service_block(&config, "haproxy").join("\n");
+    assert!(
+        haproxy.contains("published: 80") && haproxy.contains("published: 8404"),
+        "{haproxy}"
+    );
+    assert!(
+        haproxy.contains("/usr/local/etc/haproxy/haproxy.cfg"),
+        "{haproxy}"
+    );
+    let nats = service_block(&config, "nats").join("\n");
+    assert!(nats.contains("- -js") && nats.contains("/data"), "{nats}");
+
+    let dev = compose_config(Some("dev"));
+    let block = service_block(&dev, "dev").join("\n");
+    assert!(block.contains("OGLOGSTREAM_ROLE: all"), "{block}");
+    assert!(block.contains("published: 8080"), "{block}");
+    assert!(block.contains("- dev"), "{block}");
+}
+
+/// Answers every connection with `status`, once per connection.
+fn fixed_status_server(status: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    port
+}
+
+fn image_health_check(port: u16) -> Output {
+    run(Command::new(repository_file("docker/healthcheck.sh")).env("HTTP_PORT", port.to_string()))
+}
+
+#[actix_web::test]
+async fn the_image_health_check_passes_only_on_200() {
+    let dockerfile = read_repository_file("Dockerfile");
+    assert!(
+        dockerfile.contains("COPY docker/healthcheck.sh /usr/local/bin/oglogstream-healthcheck")
+            && dockerfile.contains("CMD [\"/usr/local/bin/oglogstream-healthcheck\"]"),
+        "the Dockerfile's HEALTHCHECK runs docker/healthcheck.sh"
+    );
+
+    let server = Server::start().await;
+    let healthy = image_health_check(server.port);
+    assert!(healthy.status.success(), "{}", describe(&healthy));
+
+    let unavailable = image_health_check(fixed_status_server("503 Service Unavailable"));
+    assert!(!unavailable.status.success(), "{}", describe(&unavailable));
+
+    let nothing_listening = crate::support::free_port();
+    let refused = image_health_check(nothing_listening);
+    assert!(!refused.status.success(), "{}", describe(&refused));
+}
