@@ -15,6 +15,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod failover;
+
 pub const HAPROXY_CONFIG: &str = "haproxy/haproxy.cfg";
 
 pub fn repository_file(relative: &str) -> PathBuf {
