@@ -34,7 +34,11 @@ pub async fn serve(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         }
         None => match Assets::get("index.html") {
             Some(file) => ("index.html", file),
-            None => return Err(ApiError::not_found("the dashboard is not built into this binary")),
+            None => {
+                return Err(ApiError::not_found(
+                    "the dashboard is not built into this binary",
+                ));
+            }
         },
     };
     let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
@@ -53,7 +57,10 @@ pub async fn serve(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type(name))))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(name)),
+        ))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static(cache)))
         .insert_header((header::ETAG, etag))
         .insert_header(("X-Content-Type-Options", "nosniff"));

@@ -6,4 +6,5 @@ mod support;
 mod config_and_lifecycle;
 mod ingest_rules;
 mod live_tail;
+mod operations;
 mod query_api;
