@@ -97,7 +97,7 @@ async fn accept_one(
     payload: web::Payload,
     state: &IngestState,
 ) -> Result<HttpResponse, ApiError> {
-    if !media_type(&request).is_some_and(|t| is_json(&t)) {
+    if !media_type(request).is_some_and(|t| is_json(&t)) {
         return Err(ApiError::unsupported_media_type("application/json"));
     }
     let body = read_limited(
@@ -154,7 +154,7 @@ async fn accept_bulk(
     payload: web::Payload,
     state: &IngestState,
 ) -> Result<HttpResponse, ApiError> {
-    let format = match media_type(&request).as_deref() {
+    let format = match media_type(request).as_deref() {
         Some("application/x-ndjson" | "application/jsonl" | "application/jsonlines") => {
             BulkFormat::Ndjson
         }

@@ -3,7 +3,7 @@
 //! move time by hand.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -38,9 +38,7 @@ impl RateLimiter {
 
     /// `Ok` to go ahead, or how long until a token will be there.
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut hasher = self.hasher.build_hasher();
-        client.hash(&mut hasher);
-        let shard = &self.shards[hasher.finish() as usize % SHARDS];
+        let shard = &self.shards[self.hasher.hash_one(client) as usize % SHARDS];
         let Ok(mut buckets) = shard.lock() else {
             return Ok(()); // a poisoned limiter must not take the service down
         };
