@@ -4,6 +4,7 @@
 mod support;
 
 mod config_and_lifecycle;
+mod fuzz_corpus;
 mod ingest_rules;
 mod live_tail;
 mod operations;
