@@ -4,6 +4,7 @@
 mod support;
 
 mod config_and_lifecycle;
+mod dashboard_assets;
 mod fuzz_corpus;
 mod ingest_rules;
 mod live_tail;
