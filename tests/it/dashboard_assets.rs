@@ -16,7 +16,12 @@ async fn fetch(server: &Server, path: &str) -> (StatusCode, String, String, Stri
     };
     let (content_type, cache) = (header("content-type"), header("cache-control"));
     let body = response.body().limit(16 << 20).await.unwrap();
-    (response.status(), content_type, cache, String::from_utf8_lossy(&body).into_owned())
+    (
+        response.status(),
+        content_type,
+        cache,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 #[actix_web::test]
@@ -28,14 +33,21 @@ async fn index_assets_and_spa_fallback() {
     assert_eq!(cache, "no-cache");
 
     let (status, _, _, deep_link) = fetch(&server, "/explorer?level=error").await;
-    assert_eq!((status, &deep_link), (StatusCode::OK, &index), "client-side routes get the app");
+    assert_eq!(
+        (status, &deep_link),
+        (StatusCode::OK, &index),
+        "client-side routes get the app"
+    );
 
     if let Some(start) = index.find("/assets/") {
         let end = start + index[start..].find('"').unwrap();
         let asset = &index[start..end];
         let (status, content_type, cache, _) = fetch(&server, asset).await;
         assert_eq!(status, StatusCode::OK, "{asset}");
-        assert!(content_type.starts_with("text/javascript") || content_type.starts_with("text/css"), "{content_type}");
+        assert!(
+            content_type.starts_with("text/javascript") || content_type.starts_with("text/css"),
+            "{content_type}"
+        );
         assert_eq!(cache, "public, max-age=31536000, immutable");
     } else {
         // Only a build without Node serves the placeholder page.
@@ -47,5 +59,8 @@ async fn index_assets_and_spa_fallback() {
     assert!(content_type.starts_with("application/json"));
     let (status, content_type, _, _) = fetch(&server, "/api/unknown").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(content_type.starts_with("application/json"), "API paths never get the app");
+    assert!(
+        content_type.starts_with("application/json"),
+        "API paths never get the app"
+    );
 }

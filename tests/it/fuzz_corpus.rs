@@ -7,7 +7,9 @@ use oglogstream::query::params;
 use std::path::Path;
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
     let mut inputs: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| {
@@ -38,20 +40,29 @@ fn parse_bulk_seeds() {
     let limits = LogLimits::default();
     for (name, data) in inputs("parse_bulk") {
         let _ = parse_bulk(&data, BulkFormat::JsonArray, &limits);
-        let outcome = parse_bulk(&data, BulkFormat::Ndjson, &limits).expect("NDJSON never fails whole");
+        let outcome =
+            parse_bulk(&data, BulkFormat::Ndjson, &limits).expect("NDJSON never fails whole");
         let entries = data
             .split(|b| *b == b'\n')
             .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
             .count();
-        assert_eq!(outcome.accepted.len() + outcome.rejected.len(), entries, "{name}");
+        assert_eq!(
+            outcome.accepted.len() + outcome.rejected.len(),
+            entries,
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn query_params_seeds() {
     for (name, data) in inputs("query_params") {
-        let Ok(text) = std::str::from_utf8(&data) else { continue };
-        let Ok(pairs) = params::decode(text) else { continue };
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        let Ok(pairs) = params::decode(text) else {
+            continue;
+        };
         if let Ok(query) = params::log_query(&pairs) {
             assert!((1..=params::MAX_LIMIT).contains(&query.limit), "{name}");
         }
