@@ -15,12 +15,14 @@ use rust_embed::RustEmbed;
 struct Assets;
 
 /// Paths that belong to the API: never answered with the SPA's index.
-const API_PREFIXES: &[&str] = &["/api/", "/ws/", "/log", "/health", "/metrics"];
+const API_PREFIXES: &[&str] = &["/api/", "/ws/", "/log/"];
+const API_PATHS: &[&str] = &["/log", "/health", "/metrics"];
 
 pub async fn serve(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let path = request.path();
     if !matches!(*request.method(), Method::GET | Method::HEAD)
         || API_PREFIXES.iter().any(|prefix| path.starts_with(prefix))
+        || API_PATHS.contains(&path)
     {
         return crate::http::not_found(request).await;
     }
