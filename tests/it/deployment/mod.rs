@@ -268,6 +268,60 @@ fn compose_file_parses_and_its_roles_scale() {
     assert!(block.contains("- dev"), "{block}");
 }
 
+/// No Docker engine here to build the image: check what a build depends on.
+/// Every `COPY` source exists and is not left out of the build context by
+/// `.dockerignore`; the runtime stage runs as a non-root user with a
+/// health check.
+#[test]
+fn the_dockerfile_copies_what_the_build_context_holds() {
+    let dockerfile = read_repository_file("Dockerfile");
+    let ignored: Vec<String> = read_repository_file(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let mut sources = Vec::new();
+    for line in dockerfile.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["COPY", arguments @ .., _destination] = words.as_slice()
+            && !arguments.iter().any(|a| a.starts_with("--from="))
+        {
+            sources.extend(
+                arguments
+                    .iter()
+                    .map(|s| s.trim_end_matches('/').to_string()),
+            );
+        }
+    }
+    assert!(sources.len() >= 3, "COPY sources: {sources:?}");
+    for source in &sources {
+        assert!(
+            repository_file(source).exists(),
+            "Dockerfile copies {source}, which does not exist"
+        );
+        let excluded = ignored
+            .iter()
+            .any(|pattern| source == pattern || source.starts_with(&format!("{pattern}/")));
+        assert!(
+            !excluded,
+            "Dockerfile copies {source}, which .dockerignore leaves out"
+        );
+    }
+    let stages = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
+    assert!(stages >= 3, "web, build and runtime stages");
+    let runtime = &dockerfile[dockerfile.rfind("\nFROM ").expect("a runtime stage")..];
+    assert!(
+        runtime.contains("\nUSER oglogstream\n"),
+        "runs as a non-root user"
+    );
+    assert!(runtime.contains("\nHEALTHCHECK "), "has a health check");
+    assert!(runtime.contains("ENTRYPOINT [\"/usr/local/bin/oglogstream\"]"));
+}
+
 /// Answers every connection with `status`, once per connection.
 fn fixed_status_server(status: &'static str) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
