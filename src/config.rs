@@ -4,6 +4,8 @@
 
 use crate::cli::Cli;
 use crate::domain::parse::LogLimits;
+use crate::security::auth::KeySet;
+use crate::security::client_ip::IpNet;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -35,6 +37,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "nats",
     "clickhouse",
     "log",
+    "security",
+    "rate_limit",
 ];
 
 // ---- raw, as written by people ---------------------------------------------
@@ -50,6 +54,26 @@ struct RawConfig {
     nats: RawNats,
     clickhouse: RawUrl,
     log: RawLog,
+    security: RawSecurity,
+    rate_limit: RawRateLimit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    cors_allowed_origins: Vec<String>,
+    ingest_keys: Vec<String>,
+    read_keys: Vec<String>,
+    trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    ingest_per_second: f64,
+    ingest_burst: f64,
+    query_per_second: f64,
+    query_burst: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +82,7 @@ struct RawServer {
     host: String,
     port: i64,
     shutdown_timeout: String,
+    body_read_timeout: String,
     workers: i64,
 }
 
@@ -65,6 +90,7 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     data_dir: PathBuf,
+    retention_days: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,10 +148,12 @@ impl Default for RawConfig {
                 host: "0.0.0.0".into(),
                 port: 8080,
                 shutdown_timeout: "30s".into(),
+                body_read_timeout: "30s".into(),
                 workers: 0,
             },
             storage: RawStorage {
                 data_dir: PathBuf::from("data"),
+                retention_days: 0,
             },
             ingest: RawIngest {
                 max_body_bytes: 50 * 1024,
@@ -155,6 +183,18 @@ impl Default for RawConfig {
             log: RawLog {
                 level: "info".into(),
                 format: "text".into(),
+            },
+            security: RawSecurity {
+                cors_allowed_origins: Vec::new(),
+                ingest_keys: Vec::new(),
+                read_keys: Vec::new(),
+                trusted_proxies: Vec::new(),
+            },
+            rate_limit: RawRateLimit {
+                ingest_per_second: 0.0,
+                ingest_burst: 0.0,
+                query_per_second: 0.0,
+                query_burst: 0.0,
             },
         }
     }
@@ -259,6 +299,25 @@ pub struct Config {
     pub nats: NatsConfig,
     pub clickhouse_url: Option<String>,
     pub log: LogConfig,
+    /// Days of logs to keep; `None` keeps everything.
+    pub retention_days: Option<u32>,
+    pub security: SecurityConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct SecurityConfig {
+    pub cors_allowed_origins: Vec<String>,
+    pub ingest_keys: KeySet,
+    pub read_keys: KeySet,
+    pub trusted_proxies: Vec<IpNet>,
+    pub ingest_rate: Option<RateLimit>,
+    pub query_rate: Option<RateLimit>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
 }
 
 /// JetStream names and limits; used only when `nats_url` is set.
@@ -289,6 +348,7 @@ pub struct ServerConfig {
 
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
+    pub body_read_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_bulk_bytes: usize,
     pub queue_capacity: usize,
@@ -370,7 +430,10 @@ impl Config {
         // Only known sections are read, so unrelated OGLOGSTREAM_* variables
         // (a test harness's OGLOGSTREAM_BIN, say) are not mistaken for typos.
         let prefixed = Env::prefixed("OGLOGSTREAM_").split("__").filter(|key| {
-            let root = key.as_str().split('.').next().unwrap_or("");
+            // figment may show the key before or after `split`; take the
+            // section name either way.
+            let root = key.as_str().split("__").next().unwrap_or("");
+            let root = root.split('.').next().unwrap_or("");
             TOP_LEVEL_KEYS
                 .iter()
                 .any(|known| root.eq_ignore_ascii_case(known))
@@ -445,6 +508,7 @@ impl Config {
             )?,
         };
         let ingest = IngestConfig {
+            body_read_timeout: duration("server.body_read_timeout", &raw.server.body_read_timeout)?,
             max_body_bytes: in_range("ingest.max_body_bytes", ingest.max_body_bytes, 256, 1 << 30)?,
             max_bulk_bytes: in_range("ingest.max_bulk_bytes", ingest.max_bulk_bytes, 256, 1 << 30)?,
             queue_capacity: in_range(
@@ -498,7 +562,39 @@ impl Config {
                 ),
             ));
         }
+        let retention_days = in_range(
+            "storage.retention_days",
+            raw.storage.retention_days,
+            0,
+            36_500,
+        )?;
+        let security = &raw.security;
+        let security = SecurityConfig {
+            cors_allowed_origins: security.cors_allowed_origins.clone(),
+            ingest_keys: KeySet::parse(&security.ingest_keys)
+                .map_err(|e| invalid("security.ingest_keys", e))?,
+            read_keys: KeySet::parse(&security.read_keys)
+                .map_err(|e| invalid("security.read_keys", e))?,
+            trusted_proxies: security
+                .trusted_proxies
+                .iter()
+                .map(|entry| IpNet::parse(entry))
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid("security.trusted_proxies", e))?,
+            ingest_rate: rate_limit(
+                "rate_limit.ingest",
+                raw.rate_limit.ingest_per_second,
+                raw.rate_limit.ingest_burst,
+            )?,
+            query_rate: rate_limit(
+                "rate_limit.query",
+                raw.rate_limit.query_per_second,
+                raw.rate_limit.query_burst,
+            )?,
+        };
         Ok(Config {
+            retention_days: (retention_days > 0).then_some(retention_days as u32),
+            security,
             roles,
             server: ServerConfig {
                 listen,
@@ -567,6 +663,32 @@ fn nats_config(raw: &RawNats) -> Result<NatsConfig, ConfigError> {
     })
 }
 
+/// `per_second = 0` turns the limit off; `burst = 0` means twice the rate
+/// (at least one request).
+fn rate_limit(key: &str, per_second: f64, burst: f64) -> Result<Option<RateLimit>, ConfigError> {
+    if !per_second.is_finite() || per_second < 0.0 {
+        return Err(invalid(
+            &format!("{key}_per_second"),
+            "must be 0 (off) or more",
+        ));
+    }
+    if !burst.is_finite() || burst < 0.0 {
+        return Err(invalid(
+            &format!("{key}_burst"),
+            "must be 0 (twice the rate) or more",
+        ));
+    }
+    if per_second == 0.0 {
+        return Ok(None);
+    }
+    let burst = if burst == 0.0 {
+        (per_second * 2.0).max(1.0)
+    } else {
+        burst
+    };
+    Ok(Some(RateLimit { per_second, burst }))
+}
+
 fn split_listen(listen: &str) -> Option<(String, i64)> {
     let (host, port) = listen.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -632,7 +754,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={}",
+            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={}",
             self.roles,
             self.server.listen,
             self.data_dir.display(),
@@ -647,6 +769,24 @@ impl Config {
             self.process.batch_size,
             self.process.flush_timeout,
             self.ingest.queue_capacity,
+            self.retention_days
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "forever".into()),
+            if self.security.ingest_keys.is_open() {
+                "off"
+            } else {
+                "on"
+            },
+            if self.security.read_keys.is_open() {
+                "off"
+            } else {
+                "on"
+            },
+            if self.security.ingest_rate.is_some() || self.security.query_rate.is_some() {
+                "on"
+            } else {
+                "off"
+            },
         )
     }
 }
@@ -664,6 +804,8 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+// figment's Jail API returns its large error type from every closure.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -741,6 +883,26 @@ mod tests {
                 ..Cli::default()
             };
             assert!(load(cli).unwrap_err().contains("batch_sise"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn security_and_rate_limits_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("OGLOGSTREAM_RATE_LIMIT__INGEST_PER_SECOND", "2.5");
+            jail.set_env(
+                "OGLOGSTREAM_SECURITY__READ_KEYS",
+                "[\"read-key-0123456789abcdef\"]",
+            );
+            jail.set_env("OGLOGSTREAM_SECURITY__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
+            let config = load(Cli::default()).unwrap();
+            let rate = config.security.ingest_rate.expect("ingest rate limit");
+            assert_eq!((rate.per_second, rate.burst), (2.5, 5.0));
+            assert!(config.security.query_rate.is_none());
+            assert!(!config.security.read_keys.is_open());
+            assert!(config.security.ingest_keys.is_open());
+            assert_eq!(config.security.trusted_proxies.len(), 1);
             Ok(())
         });
     }

@@ -6,7 +6,8 @@
 //! - `store`: the seam between process (writes) and query (reads).
 //! - `ingest`, `process`, `query`: one module per role. Roles depend on
 //!   `domain`, `bus` and `store`, never on each other.
-//! - `http`: the error shape, body limits, health.
+//! - `http`: the error shape, body limits, health, telemetry.
+//! - `security`: API keys, rate limits, CORS, client addresses.
 //! - `config`, `cli`: configuration layers; `app`: wiring and lifecycle.
 //!
 //! Invariant: only `app` chooses implementations; role modules see the
@@ -22,4 +23,5 @@ pub mod ingest;
 pub mod metrics;
 pub mod process;
 pub mod query;
+pub mod security;
 pub mod store;

@@ -22,7 +22,7 @@ pub fn now_micros() -> Micros {
 pub fn parse_rfc3339(text: &str) -> Result<Micros, String> {
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|e| format!("expected RFC 3339 like 2025-01-01T12:00:00.123Z ({e})"))?;
-    let micros = (parsed.unix_timestamp_nanos() / 1_000) as i128;
+    let micros = parsed.unix_timestamp_nanos() / 1_000;
     if !(0..MAX_MICROS as i128).contains(&micros) {
         return Err("must be between 1970 and 9999".into());
     }

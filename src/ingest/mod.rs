@@ -10,7 +10,7 @@ use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::domain::{LogBatch, LogRecord};
 use crate::http::body::{is_json, media_type, read_limited};
 use crate::http::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejection};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use std::sync::Arc;
@@ -45,10 +45,7 @@ impl IngestState {
                 Metrics::add(&self.metrics.logs_accepted, count);
                 Ok(())
             }
-            Err(error) => {
-                Metrics::add(&self.metrics.requests_overloaded, 1);
-                Err(error.into())
-            }
+            Err(error) => Err(error.into()),
         }
     }
 }
@@ -66,19 +63,52 @@ struct Accepted<'a> {
     timestamp: String,
 }
 
+/// Counts a refused request under its reason (invalid entries of an accepted
+/// bulk request are counted where they are found).
+fn counted(
+    state: &IngestState,
+    result: Result<HttpResponse, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    if let Err(error) = &result {
+        use actix_web::ResponseError;
+        use actix_web::http::StatusCode;
+        let reason = match error.status_code() {
+            StatusCode::PAYLOAD_TOO_LARGE => Rejection::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Rejection::MediaType,
+            StatusCode::SERVICE_UNAVAILABLE => Rejection::Overloaded,
+            _ => Rejection::Invalid,
+        };
+        state.metrics.reject(reason, 1);
+    }
+    result
+}
+
 async fn post_log(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<IngestState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !media_type(&request).is_some_and(|t| is_json(&t)) {
+    let result = accept_one(&request, payload, &state).await;
+    counted(&state, result)
+}
+
+async fn accept_one(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &IngestState,
+) -> Result<HttpResponse, ApiError> {
+    if !media_type(request).is_some_and(|t| is_json(&t)) {
         return Err(ApiError::unsupported_media_type("application/json"));
     }
-    let body = read_limited(&request, payload, state.config.max_body_bytes).await?;
-    let log = parse_log(&body, &state.config.limits).map_err(|invalid| {
-        Metrics::add(&state.metrics.logs_rejected, 1);
-        ApiError::bad_request(invalid.field, invalid.message)
-    })?;
+    let body = read_limited(
+        request,
+        payload,
+        state.config.max_body_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
+    let log = parse_log(&body, &state.config.limits)
+        .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
     let record = state.stamp(log, now_micros());
     let response = HttpResponse::Accepted().json(Accepted {
         status: "accepted",
@@ -115,7 +145,16 @@ async fn post_bulk(
     payload: web::Payload,
     state: web::Data<IngestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let format = match media_type(&request).as_deref() {
+    let result = accept_bulk(&request, payload, &state).await;
+    counted(&state, result)
+}
+
+async fn accept_bulk(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &IngestState,
+) -> Result<HttpResponse, ApiError> {
+    let format = match media_type(request).as_deref() {
         Some("application/x-ndjson" | "application/jsonl" | "application/jsonlines") => {
             BulkFormat::Ndjson
         }
@@ -126,11 +165,17 @@ async fn post_bulk(
             ));
         }
     };
-    let body = read_limited(&request, payload, state.config.max_bulk_bytes).await?;
+    let body = read_limited(
+        request,
+        payload,
+        state.config.max_bulk_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
     let outcome = parse_bulk(&body, format, &state.config.limits)
         .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
     let rejected = outcome.rejected.len();
-    Metrics::add(&state.metrics.logs_rejected, rejected as u64);
+    state.metrics.reject(Rejection::Invalid, rejected as u64);
     let errors = outcome
         .rejected
         .into_iter()
@@ -155,6 +200,7 @@ async fn post_bulk(
         } else {
             "no valid log in the body: see errors".into()
         });
+        // Counted above, entry by entry; not an error for `counted`.
         return Ok(HttpResponse::BadRequest().json(answer));
     }
     let received = now_micros();

@@ -2,6 +2,7 @@
 //! `/api/services` and the `/ws/live` stream. Reads go to the store; live
 //! tail comes from the bus, never from the store.
 
+pub mod dashboard;
 pub mod live;
 pub mod params;
 

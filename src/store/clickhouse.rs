@@ -677,6 +677,54 @@ impl Store for ClickHouseStore {
             .collect())
     }
 
+    /// Whole days before the cutoff go by dropping their partitions (cheap);
+    /// the rest of the cutoff's day, and the rollup, by an `ALTER ... DELETE`
+    /// mutation, which ClickHouse applies in the background: reads may see
+    /// the old rows for a few seconds more.
+    async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError> {
+        let database = self.inner.dsn.database.clone();
+        let cutoff_day = crate::domain::time::format_rfc3339(cutoff);
+        // "2025-01-31T..." -> 20250131, the partition id of that day.
+        let cutoff_day: u32 = cutoff_day[..10].replace('-', "").parse().unwrap_or(0);
+        self.inner
+            .with_client(|client| async move {
+                let One(expired): One<u64> = client
+                    .query_one(format!(
+                        "SELECT count() FROM {database}.logs WHERE ts_us < {cutoff}"
+                    ))
+                    .await?;
+                if expired == 0 {
+                    return Ok(0);
+                }
+                let partitions: Vec<One<String>> = collect(
+                    &client,
+                    format!(
+                        "SELECT DISTINCT partition FROM system.parts \
+                         WHERE database = '{database}' AND table = 'logs' AND active"
+                    ),
+                )
+                .await?;
+                for One(partition) in partitions {
+                    if let Ok(day) = partition.parse::<u32>()
+                        && day < cutoff_day
+                    {
+                        client
+                            .execute(format!("ALTER TABLE {database}.logs DROP PARTITION {day}"))
+                            .await?;
+                    }
+                }
+                for (table, column) in [("logs", "ts_us"), ("counts_minute", "minute")] {
+                    client
+                        .execute(format!(
+                            "ALTER TABLE {database}.{table} DELETE WHERE {column} < {cutoff}"
+                        ))
+                        .await?;
+                }
+                Ok(expired)
+            })
+            .await
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
         self.inner.with_client(|_client| async { Ok(()) }).await
     }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs when it is missing: Debian packages for
+# the real dependencies the integration tests start privately (NATS,
+# ClickHouse, HAProxy, Chromium, promtool, docker-compose for parsing), and the
+# dashboard's npm packages. Safe to run again: it only installs what is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command -> Debian package
+declare -A wanted=(
+  [nats-server]=nats-server
+  [clickhouse-server]=clickhouse-server
+  [clickhouse-client]=clickhouse-client
+  [haproxy]=haproxy
+  [chromium]=chromium
+  [promtool]=prometheus
+  [docker-compose]=docker-compose
+)
+missing=()
+for command in "${!wanted[@]}"; do
+  if ! command -v "$command" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$command" ] && [ ! -x "/usr/bin/$command" ]; then
+    missing+=("${wanted[$command]}")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # The packaged clickhouse-server would start a system-wide server on the
+  # default ports; the tests run their own, so keep the service from starting.
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now clickhouse-server nats-server haproxy prometheus >/dev/null 2>&1 || true
+  fi
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm is missing: install Node 20+ (Debian: apt-get install nodejs npm)" >&2
+  exit 1
+fi
+if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  echo "installing the dashboard's npm packages"
+  npm --prefix web ci --no-audit --no-fund
+fi

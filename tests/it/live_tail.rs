@@ -1,0 +1,142 @@
+//! `/ws/live`: accepted logs arrive as JSON frames, filtered on request.
+
+use crate::support::{Server, log};
+use awc::ws::Frame;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::time::Duration;
+
+type Connection = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+async fn connect(server: &Server, query: &str) -> Connection {
+    let (_, connection) = server
+        .client
+        .ws(server.ws_url(&format!("/ws/live{query}")))
+        .connect()
+        .await
+        .expect("websocket connects");
+    connection
+}
+
+/// The next text frame as JSON, skipping pings; `None` after `within`.
+async fn next_log(connection: &mut Connection, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, connection.next())
+            .await
+            .ok()??;
+        if let Ok(Frame::Text(bytes)) = frame {
+            return serde_json::from_slice(&bytes).ok();
+        }
+    }
+}
+
+#[actix_web::test]
+async fn every_accepted_log_is_streamed() {
+    let server = Server::start().await;
+    let mut connection = connect(&server, "").await;
+    let id = server.accept(&log("info", "web", "hello live")).await;
+    let frame = next_log(&mut connection, Duration::from_secs(5))
+        .await
+        .expect("a frame");
+    assert_eq!(frame["id"], id.as_str());
+    assert_eq!(frame["message"], "hello live");
+    assert_eq!(frame["level"], "info");
+    assert!(
+        frame["timestamp"].as_str().is_some() && frame["attributes"].is_object(),
+        "row shape: {frame}"
+    );
+}
+
+#[actix_web::test]
+async fn filters_apply_to_the_stream() {
+    let server = Server::start().await;
+    let mut errors_from_pay = connect(&server, "?level=error,fatal&service=PAY&q=timeout").await;
+    server
+        .accept(&log("info", "payments", "timeout but info"))
+        .await;
+    server
+        .accept(&log("error", "auth", "timeout elsewhere"))
+        .await;
+    server.accept(&log("error", "payments", "all good")).await;
+    let wanted = server
+        .accept(&log("error", "payments", "gateway TIMEOUT"))
+        .await;
+    let frame = next_log(&mut errors_from_pay, Duration::from_secs(5))
+        .await
+        .expect("the matching log");
+    assert_eq!(
+        frame["id"],
+        wanted.as_str(),
+        "the first frame is the only match"
+    );
+    assert!(
+        next_log(&mut errors_from_pay, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+}
+
+#[actix_web::test]
+async fn bulk_logs_stream_too_and_bad_filters_are_refused() {
+    let server = Server::start().await;
+    let mut connection = connect(&server, "?level=warn").await;
+    let body = format!(
+        "{}\n{}\n",
+        log("warn", "a", "first"),
+        log("info", "a", "skip")
+    );
+    server
+        .post("/log/bulk", Some("application/x-ndjson"), body)
+        .await;
+    let frame = next_log(&mut connection, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(frame["message"], "first");
+    let (status, answer) = server.get("/ws/live?level=nope").await;
+    assert_eq!(status, awc::http::StatusCode::BAD_REQUEST);
+    assert_eq!(answer["field"], "level");
+}
+
+#[actix_web::test]
+async fn a_stuck_client_is_cut_off_without_slowing_ingestion() {
+    let server = Server::start().await;
+    let mut stuck = connect(&server, "").await; // never read while we ingest
+    let mut healthy = connect(&server, "?q=marker").await;
+    let line = log("info", "flood", &"x".repeat(200)).to_string();
+    let body = vec![line; 500].join("\n");
+    for _ in 0..400 {
+        let (status, _) = server
+            .post("/log/bulk", Some("application/x-ndjson"), body.clone())
+            .await;
+        assert_eq!(
+            status,
+            awc::http::StatusCode::ACCEPTED,
+            "ingestion never waits for live clients"
+        );
+    }
+    let marker = server.accept(&log("info", "flood", "marker")).await;
+    let frame = next_log(&mut healthy, Duration::from_secs(10))
+        .await
+        .expect("other clients keep streaming");
+    assert_eq!(frame["id"], marker.as_str());
+
+    // Draining the stuck connection now ends in a close frame saying why.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let reason = loop {
+        match tokio::time::timeout_at(deadline, stuck.next()).await {
+            Ok(Some(Ok(Frame::Close(reason)))) => break reason,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let reason = reason.expect("a close reason");
+    assert_eq!(reason.code, awc::ws::CloseCode::Policy);
+    assert!(reason.description.unwrap_or_default().contains("too slow"));
+    let (_, metrics) = server.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("oglogstream_live_clients_cut_off_total 1"),
+        "{metrics}"
+    );
+}

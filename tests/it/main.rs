@@ -1,0 +1,12 @@
+//! Integration tests: one test binary, each test starting its own real
+//! `oglogstream` process (see `support`).
+
+mod support;
+
+mod config_and_lifecycle;
+mod dashboard_assets;
+mod fuzz_corpus;
+mod ingest_rules;
+mod live_tail;
+mod operations;
+mod query_api;
