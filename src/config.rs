@@ -930,6 +930,34 @@ mod tests {
     }
 
     #[test]
+    fn nats_settings_have_defaults_and_are_checked() {
+        Jail::expect_with(|jail| {
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(config.nats.stream, "OGLOGSTREAM");
+            assert_eq!(config.nats.subject_prefix, "oglogstream");
+            assert_eq!(config.nats.ack_wait, Duration::from_secs(30));
+            jail.set_env("OGLOGSTREAM_NATS__STREAM_MAX_BYTES", "1048576");
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "team.logs");
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(config.nats.stream_max_bytes, 1 << 20);
+            assert_eq!(config.nats.subject_prefix, "team.logs");
+            jail.set_env("OGLOGSTREAM_NATS__STREAM", "with.dot");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.stream"));
+            jail.set_env("OGLOGSTREAM_NATS__STREAM", "OK");
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "wild.*");
+            assert!(
+                load(Cli::default())
+                    .unwrap_err()
+                    .contains("nats.subject_prefix")
+            );
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "ok");
+            jail.set_env("OGLOGSTREAM_NATS__ACK_WAIT", "10ms");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.ack_wait"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn durations_and_redaction() {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));

@@ -379,3 +379,48 @@ async fn a_full_stream_turns_ingest_away_with_503() {
         "{answer}"
     );
 }
+
+#[actix_web::test]
+async fn a_processor_stopped_with_sigterm_drains_what_it_holds() {
+    const TOTAL: usize = 5_000;
+    const PER_REQUEST: usize = 50;
+    let nats = Nats::start().await;
+    let clickhouse = ClickHouse::start().await;
+    let mut stopping = Server::launch(role("process", &nats, Some(&clickhouse))).await;
+    let _other = Server::launch(role("process", &nats, Some(&clickhouse))).await;
+    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    let bodies: Vec<String> = (0..TOTAL / PER_REQUEST)
+        .map(|r| {
+            (r * PER_REQUEST..(r + 1) * PER_REQUEST)
+                .map(|n| marked("drain", n).to_string() + "\n")
+                .collect()
+        })
+        .collect();
+    let mut sends = futures_util::stream::iter(bodies.iter())
+        .map(|body| ship(&ingest, body, PER_REQUEST))
+        .buffer_unordered(4);
+    let mut done = 0;
+    while sends.next().await.is_some() {
+        done += 1;
+        if done == bodies.len() / 4 {
+            stopping.signal(libc::SIGTERM);
+        }
+    }
+    drop(sends);
+    let status = stopping.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "clean exit; log:\n{}", stopping.logs());
+    assert!(
+        stopping.logs().contains("batcher drained"),
+        "{}",
+        stopping.logs()
+    );
+    let accepted: HashSet<String> = (0..TOTAL).map(|n| format!("drain-{n}")).collect();
+    wait_all_stored(&clickhouse, "drain", &accepted).await;
+    let rows = clickhouse
+        .number(&format!("SELECT count() FROM {DATABASE}.logs"))
+        .await;
+    assert_eq!(
+        rows as usize, TOTAL,
+        "a graceful stop stores and acknowledges what it took: no redelivery, no duplicate"
+    );
+}
