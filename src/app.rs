@@ -3,6 +3,7 @@
 
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
+use crate::bus::nats::{NatsBus, NatsSettings};
 use crate::config::Config;
 use crate::domain::id::IdGenerator;
 use crate::http;
@@ -17,10 +18,11 @@ use crate::security::cors::CorsPolicy;
 use crate::security::guard::{Decision, Guard, add_cors_headers};
 use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
+use crate::store::clickhouse::ClickHouseStore;
 use crate::store::sqlite::SqliteStore;
 use actix_web::dev::Service;
 use actix_web::{App, HttpServer, web};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures_util::FutureExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -36,18 +38,26 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 
     let bus: Arc<dyn Bus> = match &config.nats_url {
         None => Arc::new(MemoryBus::new(config.ingest.queue_capacity)),
-        Some(_) => bail!(
-            "nats.url is set, but this build has no NATS bus yet; unset NATS_URL to run --role all"
+        Some(url) => Arc::new(
+            NatsBus::connect(NatsSettings {
+                url: url.clone(),
+                config: config.nats.clone(),
+                live: roles.query,
+                client_name: format!("oglogstream {roles}"),
+            })
+            .await
+            .context("starting the NATS bus")?,
         ),
     };
+    // An ingest-only process never touches a store.
     let store: Option<Arc<dyn Store>> = if roles.process || roles.query {
         match &config.clickhouse_url {
             None => Some(Arc::new(
                 SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
             )),
-            Some(_) => bail!(
-                "clickhouse.url is set, but this build has no ClickHouse store yet; unset CLICKHOUSE_DSN"
-            ),
+            Some(url) => Some(Arc::new(
+                ClickHouseStore::open(url).context("opening the ClickHouse store")?,
+            )),
         }
     } else {
         None

@@ -51,7 +51,7 @@ struct RawConfig {
     storage: RawStorage,
     ingest: RawIngest,
     process: RawProcess,
-    nats: RawUrl,
+    nats: RawNats,
     clickhouse: RawUrl,
     log: RawLog,
     security: RawSecurity,
@@ -122,6 +122,18 @@ struct RawUrl {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawNats {
+    url: String,
+    stream: String,
+    subject_prefix: String,
+    consumer: String,
+    stream_max_bytes: i64,
+    stream_max_age: String,
+    ack_wait: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLog {
     level: String,
     format: String,
@@ -158,7 +170,15 @@ impl Default for RawConfig {
                 flush_timeout: "200ms".into(),
                 max_retries: 3,
             },
-            nats: RawUrl::default(),
+            nats: RawNats {
+                url: String::new(),
+                stream: "OGLOGSTREAM".into(),
+                subject_prefix: "oglogstream".into(),
+                consumer: "oglogstream-process".into(),
+                stream_max_bytes: 1 << 30,
+                stream_max_age: "168h".into(),
+                ack_wait: "30s".into(),
+            },
             clickhouse: RawUrl::default(),
             log: RawLog {
                 level: "info".into(),
@@ -276,6 +296,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub process: ProcessConfig,
     pub nats_url: Option<String>,
+    pub nats: NatsConfig,
     pub clickhouse_url: Option<String>,
     pub log: LogConfig,
     /// Days of logs to keep; `None` keeps everything.
@@ -297,6 +318,23 @@ pub struct SecurityConfig {
 pub struct RateLimit {
     pub per_second: f64,
     pub burst: f64,
+}
+
+/// JetStream names and limits; used only when `nats_url` is set.
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    /// The JetStream stream holding batches until a process instance stores them.
+    pub stream: String,
+    /// Subjects are `<prefix>.logs` (work queue) and `<prefix>.live` (live tail).
+    pub subject_prefix: String,
+    /// The durable pull consumer shared by every process instance.
+    pub consumer: String,
+    /// When the stream holds this many bytes, publishes fail (ingest answers 503).
+    pub stream_max_bytes: i64,
+    /// Batches still unprocessed after this long are dropped by the broker.
+    pub stream_max_age: Duration,
+    /// How long a delivery may stay unacknowledged before it is redelivered.
+    pub ack_wait: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -514,6 +552,7 @@ impl Config {
         };
         let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let nats_url = non_empty(&raw.nats.url);
+        let nats = nats_config(&raw.nats)?;
         let clickhouse_url = non_empty(&raw.clickhouse.url);
         if !roles.is_all() && nats_url.is_none() {
             return Err(invalid(
@@ -566,10 +605,62 @@ impl Config {
             ingest,
             process,
             nats_url,
+            nats,
             clickhouse_url,
             log: LogConfig { level, format },
         })
     }
+}
+
+/// NATS names end up in subjects and API subjects, where `.`, `*`, `>` and
+/// whitespace have meaning; the prefix may hold dots (it is a subject prefix).
+fn nats_config(raw: &RawNats) -> Result<NatsConfig, ConfigError> {
+    let name_ok = |name: &str, dots: bool| {
+        !name.is_empty()
+            && name.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+            && (dots || !name.contains('.'))
+    };
+    for (key, value, dots) in [
+        ("nats.stream", &raw.stream, false),
+        ("nats.consumer", &raw.consumer, false),
+        ("nats.subject_prefix", &raw.subject_prefix, true),
+    ] {
+        if !name_ok(value, dots) {
+            return Err(invalid(
+                key,
+                format!(
+                    "{value:?}: use letters, digits, '-' and '_'{}",
+                    if dots { " (and '.' between parts)" } else { "" }
+                ),
+            ));
+        }
+    }
+    let ack_wait = duration("nats.ack_wait", &raw.ack_wait)?;
+    if ack_wait < Duration::from_secs(1) {
+        return Err(invalid("nats.ack_wait", "must be at least 1s"));
+    }
+    let stream_max_age = duration("nats.stream_max_age", &raw.stream_max_age)?;
+    if stream_max_age < Duration::from_secs(60) {
+        return Err(invalid("nats.stream_max_age", "must be at least 1m"));
+    }
+    Ok(NatsConfig {
+        stream: raw.stream.clone(),
+        subject_prefix: raw.subject_prefix.clone(),
+        consumer: raw.consumer.clone(),
+        stream_max_bytes: in_range(
+            "nats.stream_max_bytes",
+            raw.stream_max_bytes,
+            1 << 16,
+            i64::MAX,
+        )? as i64,
+        stream_max_age,
+        ack_wait,
+    })
 }
 
 /// `per_second = 0` turns the limit off; `burst = 0` means twice the rate
@@ -834,6 +925,34 @@ mod tests {
                 ..Cli::default()
             };
             assert!(load(cli).unwrap_err().contains("unknown role"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nats_settings_have_defaults_and_are_checked() {
+        Jail::expect_with(|jail| {
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(config.nats.stream, "OGLOGSTREAM");
+            assert_eq!(config.nats.subject_prefix, "oglogstream");
+            assert_eq!(config.nats.ack_wait, Duration::from_secs(30));
+            jail.set_env("OGLOGSTREAM_NATS__STREAM_MAX_BYTES", "1048576");
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "team.logs");
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(config.nats.stream_max_bytes, 1 << 20);
+            assert_eq!(config.nats.subject_prefix, "team.logs");
+            jail.set_env("OGLOGSTREAM_NATS__STREAM", "with.dot");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.stream"));
+            jail.set_env("OGLOGSTREAM_NATS__STREAM", "OK");
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "wild.*");
+            assert!(
+                load(Cli::default())
+                    .unwrap_err()
+                    .contains("nats.subject_prefix")
+            );
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "ok");
+            jail.set_env("OGLOGSTREAM_NATS__ACK_WAIT", "10ms");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.ack_wait"));
             Ok(())
         });
     }

@@ -11,3 +11,4 @@ mod ingest_rules;
 mod live_tail;
 mod operations;
 mod query_api;
+mod split;
