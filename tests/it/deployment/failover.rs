@@ -13,6 +13,7 @@
 //! dropped one included, streams logs posted after the fail-over.
 
 use super::{HAPROXY_CONFIG, loopback_haproxy_config, read_repository_file, system_tool};
+use crate::split::deps::{ClickHouse, Nats};
 use crate::support::{Launch, Server, eventually, free_port};
 use awc::http::StatusCode;
 use awc::ws::{Frame, Message};
@@ -26,6 +27,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 const SERVICE: &str = "failover-test";
+const DATABASE: &str = "failover";
 const SHIPPERS: usize = 4;
 const WATCHERS: usize = 3;
 /// Logs to accept before the kill, and again after HAProxy has reacted.
@@ -381,15 +383,18 @@ async fn watcher(ws_url: String, state: Rc<Watcher>, stop: Rc<Cell<bool>>) {
 #[actix_web::test]
 async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
     let started = Instant::now();
-    let infrastructure = SplitInfrastructure::start().await;
+    let nats = Nats::start().await;
+    let clickhouse = ClickHouse::start().await;
 
     // 3 + 3 + 3 instances of the binary.
     let launch = |role: &str| {
-        let mut launch = Launch::default().arg("--role").arg(role);
-        for (key, value) in infrastructure.env() {
-            launch = launch.env(&key, &value);
-        }
-        Server::launch(launch)
+        Server::launch(
+            Launch::default()
+                .arg("--role")
+                .arg(role)
+                .env("NATS_URL", &nats.url())
+                .env("CLICKHOUSE_DSN", &clickhouse.dsn(DATABASE)),
+        )
     };
     let mut ingest = Vec::new();
     let mut process = Vec::new();
@@ -709,16 +714,5 @@ async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
         started.elapsed()
     );
     drop(haproxy);
-    drop((ingest, process, queries, infrastructure));
-}
-
-// TEMPORARY until split-roles' test support is merged.
-struct SplitInfrastructure;
-impl SplitInfrastructure {
-    async fn start() -> SplitInfrastructure {
-        unimplemented!("needs the split-roles test support")
-    }
-    fn env(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
+    drop((ingest, process, queries, clickhouse, nats));
 }

@@ -2,5 +2,5 @@
 //! against both stores, and several real processes per role.
 
 mod contract;
-mod deps;
+pub mod deps;
 mod topology;
