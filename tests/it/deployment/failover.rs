@@ -12,17 +12,16 @@
 //! exactly as sent, every query was answered, and every watcher, the
 //! dropped one included, streams logs posted after the fail-over.
 
-use super::{HAPROXY_CONFIG, loopback_haproxy_config, read_repository_file, system_tool};
+use super::HaProxy;
 use crate::split::deps::{ClickHouse, Nats};
-use crate::support::{Launch, Server, eventually, free_port};
+use crate::support::{Launch, Server, eventually};
 use awc::http::StatusCode;
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -32,116 +31,6 @@ const SHIPPERS: usize = 4;
 const WATCHERS: usize = 3;
 /// Logs to accept before the kill, and again after HAProxy has reacted.
 const LOGS_PER_PHASE: usize = 300;
-
-/// HAProxy in the foreground (`-db`), killed on drop.
-struct HaProxy {
-    child: Child,
-    http_port: u16,
-    stats_port: u16,
-    log_path: PathBuf,
-    _workspace: tempfile::TempDir,
-}
-
-impl HaProxy {
-    fn start(config: &str, http_port: u16, stats_port: u16) -> HaProxy {
-        let workspace = tempfile::tempdir().expect("temp dir");
-        let config_path = workspace.path().join("haproxy.cfg");
-        std::fs::write(&config_path, config).expect("write haproxy.cfg");
-        let log_path = workspace.path().join("haproxy.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(system_tool("haproxy", "haproxy"))
-            .arg("-db")
-            .arg("-f")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("start haproxy");
-        HaProxy {
-            child,
-            http_port,
-            stats_port,
-            log_path,
-            _workspace: workspace,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http_port)
-    }
-
-    fn stats_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.stats_port)
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Every server's state from the statistics page's CSV export:
-    /// `(backend, server)` -> (status such as `UP` or `DOWN`, current sessions).
-    async fn servers(&self, client: &awc::Client) -> HashMap<(String, String), (String, u64)> {
-        let Ok(mut response) = client.get(self.stats_url("/stats;csv")).send().await else {
-            return HashMap::new();
-        };
-        let body = response.body().limit(1 << 20).await.unwrap_or_default();
-        let text = String::from_utf8_lossy(&body);
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
-        let column = |name: &str| header.iter().position(|c| *c == name);
-        let (Some(status), Some(sessions)) = (column("status"), column("scur")) else {
-            return HashMap::new();
-        };
-        lines
-            .map(|line| line.split(',').collect::<Vec<_>>())
-            .filter(|fields| fields.len() > status && !matches!(fields[1], "FRONTEND" | "BACKEND"))
-            .map(|fields| {
-                (
-                    (fields[0].to_string(), fields[1].to_string()),
-                    (
-                        fields[status].to_string(),
-                        fields[sessions].parse().unwrap_or(0),
-                    ),
-                )
-            })
-            .collect()
-    }
-
-    async fn wait_for_states(&self, client: &awc::Client, wanted: &[(&str, &str, &str)]) {
-        let within = Duration::from_secs(20);
-        let deadline = Instant::now() + within;
-        loop {
-            let servers = self.servers(client).await;
-            let matches = wanted.iter().all(|(backend, server, status)| {
-                servers
-                    .get(&(backend.to_string(), server.to_string()))
-                    .is_some_and(|(actual, _)| actual == status)
-            });
-            if matches {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "HAProxy did not reach {wanted:?} within {within:?}; servers: {servers:?}\nlog:\n{}",
-                self.logs()
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for HaProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Unique, exactly representable timestamps (microseconds), so stored rows
 /// can be compared as sent and paged in a stable order.
@@ -335,6 +224,7 @@ struct Watcher {
     connections: Cell<u32>,
     connected: Cell<bool>,
     ids: RefCell<HashSet<String>>,
+    messages: RefCell<HashSet<String>>,
 }
 
 type Connection = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
@@ -366,7 +256,9 @@ async fn watcher(ws_url: String, state: Rc<Watcher>, stop: Rc<Cell<bool>>) {
                 Ok(Some(Ok(Frame::Text(bytes)))) => {
                     let row: Value = serde_json::from_slice(&bytes).expect("a JSON frame");
                     let id = row["id"].as_str().expect("an id").to_string();
+                    let message = row["message"].as_str().expect("a message").to_string();
                     state.ids.borrow_mut().insert(id);
+                    state.messages.borrow_mut().insert(message);
                 }
                 Ok(Some(Ok(Frame::Ping(payload)))) => {
                     let _ = connection.send(Message::Pong(payload)).await;
@@ -405,30 +297,28 @@ async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
         queries.push(launch("query").await);
     }
 
-    let (http_port, stats_port) = (free_port(), free_port());
     let ports = |servers: &[Server]| servers.iter().map(|s| s.port).collect::<Vec<_>>();
-    let config = loopback_haproxy_config(
-        &read_repository_file(HAPROXY_CONFIG),
-        &HashMap::from([(80, http_port), (8404, stats_port)]),
-        &HashMap::from([
-            ("ingest", ports(&ingest)),
-            ("process", ports(&process)),
-            ("query", ports(&queries)),
-        ]),
-    );
-    let haproxy = HaProxy::start(&config, http_port, stats_port);
+    let haproxy = HaProxy::in_front_of(&HashMap::from([
+        ("ingest", ports(&ingest)),
+        ("process", ports(&process)),
+        ("query", ports(&queries)),
+    ]));
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();
-    let all_up: Vec<(&str, String, &str)> = ["ingest", "process", "query"]
-        .iter()
-        .flat_map(|backend| (1..=3).map(move |n| (*backend, format!("{backend}{n}"), "UP")))
-        .collect();
-    let all_up: Vec<(&str, &str, &str)> = all_up
-        .iter()
-        .map(|(backend, server, status)| (*backend, server.as_str(), *status))
-        .collect();
-    haproxy.wait_for_states(&client, &all_up).await;
+    haproxy
+        .wait_for_states(&[
+            ("ingest", "ingest1", "UP"),
+            ("ingest", "ingest2", "UP"),
+            ("ingest", "ingest3", "UP"),
+            ("process", "process1", "UP"),
+            ("process", "process2", "UP"),
+            ("process", "process3", "UP"),
+            ("query", "query1", "UP"),
+            ("query", "query2", "UP"),
+            ("query", "query3", "UP"),
+        ])
+        .await;
 
     // The platform's /health, answered by HAProxy from every role's servers.
     let mut response = client
@@ -464,7 +354,10 @@ async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
     // by connection count: one lands on each query instance.
     let shared = Rc::new(Shared::default());
     let stop_watching = Rc::new(Cell::new(false));
-    let ws_url = format!("ws://127.0.0.1:{http_port}/ws/live?service={SERVICE}");
+    let ws_url = format!(
+        "ws://127.0.0.1:{}/ws/live?service={SERVICE}",
+        haproxy.http_port
+    );
     let watchers: Vec<Rc<Watcher>> = (0..WATCHERS).map(|_| Rc::new(Watcher::default())).collect();
     let mut watching = Vec::new();
     for state in &watchers {
@@ -486,15 +379,19 @@ async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
         "a query instance with a WebSocket",
         Duration::from_secs(10),
         || async {
-            let servers = haproxy.servers(&client).await;
-            (1..=3).find(|n| {
-                servers
-                    .get(&("query".to_string(), format!("query{n}")))
-                    .is_some_and(|(_, sessions)| *sessions > 0)
-            })
+            let rows = haproxy.stats().await;
+            rows.into_iter()
+                .find(|row| {
+                    row.proxy == "query" && row.server != "BACKEND" && row.current_sessions > 0
+                })
+                .map(|row| row.server)
         },
     )
     .await;
+    let victim_index: usize = victim_query
+        .trim_start_matches("query")
+        .parse()
+        .expect("query<n>");
 
     let mut tasks = Vec::new();
     for number in 0..SHIPPERS {
@@ -519,16 +416,12 @@ async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
     // Kill ingest1 and the query instance serving a WebSocket.
     let killed_at = Instant::now();
     ingest[0].signal(libc::SIGKILL);
-    queries[victim_query - 1].signal(libc::SIGKILL);
-    let victim_query_name = format!("query{victim_query}");
+    queries[victim_index - 1].signal(libc::SIGKILL);
     haproxy
-        .wait_for_states(
-            &client,
-            &[
-                ("ingest", "ingest1", "DOWN"),
-                ("query", &victim_query_name, "DOWN"),
-            ],
-        )
+        .wait_for_states(&[
+            ("ingest", "ingest1", "DOWN"),
+            ("query", &victim_query, "DOWN"),
+        ])
         .await;
     let out_of_rotation_after = killed_at.elapsed();
     let mut response = client
@@ -611,7 +504,16 @@ async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
         if state.connections.get() == 1 {
             let ids = state.ids.borrow();
             let missing = accepted.keys().filter(|id| !ids.contains(*id)).count();
-            assert_eq!(missing, 0, "watcher {index} missed {missing} live logs");
+            let messages = state.messages.borrow();
+            let missing_from_bulk = accepted_in_bulk
+                .iter()
+                .filter(|log| !messages.contains(log["message"].as_str().unwrap_or_default()))
+                .count();
+            assert_eq!(
+                (missing, missing_from_bulk),
+                (0, 0),
+                "watcher {index} missed live logs (single, bulk)"
+            );
         }
     }
 

@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 mod failover;
+mod routing;
 
 pub const HAPROXY_CONFIG: &str = "haproxy/haproxy.cfg";
 
@@ -133,6 +135,151 @@ pub fn loopback_haproxy_config(
         }
     }
     generated
+}
+
+/// HAProxy running the shipped configuration in the foreground (`-db`) on
+/// loopback, killed on drop.
+pub struct HaProxy {
+    child: Child,
+    pub http_port: u16,
+    pub stats_port: u16,
+    log_path: PathBuf,
+    client: awc::Client,
+    _workspace: tempfile::TempDir,
+}
+
+/// One row of the statistics page's CSV export: a frontend, a backend
+/// (`server` is `BACKEND`) or one of its servers.
+#[derive(Clone, Debug)]
+pub struct StatsRow {
+    pub proxy: String,
+    pub server: String,
+    /// `UP`, `DOWN`, `OPEN`, `MAINT`...
+    pub status: String,
+    /// Sessions open now.
+    pub current_sessions: u64,
+    /// Sessions since start.
+    pub total_sessions: u64,
+}
+
+impl HaProxy {
+    /// `haproxy/haproxy.cfg` through [`loopback_haproxy_config`], with the
+    /// servers of each template on the given ports, on free ports.
+    pub fn in_front_of(servers: &HashMap<&str, Vec<u16>>) -> HaProxy {
+        let (http_port, stats_port) = (crate::support::free_port(), crate::support::free_port());
+        let config = loopback_haproxy_config(
+            &read_repository_file(HAPROXY_CONFIG),
+            &HashMap::from([(80, http_port), (8404, stats_port)]),
+            servers,
+        );
+        let workspace = tempfile::tempdir().expect("temp dir");
+        let config_path = workspace.path().join("haproxy.cfg");
+        std::fs::write(&config_path, config).expect("write haproxy.cfg");
+        let log_path = workspace.path().join("haproxy.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(system_tool("haproxy", "haproxy"))
+            .arg("-db")
+            .arg("-f")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start haproxy");
+        HaProxy {
+            child,
+            http_port,
+            stats_port,
+            log_path,
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .finish(),
+            _workspace: workspace,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn stats_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.stats_port)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The statistics page's CSV export; empty while HAProxy is not up.
+    pub async fn stats(&self) -> Vec<StatsRow> {
+        let Ok(mut response) = self.client.get(self.stats_url("/stats;csv")).send().await else {
+            return Vec::new();
+        };
+        let body = response.body().limit(1 << 20).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("# ")
+            .split(',')
+            .collect();
+        let column = |name: &str| {
+            header
+                .iter()
+                .position(|c| *c == name)
+                .unwrap_or_else(|| panic!("no {name} column in HAProxy's CSV: {header:?}"))
+        };
+        let (status, current, total) = (column("status"), column("scur"), column("stot"));
+        lines
+            .map(|line| line.split(',').collect::<Vec<_>>())
+            .filter(|fields| fields.len() > status.max(current).max(total))
+            .map(|fields| StatsRow {
+                proxy: fields[0].to_string(),
+                server: fields[1].to_string(),
+                status: fields[status].to_string(),
+                current_sessions: fields[current].parse().unwrap_or(0),
+                total_sessions: fields[total].parse().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    pub async fn row(&self, proxy: &str, server: &str) -> Option<StatsRow> {
+        self.stats()
+            .await
+            .into_iter()
+            .find(|row| row.proxy == proxy && row.server == server)
+    }
+
+    /// Polls the statistics until every `(backend, server, status)` holds.
+    pub async fn wait_for_states(&self, wanted: &[(&str, &str, &str)]) {
+        let within = Duration::from_secs(20);
+        let deadline = Instant::now() + within;
+        loop {
+            let rows = self.stats().await;
+            let reached = wanted.iter().all(|(proxy, server, status)| {
+                rows.iter().any(|row| {
+                    row.proxy == *proxy && row.server == *server && row.status == *status
+                })
+            });
+            if reached {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "HAProxy did not reach {wanted:?} within {within:?}; stats: {rows:?}\nlog:\n{}",
+                self.logs()
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for HaProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
