@@ -1,6 +1,6 @@
 //! Fail-over through HAProxy, without containers: real HAProxy running the
 //! shipped `haproxy/haproxy.cfg` (addresses changed, see
-//! [`loopback_haproxy_config`]), real NATS JetStream and ClickHouse, and
+//! [`super::loopback_haproxy_config`]), real NATS JetStream and ClickHouse, and
 //! 3 ingest + 3 process + 3 query processes of the binary, all on loopback.
 //!
 //! Shippers post logs through HAProxy and, like a real shipper, send a log
@@ -350,8 +350,8 @@ async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
     let metrics = metrics.body().limit(16 << 20).await.expect("metrics");
     assert!(String::from_utf8_lossy(&metrics).contains("haproxy_server_status"));
 
-    // Watchers first, so they see every log. HAProxy balances WebSockets
-    // by connection count: one lands on each query instance.
+    // Watchers first, so they see every log. HAProxy balances the query
+    // backend by open connections, which spreads them over the instances.
     let shared = Rc::new(Shared::default());
     let stop_watching = Rc::new(Cell::new(false));
     let ws_url = format!(

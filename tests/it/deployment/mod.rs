@@ -4,9 +4,9 @@
 //! A missing tool fails the test with the package to install: `make test`
 //! installs them.
 //!
-//! The fail-over test (`failover`) runs the same HAProxy configuration on
-//! loopback, in front of real processes; [`loopback_haproxy_config`] is the
-//! one transformation it applies.
+//! `routing` and `failover` run the same HAProxy configuration on loopback,
+//! in front of real processes of the binary; [`loopback_haproxy_config`] is
+//! the one transformation they apply to it.
 
 use crate::support::Server;
 use std::collections::HashMap;
