@@ -272,8 +272,18 @@ async fn watcher(ws_url: String, state: Rc<Watcher>, stop: Rc<Cell<bool>>) {
     }
 }
 
+/// The whole scenario's bound; it takes about 12 s on two cores.
+const TIME_LIMIT: Duration = Duration::from_secs(170);
+
 #[actix_web::test]
 async fn killing_an_ingest_and_a_query_instance_loses_nothing() {
+    // Dropping the scenario on time-out kills every process it started.
+    actix_web::rt::time::timeout(TIME_LIMIT, fail_over_scenario())
+        .await
+        .unwrap_or_else(|_| panic!("the fail-over scenario took longer than {TIME_LIMIT:?}"));
+}
+
+async fn fail_over_scenario() {
     let started = Instant::now();
     let nats = Nats::start().await;
     let clickhouse = ClickHouse::start().await;
