@@ -66,9 +66,10 @@ pub async fn serve(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static(cache)))
         .insert_header((header::ETAG, etag))
         .insert_header(("X-Content-Type-Options", "nosniff"));
-    if not_modified || request.method() == Method::HEAD {
+    if not_modified {
         return Ok(response.finish());
     }
+    // For HEAD, actix drops the body but keeps its Content-Length.
     Ok(response.body(file.data.into_owned()))
 }
 
