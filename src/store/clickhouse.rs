@@ -41,6 +41,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A statement running longer is abandoned with its connection.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_CONNECTIONS: usize = 4;
+/// Statements in flight at once from this process; more wait their turn
+/// rather than opening ever more connections.
+const MAX_CONNECTIONS: usize = 16;
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -52,6 +55,7 @@ pub struct ClickHouseStore {
 struct Inner {
     dsn: Dsn,
     idle: Mutex<Vec<Client>>,
+    connections: tokio::sync::Semaphore,
     /// Serialises (re)connecting and migrating, so an outage ends with one
     /// attempt at a time rather than one per waiting request.
     preparing: tokio::sync::Mutex<()>,
@@ -82,6 +86,7 @@ impl ClickHouseStore {
         let inner = Arc::new(Inner {
             dsn,
             idle: Mutex::new(Vec::new()),
+            connections: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
             preparing: tokio::sync::Mutex::new(()),
             prepared: AtomicBool::new(false),
             backoff: Mutex::new(None),
@@ -330,6 +335,11 @@ impl Inner {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, KlickhouseError>>,
     {
+        let _turn = self
+            .connections
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("clickhouse store is closed".into()))?;
         let client = self.check_out().await?;
         let outcome = match timeout(STATEMENT_TIMEOUT, work(client.clone())).await {
             Err(_) => Err((

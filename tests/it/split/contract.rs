@@ -359,6 +359,59 @@ pub async fn store_contract(store: Arc<dyn Store>) {
             store.kind()
         );
     }
+
+    // Retention: a log from days earlier (its own day, its own partition
+    // where the store partitions by day) and the first hour go; the cutoff is
+    // hour-aligned as the caller guarantees. A store may apply it in the
+    // background, so the effect is awaited.
+    let old = LogRecord {
+        id: "id-old".into(),
+        timestamp: T0 - 2 * 24 * HOUR,
+        ..records[0].clone()
+    };
+    store.insert(&[vec![old].into()]).await.expect("insert");
+    let cutoff = T0 + HOUR;
+    let kept: Vec<LogRecord> = records
+        .iter()
+        .filter(|r| r.timestamp >= cutoff)
+        .cloned()
+        .collect();
+    let deleted = store.delete_older_than(cutoff).await.expect("retention");
+    assert_eq!(
+        deleted as usize,
+        records.len() + 1 - kept.len(),
+        "{}",
+        store.kind()
+    );
+    let everything = LogFilter::default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts = sorted_counts(
+            store
+                .level_service_counts(&everything)
+                .await
+                .expect("counts"),
+        );
+        let rows = store
+            .logs(&LogQuery {
+                filter: everything.clone(),
+                limit: 1000,
+                offset: 0,
+                order: Order::Asc,
+            })
+            .await
+            .expect("logs");
+        if counts == expected_counts(&kept, &everything) && rows.len() == kept.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: retention left {} rows and counts {counts:?}",
+            store.kind(),
+            rows.len()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[actix_web::test]
