@@ -23,3 +23,40 @@ lint:
 # Arguments for the load generator: make bench BENCH_ARGS="--sizes 1000000".
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
+
+# ---- containers (compose.yaml; Docker Compose v2, or COMPOSE=docker-compose) --
+# make dev          one --role all container on the embedded store: http://localhost:8080
+# make prod         NATS + ClickHouse + SCALE (3) ingest/process/query behind HAProxy:
+#                   http://localhost (app), http://localhost:8404/stats (HAProxy)
+# make status       containers, platform health, HAProxy's view of every instance
+# make smoke-test   a log in and out through HAProxy (BASE_URL to point elsewhere)
+# make down         stop everything (volumes kept; `$(COMPOSE) down -v` drops data)
+
+COMPOSE ?= docker compose
+SCALE ?= 3
+BASE_URL ?= http://localhost:80
+STATS_URL ?= http://localhost:8404/stats
+
+.PHONY: dev prod status smoke-test down
+
+dev:
+	$(COMPOSE) --profile dev up -d --build dev
+	BASE_URL=http://localhost:8080 STATS_URL= scripts/smoke-test.sh --wait-only
+
+prod:
+	$(COMPOSE) up -d --build --scale ingest=$(SCALE) --scale process=$(SCALE) --scale query=$(SCALE)
+	BASE_URL=$(BASE_URL) STATS_URL=$(STATS_URL) scripts/smoke-test.sh --wait-only
+
+status:
+	$(COMPOSE) --profile dev ps
+	@echo "== $(BASE_URL)/health"
+	@curl -sS --max-time 5 $(BASE_URL)/health; echo
+	@echo "== HAProxy: proxy/server status (check result)"
+	@curl -sS --max-time 5 '$(STATS_URL);csv' \
+		| awk -F, '$$1 !~ /^#/ && $$2 != "FRONTEND" && $$2 != "BACKEND" && $$1 != "stats" { printf "%-10s %-12s %s (%s)\n", $$1, $$2, $$18, $$37 }'
+
+smoke-test:
+	BASE_URL=$(BASE_URL) STATS_URL=$(STATS_URL) scripts/smoke-test.sh
+
+down:
+	$(COMPOSE) --profile dev down

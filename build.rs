@@ -30,10 +30,16 @@ fn main() {
     let web = PathBuf::from("web");
     let dist_index = web.join("dist/index.html");
     if std::env::var_os("OGLOGSTREAM_SKIP_WEB_BUILD").is_some() {
-        ensure_placeholder(&dist_index, "the build skipped it (OGLOGSTREAM_SKIP_WEB_BUILD)");
+        ensure_placeholder(
+            &dist_index,
+            "the build skipped it (OGLOGSTREAM_SKIP_WEB_BUILD)",
+        );
         return;
     }
-    let newest_source = SOURCES.iter().filter_map(|s| newest_mtime(Path::new(s))).max();
+    let newest_source = SOURCES
+        .iter()
+        .filter_map(|s| newest_mtime(Path::new(s)))
+        .max();
     let built = modified(&dist_index);
     let fresh = matches!((built, newest_source), (Some(built), Some(source)) if built >= source)
         && !is_placeholder(&dist_index);
@@ -43,7 +49,10 @@ fn main() {
     }
     let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
     if !web.join("node_modules").exists() && !run(npm, &["ci", "--no-audit", "--no-fund"], &web) {
-        ensure_placeholder(&dist_index, "npm ci failed or npm is missing (Node 20+ is needed)");
+        ensure_placeholder(
+            &dist_index,
+            "npm ci failed or npm is missing (Node 20+ is needed)",
+        );
         return;
     }
     if !run(npm, &["run", "build"], &web) {
@@ -55,7 +64,10 @@ fn run(program: &str, args: &[&str], dir: &Path) -> bool {
     match Command::new(program).args(args).current_dir(dir).status() {
         Ok(status) if status.success() => true,
         Ok(status) => {
-            println!("cargo:warning={program} {} exited with {status}", args.join(" "));
+            println!(
+                "cargo:warning={program} {} exited with {status}",
+                args.join(" ")
+            );
             false
         }
         Err(error) => {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: Debian packages for
 # the real dependencies the integration tests start privately (NATS,
-# ClickHouse, HAProxy, Chromium, promtool, docker-compose for parsing), and the
-# dashboard's npm packages. Safe to run again: it only installs what is absent.
+# ClickHouse, HAProxy, Chromium, promtool, docker-compose for parsing, curl
+# for scripts/smoke-test.sh), and the dashboard's npm packages. Safe to run
+# again: it only installs what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ declare -A wanted=(
   [chromium]=chromium
   [promtool]=prometheus
   [docker-compose]=docker-compose
+  [curl]=curl
 )
 missing=()
 for command in "${!wanted[@]}"; do

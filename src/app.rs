@@ -3,23 +3,32 @@
 
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
+use crate::bus::nats::{NatsBus, NatsSettings};
 use crate::config::Config;
 use crate::domain::id::IdGenerator;
 use crate::http;
 use crate::http::health::HealthState;
+use crate::http::telemetry::{self, MetricsState};
 use crate::ingest::{self, IngestState};
 use crate::metrics::Metrics;
 use crate::process::Batcher;
 use crate::process::dead_letter::DeadLetterFile;
 use crate::query::{self, QueryState};
+use crate::security::cors::CorsPolicy;
+use crate::security::guard::{Decision, Guard, add_cors_headers};
+use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
+use crate::store::clickhouse::ClickHouseStore;
 use crate::store::sqlite::SqliteStore;
+use actix_web::dev::Service;
 use actix_web::{App, HttpServer, web};
-use anyhow::{Context, bail};
+use anyhow::Context;
+use futures_util::FutureExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Runs until `stop` resolves, then shuts down gracefully: stop accepting,
 /// finish in-flight requests, drain the bus into the store, close the store.
@@ -29,31 +38,68 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 
     let bus: Arc<dyn Bus> = match &config.nats_url {
         None => Arc::new(MemoryBus::new(config.ingest.queue_capacity)),
-        Some(_) => bail!(
-            "nats.url is set, but this build has no NATS bus yet; unset NATS_URL to run --role all"
+        Some(url) => Arc::new(
+            NatsBus::connect(NatsSettings {
+                url: url.clone(),
+                config: config.nats.clone(),
+                live: roles.query,
+                client_name: format!("oglogstream {roles}"),
+            })
+            .await
+            .context("starting the NATS bus")?,
         ),
     };
+    // An ingest-only process never touches a store.
     let store: Option<Arc<dyn Store>> = if roles.process || roles.query {
         match &config.clickhouse_url {
             None => Some(Arc::new(
                 SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
             )),
-            Some(_) => bail!(
-                "clickhouse.url is set, but this build has no ClickHouse store yet; unset CLICKHOUSE_DSN"
-            ),
+            Some(url) => Some(Arc::new(
+                ClickHouseStore::open(url).context("opening the ClickHouse store")?,
+            )),
         }
     } else {
         None
     };
 
     let dead_letters = DeadLetterFile::new(&config.data_dir);
+    let dead_letters_before_start = dead_letters.count_existing();
     let health = web::Data::new(HealthState {
         roles,
         bus: Arc::clone(&bus),
         store: store.clone(),
         metrics: Arc::clone(&metrics),
-        dead_letters_before_start: dead_letters.count_existing(),
+        dead_letters_before_start,
     });
+    let metrics_state = web::Data::new(MetricsState {
+        metrics: Arc::clone(&metrics),
+        bus: Arc::clone(&bus),
+        store: store.clone(),
+        dead_letters_before_start,
+    });
+    let security = &config.security;
+    let guard = Arc::new(Guard {
+        cors: CorsPolicy::new(&security.cors_allowed_origins),
+        ingest_keys: security.ingest_keys.clone(),
+        read_keys: security.read_keys.clone(),
+        ingest_limit: security
+            .ingest_rate
+            .map(|r| RateLimiter::new(r.per_second, r.burst)),
+        query_limit: security
+            .query_rate
+            .map(|r| RateLimiter::new(r.per_second, r.burst)),
+        trusted_proxies: security.trusted_proxies.clone(),
+        metrics: Arc::clone(&metrics),
+    });
+    let request_ids = Arc::new(IdGenerator::new());
+
+    let retention = match (&store, roles.process, config.retention_days) {
+        (Some(store), true, Some(days)) => {
+            Some(tokio::spawn(enforce_retention(Arc::clone(store), days)))
+        }
+        _ => None,
+    };
 
     let batcher = match (&store, roles.process) {
         (Some(store), true) => Some(tokio::spawn(
@@ -90,20 +136,72 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 
     let shutdown_timeout = config.server.shutdown_timeout;
     let mut server = HttpServer::new(move || {
+        let guard = Arc::clone(&guard);
+        let request_ids = Arc::clone(&request_ids);
+        let request_metrics = Arc::clone(&metrics_state.metrics);
         let mut app = App::new()
             .app_data(health.clone())
-            .route("/health", web::get().to(http::health::health));
+            .app_data(metrics_state.clone())
+            .route("/health", web::get().to(http::health::health))
+            .route("/metrics", web::get().to(telemetry::metrics));
         if let Some(state) = &ingest_state {
             app = app.app_data(state.clone()).configure(ingest::routes);
         }
         // The query role also serves the dashboard, on every path it does not route.
-        match &query_state {
+        let app = match &query_state {
             Some(state) => app
                 .app_data(state.clone())
                 .configure(query::routes)
                 .default_service(web::to(query::dashboard::serve)),
             None => app.default_service(web::to(http::not_found)),
-        }
+        };
+        // Inner: security rules. Outer: telemetry, so refusals are counted
+        // and logged with a request id too.
+        app.wrap_fn(move |request, service| match guard.check(&request) {
+            Decision::Respond(response) => {
+                futures_util::future::ready(Ok(request.into_response(response))).boxed_local()
+            }
+            Decision::Continue { allowed_origin } => {
+                let answer = service.call(request);
+                async move {
+                    let mut response = answer.await?;
+                    if let Some(origin) = &allowed_origin {
+                        add_cors_headers(response.headers_mut(), origin);
+                    }
+                    Ok(response)
+                }
+                .boxed_local()
+            }
+        })
+        .wrap_fn(move |request, service| {
+            let started = std::time::Instant::now();
+            let id = telemetry::request_id(request.headers().get(telemetry::REQUEST_ID), &request_ids);
+            let method = request.method().to_string();
+            let span = tracing::info_span!("request", request_id = %id);
+            let answer = span.in_scope(|| service.call(request));
+            let metrics = Arc::clone(&request_metrics);
+            async move {
+                let mut response = answer.await?;
+                let route = telemetry::route_label(response.request().match_pattern());
+                let status = response.status();
+                let elapsed = started.elapsed();
+                metrics.observe_request(&route, &method, status.as_u16(), elapsed);
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
+                    response.headers_mut().insert(
+                        actix_web::http::header::HeaderName::from_static(telemetry::REQUEST_ID),
+                        value,
+                    );
+                }
+                if status.is_server_error() {
+                    tracing::warn!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "request failed");
+                } else {
+                    tracing::debug!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "request");
+                }
+                Ok(response)
+            }
+            .instrument(span)
+            .boxed_local()
+        })
     })
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
@@ -139,11 +237,30 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             ),
         }
     }
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     if let Some(store) = store {
         store.close().await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes logs older than `days` at start and then hourly. The cutoff is
+/// aligned to the hour so the rollups and the raw rows agree.
+async fn enforce_retention(store: Arc<dyn Store>, days: u32) {
+    const HOUR: i64 = 3_600_000_000;
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        let cutoff = crate::domain::time::now_micros() - i64::from(days) * 24 * HOUR;
+        let cutoff = cutoff - cutoff.rem_euclid(HOUR);
+        match store.delete_older_than(cutoff).await {
+            Ok(deleted) => tracing::info!(deleted, days, "retention applied"),
+            Err(error) => tracing::warn!(%error, "retention failed; will retry in an hour"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

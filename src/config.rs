@@ -4,6 +4,8 @@
 
 use crate::cli::Cli;
 use crate::domain::parse::LogLimits;
+use crate::security::auth::KeySet;
+use crate::security::client_ip::IpNet;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -35,6 +37,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "nats",
     "clickhouse",
     "log",
+    "security",
+    "rate_limit",
 ];
 
 // ---- raw, as written by people ---------------------------------------------
@@ -47,9 +51,29 @@ struct RawConfig {
     storage: RawStorage,
     ingest: RawIngest,
     process: RawProcess,
-    nats: RawUrl,
+    nats: RawNats,
     clickhouse: RawUrl,
     log: RawLog,
+    security: RawSecurity,
+    rate_limit: RawRateLimit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    cors_allowed_origins: Vec<String>,
+    ingest_keys: Vec<String>,
+    read_keys: Vec<String>,
+    trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    ingest_per_second: f64,
+    ingest_burst: f64,
+    query_per_second: f64,
+    query_burst: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +82,7 @@ struct RawServer {
     host: String,
     port: i64,
     shutdown_timeout: String,
+    body_read_timeout: String,
     workers: i64,
 }
 
@@ -65,6 +90,7 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     data_dir: PathBuf,
+    retention_days: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +122,18 @@ struct RawUrl {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawNats {
+    url: String,
+    stream: String,
+    subject_prefix: String,
+    consumer: String,
+    stream_max_bytes: i64,
+    stream_max_age: String,
+    ack_wait: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLog {
     level: String,
     format: String,
@@ -110,10 +148,12 @@ impl Default for RawConfig {
                 host: "0.0.0.0".into(),
                 port: 8080,
                 shutdown_timeout: "30s".into(),
+                body_read_timeout: "30s".into(),
                 workers: 0,
             },
             storage: RawStorage {
                 data_dir: PathBuf::from("data"),
+                retention_days: 0,
             },
             ingest: RawIngest {
                 max_body_bytes: 50 * 1024,
@@ -130,11 +170,31 @@ impl Default for RawConfig {
                 flush_timeout: "200ms".into(),
                 max_retries: 3,
             },
-            nats: RawUrl::default(),
+            nats: RawNats {
+                url: String::new(),
+                stream: "OGLOGSTREAM".into(),
+                subject_prefix: "oglogstream".into(),
+                consumer: "oglogstream-process".into(),
+                stream_max_bytes: 1 << 30,
+                stream_max_age: "168h".into(),
+                ack_wait: "30s".into(),
+            },
             clickhouse: RawUrl::default(),
             log: RawLog {
                 level: "info".into(),
                 format: "text".into(),
+            },
+            security: RawSecurity {
+                cors_allowed_origins: Vec::new(),
+                ingest_keys: Vec::new(),
+                read_keys: Vec::new(),
+                trusted_proxies: Vec::new(),
+            },
+            rate_limit: RawRateLimit {
+                ingest_per_second: 0.0,
+                ingest_burst: 0.0,
+                query_per_second: 0.0,
+                query_burst: 0.0,
             },
         }
     }
@@ -236,8 +296,45 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub process: ProcessConfig,
     pub nats_url: Option<String>,
+    pub nats: NatsConfig,
     pub clickhouse_url: Option<String>,
     pub log: LogConfig,
+    /// Days of logs to keep; `None` keeps everything.
+    pub retention_days: Option<u32>,
+    pub security: SecurityConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct SecurityConfig {
+    pub cors_allowed_origins: Vec<String>,
+    pub ingest_keys: KeySet,
+    pub read_keys: KeySet,
+    pub trusted_proxies: Vec<IpNet>,
+    pub ingest_rate: Option<RateLimit>,
+    pub query_rate: Option<RateLimit>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+/// JetStream names and limits; used only when `nats_url` is set.
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    /// The JetStream stream holding batches until a process instance stores them.
+    pub stream: String,
+    /// Subjects are `<prefix>.logs` (work queue) and `<prefix>.live` (live tail).
+    pub subject_prefix: String,
+    /// The durable pull consumer shared by every process instance.
+    pub consumer: String,
+    /// When the stream holds this many bytes, publishes fail (ingest answers 503).
+    pub stream_max_bytes: i64,
+    /// Batches still unprocessed after this long are dropped by the broker.
+    pub stream_max_age: Duration,
+    /// How long a delivery may stay unacknowledged before it is redelivered.
+    pub ack_wait: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -251,6 +348,7 @@ pub struct ServerConfig {
 
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
+    pub body_read_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_bulk_bytes: usize,
     pub queue_capacity: usize,
@@ -332,7 +430,10 @@ impl Config {
         // Only known sections are read, so unrelated OGLOGSTREAM_* variables
         // (a test harness's OGLOGSTREAM_BIN, say) are not mistaken for typos.
         let prefixed = Env::prefixed("OGLOGSTREAM_").split("__").filter(|key| {
-            let root = key.as_str().split('.').next().unwrap_or("");
+            // figment may show the key before or after `split`; take the
+            // section name either way.
+            let root = key.as_str().split("__").next().unwrap_or("");
+            let root = root.split('.').next().unwrap_or("");
             TOP_LEVEL_KEYS
                 .iter()
                 .any(|known| root.eq_ignore_ascii_case(known))
@@ -407,6 +508,7 @@ impl Config {
             )?,
         };
         let ingest = IngestConfig {
+            body_read_timeout: duration("server.body_read_timeout", &raw.server.body_read_timeout)?,
             max_body_bytes: in_range("ingest.max_body_bytes", ingest.max_body_bytes, 256, 1 << 30)?,
             max_bulk_bytes: in_range("ingest.max_bulk_bytes", ingest.max_bulk_bytes, 256, 1 << 30)?,
             queue_capacity: in_range(
@@ -450,6 +552,7 @@ impl Config {
         };
         let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let nats_url = non_empty(&raw.nats.url);
+        let nats = nats_config(&raw.nats)?;
         let clickhouse_url = non_empty(&raw.clickhouse.url);
         if !roles.is_all() && nats_url.is_none() {
             return Err(invalid(
@@ -459,7 +562,39 @@ impl Config {
                 ),
             ));
         }
+        let retention_days = in_range(
+            "storage.retention_days",
+            raw.storage.retention_days,
+            0,
+            36_500,
+        )?;
+        let security = &raw.security;
+        let security = SecurityConfig {
+            cors_allowed_origins: security.cors_allowed_origins.clone(),
+            ingest_keys: KeySet::parse(&security.ingest_keys)
+                .map_err(|e| invalid("security.ingest_keys", e))?,
+            read_keys: KeySet::parse(&security.read_keys)
+                .map_err(|e| invalid("security.read_keys", e))?,
+            trusted_proxies: security
+                .trusted_proxies
+                .iter()
+                .map(|entry| IpNet::parse(entry))
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid("security.trusted_proxies", e))?,
+            ingest_rate: rate_limit(
+                "rate_limit.ingest",
+                raw.rate_limit.ingest_per_second,
+                raw.rate_limit.ingest_burst,
+            )?,
+            query_rate: rate_limit(
+                "rate_limit.query",
+                raw.rate_limit.query_per_second,
+                raw.rate_limit.query_burst,
+            )?,
+        };
         Ok(Config {
+            retention_days: (retention_days > 0).then_some(retention_days as u32),
+            security,
             roles,
             server: ServerConfig {
                 listen,
@@ -470,10 +605,88 @@ impl Config {
             ingest,
             process,
             nats_url,
+            nats,
             clickhouse_url,
             log: LogConfig { level, format },
         })
     }
+}
+
+/// NATS names end up in subjects and API subjects, where `.`, `*`, `>` and
+/// whitespace have meaning; the prefix may hold dots (it is a subject prefix).
+fn nats_config(raw: &RawNats) -> Result<NatsConfig, ConfigError> {
+    let name_ok = |name: &str, dots: bool| {
+        !name.is_empty()
+            && name.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+            && (dots || !name.contains('.'))
+    };
+    for (key, value, dots) in [
+        ("nats.stream", &raw.stream, false),
+        ("nats.consumer", &raw.consumer, false),
+        ("nats.subject_prefix", &raw.subject_prefix, true),
+    ] {
+        if !name_ok(value, dots) {
+            return Err(invalid(
+                key,
+                format!(
+                    "{value:?}: use letters, digits, '-' and '_'{}",
+                    if dots { " (and '.' between parts)" } else { "" }
+                ),
+            ));
+        }
+    }
+    let ack_wait = duration("nats.ack_wait", &raw.ack_wait)?;
+    if ack_wait < Duration::from_secs(1) {
+        return Err(invalid("nats.ack_wait", "must be at least 1s"));
+    }
+    let stream_max_age = duration("nats.stream_max_age", &raw.stream_max_age)?;
+    if stream_max_age < Duration::from_secs(60) {
+        return Err(invalid("nats.stream_max_age", "must be at least 1m"));
+    }
+    Ok(NatsConfig {
+        stream: raw.stream.clone(),
+        subject_prefix: raw.subject_prefix.clone(),
+        consumer: raw.consumer.clone(),
+        stream_max_bytes: in_range(
+            "nats.stream_max_bytes",
+            raw.stream_max_bytes,
+            1 << 16,
+            i64::MAX,
+        )? as i64,
+        stream_max_age,
+        ack_wait,
+    })
+}
+
+/// `per_second = 0` turns the limit off; `burst = 0` means twice the rate
+/// (at least one request).
+fn rate_limit(key: &str, per_second: f64, burst: f64) -> Result<Option<RateLimit>, ConfigError> {
+    if !per_second.is_finite() || per_second < 0.0 {
+        return Err(invalid(
+            &format!("{key}_per_second"),
+            "must be 0 (off) or more",
+        ));
+    }
+    if !burst.is_finite() || burst < 0.0 {
+        return Err(invalid(
+            &format!("{key}_burst"),
+            "must be 0 (twice the rate) or more",
+        ));
+    }
+    if per_second == 0.0 {
+        return Ok(None);
+    }
+    let burst = if burst == 0.0 {
+        (per_second * 2.0).max(1.0)
+    } else {
+        burst
+    };
+    Ok(Some(RateLimit { per_second, burst }))
 }
 
 fn split_listen(listen: &str) -> Option<(String, i64)> {
@@ -541,7 +754,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={}",
+            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={}",
             self.roles,
             self.server.listen,
             self.data_dir.display(),
@@ -556,6 +769,24 @@ impl Config {
             self.process.batch_size,
             self.process.flush_timeout,
             self.ingest.queue_capacity,
+            self.retention_days
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "forever".into()),
+            if self.security.ingest_keys.is_open() {
+                "off"
+            } else {
+                "on"
+            },
+            if self.security.read_keys.is_open() {
+                "off"
+            } else {
+                "on"
+            },
+            if self.security.ingest_rate.is_some() || self.security.query_rate.is_some() {
+                "on"
+            } else {
+                "off"
+            },
         )
     }
 }
@@ -657,6 +888,26 @@ mod tests {
     }
 
     #[test]
+    fn security_and_rate_limits_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("OGLOGSTREAM_RATE_LIMIT__INGEST_PER_SECOND", "2.5");
+            jail.set_env(
+                "OGLOGSTREAM_SECURITY__READ_KEYS",
+                "[\"read-key-0123456789abcdef\"]",
+            );
+            jail.set_env("OGLOGSTREAM_SECURITY__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
+            let config = load(Cli::default()).unwrap();
+            let rate = config.security.ingest_rate.expect("ingest rate limit");
+            assert_eq!((rate.per_second, rate.burst), (2.5, 5.0));
+            assert!(config.security.query_rate.is_none());
+            assert!(!config.security.read_keys.is_open());
+            assert!(config.security.ingest_keys.is_open());
+            assert_eq!(config.security.trusted_proxies.len(), 1);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn split_roles_need_nats() {
         Jail::expect_with(|_| {
             let cli = Cli {
@@ -674,6 +925,34 @@ mod tests {
                 ..Cli::default()
             };
             assert!(load(cli).unwrap_err().contains("unknown role"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nats_settings_have_defaults_and_are_checked() {
+        Jail::expect_with(|jail| {
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(config.nats.stream, "OGLOGSTREAM");
+            assert_eq!(config.nats.subject_prefix, "oglogstream");
+            assert_eq!(config.nats.ack_wait, Duration::from_secs(30));
+            jail.set_env("OGLOGSTREAM_NATS__STREAM_MAX_BYTES", "1048576");
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "team.logs");
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(config.nats.stream_max_bytes, 1 << 20);
+            assert_eq!(config.nats.subject_prefix, "team.logs");
+            jail.set_env("OGLOGSTREAM_NATS__STREAM", "with.dot");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.stream"));
+            jail.set_env("OGLOGSTREAM_NATS__STREAM", "OK");
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "wild.*");
+            assert!(
+                load(Cli::default())
+                    .unwrap_err()
+                    .contains("nats.subject_prefix")
+            );
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "ok");
+            jail.set_env("OGLOGSTREAM_NATS__ACK_WAIT", "10ms");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.ack_wait"));
             Ok(())
         });
     }

@@ -6,7 +6,8 @@
 //! - `store`: the seam between process (writes) and query (reads).
 //! - `ingest`, `process`, `query`: one module per role. Roles depend on
 //!   `domain`, `bus` and `store`, never on each other.
-//! - `http`: the error shape, body limits, health.
+//! - `http`: the error shape, body limits, health, telemetry.
+//! - `security`: API keys, rate limits, CORS, client addresses.
 //! - `config`, `cli`: configuration layers; `app`: wiring and lifecycle.
 //! - `loadgen`: the load generator behind `oglogstream-bench` (a client of
 //!   the HTTP API only; no role depends on it).
@@ -25,4 +26,5 @@ pub mod loadgen;
 pub mod metrics;
 pub mod process;
 pub mod query;
+pub mod security;
 pub mod store;

@@ -1,19 +1,155 @@
-//! Counters shared by the roles of one process. Cheap atomics: the hot path
-//! increments, `/health` (and later `/metrics`) reads.
+//! Metrics shared by the roles of one process, rendered in the Prometheus
+//! text format at `/metrics`. Hand-rolled on atomics: the hot path does an
+//! increment or two, and the label sets are fixed or bounded by the route
+//! table, so cardinality cannot grow with traffic.
 
+use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-#[derive(Debug, Default)]
+/// Why a request's logs were not accepted: the `reason` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    Invalid,
+    TooLarge,
+    MediaType,
+    Overloaded,
+    RateLimited,
+    Unauthorized,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 6] = [
+        Rejection::Invalid,
+        Rejection::TooLarge,
+        Rejection::MediaType,
+        Rejection::Overloaded,
+        Rejection::RateLimited,
+        Rejection::Unauthorized,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::Invalid => "invalid",
+            Rejection::TooLarge => "too_large",
+            Rejection::MediaType => "unsupported_media_type",
+            Rejection::Overloaded => "overloaded",
+            Rejection::RateLimited => "rate_limited",
+            Rejection::Unauthorized => "unauthorized",
+        }
+    }
+}
+
+/// Latency buckets in seconds, from half a millisecond to ten seconds.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 10_000.0, 50_000.0, 100_000.0,
+];
+
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    /// Sum in millionths of the unit, to stay an integer atomic.
+    sum_micro: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micro: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        if let Some(slot) = self.bounds.iter().position(|bound| value <= *bound) {
+            self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micro
+            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn observe_duration(&self, duration: Duration) {
+        self.observe(duration.as_secs_f64());
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let separator = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {total}"
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let sum = self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {total}");
+    }
+}
+
+/// Requests by route pattern (never the raw path), method and status.
+type RequestKey = (String, String, u16);
+
+#[derive(Debug)]
 pub struct Metrics {
     pub logs_accepted: AtomicU64,
-    pub logs_rejected: AtomicU64,
-    pub requests_overloaded: AtomicU64,
+    rejected: [AtomicU64; 6],
     pub logs_stored: AtomicU64,
     pub batches_stored: AtomicU64,
     pub store_write_failures: AtomicU64,
     pub dead_letter_logs: AtomicU64,
     pub live_clients: AtomicU64,
     pub live_clients_cut_off: AtomicU64,
+    pub batch_sizes: Histogram,
+    pub store_write_seconds: Histogram,
+    requests: RwLock<BTreeMap<RequestKey, Arc<Histogram>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            logs_accepted: AtomicU64::new(0),
+            rejected: Default::default(),
+            logs_stored: AtomicU64::new(0),
+            batches_stored: AtomicU64::new(0),
+            store_write_failures: AtomicU64::new(0),
+            dead_letter_logs: AtomicU64::new(0),
+            live_clients: AtomicU64::new(0),
+            live_clients_cut_off: AtomicU64::new(0),
+            batch_sizes: Histogram::new(BATCH_SIZE_BUCKETS),
+            store_write_seconds: Histogram::new(SECONDS_BUCKETS),
+            requests: RwLock::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// Values read at scrape time from the parts that own them.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub queue_depth: Option<u64>,
+    pub dead_letters_total: u64,
+    pub store_size_bytes: Option<u64>,
 }
 
 impl Metrics {
@@ -23,5 +159,182 @@ impl Metrics {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn reject(&self, reason: Rejection, logs: u64) {
+        self.rejected[reason as usize].fetch_add(logs, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, reason: Rejection) -> u64 {
+        self.rejected[reason as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let key = (route.to_string(), method.to_string(), status);
+        let existing = self
+            .requests
+            .read()
+            .ok()
+            .and_then(|map| map.get(&key).cloned());
+        let histogram = match existing {
+            Some(histogram) => histogram,
+            None => match self.requests.write() {
+                Ok(mut map) => Arc::clone(
+                    map.entry(key)
+                        .or_insert_with(|| Arc::new(Histogram::new(SECONDS_BUCKETS))),
+                ),
+                Err(_) => return,
+            },
+        };
+        histogram.observe_duration(elapsed);
+    }
+
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        counter(
+            &mut out,
+            "oglogstream_logs_accepted_total",
+            "Logs answered 202.",
+            Metrics::get(&self.logs_accepted),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP oglogstream_logs_rejected_total Logs (or requests, for whole-request refusals) not accepted, by reason.\n# TYPE oglogstream_logs_rejected_total counter"
+        );
+        for reason in Rejection::ALL {
+            let _ = writeln!(
+                out,
+                "oglogstream_logs_rejected_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.rejected(reason)
+            );
+        }
+        counter(
+            &mut out,
+            "oglogstream_logs_stored_total",
+            "Logs written to the store.",
+            Metrics::get(&self.logs_stored),
+        );
+        counter(
+            &mut out,
+            "oglogstream_batches_stored_total",
+            "Batches written to the store.",
+            Metrics::get(&self.batches_stored),
+        );
+        counter(
+            &mut out,
+            "oglogstream_store_write_failures_total",
+            "Failed store writes (each retry counts).",
+            Metrics::get(&self.store_write_failures),
+        );
+        counter(
+            &mut out,
+            "oglogstream_live_clients_cut_off_total",
+            "Live-tail clients closed for being too slow.",
+            Metrics::get(&self.live_clients_cut_off),
+        );
+        gauge(
+            &mut out,
+            "oglogstream_live_clients",
+            "Open live-tail WebSocket connections.",
+            Metrics::get(&self.live_clients),
+        );
+        gauge(
+            &mut out,
+            "oglogstream_dead_letter_logs",
+            "Logs in the dead-letter file.",
+            gauges.dead_letters_total,
+        );
+        if let Some(depth) = gauges.queue_depth {
+            gauge(
+                &mut out,
+                "oglogstream_queue_depth",
+                "Logs published to the bus and not yet stored (bus lag).",
+                depth,
+            );
+        }
+        if let Some(size) = gauges.store_size_bytes {
+            gauge(
+                &mut out,
+                "oglogstream_store_size_bytes",
+                "Size of the store on disk.",
+                size,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP oglogstream_batch_size_logs Logs per store write.\n# TYPE oglogstream_batch_size_logs histogram"
+        );
+        self.batch_sizes
+            .render(&mut out, "oglogstream_batch_size_logs", "");
+        let _ = writeln!(
+            out,
+            "# HELP oglogstream_store_write_seconds Duration of store writes.\n# TYPE oglogstream_store_write_seconds histogram"
+        );
+        self.store_write_seconds
+            .render(&mut out, "oglogstream_store_write_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP oglogstream_http_request_duration_seconds HTTP requests by route, method and status.\n# TYPE oglogstream_http_request_duration_seconds histogram"
+        );
+        if let Ok(requests) = self.requests.read() {
+            for ((route, method, status), histogram) in requests.iter() {
+                let labels = format!(
+                    "route=\"{}\",method=\"{}\",status=\"{status}\"",
+                    escape_label(route),
+                    escape_label(method)
+                );
+                histogram.render(
+                    &mut out,
+                    "oglogstream_http_request_duration_seconds",
+                    &labels,
+                );
+            }
+        }
+        out
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_histograms() {
+        let metrics = Metrics::default();
+        metrics.reject(Rejection::Invalid, 3);
+        metrics.observe_request("/log", "POST", 202, Duration::from_micros(700));
+        metrics.observe_request("/log", "POST", 202, Duration::from_millis(20));
+        let text = metrics.render(&Gauges {
+            queue_depth: Some(7),
+            ..Gauges::default()
+        });
+        assert!(text.contains("oglogstream_logs_rejected_total{reason=\"invalid\"} 3"));
+        assert!(text.contains("oglogstream_queue_depth 7"));
+        assert!(text.contains(
+            "oglogstream_http_request_duration_seconds_bucket{route=\"/log\",method=\"POST\",status=\"202\",le=\"0.001\"} 1"
+        ));
+        assert!(text.contains(
+            "oglogstream_http_request_duration_seconds_bucket{route=\"/log\",method=\"POST\",status=\"202\",le=\"+Inf\"} 2"
+        ));
     }
 }

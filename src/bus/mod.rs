@@ -7,6 +7,8 @@
 //! only `bus/nats.rs` knows async-nats.
 
 pub mod memory;
+pub mod nats;
+pub mod wire;
 
 use crate::domain::LogBatch;
 use async_trait::async_trait;

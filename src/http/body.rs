@@ -19,7 +19,25 @@ pub fn is_json(media_type: &str) -> bool {
         || (media_type.starts_with("application/") && media_type.ends_with("+json"))
 }
 
+/// Reads the whole body, refusing more than `limit` bytes (413) and clients
+/// that take longer than `timeout` to send it (408): a slow client must not
+/// hold a worker's memory open indefinitely.
 pub async fn read_limited(
+    request: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<BytesMut, ApiError> {
+    tokio::time::timeout(timeout, read_body(request, payload, limit))
+        .await
+        .map_err(|_| {
+            ApiError::request_timeout(format!(
+                "the request body did not arrive within {timeout:?}"
+            ))
+        })?
+}
+
+async fn read_body(
     request: &HttpRequest,
     mut payload: Payload,
     limit: usize,

@@ -69,6 +69,30 @@ impl ApiError {
         }
     }
 
+    pub fn forbidden(error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, error, None)
+    }
+
+    /// No detail: whether a key was missing or wrong is not the caller's business.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid API key", None)
+    }
+
+    pub fn rate_limited(retry_after_secs: u32) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit exceeded: retry after {retry_after_secs}s"),
+                None,
+            )
+        }
+    }
+
+    pub fn request_timeout(error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, error, None)
+    }
+
     pub fn not_found(error: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, error, None)
     }
@@ -93,6 +117,9 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
         if let Some(seconds) = self.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }

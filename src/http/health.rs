@@ -45,38 +45,54 @@ struct Health {
     timestamp: String,
 }
 
+/// The outcome of checking one part, for the body and the failure list.
+struct PartCheck {
+    status: String,
+    problem: Option<String>,
+}
+
+/// Runs a part's readiness check with a deadline, so one hung dependency
+/// cannot hang the load balancer's probe.
+async fn check_part<E: std::fmt::Display>(
+    kind: &str,
+    check: impl std::future::Future<Output = Result<(), E>>,
+) -> PartCheck {
+    match timeout(CHECK_TIMEOUT, check).await {
+        Ok(Ok(())) => PartCheck {
+            status: "ok".to_string(),
+            problem: None,
+        },
+        Ok(Err(error)) => PartCheck {
+            status: format!("unavailable: {error}"),
+            problem: Some(error.to_string()),
+        },
+        Err(_) => PartCheck {
+            status: "unavailable: no answer in time".to_string(),
+            problem: Some(format!("{kind} did not answer in time")),
+        },
+    }
+}
+
 pub async fn health(state: web::Data<HealthState>) -> HttpResponse {
     let mut failing = Vec::new();
     let mut problems = Vec::new();
-
-    let bus_status = match timeout(CHECK_TIMEOUT, state.bus.check()).await {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(error)) => {
-            failing.push("bus");
-            problems.push(error.to_string());
-            format!("unavailable: {error}")
+    let mut record = |part: &'static str, check: PartCheck| {
+        if let Some(problem) = check.problem {
+            failing.push(part);
+            problems.push(problem);
         }
-        Err(_) => {
-            failing.push("bus");
-            problems.push(format!("{} bus did not answer in time", state.bus.kind()));
-            "unavailable: no answer in time".to_string()
-        }
+        check.status
     };
+    let bus_status = record(
+        "bus",
+        check_part(&format!("{} bus", state.bus.kind()), state.bus.check()).await,
+    );
     let storage_status = match &state.store {
         None => None,
-        Some(store) => Some(match timeout(CHECK_TIMEOUT, store.check()).await {
-            Ok(Ok(())) => "ok".to_string(),
-            Ok(Err(error)) => {
-                failing.push("storage");
-                problems.push(error.to_string());
-                format!("unavailable: {error}")
-            }
-            Err(_) => {
-                failing.push("storage");
-                problems.push(format!("{} store did not answer in time", store.kind()));
-                "unavailable: no answer in time".to_string()
-            }
-        }),
+        Some(store) => Some(record(
+            "storage",
+            check_part(&format!("{} store", store.kind()), store.check()).await,
+        )),
     };
     let healthy = failing.is_empty();
     let body = Health {

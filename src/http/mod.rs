@@ -4,6 +4,7 @@
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod telemetry;
 
 use actix_web::HttpRequest;
 use error::ApiError;

@@ -10,7 +10,7 @@ use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::domain::{LogBatch, LogRecord};
 use crate::http::body::{is_json, media_type, read_limited};
 use crate::http::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejection};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use std::sync::Arc;
@@ -41,14 +41,14 @@ impl IngestState {
     /// Refuses work the queue cannot take before paying for parsing it: under
     /// overload, parsing bodies only to answer 503 took the CPU the batcher
     /// needed to drain the queue (measured: most of the server's time during
-    /// a saturating bulk load). Only a bus that reports its depth is checked.
+    /// a saturating bulk load). Only a bus that reports its depth is checked;
+    /// the 503 is counted as overloaded by `counted`.
     fn ensure_room(&self, logs: usize) -> Result<(), ApiError> {
         let Some(pending) = self.bus.pending() else {
             return Ok(());
         };
         let wanted = (logs.max(1) as u64).min(self.config.queue_capacity as u64);
         if pending + wanted > self.config.queue_capacity as u64 {
-            Metrics::add(&self.metrics.requests_overloaded, 1);
             return Err(BusError::Full(format!("{pending} logs are waiting to be stored")).into());
         }
         Ok(())
@@ -61,10 +61,7 @@ impl IngestState {
                 Metrics::add(&self.metrics.logs_accepted, count);
                 Ok(())
             }
-            Err(error) => {
-                Metrics::add(&self.metrics.requests_overloaded, 1);
-                Err(error.into())
-            }
+            Err(error) => Err(error.into()),
         }
     }
 }
@@ -82,21 +79,54 @@ struct Accepted<'a> {
     timestamp: String,
 }
 
+/// Counts a refused request under its reason (invalid entries of an accepted
+/// bulk request are counted where they are found).
+fn counted(
+    state: &IngestState,
+    result: Result<HttpResponse, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    if let Err(error) = &result {
+        use actix_web::ResponseError;
+        use actix_web::http::StatusCode;
+        let reason = match error.status_code() {
+            StatusCode::PAYLOAD_TOO_LARGE => Rejection::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Rejection::MediaType,
+            StatusCode::SERVICE_UNAVAILABLE => Rejection::Overloaded,
+            _ => Rejection::Invalid,
+        };
+        state.metrics.reject(reason, 1);
+    }
+    result
+}
+
 async fn post_log(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<IngestState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !media_type(&request).is_some_and(|t| is_json(&t)) {
+    let result = accept_one(&request, payload, &state).await;
+    counted(&state, result)
+}
+
+async fn accept_one(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &IngestState,
+) -> Result<HttpResponse, ApiError> {
+    if !media_type(request).is_some_and(|t| is_json(&t)) {
         return Err(ApiError::unsupported_media_type("application/json"));
     }
-    let body = read_limited(&request, payload, state.config.max_body_bytes).await?;
+    let body = read_limited(
+        request,
+        payload,
+        state.config.max_body_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
     // After reading the body, so the keep-alive connection stays usable.
     state.ensure_room(1)?;
-    let log = parse_log(&body, &state.config.limits).map_err(|invalid| {
-        Metrics::add(&state.metrics.logs_rejected, 1);
-        ApiError::bad_request(invalid.field, invalid.message)
-    })?;
+    let log = parse_log(&body, &state.config.limits)
+        .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
     let record = state.stamp(log, now_micros());
     let response = HttpResponse::Accepted().json(Accepted {
         status: "accepted",
@@ -133,7 +163,16 @@ async fn post_bulk(
     payload: web::Payload,
     state: web::Data<IngestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let format = match media_type(&request).as_deref() {
+    let result = accept_bulk(&request, payload, &state).await;
+    counted(&state, result)
+}
+
+async fn accept_bulk(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &IngestState,
+) -> Result<HttpResponse, ApiError> {
+    let format = match media_type(request).as_deref() {
         Some("application/x-ndjson" | "application/jsonl" | "application/jsonlines") => {
             BulkFormat::Ndjson
         }
@@ -144,7 +183,13 @@ async fn post_bulk(
             ));
         }
     };
-    let body = read_limited(&request, payload, state.config.max_bulk_bytes).await?;
+    let body = read_limited(
+        request,
+        payload,
+        state.config.max_bulk_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
     if format == BulkFormat::Ndjson {
         // Lines bound the logs from above; counting them costs next to nothing.
         state.ensure_room(memchr::memchr_iter(b'\n', &body).count())?;
@@ -154,7 +199,7 @@ async fn post_bulk(
     let outcome = parse_bulk(&body, format, &state.config.limits)
         .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
     let rejected = outcome.rejected.len();
-    Metrics::add(&state.metrics.logs_rejected, rejected as u64);
+    state.metrics.reject(Rejection::Invalid, rejected as u64);
     let errors = outcome
         .rejected
         .into_iter()
@@ -179,6 +224,7 @@ async fn post_bulk(
         } else {
             "no valid log in the body: see errors".into()
         });
+        // Counted above, entry by entry; not an error for `counted`.
         return Ok(HttpResponse::BadRequest().json(answer));
     }
     let received = now_micros();

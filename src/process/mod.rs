@@ -81,8 +81,14 @@ impl Batcher {
         let count: usize = batches.iter().map(|b| b.len()).sum();
         let mut attempt: u32 = 0;
         loop {
-            let error = match self.store.insert(&batches).await {
+            let started = std::time::Instant::now();
+            let written = self.store.insert(&batches).await;
+            self.metrics
+                .store_write_seconds
+                .observe_duration(started.elapsed());
+            let error = match written {
                 Ok(()) => {
+                    self.metrics.batch_sizes.observe(count as f64);
                     Metrics::add(&self.metrics.logs_stored, count as u64);
                     Metrics::add(&self.metrics.batches_stored, 1);
                     settle(deliveries, true).await;
@@ -191,6 +197,9 @@ mod tests {
         }
         async fn bucket_counts(&self, _: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError> {
             Ok(Vec::new())
+        }
+        async fn delete_older_than(&self, _: i64) -> Result<u64, StoreError> {
+            Ok(0)
         }
         async fn check(&self) -> Result<(), StoreError> {
             Ok(())

@@ -15,12 +15,14 @@ use rust_embed::RustEmbed;
 struct Assets;
 
 /// Paths that belong to the API: never answered with the SPA's index.
-const API_PREFIXES: &[&str] = &["/api/", "/ws/", "/log", "/health", "/metrics"];
+const API_PREFIXES: &[&str] = &["/api/", "/ws/", "/log/"];
+const API_PATHS: &[&str] = &["/log", "/health", "/metrics"];
 
 pub async fn serve(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let path = request.path();
     if !matches!(*request.method(), Method::GET | Method::HEAD)
         || API_PREFIXES.iter().any(|prefix| path.starts_with(prefix))
+        || API_PATHS.contains(&path)
     {
         return crate::http::not_found(request).await;
     }
@@ -34,7 +36,11 @@ pub async fn serve(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         }
         None => match Assets::get("index.html") {
             Some(file) => ("index.html", file),
-            None => return Err(ApiError::not_found("the dashboard is not built into this binary")),
+            None => {
+                return Err(ApiError::not_found(
+                    "the dashboard is not built into this binary",
+                ));
+            }
         },
     };
     let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
@@ -53,13 +59,17 @@ pub async fn serve(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type(name))))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(name)),
+        ))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static(cache)))
         .insert_header((header::ETAG, etag))
         .insert_header(("X-Content-Type-Options", "nosniff"));
-    if not_modified || request.method() == Method::HEAD {
+    if not_modified {
         return Ok(response.finish());
     }
+    // For HEAD, actix drops the body but keeps its Content-Length.
     Ok(response.body(file.data.into_owned()))
 }
 

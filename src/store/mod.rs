@@ -4,6 +4,7 @@
 //! (production). Role modules see only [`Store`]; only `store/sqlite.rs` knows
 //! rusqlite and only `store/clickhouse.rs` knows klickhouse.
 
+pub mod clickhouse;
 pub mod filter;
 pub mod sqlite;
 
@@ -64,6 +65,16 @@ pub trait Store: Send + Sync {
 
     /// Counts per bucket and level; empty buckets are omitted.
     async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError>;
+
+    /// Deletes logs (and rollup rows) older than `cutoff`, which callers align
+    /// to the hour so rollups and raw rows stay consistent. Returns the number
+    /// of logs deleted, where known.
+    async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError>;
+
+    /// Size on disk, where the store can tell cheaply (for `/metrics`).
+    fn size_bytes(&self) -> Option<u64> {
+        None
+    }
 
     /// Cheap readiness check for `/health`.
     async fn check(&self) -> Result<(), StoreError>;

@@ -751,6 +751,48 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError> {
+        let writer = Arc::clone(&self.writer);
+        run_blocking(move || {
+            let mut writer = writer.lock().map_err(poisoned)?;
+            let connection = writer
+                .connection
+                .as_mut()
+                .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+            // Chunks keep each write transaction short, so ingestion's batches
+            // are not held up behind one huge delete.
+            let mut deleted = 0u64;
+            loop {
+                let removed = connection
+                    .execute(
+                        "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE ts < ?1 LIMIT 20000)",
+                        [cutoff],
+                    )
+                    .map_err(sql_error)?;
+                deleted += removed as u64;
+                if removed == 0 {
+                    break;
+                }
+            }
+            connection
+                .execute_batch(&format!(
+                    "DELETE FROM counts_minute WHERE bucket < {cutoff};
+                     DELETE FROM counts_hour WHERE bucket < {cutoff};"
+                ))
+                .map_err(sql_error)?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    fn size_bytes(&self) -> Option<u64> {
+        let main = std::fs::metadata(&self.path).ok()?.len();
+        let wal = std::fs::metadata(self.path.with_extension("db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Some(main + wal)
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
         self.read(|connection| {
             connection

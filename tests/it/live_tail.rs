@@ -97,3 +97,46 @@ async fn bulk_logs_stream_too_and_bad_filters_are_refused() {
     assert_eq!(status, awc::http::StatusCode::BAD_REQUEST);
     assert_eq!(answer["field"], "level");
 }
+
+#[actix_web::test]
+async fn a_stuck_client_is_cut_off_without_slowing_ingestion() {
+    let server = Server::start().await;
+    let mut stuck = connect(&server, "").await; // never read while we ingest
+    let mut healthy = connect(&server, "?q=marker").await;
+    let line = log("info", "flood", &"x".repeat(200)).to_string();
+    let body = vec![line; 500].join("\n");
+    for _ in 0..400 {
+        let (status, _) = server
+            .post("/log/bulk", Some("application/x-ndjson"), body.clone())
+            .await;
+        assert_eq!(
+            status,
+            awc::http::StatusCode::ACCEPTED,
+            "ingestion never waits for live clients"
+        );
+    }
+    let marker = server.accept(&log("info", "flood", "marker")).await;
+    let frame = next_log(&mut healthy, Duration::from_secs(10))
+        .await
+        .expect("other clients keep streaming");
+    assert_eq!(frame["id"], marker.as_str());
+
+    // Draining the stuck connection now ends in a close frame saying why.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let reason = loop {
+        match tokio::time::timeout_at(deadline, stuck.next()).await {
+            Ok(Some(Ok(Frame::Close(reason)))) => break reason,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let reason = reason.expect("a close reason");
+    assert_eq!(reason.code, awc::ws::CloseCode::Policy);
+    assert!(reason.description.unwrap_or_default().contains("too slow"));
+    let (_, metrics) = server.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("oglogstream_live_clients_cut_off_total 1"),
+        "{metrics}"
+    );
+}

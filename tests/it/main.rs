@@ -4,6 +4,11 @@
 mod support;
 
 mod config_and_lifecycle;
+mod dashboard_assets;
+mod deployment;
+mod fuzz_corpus;
 mod ingest_rules;
 mod live_tail;
+mod operations;
 mod query_api;
+mod split;

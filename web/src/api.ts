@@ -79,7 +79,7 @@ export function isAbortError(e: unknown): boolean {
 export function describeError(e: unknown): string {
   if (e instanceof ApiError) {
     if (e.kind === 'network') return `Could not reach the server (${e.message}).`
-    if (e.kind === 'unauthorized') return 'The server needs an API key.'
+    if (e.kind === 'unauthorized') return 'The server answered 401: it needs an API key. Enter one with the “API key” button at the top.'
     const where = e.field ? ` (field “${e.field}”)` : ''
     return e.status ? `Server answered ${e.status}: ${e.message}${where}` : e.message
   }

@@ -1,0 +1,29 @@
+//! Any query string against every `/api/*` parameter parser: a query model
+//! or an error naming a parameter, never a panic; accepted values obey the
+//! limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use oglogstream::query::params;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(query_string) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(pairs) = params::decode(query_string) else {
+        return;
+    };
+    if let Ok(query) = params::log_query(&pairs) {
+        assert!((1..=params::MAX_LIMIT).contains(&query.limit));
+        assert!(query.offset <= params::MAX_OFFSET);
+    }
+    let _ = params::filter_only(&pairs);
+    let _ = params::services_query(&pairs);
+    let _ = params::live_filter(&pairs, &["api_key"]);
+    if let Ok(histogram) = params::histogram_query(&pairs, 1_790_000_000_000_000) {
+        let (from, to) = histogram.filter.bounds();
+        assert!(from < to && histogram.interval > 0);
+        let first = from - from.rem_euclid(histogram.interval);
+        assert!(params::ceil_div(to - first, histogram.interval) <= params::MAX_BUCKETS);
+    }
+});

@@ -1,0 +1,177 @@
+//! The bytes a batch travels as between processes: JSON lines, one record a
+//! line, with the timestamp in microseconds and the level as its code.
+//!
+//! JSON lines keep the payload readable with `nats stream view` while still
+//! being compact (short keys, no RFC 3339 timestamps), and a batch splits
+//! into broker-sized messages at any line boundary, so a bulk request larger
+//! than the broker's `max_payload` still travels, as several messages.
+//!
+//! Unknown keys are ignored when decoding, so a newer writer may add fields.
+
+use crate::domain::time::Micros;
+use crate::domain::{Attributes, Level, LogBatch, LogRecord};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// One record alone is larger than a message may be.
+    #[error("a log of {size} bytes does not fit in a message of at most {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("undecodable message: {0}")]
+    Malformed(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireRecord<'a> {
+    #[serde(borrow)]
+    i: Cow<'a, str>,
+    t: Micros,
+    l: u8,
+    #[serde(borrow)]
+    s: Cow<'a, str>,
+    #[serde(borrow)]
+    m: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    a: Attributes,
+}
+
+/// Encodes `batch` into messages of at most `max_message_bytes` each.
+pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Vec<u8>>, WireError> {
+    let mut messages = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
+    for record in batch {
+        line.clear();
+        serde_json::to_writer(
+            &mut line,
+            &WireRecord {
+                i: Cow::Borrowed(&record.id),
+                t: record.timestamp,
+                l: record.level.code(),
+                s: Cow::Borrowed(&record.service),
+                m: Cow::Borrowed(&record.message),
+                // Attributes are small maps; cloning keeps one record type for
+                // both directions.
+                a: record.attributes.clone(),
+            },
+        )
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+        line.push(b'\n');
+        if line.len() > max_message_bytes {
+            return Err(WireError::TooLarge {
+                size: line.len(),
+                limit: max_message_bytes,
+            });
+        }
+        if current.len() + line.len() > max_message_bytes {
+            messages.push(std::mem::take(&mut current));
+        }
+        current.extend_from_slice(&line);
+    }
+    if !current.is_empty() {
+        messages.push(current);
+    }
+    Ok(messages)
+}
+
+/// Decodes one message back into records.
+pub fn decode(message: &[u8]) -> Result<LogBatch, WireError> {
+    let mut records = Vec::new();
+    for (number, line) in message.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let wire: WireRecord = serde_json::from_slice(line)
+            .map_err(|e| WireError::Malformed(format!("line {}: {e}", number + 1)))?;
+        let level = Level::from_code(wire.l).ok_or_else(|| {
+            WireError::Malformed(format!(
+                "line {}: unknown level code {}",
+                number + 1,
+                wire.l
+            ))
+        })?;
+        records.push(LogRecord {
+            id: wire.i.into_owned(),
+            timestamp: wire.t,
+            level,
+            service: wire.s.into_owned(),
+            message: wire.m.into_owned(),
+            attributes: wire.a,
+        });
+    }
+    Ok(records.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize, message: &str) -> LogRecord {
+        LogRecord {
+            id: format!("id-{i}"),
+            timestamp: 1_735_732_800_123_456 + i as i64,
+            level: Level::ALL[i % 5],
+            service: "svc \"quoted\"".into(),
+            message: message.into(),
+            attributes: if i % 2 == 0 {
+                [("k\n".to_string(), "v\0é".to_string())].into()
+            } else {
+                Attributes::new()
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips_awkward_text() {
+        let batch: Vec<LogRecord> = [
+            "plain",
+            "new\nline",
+            "nul\0byte",
+            "ünïcødé 日本 🚀",
+            "\\'%_",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| record(i, m))
+        .collect();
+        let messages = encode(&batch, 1 << 20).unwrap();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(&*decode(&messages[0]).unwrap(), &batch[..]);
+    }
+
+    #[test]
+    fn splits_at_the_limit_and_keeps_order() {
+        let batch: Vec<LogRecord> = (0..100).map(|i| record(i, &"x".repeat(100))).collect();
+        let messages = encode(&batch, 1000).unwrap();
+        assert!(messages.len() > 10);
+        assert!(messages.iter().all(|m| m.len() <= 1000));
+        let back: Vec<LogRecord> = messages
+            .iter()
+            .flat_map(|m| decode(m).unwrap().to_vec())
+            .collect();
+        assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn refuses_a_record_larger_than_a_message() {
+        let batch = [record(1, &"x".repeat(2000))];
+        assert!(matches!(
+            encode(&batch, 1000),
+            Err(WireError::TooLarge { limit: 1000, .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [
+            &b"{"[..],
+            b"\xff\xfe",
+            b"{\"i\":\"a\",\"t\":1,\"l\":9,\"s\":\"\",\"m\":\"\"}",
+            b"[]",
+        ] {
+            assert!(decode(bytes).is_err());
+        }
+        assert_eq!(decode(b"\n\n").unwrap().len(), 0);
+    }
+}

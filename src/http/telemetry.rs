@@ -1,0 +1,47 @@
+//! Per-request telemetry: a request id (the client's `X-Request-Id` when it is
+//! sane, a fresh one otherwise) on the tracing span of the whole request and
+//! on the response, a latency sample per route pattern and status, and one
+//! log line per request (DEBUG; 5xx at WARN).
+
+use crate::domain::id::IdGenerator;
+use crate::metrics::Metrics;
+use actix_web::HttpResponse;
+use actix_web::http::header::HeaderValue;
+use actix_web::web;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Ids are echoed into logs and headers, so only short, printable ones are taken.
+pub fn request_id(incoming: Option<&HeaderValue>, ids: &IdGenerator) -> String {
+    incoming
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| ids.next((crate::domain::time::now_micros() / 1000) as u64))
+}
+
+/// The label for a response's route: the matched pattern, never the raw path
+/// (which would let clients create unbounded label values).
+pub fn route_label(pattern: Option<String>) -> String {
+    pattern.unwrap_or_else(|| "other".to_string())
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
+    let gauges = crate::metrics::Gauges {
+        queue_depth: state.bus.pending(),
+        dead_letters_total: state.dead_letters_before_start
+            + Metrics::get(&state.metrics.dead_letter_logs),
+        store_size_bytes: state.store.as_ref().and_then(|store| store.size_bytes()),
+    };
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&gauges))
+}
+
+pub struct MetricsState {
+    pub metrics: std::sync::Arc<Metrics>,
+    pub bus: std::sync::Arc<dyn crate::bus::Bus>,
+    pub store: Option<std::sync::Arc<dyn crate::store::Store>>,
+    pub dead_letters_before_start: u64,
+}

@@ -1,0 +1,163 @@
+//! One middleware applying the security rules in order: CORS preflights are
+//! answered first (they carry no credentials), then the client's rate limit
+//! (before keys, so guessing keys is rate limited too), then API keys. Every
+//! answer, refusals included, gets the CORS headers its origin deserves.
+
+use super::Access;
+use super::auth::KeySet;
+use super::client_ip::{IpNet, client_ip};
+use super::cors::{ALLOWED_HEADERS, ALLOWED_METHODS, CorsPolicy, EXPOSED_HEADERS};
+use super::rate_limit::RateLimiter;
+use crate::http::error::ApiError;
+use crate::metrics::{Metrics, Rejection};
+use actix_web::HttpResponse;
+use actix_web::ResponseError;
+use actix_web::dev::ServiceRequest;
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Guard {
+    pub cors: CorsPolicy,
+    pub ingest_keys: KeySet,
+    pub read_keys: KeySet,
+    pub ingest_limit: Option<RateLimiter>,
+    pub query_limit: Option<RateLimiter>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub enum Decision {
+    /// Answer now with this response (preflight, 401, 403, 429).
+    Respond(HttpResponse),
+    /// Go on to the handler; add CORS headers for this origin to its answer.
+    Continue { allowed_origin: Option<HeaderValue> },
+}
+
+impl Guard {
+    pub fn check(&self, request: &ServiceRequest) -> Decision {
+        let origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        let host = request.connection_info().host().to_string();
+        let allowed_origin = origin
+            .filter(|origin| self.cors.allows(origin, Some(&host)))
+            .and_then(|origin| HeaderValue::from_str(origin).ok());
+
+        if request.method() == Method::OPTIONS
+            && request
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return Decision::Respond(match &allowed_origin {
+                Some(origin) => {
+                    let mut response = HttpResponse::NoContent().finish();
+                    add_cors_headers(response.headers_mut(), origin);
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        header::ACCESS_CONTROL_ALLOW_METHODS,
+                        HeaderValue::from_static(ALLOWED_METHODS),
+                    );
+                    headers.insert(
+                        header::ACCESS_CONTROL_ALLOW_HEADERS,
+                        HeaderValue::from_static(ALLOWED_HEADERS),
+                    );
+                    headers.insert(
+                        header::ACCESS_CONTROL_MAX_AGE,
+                        HeaderValue::from_static("600"),
+                    );
+                    response
+                }
+                None => ApiError::forbidden(
+                    "this origin is not allowed: add it to cors.allowed_origins",
+                )
+                .error_response(),
+            });
+        }
+
+        let access = Access::of(request.path());
+        let limiter = match access {
+            Access::Ingest => self.ingest_limit.as_ref(),
+            Access::Read => self.query_limit.as_ref(),
+            Access::Open => None,
+        };
+        if let Some(limiter) = limiter {
+            let peer = request.peer_addr().map(|address| address.ip());
+            let forwarded = request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            if let Some(client) = client_ip(peer, forwarded, &self.trusted_proxies)
+                && let Err(wait) = limiter.check(client, Instant::now())
+            {
+                if access == Access::Ingest {
+                    self.metrics.reject(Rejection::RateLimited, 1);
+                }
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u32;
+                return self.refuse(ApiError::rate_limited(seconds), &allowed_origin);
+            }
+        }
+
+        let keys = match access {
+            Access::Ingest => &self.ingest_keys,
+            Access::Read => &self.read_keys,
+            Access::Open => return Decision::Continue { allowed_origin },
+        };
+        if !keys.allows(presented_key(request).as_deref()) {
+            if access == Access::Ingest {
+                self.metrics.reject(Rejection::Unauthorized, 1);
+            }
+            return self.refuse(ApiError::unauthorized(), &allowed_origin);
+        }
+        Decision::Continue { allowed_origin }
+    }
+
+    fn refuse(&self, error: ApiError, allowed_origin: &Option<HeaderValue>) -> Decision {
+        let mut response = error.error_response();
+        if let Some(origin) = allowed_origin {
+            add_cors_headers(response.headers_mut(), origin);
+        }
+        Decision::Respond(response)
+    }
+}
+
+pub fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED_HEADERS),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// `Authorization: Bearer <key>`, `X-API-Key: <key>`, or (browsers cannot
+/// set headers on a WebSocket) the `api_key` query parameter of `/ws/*`.
+fn presented_key(request: &ServiceRequest) -> Option<String> {
+    let headers = request.headers();
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut parts = value.splitn(2, ' ');
+        if parts
+            .next()
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"))
+        {
+            return parts.next().map(|key| key.trim().to_string());
+        }
+    }
+    if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(value.trim().to_string());
+    }
+    if request.path().starts_with("/ws/") {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+        return pairs
+            .into_iter()
+            .find(|(name, _)| name == "api_key")
+            .map(|(_, key)| key);
+    }
+    None
+}

@@ -1,0 +1,217 @@
+//! What `haproxy/haproxy.cfg` itself decides, with one `--role all` instance
+//! behind every backend: which backend a path reaches, the body limits it
+//! enforces before any instance sees the request, the request id it passes
+//! on, and the answers it gives itself (`/health`, no instance available).
+
+use super::HaProxy;
+use crate::support::Server;
+use awc::http::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends raw bytes and reads the answer until the connection closes.
+fn raw_exchange(port: u16, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to HAProxy");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    stream.write_all(request).expect("send");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A POST whose head declares `length` bytes; only `body` follows.
+fn post_head(path: &str, length: usize, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+fn has_request_id(raw_answer: &str) -> bool {
+    raw_answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .contains("\r\nx-request-id:")
+}
+
+async fn sessions(haproxy: &HaProxy, backend: &str) -> u64 {
+    haproxy
+        .row(backend, "BACKEND")
+        .await
+        .map(|row| row.total_sessions)
+        .unwrap_or_else(|| panic!("backend {backend} in HAProxy's statistics"))
+}
+
+#[actix_web::test]
+async fn haproxy_routes_limits_and_answers_for_the_platform() {
+    let server = Server::start().await;
+    let haproxy = HaProxy::in_front_of(&HashMap::from([
+        ("ingest", vec![server.port]),
+        ("process", vec![server.port]),
+        ("query", vec![server.port]),
+    ]));
+    haproxy
+        .wait_for_states(&[
+            ("ingest", "ingest1", "UP"),
+            ("process", "process1", "UP"),
+            ("query", "query1", "UP"),
+        ])
+        .await;
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+
+    let mut response = client
+        .get(haproxy.url("/health"))
+        .send()
+        .await
+        .expect("GET");
+    let health: Value = response.json().await.expect("JSON");
+    assert_eq!(response.status(), StatusCode::OK, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(
+        health["healthy_instances"],
+        json!({"ingest": 1, "process": 1, "query": 1})
+    );
+
+    // /log* reaches the ingest backend, everything else the query backend.
+    let (ingest_before, query_before) = (
+        sessions(&haproxy, "ingest").await,
+        sessions(&haproxy, "query").await,
+    );
+    let mut response = client
+        .post(haproxy.url("/log"))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(r#"{"level":"info","message":"through haproxy","service":"routing"}"#)
+        .await
+        .expect("POST /log");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // No id sent: HAProxy made one (a UUID) and the instance used it.
+    let generated = response.headers().get("x-request-id").expect("an id");
+    let generated = generated.to_str().expect("ascii").to_string();
+    assert!(
+        generated.len() == 36 && generated.matches('-').count() == 4,
+        "a UUID from HAProxy: {generated}"
+    );
+    let _ = response.body().await;
+    server.wait_stored(1).await;
+    let mut response = client
+        .get(haproxy.url("/api/logs?service=routing"))
+        .insert_header(("X-Request-Id", "my-trace-1"))
+        .send()
+        .await
+        .expect("GET /api/logs");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get("x-request-id").expect("an id"),
+        "my-trace-1",
+        "a client's own id is kept"
+    );
+    let rows: Value = response.json().await.expect("JSON");
+    assert_eq!(rows[0]["message"], "through haproxy", "{rows}");
+    let mut page = client
+        .get(haproxy.url("/explorer"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.body().await.expect("page");
+    assert!(String::from_utf8_lossy(&page).contains("<html") || page.starts_with(b"<!doctype"));
+    let (_, live) = client
+        .ws(format!("ws://127.0.0.1:{}/ws/live", haproxy.http_port))
+        .connect()
+        .await
+        .expect("the live stream through HAProxy");
+    drop(live);
+    assert_eq!(sessions(&haproxy, "ingest").await, ingest_before + 1);
+    assert_eq!(sessions(&haproxy, "query").await, query_before + 3);
+
+    // Bodies over the services' limits are refused by HAProxy from the
+    // declared length, in the services' error shape; the instance never
+    // sees them (it would have added an X-Request-Id).
+    let ingest_before = sessions(&haproxy, "ingest").await;
+    for (path, limit) in [("/log", 51_200usize), ("/log/bulk", 10 * 1024 * 1024)] {
+        let answer = raw_exchange(haproxy.http_port, &post_head(path, limit + 1, b""));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(
+            answer.contains(&format!(
+                "{{\"error\":\"request body is larger than the limit of {limit} bytes\"}}"
+            )),
+            "{path}: {answer}"
+        );
+        assert!(!has_request_id(&answer), "answered by HAProxy: {answer}");
+    }
+    assert_eq!(sessions(&haproxy, "ingest").await, ingest_before);
+    // At the limit, the request goes through (and is judged by the instance).
+    let at_limit = raw_exchange(
+        haproxy.http_port,
+        &post_head("/log", 51_200, &[b' '; 51_200]),
+    );
+    assert!(at_limit.starts_with("HTTP/1.1 400"), "{at_limit}");
+    assert!(
+        has_request_id(&at_limit),
+        "answered by the instance: {at_limit}"
+    );
+
+    // With no instance left, HAProxy answers itself: 503, JSON, Retry-After.
+    server.signal(libc::SIGKILL);
+    haproxy
+        .wait_for_states(&[
+            ("ingest", "ingest1", "DOWN"),
+            ("process", "process1", "DOWN"),
+            ("query", "query1", "DOWN"),
+        ])
+        .await;
+    let mut response = client
+        .get(haproxy.url("/health"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers().get("retry-after").expect("Retry-After"),
+        "2"
+    );
+    let health: Value = response.json().await.expect("JSON");
+    assert_eq!(health["status"], "unavailable");
+    assert_eq!(
+        health["healthy_instances"],
+        json!({"ingest": 0, "process": 0, "query": 0})
+    );
+    for path in ["/api/stats", "/log"] {
+        let mut response = client
+            .post(haproxy.url(path))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body("{}")
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(response.headers().contains_key("retry-after"), "{path}");
+        let error: Value = response.json().await.expect("JSON");
+        assert!(
+            error["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no healthy instance")),
+            "{path}: {error}"
+        );
+    }
+
+    let mut stats = client
+        .get(haproxy.stats_url("/stats"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(stats.status(), StatusCode::OK);
+    let stats = stats.body().await.expect("stats page");
+    assert!(String::from_utf8_lossy(&stats).contains("Statistics Report"));
+}

@@ -1,0 +1,72 @@
+//! Replays the fuzz seeds and every crash the fuzzers ever found
+//! (`fuzz/seeds/<target>/`) through the same parsers the fuzz targets drive,
+//! so a regression fails `cargo test` without a fuzzer installed.
+
+use oglogstream::domain::parse::{BulkFormat, LogLimits, parse_bulk, parse_log};
+use oglogstream::query::params;
+use std::path::Path;
+
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut inputs: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            (path.display().to_string(), std::fs::read(&path).unwrap())
+        })
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "no seeds in {}", dir.display());
+    inputs
+}
+
+#[test]
+fn parse_log_seeds() {
+    let limits = LogLimits::default();
+    let mut accepted = 0;
+    for (name, data) in inputs("parse_log") {
+        if let Ok(log) = parse_log(&data, &limits) {
+            assert!(log.message.len() <= limits.max_message_bytes, "{name}");
+            accepted += 1;
+        }
+    }
+    assert!(accepted >= 1, "the valid seeds parse");
+}
+
+#[test]
+fn parse_bulk_seeds() {
+    let limits = LogLimits::default();
+    for (name, data) in inputs("parse_bulk") {
+        let _ = parse_bulk(&data, BulkFormat::JsonArray, &limits);
+        let outcome =
+            parse_bulk(&data, BulkFormat::Ndjson, &limits).expect("NDJSON never fails whole");
+        let entries = data
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .count();
+        assert_eq!(
+            outcome.accepted.len() + outcome.rejected.len(),
+            entries,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn query_params_seeds() {
+    for (name, data) in inputs("query_params") {
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        let Ok(pairs) = params::decode(text) else {
+            continue;
+        };
+        if let Ok(query) = params::log_query(&pairs) {
+            assert!((1..=params::MAX_LIMIT).contains(&query.limit), "{name}");
+        }
+        let _ = params::histogram_query(&pairs, 1_790_000_000_000_000);
+        let _ = params::services_query(&pairs);
+    }
+}

@@ -1,0 +1,440 @@
+//! The store contract, written once and run against every store: the
+//! expected answer of each query is computed in memory from the same records
+//! with `LogFilter::matches`, the definition every store must agree with.
+
+use super::deps::ClickHouse;
+use oglogstream::domain::{Level, LevelSet, LogBatch, LogRecord};
+use oglogstream::store::clickhouse::ClickHouseStore;
+use oglogstream::store::sqlite::SqliteStore;
+use oglogstream::store::{
+    BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogQuery, Order, Store,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SECOND: i64 = 1_000_000;
+const MINUTE: i64 = 60 * SECOND;
+const HOUR: i64 = 60 * MINUTE;
+/// 2025-01-01T00:00:00Z.
+const T0: i64 = 1_735_689_600_000_000;
+
+const SERVICES: [&str; 6] = [
+    "api",
+    "API-Gateway",
+    "billing_worker",
+    "Ünïcode-Svc",
+    "日本サービス",
+    "pay%ments",
+];
+
+const MESSAGES: [&str; 12] = [
+    "plain message",
+    "it's quoted",
+    "back\\slash path C:\\tmp",
+    "100% done",
+    "under_score_name",
+    "nul\0byte inside",
+    "Échec de la requête",
+    "ОШИБКА базы данных",
+    "emoji 🚀 launch",
+    "percent%and_underscore",
+    "\"double\" quotes",
+    "Payment TIMEOUT after 3s",
+];
+
+/// Records spread over three hours, with timestamps on and off minute and
+/// hour boundaries, several sharing a timestamp; ids rise in insertion order
+/// (as ingest's ids do), which is the tie-break both stores share.
+fn dataset() -> Vec<LogRecord> {
+    let offsets = [
+        0,
+        1,
+        SECOND - 1,
+        MINUTE,
+        MINUTE,
+        MINUTE + 1,
+        59 * MINUTE + 59 * SECOND + 999_999,
+        HOUR,
+        HOUR + 7 * SECOND,
+        HOUR + 30 * MINUTE + 123_456,
+        2 * HOUR - 1,
+        2 * HOUR,
+        2 * HOUR + 15 * MINUTE,
+        2 * HOUR + 15 * MINUTE,
+        3 * HOUR - MINUTE + 1,
+    ];
+    let mut records = Vec::new();
+    for round in 0..8 {
+        for (i, offset) in offsets.iter().enumerate() {
+            let n = records.len();
+            records.push(LogRecord {
+                id: format!("id-{n:05}"),
+                timestamp: T0 + offset + round * 3 * SECOND,
+                level: Level::ALL[(i + round as usize) % 5],
+                service: SERVICES[(i * 7 + round as usize) % SERVICES.len()].to_string(),
+                message: format!(
+                    "{} #{n}",
+                    MESSAGES[(i + round as usize * 5) % MESSAGES.len()]
+                ),
+                attributes: if n % 3 == 0 {
+                    [
+                        ("k'ey".to_string(), "v\\al\0ue".to_string()),
+                        ("region".to_string(), "日本".to_string()),
+                    ]
+                    .into()
+                } else {
+                    Default::default()
+                },
+            });
+        }
+    }
+    records
+}
+
+fn levels(list: &[Level]) -> Option<LevelSet> {
+    let mut set = LevelSet::default();
+    list.iter().for_each(|l| set.insert(*l));
+    Some(set)
+}
+
+/// Filters exercising every condition alone and together.
+fn filters() -> Vec<LogFilter> {
+    let text = |s: &str| Some(s.to_lowercase());
+    let mut filters = vec![
+        LogFilter::default(),
+        LogFilter {
+            levels: levels(&[Level::Error]),
+            ..Default::default()
+        },
+        LogFilter {
+            levels: levels(&[Level::Warn, Level::Fatal, Level::Debug]),
+            ..Default::default()
+        },
+        LogFilter {
+            from: Some(T0 + MINUTE),
+            to: Some(T0 + 2 * HOUR),
+            ..Default::default()
+        },
+        LogFilter {
+            from: Some(T0 + MINUTE + 1),
+            to: Some(T0 + 2 * HOUR + 15 * MINUTE),
+            ..Default::default()
+        },
+        LogFilter {
+            from: Some(T0 + 7),
+            to: Some(T0 + 2 * HOUR + 15 * MINUTE + 3 * SECOND + 1),
+            levels: levels(&[Level::Info, Level::Error]),
+            service: text("a"),
+            ..Default::default()
+        },
+    ];
+    for service in ["API", "gateway", "ÜNÏ", "日本", "%", "_", "pay%m", "nope"] {
+        filters.push(LogFilter {
+            service: text(service),
+            ..Default::default()
+        });
+    }
+    for q in [
+        "it's",
+        "\\slash",
+        "C:\\TMP",
+        "100%",
+        "%",
+        "_",
+        "e_s",
+        "nul\0byte",
+        "\0",
+        "échec",
+        "ошибка БАЗЫ",
+        "🚀",
+        "\"double\"",
+        "timeout",
+        "' OR '1'='1",
+        "absent",
+    ] {
+        filters.push(LogFilter {
+            text: text(q),
+            ..Default::default()
+        });
+    }
+    filters.push(LogFilter {
+        text: text("#1"),
+        service: text("api"),
+        levels: levels(&[Level::Debug, Level::Info, Level::Warn]),
+        from: Some(T0 + SECOND),
+        to: Some(T0 + 3 * HOUR),
+    });
+    filters
+}
+
+fn expected_logs(records: &[LogRecord], query: &LogQuery) -> Vec<String> {
+    let mut matching: Vec<(usize, &LogRecord)> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| query.filter.matches(r))
+        .collect();
+    matching.sort_by_key(|(i, r)| (r.timestamp, *i));
+    if query.order == Order::Desc {
+        matching.reverse();
+    }
+    matching
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit)
+        .map(|(_, r)| r.id.clone())
+        .collect()
+}
+
+fn sorted_counts(mut counts: Vec<LevelServiceCount>) -> Vec<(String, String, u64)> {
+    let mut out: Vec<(String, String, u64)> = counts
+        .drain(..)
+        .map(|c| (c.level.to_string(), c.service, c.count))
+        .collect();
+    out.sort();
+    out
+}
+
+fn expected_counts(records: &[LogRecord], filter: &LogFilter) -> Vec<(String, String, u64)> {
+    let mut totals: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for record in records.iter().filter(|r| filter.matches(r)) {
+        *totals
+            .entry((record.level.to_string(), record.service.clone()))
+            .or_default() += 1;
+    }
+    totals.into_iter().map(|((l, s), n)| (l, s, n)).collect()
+}
+
+fn sorted_buckets(buckets: Vec<BucketCount>) -> Vec<(i64, String, u64)> {
+    let mut out: Vec<(i64, String, u64)> = buckets
+        .into_iter()
+        .map(|b| (b.bucket_start, b.level.to_string(), b.count))
+        .collect();
+    out.sort();
+    out
+}
+
+fn expected_buckets(records: &[LogRecord], query: &HistogramQuery) -> Vec<(i64, String, u64)> {
+    let mut totals: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for record in records.iter().filter(|r| query.filter.matches(r)) {
+        let bucket = record.timestamp - record.timestamp.rem_euclid(query.interval);
+        *totals
+            .entry((bucket, record.level.to_string()))
+            .or_default() += 1;
+    }
+    totals.into_iter().map(|((b, l), n)| (b, l, n)).collect()
+}
+
+/// The contract. Every store must pass it unchanged.
+pub async fn store_contract(store: Arc<dyn Store>) {
+    let records = dataset();
+    // Three inserts, the first of two batches at once.
+    let (first, rest) = records.split_at(40);
+    let (second, third) = rest.split_at(30);
+    let batches: Vec<LogBatch> = vec![first[..25].into(), first[25..].into()];
+    store.insert(&batches).await.expect("insert");
+    store.insert(&[second.into()]).await.expect("insert");
+    store.insert(&[third.into()]).await.expect("insert");
+    store.insert(&[]).await.expect("an empty insert is fine");
+
+    // Every record comes back whole: attributes, NUL and multi-byte text.
+    let everything = store
+        .logs(&LogQuery {
+            filter: LogFilter::default(),
+            limit: 1000,
+            offset: 0,
+            order: Order::Asc,
+        })
+        .await
+        .expect("logs");
+    let mut in_time_order: Vec<(usize, &LogRecord)> = records.iter().enumerate().collect();
+    in_time_order.sort_by_key(|(i, r)| (r.timestamp, *i));
+    assert_eq!(
+        everything.len(),
+        records.len(),
+        "{}: every record stored",
+        store.kind()
+    );
+    for (got, (_, wanted)) in everything.iter().zip(in_time_order) {
+        assert_eq!(
+            got,
+            wanted,
+            "{}: a record comes back unchanged",
+            store.kind()
+        );
+    }
+
+    for filter in filters() {
+        for (order, limit, offset) in [
+            (Order::Desc, 100, 0),
+            (Order::Asc, 100, 0),
+            (Order::Desc, 7, 3),
+            (Order::Asc, 5, 11),
+            (Order::Desc, 10, 1000),
+        ] {
+            let query = LogQuery {
+                filter: filter.clone(),
+                limit,
+                offset,
+                order,
+            };
+            let got: Vec<String> = store
+                .logs(&query)
+                .await
+                .expect("logs")
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(
+                got,
+                expected_logs(&records, &query),
+                "{}: logs for {query:?}",
+                store.kind()
+            );
+        }
+        let counts = store
+            .level_service_counts(&filter)
+            .await
+            .expect("level_service_counts");
+        assert_eq!(
+            sorted_counts(counts),
+            expected_counts(&records, &filter),
+            "{}: counts for {filter:?}",
+            store.kind()
+        );
+    }
+
+    // Histograms: ranges aligned to the rollup and ragged ones, intervals
+    // that are whole minutes and ones that are not.
+    let ranges = [
+        (T0, T0 + 3 * HOUR),
+        (T0 + MINUTE, T0 + 2 * HOUR + 15 * MINUTE),
+        (T0 + 1, T0 + 3 * HOUR - 1),
+        (T0 + 30 * SECOND, T0 + 90 * SECOND),
+        (T0 + HOUR + 7 * SECOND, T0 + HOUR + 7 * SECOND + 1),
+        (T0 - HOUR, T0 + 10 * HOUR),
+    ];
+    let intervals = [SECOND, 7 * SECOND, MINUTE, 5 * MINUTE, HOUR, 90 * MINUTE];
+    for (from, to) in ranges {
+        for interval in intervals {
+            for filter in [
+                LogFilter::default(),
+                LogFilter {
+                    levels: levels(&[Level::Error, Level::Info]),
+                    service: Some("a".into()),
+                    ..Default::default()
+                },
+                LogFilter {
+                    text: Some("%".into()),
+                    ..Default::default()
+                },
+            ] {
+                let query = HistogramQuery {
+                    filter: LogFilter {
+                        from: Some(from),
+                        to: Some(to),
+                        ..filter
+                    },
+                    interval,
+                };
+                let got = store.bucket_counts(&query).await.expect("bucket_counts");
+                assert_eq!(
+                    sorted_buckets(got),
+                    expected_buckets(&records, &query),
+                    "{}: histogram for {query:?}",
+                    store.kind()
+                );
+            }
+        }
+        let filter = LogFilter {
+            from: Some(from),
+            to: Some(to),
+            ..Default::default()
+        };
+        let counts = store.level_service_counts(&filter).await.expect("counts");
+        assert_eq!(
+            sorted_counts(counts),
+            expected_counts(&records, &filter),
+            "{}: counts for {filter:?}",
+            store.kind()
+        );
+    }
+
+    // Retention: a log from days earlier (its own day, its own partition
+    // where the store partitions by day) and the first hour go; the cutoff is
+    // hour-aligned as the caller guarantees. A store may apply it in the
+    // background, so the effect is awaited.
+    let old = LogRecord {
+        id: "id-old".into(),
+        timestamp: T0 - 2 * 24 * HOUR,
+        ..records[0].clone()
+    };
+    store.insert(&[vec![old].into()]).await.expect("insert");
+    let cutoff = T0 + HOUR;
+    let kept: Vec<LogRecord> = records
+        .iter()
+        .filter(|r| r.timestamp >= cutoff)
+        .cloned()
+        .collect();
+    let deleted = store.delete_older_than(cutoff).await.expect("retention");
+    assert_eq!(
+        deleted as usize,
+        records.len() + 1 - kept.len(),
+        "{}",
+        store.kind()
+    );
+    let everything = LogFilter::default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts = sorted_counts(
+            store
+                .level_service_counts(&everything)
+                .await
+                .expect("counts"),
+        );
+        let rows = store
+            .logs(&LogQuery {
+                filter: everything.clone(),
+                limit: 1000,
+                offset: 0,
+                order: Order::Asc,
+            })
+            .await
+            .expect("logs");
+        if counts == expected_counts(&kept, &everything) && rows.len() == kept.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: retention left {} rows and counts {counts:?}",
+            store.kind(),
+            rows.len()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn sqlite_store_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    store_contract(Arc::clone(&store)).await;
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn clickhouse_store_meets_the_contract() {
+    let clickhouse = ClickHouse::start().await;
+    let store: Arc<dyn Store> =
+        Arc::new(ClickHouseStore::open(&clickhouse.dsn("contract")).unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while let Err(error) = store.check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ClickHouse store did not become ready: {error}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    store_contract(Arc::clone(&store)).await;
+    store.close().await;
+}

@@ -1,0 +1,429 @@
+//! Separate `--role ingest|process|query` processes of the real binary over a
+//! private NATS and ClickHouse: delivery survives a killed processor and a
+//! broker restart, live tail crosses instances, and every role waits for
+//! what it depends on instead of failing.
+
+use super::deps::{ClickHouse, Nats};
+use crate::support::{Launch, Server, eventually};
+use awc::http::StatusCode;
+use awc::ws::Frame;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const DATABASE: &str = "split";
+
+/// A role wired to the test's NATS (and ClickHouse, for roles with a store),
+/// with short timings so redelivery and batching show within seconds.
+fn role(role: &str, nats: &Nats, clickhouse: Option<&ClickHouse>) -> Launch {
+    let mut launch = Launch::default()
+        .arg("--role")
+        .arg(role)
+        .env("NATS_URL", &nats.url())
+        .env("OGLOGSTREAM_NATS__ACK_WAIT", "3s")
+        .env("FLUSH_TIMEOUT", "100ms")
+        .env("BATCH_SIZE", "1000");
+    if let Some(clickhouse) = clickhouse {
+        launch = launch.env("CLICKHOUSE_DSN", &clickhouse.dsn(DATABASE));
+    }
+    launch
+}
+
+fn marked(marker: &str, n: usize) -> Value {
+    let level = ["debug", "info", "warn", "error", "fatal"][n % 5];
+    json!({"level": level, "service": format!("svc-{}", n % 7), "message": format!("{marker}-{n}")})
+}
+
+/// Posts a bulk request until it is accepted, as a log shipper would:
+/// 503 means "retry shortly". Returns how many 503s it took.
+async fn ship(server: &Server, body: &str, expect_accepted: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut refused = 0;
+    loop {
+        let (status, answer) = server
+            .post("/log/bulk", Some("application/x-ndjson"), body.to_string())
+            .await;
+        match status {
+            StatusCode::ACCEPTED => {
+                assert_eq!(answer["accepted"], expect_accepted, "{answer}");
+                return refused;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("unexpected {other}: {answer}"),
+        }
+        assert!(Instant::now() < deadline, "ingest kept refusing: {answer}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Distinct `message`s starting with `marker` that ClickHouse holds.
+async fn stored_markers(clickhouse: &ClickHouse, marker: &str) -> HashSet<String> {
+    clickhouse
+        .query(&format!(
+            "SELECT DISTINCT message FROM {DATABASE}.logs WHERE startsWith(message, '{marker}-')"
+        ))
+        .await
+        .map(|text| text.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+async fn wait_all_stored(clickhouse: &ClickHouse, marker: &str, accepted: &HashSet<String>) {
+    eventually(
+        &format!("{} accepted logs in ClickHouse", accepted.len()),
+        Duration::from_secs(90),
+        || async {
+            let stored = stored_markers(clickhouse, marker).await;
+            accepted.is_subset(&stored).then_some(())
+        },
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn two_ingest_two_process_one_query_lose_nothing_when_a_processor_is_killed() {
+    const TOTAL: usize = 20_000;
+    const PER_REQUEST: usize = 50;
+    const CONCURRENT_REQUESTS: usize = 8;
+    let started = Instant::now();
+    let nats = Nats::start().await;
+    let clickhouse = ClickHouse::start().await;
+    let processors = [
+        Server::launch(role("process", &nats, Some(&clickhouse))).await,
+        Server::launch(role("process", &nats, Some(&clickhouse))).await,
+    ];
+    let ingests = [
+        Server::launch(role("ingest", &nats, None)).await,
+        Server::launch(role("ingest", &nats, None)).await,
+    ];
+    let query = Server::launch(role("query", &nats, Some(&clickhouse))).await;
+
+    let requests = TOTAL / PER_REQUEST;
+    let bodies: Vec<String> = (0..requests)
+        .map(|r| {
+            (r * PER_REQUEST..(r + 1) * PER_REQUEST)
+                .map(|n| marked("split", n).to_string() + "\n")
+                .collect()
+        })
+        .collect();
+    let mut sends = futures_util::stream::iter(bodies.iter().enumerate())
+        .map(|(r, body)| ship(&ingests[r % 2], body, PER_REQUEST))
+        .buffer_unordered(CONCURRENT_REQUESTS);
+    let mut done = 0;
+    let mut refused = 0;
+    let mut killed_at = None;
+    while let Some(retries) = sends.next().await {
+        done += 1;
+        refused += retries;
+        if done == requests / 4 {
+            // Mid-stream: whatever this processor holds unacknowledged must
+            // be redelivered to the other one.
+            processors[0].signal(libc::SIGKILL);
+            killed_at = Some(done * PER_REQUEST);
+        }
+    }
+    drop(sends);
+    let accepted: HashSet<String> = (0..TOTAL).map(|n| format!("split-{n}")).collect();
+    wait_all_stored(&clickhouse, "split", &accepted).await;
+
+    let rows = clickhouse
+        .number(&format!("SELECT count() FROM {DATABASE}.logs"))
+        .await;
+    let ids = clickhouse
+        .number(&format!("SELECT uniqExact(id) FROM {DATABASE}.logs"))
+        .await;
+    assert_eq!(ids as usize, TOTAL, "one id per accepted log, all stored");
+    let duplicates = rows - ids;
+    println!(
+        "split roles: {TOTAL} logs accepted through 2 ingest instances ({refused} 503 retries), \
+         processor killed after {} accepted, {rows} rows stored for {ids} distinct ids: \
+         {duplicates} duplicates from redelivery, in {:?}",
+        killed_at.unwrap_or(0),
+        started.elapsed()
+    );
+    // The query role reads the same ClickHouse, through the rollup.
+    let (status, stats) = query.get("/api/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["total_logs"], rows, "{stats}");
+    let (_, page) = query.get("/api/logs?q=split-19999").await;
+    let rows = page.as_array().expect("an array");
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r["message"] == "split-19999"),
+        "{page}"
+    );
+    assert!(
+        processors[1]
+            .logs()
+            .contains("NATS stream and consumer ready")
+    );
+}
+
+type Connection = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+async fn next_message(connection: &mut Connection, within: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, connection.next())
+            .await
+            .ok()??;
+        if let Ok(Frame::Text(bytes)) = frame {
+            let log: Value = serde_json::from_slice(&bytes).ok()?;
+            return log["message"].as_str().map(str::to_string);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn live_tail_through_the_query_role_shows_logs_from_other_ingest_instances() {
+    let nats = Nats::start().await;
+    let clickhouse = ClickHouse::start().await;
+    let ingest_a = Server::launch(role("ingest", &nats, None)).await;
+    let ingest_b = Server::launch(role("ingest", &nats, None)).await;
+    let query = Server::launch(role("query", &nats, Some(&clickhouse))).await;
+    let (_, mut live) = query
+        .client
+        .ws(query.ws_url("/ws/live"))
+        .connect()
+        .await
+        .expect("websocket connects");
+    // The query instance subscribes to the live subject as it starts; probe
+    // until the first log comes through, then every log must.
+    let mut probes = 0;
+    loop {
+        ingest_a
+            .accept(
+                &json!({"level": "info", "service": "probe", "message": format!("probe-{probes}")}),
+            )
+            .await;
+        probes += 1;
+        if next_message(&mut live, Duration::from_millis(300))
+            .await
+            .is_some()
+        {
+            break;
+        }
+        assert!(probes < 50, "live tail never delivered a probe");
+    }
+    while next_message(&mut live, Duration::from_millis(200))
+        .await
+        .is_some()
+    {}
+    ingest_b
+        .accept(&json!({"level": "error", "service": "b", "message": "from ingest b"}))
+        .await;
+    assert_eq!(
+        next_message(&mut live, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some("from ingest b")
+    );
+    ingest_a
+        .accept(&json!({"level": "warn", "service": "a", "message": "from ingest a"}))
+        .await;
+    assert_eq!(
+        next_message(&mut live, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some("from ingest a")
+    );
+}
+
+/// Posts one log; its marker if accepted.
+async fn post_one(server: &Server, marker: &str, n: usize) -> (StatusCode, Option<String>) {
+    let log = marked(marker, n);
+    let (status, _) = server.post_log(&log).await;
+    let accepted = (status == StatusCode::ACCEPTED).then(|| format!("{marker}-{n}"));
+    (status, accepted)
+}
+
+#[actix_web::test]
+async fn ingest_answers_503_while_nats_is_down_and_recovers_without_losing_accepted_logs() {
+    let mut nats = Nats::start().await;
+    let clickhouse = ClickHouse::start().await;
+    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    let _process = Server::launch(role("process", &nats, Some(&clickhouse))).await;
+    let mut accepted = HashSet::new();
+    let mut n = 0;
+    for _ in 0..200 {
+        let (status, marker) = post_one(&ingest, "restart", n).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        accepted.extend(marker);
+        n += 1;
+    }
+
+    nats.stop();
+    eventually(
+        "ingest to report NATS down",
+        Duration::from_secs(20),
+        || async {
+            let (status, health) = ingest.get("/health").await;
+            (status == StatusCode::SERVICE_UNAVAILABLE && health["failing"] == json!(["bus"]))
+                .then_some(())
+        },
+    )
+    .await;
+    for _ in 0..20 {
+        let (status, marker) = post_one(&ingest, "restart", n).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "NATS is down");
+        assert!(marker.is_none());
+        n += 1;
+    }
+
+    nats.resume().await;
+    let recovered = Instant::now();
+    loop {
+        let (status, marker) = post_one(&ingest, "restart", n).await;
+        n += 1;
+        if let Some(marker) = marker {
+            accepted.insert(marker);
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            recovered.elapsed() < Duration::from_secs(30),
+            "ingest did not recover; its log:\n{}",
+            ingest.logs()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "ingest accepted again {:?} after NATS restarted",
+        recovered.elapsed()
+    );
+    for _ in 0..200 {
+        let (status, marker) = post_one(&ingest, "restart", n).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        accepted.extend(marker);
+        n += 1;
+    }
+    wait_all_stored(&clickhouse, "restart", &accepted).await;
+}
+
+#[actix_web::test]
+async fn process_role_reports_503_until_clickhouse_starts_then_catches_up() {
+    let nats = Nats::start().await;
+    let mut clickhouse = ClickHouse::prepare();
+    let process = Server::launch(Launch {
+        no_wait: true,
+        ..role("process", &nats, Some(&clickhouse))
+    })
+    .await;
+    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    // The bus connects in the background too: wait until NATS is up, so the
+    // only failing part left is the store that is really missing.
+    let (status, health) = eventually(
+        "the process role to report only its store down",
+        Duration::from_secs(20),
+        || async {
+            process
+                .client
+                .get(process.url("/health"))
+                .send()
+                .await
+                .ok()?;
+            let (status, health) = process.get("/health").await;
+            (health["bus_status"] == "ok").then_some((status, health))
+        },
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert_eq!(health["failing"], json!(["storage"]), "{health}");
+    assert!(
+        health["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("clickhouse"),
+        "names the dependency: {health}"
+    );
+
+    // Ingest does not need ClickHouse: logs wait in the stream.
+    let mut accepted = HashSet::new();
+    for n in 0..100 {
+        let (status, marker) = post_one(&ingest, "late", n).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        accepted.extend(marker);
+    }
+    let (status, _) = process.get("/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    clickhouse.launch().await;
+    process.wait_healthy().await;
+    wait_all_stored(&clickhouse, "late", &accepted).await;
+}
+
+#[actix_web::test]
+async fn a_full_stream_turns_ingest_away_with_503() {
+    let nats = Nats::start().await;
+    let ingest = Server::launch(
+        role("ingest", &nats, None).env("OGLOGSTREAM_NATS__STREAM_MAX_BYTES", "65536"),
+    )
+    .await;
+    let body: String = (0..50)
+        .map(|n| {
+            json!({"level": "info", "service": "fill", "message": format!("{n} {}", "x".repeat(500))})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let mut full = None;
+    for _ in 0..20 {
+        let (status, answer) = ingest
+            .post("/log/bulk", Some("application/x-ndjson"), body.clone())
+            .await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            full = Some(answer);
+            break;
+        }
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let answer = full.expect("the stream filled up and ingest said 503");
+    assert!(
+        answer["error"].as_str().unwrap_or("").contains("limit"),
+        "{answer}"
+    );
+}
+
+#[actix_web::test]
+async fn a_processor_stopped_with_sigterm_drains_what_it_holds() {
+    const TOTAL: usize = 5_000;
+    const PER_REQUEST: usize = 50;
+    let nats = Nats::start().await;
+    let clickhouse = ClickHouse::start().await;
+    let mut stopping = Server::launch(role("process", &nats, Some(&clickhouse))).await;
+    let _other = Server::launch(role("process", &nats, Some(&clickhouse))).await;
+    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    let bodies: Vec<String> = (0..TOTAL / PER_REQUEST)
+        .map(|r| {
+            (r * PER_REQUEST..(r + 1) * PER_REQUEST)
+                .map(|n| marked("drain", n).to_string() + "\n")
+                .collect()
+        })
+        .collect();
+    let mut sends = futures_util::stream::iter(bodies.iter())
+        .map(|body| ship(&ingest, body, PER_REQUEST))
+        .buffer_unordered(4);
+    let mut done = 0;
+    while sends.next().await.is_some() {
+        done += 1;
+        if done == bodies.len() / 4 {
+            stopping.signal(libc::SIGTERM);
+        }
+    }
+    drop(sends);
+    let status = stopping.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "clean exit; log:\n{}", stopping.logs());
+    assert!(
+        stopping.logs().contains("batcher drained"),
+        "{}",
+        stopping.logs()
+    );
+    let accepted: HashSet<String> = (0..TOTAL).map(|n| format!("drain-{n}")).collect();
+    wait_all_stored(&clickhouse, "drain", &accepted).await;
+    let rows = clickhouse
+        .number(&format!("SELECT count() FROM {DATABASE}.logs"))
+        .await;
+    assert_eq!(
+        rows as usize, TOTAL,
+        "a graceful stop stores and acknowledges what it took: no redelivery, no duplicate"
+    );
+}
