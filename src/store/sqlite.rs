@@ -778,10 +778,23 @@ impl Store for SqliteStore {
                     break;
                 }
             }
+            // The cutoff is hour-aligned, so the minute, 5-minute and hour
+            // rollups split exactly at it; a day bucket may straddle it, so
+            // the cutoff's own day is rebuilt from the hours that remain.
+            let day = cutoff - cutoff.rem_euclid(DAY);
             connection
                 .execute_batch(&format!(
-                    "DELETE FROM counts_minute WHERE bucket < {cutoff};
-                     DELETE FROM counts_hour WHERE bucket < {cutoff};"
+                    "BEGIN;
+                     DELETE FROM counts_minute WHERE bucket < {cutoff};
+                     DELETE FROM counts_5min WHERE bucket < {cutoff};
+                     DELETE FROM counts_hour WHERE bucket < {cutoff};
+                     DELETE FROM counts_day WHERE bucket <= {day};
+                     INSERT INTO counts_day (bucket, level, service_id, n)
+                         SELECT {day}, level, service_id, SUM(n) FROM counts_hour
+                         WHERE bucket >= {day} AND bucket < {next_day}
+                         GROUP BY level, service_id;
+                     COMMIT;",
+                    next_day = day + DAY
                 ))
                 .map_err(sql_error)?;
             Ok(deleted)
