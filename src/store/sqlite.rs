@@ -843,6 +843,77 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    /// A store written by schema 1 (three indexes, minute and hour rollups
+    /// keyed (bucket, service_id, level)) keeps its rows and counts when
+    /// opened by schema 2, whose day and 5-minute rollups are derived from
+    /// the old ones.
+    #[tokio::test]
+    async fn a_schema_1_store_migrates_with_its_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 1_735_732_800_000_000; // 2025-01-01T12:00:00Z
+        {
+            let connection = Connection::open(dir.path().join("oglogstream.db")).unwrap();
+            connection
+                .execute_batch(&format!(
+                    "CREATE TABLE services (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+                     CREATE TABLE logs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, ts INTEGER NOT NULL,
+                         level INTEGER NOT NULL, service_id INTEGER NOT NULL, message TEXT NOT NULL, attributes TEXT);
+                     CREATE INDEX logs_by_time ON logs (ts);
+                     CREATE INDEX logs_by_level ON logs (level, ts);
+                     CREATE INDEX logs_by_service ON logs (service_id, ts);
+                     CREATE TABLE counts_minute (bucket INTEGER NOT NULL, service_id INTEGER NOT NULL,
+                         level INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (bucket, service_id, level)) WITHOUT ROWID;
+                     CREATE TABLE counts_hour (bucket INTEGER NOT NULL, service_id INTEGER NOT NULL,
+                         level INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (bucket, service_id, level)) WITHOUT ROWID;
+                     INSERT INTO services VALUES (1, 'api');
+                     INSERT INTO logs VALUES (1, 'a', {hour}, 1, 1, 'one', NULL);
+                     INSERT INTO logs VALUES (2, 'b', {hour} + 61000000, 3, 1, 'two', NULL);
+                     INSERT INTO logs VALUES (3, 'c', {hour} + 62000000, 3, 1, 'three', '{{\"k\":\"v\"}}');
+                     INSERT INTO counts_minute VALUES ({hour}, 1, 1, 1), ({hour} + 60000000, 1, 3, 2);
+                     INSERT INTO counts_hour VALUES ({hour}, 1, 1, 1), ({hour}, 1, 3, 2);
+                     PRAGMA user_version = 1;"
+                ))
+                .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut counts = store
+            .level_service_counts(&LogFilter::default())
+            .await
+            .unwrap();
+        counts.sort_by_key(|c| c.level);
+        let counts: Vec<(Level, u64)> = counts.iter().map(|c| (c.level, c.count)).collect();
+        assert_eq!(
+            counts,
+            [(Level::Info, 1), (Level::Error, 2)],
+            "full range: day rollup"
+        );
+        let histogram = store
+            .bucket_counts(&HistogramQuery {
+                filter: LogFilter {
+                    from: Some(hour),
+                    to: Some(hour + HOUR),
+                    ..LogFilter::default()
+                },
+                interval: 5 * MINUTE,
+            })
+            .await
+            .unwrap();
+        let total: u64 = histogram.iter().map(|b| b.count).sum();
+        assert_eq!(total, 3, "5-minute rollup derived from minutes");
+        let page = store
+            .logs(&LogQuery {
+                filter: LogFilter::default(),
+                limit: 10,
+                offset: 0,
+                order: Order::Asc,
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = page.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(page[2].attributes.get("k").map(String::as_str), Some("v"));
+    }
+
     use super::*;
 
     #[test]
