@@ -507,7 +507,9 @@ impl Bus for NatsBus {
         for acked in futures_util::future::join_all(acks).await {
             acked.map_err(|e| shared.publish_error(e))?;
         }
-        // Live tail is best effort and only shows what the broker accepted.
+        // Live tail only shows what the broker accepted. The flush puts the
+        // live copy in the kernel's socket buffer before ingest answers 202,
+        // so an instance killed right after answering still streams it.
         for message in messages {
             if let Err(error) = shared
                 .client
@@ -516,6 +518,9 @@ impl Bus for NatsBus {
             {
                 tracing::debug!(%error, "live publish failed");
             }
+        }
+        if let Err(error) = shared.client.flush().await {
+            tracing::debug!(%error, "live flush failed");
         }
         Ok(())
     }
