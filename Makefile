@@ -2,7 +2,7 @@
 # dashboard at http://localhost:8080) and `make test` (every test, installing
 # what the tests need).
 
-.PHONY: run test build lint bench
+.PHONY: run test build lint bench bench-split
 
 run:
 	cargo run --release
@@ -23,6 +23,10 @@ lint:
 # Arguments for the load generator: make bench BENCH_ARGS="--sizes 1000000".
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
+
+# The same single-log and bulk load on `--role ingest` over a private JetStream.
+bench-split:
+	scripts/bench.sh --split $(BENCH_ARGS)
 
 # ---- containers (compose.yaml; Docker Compose v2, or COMPOSE=docker-compose) --
 # make dev          one --role all container on the embedded store: http://localhost:8080

@@ -2,34 +2,92 @@
 # `make bench`: builds the release binaries, starts a server with --role all
 # on the embedded store in a temporary data directory on a free loopback
 # port, runs the load generator against it (every phase, bounded in time and
-# count), prints the table and stops the server. Extra arguments go to the
-# load generator, e.g. `scripts/bench.sh --sizes 1000000 --seconds 5`.
+# count), prints the table and stops everything it started. The single-log
+# load also runs against a bare actix-web server (benches/floor_server.rs), so
+# the table shows this machine's ceiling beside our figure.
+#
+# `make bench-split` (`scripts/bench.sh --split`): a private JetStream
+# nats-server and one `--role ingest` instance instead; the ingest and bulk
+# phases then measure 202s that wait for the broker's ack.
+#
+# Extra arguments go to the load generator, e.g.
+# `scripts/bench.sh --sizes 1000000 --seconds 5`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --bins
+topology=all
+if [ "${1:-}" = "--split" ]; then
+    topology=split
+    shift
+fi
+command -v curl >/dev/null || { echo "bench: curl is needed (apt-get install -y curl)" >&2; exit 1; }
+if [ "$topology" = split ] && ! command -v nats-server >/dev/null; then
+    echo "bench: --split needs nats-server (apt-get install -y nats-server)" >&2
+    exit 1
+fi
+
+cargo build --release --locked --bins --example floor_server
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/oglogstream-bench.XXXXXX")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 18080)
-server_pid=""
+pids=()
 cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    for pid in "${pids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     rm -rf "$workdir"
 }
 trap cleanup EXIT INT TERM
 
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # URL LOG
+    for _ in $(seq 1 200); do
+        if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench: $1 did not answer; its log:" >&2
+    cat "$2" >&2
+    exit 1
+}
+
+port=$(free_port)
+if [ "$topology" = split ]; then
+    nats_port=$(free_port)
+    nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$workdir/nats" 2>"$workdir/nats.log" &
+    pids+=($!)
+    export NATS_URL="nats://127.0.0.1:$nats_port"
+    # No process instance drains the stream here: room for every phase, so
+    # the figures are JetStream's, not its full-stream 503s.
+    export OGLOGSTREAM_NATS__STREAM_MAX_BYTES=$((16 << 30))
+    role=ingest
+    phases=(--topology split --phases ingest,bulk)
+else
+    role=all
+    phases=()
+fi
+
 # The shipped configuration (what `make run` uses), with a fresh data
 # directory and a loopback port. The server's own log goes next to the data.
-target/release/oglogstream --role all --config config/oglogstream.toml \
+target/release/oglogstream --role "$role" --config config/oglogstream.toml \
     --listen "127.0.0.1:$port" --data-dir "$workdir/data" 2>"$workdir/server.log" &
 server_pid=$!
-for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then break; fi
-    sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/health" >/dev/null || { cat "$workdir/server.log"; exit 1; }
+pids+=("$server_pid")
+wait_for "http://127.0.0.1:$port/health" "$workdir/server.log"
 
-target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" "$@"
-echo "database size: $(du -sh "$workdir/data" | cut -f1)"
+floor=()
+if [ "$topology" = all ]; then
+    floor_port=$(free_port)
+    target/release/examples/floor_server "$floor_port" 2>"$workdir/floor.log" &
+    floor_pid=$!
+    pids+=("$floor_pid")
+    wait_for "http://127.0.0.1:$floor_port/health" "$workdir/floor.log"
+    floor=(--floor-url "http://127.0.0.1:$floor_port" --floor-pid "$floor_pid")
+fi
+
+target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
+    "${phases[@]}" "${floor[@]}" "$@"
+echo "database size: $(du -sh "$workdir" | cut -f1)"

@@ -76,7 +76,30 @@ pub struct Options {
     /// Most seconds per query kind and size (at least 3 requests are made)
     #[arg(long, default_value_t = 8)]
     pub query_seconds: u64,
+    /// What `--url` is: `all` (one `--role all` process, every log stored
+    /// before the phase ends) or `split` (a `--role ingest` instance on NATS:
+    /// a 202 means JetStream holds the log; nothing is stored here)
+    #[arg(long, value_enum, default_value_t = Topology::All)]
+    pub topology: Topology,
+    /// A bare actix-web server answering 202 to `POST /log` without parsing
+    /// or storing anything (`benches/floor_server.rs`); the `ingest` phase
+    /// puts the same load on it, to show this machine's ceiling
+    #[arg(long)]
+    pub floor_url: Option<String>,
+    /// The floor server's process id, for its CPU use
+    #[arg(long)]
+    pub floor_pid: Option<u32>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Topology {
+    All,
+    Split,
+}
+
+/// What the seed's Go ingestion service reached with `wrk -t1 -c64` on a
+/// machine like ours (see the benchmarks issue); it stored nothing.
+const SEED_REQUESTS_PER_SECOND: f64 = 37_700.0;
 
 /// One row of the result table.
 struct Row {
@@ -275,24 +298,120 @@ impl Bench {
         let connections = self.options.connections;
         let seconds = self.options.seconds;
         eprintln!("ingest: POST /log on {connections} connections for {seconds} s");
+        let sample = self.machine.sample();
+        let (elapsed, mut latencies, outcomes) = self.post_singles(&self.address).await?;
+        let drained = self.drain().await?;
+        self.note_machine("ingest", &sample);
+        let rate = outcomes.accepted as f64 / elapsed.as_secs_f64();
+        let stored_rate = outcomes.accepted as f64 / (elapsed + drained).as_secs_f64();
+        let (p50, p95, p99, max) = latencies.summary();
+        let latency = format!(
+            "p50 {} · p95 {} · p99 {} · max {}",
+            ms(p50),
+            ms(p95),
+            ms(p99),
+            ms(max)
+        );
+        let counts = format!(
+            "{} accepted, {} × 503, {} errors",
+            thousands(outcomes.accepted as f64),
+            outcomes.overloaded,
+            outcomes.failed
+        );
+        self.rows.push(match self.options.topology {
+            Topology::All => Row {
+                what: format!("`POST /log`, {connections} keep-alive connections, {seconds} s"),
+                result: format!(
+                    "{} logs/s ({counts}; all stored {:.1} s after the last: {} logs/s stored)",
+                    thousands(rate),
+                    drained.as_secs_f64(),
+                    thousands(stored_rate)
+                ),
+                latency,
+                target: "≥ 75,000 logs/s, p99 < 10 ms".into(),
+                met: Some(rate >= 75_000.0 && p99 < 10.0 && outcomes.failed == 0),
+            },
+            Topology::Split => Row {
+                what: format!(
+                    "`POST /log` to `--role ingest`, 202 after the JetStream ack, {connections} keep-alive connections, {seconds} s"
+                ),
+                result: format!("{} requests/s ({counts})", thousands(rate)),
+                latency,
+                target: format!("≥ {} requests/s", thousands(SEED_REQUESTS_PER_SECOND)),
+                met: Some(
+                    rate >= SEED_REQUESTS_PER_SECOND && outcomes.failed == 0,
+                ),
+            },
+        });
+        if let Some(floor_url) = self.options.floor_url.clone() {
+            self.floor(&floor_url).await?;
+        }
+        Ok(())
+    }
+
+    /// The same load on a server that only answers 202: what this machine,
+    /// actix-web and the generator allow before any work of ours.
+    async fn floor(&mut self, url: &str) -> anyhow::Result<()> {
+        let address = loopback_address(url)?;
+        eprintln!("floor: POST /log to the bare actix-web server at {url}");
+        let floor_machine = Machine::new(self.options.floor_pid);
+        let sample = floor_machine.sample();
+        let (elapsed, mut latencies, outcomes) = self.post_singles(&address).await?;
+        let rate = outcomes.accepted as f64 / elapsed.as_secs_f64();
+        if let Some(usage) = floor_machine.usage_since(&sample) {
+            self.notes.push(format!(
+                "floor: the bare server used {:.0}% and the generator {:.0}% of one core; other processes {:.0}%",
+                usage.server, usage.generator, usage.other
+            ));
+        }
+        let (p50, p95, p99, max) = latencies.summary();
+        self.rows.push(Row {
+            what: format!(
+                "the same load on a bare actix-web handler (202, no parsing, no storage: `benches/floor_server.rs`)"
+            ),
+            result: format!(
+                "{} requests/s ({} errors): this machine's ceiling for any actix-web server",
+                thousands(rate),
+                outcomes.failed
+            ),
+            latency: format!(
+                "p50 {} · p95 {} · p99 {} · max {}",
+                ms(p50),
+                ms(p95),
+                ms(p99),
+                ms(max)
+            ),
+            target: String::new(),
+            met: None,
+        });
+        Ok(())
+    }
+
+    /// Closed-loop single-log posts on `--connections` keep-alive
+    /// connections for `--seconds`; returns requests/s and every outcome.
+    async fn post_singles(&self, address: &str) -> anyhow::Result<(Duration, Latencies, Outcomes)> {
+        let connections = self.options.connections;
+        let seconds = self.options.seconds;
         let mut corpus = Corpus::new(1);
         let requests: Vec<Vec<u8>> = (0..4096)
             .map(|_| {
                 let mut body = Vec::new();
                 corpus.log_json(None, &mut body);
-                HttpConnection::post_bytes(&self.address, "/log", "application/json", &body)
+                HttpConnection::post_bytes(address, "/log", "application/json", &body)
             })
             .collect();
         let requests = Rc::new(requests);
         let next = Rc::new(Cell::new(0usize));
         let mut pool = Vec::with_capacity(connections);
         for _ in 0..connections {
-            pool.push(self.connect().await?);
+            pool.push(
+                HttpConnection::connect(address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot connect to {address}: {e}"))?,
+            );
         }
-        let sample = self.machine.sample();
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
-        let address = &self.address;
         let workers = pool.into_iter().map(|mut connection| {
             let requests = Rc::clone(&requests);
             let next = Rc::clone(&next);
@@ -333,33 +452,7 @@ impl Bench {
             outcomes.overloaded += o.overloaded;
             outcomes.failed += o.failed;
         }
-        let drained = self.drain().await?;
-        self.note_machine("ingest", &sample);
-        let rate = outcomes.accepted as f64 / elapsed.as_secs_f64();
-        let stored_rate = outcomes.accepted as f64 / (elapsed + drained).as_secs_f64();
-        let (p50, p95, p99, max) = latencies.summary();
-        self.rows.push(Row {
-            what: format!("`POST /log`, {connections} keep-alive connections, {seconds} s"),
-            result: format!(
-                "{} logs/s ({} accepted, {} × 503, {} errors; all stored {:.1} s after the last: {} logs/s stored)",
-                thousands(rate),
-                thousands(outcomes.accepted as f64),
-                outcomes.overloaded,
-                outcomes.failed,
-                drained.as_secs_f64(),
-                thousands(stored_rate)
-            ),
-            latency: format!(
-                "p50 {} · p95 {} · p99 {} · max {}",
-                ms(p50),
-                ms(p95),
-                ms(p99),
-                ms(max)
-            ),
-            target: "≥ 75,000 logs/s, p99 < 10 ms".into(),
-            met: Some(rate >= 75_000.0 && p99 < 10.0 && outcomes.failed == 0),
-        });
-        Ok(())
+        Ok((elapsed, latencies, outcomes))
     }
 
     async fn live_tail(&mut self) -> anyhow::Result<()> {
@@ -530,7 +623,7 @@ impl Bench {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
         let (outcome, bytes) = self
-            .send_bulk(connections, |k| {
+            .send_bulk(connections, Some(deadline), |k| {
                 (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone())
             })
             .await?;
@@ -540,6 +633,24 @@ impl Bench {
         let accepted = outcome.accepted as f64;
         let rate = accepted / sent_for.as_secs_f64();
         let sustained = accepted / (sent_for + drained).as_secs_f64();
+        if self.options.topology == Topology::Split {
+            self.rows.push(Row {
+                what: format!(
+                    "`POST /log/bulk` NDJSON to `--role ingest`, {size} logs/request, {connections} connections, {seconds} s"
+                ),
+                result: format!(
+                    "{} logs/s accepted into JetStream ({:.0} MB/s; {} logs, {} × 503)",
+                    thousands(rate),
+                    bytes as f64 / 1e6 / sent_for.as_secs_f64(),
+                    thousands(accepted),
+                    outcome.overloaded
+                ),
+                latency: String::new(),
+                target: String::new(),
+                met: None,
+            });
+            return Ok(());
+        }
         self.rows.push(Row {
             what: format!(
                 "`POST /log/bulk` NDJSON, {size} logs/request, {connections} connections, {seconds} s"
@@ -561,11 +672,14 @@ impl Bench {
     }
 
     /// Posts the bodies `body(k)` yields (k = 0, 1, ...) until it yields
-    /// `None`, on `connections` connections; a 503 waits 50 ms and retries.
-    /// Returns the outcomes and the body bytes accepted.
+    /// `None`, on `connections` connections; a 503 waits 50 ms and retries
+    /// until `give_up_at` (a split ingest whose stream is full answers 503
+    /// until a process instance drains it). Returns the outcomes and the body
+    /// bytes accepted.
     async fn send_bulk(
         &self,
         connections: usize,
+        give_up_at: Option<Instant>,
         body: impl Fn(u64) -> Option<Vec<u8>>,
     ) -> anyhow::Result<(Outcomes, u64)> {
         let next = Cell::new(0u64);
@@ -596,6 +710,9 @@ impl Bench {
                             // Shorter than the server's 1 s Retry-After so
                             // the store never idles, long enough not to spin.
                             outcomes.overloaded += 1;
+                            if give_up_at.is_some_and(|at| Instant::now() >= at) {
+                                break;
+                            }
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                         Ok(response) => {
@@ -673,7 +790,7 @@ impl Bench {
         let started = Instant::now();
         let address = self.address.clone();
         let (outcome, _) = self
-            .send_bulk(connections, |k| {
+            .send_bulk(connections, None, |k| {
                 if k >= requests {
                     return None;
                 }

@@ -6,6 +6,7 @@
 
 pub mod clickhouse;
 pub mod filter;
+pub mod search_blocks;
 pub mod sqlite;
 
 pub use filter::{HistogramQuery, LogFilter, LogQuery, Order};

@@ -26,6 +26,7 @@
 //! concurrently with the writer.
 
 use super::filter::{HistogramQuery, LogFilter, LogQuery, Order, contains_ignore_case};
+use super::search_blocks::{self, OpenBlock};
 use super::{BucketCount, LevelServiceCount, Store, StoreError};
 use crate::domain::log::{attributes_from_json, attributes_to_json};
 use crate::domain::time::Micros;
@@ -38,7 +39,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const MINUTE: Micros = 60_000_000;
 const FIVE_MINUTES: Micros = 5 * MINUTE;
 const HOUR: Micros = 60 * MINUTE;
@@ -67,6 +68,9 @@ struct Writer {
     connection: Option<Connection>,
     /// Service name -> id, so the hot path skips the dictionary lookup.
     service_ids: HashMap<String, i64>,
+    /// The search block being filled; `None` after a failed transaction,
+    /// rebuilt from the database by the next insert.
+    open_block: Option<OpenBlock>,
 }
 
 impl SqliteStore {
@@ -79,13 +83,19 @@ impl SqliteStore {
             ))
         })?;
         let path = data_dir.join("oglogstream.db");
-        let connection = open_connection(&path, true)?;
+        let mut connection = open_connection(&path, true)?;
         migrate(&connection)?;
+        // At start, not in the first insert: a store from before schema 3
+        // builds the filters of all its logs here, once.
+        let transaction = connection.transaction().map_err(sql_error)?;
+        let open_block = OpenBlock::load(&transaction).map_err(sql_error)?;
+        transaction.commit().map_err(sql_error)?;
         Ok(SqliteStore {
             path,
             writer: Arc::new(Mutex::new(Writer {
                 connection: Some(connection),
                 service_ids: HashMap::new(),
+                open_block: Some(open_block),
             })),
             readers: Arc::new(Mutex::new(Vec::new())),
         })
@@ -296,6 +306,22 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
             ))
             .map_err(sql_error)?;
     }
+    if version < 3 {
+        // Filled by `OpenBlock::load` when the store opens (search_blocks.rs).
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE message_blocks (
+                     block  INTEGER PRIMARY KEY,
+                     min_ts INTEGER NOT NULL,
+                     max_ts INTEGER NOT NULL,
+                     bloom  BLOB NOT NULL
+                 );
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )
+            .map_err(sql_error)?;
+    }
     Ok(())
 }
 
@@ -304,19 +330,26 @@ impl Writer {
         let Writer {
             connection,
             service_ids,
+            open_block,
         } = self;
         let connection = connection
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
         let transaction = connection.transaction().map_err(sql_error)?;
+        // Taken for the transaction: if it fails, the block state is dropped
+        // with it and rebuilt from what the database kept.
+        let mut block = match open_block.take() {
+            Some(block) => block,
+            None => OpenBlock::load(&transaction).map_err(sql_error)?,
+        };
         // Ids added in a transaction that rolls back must not stay cached.
         let mut new_services: Vec<String> = Vec::new();
         let mut minute_counts: HashMap<(Micros, i64, u8), i64> = HashMap::new();
         {
             let mut insert_log = transaction
                 .prepare_cached(
-                    "INSERT INTO logs (id, ts, level, service_id, message, attributes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO logs (seq, id, ts, level, service_id, message, attributes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(sql_error)?;
             let mut insert_service = transaction
@@ -339,8 +372,10 @@ impl Writer {
                     }
                 };
                 let level = record.level.code();
+                let seq = block.take_seq();
                 insert_log
                     .execute(rusqlite::params![
+                        seq,
                         record.id,
                         record.timestamp,
                         level,
@@ -348,6 +383,9 @@ impl Writer {
                         record.message,
                         attributes_to_json(&record.attributes),
                     ])
+                    .map_err(sql_error)?;
+                block
+                    .add_row(&transaction, seq, record.timestamp, &record.message)
                     .map_err(sql_error)?;
                 let minute = record.timestamp - record.timestamp.rem_euclid(MINUTE);
                 *minute_counts
@@ -370,6 +408,8 @@ impl Writer {
             for name in new_services {
                 service_ids.remove(&name);
             }
+        } else {
+            *open_block = Some(block);
         }
         rolled_up
     }
@@ -646,6 +686,20 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
     dimension_conditions(&mut conditions, filter, &service_ids, "l.");
     if let Some(text) = &filter.text {
         conditions.push("oglog_contains(l.message, ?)", [Value::Text(text.clone())]);
+        let found = search_blocks::search(
+            connection,
+            query,
+            text,
+            "SELECT l.seq, l.ts, l.id, l.level, s.name, l.message, l.attributes
+             FROM logs l JOIN services s ON s.id = l.service_id",
+            &conditions.sql,
+            &conditions.params,
+            |row| log_record(row, 1),
+        )
+        .map_err(sql_error)?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
     }
     let direction = match query.order {
         Order::Desc => "DESC",
@@ -655,7 +709,7 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
     // the index; CROSS JOIN keeps `logs` the outer loop, so the walk stops
     // after `offset + limit` matches instead of sorting every match.
     let sql = format!(
-        "SELECT l.id, l.ts, l.level, s.name, l.message, l.attributes
+        "SELECT l.ts, l.id, l.level, s.name, l.message, l.attributes
          FROM logs l INDEXED BY logs_page CROSS JOIN services s ON s.id = l.service_id
          {}
          ORDER BY l.ts {direction}, l.seq {direction}
@@ -667,20 +721,25 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
     params.push(Value::Integer(query.offset as i64));
     let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
     let rows = statement
-        .query_map(params_from_iter(params.iter()), |row| {
-            let level: u8 = row.get(2)?;
-            let attributes: Option<String> = row.get(5)?;
-            Ok(LogRecord {
-                id: row.get(0)?,
-                timestamp: row.get(1)?,
-                level: Level::from_code(level).unwrap_or(Level::Info),
-                service: row.get(3)?,
-                message: row.get(4)?,
-                attributes: attributes_from_json(attributes.as_deref()),
-            })
-        })
+        .query_map(params_from_iter(params.iter()), |row| log_record(row, 0))
         .map_err(sql_error)?;
     rows.collect::<Result<_, _>>().map_err(sql_error)
+}
+
+/// A log from the columns `ts, id, level, service name, message,
+/// attributes`, from `ts_column` on (the block search reads `seq` first).
+fn log_record(row: &rusqlite::Row, ts_column: usize) -> rusqlite::Result<LogRecord> {
+    let at = |offset: usize| ts_column + offset;
+    let level: u8 = row.get(at(2))?;
+    let attributes: Option<String> = row.get(at(5))?;
+    Ok(LogRecord {
+        timestamp: row.get(at(0))?,
+        id: row.get(at(1))?,
+        level: Level::from_code(level).unwrap_or(Level::Info),
+        service: row.get(at(3))?,
+        message: row.get(at(4))?,
+        attributes: attributes_from_json(attributes.as_deref()),
+    })
 }
 
 #[async_trait]
@@ -797,6 +856,7 @@ impl Store for SqliteStore {
                     next_day = day + DAY
                 ))
                 .map_err(sql_error)?;
+            search_blocks::forget_before(connection, cutoff).map_err(sql_error)?;
             Ok(deleted)
         })
         .await

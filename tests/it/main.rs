@@ -11,4 +11,5 @@ mod ingest_rules;
 mod live_tail;
 mod operations;
 mod query_api;
+mod search_blocks;
 mod split;
