@@ -14,7 +14,7 @@ use crate::domain::LogBatch;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum BusError {
     /// Bounded capacity is used up; the client should retry shortly.
     #[error("ingest queue is full: {0}")]

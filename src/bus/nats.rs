@@ -4,8 +4,12 @@
 //! - Work queue: ingest publishes each batch (as one or more [`wire`]
 //!   messages) to `<prefix>.logs`, captured by a JetStream stream with
 //!   work-queue retention. `publish` returns once the broker has acknowledged
-//!   every message of the batch, i.e. stored it. Publishes from concurrent
-//!   requests share one connection and are in flight together.
+//!   every message of the batch, i.e. stored it. Small batches from
+//!   concurrent requests are committed as a group: while `GROUPS_IN_FLIGHT`
+//!   messages await their acks, the next requests' batches gather into one
+//!   message, and each request answers when its group is acknowledged.
+//!   JetStream costs per message, not per byte: one message per single-log
+//!   request held the broker to ~11k requests/s on two cores.
 //! - Every process instance pulls from one durable consumer, so each message
 //!   goes to exactly one instance; it is acknowledged only after the store
 //!   took it. An instance that dies leaves its messages unacknowledged and the
@@ -35,7 +39,7 @@ use futures_util::{FutureExt, StreamExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// How long ingest waits for the broker to acknowledge a publish.
@@ -47,6 +51,13 @@ const MESSAGE_HEADROOM: usize = 1024;
 const PULL_BATCH: usize = 256;
 /// Unacknowledged messages the broker lets all process instances hold.
 const MAX_ACK_PENDING: i64 = 20_000;
+/// Group commits awaiting their acks at once; more requests wait and join
+/// the next group.
+const GROUPS_IN_FLIGHT: usize = 4;
+/// A batch encoded larger than this is published alone.
+const GROUP_MEMBER_MAX_BYTES: usize = 64 * 1024;
+/// Requests waiting to join a group.
+const GROUP_QUEUE: usize = 8192;
 /// Decoded deliveries waiting for the batcher.
 const DELIVERY_BUFFER: usize = 64;
 /// Batches a live subscriber may fall behind by before it is cut off.
@@ -68,6 +79,13 @@ pub struct NatsSettings {
 pub struct NatsBus {
     shared: Arc<Shared>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    groups: mpsc::Sender<GroupMember>,
+}
+
+/// One request's encoded batch, waiting to be committed with others.
+struct GroupMember {
+    bytes: Vec<u8>,
+    done: oneshot::Sender<Result<(), BusError>>,
 }
 
 struct Shared {
@@ -128,13 +146,18 @@ impl NatsBus {
             live: RwLock::new(Some(live)),
             outstanding: AtomicUsize::new(0),
         });
-        let mut tasks = vec![tokio::spawn(maintain_setup(Arc::clone(&shared)))];
+        let (groups, members) = mpsc::channel(GROUP_QUEUE);
+        let mut tasks = vec![
+            tokio::spawn(maintain_setup(Arc::clone(&shared))),
+            tokio::spawn(commit_groups(Arc::clone(&shared), members)),
+        ];
         if settings.live {
             tasks.push(tokio::spawn(forward_live(Arc::clone(&shared))));
         }
         Ok(NatsBus {
             shared,
             tasks: Mutex::new(tasks),
+            groups,
         })
     }
 }
@@ -178,6 +201,41 @@ impl Shared {
             "NATS at {} did not store the batch: {error}",
             self.url
         ))
+    }
+
+    /// Publishes `messages` to the work queue and waits for every ack
+    /// together (one round trip however many there are), then copies them
+    /// to the live subject.
+    async fn publish_messages(&self, messages: Vec<Bytes>) -> Result<(), BusError> {
+        self.ready()?;
+        let mut acks = Vec::with_capacity(messages.len());
+        for message in &messages {
+            let ack = self
+                .jetstream
+                .publish(self.work_subject.clone(), message.clone())
+                .await
+                .map_err(|e| self.publish_error(e))?;
+            acks.push(ack.into_future());
+        }
+        for acked in futures_util::future::join_all(acks).await {
+            acked.map_err(|e| self.publish_error(e))?;
+        }
+        // Live tail only shows what the broker accepted. The flush puts the
+        // live copy in the kernel's socket buffer before ingest answers 202,
+        // so an instance killed right after answering still streams it.
+        for message in messages {
+            if let Err(error) = self
+                .client
+                .publish(self.live_subject.clone(), message)
+                .await
+            {
+                tracing::debug!(%error, "live publish failed");
+            }
+        }
+        if let Err(error) = self.client.flush().await {
+            tracing::debug!(%error, "live flush failed");
+        }
+        Ok(())
     }
 
     async fn ensure_stream_and_consumer(&self) -> Result<PullConsumer, String> {
@@ -281,6 +339,56 @@ async fn maintain_setup(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+/// Gathers small batches into group messages (see the module comment).
+/// A group's bytes are JSON lines, so concatenated batches decode as one.
+async fn commit_groups(shared: Arc<Shared>, mut members: mpsc::Receiver<GroupMember>) {
+    let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+    let mut carried: Option<GroupMember> = None;
+    let mut closed = shared.closed.subscribe();
+    loop {
+        // By the time the bus closes, ingest has answered every request; a
+        // member still queued is dropped, and its request sees `Closed`.
+        let first = match carried.take() {
+            Some(member) => member,
+            None => tokio::select! {
+                member = members.recv() => match member {
+                    Some(member) => member,
+                    None => return,
+                },
+                _ = until_closed(&mut closed) => return,
+            },
+        };
+        // Waiting for a slot is what lets the next group grow.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let limit = shared
+            .client
+            .server_info()
+            .max_payload
+            .saturating_sub(MESSAGE_HEADROOM)
+            .max(1);
+        let mut bytes = first.bytes;
+        let mut waiting = vec![first.done];
+        while let Ok(next) = members.try_recv() {
+            if bytes.len() + next.bytes.len() > limit {
+                carried = Some(next);
+                break;
+            }
+            bytes.extend_from_slice(&next.bytes);
+            waiting.push(next.done);
+        }
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let outcome = shared.publish_messages(vec![Bytes::from(bytes)]).await;
+            for done in waiting {
+                let _ = done.send(outcome.clone());
+            }
+            drop(slot);
+        });
     }
 }
 
@@ -488,41 +596,23 @@ impl Bus for NatsBus {
         shared.ready()?;
         let max_payload = shared.client.server_info().max_payload;
         let limit = max_payload.saturating_sub(MESSAGE_HEADROOM).max(1);
-        let messages: Vec<Bytes> = wire::encode(&batch, limit)
-            .map_err(|e| BusError::Unavailable(format!("cannot send to NATS: {e}")))?
-            .into_iter()
-            .map(Bytes::from)
-            .collect();
-        // Send every message first, then wait for the acks together: one
-        // round trip per batch, however many messages it took.
-        let mut acks = Vec::with_capacity(messages.len());
-        for message in &messages {
-            let ack = shared
-                .jetstream
-                .publish(shared.work_subject.clone(), message.clone())
+        let mut messages = wire::encode(&batch, limit)
+            .map_err(|e| BusError::Unavailable(format!("cannot send to NATS: {e}")))?;
+        if messages.len() == 1 && messages[0].len() <= GROUP_MEMBER_MAX_BYTES {
+            let (done, committed) = oneshot::channel();
+            let member = GroupMember {
+                bytes: messages.remove(0),
+                done,
+            };
+            self.groups
+                .send(member)
                 .await
-                .map_err(|e| shared.publish_error(e))?;
-            acks.push(ack.into_future());
+                .map_err(|_| BusError::Closed)?;
+            return committed.await.unwrap_or(Err(BusError::Closed));
         }
-        for acked in futures_util::future::join_all(acks).await {
-            acked.map_err(|e| shared.publish_error(e))?;
-        }
-        // Live tail only shows what the broker accepted. The flush puts the
-        // live copy in the kernel's socket buffer before ingest answers 202,
-        // so an instance killed right after answering still streams it.
-        for message in messages {
-            if let Err(error) = shared
-                .client
-                .publish(shared.live_subject.clone(), message)
-                .await
-            {
-                tracing::debug!(%error, "live publish failed");
-            }
-        }
-        if let Err(error) = shared.client.flush().await {
-            tracing::debug!(%error, "live flush failed");
-        }
-        Ok(())
+        shared
+            .publish_messages(messages.into_iter().map(Bytes::from).collect())
+            .await
     }
 
     async fn work_queue(&self) -> Result<Box<dyn WorkQueue>, BusError> {

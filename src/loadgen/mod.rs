@@ -366,9 +366,7 @@ impl Bench {
         }
         let (p50, p95, p99, max) = latencies.summary();
         self.rows.push(Row {
-            what: format!(
-                "the same load on a bare actix-web handler (202, no parsing, no storage: `benches/floor_server.rs`)"
-            ),
+            what: "the same load on a bare actix-web handler (202, no parsing, no storage: `benches/floor_server.rs`)".into(),
             result: format!(
                 "{} requests/s ({} errors): this machine's ceiling for any actix-web server",
                 thousands(rate),

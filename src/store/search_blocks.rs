@@ -203,6 +203,8 @@ fn may_hold(bloom: &[u8], wanted: &[usize]) -> bool {
 }
 
 struct Candidate {
+    /// `None` for the open tail, which has no filter.
+    block: Option<i64>,
     first_seq: i64,
     last_seq: Option<i64>,
     min_ts: Micros,
@@ -247,30 +249,33 @@ pub fn search<T>(
         })?;
     // The open block (and anything after the last filter) is always scanned.
     let mut candidates = vec![Candidate {
+        block: None,
         first_seq: last_stored.map_or(0, |block| (block + 1) << BLOCK_SHIFT),
         last_seq: None,
         min_ts: Micros::MIN,
         max_ts: Micros::MAX,
     }];
     {
+        // Time ranges only, from the covering index: a filter is read when
+        // its block's turn comes, so a search that stops early reads few.
         let mut blocks = snapshot.prepare_cached(
-            "SELECT block, min_ts, max_ts, bloom FROM message_blocks
+            "SELECT block, min_ts, max_ts FROM message_blocks INDEXED BY message_blocks_time
              WHERE max_ts >= ?1 AND min_ts < ?2",
         )?;
         let mut rows = blocks.query([from, to])?;
         while let Some(row) = rows.next()? {
-            let bloom = row.get_ref(3)?.as_blob().unwrap_or(&[]);
-            if may_hold(bloom, &wanted) {
-                let block: i64 = row.get(0)?;
-                candidates.push(Candidate {
-                    first_seq: block << BLOCK_SHIFT,
-                    last_seq: Some(((block + 1) << BLOCK_SHIFT) - 1),
-                    min_ts: row.get(1)?,
-                    max_ts: row.get(2)?,
-                });
-            }
+            let block: i64 = row.get(0)?;
+            candidates.push(Candidate {
+                block: Some(block),
+                first_seq: block << BLOCK_SHIFT,
+                last_seq: Some(((block + 1) << BLOCK_SHIFT) - 1),
+                min_ts: row.get(1)?,
+                max_ts: row.get(2)?,
+            });
         }
     }
+    let mut filter =
+        snapshot.prepare_cached("SELECT bloom FROM message_blocks WHERE block = ?1")?;
     let newest_first = query.order == Order::Desc;
     // The open tail stays first: its time range is unknown.
     candidates[1..].sort_unstable_by(|a, b| {
@@ -308,6 +313,16 @@ pub fn search<T>(
             };
             if cannot_improve {
                 break;
+            }
+        }
+        if let Some(block) = candidate.block {
+            let holds = filter
+                .query_row([block], |row| {
+                    Ok(may_hold(row.get_ref(0)?.as_blob().unwrap_or(&[]), &wanted))
+                })
+                .optional()?;
+            if holds != Some(true) {
+                continue;
             }
         }
         if scanned > SCAN_BUDGET_ROWS {

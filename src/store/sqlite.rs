@@ -317,6 +317,7 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
                      max_ts INTEGER NOT NULL,
                      bloom  BLOB NOT NULL
                  );
+                 CREATE INDEX message_blocks_time ON message_blocks (max_ts, min_ts);
                  PRAGMA user_version = 3;
                  COMMIT;",
             )
@@ -691,7 +692,7 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
             query,
             text,
             "SELECT l.seq, l.ts, l.id, l.level, s.name, l.message, l.attributes
-             FROM logs l JOIN services s ON s.id = l.service_id",
+             FROM logs l NOT INDEXED CROSS JOIN services s ON s.id = l.service_id",
             &conditions.sql,
             &conditions.params,
             |row| log_record(row, 1),

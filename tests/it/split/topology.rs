@@ -391,7 +391,7 @@ async fn a_processor_stopped_with_sigterm_drains_what_it_holds() {
     let clickhouse = ClickHouse::start().await;
     let mut stopping = Server::launch(role("process", &nats, Some(&clickhouse))).await;
     let _other = Server::launch(role("process", &nats, Some(&clickhouse))).await;
-    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    let mut ingest = Server::launch(role("ingest", &nats, None)).await;
     let bodies: Vec<String> = (0..TOTAL / PER_REQUEST)
         .map(|r| {
             (r * PER_REQUEST..(r + 1) * PER_REQUEST)
@@ -426,4 +426,7 @@ async fn a_processor_stopped_with_sigterm_drains_what_it_holds() {
         rows as usize, TOTAL,
         "a graceful stop stores and acknowledges what it took: no redelivery, no duplicate"
     );
+    // Ingest stops cleanly too, its group-commit task included.
+    let status = ingest.terminate(Duration::from_secs(30));
+    assert!(status.success(), "ingest exits 0; log:\n{}", ingest.logs());
 }
