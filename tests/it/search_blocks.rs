@@ -4,6 +4,7 @@
 //! page, time range or needle, and stay so across a restart (the open block
 //! is rebuilt), retention, and an upgrade from a store without the index.
 
+use crate::split::contract::expected_logs;
 use oglogstream::domain::{Level, LevelSet, LogBatch, LogRecord};
 use oglogstream::store::sqlite::SqliteStore;
 use oglogstream::store::{LogFilter, LogQuery, Order, Store};
@@ -63,25 +64,6 @@ async fn insert(store: &SqliteStore, records: &[LogRecord]) {
     }
 }
 
-fn expected(all: &[LogRecord], query: &LogQuery) -> Vec<String> {
-    // Insertion order breaks ties in time, as `seq` does in the store.
-    let mut matching: Vec<(usize, &LogRecord)> = all
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| query.filter.matches(r))
-        .collect();
-    matching.sort_by_key(|(i, r)| (r.timestamp, *i));
-    if query.order == Order::Desc {
-        matching.reverse();
-    }
-    matching
-        .into_iter()
-        .skip(query.offset)
-        .take(query.limit)
-        .map(|(_, r)| r.id.clone())
-        .collect()
-}
-
 async fn every_search_agrees(store: &SqliteStore, all: &[LogRecord], stage: &str) {
     let newest = all.iter().map(|r| r.timestamp).max().unwrap_or(T0);
     let ranges = [
@@ -117,7 +99,7 @@ async fn every_search_agrees(store: &SqliteStore, all: &[LogRecord], stage: &str
                             .into_iter()
                             .map(|r| r.id)
                             .collect();
-                        assert_eq!(got, expected(all, &query), "{stage}: {query:?}");
+                        assert_eq!(got, expected_logs(all, &query), "{stage}: {query:?}");
                         checked += 1;
                     }
                 }

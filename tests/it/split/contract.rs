@@ -168,7 +168,9 @@ fn filters() -> Vec<LogFilter> {
     filters
 }
 
-fn expected_logs(records: &[LogRecord], query: &LogQuery) -> Vec<String> {
+/// The ids a store must answer for `query`, by `LogFilter::matches` over
+/// `records` in insertion order (which breaks ties in time, as stores do).
+pub fn expected_logs(records: &[LogRecord], query: &LogQuery) -> Vec<String> {
     let mut matching: Vec<(usize, &LogRecord)> = records
         .iter()
         .enumerate()
