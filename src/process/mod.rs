@@ -14,6 +14,7 @@ use dead_letter::DeadLetterFile;
 use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 
 /// How often an open batch looks for more deliveries (see `Batcher::run`).
@@ -32,7 +33,9 @@ impl Batcher {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut queue = self.bus.work_queue().await?;
         let mut closed = false;
+        let mut settling = JoinSet::new();
         while !closed {
+            while settling.try_join_next().is_some() {}
             let Some(first) = queue.next().await else {
                 break;
             };
@@ -67,13 +70,20 @@ impl Batcher {
                     }
                 }
             }
-            self.flush(pending).await;
+            self.flush(pending, &mut settling).await;
         }
+        // Every ack reaches the bus before the batcher reports drained, so a
+        // graceful stop leaves nothing to redeliver.
+        while settling.join_next().await.is_some() {}
         tracing::info!("batcher drained");
         Ok(())
     }
 
-    async fn flush(&self, deliveries: Vec<Delivery>) {
+    /// Stores one batch. Acknowledging a stored batch (and freeing its logs)
+    /// runs beside the next write: done inline, it left the single SQLite
+    /// writer idle for a few milliseconds after every batch (perf: dropping
+    /// 5000 logs with their attributes was 9% of the server's time in bulk).
+    async fn flush(&self, deliveries: Vec<Delivery>, settling: &mut JoinSet<()>) {
         let batches: Vec<LogBatch> = deliveries
             .iter()
             .map(|d| LogBatch::clone(&d.batch))
@@ -91,7 +101,10 @@ impl Batcher {
                     self.metrics.batch_sizes.observe(count as f64);
                     Metrics::add(&self.metrics.logs_stored, count as u64);
                     Metrics::add(&self.metrics.batches_stored, 1);
-                    settle(deliveries, true).await;
+                    settling.spawn(async move {
+                        settle(deliveries, true).await;
+                        drop(batches);
+                    });
                     return;
                 }
                 Err(error) => error,
