@@ -1,12 +1,11 @@
 //! `/ws/live`: accepted logs arrive as JSON frames, filtered on request.
 
-use crate::support::{Launch, Server, log};
+use crate::support::{Launch, LiveConnection, Server, log, next_log};
 use awc::ws::Frame;
 use futures_util::StreamExt;
-use serde_json::Value;
 use std::time::Duration;
 
-type Connection = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+type Connection = LiveConnection;
 
 async fn connect(server: &Server, query: &str) -> Connection {
     let (_, connection) = server
@@ -16,19 +15,6 @@ async fn connect(server: &Server, query: &str) -> Connection {
         .await
         .expect("websocket connects");
     connection
-}
-
-/// The next text frame as JSON, skipping pings; `None` after `within`.
-async fn next_log(connection: &mut Connection, within: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, connection.next())
-            .await
-            .ok()??;
-        if let Ok(Frame::Text(bytes)) = frame {
-            return serde_json::from_slice(&bytes).ok();
-        }
-    }
 }
 
 #[actix_web::test]

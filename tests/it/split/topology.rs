@@ -4,9 +4,8 @@
 //! what it depends on instead of failing.
 
 use super::deps::{ClickHouse, Nats};
-use crate::support::{Launch, Server, eventually};
+use crate::support::{Launch, LiveConnection, Server, eventually, next_log};
 use awc::http::StatusCode;
-use awc::ws::Frame;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -158,19 +157,9 @@ async fn two_ingest_two_process_one_query_lose_nothing_when_a_processor_is_kille
     );
 }
 
-type Connection = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
-
-async fn next_message(connection: &mut Connection, within: Duration) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, connection.next())
-            .await
-            .ok()??;
-        if let Ok(Frame::Text(bytes)) = frame {
-            let log: Value = serde_json::from_slice(&bytes).ok()?;
-            return log["message"].as_str().map(str::to_string);
-        }
-    }
+async fn next_message(connection: &mut LiveConnection, within: Duration) -> Option<String> {
+    let log = next_log(connection, within).await?;
+    log["message"].as_str().map(str::to_string)
 }
 
 #[actix_web::test]

@@ -312,3 +312,21 @@ pub async fn all_ids(server: &Server) -> Vec<String> {
         }
     }
 }
+
+/// A `/ws/live` connection as awc opens it.
+pub type LiveConnection = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+/// The next text frame of a live connection as JSON, skipping pings;
+/// `None` after `within` or when the connection ends.
+pub async fn next_log(connection: &mut LiveConnection, within: Duration) -> Option<Value> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, connection.next())
+            .await
+            .ok()??;
+        if let Ok(awc::ws::Frame::Text(bytes)) = frame {
+            return serde_json::from_slice(&bytes).ok();
+        }
+    }
+}
