@@ -29,7 +29,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params_from_iter};
 
 /// log2 of the rows per block. 1024 rows keep the filter sharp enough to
 /// skip blocks for a word in 0.01% of logs (about 10% of blocks hold one).
-pub const BLOCK_SHIFT: u32 = 10;
+const BLOCK_SHIFT: u32 = 10;
 const BLOCK_ROWS: i64 = 1 << BLOCK_SHIFT;
 /// 16 Kibit (2 KiB) per block, two bits per trigram: a block of typical
 /// log messages fills about a third of it, so a six-trigram word that is
@@ -44,7 +44,7 @@ const MAX_TOP: usize = 10_000;
 /// out of time order); the plain scan is then no slower than before.
 const SCAN_BUDGET_ROWS: i64 = 256 * BLOCK_ROWS;
 
-pub fn block_of(seq: i64) -> i64 {
+fn block_of(seq: i64) -> i64 {
     seq >> BLOCK_SHIFT
 }
 
@@ -212,10 +212,10 @@ struct Candidate {
 }
 
 /// One matching row: its sort key and what the caller maps it to.
-pub struct Hit<T> {
-    pub ts: Micros,
-    pub seq: i64,
-    pub row: T,
+struct Hit<T> {
+    ts: Micros,
+    seq: i64,
+    row: T,
 }
 
 /// Runs a `q` search through the search blocks. `conditions` is the
@@ -358,18 +358,6 @@ pub fn forget_before(connection: &Connection, cutoff: Micros) -> rusqlite::Resul
     connection
         .execute("DELETE FROM message_blocks WHERE max_ts < ?1", [cutoff])
         .map(|_| ())
-}
-
-/// Whether a store has the table (schema 3).
-pub fn present(connection: &Connection) -> rusqlite::Result<bool> {
-    connection
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_blocks'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()
-        .map(|found| found.is_some())
 }
 
 #[cfg(test)]
