@@ -2,7 +2,8 @@
 # Installs what the test suite needs when it is missing: Debian packages for
 # the real dependencies the integration tests start privately (NATS,
 # ClickHouse, HAProxy, Chromium, promtool, docker-compose for parsing, curl
-# for scripts/smoke-test.sh), and the dashboard's npm packages. Safe to run
+# for scripts/smoke-test.sh), the tests' pinned Python packages (in a virtual
+# environment under target/) and the dashboard's npm packages. Safe to run
 # again: it only installs what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then
     $sudo systemctl disable --now clickhouse-server nats-server haproxy prometheus >/dev/null 2>&1 || true
   fi
+fi
+
+# Python packages some tests drive (real client libraries, validators), pinned
+# in tests/requirements.txt, go into a virtual environment of the project's
+# own, never into the system interpreter. Tests find it at target/test-venv.
+venv=target/test-venv
+if [ ! -x "$venv/bin/python" ]; then
+  echo "creating the tests' Python virtual environment ($venv)"
+  python3 -m venv "$venv"
+fi
+if [ ! -f "$venv/.installed" ] || [ tests/requirements.txt -nt "$venv/.installed" ]; then
+  echo "installing the tests' Python packages (tests/requirements.txt)"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  touch "$venv/.installed"
 fi
 
 if ! command -v npm >/dev/null 2>&1; then

@@ -40,6 +40,33 @@ impl Level {
             .find(|level| level.as_str().eq_ignore_ascii_case(text))
     }
 
+    /// Also accepts the other names shippers and people use for levels, any
+    /// case: syslog's and OpenTelemetry's severities, Python's and Java's
+    /// level names. Every protocol decoder and the query language map level
+    /// names through this one table, so they cannot drift apart.
+    pub fn parse_alias(text: &str) -> Option<Level> {
+        if let Some(level) = Level::parse(text) {
+            return Some(level);
+        }
+        const ALIASES: &[(&str, Level)] = &[
+            ("trace", Level::Debug),
+            ("notice", Level::Info),
+            ("informational", Level::Info),
+            ("warning", Level::Warn),
+            ("err", Level::Error),
+            ("critical", Level::Fatal),
+            ("crit", Level::Fatal),
+            ("alert", Level::Fatal),
+            ("emerg", Level::Fatal),
+            ("emergency", Level::Fatal),
+            ("panic", Level::Fatal),
+        ];
+        ALIASES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, level)| *level)
+    }
+
     /// The small integer both stores keep, so level filters compare integers.
     pub fn code(self) -> u8 {
         self as u8
@@ -114,6 +141,33 @@ mod tests {
         assert_eq!(Level::parse("Fatal"), Some(Level::Fatal));
         assert_eq!(Level::parse("warning"), None);
         assert_eq!(Level::parse(""), None);
+    }
+
+    #[test]
+    fn aliases_map_to_the_five_levels() {
+        for (name, level) in [
+            ("WARNING", Level::Warn),
+            ("err", Level::Error),
+            ("Critical", Level::Fatal),
+            ("crit", Level::Fatal),
+            ("alert", Level::Fatal),
+            ("EMERG", Level::Fatal),
+            ("emergency", Level::Fatal),
+            ("panic", Level::Fatal),
+            ("notice", Level::Info),
+            ("informational", Level::Info),
+            ("trace", Level::Debug),
+            ("error", Level::Error),
+        ] {
+            assert_eq!(Level::parse_alias(name), Some(level), "{name}");
+        }
+        assert_eq!(Level::parse_alias("loud"), None);
+        assert_eq!(Level::parse_alias(""), None);
+        assert_eq!(
+            Level::parse("warning"),
+            None,
+            "the strict parser is unchanged"
+        );
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! `[nats]`: the JetStream bus used by split roles (selected by `nats.url`).
+
+use super::{ConfigError, duration, in_range, invalid};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNats {
+    pub url: String,
+    pub stream: String,
+    pub subject_prefix: String,
+    pub consumer: String,
+    pub stream_max_bytes: i64,
+    pub stream_max_age: String,
+    pub ack_wait: String,
+}
+
+impl Default for RawNats {
+    fn default() -> Self {
+        RawNats {
+            url: String::new(),
+            stream: "OGLOGSTREAM".into(),
+            subject_prefix: "oglogstream".into(),
+            consumer: "oglogstream-process".into(),
+            stream_max_bytes: 1 << 30,
+            stream_max_age: "168h".into(),
+            ack_wait: "30s".into(),
+        }
+    }
+}
+
+/// JetStream names and limits; used only when `nats_url` is set.
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    /// The JetStream stream holding batches until a process instance stores them.
+    pub stream: String,
+    /// Subjects are `<prefix>.logs` (work queue) and `<prefix>.live` (live tail).
+    pub subject_prefix: String,
+    /// The durable pull consumer shared by every process instance.
+    pub consumer: String,
+    /// When the stream holds this many bytes, publishes fail (ingest answers 503).
+    pub stream_max_bytes: i64,
+    /// Batches still unprocessed after this long are dropped by the broker.
+    pub stream_max_age: Duration,
+    /// How long a delivery may stay unacknowledged before it is redelivered.
+    pub ack_wait: Duration,
+}
+
+impl RawNats {
+    /// NATS names end up in subjects and API subjects, where `.`, `*`, `>` and
+    /// whitespace have meaning; the prefix may hold dots (it is a subject prefix).
+    pub(super) fn validate(&self) -> Result<NatsConfig, ConfigError> {
+        let name_ok = |name: &str, dots: bool| {
+            !name.is_empty()
+                && name.split('.').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                })
+                && (dots || !name.contains('.'))
+        };
+        for (key, value, dots) in [
+            ("nats.stream", &self.stream, false),
+            ("nats.consumer", &self.consumer, false),
+            ("nats.subject_prefix", &self.subject_prefix, true),
+        ] {
+            if !name_ok(value, dots) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{value:?}: use letters, digits, '-' and '_'{}",
+                        if dots { " (and '.' between parts)" } else { "" }
+                    ),
+                ));
+            }
+        }
+        let ack_wait = duration("nats.ack_wait", &self.ack_wait)?;
+        if ack_wait < Duration::from_secs(1) {
+            return Err(invalid("nats.ack_wait", "must be at least 1s"));
+        }
+        let stream_max_age = duration("nats.stream_max_age", &self.stream_max_age)?;
+        if stream_max_age < Duration::from_secs(60) {
+            return Err(invalid("nats.stream_max_age", "must be at least 1m"));
+        }
+        Ok(NatsConfig {
+            stream: self.stream.clone(),
+            subject_prefix: self.subject_prefix.clone(),
+            consumer: self.consumer.clone(),
+            stream_max_bytes: in_range(
+                "nats.stream_max_bytes",
+                self.stream_max_bytes,
+                1 << 16,
+                i64::MAX,
+            )? as i64,
+            stream_max_age,
+            ack_wait,
+        })
+    }
+}
+
+#[cfg(test)]
+// figment's Jail API returns its large error type from every closure.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::super::tests::load;
+    use crate::cli::Cli;
+    use figment::Jail;
+    use std::time::Duration;
+
+    #[test]
+    fn nats_settings_have_defaults_and_are_checked() {
+        Jail::expect_with(|jail| {
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(config.nats.stream, "OGLOGSTREAM");
+            assert_eq!(config.nats.subject_prefix, "oglogstream");
+            assert_eq!(config.nats.ack_wait, Duration::from_secs(30));
+            jail.set_env("OGLOGSTREAM_NATS__STREAM_MAX_BYTES", "1048576");
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "team.logs");
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(config.nats.stream_max_bytes, 1 << 20);
+            assert_eq!(config.nats.subject_prefix, "team.logs");
+            jail.set_env("OGLOGSTREAM_NATS__STREAM", "with.dot");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.stream"));
+            jail.set_env("OGLOGSTREAM_NATS__STREAM", "OK");
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "wild.*");
+            assert!(
+                load(Cli::default())
+                    .unwrap_err()
+                    .contains("nats.subject_prefix")
+            );
+            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "ok");
+            jail.set_env("OGLOGSTREAM_NATS__ACK_WAIT", "10ms");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.ack_wait"));
+            Ok(())
+        });
+    }
+}

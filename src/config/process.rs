@@ -1,0 +1,44 @@
+//! `[process]`: how the batcher groups and retries store writes.
+
+use super::{ConfigError, duration, in_range, invalid};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProcess {
+    pub batch_size: i64,
+    pub flush_timeout: String,
+    pub max_retries: i64,
+}
+
+impl Default for RawProcess {
+    fn default() -> Self {
+        RawProcess {
+            batch_size: 5000,
+            flush_timeout: "200ms".into(),
+            max_retries: 3,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ProcessConfig {
+    pub batch_size: usize,
+    pub flush_timeout: Duration,
+    pub max_retries: u32,
+}
+
+impl RawProcess {
+    pub(super) fn validate(&self) -> Result<ProcessConfig, ConfigError> {
+        let process = ProcessConfig {
+            batch_size: in_range("process.batch_size", self.batch_size, 1, 1_000_000)?,
+            flush_timeout: duration("process.flush_timeout", &self.flush_timeout)?,
+            max_retries: in_range("process.max_retries", self.max_retries, 0, 100)? as u32,
+        };
+        if process.flush_timeout.is_zero() {
+            return Err(invalid("process.flush_timeout", "must be more than 0"));
+        }
+        Ok(process)
+    }
+}

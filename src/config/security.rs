@@ -1,0 +1,124 @@
+//! `[security]` and `[rate_limit]`: API keys, CORS, trusted proxies and
+//! per-client token buckets.
+
+use super::{ConfigError, invalid};
+use crate::security::auth::KeySet;
+use crate::security::client_ip::IpNet;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecurity {
+    pub cors_allowed_origins: Vec<String>,
+    pub ingest_keys: Vec<String>,
+    pub read_keys: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRateLimit {
+    pub ingest_per_second: f64,
+    pub ingest_burst: f64,
+    pub query_per_second: f64,
+    pub query_burst: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SecurityConfig {
+    pub cors_allowed_origins: Vec<String>,
+    pub ingest_keys: KeySet,
+    pub read_keys: KeySet,
+    pub trusted_proxies: Vec<IpNet>,
+    pub ingest_rate: Option<RateLimit>,
+    pub query_rate: Option<RateLimit>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl RawSecurity {
+    pub(super) fn validate(&self, rates: &RawRateLimit) -> Result<SecurityConfig, ConfigError> {
+        Ok(SecurityConfig {
+            cors_allowed_origins: self.cors_allowed_origins.clone(),
+            ingest_keys: KeySet::parse(&self.ingest_keys)
+                .map_err(|e| invalid("security.ingest_keys", e))?,
+            read_keys: KeySet::parse(&self.read_keys)
+                .map_err(|e| invalid("security.read_keys", e))?,
+            trusted_proxies: self
+                .trusted_proxies
+                .iter()
+                .map(|entry| IpNet::parse(entry))
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid("security.trusted_proxies", e))?,
+            ingest_rate: rate_limit(
+                "rate_limit.ingest",
+                rates.ingest_per_second,
+                rates.ingest_burst,
+            )?,
+            query_rate: rate_limit(
+                "rate_limit.query",
+                rates.query_per_second,
+                rates.query_burst,
+            )?,
+        })
+    }
+}
+
+/// `per_second = 0` turns the limit off; `burst = 0` means twice the rate
+/// (at least one request).
+fn rate_limit(key: &str, per_second: f64, burst: f64) -> Result<Option<RateLimit>, ConfigError> {
+    if !per_second.is_finite() || per_second < 0.0 {
+        return Err(invalid(
+            &format!("{key}_per_second"),
+            "must be 0 (off) or more",
+        ));
+    }
+    if !burst.is_finite() || burst < 0.0 {
+        return Err(invalid(
+            &format!("{key}_burst"),
+            "must be 0 (twice the rate) or more",
+        ));
+    }
+    if per_second == 0.0 {
+        return Ok(None);
+    }
+    let burst = if burst == 0.0 {
+        (per_second * 2.0).max(1.0)
+    } else {
+        burst
+    };
+    Ok(Some(RateLimit { per_second, burst }))
+}
+
+#[cfg(test)]
+// figment's Jail API returns its large error type from every closure.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::super::tests::load;
+    use crate::cli::Cli;
+    use figment::Jail;
+
+    #[test]
+    fn security_and_rate_limits_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("OGLOGSTREAM_RATE_LIMIT__INGEST_PER_SECOND", "2.5");
+            jail.set_env(
+                "OGLOGSTREAM_SECURITY__READ_KEYS",
+                "[\"read-key-0123456789abcdef\"]",
+            );
+            jail.set_env("OGLOGSTREAM_SECURITY__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
+            let config = load(Cli::default()).unwrap();
+            let rate = config.security.ingest_rate.expect("ingest rate limit");
+            assert_eq!((rate.per_second, rate.burst), (2.5, 5.0));
+            assert!(config.security.query_rate.is_none());
+            assert!(!config.security.read_keys.is_open());
+            assert!(config.security.ingest_keys.is_open());
+            assert_eq!(config.security.trusted_proxies.len(), 1);
+            Ok(())
+        });
+    }
+}
