@@ -62,48 +62,5 @@ pub struct HistogramQuery {
     pub interval: Micros,
 }
 
-/// Case-insensitive substring test used wherever a store evaluates filters in
-/// our code (SQLite's custom function, live-tail filtering). `needle` must
-/// already be lowercase. ASCII text, by far the common case, is compared
-/// without allocating.
-pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if haystack.is_ascii() && needle.is_ascii() {
-        // memchr finds candidates for the first byte (either case) many bytes
-        // at a time; comparing every window was the top symbol (19%) of a
-        // search that scans the store.
-        let (needle, haystack) = (needle.as_bytes(), haystack.as_bytes());
-        let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
-            return false;
-        };
-        let (first, rest) = (needle[0], &needle[1..]);
-        return memchr::memchr2_iter(
-            first.to_ascii_lowercase(),
-            first.to_ascii_uppercase(),
-            &haystack[..=last_start],
-        )
-        .any(|start| haystack[start + 1..start + needle.len()].eq_ignore_ascii_case(rest));
-    }
-    haystack.to_lowercase().contains(needle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn substring_ignores_case_in_any_script() {
-        assert!(contains_ignore_case("Payment TIMEOUT after 3s", "timeout"));
-        assert!(!contains_ignore_case("payment ok", "timeout"));
-        assert!(contains_ignore_case("Ошибка БАЗЫ", "базы"));
-        assert!(contains_ignore_case("anything", ""));
-        assert!(contains_ignore_case("100% done_now", "% done_"));
-        assert!(contains_ignore_case("xTiMeOuT", "timeout"));
-        assert!(contains_ignore_case("timeout", "timeout"));
-        assert!(!contains_ignore_case("timeou", "timeout"));
-        assert!(!contains_ignore_case("tttimeou", "timeout"));
-        assert!(contains_ignore_case("a", "a") && !contains_ignore_case("", "a"));
-    }
-}
+/// Kept here for the stores' use; defined beside the query language.
+pub use crate::domain::query::contains_ignore_case;
