@@ -1,6 +1,10 @@
 //! The one place that picks implementations (bus, store) and starts the
 //! roles this process runs, then serves HTTP until told to stop.
 
+use crate::alerts::evaluator::Evaluator;
+use crate::alerts::lease::Leadership;
+use crate::alerts::notify::deliver::{Notifier, NotifierSettings, NotifierTask};
+use crate::alerts::{self, Alerts};
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::nats::{NatsBus, NatsSettings};
@@ -18,6 +22,7 @@ use crate::security::cors::CorsPolicy;
 use crate::security::guard::{Decision, Guard, add_cors_headers};
 use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
+use crate::store::alert_records::AlertRecords;
 use crate::store::clickhouse::ClickHouseStore;
 use crate::store::sqlite::SqliteStore;
 use actix_web::dev::Service;
@@ -49,19 +54,26 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .context("starting the NATS bus")?,
         ),
     };
-    // An ingest-only process never touches a store.
-    let store: Option<Arc<dyn Store>> = if roles.process || roles.query {
+    // An ingest-only process never touches a store. Alerting keeps its
+    // records in the same store.
+    let stores: Option<(Arc<dyn Store>, Arc<dyn AlertRecords>)> = if roles.process || roles.query {
         match &config.clickhouse_url {
-            None => Some(Arc::new(
-                SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
-            )),
-            Some(url) => Some(Arc::new(
-                ClickHouseStore::open(url).context("opening the ClickHouse store")?,
-            )),
+            None => {
+                let store = Arc::new(
+                    SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
+                );
+                Some((store.clone(), store))
+            }
+            Some(url) => {
+                let store =
+                    Arc::new(ClickHouseStore::open(url).context("opening the ClickHouse store")?);
+                Some((store.clone(), store))
+            }
         }
     } else {
         None
     };
+    let store: Option<Arc<dyn Store>> = stores.as_ref().map(|(store, _)| Arc::clone(store));
 
     let dead_letters = DeadLetterFile::new(&config.data_dir);
     let dead_letters_before_start = dead_letters.count_existing();
@@ -83,6 +95,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         cors: CorsPolicy::new(&security.cors_allowed_origins),
         ingest_keys: security.ingest_keys.clone(),
         read_keys: security.read_keys.clone(),
+        admin_keys: security.admin_keys.clone(),
         ingest_limit: security
             .ingest_rate
             .map(|r| RateLimiter::new(r.per_second, r.burst)),
@@ -134,6 +147,19 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         _ => None,
     };
 
+    let alerting = match (&stores, roles.query) {
+        (Some((store, records)), true) => Some(start_alerting(
+            &config,
+            Arc::clone(store),
+            Arc::clone(records),
+            Arc::clone(&metrics),
+        )),
+        _ => None,
+    };
+    let alerts_state = alerting
+        .as_ref()
+        .map(|a| web::Data::from(Arc::clone(&a.alerts)));
+
     let shutdown_timeout = config.server.shutdown_timeout;
     let mut server = HttpServer::new(move || {
         let guard = Arc::clone(&guard);
@@ -146,6 +172,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .route("/metrics", web::get().to(telemetry::metrics));
         if let Some(state) = &ingest_state {
             app = app.app_data(state.clone()).configure(ingest::routes);
+        }
+        if let Some(state) = &alerts_state {
+            app = app.app_data(state.clone()).configure(alerts::api::routes);
         }
         // The query role also serves the dashboard, on every path it does not route.
         let app = match &query_state {
@@ -225,6 +254,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
     handle.stop(true).await;
     let _ = serving.await;
+    if let Some(alerting) = alerting {
+        alerting.stop().await;
+    }
     bus.close().await;
     if let Some(batcher) = batcher {
         match tokio::time::timeout_at(deadline, batcher).await {
@@ -284,5 +316,73 @@ pub async fn termination_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+/// Alerting on a query instance: the notifier, the API's shared state and
+/// the evaluation loop (which acts only while this instance holds the lease).
+struct Alerting {
+    alerts: Arc<Alerts>,
+    notifier: NotifierTask,
+    evaluator: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    _lease: watch::Sender<Option<tokio::time::Instant>>,
+}
+
+fn start_alerting(
+    config: &Config,
+    store: Arc<dyn Store>,
+    records: Arc<dyn AlertRecords>,
+    metrics: Arc<Metrics>,
+) -> Alerting {
+    // One process: the lease is ours for good.
+    let forever = tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    let (lease, held) = watch::channel(Some(forever));
+    let leadership = Leadership::new(held);
+    let (notifier, notifier_task) = Notifier::start(
+        Arc::clone(&records),
+        Arc::clone(&metrics),
+        leadership.clone(),
+        NotifierSettings {
+            external_url: config.alerts.external_url.clone(),
+            max_delivery_time: config.alerts.max_delivery_time,
+            request_timeout: Duration::from_secs(10),
+        },
+    );
+    let alerts = Arc::new(Alerts {
+        config: config.alerts.clone(),
+        store,
+        records,
+        notifier,
+        metrics,
+        ids: IdGenerator::new(),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let evaluator = actix_web::rt::spawn(
+        Evaluator {
+            alerts: Arc::clone(&alerts),
+            leadership,
+            stop: stopped,
+        }
+        .run(),
+    );
+    Alerting {
+        alerts,
+        notifier: notifier_task,
+        evaluator,
+        stop,
+        _lease: lease,
+    }
+}
+
+impl Alerting {
+    /// Stops evaluating and abandons deliveries in flight (they stay pending
+    /// in the store): a shutdown resolves nothing and sends nothing new.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.evaluator.await {
+            tracing::error!(%error, "alert evaluator failed");
+        }
+        self.notifier.stop().await;
     }
 }

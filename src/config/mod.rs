@@ -7,6 +7,7 @@
 //! the rest of the program uses. This module merges the layers, composes the
 //! sections and holds the helpers they share.
 
+mod alerts;
 mod clickhouse;
 mod ingest;
 mod log;
@@ -17,6 +18,7 @@ mod security;
 mod server;
 mod storage;
 
+pub use alerts::AlertsConfig;
 pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
@@ -59,6 +61,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "security",
     "rate_limit",
+    "alerts",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -75,6 +78,7 @@ struct RawConfig {
     log: log::RawLog,
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
+    alerts: alerts::RawAlerts,
 }
 
 impl Default for RawConfig {
@@ -90,6 +94,7 @@ impl Default for RawConfig {
             log: Default::default(),
             security: Default::default(),
             rate_limit: Default::default(),
+            alerts: Default::default(),
         }
     }
 }
@@ -108,6 +113,7 @@ pub struct Config {
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -215,6 +221,7 @@ impl Config {
                 ),
             ));
         }
+        let alerts = raw.alerts.validate(&server.listen)?;
         Ok(Config {
             roles,
             server,
@@ -227,6 +234,7 @@ impl Config {
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
+            alerts,
         })
     }
 }

@@ -22,6 +22,7 @@ pub struct Guard {
     pub cors: CorsPolicy,
     pub ingest_keys: KeySet,
     pub read_keys: KeySet,
+    pub admin_keys: KeySet,
     pub ingest_limit: Option<RateLimiter>,
     pub query_limit: Option<RateLimiter>,
     pub trusted_proxies: Vec<IpNet>,
@@ -77,10 +78,10 @@ impl Guard {
             });
         }
 
-        let access = Access::of(request.path());
+        let access = Access::of(request.method(), request.path());
         let limiter = match access {
             Access::Ingest => self.ingest_limit.as_ref(),
-            Access::Read => self.query_limit.as_ref(),
+            Access::Read | Access::Admin => self.query_limit.as_ref(),
             Access::Open => None,
         };
         if let Some(limiter) = limiter {
@@ -100,12 +101,34 @@ impl Guard {
             }
         }
 
-        let keys = match access {
-            Access::Ingest => &self.ingest_keys,
-            Access::Read => &self.read_keys,
+        let presented = presented_key(request);
+        let presented = presented.as_deref();
+        let allowed = match access {
             Access::Open => return Decision::Continue { allowed_origin },
+            Access::Ingest => self.ingest_keys.allows(presented),
+            // An admin key reads too.
+            Access::Read => {
+                self.read_keys.allows(presented)
+                    || (!self.admin_keys.is_open() && self.admin_keys.allows(presented))
+            }
+            Access::Admin if self.admin_keys.is_open() => self.read_keys.allows(presented),
+            Access::Admin if self.admin_keys.allows(presented) => true,
+            Access::Admin => {
+                if presented.is_some()
+                    && !self.read_keys.is_open()
+                    && self.read_keys.allows(presented)
+                {
+                    return self.refuse(
+                        ApiError::forbidden(
+                            "this key may read but not change: use a key from security.admin_keys",
+                        ),
+                        &allowed_origin,
+                    );
+                }
+                false
+            }
         };
-        if !keys.allows(presented_key(request).as_deref()) {
+        if !allowed {
             if access == Access::Ingest {
                 self.metrics.reject(Rejection::Unauthorized, 1);
             }

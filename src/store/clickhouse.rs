@@ -15,6 +15,7 @@
 //! connection before its result is trusted: an insert reported `Ok` has
 //! certainly been committed, and a read is never silently cut short.
 
+mod alert_records;
 mod dsn;
 mod schema;
 mod sql;
@@ -273,7 +274,15 @@ impl Inner {
                 schema::LATEST
             )));
         }
-        for version in current + 1..=schema::LATEST {
+        let applied: Vec<One<u32>> = run(client, async {
+            collect(client, schema::applied_versions(database)).await
+        })
+        .await?;
+        let pending = schema::VERSIONS
+            .iter()
+            .copied()
+            .filter(|version| !applied.iter().any(|One(v)| v == version));
+        for version in pending {
             for statement in schema::migration(version, database, features) {
                 execute(client, &statement).await?;
             }

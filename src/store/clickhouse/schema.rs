@@ -16,6 +16,8 @@
 //!   filled by the materialized view `counts_minute_mv` on every insert into
 //!   `logs`. Stats and histograms read it for whole minutes and read `logs`
 //!   only for the ragged edges of the range (see `sql.rs`).
+//! - `alert_records` (version 10): alerting's rules, state and notifications
+//!   as JSON documents (see `alert_records.rs`).
 //! - `schema_migrations`: the versions applied.
 //!
 //! What each server version gets (read from `SELECT version()` at start and
@@ -73,7 +75,13 @@ impl Features {
     }
 }
 
-pub const LATEST: u32 = 1;
+pub const LATEST: u32 = 10;
+
+/// The versions this binary knows, in the order they apply. Numbers are
+/// shared out between features (v2 attributes, v3+ the store's layout, v10
+/// alerting); a version not yet recorded is applied even when a later one
+/// was, so features landing in any order still get every table.
+pub const VERSIONS: &[u32] = &[1, 10];
 
 /// Statements taking the schema from `version - 1` to `version`.
 pub fn migration(version: u32, database: &str, features: Features) -> Vec<String> {
@@ -122,6 +130,7 @@ pub fn migration(version: u32, database: &str, features: Features) -> Vec<String
                 FROM {database}.logs GROUP BY minute, level, service"
             ),
         ],
+        10 => vec![super::alert_records::create_table(database)],
         _ => Vec::new(),
     }
 }
@@ -141,6 +150,10 @@ pub fn create_migrations_table(database: &str) -> String {
 
 pub fn current_version(database: &str) -> String {
     format!("SELECT toUInt32(max(version)) FROM {database}.schema_migrations")
+}
+
+pub fn applied_versions(database: &str) -> String {
+    format!("SELECT DISTINCT version FROM {database}.schema_migrations")
 }
 
 /// `INSERT ... SELECT`, not `VALUES`: over the native protocol the server
