@@ -67,11 +67,12 @@ fn count_text(notification: &Notification) -> String {
     )
 }
 
-/// `Firing: checkout errors (service=checkout)`, `Resolved: ...`; tests say so.
+/// `Alert firing: checkout errors (service=checkout)`, `Alert resolved:
+/// ...`; tests say so.
 fn headline(notification: &Notification) -> String {
     let status = match notification.status {
-        Status::Firing => "Firing",
-        Status::Resolved => "Resolved",
+        Status::Firing => "Alert firing",
+        Status::Resolved => "Alert resolved",
     };
     let test = if notification.is_test() {
         "[test] "
@@ -320,7 +321,7 @@ mod tests {
         assert!(text.contains("42") && text.contains("10") && text.contains("5m"));
         assert!(!text.to_lowercase().contains("resolved"), "{text}");
         let resolved = slack(&notification(Status::Resolved), EXTERNAL);
-        assert!(resolved["text"].as_str().unwrap().contains("Resolved"));
+        assert!(resolved["text"].as_str().unwrap().contains("resolved"));
         let button = &firing["blocks"][2]["elements"][0]["url"];
         assert!(
             button
