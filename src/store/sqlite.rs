@@ -967,6 +967,7 @@ mod tests {
                 limit: 10,
                 offset: 0,
                 order: Order::Asc,
+                after: None,
             })
             .await
             .unwrap();
