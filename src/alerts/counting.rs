@@ -36,28 +36,30 @@ pub async fn count_groups(
     to: Micros,
 ) -> Result<Vec<(Labels, u64)>, StoreError> {
     let mut counts: HashMap<Labels, u64> = HashMap::new();
-    let mut offset = 0;
+    let mut scanned = 0;
     loop {
         let page = store
             .logs(&LogQuery {
                 filter: LogFilter {
                     from: Some(from),
                     to: Some(to),
+                    expr: rule.expr.clone(),
                     ..LogFilter::default()
                 },
                 limit: PAGE,
-                offset,
+                offset: scanned,
                 order: Order::Asc,
+                after: None,
             })
             .await?;
         for record in page.iter().filter(|r| rule.expr.matches(r)) {
             *counts.entry(labels_of(record, &rule.group_by)).or_default() += 1;
         }
-        offset += page.len();
+        scanned += page.len();
         if page.len() < PAGE {
             break;
         }
-        if offset >= MAX_SCANNED {
+        if scanned >= MAX_SCANNED {
             return Err(StoreError::Unavailable(format!(
                 "more than {MAX_SCANNED} logs in the window"
             )));

@@ -2,6 +2,7 @@
 //! `/api/services` and the `/ws/live` stream. Reads go to the store; live
 //! tail comes from the bus, never from the store.
 
+pub mod cursor;
 pub mod dashboard;
 pub mod live;
 pub mod params;
@@ -38,7 +39,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 impl From<ParamError> for ApiError {
     fn from(error: ParamError) -> ApiError {
-        ApiError::bad_parameter(&error.name, error.message)
+        ApiError::bad_parameter(&error.name, error.message).at_position(error.position)
     }
 }
 

@@ -2,6 +2,7 @@
 //! decoded pairs to the store's query model, every error naming its parameter.
 
 use crate::domain::LevelSet;
+use crate::domain::query::{self as language, Expr};
 use crate::domain::time::{MAX_MICROS, Micros, parse_instant};
 use crate::store::{HistogramQuery, LogFilter, LogQuery, Order};
 
@@ -18,12 +19,15 @@ const DAY: Micros = 86_400 * SECOND;
 pub struct ParamError {
     pub name: String,
     pub message: String,
+    /// For `query`: the 1-based character column of the fault.
+    pub position: Option<usize>,
 }
 
-fn error(name: &str, message: impl Into<String>) -> ParamError {
+pub(crate) fn error(name: &str, message: impl Into<String>) -> ParamError {
     ParamError {
         name: name.to_string(),
         message: message.into(),
+        position: None,
     }
 }
 
@@ -52,7 +56,7 @@ impl<'a> Params<'a> {
     }
 
     /// The single value of `name`; empty values count as absent.
-    fn one(&self, name: &str) -> Result<Option<&'a str>, ParamError> {
+    pub fn one(&self, name: &str) -> Result<Option<&'a str>, ParamError> {
         let mut values = self
             .pairs
             .iter()
@@ -66,7 +70,7 @@ impl<'a> Params<'a> {
         Ok(first)
     }
 
-    fn number(
+    pub fn number(
         &self,
         name: &str,
         default: usize,
@@ -107,7 +111,32 @@ impl<'a> Params<'a> {
         Ok(Some(text.to_lowercase()))
     }
 
-    /// `level`, `service`, `q`, `from`, `to`. Repeated `level` values add up.
+    /// `query`, parsed by the query language; absent or blank matches all.
+    fn expr(&self) -> Result<Expr, ParamError> {
+        let Some(text) = self.one("query")? else {
+            return Ok(Expr::everything());
+        };
+        language::parse(text).map_err(|e| ParamError {
+            name: "query".into(),
+            message: e.to_string(),
+            position: Some(e.position),
+        })
+    }
+
+    /// The order of rows, `desc` (newest first) by default.
+    pub fn order(&self) -> Result<Order, ParamError> {
+        match self.one("order")?.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("desc") => Ok(Order::Desc),
+            Some("asc") => Ok(Order::Asc),
+            Some(other) => Err(error(
+                "order",
+                format!("expected asc or desc, got {other:?}"),
+            )),
+        }
+    }
+
+    /// `level`, `service`, `q`, `from`, `to`, `query`. Repeated `level`
+    /// values add up.
     pub fn filter(&self) -> Result<LogFilter, ParamError> {
         let mut levels: Option<LevelSet> = None;
         for (_, value) in self.pairs.iter().filter(|(n, _)| n == "level") {
@@ -124,6 +153,7 @@ impl<'a> Params<'a> {
             text: self.text("q", MAX_TEXT_CHARS)?,
             from: self.instant("from")?,
             to: self.instant("to")?,
+            expr: self.expr()?,
         };
         if let (Some(from), Some(to)) = (filter.from, filter.to)
             && from > to
@@ -134,28 +164,35 @@ impl<'a> Params<'a> {
     }
 }
 
-pub const FILTER_PARAMS: &[&str] = &["level", "service", "q", "from", "to"];
+pub const FILTER_PARAMS: &[&str] = &["level", "service", "q", "from", "to", "query"];
 
+/// `/api/logs`: the filters, `limit`, `order` and either `offset` or a
+/// `cursor` (checked against the filters and order it was made for).
 pub fn log_query(pairs: &[(String, String)]) -> Result<LogQuery, ParamError> {
     let params = Params::new(
         pairs,
-        &[FILTER_PARAMS, &["limit", "offset", "order"]].concat(),
+        &[FILTER_PARAMS, &["limit", "offset", "order", "cursor"]].concat(),
     )?;
-    let order = match params.one("order")?.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("desc") => Order::Desc,
-        Some("asc") => Order::Asc,
-        Some(other) => {
+    let filter = params.filter()?;
+    let order = params.order()?;
+    let after = match params.one("cursor")? {
+        None => None,
+        Some(_) if params.one("offset")?.is_some() => {
             return Err(error(
-                "order",
-                format!("expected asc or desc, got {other:?}"),
+                "cursor",
+                "cannot be combined with offset: a cursor already says where the page starts; drop offset",
             ));
+        }
+        Some(token) => {
+            Some(super::cursor::decode(token, &filter, order).map_err(|e| error("cursor", e))?)
         }
     };
     Ok(LogQuery {
-        filter: params.filter()?,
         limit: params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?,
         offset: params.number("offset", 0, 0, MAX_OFFSET)?,
+        filter,
         order,
+        after,
     })
 }
 
@@ -169,9 +206,14 @@ pub fn services_query(pairs: &[(String, String)]) -> Result<(LogFilter, usize), 
     Ok((params.filter()?, params.number("limit", 100, 1, 10_000)?))
 }
 
-/// `/ws/live`: `level`, `service` and `q` (time bounds make no sense live).
+/// `/ws/live`: `level`, `service`, `q` and `query` (time bounds make no
+/// sense live).
 pub fn live_filter(pairs: &[(String, String)], extra: &[&str]) -> Result<LogFilter, ParamError> {
-    Params::new(pairs, &[&["level", "service", "q"], extra].concat())?.filter()
+    Params::new(
+        pairs,
+        &[&["level", "service", "q", "query"], extra].concat(),
+    )?
+    .filter()
 }
 
 /// Nice bucket widths, in seconds, for automatic histogram intervals.

@@ -1,7 +1,12 @@
-//! The query model shared by the query role and both stores.
+//! The query model shared by the query role and both stores: the seed's
+//! filters (`level`, `service`, `q`, `from`, `to`) and the `query`
+//! language's expression, ANDed. [`LogFilter::matches`] is the definition;
+//! each store's SQL must agree with it (the store contract checks).
 
+use crate::domain::query::{Expr, Predicate, TextField};
 use crate::domain::time::{MAX_MICROS, Micros};
 use crate::domain::{LevelSet, LogRecord};
+use std::cmp::Ordering;
 
 /// What a set of logs must match. Every condition is optional.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -15,6 +20,8 @@ pub struct LogFilter {
     pub from: Option<Micros>,
     /// Exclusive.
     pub to: Option<Micros>,
+    /// The `query` parameter, parsed; `Expr::everything()` when absent.
+    pub expr: Expr,
 }
 
 impl LogFilter {
@@ -32,6 +39,28 @@ impl LogFilter {
                 .text
                 .as_deref()
                 .is_none_or(|needle| contains_ignore_case(&record.message, needle))
+            && self.expr.matches(record)
+    }
+
+    /// Whether counts can come from rollups keyed by (time, level,
+    /// service): no message search, and an expression over levels and
+    /// services only.
+    pub fn countable_by_level_and_service(&self) -> bool {
+        if self.text.is_some() {
+            return false;
+        }
+        let mut only_dimensions = true;
+        self.expr.for_each_predicate(&mut |predicate| {
+            only_dimensions &= matches!(
+                predicate,
+                Predicate::Levels(_)
+                    | Predicate::Text {
+                        field: TextField::Service,
+                        ..
+                    }
+            );
+        });
+        only_dimensions
     }
 
     /// The time range with open ends closed at the representable limits.
@@ -53,6 +82,43 @@ pub struct LogQuery {
     pub limit: usize,
     pub offset: usize,
     pub order: Order,
+    /// Keyset paging: only rows strictly after this one in `order` (a
+    /// cursor's position). Combines with `offset` only in tests.
+    pub after: Option<LogKey>,
+}
+
+/// A row's place in page order: timestamp, then id compared as a string
+/// (byte order). `desc` reverses both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LogKey {
+    pub timestamp: Micros,
+    pub id: String,
+}
+
+impl LogKey {
+    pub fn of(record: &LogRecord) -> LogKey {
+        LogKey {
+            timestamp: record.timestamp,
+            id: record.id.clone(),
+        }
+    }
+
+    /// Ascending page order.
+    pub fn compare(&self, other: &LogKey) -> Ordering {
+        self.timestamp
+            .cmp(&other.timestamp)
+            .then_with(|| self.id.as_bytes().cmp(other.id.as_bytes()))
+    }
+
+    /// Whether `record` comes after this key in `order`.
+    pub fn precedes(&self, record: &LogRecord, order: Order) -> bool {
+        let ordering =
+            (self.timestamp, self.id.as_bytes()).cmp(&(record.timestamp, record.id.as_bytes()));
+        match order {
+            Order::Asc => ordering == Ordering::Less,
+            Order::Desc => ordering == Ordering::Greater,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,7 @@ pub mod filter;
 pub mod search_blocks;
 pub mod sqlite;
 
-pub use filter::{HistogramQuery, LogFilter, LogQuery, Order};
+pub use filter::{HistogramQuery, LogFilter, LogKey, LogQuery, Order};
 
 use crate::domain::time::Micros;
 use crate::domain::{Level, LogBatch, LogRecord};

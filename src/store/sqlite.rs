@@ -980,6 +980,7 @@ mod tests {
                 limit: 10,
                 offset: 0,
                 order: Order::Asc,
+                after: None,
             })
             .await
             .unwrap();

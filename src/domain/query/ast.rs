@@ -18,6 +18,13 @@ pub enum Expr {
     Is(Predicate),
 }
 
+/// The blank query.
+impl Default for Expr {
+    fn default() -> Expr {
+        Expr::everything()
+    }
+}
+
 impl Expr {
     /// The expression that matches every log.
     pub fn everything() -> Expr {

@@ -207,6 +207,7 @@ mod tests {
                 limit: 10,
                 offset: 20,
                 order: Order::Asc,
+                after: None,
             },
         );
         assert!(sql.contains("level IN (2, 3)"), "{sql}");
