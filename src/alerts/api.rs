@@ -62,6 +62,16 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// `30s`, `5m`, `1h`, `1.5s`.
+fn duration_text(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    match duration.as_secs() {
+        s if s > 0 && s % 3600 == 0 && duration.subsec_nanos() == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 && duration.subsec_nanos() == 0 => format!("{}m", s / 60),
+        _ => format!("{seconds}s"),
+    }
+}
+
 fn time(micros: Option<Micros>) -> Value {
     micros.map_or(Value::Null, |m| Value::String(format_rfc3339(m)))
 }
@@ -145,7 +155,7 @@ async fn list(alerts: web::Data<Alerts>) -> Result<HttpResponse, ApiError> {
         "rules": rules,
         "channels": channels.iter().map(channel_view).collect::<Vec<_>>(),
         "firing": firing,
-        "evaluation_interval": format!("{}s", alerts.config.evaluation_interval.as_secs_f64()),
+        "evaluation_interval": duration_text(alerts.config.evaluation_interval),
     })))
 }
 
