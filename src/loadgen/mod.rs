@@ -14,10 +14,13 @@
 //! - `query`: pre-fills the store (bulk, timestamps spread over a week) to
 //!   each size asked for, then measures `/api/logs`, `/api/stats` and
 //!   `/api/histogram` latencies one request at a time.
+//! - `alerts`: one alert rule evaluation per shape on that store (with the
+//!   last five minutes filled), and the CPU of 100 rules (`alerts.rs`).
 //!
 //! Everything runs on one thread, like wrk's single thread, so the generator
 //! takes at most one of the machine's cores from the server.
 
+mod alerts;
 pub mod client;
 pub mod corpus;
 
@@ -49,8 +52,12 @@ pub struct Options {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Phases to run, comma separated, in order: query (pre-fills to each
-    /// size first), ingest, live, bulk
-    #[arg(long, default_value = "query,ingest,live,bulk", value_delimiter = ',')]
+    /// size first), alerts, ingest, live, bulk
+    #[arg(
+        long,
+        default_value = "query,alerts,ingest,live,bulk",
+        value_delimiter = ','
+    )]
     pub phases: Vec<String>,
     /// Seconds each throughput phase (ingest, live, bulk) lasts
     #[arg(long, default_value_t = 10)]
@@ -89,6 +96,13 @@ pub struct Options {
     /// The floor server's process id, for its CPU use
     #[arg(long)]
     pub floor_pid: Option<u32>,
+    /// Logs the alerts phase stamps over the last five minutes first
+    #[arg(long, default_value_t = 300_000)]
+    pub alert_recent_logs: u64,
+    /// Seconds the alerts phase measures CPU without rules, and again with
+    /// 100 rules (0: skip)
+    #[arg(long, default_value_t = 60)]
+    pub alert_seconds: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -156,7 +170,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "live" => bench.live_tail().await?,
             "bulk" => bench.bulk_ingest().await?,
             "query" => bench.queries().await?,
-            other => anyhow::bail!("unknown phase {other:?}: use ingest, live, bulk, query"),
+            "alerts" => bench.alerts().await?,
+            other => {
+                anyhow::bail!("unknown phase {other:?}: use query, alerts, ingest, live, bulk")
+            }
         }
     }
     if let Some(memory) = bench.machine.memory() {
