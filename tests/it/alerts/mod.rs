@@ -5,6 +5,7 @@
 mod api;
 mod notifications;
 pub mod receiver;
+pub mod records;
 mod restart;
 
 use crate::support::{Launch, Server, eventually};
