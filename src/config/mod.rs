@@ -13,6 +13,7 @@ mod ingest;
 mod log;
 mod nats;
 mod process;
+mod query;
 mod roles;
 mod security;
 mod server;
@@ -23,6 +24,7 @@ pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
 pub use process::ProcessConfig;
+pub use query::QueryConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
@@ -61,6 +63,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "security",
     "rate_limit",
+    "query",
     "alerts",
 ];
 
@@ -78,6 +81,7 @@ struct RawConfig {
     log: log::RawLog,
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
+    query: query::RawQuery,
     alerts: alerts::RawAlerts,
 }
 
@@ -94,6 +98,7 @@ impl Default for RawConfig {
             log: Default::default(),
             security: Default::default(),
             rate_limit: Default::default(),
+            query: Default::default(),
             alerts: Default::default(),
         }
     }
@@ -113,6 +118,7 @@ pub struct Config {
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
+    pub query: QueryConfig,
     pub alerts: AlertsConfig,
 }
 
@@ -234,6 +240,7 @@ impl Config {
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
+            query: raw.query.validate()?,
             alerts,
         })
     }

@@ -50,6 +50,12 @@ impl ApiError {
         )
     }
 
+    /// Names the field or parameter at fault.
+    pub fn with_field(mut self, field: &str) -> ApiError {
+        self.body.field = Some(field.to_string());
+        self
+    }
+
     /// Points the error at a character column of the parameter's value.
     pub fn at_position(mut self, position: Option<usize>) -> ApiError {
         self.body.position = position;

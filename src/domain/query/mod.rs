@@ -94,6 +94,18 @@ impl FieldName {
         }
     }
 
+    /// How a list such as `fields=` names this field: the key as it is,
+    /// with `@` in front when it would otherwise name a built-in field.
+    pub fn reference(&self) -> String {
+        match self {
+            FieldName::Text(TextField::Attribute(key)) if FieldName::parse(key) != *self => {
+                format!("@{key}")
+            }
+            FieldName::Text(TextField::Attribute(key)) => key.clone(),
+            builtin => builtin.display(),
+        }
+    }
+
     /// How to write this field in a query: `level`, `region`, `@level` for
     /// an attribute named like a built-in field, quoted when needed.
     pub fn display(&self) -> String {

@@ -16,6 +16,8 @@
 //!   filled by the materialized view `counts_minute_mv` on every insert into
 //!   `logs`. Stats and histograms read it for whole minutes and read `logs`
 //!   only for the ragged edges of the range (see `sql.rs`).
+//! - `attr_keys`, `attr_values` (version 2): the attributes as parallel
+//!   arrays sorted by key, for the query language and facets.
 //! - `alert_records` (version 10): alerting's rules, state and notifications
 //!   as JSON documents (see `alert_records.rs`).
 //! - `schema_migrations`: the versions applied.
@@ -81,7 +83,13 @@ pub const LATEST: u32 = 10;
 /// shared out between features (v2 attributes, v3+ the store's layout, v10
 /// alerting); a version not yet recorded is applied even when a later one
 /// was, so features landing in any order still get every table.
-pub const VERSIONS: &[u32] = &[1, 10];
+pub const VERSIONS: &[u32] = &[1, 2, 10];
+
+/// Attribute keys of a stored JSON object, by regex: for rows stored before
+/// version 2, which computes them at read time from `attributes` (18.16 has
+/// no JSON functions that list keys). Escaped characters stay escaped.
+const KEYS_FROM_JSON: &str = r#"extractAll(attributes, '"((?:[^"\\]|\\.)*)":')"#;
+const VALUES_FROM_JSON: &str = r#"extractAll(attributes, ':"((?:[^"\\]|\\.)*)"')"#;
 
 /// Statements taking the schema from `version - 1` to `version`.
 pub fn migration(version: u32, database: &str, features: Features) -> Vec<String> {
@@ -130,6 +138,15 @@ pub fn migration(version: u32, database: &str, features: Features) -> Vec<String
                 FROM {database}.logs GROUP BY minute, level, service"
             ),
         ],
+        // Attributes as two parallel arrays sorted by key, written by every
+        // insert, for filters and facets; `attributes` stays the output.
+        // Rows from before compute them from their JSON when read (the
+        // column DEFAULT), and keep them when parts merge.
+        2 => vec![format!(
+            "ALTER TABLE {database}.logs
+                ADD COLUMN attr_keys Array(String) DEFAULT {KEYS_FROM_JSON},
+                ADD COLUMN attr_values Array(String) DEFAULT {VALUES_FROM_JSON}"
+        )],
         10 => vec![super::alert_records::create_table(database)],
         _ => Vec::new(),
     }

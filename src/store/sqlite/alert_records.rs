@@ -1,5 +1,5 @@
 //! [`AlertRecords`] on the embedded store: the `alert_records` table (schema
-//! version 4), written on the writer connection, one transaction per call.
+//! version 5), written on the writer connection, one transaction per call.
 
 use super::{SqliteStore, poisoned, run_blocking, sql_error};
 use crate::domain::time::Micros;
@@ -8,7 +8,7 @@ use crate::store::alert_records::{AlertRecord, AlertRecords, RecordKind};
 use async_trait::async_trait;
 use std::sync::Arc;
 
-/// The table as schema version 4 creates it.
+/// The table as schema version 5 creates it.
 pub(super) const CREATE_TABLE: &str = "CREATE TABLE alert_records (
      kind       TEXT NOT NULL,
      id         TEXT NOT NULL,

@@ -3,6 +3,7 @@
 //! every second (`evaluation_interval = "1s"`) and tests poll with deadlines.
 
 mod api;
+mod counting;
 mod notifications;
 pub mod receiver;
 pub mod records;
