@@ -162,6 +162,8 @@ pub struct Gauges {
     pub queue_depth: Option<u64>,
     pub dead_letters_total: u64,
     pub store_size_bytes: Option<u64>,
+    /// The durable bus's stream: bytes held and its `max_bytes`, where known.
+    pub stream_fill: Option<crate::bus::StreamFill>,
 }
 
 impl Metrics {
@@ -299,6 +301,20 @@ impl Metrics {
                 "oglogstream_queue_depth",
                 "Logs published to the bus and not yet stored (bus lag).",
                 depth,
+            );
+        }
+        if let Some(fill) = &gauges.stream_fill {
+            gauge(
+                &mut out,
+                "oglogstream_bus_stream_bytes",
+                "Bytes in the JetStream stream: batches waiting for a process instance.",
+                fill.bytes,
+            );
+            gauge(
+                &mut out,
+                "oglogstream_bus_stream_max_bytes",
+                "The stream's max_bytes: at this fill ingest answers 503.",
+                fill.max_bytes,
             );
         }
         if let Some(size) = gauges.store_size_bytes {

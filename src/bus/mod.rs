@@ -68,6 +68,12 @@ pub trait Bus: Send + Sync {
     /// Logs published but not yet acknowledged by a consumer, where known.
     fn pending(&self) -> Option<u64>;
 
+    /// How full the broker's stream is, where the bus has one (refreshed in
+    /// the background; read at scrape time).
+    fn stream_fill(&self) -> Option<StreamFill> {
+        None
+    }
+
     /// How long a delivery may stay unsettled before the bus hands it to
     /// another consumer; `None` when it never does.
     fn redelivery_after(&self) -> Option<Duration>;
@@ -78,6 +84,13 @@ pub trait Bus: Send + Sync {
     /// Stops accepting publishes; work queues end once drained and live
     /// subscriptions end.
     async fn close(&self);
+}
+
+/// Bytes held by a durable bus's stream, and its limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamFill {
+    pub bytes: u64,
+    pub max_bytes: u64,
 }
 
 #[async_trait]

@@ -48,7 +48,7 @@ mod stream;
 use super::coordination::Coordination;
 use super::live::LiveFanOut;
 use super::wire;
-use super::{Ack, Bus, BusError, Delivery, WorkQueue};
+use super::{Ack, Bus, BusError, Delivery, StreamFill, WorkQueue};
 use crate::config::NatsConfig;
 use crate::domain::LogBatch;
 use crate::metrics::Metrics;
@@ -62,7 +62,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use coordination::NatsCoordination;
 use futures_util::{FutureExt, StreamExt};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
@@ -92,9 +92,9 @@ const DELIVERY_BUFFER: usize = 64;
 /// JetStream's error code for "the stream refused to store the message":
 /// with discard-new this is the stream being full.
 const STREAM_STORE_FAILED: u64 = 10077;
-/// How often a process instance looks for acknowledged messages left in the
-/// stream (two API requests).
-const STALE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// How often each instance reads the stream's state (one API request; a
+/// process instance then looks for acknowledged messages left in it).
+const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// The least time between two checks that the stream and consumer exist.
 const VERIFY_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -159,6 +159,11 @@ struct Shared {
     outstanding: AtomicUsize,
     /// The stream's `max_bytes` in force (an operator may have raised it).
     stream_max_bytes: AtomicI64,
+    /// Last seen fill level of the stream, for `/metrics`.
+    fill: Mutex<Option<StreamFill>>,
+    /// Set once this instance consumes (process role): it then also purges
+    /// acknowledged messages left in the stream.
+    purging: AtomicBool,
     metrics: Arc<Metrics>,
     coordination: Arc<NatsCoordination>,
 }
@@ -215,6 +220,8 @@ impl NatsBus {
             client,
             jetstream,
             stream_max_bytes: AtomicI64::new(config.stream_max_bytes),
+            fill: Mutex::new(None),
+            purging: AtomicBool::new(false),
             config,
             verify: Notify::new(),
             closed: watch::Sender::new(false),
@@ -227,6 +234,7 @@ impl NatsBus {
         let mut tasks = vec![
             tokio::spawn(maintain_setup(Arc::clone(&shared))),
             tokio::spawn(commit_groups(Arc::clone(&shared), members)),
+            tokio::spawn(watch_stream(Arc::clone(&shared))),
         ];
         if settings.live {
             tasks.push(tokio::spawn(forward_live(Arc::clone(&shared))));
@@ -740,34 +748,63 @@ async fn return_buffered(shared: &Shared, messages: &mut pull::Stream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), shared.client.flush()).await;
 }
 
-/// Purges, every `STALE_CHECK_INTERVAL`, acknowledged messages left in the
-/// stream (see [`stream::purge_stale_acked`]), and counts them.
-async fn purge_stale(shared: Arc<Shared>) {
+/// Every `STREAM_CHECK_INTERVAL`: reads how full the stream is (for
+/// `/metrics`) and, on a process instance, purges acknowledged messages left
+/// in it (see [`stream::purge_stale_acked`]), counting them.
+async fn watch_stream(shared: Arc<Shared>) {
     let mut closed = shared.closed.subscribe();
     loop {
         if shared.ready().is_ok() {
-            match stream::purge_stale_acked(
-                &shared.jetstream,
-                &shared.config.stream,
-                &shared.config.consumer,
-            )
-            .await
-            {
-                Ok(0) => {}
-                Ok(purged) => {
-                    Metrics::add(&shared.metrics.bus_stale_messages_purged, purged);
-                    tracing::warn!(
-                        stream = %shared.config.stream,
-                        purged,
-                        "purged acknowledged messages left in the NATS stream"
-                    );
+            match stream::info(&shared.jetstream, &shared.config.stream).await {
+                Ok(Some(info)) => {
+                    shared.note_fill(&info);
+                    if shared.purging.load(Ordering::Relaxed) {
+                        shared.purge_stale(&info).await;
+                    }
                 }
-                Err(error) => tracing::debug!(%error, "cannot check the stream for stale messages"),
+                Ok(None) => shared.verify.notify_one(),
+                Err(error) => tracing::debug!(%error, "cannot read the NATS stream's state"),
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(STALE_CHECK_INTERVAL) => {}
+            _ = tokio::time::sleep(STREAM_CHECK_INTERVAL) => {}
             _ = until_closed(&mut closed) => return,
+        }
+    }
+}
+
+impl Shared {
+    fn note_fill(&self, info: &serde_json::Value) {
+        let bytes = info["state"]["bytes"].as_u64().unwrap_or(0);
+        let max_bytes = info["config"]["max_bytes"].as_i64().unwrap_or(-1);
+        self.stream_max_bytes.store(max_bytes, Ordering::Relaxed);
+        if let Ok(mut fill) = self.fill.lock() {
+            // An unlimited stream has no fill level to report.
+            *fill = u64::try_from(max_bytes)
+                .ok()
+                .map(|max_bytes| StreamFill { bytes, max_bytes });
+        }
+    }
+
+    async fn purge_stale(&self, info: &serde_json::Value) {
+        match stream::purge_stale_acked(
+            &self.jetstream,
+            &self.config.stream,
+            info,
+            &self.config.consumer,
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(purged) => {
+                Metrics::add(&self.metrics.bus_stale_messages_purged, purged);
+                tracing::warn!(
+                    stream = %self.config.stream,
+                    purged,
+                    "purged acknowledged messages left in the NATS stream"
+                );
+            }
+            Err(error) => tracing::debug!(%error, "cannot check the stream for stale messages"),
         }
     }
 }
@@ -871,10 +908,9 @@ impl Bus for NatsBus {
         }
         let (sender, receiver) = mpsc::channel(DELIVERY_BUFFER);
         let pulling = tokio::spawn(pull(Arc::clone(&self.shared), sender));
-        let purging = tokio::spawn(purge_stale(Arc::clone(&self.shared)));
+        self.shared.purging.store(true, Ordering::Relaxed);
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(pulling);
-            tasks.push(purging);
         }
         Ok(Box::new(NatsWorkQueue {
             deliveries: receiver,
@@ -893,6 +929,10 @@ impl Bus for NatsBus {
         // The broker counts messages, not logs; /health shows nothing
         // rather than a number in another unit.
         None
+    }
+
+    fn stream_fill(&self) -> Option<StreamFill> {
+        self.shared.fill.lock().ok().and_then(|fill| *fill)
     }
 
     fn redelivery_after(&self) -> Option<Duration> {

@@ -148,15 +148,23 @@ pub fn reconcile(config: &mut Value, wanted: &Wanted) -> Vec<String> {
     changes
 }
 
-/// Purges the messages of `stream` below `consumer`'s ack floor (every one
-/// of them was acknowledged, so no consumer will deliver it again); how many
-/// it purged. Only on a stream whose one consumer is ours: another
-/// consumer's messages are not ours to judge.
+/// Purges the messages of `stream` (whose [`info`] is `stream_info`) below
+/// `consumer`'s ack floor: every one of them was acknowledged, so no
+/// consumer will deliver it again. How many it purged. Only on a stream whose
+/// one consumer is ours: another consumer's messages are not ours to judge.
 pub async fn purge_stale_acked(
     jetstream: &Context,
     stream: &str,
+    stream_info: &Value,
     consumer: &str,
 ) -> Result<u64, String> {
+    let state = &stream_info["state"];
+    let messages = state["messages"].as_u64().unwrap_or(0);
+    let first = state["first_seq"].as_u64().unwrap_or(0);
+    let consumers = state["consumer_count"].as_u64().unwrap_or(0);
+    if messages == 0 || first == 0 || consumers != 1 {
+        return Ok(0);
+    }
     let answer = api(
         jetstream,
         format!("CONSUMER.INFO.{stream}.{consumer}"),
@@ -170,15 +178,10 @@ pub async fn purge_stale_acked(
             return Err(format!("consumer {consumer}: {description} ({code})"));
         }
     }
+    // Everything up to the ack floor is acknowledged; it only ever rises,
+    // so reading it after the stream's state is safe.
     let ack_floor = answer["ack_floor"]["stream_seq"].as_u64().unwrap_or(0);
-    let Some(info) = info(jetstream, stream).await? else {
-        return Ok(0);
-    };
-    let state = &info["state"];
-    let messages = state["messages"].as_u64().unwrap_or(0);
-    let first = state["first_seq"].as_u64().unwrap_or(0);
-    let consumers = state["consumer_count"].as_u64().unwrap_or(0);
-    if messages == 0 || first == 0 || first > ack_floor || consumers != 1 {
+    if first > ack_floor {
         return Ok(0);
     }
     // `seq`: purge every message before this sequence.
