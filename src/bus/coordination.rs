@@ -251,11 +251,13 @@ impl Coordination for MemoryCoordination {
 /// Holds a lease for as long as it runs: takes it whenever it is free,
 /// renews it every third of the TTL, drops it (to `None`) as soon as it is
 /// lost or its validity runs out without a renewal, and releases it on
-/// [`LeaseKeeper::stop`]. [`LeaseKeeper::held`] tells when to act.
+/// [`LeaseKeeper::stop`]. [`LeaseKeeper::held`] tells when to act. Dropped
+/// without `stop`, it abandons the lease, which then expires after its TTL
+/// as if the process had died.
 pub struct LeaseKeeper {
     held: watch::Receiver<Option<Lease>>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl LeaseKeeper {
@@ -269,7 +271,11 @@ impl LeaseKeeper {
             held_sender,
             stopped,
         ));
-        LeaseKeeper { held, stop, task }
+        LeaseKeeper {
+            held,
+            stop,
+            task: Some(task),
+        }
     }
 
     /// `Some` while this instance holds the lease.
@@ -278,10 +284,20 @@ impl LeaseKeeper {
     }
 
     /// Releases the lease (if held) and ends the keeper.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        if let Err(error) = self.task.await {
+        if let Some(task) = self.task.take()
+            && let Err(error) = task.await
+        {
             tracing::error!(%error, "lease keeper failed");
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
     }
 }

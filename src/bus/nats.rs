@@ -38,7 +38,10 @@
 //!   full, publishes fail with [`BusError::Full`] and ingest answers 503.
 //! - The broker may be down at start or at any time: the client reconnects
 //!   by itself, a background task creates the stream and consumer, and
-//!   meanwhile `check` and `publish` answer `Unavailable`.
+//!   meanwhile `check` answers `Unavailable`. A publish waits (within its
+//!   budget) for a client that lost its server less than
+//!   `nats.publish_timeout` ago to reconnect, so a node that stops in a
+//!   cluster goes unnoticed; after that, publishes fail at once.
 //! - Coordination ([`coordination`]): leases and state in JetStream
 //!   key-value buckets.
 
@@ -164,6 +167,9 @@ struct Shared {
     /// Set once this instance consumes (process role): it then also purges
     /// acknowledged messages left in the stream.
     purging: AtomicBool,
+    /// Since when the client has been disconnected after having been
+    /// connected (`None` while connected, or before the first connection).
+    disconnected_since: Arc<Mutex<Option<Instant>>>,
     metrics: Arc<Metrics>,
     coordination: Arc<NatsCoordination>,
 }
@@ -193,8 +199,27 @@ impl NatsBus {
             .map(|server| crate::config::redact_url(server))
             .collect::<Vec<_>>()
             .join(",");
+        // When the connection dropped, so publishes can wait for the client
+        // to reconnect (to another node, say) during a blip, but fail fast
+        // once the broker has been away longer than a publish's budget.
+        let disconnected_since: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let link = Arc::clone(&disconnected_since);
         let client = ConnectOptions::new()
             .name(&settings.client_name)
+            .event_callback(move |event| {
+                let link = Arc::clone(&link);
+                async move {
+                    if let Ok(mut since) = link.lock() {
+                        match event {
+                            async_nats::Event::Disconnected => {
+                                since.get_or_insert_with(Instant::now);
+                            }
+                            async_nats::Event::Connected => *since = None,
+                            _ => {}
+                        }
+                    }
+                }
+            })
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(2))
@@ -222,6 +247,7 @@ impl NatsBus {
             stream_max_bytes: AtomicI64::new(config.stream_max_bytes),
             fill: Mutex::new(None),
             purging: AtomicBool::new(false),
+            disconnected_since,
             config,
             verify: Notify::new(),
             closed: watch::Sender::new(false),
@@ -269,6 +295,25 @@ impl Shared {
         }
     }
 
+    /// Ready, or (after a connection loss less than a publish budget ago)
+    /// ready once the client reconnects, if it does before `deadline`.
+    async fn ready_within(&self, deadline: Instant) -> Result<(), BusError> {
+        loop {
+            let outcome = self.ready();
+            let reconnecting = self.client.connection_state() != State::Connected
+                && self
+                    .disconnected_since
+                    .lock()
+                    .ok()
+                    .and_then(|since| *since)
+                    .is_some_and(|since| since.elapsed() < self.config.publish_timeout);
+            if outcome.is_ok() || !reconnecting || Instant::now() >= deadline {
+                return outcome;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn classify(&self, error: &PublishError) -> Failure {
         let full = std::error::Error::source(error)
             .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
@@ -297,7 +342,7 @@ impl Shared {
         messages: Vec<Outgoing>,
         deadline: Instant,
     ) -> Result<(), BusError> {
-        self.ready()?;
+        self.ready_within(deadline).await?;
         let mut waiting: Vec<&Outgoing> = messages.iter().collect();
         let mut attempt: u32 = 0;
         loop {
@@ -354,6 +399,7 @@ impl Shared {
             Metrics::add(&self.metrics.bus_publish_retries, retry.len() as u64);
             tracing::debug!(messages = retry.len(), attempt, error = ?last_error, "retrying a NATS publish");
             tokio::time::sleep(pause).await;
+            self.ready_within(deadline).await?;
             attempt += 1;
             waiting = retry;
         }
@@ -878,8 +924,8 @@ impl Bus for NatsBus {
 
     async fn publish(&self, batch: LogBatch) -> Result<(), BusError> {
         let shared = &self.shared;
-        shared.ready()?;
         let deadline = Instant::now() + shared.config.publish_timeout;
+        shared.ready_within(deadline).await?;
         let max_payload = shared.client.server_info().max_payload;
         let limit = max_payload.saturating_sub(MESSAGE_HEADROOM).max(1);
         let mut messages = wire::encode(&batch, limit)

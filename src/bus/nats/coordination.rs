@@ -85,28 +85,11 @@ impl NatsCoordination {
                     .map_err(unavailable)?;
             }
             None => {
-                let created = self
-                    .jetstream
-                    .create_key_value(kv::Config {
-                        bucket: bucket.to_string(),
-                        history: 1,
-                        max_age: ttl.unwrap_or(Duration::ZERO),
-                        num_replicas: self.replicas,
-                        storage: async_nats::jetstream::stream::StorageType::File,
-                        ..Default::default()
-                    })
-                    .await;
-                // Another instance may have created it first: fine.
-                if let Err(error) = created
-                    && stream::info(&self.jetstream, &stream_name)
-                        .await
-                        .map_err(unavailable)?
-                        .is_none()
-                {
-                    return Err(unavailable(format!(
-                        "cannot create bucket {bucket}: {error}"
-                    )));
-                }
+                let config =
+                    stream::bucket_config(bucket, ttl.unwrap_or(Duration::ZERO), self.replicas);
+                stream::create(&self.jetstream, &stream_name, config)
+                    .await
+                    .map_err(unavailable)?;
             }
         }
         self.jetstream

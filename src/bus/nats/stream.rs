@@ -19,6 +19,7 @@ use std::time::Duration;
 /// JetStream's error codes this module tells apart.
 const STREAM_NOT_FOUND: u64 = 10059;
 const CONSUMER_NOT_FOUND: u64 = 10014;
+const STREAM_NAME_IN_USE: u64 = 10058;
 
 /// What a stream must have; anything else is left as it is.
 pub struct Wanted {
@@ -69,6 +70,39 @@ pub async fn info(jetstream: &Context, stream: &str) -> Result<Option<Value>, St
         Some((STREAM_NOT_FOUND, _)) => Ok(None),
         Some((code, description)) => Err(format!("stream {stream}: {description} ({code})")),
     }
+}
+
+/// Creates a stream from its JSON configuration; one that exists already
+/// (another instance won the race) is fine.
+pub async fn create(jetstream: &Context, stream: &str, config: Value) -> Result<(), String> {
+    let answer = api(jetstream, format!("STREAM.CREATE.{stream}"), config).await?;
+    match api_error(&answer) {
+        None | Some((STREAM_NAME_IN_USE, _)) => Ok(()),
+        Some((code, description)) => Err(format!(
+            "cannot create stream {stream}: {description} ({code})"
+        )),
+    }
+}
+
+/// The configuration of a key-value bucket's stream, as JetStream's
+/// key-value clients create it (one revision per key; `ttl` as `max_age`,
+/// zero for none). Written here rather than through async-nats's
+/// `create_key_value`, which first reads the account's info and fails to
+/// decode a clustered 2.9 server's answer.
+pub fn bucket_config(bucket: &str, ttl: Duration, replicas: usize) -> Value {
+    json!({
+        "name": format!("KV_{bucket}"),
+        "subjects": [format!("$KV.{bucket}.>")],
+        "retention": "limits",
+        "max_msgs_per_subject": 1,
+        "max_age": ttl.as_nanos() as u64,
+        "storage": "file",
+        "num_replicas": replicas,
+        "discard": "new",
+        "allow_rollup_hdrs": true,
+        "deny_delete": true,
+        "allow_direct": true,
+    })
 }
 
 /// Brings the existing stream (`info` from [`info`]) up to `wanted`; the
