@@ -178,4 +178,3 @@ async fn a_dead_holders_lease_is_taken_over_within_its_ttl_on_a_cluster() {
         keeper.stop().await;
     }
 }
-

@@ -146,3 +146,24 @@ async fn a_processor_killed_between_insert_and_ack_stores_nothing_twice_on_sqlit
     assert_each_log_once(&restarted).await;
     assert_eq!(skipped(&restarted).await, stored_before_kill);
 }
+
+/// A publish retried after a lost ack is stored once: each message carries a
+/// `Nats-Msg-Id` made of its first log's id and its log count, and JetStream
+/// drops a second message with that id. Here the "retry" is published from
+/// outside with the id ingest must have used.
+#[actix_web::test]
+async fn publishes_carry_a_message_id_the_broker_deduplicates_by() {
+    let nats = Nats::start().await;
+    let ingest = Server::launch(role("ingest", &nats.url(), None)).await;
+    let id = ingest
+        .accept(&json!({"level": "info", "service": "dedup", "message": "once"}))
+        .await;
+    let admin = JetStreamAdmin::connect(&nats.url()).await.expect("admin");
+    let ack = admin
+        .publish_with_id("oglogstream.logs", &format!("{id}+1*1"), "{}")
+        .await;
+    assert_eq!(ack["duplicate"], true, "{ack}");
+    assert_eq!(ack["seq"], 1, "{ack}");
+    let state = &admin.stream_info("OGLOGSTREAM").await["state"];
+    assert_eq!(state["messages"], 1, "stored once: {state}");
+}

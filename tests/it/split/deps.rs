@@ -264,6 +264,25 @@ impl JetStreamAdmin {
         serde_json::from_slice(&message.payload).ok()
     }
 
+    /// A JetStream publish with a `Nats-Msg-Id`; the broker's ack (which
+    /// says `"duplicate": true` when a message with that id is stored
+    /// already, within the stream's duplicate window).
+    pub async fn publish_with_id(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: &str,
+    ) -> serde_json::Value {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let message = self
+            .client
+            .request_with_headers(subject.to_string(), headers, payload.to_string().into())
+            .await
+            .expect("a JetStream ack");
+        serde_json::from_slice(&message.payload).expect("a JSON ack")
+    }
+
     /// The stream's info once JetStream answers for it.
     pub async fn stream_info(&self, stream: &str) -> serde_json::Value {
         eventually(
