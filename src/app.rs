@@ -2,10 +2,11 @@
 //! roles this process runs, then serves HTTP until told to stop.
 
 use crate::alerts::evaluator::Evaluator;
-use crate::alerts::lease::Leadership;
+use crate::alerts::lease::{LEASE_NAME, Leadership};
 use crate::alerts::notify::deliver::{Notifier, NotifierSettings, NotifierTask};
 use crate::alerts::{self, Alerts};
 use crate::bus::Bus;
+use crate::bus::coordination::LeaseKeeper;
 use crate::bus::memory::MemoryBus;
 use crate::bus::nats::{NatsBus, NatsSettings};
 use crate::config::Config;
@@ -42,13 +43,16 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let metrics = Arc::new(Metrics::default());
 
     let bus: Arc<dyn Bus> = match &config.nats_url {
-        None => Arc::new(MemoryBus::new(config.ingest.queue_capacity)),
-        Some(url) => Arc::new(
+        None => Arc::new(MemoryBus::new(
+            config.ingest.queue_capacity,
+            config.nats.lease_ttl,
+        )),
+        Some(_) => Arc::new(
             NatsBus::connect(NatsSettings {
-                url: url.clone(),
                 config: config.nats.clone(),
                 live: roles.query,
                 client_name: format!("oglogstream {roles}"),
+                metrics: Arc::clone(&metrics),
             })
             .await
             .context("starting the NATS bus")?,
@@ -151,6 +155,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let alerting = match (&stores, roles.query) {
         (Some((store, records)), true) => Some(start_alerting(
             &config,
+            &bus,
             Arc::clone(store),
             Arc::clone(records),
             Arc::clone(&metrics),
@@ -323,25 +328,31 @@ pub async fn termination_signal() {
 }
 
 /// Alerting on a query instance: the notifier, the API's shared state and
-/// the evaluation loop (which acts only while this instance holds the lease).
+/// the evaluation loop, which acts only while this instance holds the
+/// `alerts` lease (kept by the lease keeper on the bus's coordination).
 struct Alerting {
     alerts: Arc<Alerts>,
     notifier: NotifierTask,
     evaluator: tokio::task::JoinHandle<()>,
     stop: watch::Sender<bool>,
-    _lease: watch::Sender<Option<tokio::time::Instant>>,
+    lease: LeaseKeeper,
 }
 
 fn start_alerting(
     config: &Config,
+    bus: &Arc<dyn Bus>,
     store: Arc<dyn Store>,
     records: Arc<dyn AlertRecords>,
     metrics: Arc<Metrics>,
 ) -> Alerting {
-    // One process: the lease is ours for good.
-    let forever = tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
-    let (lease, held) = watch::channel(Some(forever));
-    let leadership = Leadership::new(held);
+    // Unique per process, readable in the broker's key-value bucket.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let holder = format!("{host}-{}-{}", std::process::id(), config.server.listen)
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
+    let lease = LeaseKeeper::start(bus.coordination(), LEASE_NAME, &holder);
+    let leadership = Leadership::new(lease.held());
     let (notifier, notifier_task) = Notifier::start(
         Arc::clone(&records),
         Arc::clone(&metrics),
@@ -374,7 +385,7 @@ fn start_alerting(
         notifier: notifier_task,
         evaluator,
         stop,
-        _lease: lease,
+        lease,
     }
 }
 
@@ -387,5 +398,7 @@ impl Alerting {
             tracing::error!(%error, "alert evaluator failed");
         }
         self.notifier.stop().await;
+        // Released, so another instance takes over without waiting out the TTL.
+        self.lease.stop().await;
     }
 }

@@ -34,6 +34,7 @@ use futures_util::StreamExt;
 use klickhouse::{Client, ClientOptions, KlickhouseError, Row, Type, Value};
 use schema::{Features, ServerVersion};
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,9 @@ const IDLE_CONNECTIONS: usize = 4;
 const MAX_CONNECTIONS: usize = 16;
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Ids per `existing_ids` statement: keeps the statement well under the
+/// server's `max_query_size` (256 KiB by default) with hex-encoded ids.
+const IDS_PER_LOOKUP: usize = 1000;
 
 pub struct ClickHouseStore {
     inner: Arc<Inner>,
@@ -715,6 +719,26 @@ impl Store for ClickHouseStore {
         self.inner
             .with_client(|client| async move { client.insert_native_block(statement, rows).await })
             .await
+    }
+
+    /// Looks ids up in chunks, bounded by the batch's time range (see
+    /// [`sql::stored_ids`]).
+    async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError> {
+        let Some((ids, from, to)) = crate::store::ids_and_range(batches) else {
+            return Ok(HashSet::new());
+        };
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(IDS_PER_LOOKUP) {
+            let statement = sql::stored_ids(&self.inner.dsn.database, chunk, from, to);
+            let rows = self
+                .inner
+                .with_client(
+                    |client| async move { collect::<One<String>>(&client, statement).await },
+                )
+                .await?;
+            found.extend(rows.into_iter().map(|One(id)| id));
+        }
+        Ok(found)
     }
 
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {

@@ -4,6 +4,7 @@
 mod support;
 
 mod alerts;
+mod cluster;
 mod config_and_lifecycle;
 mod dashboard_assets;
 mod deployment;

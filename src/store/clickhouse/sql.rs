@@ -103,6 +103,17 @@ pub fn logs(database: &str, query: &LogQuery) -> String {
     )
 }
 
+/// `SELECT id` of the logs among `ids` stored with a timestamp in
+/// `[from, to]`: the time range lets the primary key and the day partitions
+/// skip everything outside the batch's stretch of time.
+pub fn stored_ids(database: &str, ids: &[&str], from: Micros, to: Micros) -> String {
+    let literals: Vec<String> = ids.iter().map(|id| text_literal(id)).collect();
+    format!(
+        "SELECT DISTINCT id FROM {database}.logs WHERE ts_us >= {from} AND ts_us <= {to} AND id IN ({})",
+        literals.join(", ")
+    )
+}
+
 /// The whole minutes inside `[from, to)`, if any.
 pub fn rollup_span(from: Micros, to: Micros) -> Option<(Micros, Micros)> {
     let start = from.div_euclid(MINUTE) * MINUTE

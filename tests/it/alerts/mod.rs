@@ -8,6 +8,7 @@ mod notifications;
 pub mod receiver;
 pub mod records;
 mod restart;
+mod split;
 
 use crate::support::{Launch, Server, eventually};
 use awc::http::{Method, StatusCode};

@@ -268,6 +268,36 @@ pub async fn store_contract(store: Arc<dyn Store>) {
         );
     }
 
+    // A redelivered batch: which of its ids are stored. Stored records mixed
+    // with new ones (more than one lookup's worth, with timestamps inside and
+    // beyond the stored range), and nothing for an empty batch.
+    let unseen: Vec<LogRecord> = (0..1200)
+        .map(|n| LogRecord {
+            id: format!("unseen-{n:05}"),
+            timestamp: T0 + (n as i64 - 600) * MINUTE,
+            ..records[n % records.len()].clone()
+        })
+        .collect();
+    let redelivered: Vec<LogBatch> = vec![
+        unseen[..700].into(),
+        records[..60].into(),
+        unseen[700..].into(),
+        records[60..].into(),
+    ];
+    let existing = store
+        .existing_ids(&redelivered)
+        .await
+        .expect("existing_ids");
+    let stored: std::collections::HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(existing, stored, "{}: existing_ids", store.kind());
+    assert!(
+        store
+            .existing_ids(&[Vec::<LogRecord>::new().into()])
+            .await
+            .expect("existing_ids")
+            .is_empty()
+    );
+
     for filter in filters() {
         for (order, limit, offset) in [
             (Order::Desc, 100, 0),
