@@ -370,6 +370,7 @@ fn start_alerting(
         notifier,
         metrics,
         ids: IdGenerator::new(),
+        read_timeout: config.query.timeout,
     });
     let (stop, stopped) = watch::channel(false);
     let evaluator = actix_web::rt::spawn(

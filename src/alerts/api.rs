@@ -4,7 +4,7 @@
 //! decides, see `security`); the config file's rules and channels are
 //! read-only (`403`, `field: "id"` or `"name"`).
 
-use super::counting::count_groups;
+use super::counting::{CountError, count_groups};
 use super::evaluator::test_notification;
 use super::notify::{Notification, group_text};
 use super::rule::{Channel, ChannelSpec, Rule, RuleContext, RuleSpec, Source, SpecError};
@@ -383,7 +383,13 @@ async fn preview(
         .map_err(|e| ApiError::bad_parameter(&e.field, e.message))?;
     let to = now_micros();
     let from = to - rule.window.as_micros() as Micros;
-    let mut groups = count_groups(&*alerts.store, &rule, from, to).await?;
+    let mut groups = count_groups(&*alerts.store, &rule, from, to, alerts.read_timeout)
+        .await
+        .map_err(|error| match error {
+            CountError::Store(error) => ApiError::from(error),
+            CountError::TooManyLogs => ApiError::bad_parameter("group_by", error),
+            CountError::TimedOut(_) => ApiError::unavailable(error.to_string(), 1),
+        })?;
     groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let total: u64 = groups.iter().map(|(_, n)| n).sum();
     let largest = groups.first().map_or(0, |(_, n)| *n);

@@ -42,14 +42,40 @@ pub fn labels_of(record: &LogRecord, group_by: &[GroupKey]) -> Labels {
         .collect()
 }
 
-/// Counts the logs matching the rule's query in `[from, to)`, per group.
-/// Groups with no matching log may be left out (they count 0).
+/// Why a rule could not be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum CountError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the rule matches more than {MAX_SCANNED} logs in its window: group by fewer keys (one attribute, or level and service) or narrow the query"
+    )]
+    TooManyLogs,
+    #[error("counting took longer than {0:?} (query.timeout) and was cancelled")]
+    TimedOut(std::time::Duration),
+}
+
+/// Counts the logs matching the rule's query in `[from, to)`, per group,
+/// within `timeout`. Groups with no matching log may be left out (they
+/// count 0).
 pub async fn count_groups(
     store: &dyn Store,
     rule: &Rule,
     from: Micros,
     to: Micros,
-) -> Result<Vec<(Labels, u64)>, StoreError> {
+    timeout: std::time::Duration,
+) -> Result<Vec<(Labels, u64)>, CountError> {
+    tokio::time::timeout(timeout, count(store, rule, from, to))
+        .await
+        .map_err(|_| CountError::TimedOut(timeout))?
+}
+
+async fn count(
+    store: &dyn Store,
+    rule: &Rule,
+    from: Micros,
+    to: Micros,
+) -> Result<Vec<(Labels, u64)>, CountError> {
     let filter = LogFilter {
         from: Some(from),
         to: Some(to),
@@ -64,11 +90,11 @@ pub async fn count_groups(
             _ => None,
         })
         .collect();
-    match (attributes.as_slice(), rule.group_by.len()) {
-        ([], _) => by_level_and_service(store, &filter, &rule.group_by).await,
-        ([name], 1) => by_attribute(store, filter, name).await,
-        _ => by_reading_logs(store, filter, &rule.group_by).await,
-    }
+    Ok(match (attributes.as_slice(), rule.group_by.len()) {
+        ([], _) => by_level_and_service(store, &filter, &rule.group_by).await?,
+        ([name], 1) => by_attribute(store, filter, name).await?,
+        _ => by_reading_logs(store, filter, &rule.group_by).await?,
+    })
 }
 
 async fn by_level_and_service(
@@ -128,7 +154,7 @@ async fn by_reading_logs(
     store: &dyn Store,
     filter: LogFilter,
     group_by: &[GroupKey],
-) -> Result<Vec<(Labels, u64)>, StoreError> {
+) -> Result<Vec<(Labels, u64)>, CountError> {
     let mut counts: HashMap<Labels, u64> = HashMap::new();
     let mut query = LogQuery {
         filter,
@@ -149,9 +175,7 @@ async fn by_reading_logs(
             _ => break,
         }
         if scanned >= MAX_SCANNED {
-            return Err(StoreError::Unavailable(format!(
-                "the rule matches more than {MAX_SCANNED} logs in its window; group by fewer keys (one attribute, or level and service) or narrow the query"
-            )));
+            return Err(CountError::TooManyLogs);
         }
     }
     Ok(counts.into_iter().collect())

@@ -12,7 +12,7 @@
 //!   transitions again;
 //! - stopping writes nothing, so a shutdown resolves nothing.
 
-use super::counting::count_groups;
+use super::counting::{CountError, count_groups};
 use super::lease::Leadership;
 use super::metrics::EvaluationOutcome;
 use super::notify::{Delivery, DeliveryState, Notification, Status};
@@ -169,11 +169,18 @@ impl Evaluator {
             .filter_map(|entry| entry.rule.ok())
             .collect();
 
-        let evaluated: Vec<(Rule, Result<Vec<_>, StoreError>)> = futures_util::stream::iter(rules)
+        let evaluated: Vec<(Rule, Result<Vec<_>, CountError>)> = futures_util::stream::iter(rules)
             .map(|rule| async move {
                 let started = Instant::now();
                 let window = rule.window.as_micros() as Micros;
-                let counts = count_groups(&*alerts.store, &rule, now - window, now).await;
+                let counts = count_groups(
+                    &*alerts.store,
+                    &rule,
+                    now - window,
+                    now,
+                    alerts.read_timeout,
+                )
+                .await;
                 alerts
                     .metrics
                     .alerts

@@ -49,6 +49,8 @@ pub struct Alerts {
     pub notifier: Notifier,
     pub metrics: Arc<Metrics>,
     pub ids: IdGenerator,
+    /// How long one rule's count may take (`query.timeout`).
+    pub read_timeout: std::time::Duration,
 }
 
 /// A rule as listed: valid and evaluated, or stored but no longer valid

@@ -101,12 +101,13 @@ pub async fn counting_contract(store: Arc<dyn Store>) {
                     .entry(labels_of(record, &rule.group_by))
                     .or_default() += 1;
             }
-            let got: HashMap<Labels, u64> = count_groups(&*store, &rule, from, to)
-                .await
-                .unwrap_or_else(|e| panic!("{query}: {e}"))
-                .into_iter()
-                .filter(|(_, n)| *n > 0)
-                .collect();
+            let got: HashMap<Labels, u64> =
+                count_groups(&*store, &rule, from, to, Duration::from_secs(30))
+                    .await
+                    .unwrap_or_else(|e| panic!("{query}: {e}"))
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .collect();
             assert_eq!(got, expected, "{query} by {group_by:?} over [{from}, {to})");
         }
     }
