@@ -15,8 +15,8 @@ export interface AlertGroup {
   active_since?: string
 }
 
-export interface AlertRule {
-  id: string
+/** A rule's own fields: what POST and PUT take. */
+export interface RuleBody {
   name: string
   query: string
   window: string
@@ -26,6 +26,11 @@ export interface AlertRule {
   repeat_interval: string | null
   channels: string[]
   labels: Record<string, string>
+}
+
+/** A rule as `GET /api/alerts` lists it. */
+export interface AlertRule extends RuleBody {
+  id: string
   source: 'config' | 'api'
   read_only: boolean
   state: AlertState
@@ -160,18 +165,6 @@ export function splitList(text: string): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
-}
-
-export interface RuleBody {
-  name: string
-  query: string
-  window: string
-  threshold: number
-  group_by: string[]
-  for: string
-  repeat_interval: string | null
-  channels: string[]
-  labels: Record<string, string>
 }
 
 /** The JSON body for POST/PUT, or the first field the server would refuse anyway. */

@@ -6,6 +6,7 @@ use crate::domain::time::Micros;
 use crate::store::StoreError;
 use crate::store::alert_records::{AlertRecord, AlertRecords, RecordKind};
 use async_trait::async_trait;
+use rusqlite::Connection;
 use std::sync::Arc;
 
 /// The table as schema version 5 creates it.
@@ -16,6 +17,25 @@ pub(super) const CREATE_TABLE: &str = "CREATE TABLE alert_records (
      updated_us INTEGER NOT NULL,
      PRIMARY KEY (kind, id)
  ) WITHOUT ROWID;";
+
+impl SqliteStore {
+    /// Runs `work` on the writer connection, on the blocking thread pool.
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let writer = Arc::clone(&self.writer);
+        run_blocking(move || {
+            let mut writer = writer.lock().map_err(poisoned)?;
+            let connection = writer
+                .connection
+                .as_mut()
+                .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+            work(connection)
+        })
+        .await
+    }
+}
 
 #[async_trait]
 impl AlertRecords for SqliteStore {
@@ -51,14 +71,8 @@ impl AlertRecords for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let writer = Arc::clone(&self.writer);
         let records = records.to_vec();
-        run_blocking(move || {
-            let mut writer = writer.lock().map_err(poisoned)?;
-            let connection = writer
-                .connection
-                .as_mut()
-                .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        self.on_writer(move |connection| {
             let transaction = connection.transaction().map_err(sql_error)?;
             {
                 let mut upsert = transaction
@@ -94,13 +108,7 @@ impl AlertRecords for SqliteStore {
         kind: RecordKind,
         cutoff: Micros,
     ) -> Result<(), StoreError> {
-        let writer = Arc::clone(&self.writer);
-        run_blocking(move || {
-            let mut writer = writer.lock().map_err(poisoned)?;
-            let connection = writer
-                .connection
-                .as_mut()
-                .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        self.on_writer(move |connection| {
             connection
                 .execute(
                     "DELETE FROM alert_records WHERE kind = ?1 AND updated_us < ?2",

@@ -4,9 +4,11 @@
 //! preview, and start-up errors naming the key.
 
 use super::receiver::Receiver;
-use super::{call, config_file, listed_rule, send_logs, statuses, with_config};
+use super::{
+    Client, EVERY_SECOND, channel, config_file, listed_rule, send_logs, statuses, with_config,
+};
 use crate::support::{Server, eventually, log, run_to_exit};
-use awc::http::{Method, StatusCode};
+use awc::http::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -28,15 +30,7 @@ async fn rules_and_channels_through_the_api_need_the_right_keys() {
 [security]
 read_keys = ["{READ}"]
 admin_keys = ["{ADMIN}"]
-
-[alerts]
-evaluation_interval = "1s"
-
-[[alerts.channels]]
-name = "hook"
-kind = "webhook"
-url = "{hook}"
-
+{EVERY_SECOND}{hook}
 [[alerts.rules]]
 name = "config rule"
 query = "service:cfg"
@@ -44,41 +38,31 @@ window = "10s"
 threshold = 100
 channels = ["hook"]
 "#,
-        hook = hook.url
+        hook = channel("hook", "webhook", &hook.url),
     ));
     let server = Server::launch(with_config(&path)).await;
-    let admin = Some(ADMIN);
-    let read = Some(READ);
+    let nobody = Client::new(&server, None);
+    let reader = Client::new(&server, Some(READ));
+    let admin = Client::new(&server, Some(ADMIN));
 
     // Keys: none is a 401, a read key lists, an admin key lists and changes.
-    let (status, _) = call(&server, Method::GET, "/api/alerts", None, None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let config_rule = listed_rule(&server, read, "config rule").await;
+    assert_eq!(nobody.get("/api/alerts").await.0, StatusCode::UNAUTHORIZED);
+    let config_rule = listed_rule(&server, Some(READ), "config rule").await;
     let config_id = config_rule["id"].as_str().unwrap().to_string();
     assert_eq!(config_rule["read_only"], true);
     assert_eq!(config_rule["source"], "config");
-    listed_rule(&server, admin, "config rule").await;
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        "/api/alerts/rules",
-        read,
-        Some(&rule_body("api rule")),
-    )
-    .await;
+    listed_rule(&server, Some(ADMIN), "config rule").await;
+    let (status, body) = reader
+        .post("/api/alerts/rules", &rule_body("api rule"))
+        .await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
         "a read key cannot change: {body}"
     );
-    let (status, _) = call(
-        &server,
-        Method::POST,
-        "/api/alerts/rules",
-        None,
-        Some(&rule_body("api rule")),
-    )
-    .await;
+    let (status, _) = nobody
+        .post("/api/alerts/rules", &rule_body("api rule"))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // An invalid rule is a 400 naming the field.
@@ -93,39 +77,22 @@ channels = ["hook"]
     ] {
         let mut body = rule_body("api rule");
         body[field] = value;
-        let (status, answer) = call(
-            &server,
-            Method::POST,
-            "/api/alerts/rules",
-            admin,
-            Some(&body),
-        )
-        .await;
+        let (status, answer) = admin.post("/api/alerts/rules", &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {answer}");
         assert_eq!(answer["field"], expected, "{answer}");
         assert!(answer["error"].is_string());
     }
-    let (status, answer) = call(
-        &server,
-        Method::POST,
-        "/api/alerts/rules",
-        admin,
-        Some(&json!("not an object")),
-    )
-    .await;
+    let (status, answer) = admin
+        .post("/api/alerts/rules", &json!("not an object"))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 
-    let (status, created) = call(
-        &server,
-        Method::POST,
-        "/api/alerts/rules",
-        admin,
-        Some(&rule_body("api rule")),
-    )
-    .await;
+    let (status, created) = admin
+        .post("/api/alerts/rules", &rule_body("api rule"))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
-    let listed = listed_rule(&server, read, "api rule").await;
+    let listed = listed_rule(&server, Some(READ), "api rule").await;
     assert_eq!(listed["id"], id.as_str());
     assert_eq!(listed["source"], "api");
     assert_eq!(listed["read_only"], false);
@@ -134,52 +101,31 @@ channels = ["hook"]
 
     // The config file's rules are read-only; unknown ids are 404s.
     let config_path = format!("/api/alerts/rules/{config_id}");
-    let (status, answer) = call(
-        &server,
-        Method::PUT,
-        &config_path,
-        admin,
-        Some(&rule_body("config rule")),
-    )
-    .await;
+    let (status, answer) = admin.put(&config_path, &rule_body("config rule")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert_eq!(answer["field"], "id");
-    let (status, answer) = call(&server, Method::DELETE, &config_path, admin, None).await;
+    let (status, answer) = admin.delete(&config_path).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert_eq!(answer["field"], "id");
-    let (status, _) = call(
-        &server,
-        Method::PUT,
-        "/api/alerts/rules/no-such-rule",
-        admin,
-        Some(&rule_body("x")),
-    )
-    .await;
+    let (status, _) = admin
+        .put("/api/alerts/rules/no-such-rule", &rule_body("x"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // A channel made through the API, and the rule moved onto it (PUT
     // replaces the whole rule; a listed rule can be sent back as it is).
-    let channel = json!({"name": "api-hook", "kind": "slack", "url": api_hook.url});
-    let (status, answer) = call(
-        &server,
-        Method::POST,
-        "/api/alerts/channels",
-        admin,
-        Some(&channel),
-    )
-    .await;
+    let new_channel = json!({"name": "api-hook", "kind": "slack", "url": api_hook.url});
+    let (status, answer) = admin.post("/api/alerts/channels", &new_channel).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
-    let (status, answer) = call(
-        &server,
-        Method::POST,
-        "/api/alerts/channels",
-        admin,
-        Some(&json!({"name": "pd", "kind": "pagerduty"})),
-    )
-    .await;
+    let (status, answer) = admin
+        .post(
+            "/api/alerts/channels",
+            &json!({"name": "pd", "kind": "pagerduty"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["field"], "routing_key");
-    let (_, all) = call(&server, Method::GET, "/api/alerts", read, None).await;
+    let (_, all) = reader.get("/api/alerts").await;
     let listed_channel = all["channels"]
         .as_array()
         .unwrap()
@@ -192,13 +138,13 @@ channels = ["hook"]
         !listed_channel["url"].as_str().unwrap().contains("/hook"),
         "receiver URLs may hold secrets: {listed_channel}"
     );
-    let mut moved = listed_rule(&server, read, "api rule").await;
+    let mut moved = listed_rule(&server, Some(READ), "api rule").await;
     moved["channels"] = json!(["api-hook"]);
     let rule_path = format!("/api/alerts/rules/{id}");
-    let (status, answer) = call(&server, Method::PUT, &rule_path, admin, Some(&moved)).await;
+    let (status, answer) = admin.put(&rule_path, &moved).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
-        listed_rule(&server, read, "api rule").await["channels"],
+        listed_rule(&server, Some(READ), "api rule").await["channels"],
         json!(["api-hook"])
     );
 
@@ -215,7 +161,7 @@ channels = ["hook"]
         text.contains("api rule") && text.contains("region=eu"),
         "{text}"
     );
-    let listed = listed_rule(&server, read, "api rule").await;
+    let listed = listed_rule(&server, Some(READ), "api rule").await;
     assert_eq!(listed["state"], "firing", "{listed}");
     assert_eq!(
         listed["groups"][0]["labels"],
@@ -223,37 +169,18 @@ channels = ["hook"]
     );
 
     // The preview counts what the rule would count.
-    let (status, preview) = call(
-        &server,
-        Method::GET,
-        "/api/alerts/preview?query=service%3Aapirule&window=1m&group_by=region",
-        read,
-        None,
-    )
-    .await;
+    let (status, preview) = reader
+        .get("/api/alerts/preview?query=service%3Aapirule&window=1m&group_by=region")
+        .await;
     assert_eq!(status, StatusCode::OK, "{preview}");
     assert_eq!(preview["count"], 2);
     assert_eq!(preview["groups"][0]["labels"]["region"], "eu");
-    let (status, preview) = call(
-        &server,
-        Method::GET,
-        "/api/alerts/preview?query=level%3Aloud",
-        read,
-        None,
-    )
-    .await;
+    let (status, preview) = reader.get("/api/alerts/preview?query=level%3Aloud").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(preview["field"], "query");
 
     // A test message goes out at once and says how it went.
-    let (status, tested) = call(
-        &server,
-        Method::POST,
-        &format!("{rule_path}/test"),
-        admin,
-        None,
-    )
-    .await;
+    let (status, tested) = admin.post(&format!("{rule_path}/test"), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{tested}");
     assert_eq!(tested["results"][0]["channel"], "api-hook");
     assert_eq!(tested["results"][0]["delivery"], "delivered", "{tested}");
@@ -261,23 +188,13 @@ channels = ["hook"]
     assert!(test_text.contains("[test]"), "{test_text}");
 
     // A channel in use cannot go; the rule can, and its alert resolves.
-    let (status, answer) = call(
-        &server,
-        Method::DELETE,
-        "/api/alerts/channels/api-hook",
-        admin,
-        None,
-    )
-    .await;
+    let (status, answer) = admin.delete("/api/alerts/channels/api-hook").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["field"], "name");
-    let (status, _) = call(&server, Method::DELETE, &rule_path, read, None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = call(&server, Method::DELETE, &rule_path, admin, None).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(&server, Method::DELETE, &rule_path, admin, None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, all) = call(&server, Method::GET, "/api/alerts", read, None).await;
+    assert_eq!(reader.delete(&rule_path).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(admin.delete(&rule_path).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(admin.delete(&rule_path).await.0, StatusCode::NOT_FOUND);
+    let (_, all) = reader.get("/api/alerts").await;
     assert!(
         !all["rules"]
             .as_array()
@@ -295,24 +212,12 @@ channels = ["hook"]
         },
     )
     .await;
-    let (status, _) = call(
-        &server,
-        Method::DELETE,
-        "/api/alerts/channels/api-hook",
-        admin,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        admin.delete("/api/alerts/channels/api-hook").await.0,
+        StatusCode::NO_CONTENT
+    );
 
-    let (status, recent) = call(
-        &server,
-        Method::GET,
-        "/api/alerts/notifications",
-        read,
-        None,
-    )
-    .await;
+    let (status, recent) = reader.get("/api/alerts/notifications").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         recent["notifications"]
@@ -327,16 +232,8 @@ channels = ["hook"]
 
 #[test]
 fn a_bad_rule_in_the_config_file_stops_start_up_naming_the_key() {
-    let (dir, _) = config_file(
-        r#"
-[alerts]
-evaluation_interval = "1s"
-
-[[alerts.channels]]
-name = "hook"
-kind = "webhook"
-url = "http://127.0.0.1:9/hook"
-
+    let (dir, path) = config_file(&format!(
+        r#"{EVERY_SECOND}{hook}
 [[alerts.rules]]
 name = "loud"
 query = "level:loud"
@@ -344,9 +241,10 @@ window = "5m"
 threshold = 1
 channels = ["hook"]
 "#,
-    );
-    let path = dir.path().join("oglogstream.toml");
-    let output = run_to_exit(&["--config", path.to_str().unwrap()], &[]);
+        hook = channel("hook", "webhook", "http://127.0.0.1:9/hook"),
+    ));
+    let args = ["--config", path.to_str().unwrap()];
+    let output = run_to_exit(&args, &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("alerts.rules[0].query"), "{stderr}");
@@ -355,8 +253,9 @@ channels = ["hook"]
         .replace("level:loud", "level:error")
         .replace("window = \"5m\"", "window = \"100ms\"");
     std::fs::write(&path, fixed).unwrap();
-    let output = run_to_exit(&["--config", path.to_str().unwrap()], &[]);
+    let output = run_to_exit(&args, &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("alerts.rules[0].window"), "{stderr}");
+    drop(dir);
 }

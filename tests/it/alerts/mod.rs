@@ -16,6 +16,20 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The `[alerts]` section the tests use: every rule evaluated every second.
+pub const EVERY_SECOND: &str = "\n[alerts]\nevaluation_interval = \"1s\"\n";
+
+/// A `[[alerts.channels]]` entry (PagerDuty's with the routing key
+/// `test-routing-key`).
+pub fn channel(name: &str, kind: &str, url: &str) -> String {
+    let key = if kind == "pagerduty" {
+        "routing_key = \"test-routing-key\"\n"
+    } else {
+        ""
+    };
+    format!("\n[[alerts.channels]]\nname = \"{name}\"\nkind = \"{kind}\"\nurl = \"{url}\"\n{key}")
+}
+
 /// Writes `contents` as a config file that lives as long as the returned dir.
 pub fn config_file(contents: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -31,37 +45,66 @@ pub fn with_config(path: &std::path::Path) -> Launch {
         .env("FLUSH_TIMEOUT", "50ms")
 }
 
-/// A request with an optional API key; the status and the JSON answer.
-pub async fn call(
-    server: &Server,
-    method: Method,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&Value>,
-) -> (StatusCode, Value) {
-    let mut request = server.client.request(method.clone(), server.url(path));
-    if let Some(key) = key {
-        request = request.insert_header(("X-API-Key", key));
+/// Requests to a server with an API key (or none).
+#[derive(Clone, Copy)]
+pub struct Client<'a> {
+    pub server: &'a Server,
+    pub key: Option<&'a str>,
+}
+
+impl<'a> Client<'a> {
+    pub fn new(server: &'a Server, key: Option<&'a str>) -> Client<'a> {
+        Client { server, key }
     }
-    let mut response = match body {
-        Some(body) => {
-            request
-                .insert_header(("Content-Type", "application/json"))
-                .send_body(body.to_string())
-                .await
+
+    /// The status and the JSON answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let server = self.server;
+        let mut request = server.client.request(method.clone(), server.url(path));
+        if let Some(key) = self.key {
+            request = request.insert_header(("X-API-Key", key));
         }
-        None => request.send().await,
+        let mut response = match body {
+            Some(body) => {
+                request
+                    .insert_header(("Content-Type", "application/json"))
+                    .send_body(body.to_string())
+                    .await
+            }
+            None => request.send().await,
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let bytes = response.body().limit(16 << 20).await.expect("body");
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (response.status(), value)
     }
-    .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let bytes = response.body().limit(16 << 20).await.expect("body");
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (response.status(), value)
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None).await
+    }
 }
 
 /// The rule named `name` as `GET /api/alerts` lists it.
 pub async fn listed_rule(server: &Server, key: Option<&str>, name: &str) -> Value {
-    let (status, body) = call(server, Method::GET, "/api/alerts", key, None).await;
+    let (status, body) = Client::new(server, key).get("/api/alerts").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["rules"]
         .as_array()

@@ -4,7 +4,10 @@
 //! `repeat_interval` re-sends.
 
 use super::receiver::{Answer, Receiver};
-use super::{config_file, listed_rule, metric, send_logs, statuses, wait_rounds, with_config};
+use super::{
+    EVERY_SECOND, channel, config_file, listed_rule, metric, send_logs, statuses, wait_rounds,
+    with_config,
+};
 use crate::support::{Server, eventually, log};
 use awc::http::StatusCode;
 use serde_json::Value;
@@ -37,28 +40,7 @@ async fn a_spike_notifies_each_receiver_once_and_its_recovery_resolves_it_once()
 evaluation_interval = "1s"
 external_url = "{EXTERNAL}/"
 max_delivery_time = "60s"
-
-[[alerts.channels]]
-name = "dead"
-kind = "webhook"
-url = "{dead}"
-
-[[alerts.channels]]
-name = "ops-slack"
-kind = "slack"
-url = "{slack}"
-
-[[alerts.channels]]
-name = "alertmanager"
-kind = "webhook"
-url = "{alertmanager}"
-
-[[alerts.channels]]
-name = "pagerduty"
-kind = "pagerduty"
-url = "{pagerduty}"
-routing_key = "test-routing-key"
-
+{dead}{slack}{alertmanager}{pagerduty}
 [[alerts.rules]]
 name = "checkout errors"
 query = "service:checkout level:>=error"
@@ -68,10 +50,10 @@ group_by = ["service"]
 channels = ["dead", "ops-slack", "alertmanager", "pagerduty"]
 labels = {{ severity = "critical" }}
 "#,
-        dead = dead.url,
-        slack = slack.url,
-        alertmanager = alertmanager.url,
-        pagerduty = pagerduty.url,
+        dead = channel("dead", "webhook", &dead.url),
+        slack = channel("ops-slack", "slack", &slack.url),
+        alertmanager = channel("alertmanager", "webhook", &alertmanager.url),
+        pagerduty = channel("pagerduty", "pagerduty", &pagerduty.url),
     ));
     let server = Server::launch(with_config(&path)).await;
 
@@ -243,20 +225,7 @@ async fn for_delays_firing_and_repeat_interval_resends() {
     let held = Receiver::start(&[]);
     let repeated = Receiver::start(&[]);
     let (_dir, path) = config_file(&format!(
-        r#"
-[alerts]
-evaluation_interval = "1s"
-
-[[alerts.channels]]
-name = "held"
-kind = "webhook"
-url = "{held}"
-
-[[alerts.channels]]
-name = "repeated"
-kind = "slack"
-url = "{repeated}"
-
+        r#"{EVERY_SECOND}{held}{repeated}
 [[alerts.rules]]
 name = "billing burn"
 query = "service:billing"
@@ -273,8 +242,8 @@ threshold = 0
 repeat_interval = "2s"
 channels = ["repeated"]
 "#,
-        held = held.url,
-        repeated = repeated.url,
+        held = channel("held", "webhook", &held.url),
+        repeated = channel("repeated", "slack", &repeated.url),
     ));
     let server = Server::launch(with_config(&path)).await;
     let sent_at = Instant::now();

@@ -3,7 +3,9 @@
 //! itself resolves nothing.
 
 use super::receiver::Receiver;
-use super::{config_file, listed_rule, send_logs, statuses, wait_rounds, with_config};
+use super::{
+    EVERY_SECOND, channel, config_file, listed_rule, send_logs, statuses, wait_rounds, with_config,
+};
 use crate::support::{Server, eventually, log};
 use awc::http::StatusCode;
 use oglogstream::domain::time::parse_rfc3339;
@@ -13,15 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 async fn firing_state_survives_a_restart_and_resolves_once() {
     let hook = Receiver::start(&[]);
     let (_dir, path) = config_file(&format!(
-        r#"
-[alerts]
-evaluation_interval = "1s"
-
-[[alerts.channels]]
-name = "hook"
-kind = "webhook"
-url = "{hook}"
-
+        r#"{EVERY_SECOND}{hook}
 [[alerts.rules]]
 name = "restart errors"
 query = "service:restart level:error"
@@ -29,7 +23,7 @@ window = "10s"
 threshold = 0
 channels = ["hook"]
 "#,
-        hook = hook.url
+        hook = channel("hook", "webhook", &hook.url)
     ));
     let data = tempfile::tempdir().expect("data dir");
     let mut first = Server::launch(with_config(&path).data_dir(data.path())).await;

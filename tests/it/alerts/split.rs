@@ -5,7 +5,9 @@
 //! over within 15 s without sending "firing" again, and sends "resolved" once.
 
 use super::receiver::Receiver;
-use super::{config_file, listed_rule, metric, send_logs, statuses, wait_rounds};
+use super::{
+    EVERY_SECOND, channel, config_file, listed_rule, metric, send_logs, statuses, wait_rounds,
+};
 use crate::split::deps::{ClickHouse, Nats};
 use crate::support::{Launch, Server, eventually, log};
 use oglogstream::domain::time::{now_micros, parse_rfc3339};
@@ -37,26 +39,7 @@ async fn one_of_two_query_instances_notifies_and_the_other_takes_over_when_it_is
     let alertmanager = Receiver::start(&[]);
     let pagerduty = Receiver::start(&[]);
     let (_dir, path) = config_file(&format!(
-        r#"
-[alerts]
-evaluation_interval = "1s"
-
-[[alerts.channels]]
-name = "slack"
-kind = "slack"
-url = "{slack}"
-
-[[alerts.channels]]
-name = "alertmanager"
-kind = "webhook"
-url = "{alertmanager}"
-
-[[alerts.channels]]
-name = "pagerduty"
-kind = "pagerduty"
-url = "{pagerduty}"
-routing_key = "split-key"
-
+        r#"{EVERY_SECOND}{slack}{alertmanager}{pagerduty}
 [[alerts.rules]]
 name = "split errors"
 query = "service:split level:>=error"
@@ -64,9 +47,9 @@ window = "25s"
 threshold = 1
 channels = ["slack", "alertmanager", "pagerduty"]
 "#,
-        slack = slack.url,
-        alertmanager = alertmanager.url,
-        pagerduty = pagerduty.url,
+        slack = channel("slack", "slack", &slack.url),
+        alertmanager = channel("alertmanager", "webhook", &alertmanager.url),
+        pagerduty = channel("pagerduty", "pagerduty", &pagerduty.url),
     ));
     let pipeline = Server::launch(instance("ingest,process", &nats, &clickhouse, &path)).await;
     let first = Server::launch(instance("query", &nats, &clickhouse, &path)).await;
