@@ -360,27 +360,12 @@ async fn preview(
                 .collect()
         })
         .unwrap_or_default();
-    let spec = RuleSpec {
-        name: "preview".into(),
-        query: pairs.get("query").cloned().unwrap_or_default(),
-        window: pairs.get("window").cloned().unwrap_or_else(|| "5m".into()),
-        threshold: 0.0,
+    let rule = RuleSpec::counting_only(
+        pairs.get("query").map_or("", String::as_str),
+        pairs.get("window").map_or("5m", String::as_str),
         group_by,
-        for_duration: "0s".into(),
-        repeat_interval: None,
-        channels: Vec::new(),
-        labels: BTreeMap::new(),
-    };
-    let rule = spec
-        .validate(
-            "preview",
-            Source::Api,
-            &RuleContext {
-                channels: &[],
-                evaluation_interval: Duration::ZERO,
-            },
-        )
-        .map_err(|e| ApiError::bad_parameter(&e.field, e.message))?;
+    )
+    .map_err(|e| ApiError::bad_parameter(&e.field, e.message))?;
     let to = now_micros();
     let from = to - rule.window.as_micros() as Micros;
     let mut groups = count_groups(&*alerts.store, &rule, from, to, alerts.read_timeout)

@@ -264,6 +264,34 @@ impl RuleSpec {
         })
     }
 
+    /// A rule that only counts (no channels, never fires by itself): what
+    /// the preview and tests evaluate. Checked like any rule.
+    pub fn counting_only(
+        query: &str,
+        window: &str,
+        group_by: Vec<String>,
+    ) -> Result<Rule, SpecError> {
+        RuleSpec {
+            name: "preview".into(),
+            query: query.to_string(),
+            window: window.to_string(),
+            threshold: 0.0,
+            group_by,
+            for_duration: zero_duration(),
+            repeat_interval: None,
+            channels: Vec::new(),
+            labels: BTreeMap::new(),
+        }
+        .validate(
+            "preview",
+            Source::Api,
+            &RuleContext {
+                channels: &[],
+                evaluation_interval: Duration::ZERO,
+            },
+        )
+    }
+
     /// Reads the API's JSON: every field checked on its own, so a wrong type
     /// names its field. Fields the API adds when listing rules (`id`,
     /// `state`, ...) are ignored, so a listed rule can be sent back as it is.

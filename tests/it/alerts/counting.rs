@@ -4,7 +4,7 @@
 //! with an attribute (reading the logs).
 
 use oglogstream::alerts::counting::{count_groups, labels_of};
-use oglogstream::alerts::rule::{RuleContext, RuleSpec, Source};
+use oglogstream::alerts::rule::RuleSpec;
 use oglogstream::alerts::state::Labels;
 use oglogstream::domain::{Level, LogBatch, LogRecord};
 use oglogstream::store::Store;
@@ -70,27 +70,12 @@ pub async fn counting_contract(store: Arc<dyn Store>) {
         (T0 + 90_000_000, T0 + 5 * MINUTE + 1),
     ];
     for (query, group_by) in RULES {
-        let spec = RuleSpec {
-            name: "contract".into(),
-            query: query.to_string(),
-            window: "5m".into(),
-            threshold: 0.0,
-            group_by: group_by.iter().map(|k| k.to_string()).collect(),
-            for_duration: "0s".into(),
-            repeat_interval: None,
-            channels: Vec::new(),
-            labels: BTreeMap::new(),
-        };
-        let rule = spec
-            .validate(
-                "r",
-                Source::Api,
-                &RuleContext {
-                    channels: &[],
-                    evaluation_interval: Duration::ZERO,
-                },
-            )
-            .expect("a valid rule");
+        let rule = RuleSpec::counting_only(
+            query,
+            "5m",
+            group_by.iter().map(|k| k.to_string()).collect(),
+        )
+        .expect("a valid rule");
         for (from, to) in windows {
             let mut expected: HashMap<Labels, u64> = HashMap::new();
             for record in records
