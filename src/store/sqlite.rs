@@ -32,7 +32,7 @@ use super::filter::{HistogramQuery, LogFilter, LogQuery, Order};
 use super::search_blocks::{self, OpenBlock};
 use super::{BucketCount, LevelServiceCount, Store, StoreError};
 use crate::domain::log::{attributes_from_json, attributes_to_json};
-use crate::domain::query::{Expr, FieldName, TextField};
+use crate::domain::query::{Expr, FieldName, Matcher, Predicate, TextField};
 use crate::domain::time::Micros;
 use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
@@ -358,33 +358,43 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
             .map_err(sql_error)?;
     }
     if version < 4 {
-        unique_ids(connection)?;
+        unique_page_index(connection)?;
     }
     Ok(())
 }
 
-/// Schema 4: a unique index on `id`, so a log is found by id and a batch
-/// stored twice (redelivered after a crash) is not stored twice. A store
-/// that already holds duplicates keeps the first of each and takes the rest
-/// out of the rollups too, so counts still match rows.
-fn unique_ids(connection: &Connection) -> Result<(), StoreError> {
-    tracing::info!("migrating the store to schema 4: building the unique id index once");
-    // IF NOT EXISTS: a store downgraded by hand and upgraded again has it.
-    let unique = "CREATE UNIQUE INDEX IF NOT EXISTS logs_id ON logs (id)";
-    // The index build sorts every id: temporary files, not memory.
+/// Schema 4: the page index becomes unique and ordered as pages are,
+/// `(ts, id, level, service_id)`. One index gives page order by timestamp
+/// then id, keyset seeks without reading rows, and idempotent inserts: a
+/// log stored again (a batch redelivered after a crash) conflicts and is
+/// skipped. Measured against a second, unique index on `id`: that cost the
+/// writer 0.5 µs more per log (2.3 -> 2.8 µs CPU, 2M corpus logs). Lookups
+/// by id use the id range of each search block instead (schema 4 adds it).
+/// A store that already holds duplicates keeps the first of each and takes
+/// the others out of the rollups, so counts still match rows.
+fn unique_page_index(connection: &Connection) -> Result<(), StoreError> {
+    tracing::info!("migrating the store to schema 4: rebuilding the page index once");
+    // The index build sorts every log: temporary files, not memory.
     connection
         .execute_batch("PRAGMA temp_store = FILE; BEGIN;")
         .map_err(sql_error)?;
-    let outcome = match connection.execute_batch(unique) {
-        Ok(()) => Ok(()),
-        Err(error)
-            if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
-        {
-            drop_duplicate_ids(connection)
-                .and_then(|()| connection.execute_batch(unique).map_err(sql_error))
+    let outcome = (|| {
+        let unique = "CREATE UNIQUE INDEX logs_page ON logs (ts, id, level, service_id)";
+        connection
+            .execute_batch("DROP INDEX IF EXISTS logs_page")
+            .map_err(sql_error)?;
+        match connection.execute_batch(unique) {
+            Ok(()) => {}
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+            {
+                drop_duplicates(connection)?;
+                connection.execute_batch(unique).map_err(sql_error)?;
+            }
+            Err(error) => return Err(sql_error(error)),
         }
-        Err(error) => Err(sql_error(error)),
-    };
+        search_blocks::add_id_ranges(connection).map_err(sql_error)
+    })();
     let finish = match outcome {
         Ok(()) => "PRAGMA user_version = 4; COMMIT; PRAGMA temp_store = MEMORY;",
         Err(_) => "ROLLBACK; PRAGMA temp_store = MEMORY;",
@@ -393,15 +403,16 @@ fn unique_ids(connection: &Connection) -> Result<(), StoreError> {
     outcome
 }
 
-fn drop_duplicate_ids(connection: &Connection) -> Result<(), StoreError> {
+fn drop_duplicates(connection: &Connection) -> Result<(), StoreError> {
     connection
-        .execute_batch("CREATE INDEX logs_id_duplicates ON logs (id, seq)")
+        .execute_batch("CREATE INDEX logs_duplicates ON logs (id, seq)")
         .map_err(sql_error)?;
     let duplicates: Vec<(i64, Micros, u8, i64)> = {
         let mut statement = connection
             .prepare(
                 "SELECT l.seq, l.ts, l.level, l.service_id FROM logs l
-                 WHERE EXISTS (SELECT 1 FROM logs o WHERE o.id = l.id AND o.seq < l.seq)",
+                 WHERE EXISTS (SELECT 1 FROM logs o WHERE o.id = l.id AND o.seq < l.seq
+                     AND o.ts = l.ts AND o.level = l.level AND o.service_id = l.service_id)",
             )
             .map_err(sql_error)?;
         let rows = statement
@@ -413,7 +424,7 @@ fn drop_duplicate_ids(connection: &Connection) -> Result<(), StoreError> {
     };
     tracing::warn!(
         duplicates = duplicates.len(),
-        "removing logs stored twice under one id before schema 4"
+        "removing logs stored twice (redelivered) before schema 4"
     );
     for (seq, ts, level, service_id) in duplicates {
         connection
@@ -431,7 +442,7 @@ fn drop_duplicate_ids(connection: &Connection) -> Result<(), StoreError> {
         }
     }
     connection
-        .execute_batch("DROP INDEX logs_id_duplicates")
+        .execute_batch("DROP INDEX logs_duplicates")
         .map_err(sql_error)
 }
 
@@ -462,7 +473,7 @@ impl Writer {
                 .prepare_cached(
                     "INSERT INTO logs (seq, id, ts, level, service_id, message, attributes)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (id) DO NOTHING",
+                     ON CONFLICT (ts, id, level, service_id) DO NOTHING",
                 )
                 .map_err(sql_error)?;
             let mut insert_service = transaction
@@ -501,7 +512,13 @@ impl Writer {
                     continue;
                 }
                 block
-                    .add_row(&transaction, seq, record.timestamp, &record.message)
+                    .add_row(
+                        &transaction,
+                        seq,
+                        record.timestamp,
+                        &record.id,
+                        &record.message,
+                    )
                     .map_err(sql_error)?;
                 let minute = record.timestamp - record.timestamp.rem_euclid(MINUTE);
                 *minute_counts
@@ -850,6 +867,13 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
             ],
         );
     }
+    let direction = match query.order {
+        Order::Desc => "DESC",
+        Order::Asc => "ASC",
+    };
+    if let Some(found) = by_id(connection, query, &conditions, direction)? {
+        return Ok(found);
+    }
     if let Some(text) = &filter.text {
         conditions.push("oglog_contains(l.message, ?)", [Value::Text(text.clone())]);
         let found = search_blocks::search(
@@ -867,15 +891,10 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
             return Ok(found);
         }
     }
-    let direction = match query.order {
-        Order::Desc => "DESC",
-        Order::Asc => "ASC",
-    };
-    // The page index walks rows in time order and checks level and service
-    // in the index; CROSS JOIN keeps `logs` the outer loop, so the walk stops
-    // after `offset + limit` matches instead of sorting every match. Rows
-    // sharing a timestamp are sorted by id as they come (SQLite sorts just
-    // the right part of the ORDER BY, one timestamp at a time).
+    // The page index walks rows in page order and checks level and service
+    // (and a cursor's id) in the index; CROSS JOIN keeps `logs` the outer
+    // loop, so the walk stops after `offset + limit` matches instead of
+    // sorting every match.
     let sql = format!(
         "SELECT l.ts, l.id, l.level, s.name, l.message, l.attributes
          FROM logs l INDEXED BY logs_page CROSS JOIN services s ON s.id = l.service_id
@@ -1026,6 +1045,64 @@ fn count_facets(connection: &Connection, query: &FacetQuery) -> Result<Facets, S
             .map(|(field, tally)| tally.finish(field, query.limit, 1))
             .collect(),
     })
+}
+
+/// A query with `id:X` among its top-level terms reads only the blocks
+/// whose id range holds X (there is no index on ids alone: see schema 4).
+/// `None`: no such term, or the ranges would not narrow the search.
+fn by_id(
+    connection: &Connection,
+    query: &LogQuery,
+    conditions: &Conditions,
+    direction: &str,
+) -> Result<Option<Vec<LogRecord>>, StoreError> {
+    let Some(id) = query
+        .filter
+        .expr
+        .conjuncts()
+        .iter()
+        .find_map(|term| match term {
+            Expr::Is(Predicate::Text {
+                field: TextField::Id,
+                matcher: Matcher::Exact(id),
+            }) => Some(id),
+            _ => None,
+        })
+    else {
+        return Ok(None);
+    };
+    let Some(ranges) = search_blocks::seq_ranges_for_id(connection, id).map_err(sql_error)? else {
+        return Ok(None);
+    };
+    let mut conditions = Conditions {
+        sql: conditions.sql.clone(),
+        params: conditions.params.clone(),
+    };
+    conditions.push(
+        format!(
+            "({})",
+            vec!["l.seq BETWEEN ? AND ?"; ranges.len()].join(" OR ")
+        ),
+        ranges
+            .iter()
+            .flat_map(|(first, last)| [Value::Integer(*first), Value::Integer(*last)]),
+    );
+    let sql = format!(
+        "SELECT l.ts, l.id, l.level, s.name, l.message, l.attributes
+         FROM logs l NOT INDEXED CROSS JOIN services s ON s.id = l.service_id
+         {}
+         ORDER BY l.ts {direction}, l.id {direction}
+         LIMIT ? OFFSET ?",
+        conditions.where_clause()
+    );
+    let mut params = conditions.params;
+    params.push(Value::Integer(query.limit as i64));
+    params.push(Value::Integer(query.offset as i64));
+    let mut statement = connection.prepare(&sql).map_err(sql_error)?;
+    let rows = statement
+        .query_map(params_from_iter(params.iter()), |row| log_record(row, 0))
+        .map_err(sql_error)?;
+    Ok(Some(rows.collect::<Result<_, _>>().map_err(sql_error)?))
 }
 
 /// A log from the columns `ts, id, level, service name, message,
@@ -1345,6 +1422,183 @@ mod tests {
             (Source::Raw, MINUTE + 20, 2 * MINUTE),
             "a log before the edge"
         );
+    }
+
+    fn record(id: &str, ts: Micros, level: Level) -> LogRecord {
+        LogRecord {
+            id: id.into(),
+            timestamp: ts,
+            level,
+            service: "api".into(),
+            message: format!("message {id}"),
+            attributes: Default::default(),
+        }
+    }
+
+    async fn totals(store: &SqliteStore) -> (usize, u64) {
+        let rows = store
+            .logs(&LogQuery {
+                filter: LogFilter::default(),
+                limit: 1000,
+                offset: 0,
+                order: Order::Asc,
+                after: None,
+            })
+            .await
+            .unwrap();
+        let counted: u64 = store
+            .level_service_counts(&LogFilter::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.count)
+            .sum();
+        (rows.len(), counted)
+    }
+
+    /// A batch delivered twice (redelivery after a crash) is stored once,
+    /// in rows and in counts, and so is a log repeated within one batch.
+    #[tokio::test]
+    async fn a_log_stored_again_is_skipped_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let hour = 1_735_732_800_000_000;
+        let batch: LogBatch = (0..50)
+            .map(|i| {
+                record(
+                    &format!("id-{i:03}"),
+                    hour + i * MINUTE,
+                    Level::ALL[i as usize % 5],
+                )
+            })
+            .collect();
+        store.insert(std::slice::from_ref(&batch)).await.unwrap();
+        assert_eq!(totals(&store).await, (50, 50));
+        store.insert(&[batch.clone(), batch]).await.unwrap();
+        assert_eq!(totals(&store).await, (50, 50), "nothing twice");
+        let again = record("id-new", hour, Level::Info);
+        store
+            .insert(&[vec![again.clone(), again].into()])
+            .await
+            .unwrap();
+        assert_eq!(totals(&store).await, (51, 51));
+        let histogram: u64 = store
+            .bucket_counts(&HistogramQuery {
+                filter: LogFilter {
+                    from: Some(hour),
+                    to: Some(hour + 2 * HOUR),
+                    ..LogFilter::default()
+                },
+                interval: 5 * MINUTE,
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.count)
+            .sum();
+        assert_eq!(histogram, 51, "rollups count rows actually stored");
+    }
+
+    /// A schema-3 store holding a log twice (stored before schema 4 made
+    /// that impossible) keeps one, and its counts follow.
+    #[tokio::test]
+    async fn schema_4_removes_duplicates_from_rows_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 1_735_732_800_000_000;
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let logs: LogBatch = (0..3000)
+                .map(|i| record(&format!("id-{i:05}"), hour + i, Level::Warn))
+                .collect();
+            store.insert(&[logs]).await.unwrap();
+            store.close().await;
+        }
+        {
+            // Back to schema 3, then a redelivered copy of three logs.
+            let connection = Connection::open(dir.path().join("oglogstream.db")).unwrap();
+            connection
+                .execute_batch(&format!(
+                    "DROP INDEX logs_page;
+                     DROP INDEX message_blocks_ids;
+                     ALTER TABLE message_blocks DROP COLUMN min_id;
+                     ALTER TABLE message_blocks DROP COLUMN max_id;
+                     CREATE INDEX logs_page ON logs (ts, seq, level, service_id);
+                     INSERT INTO logs (seq, id, ts, level, service_id, message)
+                         SELECT seq + 100000, id, ts, level, service_id, message FROM logs
+                         WHERE id IN ('id-00001', 'id-01500', 'id-02999');
+                     UPDATE counts_minute SET n = n + 3; UPDATE counts_5min SET n = n + 3;
+                     UPDATE counts_hour SET n = n + 3; UPDATE counts_day SET n = n + 3;
+                     PRAGMA user_version = 3;"
+                ))
+                .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let rows = store
+            .logs(&LogQuery {
+                filter: LogFilter::default(),
+                limit: 1000,
+                offset: 0,
+                order: Order::Asc,
+                after: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows[1].id, "id-00001");
+        assert_eq!(rows[2].id, "id-00002", "the copy is gone");
+        let counted: u64 = store
+            .level_service_counts(&LogFilter::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.count)
+            .sum();
+        assert_eq!(counted, 3000);
+        // Found by id through the id ranges the migration computed.
+        let found = store
+            .logs(&LogQuery {
+                filter: LogFilter {
+                    expr: crate::domain::query::parse("id:id-01500").unwrap(),
+                    ..LogFilter::default()
+                },
+                limit: 10,
+                offset: 0,
+                order: Order::Asc,
+                after: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].timestamp, hour + 1500);
+    }
+
+    /// Dropping a read's future (a timeout, a client gone) stops its SQL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_read_stops_its_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, began) = (Arc::clone(&finished), Arc::clone(&started));
+        let read = store.read(move |connection| {
+            began.store(true, std::sync::atomic::Ordering::SeqCst);
+            // Counts to a billion: minutes of work unless interrupted.
+            let outcome = connection.query_row(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000)
+                 SELECT count(*) FROM n",
+                [],
+                |row| row.get::<_, i64>(0),
+            );
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            outcome.map_err(sql_error)
+        });
+        let outcome = tokio::time::timeout(std::time::Duration::from_millis(300), read).await;
+        assert!(outcome.is_err(), "still running after 300 ms");
+        assert!(started.load(std::sync::atomic::Ordering::SeqCst));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !finished.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the SQL kept running");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[test]
