@@ -1517,7 +1517,7 @@ mod tests {
             // Back to schema 3, then a redelivered copy of three logs.
             let connection = Connection::open(dir.path().join("oglogstream.db")).unwrap();
             connection
-                .execute_batch(&format!(
+                .execute_batch(
                     "DROP INDEX logs_page;
                      DROP INDEX message_blocks_ids;
                      ALTER TABLE message_blocks DROP COLUMN min_id;
@@ -1528,8 +1528,8 @@ mod tests {
                          WHERE id IN ('id-00001', 'id-01500', 'id-02999');
                      UPDATE counts_minute SET n = n + 3; UPDATE counts_5min SET n = n + 3;
                      UPDATE counts_hour SET n = n + 3; UPDATE counts_day SET n = n + 3;
-                     PRAGMA user_version = 3;"
-                ))
+                     PRAGMA user_version = 3;",
+                )
                 .unwrap();
         }
         let store = SqliteStore::open(dir.path()).unwrap();
