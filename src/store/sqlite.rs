@@ -1,18 +1,20 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! Layout (schema version 2, kept in `PRAGMA user_version`):
+//! Layout (schema version 4, kept in `PRAGMA user_version`):
 //! - `services`: a dictionary of service names, so `logs` stores a small
 //!   integer and a service filter (a substring) is resolved against the
 //!   dictionary once instead of against every row.
-//! - `logs`: one row per log, with one index, `logs_page` on
-//!   (ts, seq, level, service_id). It yields rows in page order (time, then
-//!   arrival) and lets level and service filters be checked in the index,
-//!   fetching a table row only for a match; time-range counts read the index
-//!   alone. Version 1 had three indexes, (ts), (level, ts) and
-//!   (service_id, ts): measured, the two secondary ones cost about 3 µs of
-//!   the writer's ~4.5 µs per log (each batch inserts at 5 and 60 points of
-//!   those trees), and a multi-level filter on (level, ts) forced a sort of
-//!   every matching row (2.7 s for `level=error,fatal` on 6M logs).
+//! - `logs`: one row per log, with one index, `logs_page`, UNIQUE on
+//!   (ts, id, level, service_id). It yields rows in page order (time, then
+//!   id), seeks to a cursor's (ts, id) without reading rows, lets level and
+//!   service filters be checked in the index, fetching a table row only for
+//!   a match, and makes inserts idempotent: a log stored again conflicts and
+//!   is skipped (schema 4; see `unique_page_index`). Version 1 had three
+//!   indexes, (ts), (level, ts) and (service_id, ts): measured, the two
+//!   secondary ones cost about 3 µs of the writer's ~4.5 µs per log (each
+//!   batch inserts at 5 and 60 points of those trees), and a multi-level
+//!   filter on (level, ts) forced a sort of every matching row (2.7 s for
+//!   `level=error,fatal` on 6M logs).
 //! - `counts_minute`, `counts_5min`, `counts_hour` and `counts_day`: rollups
 //!   maintained in the same transaction as the insert, so stats and
 //!   histograms over long ranges read thousands of rollup rows instead of
@@ -20,18 +22,22 @@
 //!   86k five-minute rows (a 24 h histogram in 15-minute buckets) and 300 day
 //!   rows (stats over a week): the 5-minute and day grains came with schema
 //!   2, when the 24 h histogram took 0.8 s on 10M logs.
+//! - `message_blocks`: the search blocks (`search_blocks.rs`).
 //!
 //! Writes happen on one connection (SQLite has a single writer anyway) inside
-//! `spawn_blocking`; reads use a small pool of connections, which WAL lets run
-//! concurrently with the writer.
+//! `spawn_blocking`; WAL checkpoints on a thread of their own
+//! (`sqlite/checkpoint.rs`); reads use a small pool of connections, which WAL
+//! lets run concurrently with the writer. The query language becomes SQL in
+//! `sqlite/expr.rs`.
 
+mod checkpoint;
 mod expr;
 
 use super::facets::{self, FacetQuery, Facets, KeyCount, Tally};
 use super::filter::{HistogramQuery, LogFilter, LogQuery, Order};
 use super::search_blocks::{self, OpenBlock};
 use super::{BucketCount, LevelServiceCount, Store, StoreError};
-use crate::domain::log::{attributes_from_json, attributes_to_json};
+use crate::domain::log::attributes_from_json;
 use crate::domain::query::{Expr, FieldName, Matcher, Predicate, TextField};
 use crate::domain::time::Micros;
 use crate::domain::{Level, LogBatch, LogRecord};
@@ -69,6 +75,11 @@ pub struct SqliteStore {
 
 struct Writer {
     connection: Option<Connection>,
+    /// Runs the checkpoints the writer connection does not (see there).
+    checkpointer: checkpoint::Checkpointer,
+    /// Reused for every log's attributes JSON: one allocation per writer,
+    /// not one per log.
+    json: Vec<u8>,
     /// Service name -> id, so the hot path skips the dictionary lookup.
     service_ids: HashMap<String, i64>,
     /// The search block being filled; `None` after a failed transaction,
@@ -93,10 +104,16 @@ impl SqliteStore {
         let transaction = connection.transaction().map_err(sql_error)?;
         let open_block = OpenBlock::load(&transaction).map_err(sql_error)?;
         transaction.commit().map_err(sql_error)?;
+        connection
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(sql_error)?;
+        let checkpointer = checkpoint::Checkpointer::start(&path).map_err(sql_error)?;
         Ok(SqliteStore {
             path,
             writer: Arc::new(Mutex::new(Writer {
                 connection: Some(connection),
+                checkpointer,
+                json: Vec::new(),
                 service_ids: HashMap::new(),
                 open_block: Some(open_block),
             })),
@@ -450,8 +467,10 @@ impl Writer {
     fn insert(&mut self, batches: &[LogBatch]) -> Result<(), StoreError> {
         let Writer {
             connection,
+            json,
             service_ids,
             open_block,
+            ..
         } = self;
         let connection = connection
             .as_mut()
@@ -497,6 +516,14 @@ impl Writer {
                 };
                 let level = record.level.code();
                 let seq = block.take_seq();
+                let attributes = if record.attributes.is_empty() {
+                    None
+                } else {
+                    json.clear();
+                    // Strings and a string map always serialise, as UTF-8.
+                    let _ = serde_json::to_writer(&mut *json, &record.attributes);
+                    std::str::from_utf8(json).ok()
+                };
                 let inserted = insert_log
                     .execute(rusqlite::params![
                         seq,
@@ -505,7 +532,7 @@ impl Writer {
                         level,
                         service_id,
                         record.message,
-                        attributes_to_json(&record.attributes),
+                        attributes,
                     ])
                     .map_err(sql_error)?;
                 if inserted == 0 {
@@ -1280,6 +1307,7 @@ impl Store for SqliteStore {
                 pool.clear();
             }
             let mut writer = writer.lock().map_err(poisoned)?;
+            writer.checkpointer.stop();
             if let Some(connection) = writer.connection.take() {
                 // Fold the WAL back into the main file so the database is one
                 // self-contained file for `sqlite3` and backups.
