@@ -245,17 +245,27 @@ struct Hit<T> {
 /// and
 /// `from` the FROM clause. `None` means "use the plain scan": the needle is
 /// too short, the page too deep, or the blocks did not narrow the search.
+///
+/// `also` narrows the blocks further (the attribute filters of the facet
+/// blocks): a block is read only when both filters may hold a match. With
+/// no `needle`, `also` alone decides.
+#[allow(clippy::too_many_arguments)]
 pub fn search<T>(
     connection: &Connection,
     query: &LogQuery,
-    needle: &str,
+    needle: Option<&str>,
+    also: &dyn Fn(i64) -> rusqlite::Result<bool>,
     select_from: &str,
     conditions: &[String],
     params: &[Value],
     map: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Option<Vec<T>>> {
-    let Some(wanted) = needle_positions(needle) else {
-        return Ok(None);
+    let wanted = match needle {
+        Some(needle) => match needle_positions(needle) {
+            Some(wanted) => Some(wanted),
+            None => return Ok(None),
+        },
+        None => None,
     };
     let top = query.offset + query.limit;
     if top > MAX_TOP {
@@ -345,12 +355,17 @@ pub fn search<T>(
             }
         }
         if let Some(block) = candidate.block {
-            let holds = filter
-                .query_row([block], |row| {
-                    Ok(may_hold(row.get_ref(0)?.as_blob().unwrap_or(&[]), &wanted))
-                })
-                .optional()?;
-            if holds != Some(true) {
+            if let Some(wanted) = &wanted {
+                let holds = filter
+                    .query_row([block], |row| {
+                        Ok(may_hold(row.get_ref(0)?.as_blob().unwrap_or(&[]), wanted))
+                    })
+                    .optional()?;
+                if holds != Some(true) {
+                    continue;
+                }
+            }
+            if !also(block)? {
                 continue;
             }
         }

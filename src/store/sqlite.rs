@@ -32,6 +32,7 @@
 
 mod checkpoint;
 mod expr;
+mod facet_blocks;
 
 use super::facets::{self, FacetQuery, Facets, KeyCount, Tally};
 use super::filter::{HistogramQuery, LogFilter, LogQuery, Order};
@@ -48,7 +49,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 6;
 const MINUTE: Micros = 60_000_000;
 const FIVE_MINUTES: Micros = 5 * MINUTE;
 const HOUR: Micros = 60 * MINUTE;
@@ -77,6 +78,8 @@ struct Writer {
     connection: Option<Connection>,
     /// Runs the checkpoints the writer connection does not (see there).
     checkpointer: checkpoint::Checkpointer,
+    /// Builds the facet blocks from stored rows, off the writer's thread.
+    facet_builder: facet_blocks::Builder,
     /// Reused for every log's attributes JSON: one allocation per writer,
     /// not one per log.
     json: Vec<u8>,
@@ -108,11 +111,13 @@ impl SqliteStore {
             .execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(sql_error)?;
         let checkpointer = checkpoint::Checkpointer::start(&path).map_err(sql_error)?;
+        let facet_builder = facet_blocks::Builder::start(&path).map_err(sql_error)?;
         Ok(SqliteStore {
             path,
             writer: Arc::new(Mutex::new(Writer {
                 connection: Some(connection),
                 checkpointer,
+                facet_builder,
                 json: Vec::new(),
                 service_ids: HashMap::new(),
                 open_block: Some(open_block),
@@ -376,6 +381,32 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
     }
     if version < 4 {
         unique_page_index(connection)?;
+    }
+    if version < 5 {
+        // Schema 5 is the alerts' table (issue 13); the same statement as
+        // theirs, so whichever branch created it, it is there.
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS alert_records (
+                     kind       TEXT NOT NULL,
+                     id         TEXT NOT NULL,
+                     body       TEXT NOT NULL,
+                     updated_us INTEGER NOT NULL,
+                     PRIMARY KEY (kind, id)
+                 ) WITHOUT ROWID;
+                 PRAGMA user_version = 5;
+                 COMMIT;",
+            )
+            .map_err(sql_error)?;
+    }
+    if version < 6 {
+        // Filled by the facet block builder after the store opens.
+        connection
+            .execute_batch("BEGIN;")
+            .and_then(|()| facet_blocks::create_tables(connection))
+            .and_then(|()| connection.execute_batch("PRAGMA user_version = 6; COMMIT;"))
+            .map_err(sql_error)?;
     }
     Ok(())
 }
@@ -903,10 +934,24 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
     }
     if let Some(text) = &filter.text {
         conditions.push("oglog_contains(l.message, ?)", [Value::Text(text.clone())]);
+    }
+    // Attribute terms that name a value (or only a key) can skip the blocks
+    // whose attribute filter says they cannot match: worth it when most
+    // blocks are skipped (a trace id), not for a value in every block.
+    let probe = facet_blocks::AttributeProbe::of(connection, &filter.expr)?
+        .filter(|probe| filter.text.is_some() || probe.selective(connection).unwrap_or(false));
+    if filter.text.is_some() || probe.is_some() {
+        let also = |block: i64| match &probe {
+            Some(probe) => probe
+                .may_hold(connection, block)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e))),
+            None => Ok(true),
+        };
         let found = search_blocks::search(
             connection,
             query,
-            text,
+            filter.text.as_deref(),
+            &also,
             "SELECT l.seq, l.ts, l.id, l.level, s.name, l.message, l.attributes
              FROM logs l NOT INDEXED CROSS JOIN services s ON s.id = l.service_id",
             &conditions.sql,
@@ -941,10 +986,12 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
 }
 
 /// Calls `each` with (level code, service id, attributes JSON) of every log
-/// matching `filter`, read through the page index.
+/// matching `filter`: all of them through the page index, or (`seq_from`)
+/// those from that `seq` on, by rowid (the logs no facet block covers yet).
 fn for_each_matching(
     connection: &Connection,
     filter: &LogFilter,
+    seq_from: Option<i64>,
     mut each: impl FnMut(u8, i64, Option<&str>),
 ) -> Result<(), StoreError> {
     let service_ids = matching_service_ids(connection, filter)?;
@@ -957,13 +1004,20 @@ fn for_each_matching(
         "ts >= ? AND ts < ?",
         [Value::Integer(from), Value::Integer(to)],
     );
+    let source = match seq_from {
+        Some(seq) => {
+            conditions.push("seq >= ?", [Value::Integer(seq)]);
+            "logs NOT INDEXED"
+        }
+        None => "logs INDEXED BY logs_page",
+    };
     dimension_conditions(&mut conditions, filter, &service_ids, "");
     expression_conditions(connection, &mut conditions, &filter.expr, "")?;
     if let Some(text) = &filter.text {
         conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);
     }
     let sql = format!(
-        "SELECT level, service_id, attributes FROM logs INDEXED BY logs_page {}",
+        "SELECT level, service_id, attributes FROM {source} {}",
         conditions.where_clause()
     );
     let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
@@ -984,13 +1038,66 @@ fn for_each_matching(
     Ok(())
 }
 
+/// Counts over the matching logs from the facet blocks and the rows after
+/// them; `None` when the filter needs what blocks do not hold (the message
+/// or the id). Sampled (and scaled) past `EXACT_BELOW` matching logs: the
+/// bool says so.
+fn block_counts(
+    connection: &Connection,
+    filter: &LogFilter,
+    wanted: &facet_blocks::Wanted,
+) -> Result<Option<(facet_blocks::Counts, bool)>, StoreError> {
+    // One snapshot for the dictionaries, the blocks and the rows after
+    // them, while the builder adds blocks and keys.
+    let snapshot = connection.unchecked_transaction().map_err(sql_error)?;
+    let connection: &Connection = &snapshot;
+    let dictionaries = facet_blocks::dictionaries(connection)?;
+    let Some(scan) = facet_blocks::scan(
+        connection,
+        filter,
+        &dictionaries,
+        wanted,
+        facets::EXACT_BELOW,
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut counts = scan.counts;
+    let approximate = scan.fraction < 1.0;
+    counts.scale(scan.fraction);
+    // The newest logs, not in a block yet, are read as rows.
+    for_each_matching(
+        connection,
+        filter,
+        Some(scan.tail_from),
+        |level, service, json| counts.add_row(level, service, json, wanted),
+    )?;
+    if approximate && filter.countable_by_level_and_service() {
+        // Levels and services are exact from the rollups anyway.
+        counts.total = 0;
+        counts.levels = [0; 5];
+        counts.services.clear();
+        grouped_counts(connection, filter, None, |_, level, service_id, n| {
+            counts.total += n;
+            if let Some(slot) = counts.levels.get_mut(level as usize) {
+                *slot += n;
+            }
+            *counts.services.entry(service_id).or_default() += n;
+        })?;
+    }
+    Ok(Some((counts, approximate)))
+}
+
 /// Attribute keys of the matching logs with how many logs have each.
 fn count_attribute_keys(
     connection: &Connection,
     filter: &LogFilter,
 ) -> Result<Vec<KeyCount>, StoreError> {
+    if let Some((counts, _)) = block_counts(connection, filter, &facet_blocks::Wanted::Nothing)? {
+        return Ok(facet_blocks::keys_from(&counts));
+    }
     let mut counts: HashMap<String, u64> = HashMap::new();
-    for_each_matching(connection, filter, |_, _, attributes| {
+    for_each_matching(connection, filter, None, |_, _, attributes| {
         if let Some(json) = attributes {
             expr::for_each_attribute(json, |key, _| match counts.get_mut(key.as_ref()) {
                 Some(n) => *n += 1,
@@ -1012,6 +1119,35 @@ fn count_attribute_keys(
 /// when the filter allows).
 fn count_facets(connection: &Connection, query: &FacetQuery) -> Result<Facets, StoreError> {
     let filter = &query.filter;
+    let only_dimensions = query.fields.as_ref().is_some_and(|fields| {
+        fields
+            .iter()
+            .all(|f| matches!(f, FieldName::Level | FieldName::Text(TextField::Service)))
+    });
+    // Levels and services alone come from the rollups when they can.
+    if !(only_dimensions && filter.countable_by_level_and_service()) {
+        let wanted = match &query.fields {
+            None => facet_blocks::Wanted::Every,
+            Some(fields) => facet_blocks::Wanted::These(
+                fields
+                    .iter()
+                    .filter_map(|field| match field {
+                        FieldName::Text(TextField::Attribute(key)) => Some(key.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        };
+        if let Some((counts, approximate)) = block_counts(connection, filter, &wanted)? {
+            let names = service_names(connection)?;
+            return Ok(facet_blocks::facets_from(
+                query,
+                counts,
+                approximate,
+                &names,
+            ));
+        }
+    }
     let keys = match &query.fields {
         None => count_attribute_keys(connection, filter)?,
         Some(_) => Vec::new(),
@@ -1049,7 +1185,7 @@ fn count_facets(connection: &Connection, query: &FacetQuery) -> Result<Facets, S
     }
     let needs_rows = !rollups_count || !wanted_keys.is_empty();
     if needs_rows && (total > 0 || !rollups_count) {
-        for_each_matching(connection, filter, |level, service_id, attributes| {
+        for_each_matching(connection, filter, None, |level, service_id, attributes| {
             if !rollups_count {
                 total += 1;
                 add_dimensions(&mut tallies, level, service_id, 1);
@@ -1069,7 +1205,7 @@ fn count_facets(connection: &Connection, query: &FacetQuery) -> Result<Facets, S
         fields: fields
             .into_iter()
             .zip(tallies)
-            .map(|(field, tally)| tally.finish(field, query.limit, 1))
+            .map(|(field, tally)| tally.finish(field, query.limit))
             .collect(),
     })
 }
@@ -1275,6 +1411,7 @@ impl Store for SqliteStore {
                 ))
                 .map_err(sql_error)?;
             search_blocks::forget_before(connection, cutoff).map_err(sql_error)?;
+            facet_blocks::forget_before(connection, cutoff).map_err(sql_error)?;
             Ok(deleted)
         })
         .await
@@ -1307,6 +1444,7 @@ impl Store for SqliteStore {
                 pool.clear();
             }
             let mut writer = writer.lock().map_err(poisoned)?;
+            writer.facet_builder.stop();
             writer.checkpointer.stop();
             if let Some(connection) = writer.connection.take() {
                 // Fold the WAL back into the main file so the database is one

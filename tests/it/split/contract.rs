@@ -255,7 +255,7 @@ fn filters() -> Vec<LogFilter> {
     filters
 }
 
-fn language(query: &str) -> oglogstream::domain::query::Expr {
+pub fn language(query: &str) -> oglogstream::domain::query::Expr {
     oglogstream::domain::query::parse(query).unwrap_or_else(|e| panic!("{query:?}: {e}"))
 }
 
@@ -324,7 +324,7 @@ fn expected_buckets(records: &[LogRecord], query: &HistogramQuery) -> Vec<(i64, 
 }
 
 /// Attribute keys of the matching logs, most frequent first, ties by key.
-fn expected_keys(records: &[LogRecord], filter: &LogFilter) -> Vec<KeyCount> {
+pub fn expected_keys(records: &[LogRecord], filter: &LogFilter) -> Vec<KeyCount> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for record in records.iter().filter(|r| filter.matches(r)) {
         for key in record.attributes.keys() {
@@ -340,7 +340,7 @@ fn expected_keys(records: &[LogRecord], filter: &LogFilter) -> Vec<KeyCount> {
 }
 
 /// Facets as the issue defines them, counted in memory.
-fn expected_facets(records: &[LogRecord], query: &FacetQuery) -> Facets {
+pub fn expected_facets(records: &[LogRecord], query: &FacetQuery) -> Facets {
     let matching: Vec<&LogRecord> = records.iter().filter(|r| query.filter.matches(r)).collect();
     let fields = query.fields.clone().unwrap_or_else(|| {
         let mut fields = vec![FieldName::Level, FieldName::Text(TextField::Service)];
