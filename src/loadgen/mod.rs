@@ -874,6 +874,8 @@ impl Bench {
         eprintln!("query: latencies on {label}");
         let from = format_rfc3339(span_start);
         let to = format_rfc3339(now_micros() + 60_000_000);
+        // The pre-filled logs end an hour before the week does.
+        let span_end = span_start + 7 * 24 * HOUR - HOUR;
         let service = |i: usize| SERVICES[i % 12];
         // Each kind: a name, a target p95 in ms, and the i-th request's path.
         type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
@@ -941,6 +943,51 @@ impl Bench {
                 Some(100.0),
                 Box::new(|_| "/api/histogram".to_string()),
             ),
+            (
+                "`/api/logs?query=level:>=error service:checkout region:eu-west-1`",
+                Some(50.0),
+                Box::new(|_| {
+                    with_query(
+                        "/api/logs?",
+                        "level:>=error service:checkout region:eu-west-1",
+                    )
+                }),
+            ),
+            (
+                "`/api/logs?query=http.status:>=500`",
+                Some(200.0),
+                Box::new(|_| with_query("/api/logs?", "http.status:>=500")),
+            ),
+            (
+                "`/api/logs?query=~\"…\"`, a regex over the last hour",
+                Some(500.0),
+                Box::new(move |_| {
+                    with_query(
+                        &format!(
+                            "/api/logs?from={}&to={}&",
+                            (span_end - HOUR) / 1000,
+                            span_end / 1000
+                        ),
+                        "~\"timeout after [0-9]{4}ms\"",
+                    )
+                }),
+            ),
+            (
+                "`/api/facets` over the last 24 h",
+                Some(300.0),
+                Box::new(move |_| {
+                    format!(
+                        "/api/facets?from={}&to={}",
+                        (span_end - 24 * HOUR) / 1000,
+                        span_end / 1000
+                    )
+                }),
+            ),
+            (
+                "`/api/facets` over every log",
+                Some(1000.0),
+                Box::new(|_| "/api/facets".to_string()),
+            ),
         ];
         let mut connection = self.connect().await?;
         for (name, target, path) in kinds {
@@ -974,6 +1021,120 @@ impl Bench {
                 met: target.filter(|_| size >= 10_000_000).map(|t| p95 < t),
             });
         }
+        self.deep_cursor_page(&mut connection, &label, size).await?;
+        self.export(&label, size).await?;
+        Ok(())
+    }
+
+    /// Walks 999,900 rows by cursor once, then times page 10,000 (of 100
+    /// rows) from its cursor: a keyset page costs the same however deep.
+    async fn deep_cursor_page(
+        &mut self,
+        connection: &mut HttpConnection,
+        label: &str,
+        size: u64,
+    ) -> anyhow::Result<()> {
+        const PAGE: u64 = 100;
+        const WANTED_PAGE: u64 = 10_000;
+        let mut skipped = 0u64;
+        let mut cursor: Option<String> = None;
+        let depth = PAGE * (WANTED_PAGE - 1);
+        while skipped < depth {
+            let limit = (depth - skipped).min(1000);
+            let path = match &cursor {
+                Some(cursor) => format!("/api/logs?limit={limit}&cursor={cursor}"),
+                None => format!("/api/logs?limit={limit}"),
+            };
+            let response = connection.get(&path).await?;
+            anyhow::ensure!(
+                response.status == 200,
+                "{path} answered {}",
+                response.status
+            );
+            let Some(next) = response.header("x-next-cursor") else {
+                eprintln!("query: fewer than {depth} logs, no page {WANTED_PAGE}");
+                return Ok(());
+            };
+            cursor = Some(next.to_string());
+            skipped += limit;
+        }
+        let path = format!(
+            "/api/logs?limit={PAGE}&cursor={}",
+            cursor.unwrap_or_default()
+        );
+        let mut latencies = Latencies::default();
+        let started = Instant::now();
+        let budget = Duration::from_secs(self.options.query_seconds);
+        let mut i = 0;
+        let mut rows = 0;
+        while i < self.options.query_count && (i < 3 || started.elapsed() < budget) {
+            let sent = Instant::now();
+            let response = connection.get(&path).await?;
+            latencies.record(sent);
+            anyhow::ensure!(
+                response.status == 200,
+                "{path} answered {}",
+                response.status
+            );
+            rows = count_results(&response.body);
+            i += 1;
+        }
+        let (p50, p95, p99, _) = latencies.summary();
+        self.rows.push(Row {
+            what: format!(
+                "`/api/logs` page {WANTED_PAGE} by cursor (rows 999,901–1,000,000) on {label}"
+            ),
+            result: format!("{i} requests, {rows} rows"),
+            latency: format!("p50 {} · p95 {} · p99 {}", ms(p50), ms(p95), ms(p99)),
+            target: "p95 < 50 ms".into(),
+            met: (size >= 10_000_000).then_some(p95 < 50.0),
+        });
+        Ok(())
+    }
+
+    /// Streams `/api/export` of every log once, counting rows as they
+    /// arrive, and samples the server's resident memory meanwhile.
+    async fn export(&mut self, label: &str, size: u64) -> anyhow::Result<()> {
+        let mut connection = self.connect().await?;
+        let mut rows = 0u64;
+        let mut bytes = 0u64;
+        let mut peak_kib = 0u64;
+        let mut since_sample = 0u64;
+        let machine = &self.machine;
+        let started = Instant::now();
+        let response = connection
+            .get_streamed("/api/export", &mut |piece: &[u8]| {
+                rows += memchr::memchr_iter(b'\n', piece).count() as u64;
+                bytes += piece.len() as u64;
+                since_sample += piece.len() as u64;
+                if since_sample > 16 << 20 {
+                    since_sample = 0;
+                    if let Some(memory) = machine.memory() {
+                        peak_kib = peak_kib.max(memory.current_kib);
+                    }
+                }
+            })
+            .await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            response.status == 200,
+            "/api/export answered {}",
+            response.status
+        );
+        let per_second = rows as f64 / elapsed;
+        self.rows.push(Row {
+            what: format!("`/api/export` (NDJSON) of every log on {label}"),
+            result: format!(
+                "{} rows/s ({} rows, {:.0} MB in {elapsed:.1} s), server RSS at most {} MB",
+                thousands(per_second),
+                thousands(rows as f64),
+                bytes as f64 / 1e6,
+                peak_kib / 1024
+            ),
+            latency: String::new(),
+            target: "≥ 300,000 rows/s, RSS < 150 MB".into(),
+            met: (size >= 10_000_000).then_some(per_second >= 300_000.0 && peak_kib < 150 * 1024),
+        });
         Ok(())
     }
 
@@ -1006,6 +1167,16 @@ impl Bench {
         }
         out
     }
+}
+
+const HOUR: i64 = 3_600_000_000;
+
+/// `prefix` (ending in `?` or `&`) with `query=` and the URL-encoded text.
+fn with_query(prefix: &str, query: &str) -> String {
+    format!(
+        "{prefix}{}",
+        serde_urlencoded::to_string([("query", query)]).unwrap_or_default()
+    )
 }
 
 fn accepted_id(body: &[u8]) -> Option<String> {

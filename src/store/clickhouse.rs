@@ -774,7 +774,7 @@ impl Store for ClickHouseStore {
             .iter()
             .cloned()
             .zip(tallies)
-            .map(|(field, tally)| tally.finish(field, query.limit, 1))
+            .map(|(field, tally)| tally.finish(field, query.limit))
             .collect();
         let attribute_keys: Vec<&str> = fields
             .iter()

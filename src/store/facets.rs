@@ -56,6 +56,8 @@ pub fn sort_key_counts(counts: &mut [KeyCount]) {
 #[derive(Debug, Default)]
 pub struct Tally {
     counts: HashMap<String, u64>,
+    /// Set by `scale`: distinct values estimated for the whole.
+    estimated_distinct: Option<u64>,
 }
 
 impl Tally {
@@ -64,14 +66,35 @@ impl Tally {
             Some(n) => *n += count,
             None => {
                 self.counts.insert(value.to_string(), count);
+                if let Some(estimate) = self.estimated_distinct.as_mut() {
+                    *estimate += 1;
+                }
             }
         }
     }
 
-    /// The top `limit` values, `other` and `distinct`, counts multiplied by
-    /// `scale` (1 when exact).
-    pub fn finish(self, field: FieldName, limit: usize, scale: u64) -> FieldFacet {
-        let distinct = self.counts.len() as u64;
+    /// Scales counts taken from a sample by `factor` (the whole is `factor`
+    /// times the sample). Distinct values cannot be scaled: they are
+    /// estimated from the values seen once, each of which stands for about
+    /// `factor` others in the whole (a sample of ids sees each id once).
+    pub fn scale(&mut self, factor: f64) {
+        let seen_once = self.counts.values().filter(|n| **n == 1).count() as f64;
+        let distinct = self.counts.len() as f64 + seen_once * (factor - 1.0);
+        for n in self.counts.values_mut() {
+            *n = (*n as f64 * factor).round() as u64;
+        }
+        let total: u64 = self.counts.values().sum();
+        self.estimated_distinct = Some((distinct.round() as u64).min(total));
+    }
+
+    /// The count of one value (tests).
+    pub fn counts_of(&self, value: &str) -> u64 {
+        self.counts.get(value).copied().unwrap_or(0)
+    }
+
+    /// The top `limit` values, `other` and `distinct`.
+    pub fn finish(self, field: FieldName, limit: usize) -> FieldFacet {
+        let distinct = self.estimated_distinct.unwrap_or(self.counts.len() as u64);
         let total: u64 = self.counts.values().sum();
         let mut values: Vec<(String, u64)> = self.counts.into_iter().collect();
         let by_rank =
@@ -86,9 +109,9 @@ impl Tally {
         let listed: u64 = values.iter().map(|(_, n)| n).sum();
         FieldFacet {
             field,
-            other: (total - listed) * scale,
+            other: total - listed,
             distinct,
-            values: values.into_iter().map(|(v, n)| (v, n * scale)).collect(),
+            values,
         }
     }
 }
@@ -125,7 +148,7 @@ mod tests {
         ] {
             tally.add(value, n);
         }
-        let facet = tally.finish(FieldName::Text(TextField::Service), 3, 1);
+        let facet = tally.finish(FieldName::Text(TextField::Service), 3);
         assert_eq!(
             facet.values,
             [
@@ -137,7 +160,12 @@ mod tests {
         assert_eq!((facet.other, facet.distinct), (2, 5));
         let mut tally = Tally::default();
         tally.add("a", 3);
-        let facet = tally.finish(FieldName::Level, 10, 4);
-        assert_eq!((facet.values, facet.other), (vec![("a".into(), 12)], 0));
+        for id in 0..100 {
+            tally.add(&format!("id-{id}"), 1);
+        }
+        tally.scale(4.0);
+        let facet = tally.finish(FieldName::Level, 1);
+        assert_eq!((facet.values, facet.other), (vec![("a".into(), 12)], 400));
+        assert_eq!(facet.distinct, 401, "each id seen once stands for four");
     }
 }

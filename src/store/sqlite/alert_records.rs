@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use std::sync::Arc;
 
 /// The table as schema version 5 creates it.
-pub(super) const CREATE_TABLE: &str = "CREATE TABLE alert_records (
+pub(super) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS alert_records (
      kind       TEXT NOT NULL,
      id         TEXT NOT NULL,
      body       TEXT NOT NULL,
