@@ -20,7 +20,8 @@ use crate::domain::time::now_micros;
 use crate::metrics::{Metrics, NotificationOutcome};
 use crate::store::alert_records::{AlertRecord, AlertRecords, RecordKind};
 use actix_web::http::header::{self, HttpDate};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -77,6 +78,9 @@ impl NotifierTask {
 }
 
 struct Context {
+    /// Notifications queued or being delivered: one taken over again (after
+    /// the lease came back to this instance) is not queued twice.
+    in_hand: RefCell<HashSet<String>>,
     client: awc::Client,
     records: Arc<dyn AlertRecords>,
     metrics: Arc<Metrics>,
@@ -99,6 +103,7 @@ impl Notifier {
             max_delivery_time: settings.max_delivery_time,
         };
         let context = Rc::new(Context {
+            in_hand: RefCell::new(HashSet::new()),
             client: http_client(settings.request_timeout),
             records,
             metrics,
@@ -168,6 +173,14 @@ async fn dispatch(
             },
             _ = stopped.wait_for(|stop| *stop) => break,
         };
+        if job.reply.is_none()
+            && !context
+                .in_hand
+                .borrow_mut()
+                .insert(job.notification.id.clone())
+        {
+            continue; // already on its way
+        }
         let name = job.channel.name.clone();
         let (sender, _) = channels.entry(name.clone()).or_insert_with(|| {
             let (sender, receiver) = mpsc::channel(CHANNEL_QUEUE);
@@ -182,6 +195,7 @@ async fn dispatch(
                 job.notification.delivery.clone(),
                 "too many notifications waiting for this channel",
             );
+            context.in_hand.borrow_mut().remove(&job.notification.id);
             finish(&context, job, delivery).await;
         }
     }
@@ -193,7 +207,9 @@ async fn dispatch(
 
 async fn channel_worker(mut jobs: mpsc::Receiver<Job>, context: Rc<Context>) {
     while let Some(job) = jobs.recv().await {
-        match deliver(&context, &job).await {
+        let outcome = deliver(&context, &job).await;
+        context.in_hand.borrow_mut().remove(&job.notification.id);
+        match outcome {
             Some(delivery) => finish(&context, job, delivery).await,
             None => tracing::info!(
                 channel = %job.channel.name,
