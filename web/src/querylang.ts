@@ -171,18 +171,55 @@ function removeToken(query: string, tokens: Token[], index: number): string {
   return `${query.slice(0, from).trimEnd()} ${query.slice(to).trimStart()}`.trim()
 }
 
-/** Whether `field:value` (or its exclusion) is a top-level term of the query, as fieldTerm writes it. */
-export function termState(query: string, field: FieldRef, value: string): 'included' | 'excluded' | null {
-  const top = splitTopLevel(query)
-  if (top.hasOr || !top.balanced) return null
-  const include = fieldTerm(field, value)
-  const exclude = fieldTerm(field, value, true)
-  for (const t of top.tokens) {
-    if (t.kind !== 'term') continue
-    if (t.text === include) return 'included'
-    if (t.text === exclude || t.text === `NOT ${include}`) return 'excluded'
+/** The text of a quoted string starting at `i` and where it ends, or null when it is not closed. */
+function readQuoted(text: string, i: number): { value: string; end: number } | null {
+  let value = ''
+  for (let j = i + 1; j < text.length; j++) {
+    const c = text[j]
+    if (c === '\\' && (text[j + 1] === '"' || text[j + 1] === '\\')) {
+      value += text[++j]
+    } else if (c === '"') {
+      return { value, end: j + 1 }
+    } else {
+      value += c
+    }
   }
   return null
+}
+
+/**
+ * The values `field` is matched to exactly, or excluded from, by top-level
+ * terms of the query written as fieldTerm writes them (what the sidebar shows
+ * as active even when the value no longer occurs in the results).
+ */
+export function activeValues(query: string, field: FieldRef): { value: string; exclude: boolean }[] {
+  const top = splitTopLevel(query)
+  if (top.hasOr || !top.balanced) return []
+  const key = fieldKey(field)
+  const out: { value: string; exclude: boolean }[] = []
+  for (const t of top.tokens) {
+    if (t.kind !== 'term') continue
+    const exclude = t.text.startsWith('-') || t.text.startsWith('NOT ')
+    const body = t.text.replace(/^(-|NOT )/, '')
+    if (!body.startsWith(`${key}:`)) continue
+    const rest = body.slice(key.length + 1)
+    let value: string | null = null
+    if (rest.startsWith('"')) {
+      const q = readQuoted(rest, 0)
+      if (q && q.end === rest.length) value = q.value
+    } else {
+      value = rest
+    }
+    // Only what fieldTerm would write: not a wildcard, a comparison or a list.
+    if (value !== null && fieldTerm(field, value) === body) out.push({ value, exclude })
+  }
+  return out
+}
+
+/** Whether `field:value` (or its exclusion) is a top-level term of the query, as fieldTerm writes it. */
+export function termState(query: string, field: FieldRef, value: string): 'included' | 'excluded' | null {
+  const hit = activeValues(query, field).find((a) => a.value === value)
+  return hit ? (hit.exclude ? 'excluded' : 'included') : null
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  activeValues,
   addTerm,
   attribute,
   builtin,
@@ -164,6 +165,35 @@ describe('toggling facet terms', () => {
   it('never guesses inside an OR: it ANDs the term to the whole query', () => {
     expect(toggleTerm('a OR service:x', svc, 'x')).toBe('(a OR service:x) service:x')
     expect(termState('a OR service:x', svc, 'x')).toBeNull()
+  })
+})
+
+describe('activeValues', () => {
+  it('reads back the values fieldTerm wrote, included or excluded', () => {
+    const region = attribute('region')
+    const q = 'timeout region:eu -region:"eu west" NOT region:"a \\"b\\" \\\\ c" region:x* region:>5 region:(a OR b) @region:z'
+    expect(activeValues(q, region)).toEqual([
+      { value: 'eu', exclude: false },
+      { value: 'eu west', exclude: true },
+      { value: 'a "b" \\ c', exclude: true },
+    ])
+    expect(activeValues('@level:debug level:error', attribute('level'))).toEqual([{ value: 'debug', exclude: false }])
+    expect(activeValues('@level:debug level:error', builtin('level'))).toEqual([{ value: 'error', exclude: false }])
+    expect(activeValues('"my key":"a:b"', attribute('my key'))).toEqual([{ value: 'a:b', exclude: false }])
+  })
+
+  it('finds nothing under a top-level OR or in an unbalanced query', () => {
+    expect(activeValues('region:a OR b', attribute('region'))).toEqual([])
+    expect(activeValues('region:a "b', attribute('region'))).toEqual([])
+  })
+
+  it('round-trips every value through fieldTerm', () => {
+    const values = ['plain', 'two words', 'q"uote', 'back\\slash', 'st*r', 'co:lon', '', 'OR', '(p)', 'ünï', '😀']
+    for (const v of values) {
+      for (const field of [attribute('k'), attribute('my key'), attribute('level'), builtin('service')]) {
+        expect(activeValues(`x ${fieldTerm(field, v, true)} y`, field)).toEqual([{ value: v, exclude: true }])
+      }
+    }
   })
 })
 
