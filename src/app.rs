@@ -130,6 +130,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             bus: Arc::clone(&bus),
             metrics: Arc::clone(&metrics),
             stopping,
+            timeout: config.query.timeout,
         })),
         _ => None,
     };
@@ -203,6 +204,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .boxed_local()
         })
     })
+    // Queries stop when their client goes away: see query::client_gone.
+    .on_connect(query::client_gone::remember_socket)
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
     .client_request_timeout(Duration::from_secs(10));

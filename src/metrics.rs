@@ -121,6 +121,10 @@ pub struct Metrics {
     pub dead_letter_logs: AtomicU64,
     pub live_clients: AtomicU64,
     pub live_clients_cut_off: AtomicU64,
+    /// Store reads cancelled for running past `query.timeout`.
+    pub queries_timed_out: AtomicU64,
+    /// Store reads cancelled because their client went away.
+    pub queries_abandoned: AtomicU64,
     pub batch_sizes: Histogram,
     pub store_write_seconds: Histogram,
     requests: RwLock<BTreeMap<RequestKey, Arc<Histogram>>>,
@@ -137,6 +141,8 @@ impl Default for Metrics {
             dead_letter_logs: AtomicU64::new(0),
             live_clients: AtomicU64::new(0),
             live_clients_cut_off: AtomicU64::new(0),
+            queries_timed_out: AtomicU64::new(0),
+            queries_abandoned: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZE_BUCKETS),
             store_write_seconds: Histogram::new(SECONDS_BUCKETS),
             requests: RwLock::new(BTreeMap::new()),
@@ -244,6 +250,18 @@ impl Metrics {
             "oglogstream_live_clients_cut_off_total",
             "Live-tail clients closed for being too slow.",
             Metrics::get(&self.live_clients_cut_off),
+        );
+        counter(
+            &mut out,
+            "oglogstream_queries_timed_out_total",
+            "Store reads cancelled for running past query.timeout.",
+            Metrics::get(&self.queries_timed_out),
+        );
+        counter(
+            &mut out,
+            "oglogstream_queries_abandoned_total",
+            "Store reads cancelled because their client went away.",
+            Metrics::get(&self.queries_abandoned),
         );
         gauge(
             &mut out,

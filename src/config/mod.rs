@@ -12,6 +12,7 @@ mod ingest;
 mod log;
 mod nats;
 mod process;
+mod query;
 mod roles;
 mod security;
 mod server;
@@ -21,6 +22,7 @@ pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
 pub use process::ProcessConfig;
+pub use query::QueryConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
@@ -59,6 +61,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "security",
     "rate_limit",
+    "query",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -75,6 +78,7 @@ struct RawConfig {
     log: log::RawLog,
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
+    query: query::RawQuery,
 }
 
 impl Default for RawConfig {
@@ -90,6 +94,7 @@ impl Default for RawConfig {
             log: Default::default(),
             security: Default::default(),
             rate_limit: Default::default(),
+            query: Default::default(),
         }
     }
 }
@@ -108,6 +113,7 @@ pub struct Config {
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
+    pub query: QueryConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -227,6 +233,7 @@ impl Config {
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
+            query: raw.query.validate()?,
         })
     }
 }

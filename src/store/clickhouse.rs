@@ -16,12 +16,15 @@
 //! certainly been committed, and a read is never silently cut short.
 
 mod dsn;
+mod query_sql;
 mod schema;
 mod sql;
 
+use super::facets::{self, FacetQuery, Facets, KeyCount, Tally};
 use super::filter::{HistogramQuery, LogFilter, LogQuery};
 use super::{BucketCount, LevelServiceCount, Store, StoreError};
 use crate::domain::log::{attributes_from_json, attributes_to_json};
+use crate::domain::query::{FieldName, TextField};
 use crate::domain::time::Micros;
 use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
@@ -405,6 +408,12 @@ async fn execute(client: &Client, statement: &str) -> Result<(), StoreError> {
     match outcome {
         // Two instances creating the same object at once: the other won.
         Err(StoreError::Internal(text)) if text.contains("(57)") || text.contains("(82)") => Ok(()),
+        // The same for a column (18.16 has no ADD COLUMN IF NOT EXISTS).
+        Err(StoreError::Internal(text))
+            if text.contains("(44)") && text.contains("already exists") =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -492,10 +501,11 @@ impl<T: FromValue> Row for One<T> {
 /// A row of `logs`, in `INSERT` column order.
 struct LogRow(LogRecord);
 
-const LOG_COLUMNS: &str = "ts_us, id, level, service, message, attributes";
+const LOG_COLUMNS: &str = "ts_us, id, level, service, message, attributes, attr_keys, attr_values";
 
 impl Row for LogRow {
-    const COLUMN_COUNT: Option<usize> = Some(6);
+    /// Six read (the output columns), eight written (the attribute arrays).
+    const COLUMN_COUNT: Option<usize> = None;
 
     fn column_names() -> Option<Vec<Cow<'static, str>>> {
         None
@@ -550,6 +560,27 @@ impl Row for LogRow {
                         .into_bytes(),
                 ),
             ),
+            // Sorted by key: the map is a BTreeMap.
+            (
+                Cow::Borrowed("attr_keys"),
+                Value::Array(
+                    record
+                        .attributes
+                        .keys()
+                        .map(|key| Value::String(key.clone().into_bytes()))
+                        .collect(),
+                ),
+            ),
+            (
+                Cow::Borrowed("attr_values"),
+                Value::Array(
+                    record
+                        .attributes
+                        .into_values()
+                        .map(|value| Value::String(value.into_bytes()))
+                        .collect(),
+                ),
+            ),
         ])
     }
 }
@@ -584,6 +615,45 @@ impl Row for CountRow {
         _: &klickhouse::IndexMap<String, Type>,
     ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
         Err(KlickhouseError::SerializeError("read-only row".into()))
+    }
+}
+
+/// A row of any shape, read by position.
+struct Cells(Vec<Value>);
+
+impl Row for Cells {
+    const COLUMN_COUNT: Option<usize> = None;
+
+    fn column_names() -> Option<Vec<Cow<'static, str>>> {
+        None
+    }
+
+    fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
+        Ok(Cells(map.into_iter().map(|(_, _, value)| value).collect()))
+    }
+
+    fn serialize_row(
+        self,
+        _: &klickhouse::IndexMap<String, Type>,
+    ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
+        Err(KlickhouseError::SerializeError("read-only row".into()))
+    }
+}
+
+impl Cells {
+    fn take(&mut self) -> Result<Value, KlickhouseError> {
+        if self.0.is_empty() {
+            return Err(KlickhouseError::OutOfBounds);
+        }
+        Ok(self.0.remove(0))
+    }
+
+    fn string(&mut self) -> Result<String, KlickhouseError> {
+        string(self.take()?)
+    }
+
+    fn count(&mut self) -> Result<u64, KlickhouseError> {
+        u64::from_value(self.take()?)
     }
 }
 
@@ -645,6 +715,121 @@ impl Store for ClickHouseStore {
             .with_client(|client| async move { collect::<LogRow>(&client, statement).await })
             .await?;
         Ok(rows.into_iter().map(|row| row.0).collect())
+    }
+
+    /// Counted exactly by the server: level and service from the counts
+    /// (the rollup when the filter allows), attributes by `ARRAY JOIN`.
+    async fn facets(&self, query: &FacetQuery) -> Result<Facets, StoreError> {
+        let keys = match &query.fields {
+            None => self.attribute_keys(&query.filter).await?,
+            Some(_) => Vec::new(),
+        };
+        let fields = facets::chosen_fields(query, &keys);
+        let mut tallies: Vec<Tally> = fields.iter().map(|_| Tally::default()).collect();
+        let mut total = 0;
+        for group in self.level_service_counts(&query.filter).await? {
+            total += group.count;
+            for (field, tally) in fields.iter().zip(tallies.iter_mut()) {
+                match field {
+                    FieldName::Level => tally.add(group.level.as_str(), group.count),
+                    FieldName::Text(TextField::Service) => tally.add(&group.service, group.count),
+                    _ => {}
+                }
+            }
+        }
+        let mut finished: Vec<facets::FieldFacet> = fields
+            .iter()
+            .cloned()
+            .zip(tallies)
+            .map(|(field, tally)| tally.finish(field, query.limit, 1))
+            .collect();
+        let attribute_keys: Vec<&str> = fields
+            .iter()
+            .filter_map(|field| match field {
+                FieldName::Text(TextField::Attribute(key)) => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !attribute_keys.is_empty() && total > 0 {
+            let database = &self.inner.dsn.database;
+            let top = query_sql::attribute_top_values(
+                database,
+                &query.filter,
+                &attribute_keys,
+                query.limit,
+            );
+            let totals =
+                query_sql::attribute_value_totals(database, &query.filter, &attribute_keys);
+            let (top, totals) = self
+                .inner
+                .with_client(|client| async move {
+                    let top = collect::<Cells>(&client, top)
+                        .await?
+                        .into_iter()
+                        .map(|mut row| Ok((row.string()?, row.string()?, row.count()?)))
+                        .collect::<Result<Vec<_>, KlickhouseError>>()?;
+                    let totals = collect::<Cells>(&client, totals)
+                        .await?
+                        .into_iter()
+                        .map(|mut row| Ok((row.string()?, row.count()?, row.count()?)))
+                        .collect::<Result<Vec<_>, KlickhouseError>>()?;
+                    Ok((top, totals))
+                })
+                .await?;
+            let positions: std::collections::HashMap<String, usize> = finished
+                .iter()
+                .enumerate()
+                .filter_map(|(at, facet)| match &facet.field {
+                    FieldName::Text(TextField::Attribute(key)) => Some((key.clone(), at)),
+                    _ => None,
+                })
+                .collect();
+            let by_key = |key: &str| positions.get(key).copied();
+            let mut having: Vec<u64> = vec![0; finished.len()];
+            for (key, logs, distinct) in totals {
+                if let Some(at) = by_key(&key) {
+                    having[at] = logs;
+                    finished[at].distinct = distinct;
+                }
+            }
+            for (key, value, count) in top {
+                if let Some(at) = by_key(&key) {
+                    finished[at].values.push((value, count));
+                }
+            }
+            for (facet, having) in finished.iter_mut().zip(having) {
+                if matches!(facet.field, FieldName::Text(TextField::Attribute(_))) {
+                    let listed: u64 = facet.values.iter().map(|(_, n)| n).sum();
+                    facet.other = having.saturating_sub(listed);
+                }
+            }
+        }
+        Ok(Facets {
+            total,
+            approximate: false,
+            fields: finished,
+        })
+    }
+
+    async fn attribute_keys(&self, filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
+        let statement = query_sql::attribute_key_counts(&self.inner.dsn.database, filter);
+        let mut keys = self
+            .inner
+            .with_client(|client| async move {
+                collect::<Cells>(&client, statement)
+                    .await?
+                    .into_iter()
+                    .map(|mut row| {
+                        Ok(KeyCount {
+                            key: row.string()?,
+                            count: row.count()?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, KlickhouseError>>()
+            })
+            .await?;
+        facets::sort_key_counts(&mut keys);
+        Ok(keys)
     }
 
     async fn level_service_counts(

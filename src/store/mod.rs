@@ -5,11 +5,13 @@
 //! rusqlite and only `store/clickhouse.rs` knows klickhouse.
 
 pub mod clickhouse;
+pub mod facets;
 pub mod filter;
 pub mod search_blocks;
 pub mod sqlite;
 
-pub use filter::{HistogramQuery, LogFilter, LogQuery, Order};
+pub use facets::{FacetQuery, Facets, KeyCount};
+pub use filter::{HistogramQuery, LogFilter, LogKey, LogQuery, Order};
 
 use crate::domain::time::Micros;
 use crate::domain::{Level, LogBatch, LogRecord};
@@ -45,7 +47,9 @@ pub struct BucketCount {
 
 /// Contract shared by both stores (the store test suite runs against each):
 /// - `insert` is all-or-nothing per call; a failed call may be retried with
-///   the same batches without creating partial duplicates.
+///   the same batches without creating partial duplicates. The embedded
+///   store skips a log whose id it already holds (a redelivered batch does
+///   not show twice, in rows or counts).
 /// - reads see every insert that returned `Ok` before the read started.
 /// - filters mean the same thing everywhere: see [`LogFilter`].
 #[async_trait]
@@ -55,8 +59,29 @@ pub trait Store: Send + Sync {
 
     async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError>;
 
-    /// A page of logs, ordered by timestamp (then arrival) as asked.
+    /// A page of logs in page order: timestamp, then id compared as a
+    /// string (`desc` reverses both); after `query.after` when given.
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// The most frequent values of fields among the matching logs. Counts
+    /// are exact below `facets::EXACT_BELOW` matching logs; above, a store
+    /// may count a sample and scale (`approximate`).
+    /// (Both stores implement it; the default serves test doubles.)
+    async fn facets(&self, _query: &FacetQuery) -> Result<Facets, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot count facets",
+            self.kind()
+        )))
+    }
+
+    /// Every attribute key present in the matching logs with the number of
+    /// logs having it, most frequent first (ties by key).
+    async fn attribute_keys(&self, _filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot list attribute keys",
+            self.kind()
+        )))
+    }
 
     /// Counts grouped by level and service: the source of stats and services.
     async fn level_service_counts(

@@ -211,16 +211,18 @@ struct Candidate {
     max_ts: Micros,
 }
 
-/// One matching row: its sort key and what the caller maps it to.
+/// One matching row: its place in page order and what the caller maps it
+/// to.
 struct Hit<T> {
     ts: Micros,
-    seq: i64,
+    id: String,
     row: T,
 }
 
 /// Runs a `q` search through the search blocks. `conditions` is the
 /// caller's WHERE clause over `logs l` (the needle among them) with its
-/// parameters; `select` the column list, starting with `l.seq, l.ts`, and
+/// parameters; `select` the column list, starting with `l.seq, l.ts, l.id`,
+/// and
 /// `from` the FROM clause. `None` means "use the plain scan": the needle is
 /// too short, the page too deep, or the blocks did not narrow the search.
 pub fn search<T>(
@@ -239,7 +241,14 @@ pub fn search<T>(
     if top > MAX_TOP {
         return Ok(None);
     }
-    let (from, to) = query.filter.bounds();
+    let (mut from, mut to) = query.filter.bounds();
+    // A cursor's key narrows the blocks worth reading.
+    if let Some(after) = &query.after {
+        match query.order {
+            Order::Desc => to = to.min(after.timestamp.saturating_add(1)),
+            Order::Asc => from = from.max(after.timestamp),
+        }
+    }
     // One snapshot for the filters and the rows, so a block the writer
     // completes meanwhile is either among the filters or in the open tail.
     let snapshot = connection.unchecked_transaction()?;
@@ -294,7 +303,7 @@ pub fn search<T>(
     let mut hits: Vec<Hit<T>> = Vec::new();
     let mut scanned: i64 = 0;
     let better = |a: &Hit<T>, b: &Hit<T>| {
-        let ordering = (a.ts, a.seq).cmp(&(b.ts, b.seq));
+        let ordering = (a.ts, a.id.as_bytes()).cmp(&(b.ts, b.id.as_bytes()));
         if newest_first {
             ordering.reverse()
         } else {
@@ -337,8 +346,8 @@ pub fn search<T>(
         let mut rows = statement.query(params_from_iter(bound))?;
         while let Some(row) = rows.next()? {
             hits.push(Hit {
-                seq: row.get(0)?,
                 ts: row.get(1)?,
+                id: row.get(2)?,
                 row: map(row)?,
             });
         }

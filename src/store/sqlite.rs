@@ -25,21 +25,24 @@
 //! `spawn_blocking`; reads use a small pool of connections, which WAL lets run
 //! concurrently with the writer.
 
-use super::filter::{HistogramQuery, LogFilter, LogQuery, Order, contains_ignore_case};
+mod expr;
+
+use super::facets::{self, FacetQuery, Facets, KeyCount, Tally};
+use super::filter::{HistogramQuery, LogFilter, LogQuery, Order};
 use super::search_blocks::{self, OpenBlock};
 use super::{BucketCount, LevelServiceCount, Store, StoreError};
 use crate::domain::log::{attributes_from_json, attributes_to_json};
+use crate::domain::query::{Expr, FieldName, TextField};
 use crate::domain::time::Micros;
 use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
-use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const MINUTE: Micros = 60_000_000;
 const FIVE_MINUTES: Micros = 5 * MINUTE;
 const HOUR: Micros = 60 * MINUTE;
@@ -106,6 +109,9 @@ impl SqliteStore {
     }
 
     /// Runs `work` on a pooled read connection on the blocking thread pool.
+    /// Dropping the returned future (a timeout, a client gone) stops the
+    /// work at its next SQLite step: the blocking thread is not left
+    /// scanning for nobody.
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -113,20 +119,59 @@ impl SqliteStore {
     {
         let readers = Arc::clone(&self.readers);
         let path = self.path.clone();
-        run_blocking(move || {
+        let cancel = CancelOnDrop::default();
+        let cancelled = Arc::clone(&cancel.flag);
+        let result = run_blocking(move || {
             let pooled = readers.lock().map_err(poisoned)?.pop();
-            let connection = match pooled {
+            let mut connection = match pooled {
                 Some(connection) => connection,
                 None => open_connection(&path, false)?,
             };
+            connection
+                .progress_handler(
+                    PROGRESS_STEPS,
+                    Some(move || cancelled.load(std::sync::atomic::Ordering::Relaxed)),
+                )
+                .map_err(sql_error)?;
             let result = work(&connection);
+            connection
+                .progress_handler(PROGRESS_STEPS, None::<fn() -> bool>)
+                .map_err(sql_error)?;
             let mut pool = readers.lock().map_err(poisoned)?;
             if pool.len() < READ_POOL_SIZE {
                 pool.push(connection);
             }
             result
         })
-        .await
+        .await;
+        cancel.disarm();
+        result
+    }
+}
+
+/// SQLite virtual-machine steps between two checks for cancellation:
+/// about a millisecond of work.
+const PROGRESS_STEPS: i32 = 10_000;
+
+/// Sets its flag when dropped before `disarm`: the read's future was
+/// dropped, so its SQL should stop.
+#[derive(Default)]
+struct CancelOnDrop {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    disarmed: bool,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.disarmed = true;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.disarmed {
+            self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -187,18 +232,7 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> 
              PRAGMA temp_store = MEMORY;"
         ))
         .map_err(sql_error)?;
-    connection
-        .create_scalar_function(
-            "oglog_contains",
-            2,
-            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-            |ctx| {
-                let haystack = ctx.get_raw(0).as_str().unwrap_or("");
-                let needle = ctx.get_raw(1).as_str().unwrap_or("");
-                Ok(contains_ignore_case(haystack, needle))
-            },
-        )
-        .map_err(sql_error)?;
+    expr::register_functions(&connection).map_err(sql_error)?;
     Ok(connection)
 }
 
@@ -323,7 +357,81 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
             )
             .map_err(sql_error)?;
     }
+    if version < 4 {
+        unique_ids(connection)?;
+    }
     Ok(())
+}
+
+/// Schema 4: a unique index on `id`, so a log is found by id and a batch
+/// stored twice (redelivered after a crash) is not stored twice. A store
+/// that already holds duplicates keeps the first of each and takes the rest
+/// out of the rollups too, so counts still match rows.
+fn unique_ids(connection: &Connection) -> Result<(), StoreError> {
+    tracing::info!("migrating the store to schema 4: building the unique id index once");
+    let unique = "CREATE UNIQUE INDEX logs_id ON logs (id)";
+    // The index build sorts every id: temporary files, not memory.
+    connection
+        .execute_batch("PRAGMA temp_store = FILE; BEGIN;")
+        .map_err(sql_error)?;
+    let outcome = match connection.execute_batch(unique) {
+        Ok(()) => Ok(()),
+        Err(error)
+            if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+        {
+            drop_duplicate_ids(connection)
+                .and_then(|()| connection.execute_batch(unique).map_err(sql_error))
+        }
+        Err(error) => Err(sql_error(error)),
+    };
+    let finish = match outcome {
+        Ok(()) => "PRAGMA user_version = 4; COMMIT; PRAGMA temp_store = MEMORY;",
+        Err(_) => "ROLLBACK; PRAGMA temp_store = MEMORY;",
+    };
+    connection.execute_batch(finish).map_err(sql_error)?;
+    outcome
+}
+
+fn drop_duplicate_ids(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch("CREATE INDEX logs_id_duplicates ON logs (id, seq)")
+        .map_err(sql_error)?;
+    let duplicates: Vec<(i64, Micros, u8, i64)> = {
+        let mut statement = connection
+            .prepare(
+                "SELECT l.seq, l.ts, l.level, l.service_id FROM logs l
+                 WHERE EXISTS (SELECT 1 FROM logs o WHERE o.id = l.id AND o.seq < l.seq)",
+            )
+            .map_err(sql_error)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(sql_error)?;
+        rows.collect::<Result<_, _>>().map_err(sql_error)?
+    };
+    tracing::warn!(
+        duplicates = duplicates.len(),
+        "removing logs stored twice under one id before schema 4"
+    );
+    for (seq, ts, level, service_id) in duplicates {
+        connection
+            .execute("DELETE FROM logs WHERE seq = ?1", [seq])
+            .map_err(sql_error)?;
+        for (grain, table) in ROLLUPS {
+            connection
+                .execute(
+                    &format!(
+                        "UPDATE {table} SET n = n - 1 WHERE bucket = ?1 AND level = ?2 AND service_id = ?3"
+                    ),
+                    rusqlite::params![ts - ts.rem_euclid(grain), level, service_id],
+                )
+                .map_err(sql_error)?;
+        }
+    }
+    connection
+        .execute_batch("DROP INDEX logs_id_duplicates")
+        .map_err(sql_error)
 }
 
 impl Writer {
@@ -347,10 +455,13 @@ impl Writer {
         let mut new_services: Vec<String> = Vec::new();
         let mut minute_counts: HashMap<(Micros, i64, u8), i64> = HashMap::new();
         {
+            // A log whose id is stored already (a redelivered batch) is
+            // skipped, and counted nowhere.
             let mut insert_log = transaction
                 .prepare_cached(
                     "INSERT INTO logs (seq, id, ts, level, service_id, message, attributes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO NOTHING",
                 )
                 .map_err(sql_error)?;
             let mut insert_service = transaction
@@ -374,7 +485,7 @@ impl Writer {
                 };
                 let level = record.level.code();
                 let seq = block.take_seq();
-                insert_log
+                let inserted = insert_log
                     .execute(rusqlite::params![
                         seq,
                         record.id,
@@ -385,6 +496,9 @@ impl Writer {
                         attributes_to_json(&record.attributes),
                     ])
                     .map_err(sql_error)?;
+                if inserted == 0 {
+                    continue;
+                }
                 block
                     .add_row(&transaction, seq, record.timestamp, &record.message)
                     .map_err(sql_error)?;
@@ -475,6 +589,38 @@ fn matching_service_ids(
         .collect::<Result<Vec<i64>, _>>()
         .map_err(sql_error)?;
     Ok(Some(ids))
+}
+
+/// The service dictionary, (id, name).
+fn service_list(connection: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT id, name FROM services")
+        .map_err(sql_error)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(sql_error)?;
+    rows.collect::<Result<_, _>>().map_err(sql_error)
+}
+
+/// The `query` expression's conditions, one per top-level term so SQLite
+/// can check level and service terms inside the page index. On the
+/// rollups, only level and service terms may occur (see
+/// `LogFilter::countable_by_level_and_service`).
+fn expression_conditions(
+    connection: &Connection,
+    conditions: &mut Conditions,
+    expr: &Expr,
+    prefix: &str,
+) -> Result<(), StoreError> {
+    if expr.is_everything() {
+        return Ok(());
+    }
+    let services = service_list(connection)?;
+    for term in expr.conjuncts() {
+        let fragment = expr::condition(term, prefix, &services);
+        conditions.push(fragment.sql, fragment.params);
+    }
+    Ok(())
 }
 
 fn placeholders(count: usize) -> String {
@@ -591,8 +737,8 @@ fn widen_raw_edge(
 
 /// Rollups usable for counts grouped by `interval` (no grouping: any rollup).
 fn usable_grains(filter: &LogFilter, interval: Option<Micros>) -> Vec<(Micros, &'static str)> {
-    if filter.text.is_some() {
-        return Vec::new(); // text search needs the messages themselves
+    if !filter.countable_by_level_and_service() {
+        return Vec::new(); // message and attribute tests need the rows themselves
     }
     ROLLUPS
         .into_iter()
@@ -637,6 +783,7 @@ fn grouped_counts(
             [Value::Integer(start), Value::Integer(end)],
         );
         dimension_conditions(&mut conditions, filter, &service_ids, "");
+        expression_conditions(connection, &mut conditions, &filter.expr, "")?;
         if let (Source::Raw, Some(text)) = (&source, &filter.text) {
             conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);
         }
@@ -685,6 +832,23 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
         conditions.push("l.ts < ?", [Value::Integer(to)]);
     }
     dimension_conditions(&mut conditions, filter, &service_ids, "l.");
+    expression_conditions(connection, &mut conditions, &filter.expr, "l.")?;
+    if let Some(after) = &query.after {
+        // Strictly after the key in page order; the first term bounds the
+        // index range, the second settles ties on the timestamp by id.
+        let (towards, strictly) = match query.order {
+            Order::Desc => ("<=", "<"),
+            Order::Asc => (">=", ">"),
+        };
+        conditions.push(
+            format!("l.ts {towards} ? AND (l.ts {strictly} ? OR l.id {strictly} ?)"),
+            [
+                Value::Integer(after.timestamp),
+                Value::Integer(after.timestamp),
+                Value::Text(after.id.clone()),
+            ],
+        );
+    }
     if let Some(text) = &filter.text {
         conditions.push("oglog_contains(l.message, ?)", [Value::Text(text.clone())]);
         let found = search_blocks::search(
@@ -706,14 +870,16 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
         Order::Desc => "DESC",
         Order::Asc => "ASC",
     };
-    // The page index walks rows in page order and checks level and service in
-    // the index; CROSS JOIN keeps `logs` the outer loop, so the walk stops
-    // after `offset + limit` matches instead of sorting every match.
+    // The page index walks rows in time order and checks level and service
+    // in the index; CROSS JOIN keeps `logs` the outer loop, so the walk stops
+    // after `offset + limit` matches instead of sorting every match. Rows
+    // sharing a timestamp are sorted by id as they come (SQLite sorts just
+    // the right part of the ORDER BY, one timestamp at a time).
     let sql = format!(
         "SELECT l.ts, l.id, l.level, s.name, l.message, l.attributes
          FROM logs l INDEXED BY logs_page CROSS JOIN services s ON s.id = l.service_id
          {}
-         ORDER BY l.ts {direction}, l.seq {direction}
+         ORDER BY l.ts {direction}, l.id {direction}
          LIMIT ? OFFSET ?",
         conditions.where_clause()
     );
@@ -725,6 +891,140 @@ fn query_logs(connection: &Connection, query: &LogQuery) -> Result<Vec<LogRecord
         .query_map(params_from_iter(params.iter()), |row| log_record(row, 0))
         .map_err(sql_error)?;
     rows.collect::<Result<_, _>>().map_err(sql_error)
+}
+
+/// Calls `each` with (level code, service id, attributes JSON) of every log
+/// matching `filter`, read through the page index.
+fn for_each_matching(
+    connection: &Connection,
+    filter: &LogFilter,
+    mut each: impl FnMut(u8, i64, Option<&str>),
+) -> Result<(), StoreError> {
+    let service_ids = matching_service_ids(connection, filter)?;
+    if service_ids.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(());
+    }
+    let mut conditions = Conditions::default();
+    let (from, to) = filter.bounds();
+    conditions.push(
+        "ts >= ? AND ts < ?",
+        [Value::Integer(from), Value::Integer(to)],
+    );
+    dimension_conditions(&mut conditions, filter, &service_ids, "");
+    expression_conditions(connection, &mut conditions, &filter.expr, "")?;
+    if let Some(text) = &filter.text {
+        conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);
+    }
+    let sql = format!(
+        "SELECT level, service_id, attributes FROM logs INDEXED BY logs_page {}",
+        conditions.where_clause()
+    );
+    let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
+    let mut rows = statement
+        .query(params_from_iter(conditions.params.iter()))
+        .map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let level: u8 = row.get(0).map_err(sql_error)?;
+        let service_id: i64 = row.get(1).map_err(sql_error)?;
+        let attributes = row
+            .get_ref(2)
+            .map_err(sql_error)?
+            .as_str_or_null()
+            .ok()
+            .flatten();
+        each(level, service_id, attributes);
+    }
+    Ok(())
+}
+
+/// Attribute keys of the matching logs with how many logs have each.
+fn count_attribute_keys(
+    connection: &Connection,
+    filter: &LogFilter,
+) -> Result<Vec<KeyCount>, StoreError> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for_each_matching(connection, filter, |_, _, attributes| {
+        if let Some(json) = attributes {
+            expr::for_each_attribute(json, |key, _| match counts.get_mut(key.as_ref()) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(key.into_owned(), 1);
+                }
+            });
+        }
+    })?;
+    let mut keys: Vec<KeyCount> = counts
+        .into_iter()
+        .map(|(key, count)| KeyCount { key, count })
+        .collect();
+    facets::sort_key_counts(&mut keys);
+    Ok(keys)
+}
+
+/// Facets by reading the matching rows (level and service from the rollups
+/// when the filter allows).
+fn count_facets(connection: &Connection, query: &FacetQuery) -> Result<Facets, StoreError> {
+    let filter = &query.filter;
+    let keys = match &query.fields {
+        None => count_attribute_keys(connection, filter)?,
+        Some(_) => Vec::new(),
+    };
+    let fields = facets::chosen_fields(query, &keys);
+    let wanted_keys: HashMap<&str, usize> = fields
+        .iter()
+        .enumerate()
+        .filter_map(|(index, field)| match field {
+            FieldName::Text(TextField::Attribute(key)) => Some((key.as_str(), index)),
+            _ => None,
+        })
+        .collect();
+    let mut tallies: Vec<Tally> = fields.iter().map(|_| Tally::default()).collect();
+    let level_at = fields.iter().position(|f| *f == FieldName::Level);
+    let service_at = fields
+        .iter()
+        .position(|f| *f == FieldName::Text(TextField::Service));
+    let names = service_names(connection)?;
+    let mut total = 0u64;
+    let add_dimensions = |tallies: &mut Vec<Tally>, level: u8, service_id: i64, n: u64| {
+        if let (Some(at), Some(level)) = (level_at, Level::from_code(level)) {
+            tallies[at].add(level.as_str(), n);
+        }
+        if let (Some(at), Some(service)) = (service_at, names.get(&service_id)) {
+            tallies[at].add(service, n);
+        }
+    };
+    let rollups_count = filter.countable_by_level_and_service();
+    if rollups_count {
+        grouped_counts(connection, filter, None, |_, level, service_id, n| {
+            total += n;
+            add_dimensions(&mut tallies, level, service_id, n);
+        })?;
+    }
+    let needs_rows = !rollups_count || !wanted_keys.is_empty();
+    if needs_rows && (total > 0 || !rollups_count) {
+        for_each_matching(connection, filter, |level, service_id, attributes| {
+            if !rollups_count {
+                total += 1;
+                add_dimensions(&mut tallies, level, service_id, 1);
+            }
+            if let Some(json) = attributes.filter(|_| !wanted_keys.is_empty()) {
+                expr::for_each_attribute(json, |key, value| {
+                    if let Some(at) = wanted_keys.get(key.as_ref()) {
+                        tallies[*at].add(&value, 1);
+                    }
+                });
+            }
+        })?;
+    }
+    Ok(Facets {
+        total,
+        approximate: false,
+        fields: fields
+            .into_iter()
+            .zip(tallies)
+            .map(|(field, tally)| tally.finish(field, query.limit, 1))
+            .collect(),
+    })
 }
 
 /// A log from the columns `ts, id, level, service name, message,
@@ -758,6 +1058,18 @@ impl Store for SqliteStore {
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
         let query = query.clone();
         self.read(move |connection| query_logs(connection, &query))
+            .await
+    }
+
+    async fn facets(&self, query: &FacetQuery) -> Result<Facets, StoreError> {
+        let query = query.clone();
+        self.read(move |connection| count_facets(connection, &query))
+            .await
+    }
+
+    async fn attribute_keys(&self, filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |connection| count_attribute_keys(connection, &filter))
             .await
     }
 
@@ -967,6 +1279,7 @@ mod tests {
                 limit: 10,
                 offset: 0,
                 order: Order::Asc,
+                after: None,
             })
             .await
             .unwrap();

@@ -3,6 +3,7 @@
 //! so a regression fails `cargo test` without a fuzzer installed.
 
 use oglogstream::domain::parse::{BulkFormat, LogLimits, parse_bulk, parse_log};
+use oglogstream::domain::query;
 use oglogstream::query::params;
 use std::path::Path;
 
@@ -69,4 +70,22 @@ fn query_params_seeds() {
         let _ = params::histogram_query(&pairs, 1_790_000_000_000_000);
         let _ = params::services_query(&pairs);
     }
+}
+
+#[test]
+fn parse_query_seeds() {
+    let mut accepted = 0;
+    for (name, data) in inputs("parse_query") {
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        match query::parse(text) {
+            Ok(_) => accepted += 1,
+            Err(error) => assert!(
+                (1..=text.chars().count() + 1).contains(&error.position),
+                "{name}: {error}"
+            ),
+        }
+    }
+    assert!(accepted >= 2, "the valid seeds parse");
 }

@@ -11,5 +11,6 @@ mod ingest_rules;
 mod live_tail;
 mod operations;
 mod query_api;
+mod query_language;
 mod search_blocks;
 mod split;

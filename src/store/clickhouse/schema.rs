@@ -16,6 +16,8 @@
 //!   filled by the materialized view `counts_minute_mv` on every insert into
 //!   `logs`. Stats and histograms read it for whole minutes and read `logs`
 //!   only for the ragged edges of the range (see `sql.rs`).
+//! - `attr_keys`, `attr_values` (version 2): the attributes as parallel
+//!   arrays sorted by key, for the query language and facets.
 //! - `schema_migrations`: the versions applied.
 //!
 //! What each server version gets (read from `SELECT version()` at start and
@@ -73,7 +75,13 @@ impl Features {
     }
 }
 
-pub const LATEST: u32 = 1;
+pub const LATEST: u32 = 2;
+
+/// Attribute keys of a stored JSON object, by regex: for rows stored before
+/// version 2, which computes them at read time from `attributes` (18.16 has
+/// no JSON functions that list keys). Escaped characters stay escaped.
+const KEYS_FROM_JSON: &str = r#"extractAll(attributes, '"((?:[^"\\]|\\.)*)":')"#;
+const VALUES_FROM_JSON: &str = r#"extractAll(attributes, ':"((?:[^"\\]|\\.)*)"')"#;
 
 /// Statements taking the schema from `version - 1` to `version`.
 pub fn migration(version: u32, database: &str, features: Features) -> Vec<String> {
@@ -122,6 +130,15 @@ pub fn migration(version: u32, database: &str, features: Features) -> Vec<String
                 FROM {database}.logs GROUP BY minute, level, service"
             ),
         ],
+        // Attributes as two parallel arrays sorted by key, written by every
+        // insert, for filters and facets; `attributes` stays the output.
+        // Rows from before compute them from their JSON when read (the
+        // column DEFAULT), and keep them when parts merge.
+        2 => vec![format!(
+            "ALTER TABLE {database}.logs
+                ADD COLUMN attr_keys Array(String) DEFAULT {KEYS_FROM_JSON},
+                ADD COLUMN attr_values Array(String) DEFAULT {VALUES_FROM_JSON}"
+        )],
         _ => Vec::new(),
     }
 }

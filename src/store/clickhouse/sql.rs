@@ -9,6 +9,7 @@
 //! rollup for the whole minutes inside `[from, to)` and the raw rows for the
 //! ragged edges, summed in one statement with `UNION ALL`.
 
+use super::query_sql::expr_condition;
 use crate::domain::time::Micros;
 use crate::store::filter::{LogFilter, LogQuery, Order};
 use std::fmt::Write;
@@ -46,7 +47,25 @@ fn dimension_conditions(filter: &LogFilter, with_text: bool) -> Vec<String> {
             text_literal(text)
         ));
     }
+    // On the rollup only when it tests levels and services alone (the
+    // rollup is used only then: see `counts`).
+    if !filter.expr.is_everything() {
+        conditions.push(expr_condition(&filter.expr));
+    }
     conditions
+}
+
+/// Every condition of `filter` on `logs`, time included.
+pub fn filter_condition(filter: &LogFilter) -> String {
+    let mut conditions = Vec::new();
+    if let Some(from) = filter.from {
+        conditions.push(format!("ts_us >= {from}"));
+    }
+    if let Some(to) = filter.to {
+        conditions.push(format!("ts_us < {to}"));
+    }
+    conditions.extend(dimension_conditions(filter, true));
+    where_clause(&conditions)
 }
 
 fn where_clause(conditions: &[String]) -> String {
@@ -62,27 +81,25 @@ fn time_range(column: &str, from: Micros, to: Micros) -> String {
 }
 
 pub fn logs(database: &str, query: &LogQuery) -> String {
-    let filter = &query.filter;
-    let mut conditions = Vec::new();
-    if let Some(from) = filter.from {
-        conditions.push(format!("ts_us >= {from}"));
-    }
-    if let Some(to) = filter.to {
-        conditions.push(format!("ts_us < {to}"));
-    }
-    conditions.extend(dimension_conditions(filter, true));
-    // Ties on the timestamp fall back to the id, which ingest makes
-    // time-ordered, so pages are stable and follow arrival per instance.
-    let direction = match query.order {
-        Order::Desc => "DESC",
-        Order::Asc => "ASC",
+    let mut condition = filter_condition(&query.filter);
+    // Ties on the timestamp fall back to the id (compared as bytes), which
+    // ingest makes time-ordered, so pages are stable and follow arrival.
+    let (direction, before) = match query.order {
+        Order::Desc => ("DESC", "<"),
+        Order::Asc => ("ASC", ">"),
     };
+    if let Some(after) = &query.after {
+        let _ = write!(
+            condition,
+            " AND (ts_us {before} {ts} OR (ts_us = {ts} AND id {before} {id}))",
+            ts = after.timestamp,
+            id = text_literal(&after.id)
+        );
+    }
     format!(
         "SELECT ts_us, id, level, service, message, attributes FROM {database}.logs \
-         WHERE {} ORDER BY ts_us {direction}, id {direction} LIMIT {}, {}",
-        where_clause(&conditions),
-        query.offset,
-        query.limit
+         WHERE {condition} ORDER BY ts_us {direction}, id {direction} LIMIT {}, {}",
+        query.offset, query.limit
     )
 }
 
@@ -108,8 +125,8 @@ pub fn counts(database: &str, filter: &LogFilter, interval: Option<Micros>) -> S
     };
     // Text search needs the messages; a histogram interval that is not whole
     // minutes cannot be built from minutes.
-    let rollup_usable =
-        filter.text.is_none() && interval.is_none_or(|interval| interval % MINUTE == 0);
+    let rollup_usable = filter.countable_by_level_and_service()
+        && interval.is_none_or(|interval| interval % MINUTE == 0);
     let span = if rollup_usable {
         rollup_span(from, to)
     } else {
@@ -207,6 +224,7 @@ mod tests {
                 limit: 10,
                 offset: 20,
                 order: Order::Asc,
+                after: None,
             },
         );
         assert!(sql.contains("level IN (2, 3)"), "{sql}");

@@ -164,6 +164,7 @@ fn filters() -> Vec<LogFilter> {
         levels: levels(&[Level::Debug, Level::Info, Level::Warn]),
         from: Some(T0 + SECOND),
         to: Some(T0 + 3 * HOUR),
+        ..Default::default()
     });
     filters
 }
@@ -246,6 +247,7 @@ pub async fn store_contract(store: Arc<dyn Store>) {
             limit: 1000,
             offset: 0,
             order: Order::Asc,
+            after: None,
         })
         .await
         .expect("logs");
@@ -279,6 +281,7 @@ pub async fn store_contract(store: Arc<dyn Store>) {
                 limit,
                 offset,
                 order,
+                after: None,
             };
             let got: Vec<String> = store
                 .logs(&query)
@@ -400,6 +403,7 @@ pub async fn store_contract(store: Arc<dyn Store>) {
                 limit: 1000,
                 offset: 0,
                 order: Order::Asc,
+                after: None,
             })
             .await
             .expect("logs");
