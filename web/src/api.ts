@@ -132,7 +132,9 @@ export interface QueryFault {
 /** The query error in `e`, if `e` is the server refusing the `query` parameter. */
 export function queryFault(e: unknown): QueryFault | null {
   if (!(e instanceof ApiError) || e.status !== 400 || e.field !== 'query') return null
-  return { message: e.message, position: e.position ?? null }
+  // Shown under the query bar, with the column marked: the server's prefix and suffix would repeat both.
+  const message = e.message.replace(/^query parameter query: /, '').replace(/ \(at column \d+\)$/, '')
+  return { message: message || e.message, position: e.position ?? null }
 }
 
 export function isAbortError(e: unknown): boolean {

@@ -168,6 +168,16 @@ describe('query language endpoints', () => {
     const err = await api.logsPage({ query: 'level:loud' }).catch((e) => e)
     expect(err).toMatchObject({ status: 400, field: 'query', position: 7 })
     expect(queryFault(err)).toEqual({ message: body.error, position: 7 })
+    // The server's own framing is dropped: the bar says where and what.
+    const framed = new ApiError({
+      message: 'query parameter query: expected ) (at column 9)',
+      status: 400,
+      kind: 'http',
+      path: '/api/logs',
+      field: 'query',
+      position: 9,
+    })
+    expect(queryFault(framed)).toEqual({ message: 'expected )', position: 9 })
     // Other errors are not query faults; a position that is not a column is dropped.
     expect(queryFault(new ApiError({ message: 'x', status: 400, kind: 'http', path: '/', field: 'limit' }))).toBeNull()
     const odd = await createApiClient({ fetch: respond(400, { error: 'e', field: 'query', position: 'x' }), keyStore: memStore() })
