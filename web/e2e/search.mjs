@@ -276,6 +276,16 @@ export function searchSuite() {
           ['error', 'shop', 'payment timeout', 'us-east-1'],
         ],
       )
+
+      // With an API key the dashboard fetches the file itself (a link cannot send the key) and
+      // hands it over as a Blob: the same file. (This server needs no key; it ignores the header.)
+      const fetched = []
+      page.on('request', (r) => {
+        if (new URL(r.url()).pathname === '/api/export') fetched.push(r.headers().authorization ?? null)
+      })
+      await page.evaluate(() => localStorage.setItem('oglogstream.apiKey', 'e2e-key'))
+      assert.equal(await download('ndjson'), ndjson)
+      assert.deepEqual(fetched, ['Bearer e2e-key'])
     })
 
     test('live accepts the query, and says when it cannot read one', async () => {
