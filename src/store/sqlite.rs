@@ -369,7 +369,8 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
 /// out of the rollups too, so counts still match rows.
 fn unique_ids(connection: &Connection) -> Result<(), StoreError> {
     tracing::info!("migrating the store to schema 4: building the unique id index once");
-    let unique = "CREATE UNIQUE INDEX logs_id ON logs (id)";
+    // IF NOT EXISTS: a store downgraded by hand and upgraded again has it.
+    let unique = "CREATE UNIQUE INDEX IF NOT EXISTS logs_id ON logs (id)";
     // The index build sorts every id: temporary files, not memory.
     connection
         .execute_batch("PRAGMA temp_store = FILE; BEGIN;")

@@ -133,8 +133,34 @@ fn matcher_condition(column: &str, matcher: &Matcher) -> String {
             ),
         },
         Matcher::Exact(text) => format!("{column} = {}", text_literal(text)),
-        Matcher::Regex(regex) => format!("match({column}, {})", text_literal(&regex.source)),
+        Matcher::Regex(regex) => {
+            format!("match({column}, {})", text_literal(&for_re2(&regex.source)))
+        }
     }
+}
+
+/// The regex as RE2 on ClickHouse should get it. RE2 there folds case for
+/// ASCII only (`(?i)é` misses `É` on 18.16), so a case-insensitive regex is
+/// written out without the flag: the `regex` crate's parser expands it
+/// into explicit classes (`[Éé]`), printed back in the shared syntax.
+fn for_re2(source: &str) -> String {
+    if !has_case_insensitive_flag(source) {
+        return source.to_string();
+    }
+    match regex_syntax::Parser::new().parse(source) {
+        Ok(hir) => hir.to_string(),
+        Err(_) => source.to_string(),
+    }
+}
+
+/// `(?i)`, `(?ims)`, `(?i:…)`: a flag group that turns case folding on.
+fn has_case_insensitive_flag(source: &str) -> bool {
+    source.match_indices("(?").any(|(at, _)| {
+        source[at + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .any(|c| c == 'i')
+    })
 }
 
 /// An RE2 regex for a wildcard pattern: the pieces escaped, `.*` between
@@ -232,5 +258,16 @@ mod tests {
             wildcard_regex(&Pattern::wildcard("*x*"), false),
             "(?s).*x.*"
         );
+    }
+
+    #[test]
+    fn case_insensitive_regexes_are_spelled_out() {
+        assert_eq!(for_re2("^pay\\d+"), "^pay\\d+", "left alone");
+        assert!(has_case_insensitive_flag("(?i)x") && has_case_insensitive_flag("a(?mi:b)"));
+        assert!(!has_case_insensitive_flag("(?-i)x") && !has_case_insensitive_flag("(?m)x"));
+        let spelled = for_re2("(?i)échec");
+        assert!(!spelled.contains("(?i"), "{spelled}");
+        let regex = regex::Regex::new(&spelled).unwrap();
+        assert!(regex.is_match("ÉCHEC") && regex.is_match("échec") && !regex.is_match("echec"));
     }
 }
