@@ -16,6 +16,7 @@ mod roles;
 mod security;
 mod server;
 mod storage;
+mod syslog;
 
 pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
@@ -24,6 +25,7 @@ pub use process::ProcessConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
+pub use syslog::SyslogConfig;
 
 use crate::cli::Cli;
 use figment::Figment;
@@ -59,6 +61,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "security",
     "rate_limit",
+    "syslog",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -75,6 +78,7 @@ struct RawConfig {
     log: log::RawLog,
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
+    syslog: syslog::RawSyslog,
 }
 
 impl Default for RawConfig {
@@ -90,6 +94,7 @@ impl Default for RawConfig {
             log: Default::default(),
             security: Default::default(),
             rate_limit: Default::default(),
+            syslog: Default::default(),
         }
     }
 }
@@ -108,6 +113,7 @@ pub struct Config {
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
+    pub syslog: SyslogConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -227,6 +233,7 @@ impl Config {
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
+            syslog: raw.syslog.validate()?,
         })
     }
 }
@@ -290,7 +297,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={}",
+            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={}",
             self.roles,
             self.server.listen,
             self.data_dir.display(),
@@ -323,8 +330,16 @@ impl Config {
             } else {
                 "off"
             },
+            listen_or_off(self.syslog.tcp_listen),
+            listen_or_off(self.syslog.udp_listen),
         )
     }
+}
+
+fn listen_or_off(address: Option<std::net::SocketAddr>) -> String {
+    address
+        .map(|address| address.to_string())
+        .unwrap_or_else(|| "off".into())
 }
 
 /// `scheme://user:secret@host` -> `scheme://user:***@host`.

@@ -97,6 +97,15 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, error, None)
     }
 
+    /// The message, for protocols that answer in their own error shape.
+    pub fn message(&self) -> &str {
+        &self.body.error
+    }
+
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        self.retry_after_secs
+    }
+
     /// A failure of ours: the client learns little, the log learns all.
     pub fn internal(cause: impl fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "request failed");
