@@ -9,6 +9,8 @@
 //! once, with its service, level, message, timestamp and attributes.
 
 mod real_clients;
+mod rules;
+mod split;
 
 use crate::support::eventually;
 use oglogstream::domain::time::parse_rfc3339;
