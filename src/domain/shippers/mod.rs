@@ -19,6 +19,7 @@ pub mod compression;
 pub mod elasticsearch;
 pub mod flatten;
 pub mod framing;
+pub mod fuzzing;
 pub mod loki;
 pub mod otlp;
 pub mod protobuf;
