@@ -76,7 +76,8 @@ fn query_params_seeds() {
 #[test]
 fn shipper_decoder_seeds() {
     use oglogstream::domain::shippers::fuzzing;
-    let targets: [(&str, fn(&[u8])); 4] = [
+    type Check = fn(&[u8]);
+    let targets: [(&str, Check); 4] = [
         ("otlp_logs", fuzzing::otlp_logs),
         ("loki_push", fuzzing::loki_push),
         ("elasticsearch_bulk", fuzzing::elasticsearch_bulk),
