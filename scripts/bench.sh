@@ -55,6 +55,9 @@ wait_for() { # URL LOG
 }
 
 port=$(free_port)
+# The shippers phase sends syslog over TCP to the server's listener.
+syslog_port=$(free_port)
+export OGLOGSTREAM_SYSLOG__TCP_LISTEN="127.0.0.1:$syslog_port"
 if [ "$topology" = split ]; then
     nats_port=$(free_port)
     nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$workdir/nats" 2>"$workdir/nats.log" &
@@ -89,5 +92,5 @@ if [ "$topology" = all ]; then
 fi
 
 target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
-    "${phases[@]}" "${floor[@]}" "$@"
+    --syslog-tcp "127.0.0.1:$syslog_port" "${phases[@]}" "${floor[@]}" "$@"
 echo "database size: $(du -sh "$workdir" | cut -f1)"
