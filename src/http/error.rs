@@ -62,6 +62,14 @@ impl ApiError {
         )
     }
 
+    pub fn unsupported_encoding(expected: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Encoding: send {expected}"),
+            Some("Content-Encoding".into()),
+        )
+    }
+
     pub fn unavailable(error: impl Into<String>, retry_after_secs: u32) -> ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs),

@@ -115,8 +115,8 @@ impl IngestState {
             None | Some("" | "identity") => false,
             Some("gzip" | "x-gzip") => true,
             Some(_) => {
-                return Err(ApiError::unsupported_media_type(
-                    "the body as it is or with Content-Encoding: gzip",
+                return Err(ApiError::unsupported_encoding(
+                    "the body as it is (identity) or gzip",
                 ));
             }
         };
