@@ -4,7 +4,7 @@
 //! Elasticsearch` (the official clients refuse a server without it; `app`
 //! adds it to every answer on these paths, refusals included).
 
-use super::{IngestState, decode_error};
+use super::{IngestState, decode_error, refusal_head};
 use crate::domain::shippers::elasticsearch::{Item, ItemError, decode_bulk};
 use crate::domain::time::now_micros;
 use crate::http::body::media_type;
@@ -175,10 +175,7 @@ fn refusal(error: &ApiError) -> HttpResponse {
         _ => "illegal_argument_exception",
     };
     let cause = json!({"type": kind, "reason": error.message()});
-    let mut response = HttpResponse::build(status);
-    if let Some(seconds) = error.retry_after_secs() {
-        response.insert_header((header::RETRY_AFTER, seconds));
-    }
+    let mut response = refusal_head(error);
     response.insert_header((
         header::HeaderName::from_static(PRODUCT_HEADER.0),
         HeaderValue::from_static(PRODUCT_HEADER.1),

@@ -2,15 +2,13 @@
 //! snappy-compressed protobuf. Answers `204` (Loki clients treat `200` as a
 //! failure); errors as plain text, like Loki.
 
-use super::{IngestState, decode_error};
+use super::{IngestState, decode_error, protobuf_or_json, refusal_head};
 use crate::domain::shippers::compression;
 use crate::domain::shippers::loki::{self, Format};
 use crate::domain::time::now_micros;
-use crate::http::body::{is_json, media_type};
 use crate::http::error::ApiError;
 use crate::metrics::{Protocol, Rejection};
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config.route("/loki/api/v1/push", web::post().to(post_push));
@@ -21,11 +19,7 @@ async fn post_push(
     payload: web::Payload,
     state: web::Data<IngestState>,
 ) -> HttpResponse {
-    let format = match media_type(&request).as_deref() {
-        Some("application/x-protobuf") => Some(Format::Protobuf),
-        Some(media) if is_json(media) => Some(Format::Json),
-        _ => None,
-    };
+    let format = protobuf_or_json(&request, Format::Protobuf, Format::Json);
     let result = match format {
         Some(format) => accept(&request, payload, &state, format).await,
         None => Err(ApiError::unsupported_media_type(
@@ -34,11 +28,7 @@ async fn post_push(
     };
     result.unwrap_or_else(|error| {
         state.count_refusal(Protocol::Loki, &error);
-        let mut response = HttpResponse::build(error.status_code());
-        if let Some(seconds) = error.retry_after_secs() {
-            response.insert_header((header::RETRY_AFTER, seconds));
-        }
-        response
+        refusal_head(&error)
             .content_type("text/plain; charset=utf-8")
             .body(format!("{}\n", error.message()))
     })

@@ -130,6 +130,26 @@ impl IngestState {
     }
 }
 
+/// The protocols that take protobuf or JSON: which one the request's
+/// `Content-Type` names, if either.
+fn protobuf_or_json<T>(request: &HttpRequest, protobuf: T, json: T) -> Option<T> {
+    match crate::http::body::media_type(request).as_deref() {
+        Some("application/x-protobuf") => Some(protobuf),
+        Some(media) if crate::http::body::is_json(media) => Some(json),
+        _ => None,
+    }
+}
+
+/// A refusal's status and `Retry-After`, for a protocol to add its body.
+fn refusal_head(error: &ApiError) -> actix_web::HttpResponseBuilder {
+    use actix_web::ResponseError;
+    let mut response = actix_web::HttpResponse::build(error.status_code());
+    if let Some(seconds) = error.retry_after_secs() {
+        response.insert_header((header::RETRY_AFTER, seconds));
+    }
+    response
+}
+
 /// A body the decoder cannot read: 400, or 413 when it inflates too far.
 fn decode_error(error: DecodeError) -> ApiError {
     match error {

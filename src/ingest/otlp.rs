@@ -3,25 +3,21 @@
 //! those without a body, counted in `partial_success`), or an error status
 //! with a `google.rpc.Status` body, also in the request's encoding.
 
-use super::{IngestState, decode_error};
+use super::{IngestState, decode_error, protobuf_or_json, refusal_head};
 use crate::domain::shippers::otlp::{self, Encoding};
 use crate::domain::time::now_micros;
-use crate::http::body::{is_json, media_type};
 use crate::http::error::ApiError;
 use crate::metrics::{Protocol, Rejection};
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config.route("/v1/logs", web::post().to(post_logs));
 }
 
-const PROTOBUF: &str = "application/x-protobuf";
-
 fn content_type(encoding: Encoding) -> &'static str {
     match encoding {
-        Encoding::Protobuf => PROTOBUF,
+        Encoding::Protobuf => "application/x-protobuf",
         Encoding::Json => "application/json",
     }
 }
@@ -31,11 +27,7 @@ async fn post_logs(
     payload: web::Payload,
     state: web::Data<IngestState>,
 ) -> HttpResponse {
-    let encoding = match media_type(&request).as_deref() {
-        Some(PROTOBUF) => Some(Encoding::Protobuf),
-        Some(media) if is_json(media) => Some(Encoding::Json),
-        _ => None,
-    };
+    let encoding = protobuf_or_json(&request, Encoding::Protobuf, Encoding::Json);
     let result = match encoding {
         Some(encoding) => accept(&request, payload, &state, encoding).await,
         None => Err(ApiError::unsupported_media_type(
@@ -89,11 +81,7 @@ fn refusal(error: &ApiError, encoding: Encoding) -> HttpResponse {
         StatusCode::INTERNAL_SERVER_ERROR => 13, // INTERNAL
         _ => 3,                                // INVALID_ARGUMENT
     };
-    let mut response = HttpResponse::build(status);
-    if let Some(seconds) = error.retry_after_secs() {
-        response.insert_header((header::RETRY_AFTER, seconds));
-    }
-    response
+    refusal_head(error)
         .content_type(content_type(encoding))
         .body(otlp::status(code, error.message(), encoding))
 }

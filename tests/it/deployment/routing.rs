@@ -8,7 +8,6 @@ use super::HaProxy;
 use crate::support::Server;
 use awc::http::StatusCode;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -56,18 +55,7 @@ async fn sessions(haproxy: &HaProxy, backend: &str) -> u64 {
 #[actix_web::test]
 async fn haproxy_routes_limits_and_answers_for_the_platform() {
     let server = Server::start().await;
-    let haproxy = HaProxy::in_front_of(&HashMap::from([
-        ("ingest", vec![server.port]),
-        ("process", vec![server.port]),
-        ("query", vec![server.port]),
-    ]));
-    haproxy
-        .wait_for_states(&[
-            ("ingest", "ingest1", "UP"),
-            ("process", "process1", "UP"),
-            ("query", "query1", "UP"),
-        ])
-        .await;
+    let haproxy = HaProxy::one_of_each(server.port, server.port, server.port).await;
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();

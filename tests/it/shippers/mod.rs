@@ -252,6 +252,19 @@ pub async fn run_client(name: &str, mut command: Command, stdin: String) -> Stri
     stdout
 }
 
+/// Syslog listeners on these loopback ports.
+pub fn with_syslog(launch: crate::support::Launch, tcp: u16, udp: u16) -> crate::support::Launch {
+    launch
+        .env(
+            "OGLOGSTREAM_SYSLOG__TCP_LISTEN",
+            &format!("127.0.0.1:{tcp}"),
+        )
+        .env(
+            "OGLOGSTREAM_SYSLOG__UDP_LISTEN",
+            &format!("127.0.0.1:{udp}"),
+        )
+}
+
 /// A free loopback UDP port (syslog over UDP).
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

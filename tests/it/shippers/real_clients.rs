@@ -7,7 +7,8 @@
 //! metrics count each protocol.
 
 use super::{
-    Expect, Plan, Timing, assert_arrived, client_command, free_udp_port, now_us, run_client, stored,
+    Expect, Plan, Timing, assert_arrived, client_command, free_udp_port, now_us, run_client,
+    stored, with_syslog,
 };
 use crate::support::{Launch, Server, eventually, free_port};
 use awc::http::StatusCode;
@@ -35,18 +36,11 @@ pub struct Target<'a> {
 async fn the_real_shippers_deliver_every_log_once_to_role_all() {
     let started = Instant::now();
     let (tcp, udp) = (free_port(), free_udp_port());
-    let server = Server::launch(
-        Launch::default()
-            .env("OGLOGSTREAM_SECURITY__INGEST_KEYS", &format!("[\"{KEY}\"]"))
-            .env(
-                "OGLOGSTREAM_SYSLOG__TCP_LISTEN",
-                &format!("127.0.0.1:{tcp}"),
-            )
-            .env(
-                "OGLOGSTREAM_SYSLOG__UDP_LISTEN",
-                &format!("127.0.0.1:{udp}"),
-            ),
-    )
+    let server = Server::launch(with_syslog(
+        Launch::default().env("OGLOGSTREAM_SECURITY__INGEST_KEYS", &format!("[\"{KEY}\"]")),
+        tcp,
+        udp,
+    ))
     .await;
     let target = Target {
         url: server.url(""),
@@ -55,17 +49,7 @@ async fn the_real_shippers_deliver_every_log_once_to_role_all() {
         syslog_tcp: tcp,
         syslog_udp: Some(udp),
     };
-    futures_util::join!(
-        otlp_python(&target),
-        otlp_node(&target),
-        loki_python(&target, "1"),
-        loki_python(&target, "0"),
-        winston_loki(&target),
-        elasticsearch_python(&target),
-        rsyslog(&target),
-        logger(&target, Transport::Tcp),
-        logger(&target, Transport::Udp),
-    );
+    futures_util::join!(every_shipper(&target), loki_python(&target, "0"));
 
     // Without the key every shipper path is refused (the Elasticsearch one
     // still as Elasticsearch), and counted under its protocol.
@@ -107,6 +91,20 @@ async fn the_real_shippers_deliver_every_log_once_to_role_all() {
     eprintln!(
         "nine real shippers into --role all: {:.1} s",
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// Every shipper at once (python-logging-loki in its current JSON form).
+pub async fn every_shipper(target: &Target<'_>) {
+    futures_util::join!(
+        otlp_python(target),
+        otlp_node(target),
+        loki_python(target, "1"),
+        winston_loki(target),
+        elasticsearch_python(target),
+        rsyslog(target),
+        logger(target, Transport::Tcp),
+        logger(target, Transport::Udp),
     );
 }
 

@@ -6,7 +6,7 @@
 //! can), syslog's garbage lines and connection limit, 503 + Retry-After and
 //! TCP back-pressure on a full queue, rate limits.
 
-use super::free_udp_port;
+use super::{free_udp_port, with_syslog};
 use crate::support::{Launch, Server, eventually, free_port};
 use awc::http::StatusCode;
 use oglogstream::domain::shippers::protobuf::{
@@ -570,20 +570,14 @@ async fn a_full_queue_gets_503_over_http_back_pressure_over_tcp_and_counted_drop
     let (tcp, udp) = (free_port(), free_udp_port());
     // The batcher holds its first delivery until the flush timer (the batch
     // never fills), so the 10-log queue stays full that long.
-    let server = Server::launch(
+    let server = Server::launch(with_syslog(
         Launch::default()
             .env("OGLOGSTREAM_INGEST__QUEUE_CAPACITY", "10")
             .env("BATCH_SIZE", "1000")
-            .env("FLUSH_TIMEOUT", "3s")
-            .env(
-                "OGLOGSTREAM_SYSLOG__TCP_LISTEN",
-                &format!("127.0.0.1:{tcp}"),
-            )
-            .env(
-                "OGLOGSTREAM_SYSLOG__UDP_LISTEN",
-                &format!("127.0.0.1:{udp}"),
-            ),
-    )
+            .env("FLUSH_TIMEOUT", "3s"),
+        tcp,
+        udp,
+    ))
     .await;
     let fill: String = (0..10)
         .map(|n| {

@@ -5,15 +5,11 @@
 //! answers as Elasticsearch), syslog to the ingest instance's listeners, and
 //! every log is read back through HAProxy from ClickHouse.
 
-use super::free_udp_port;
-use super::real_clients::{
-    KEY, Target, Transport, elasticsearch_python, logger, loki_python, otlp_node, otlp_python,
-    rsyslog, winston_loki,
-};
+use super::real_clients::{KEY, Target, every_shipper};
+use super::{free_udp_port, with_syslog};
 use crate::deployment::HaProxy;
 use crate::split::deps::{ClickHouse, Nats};
 use crate::support::{Launch, Server, free_port};
-use std::collections::HashMap;
 use std::time::Instant;
 
 fn role(role: &str, nats: &Nats, clickhouse: Option<&ClickHouse>) -> Launch {
@@ -36,33 +32,16 @@ async fn the_real_shippers_deliver_through_haproxy_to_split_roles() {
     let nats = Nats::start().await;
     let clickhouse = ClickHouse::start().await;
     let (tcp, udp) = (free_port(), free_udp_port());
-    let ingest = Server::launch(
+    let ingest = Server::launch(with_syslog(
         role("ingest", &nats, None)
-            .env("OGLOGSTREAM_SECURITY__INGEST_KEYS", &format!("[\"{KEY}\"]"))
-            .env(
-                "OGLOGSTREAM_SYSLOG__TCP_LISTEN",
-                &format!("127.0.0.1:{tcp}"),
-            )
-            .env(
-                "OGLOGSTREAM_SYSLOG__UDP_LISTEN",
-                &format!("127.0.0.1:{udp}"),
-            ),
-    )
+            .env("OGLOGSTREAM_SECURITY__INGEST_KEYS", &format!("[\"{KEY}\"]")),
+        tcp,
+        udp,
+    ))
     .await;
     let process = Server::launch(role("process", &nats, Some(&clickhouse))).await;
     let query = Server::launch(role("query", &nats, Some(&clickhouse))).await;
-    let haproxy = HaProxy::in_front_of(&HashMap::from([
-        ("ingest", vec![ingest.port]),
-        ("process", vec![process.port]),
-        ("query", vec![query.port]),
-    ]));
-    haproxy
-        .wait_for_states(&[
-            ("ingest", "ingest1", "UP"),
-            ("process", "process1", "UP"),
-            ("query", "query1", "UP"),
-        ])
-        .await;
+    let haproxy = HaProxy::one_of_each(ingest.port, process.port, query.port).await;
     let ready = started.elapsed();
 
     let target = Target {
@@ -72,16 +51,7 @@ async fn the_real_shippers_deliver_through_haproxy_to_split_roles() {
         syslog_tcp: tcp,
         syslog_udp: Some(udp),
     };
-    futures_util::join!(
-        otlp_python(&target),
-        otlp_node(&target),
-        loki_python(&target, "1"),
-        winston_loki(&target),
-        elasticsearch_python(&target),
-        rsyslog(&target),
-        logger(&target, Transport::Tcp),
-        logger(&target, Transport::Udp),
-    );
+    every_shipper(&target).await;
     // The ingest instance took them all: the protocols' paths went there.
     let (_, metrics) = ingest.get("/metrics").await;
     let metrics = metrics.as_str().unwrap_or_default().to_string();
