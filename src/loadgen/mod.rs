@@ -24,7 +24,7 @@
 
 pub mod client;
 pub mod corpus;
-mod shippers;
+pub mod shippers;
 
 use client::{HttpConnection, Response};
 use corpus::{ABSENT_TERM, COMMON_TERM, Corpus, RARE_TERM, SERVICES};

@@ -2,7 +2,8 @@
 //! OTLP protobuf, Loki snappy protobuf and Elasticsearch bulk (1000 logs a
 //! request, like `/log/bulk`), and syslog over one TCP connection — after a
 //! `/log/bulk` NDJSON run under the same conditions, so each protocol's
-//! rate and server CPU per log stand beside NDJSON's.
+//! rate and server CPU per log stand beside NDJSON's. The encoders are
+//! public for the decoders' micro-benchmarks (`benches/hot_paths.rs`).
 
 use super::client::{HttpConnection, Response};
 use super::corpus::{Corpus, GeneratedLog};
@@ -43,7 +44,7 @@ fn severity_number(level: &str) -> u64 {
 }
 
 /// `ExportLogsServiceRequest`: one resource per service, as SDKs send.
-fn otlp_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
+pub fn otlp_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
     let mut by_service: BTreeMap<&str, Vec<&GeneratedLog<'_>>> = BTreeMap::new();
     for log in logs {
         by_service.entry(log.service).or_default().push(log);
@@ -84,7 +85,7 @@ fn otlp_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
 
 /// A snappy-compressed `PushRequest`: one stream per service and level, the
 /// attributes as structured metadata, as Promtail and Alloy send.
-fn loki_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
+pub fn loki_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
     let mut streams: BTreeMap<(&str, &str), Vec<&GeneratedLog<'_>>> = BTreeMap::new();
     for log in logs {
         streams
@@ -120,7 +121,7 @@ fn loki_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
 }
 
 /// Bulk NDJSON as ECS-minded clients write it.
-fn elasticsearch_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
+pub fn elasticsearch_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
     let timestamp = format_rfc3339(time_us);
     let mut body = Vec::new();
     for log in logs {
@@ -144,7 +145,7 @@ fn elasticsearch_body(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
 
 /// RFC 5424, octet-counted (messages may hold newlines), attributes as
 /// structured data.
-fn syslog_frames(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
+pub fn syslog_frames(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
     let timestamp = format_rfc3339(time_us);
     let mut out = Vec::new();
     let mut message = String::new();
