@@ -487,8 +487,8 @@ mod tests {
             "Loki carries every message"
         );
         assert!(decoded.logs.iter().all(|log| log.timestamp == Some(time)));
-        let bulk =
-            elasticsearch::decode_bulk(&elasticsearch_body(&logs, time), None, &limits).unwrap();
+        let bulk_body = elasticsearch_body(&logs, time);
+        let bulk = elasticsearch::decode_bulk(&bulk_body, None, &limits).unwrap();
         assert_eq!(
             (messages(&bulk.logs), bulk.refused()),
             (expected.clone(), 0)

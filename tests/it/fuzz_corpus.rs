@@ -126,11 +126,7 @@ fn captured_client_requests_decode() {
     assert_eq!(loki_count("python-v1.json", loki::Format::Json), 1);
     assert_eq!(loki_count("python-legacy.json", loki::Format::Json), 1);
     assert_eq!(loki_count("winston.pb", loki::Format::Protobuf), 2);
-    let bulk = elasticsearch::decode_bulk(
-        &seed("elasticsearch_bulk", "python-helpers.ndjson"),
-        None,
-        &limits,
-    )
-    .expect("a bulk body");
+    let bulk_body = seed("elasticsearch_bulk", "python-helpers.ndjson");
+    let bulk = elasticsearch::decode_bulk(&bulk_body, None, &limits).expect("a bulk body");
     assert_eq!((bulk.logs.len(), bulk.refused()), (2, 0));
 }

@@ -4,39 +4,90 @@
 //!
 //! `index` and `create` store their document; `update` and `delete` are
 //! answered with an item error (logs are only appended). A document is
-//! flattened to dotted keys first, then [`MESSAGE_FIELDS`],
-//! [`TIMESTAMP_FIELDS`], [`LEVEL_FIELDS`] and [`SERVICE_FIELDS`] are looked
-//! up by name (the first present wins and is not repeated as an attribute);
-//! everything else, and the index name as `index`, are attributes. ES can
+//! flattened to dotted keys, and [`FIELDS`] names the ones that become the
+//! message, timestamp, level and service (the first present wins and is not
+//! repeated as an attribute); everything else, and the index name as
+//! `index`, are attributes. ES can
 //! refuse one item, so a document breaking a limit gets its item's 400, as
 //! `/log` would refuse it.
 
 use super::DecodeError;
-use super::flatten::{FlattenJson, KeyPath};
+use super::flatten::{FlatSink, FlattenJson, KeyPath};
 use super::record::{Fields as LogFields, Oversize, RecordBuilder};
 use crate::domain::level::Level;
 use crate::domain::parse::{LogLimits, NewLog};
 use crate::domain::time::{MAX_MICROS, Micros, parse_rfc3339};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
-pub const MESSAGE_FIELDS: [&str; 3] = ["message", "log", "msg"];
-pub const TIMESTAMP_FIELDS: [&str; 2] = ["@timestamp", "timestamp"];
-pub const LEVEL_FIELDS: [&str; 3] = ["log.level", "level", "severity"];
-pub const SERVICE_FIELDS: [&str; 3] = ["service.name", "service", "app"];
+/// What a document field can be to the mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Message,
+    Timestamp,
+    Level,
+    Service,
+}
+
+/// The fields the mapping looks up, by role, the preferred first: the first
+/// present (for the level: the first holding a level name; for the service:
+/// the first not blank) is used and not repeated as an attribute.
+const FIELDS: [(&str, Role); 11] = [
+    ("message", Role::Message),
+    ("log", Role::Message),
+    ("msg", Role::Message),
+    ("@timestamp", Role::Timestamp),
+    ("timestamp", Role::Timestamp),
+    ("log.level", Role::Level),
+    ("level", Role::Level),
+    ("severity", Role::Level),
+    ("service.name", Role::Service),
+    ("service", Role::Service),
+    ("app", Role::Service),
+];
+
 /// The attribute holding the index a document was sent to.
 pub const INDEX_ATTRIBUTE: &str = "index";
 
-/// One action's outcome, in request order.
+/// The bulk actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Index,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    fn parse(name: &str) -> Option<Action> {
+        Some(match name {
+            "index" => Action::Index,
+            "create" => Action::Create,
+            "update" => Action::Update,
+            "delete" => Action::Delete,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Index => "index",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One action's outcome, in request order; names borrowed from the request.
 #[derive(Debug, PartialEq)]
-pub struct Item {
-    /// The action as sent (`index`, `create`, `update`, `delete`).
-    pub action: String,
-    pub index: Option<String>,
+pub struct Item<'a> {
+    pub action: Action,
+    pub index: Option<Cow<'a, str>>,
     /// The client's `_id`, when it gave one.
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// The position of its log in [`Bulk::logs`], or why it was refused.
     pub result: Result<usize, ItemError>,
 }
@@ -49,12 +100,12 @@ pub struct ItemError {
 }
 
 #[derive(Debug, Default)]
-pub struct Bulk {
+pub struct Bulk<'a> {
     pub logs: Vec<NewLog>,
-    pub items: Vec<Item>,
+    pub items: Vec<Item<'a>>,
 }
 
-impl Bulk {
+impl Bulk<'_> {
     pub fn refused(&self) -> usize {
         self.items
             .iter()
@@ -66,115 +117,159 @@ impl Bulk {
 /// `path_index` is `{index}` of `/{index}/_bulk`, the default for actions
 /// that name none. A malformed action line fails the whole request, as in
 /// Elasticsearch; a bad document fails only its item.
-pub fn decode_bulk(
-    body: &[u8],
-    path_index: Option<&str>,
+pub fn decode_bulk<'a>(
+    body: &'a [u8],
+    path_index: Option<&'a str>,
     limits: &LogLimits,
-) -> Result<Bulk, DecodeError> {
+) -> Result<Bulk<'a>, DecodeError> {
     let mut bulk = Bulk::default();
     let mut lines = Lines::new(body);
+    let mut path = KeyPath::default();
     while let Some((number, line)) = lines.next_non_blank() {
-        let action = parse_action(line).map_err(|e| {
+        let malformed = |why: String| {
             DecodeError::Malformed(format!(
-                "Malformed action/metadata line [{number}], expected {{\"index\"|\"create\": {{...}}}}: {e}"
+                "Malformed action/metadata line [{number}], expected {{\"index\"|\"create\": {{...}}}}: {why}"
+            ))
+        };
+        let line = std::str::from_utf8(line).map_err(|e| malformed(e.to_string()))?;
+        let (name, meta) = parse_action(line).map_err(|e| malformed(e.to_string()))?;
+        let action = Action::parse(&name).ok_or_else(|| {
+            malformed(format!(
+                "expected one of [create, delete, index, update] but found [{name}]"
             ))
         })?;
-        let index = action
-            .meta
-            .index
-            .map(Cow::into_owned)
-            .or_else(|| path_index.map(str::to_string));
-        let mut item = Item {
-            action: action.name.to_string(),
-            index,
-            id: action.meta.id.map(Cow::into_owned),
-            result: Ok(0),
-        };
-        let document = match action.name.as_ref() {
-            "index" | "create" | "update" => Some(lines.next_non_blank().ok_or_else(|| {
+        let document = match action {
+            Action::Delete => None,
+            _ => Some(lines.next_non_blank().ok_or_else(|| {
                 DecodeError::Malformed(format!(
-                    "the {} action on line [{number}] has no document line after it",
-                    action.name
+                    "the {name} action on line [{number}] has no document line after it"
                 ))
             })?),
-            "delete" => None,
-            other => {
-                return Err(DecodeError::Malformed(format!(
-                    "Malformed action/metadata line [{number}], expected one of [create, delete, index, update] but found [{other}]"
-                )));
-            }
         };
-        item.result = match (document, &item.index) {
-            (_, _) if matches!(action.name.as_ref(), "update" | "delete") => Err(ItemError {
+        let index = meta.index.or(path_index.map(Cow::Borrowed));
+        let result = match (action, document, &index) {
+            (Action::Update | Action::Delete, _, _) => Err(ItemError {
                 kind: "illegal_argument_exception",
                 reason: format!(
-                    "{} is not supported: logs are only appended (use index or create)",
-                    action.name
+                    "{name} is not supported: logs are only appended (use index or create)"
                 ),
             }),
-            (_, None) => Err(ItemError {
+            (_, _, None) => Err(ItemError {
                 kind: "action_request_validation_exception",
                 reason: "index is missing: name it in the action or the path (/{index}/_bulk)"
                     .into(),
             }),
-            (Some((_, source)), Some(index)) => map_document(source, index, limits).map(|log| {
-                bulk.logs.push(log);
-                bulk.logs.len() - 1
-            }),
-            (None, Some(_)) => Err(ItemError {
+            (_, Some((_, source)), Some(index)) => std::str::from_utf8(source)
+                .map_err(|e| ItemError {
+                    kind: "document_parsing_exception",
+                    reason: format!("the document is not UTF-8: {e}"),
+                })
+                .and_then(|source| map_document(source, index, &mut path, limits))
+                .map(|log| {
+                    bulk.logs.push(log);
+                    bulk.logs.len() - 1
+                }),
+            (_, None, Some(_)) => Err(ItemError {
                 kind: "illegal_argument_exception",
                 reason: "the action has no document".into(),
             }),
         };
-        bulk.items.push(item);
+        bulk.items.push(Item {
+            action,
+            index,
+            id: meta.id,
+            result,
+        });
     }
     Ok(bulk)
 }
 
-fn map_document(source: &[u8], index: &str, limits: &LogLimits) -> Result<NewLog, ItemError> {
+/// A document's leaves: the fields of [`FIELDS`] kept in their slots (their
+/// keys are not copied), every other one straight into the log's attributes.
+struct Document<'l> {
+    known: [Option<String>; FIELDS.len()],
+    attributes: RecordBuilder<'l>,
+}
+
+impl FlatSink for Document<'_> {
+    fn leaf(&mut self, key: &str, value: Cow<'_, str>) {
+        match FIELDS.iter().position(|(name, _)| *name == key) {
+            Some(slot) if self.known[slot].is_none() => self.known[slot] = Some(value.into_owned()),
+            _ => self
+                .attributes
+                .attribute_owned(key.to_string(), value.into_owned()),
+        }
+    }
+}
+
+impl Document<'_> {
+    /// The first field of `role` that `accept` maps to a value, taken out.
+    fn take<T>(&mut self, role: Role, accept: impl Fn(&str) -> Option<T>) -> Option<(String, T)> {
+        FIELDS
+            .iter()
+            .enumerate()
+            .find_map(|(slot, (_, field_role))| {
+                if *field_role != role {
+                    return None;
+                }
+                let value = accept(self.known[slot].as_deref()?)?;
+                Some((self.known[slot].take()?, value))
+            })
+    }
+}
+
+fn map_document(
+    source: &str,
+    index: &str,
+    path: &mut KeyPath,
+    limits: &LogLimits,
+) -> Result<NewLog, ItemError> {
     let parse_error = |reason: String| ItemError {
         kind: "document_parsing_exception",
         reason,
     };
-    let mut leaves: Vec<(String, String)> = Vec::new();
-    let mut path = KeyPath::default();
-    let mut deserializer = serde_json::Deserializer::from_slice(source);
+    let mut document = Document {
+        known: Default::default(),
+        attributes: RecordBuilder::new(limits, Oversize::Reject),
+    };
+    path.leave(0);
+    let mut deserializer = serde_json::Deserializer::from_str(source);
     FlattenJson {
-        path: &mut path,
-        sink: &mut leaves,
+        path,
+        sink: &mut document,
     }
     .object(&mut deserializer)
     .and_then(|()| deserializer.end())
     .map_err(|e| parse_error(format!("failed to parse the document: {e}")))?;
 
-    let mut take = |names: &[&str], accept: &dyn Fn(&str) -> bool| {
-        names.iter().find_map(|name| {
-            let at = leaves
-                .iter()
-                .position(|(key, value)| key == name && accept(value))?;
-            Some(leaves.swap_remove(at).1)
-        })
-    };
-    let message = take(&MESSAGE_FIELDS, &|_| true).ok_or_else(|| {
+    let (message, ()) = document.take(Role::Message, |_| Some(())).ok_or_else(|| {
         parse_error("the document has no message: send it in message, log or msg".into())
     })?;
-    let timestamp = take(&TIMESTAMP_FIELDS, &|_| true)
-        .map(|text| {
-            parse_date(&text).map_err(|e| {
+    let timestamp = document
+        .take(Role::Timestamp, |text| Some(parse_date(text)))
+        .map(|(text, parsed)| {
+            parsed.map_err(|e| {
                 parse_error(format!("failed to parse field [@timestamp] {text:?}: {e}"))
             })
         })
         .transpose()?;
-    let level = take(&LEVEL_FIELDS, &|value| {
-        Level::parse_alias(value.trim()).is_some()
-    })
-    .and_then(|value| Level::parse_alias(value.trim()))
-    .unwrap_or(Level::Info);
-    let service = take(&SERVICE_FIELDS, &|value| !value.trim().is_empty())
-        .unwrap_or_else(|| index.to_string());
-    let mut builder = RecordBuilder::new(limits, Oversize::Reject);
-    for (key, value) in leaves {
-        builder.attribute_owned(key, value);
+    let level = document
+        .take(Role::Level, |value| Level::parse_alias(value.trim()))
+        .map_or(Level::Info, |(_, level)| level);
+    let service = document
+        .take(Role::Service, |value| {
+            (!value.trim().is_empty()).then_some(())
+        })
+        .map_or_else(|| index.to_string(), |(service, ())| service);
+    let Document {
+        known,
+        attributes: mut builder,
+    } = document;
+    // Fields not used for the mapping stay, as attributes.
+    for (slot, value) in known.into_iter().enumerate() {
+        if let Some(value) = value {
+            builder.attribute_owned(FIELDS[slot].0.to_string(), value);
+        }
     }
     builder.attribute(INDEX_ATTRIBUTE, index);
     builder
@@ -246,32 +341,57 @@ impl<'a> Lines<'a> {
     }
 }
 
-struct Action<'a> {
-    name: Cow<'a, str>,
-    meta: ActionMeta<'a>,
+/// A string borrowed from the line when it has no escapes (serde copies a
+/// `Cow` map key, or one inside an `Option`).
+struct BorrowedStr;
+
+impl<'de> DeserializeSeed<'de> for BorrowedStr {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BorrowedStr {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(name))
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(name.to_string()))
+    }
 }
 
 #[derive(Deserialize, Default)]
 struct ActionMeta<'a> {
-    #[serde(default, borrow, rename = "_index")]
+    #[serde(default, borrow, rename = "_index", deserialize_with = "borrowed")]
     index: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "_id")]
+    #[serde(default, borrow, rename = "_id", deserialize_with = "borrowed")]
     id: Option<Cow<'a, str>>,
+}
+
+fn borrowed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    BorrowedStr.deserialize(deserializer).map(Some)
 }
 
 /// `{"<action>": {"_index": ..., "_id": ...}}`: exactly one key. Other
 /// metadata (`_type`, `pipeline`, `routing`, ...) is tolerated and ignored.
-fn parse_action(line: &[u8]) -> Result<Action<'_>, serde_json::Error> {
+fn parse_action(line: &str) -> Result<(Cow<'_, str>, ActionMeta<'_>), serde_json::Error> {
     struct ActionVisitor;
     impl<'de> Visitor<'de> for ActionVisitor {
-        type Value = Action<'de>;
+        type Value = (Cow<'de, str>, ActionMeta<'de>);
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an object with one action")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Action<'de>, A::Error> {
-            #[derive(Deserialize)]
-            struct Name<'b>(#[serde(borrow)] Cow<'b, str>);
-            let Some(Name(name)) = map.next_key::<Name<'de>>()? else {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let Some(name) = map.next_key_seed(BorrowedStr)? else {
                 return Err(de::Error::custom("no action"));
             };
             let meta = map
@@ -280,10 +400,10 @@ fn parse_action(line: &[u8]) -> Result<Action<'_>, serde_json::Error> {
             if map.next_key::<IgnoredAny>()?.is_some() {
                 return Err(de::Error::custom("one action per line"));
             }
-            Ok(Action { name, meta })
+            Ok((name, meta))
         }
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(line);
+    let mut deserializer = serde_json::Deserializer::from_str(line);
     let action = (&mut deserializer).deserialize_map(ActionVisitor)?;
     deserializer.end()?;
     Ok(action)
@@ -294,7 +414,7 @@ mod tests {
     use super::*;
     use crate::domain::shippers::tests::attribute_pairs;
 
-    fn decode(body: &str, path_index: Option<&str>) -> Bulk {
+    fn decode<'a>(body: &'a str, path_index: Option<&'a str>) -> Bulk<'a> {
         decode_bulk(body.as_bytes(), path_index, &LogLimits::default()).unwrap()
     }
 
@@ -329,12 +449,7 @@ mod tests {
         let results: Vec<_> = bulk
             .items
             .iter()
-            .map(|item| {
-                (
-                    item.action.as_str(),
-                    item.result.as_ref().map_err(|e| e.kind),
-                )
-            })
+            .map(|item| (item.action.name(), item.result.as_ref().map_err(|e| e.kind)))
             .collect();
         assert_eq!(
             results,

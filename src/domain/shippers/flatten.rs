@@ -6,23 +6,25 @@
 
 use super::record::RecordBuilder;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
 
-/// Where flattened leaves go.
+/// Where flattened leaves go. The value is borrowed when the input has it
+/// as it is, so a sink that does not keep a leaf copies nothing.
 pub trait FlatSink {
-    fn leaf(&mut self, key: &str, value: String);
+    fn leaf(&mut self, key: &str, value: Cow<'_, str>);
 }
 
 impl FlatSink for RecordBuilder<'_> {
-    fn leaf(&mut self, key: &str, value: String) {
-        self.attribute_owned(key.to_string(), value);
+    fn leaf(&mut self, key: &str, value: Cow<'_, str>) {
+        self.attribute_owned(key.to_string(), value.into_owned());
     }
 }
 
-/// Leaves kept in document order, for decoders that pick some out first.
+/// Leaves kept in document order.
 impl FlatSink for Vec<(String, String)> {
-    fn leaf(&mut self, key: &str, value: String) {
-        self.push((key.to_string(), value));
+    fn leaf(&mut self, key: &str, value: Cow<'_, str>) {
+        self.push((key.to_string(), value.into_owned()));
     }
 }
 
@@ -73,7 +75,7 @@ impl<'p, S: FlatSink> FlattenJson<'p, S> {
         deserializer.deserialize_map(self)
     }
 
-    fn leaf(&mut self, value: String) {
+    fn leaf(&mut self, value: Cow<'_, str>) {
         self.sink.leaf(self.path.as_str(), value);
     }
 }
@@ -94,32 +96,32 @@ impl<'de, S: FlatSink> Visitor<'de> for FlattenJson<'_, S> {
     }
 
     fn visit_str<E: de::Error>(mut self, value: &str) -> Result<(), E> {
-        self.leaf(value.to_string());
+        self.leaf(Cow::Borrowed(value));
         Ok(())
     }
 
     fn visit_string<E: de::Error>(mut self, value: String) -> Result<(), E> {
-        self.leaf(value);
+        self.leaf(Cow::Owned(value));
         Ok(())
     }
 
     fn visit_bool<E: de::Error>(mut self, value: bool) -> Result<(), E> {
-        self.leaf(value.to_string());
+        self.leaf(Cow::Borrowed(if value { "true" } else { "false" }));
         Ok(())
     }
 
     fn visit_i64<E: de::Error>(mut self, value: i64) -> Result<(), E> {
-        self.leaf(value.to_string());
+        self.leaf(Cow::Owned(value.to_string()));
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(mut self, value: u64) -> Result<(), E> {
-        self.leaf(value.to_string());
+        self.leaf(Cow::Owned(value.to_string()));
         Ok(())
     }
 
     fn visit_f64<E: de::Error>(mut self, value: f64) -> Result<(), E> {
-        self.leaf(double_text(value));
+        self.leaf(Cow::Owned(double_text(value)));
         Ok(())
     }
 
@@ -128,8 +130,7 @@ impl<'de, S: FlatSink> Visitor<'de> for FlattenJson<'_, S> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let mark = self.path.enter(&key);
+        while let Some(mark) = map.next_key_seed(EnterKey(&mut *self.path))? {
             map.next_value_seed(FlattenJson {
                 path: &mut *self.path,
                 sink: &mut *self.sink,
@@ -146,8 +147,32 @@ impl<'de, S: FlatSink> Visitor<'de> for FlattenJson<'_, S> {
             items.push(item);
         }
         let text = serde_json::Value::Array(items).to_string();
-        self.leaf(text);
+        self.leaf(Cow::Owned(text));
         Ok(())
+    }
+}
+
+/// Reads an object's key straight onto the path (a `Cow` or `String` key
+/// would be a copy per key); yields the mark to leave it by.
+struct EnterKey<'p>(&'p mut KeyPath);
+
+impl<'de> DeserializeSeed<'de> for EnterKey<'_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnterKey<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<usize, E> {
+        Ok(self.0.enter(key))
     }
 }
 

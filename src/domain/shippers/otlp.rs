@@ -240,15 +240,17 @@ fn micros_from_nanos(nanos: u64) -> Option<Micros> {
 fn walk<S: FlatSink>(path: &mut KeyPath, key: &str, value: AnyValue<'_>, sink: &mut S) {
     let mark = path.enter(key);
     match value {
-        AnyValue::Str(text) => sink.leaf(path.as_str(), text.into_owned()),
-        AnyValue::Bool(flag) => sink.leaf(path.as_str(), flag.to_string()),
-        AnyValue::Int(number) => sink.leaf(path.as_str(), number.to_string()),
-        AnyValue::Double(number) => sink.leaf(path.as_str(), double_text(number)),
+        AnyValue::Str(text) => sink.leaf(path.as_str(), text),
+        AnyValue::Bool(flag) => sink.leaf(path.as_str(), Cow::Owned(flag.to_string())),
+        AnyValue::Int(number) => sink.leaf(path.as_str(), Cow::Owned(number.to_string())),
+        AnyValue::Double(number) => sink.leaf(path.as_str(), Cow::Owned(double_text(number))),
         AnyValue::Bytes(bytes) => sink.leaf(
             path.as_str(),
-            base64::engine::general_purpose::STANDARD.encode(bytes),
+            Cow::Owned(base64::engine::general_purpose::STANDARD.encode(bytes)),
         ),
-        array @ AnyValue::Array(_) => sink.leaf(path.as_str(), to_json(array).to_string()),
+        array @ AnyValue::Array(_) => {
+            sink.leaf(path.as_str(), Cow::Owned(to_json(array).to_string()))
+        }
         AnyValue::KvList(entries) => {
             for (key, value) in entries {
                 walk(path, &key, value, sink);

@@ -11,6 +11,7 @@ use crate::domain::level::Level;
 use crate::domain::log::Attributes;
 use crate::domain::parse::{LogLimits, NewLog};
 use crate::domain::time::Micros;
+use std::collections::btree_map::Entry;
 
 /// The service of a record that names none (OpenTelemetry's convention).
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -83,15 +84,18 @@ impl<'l> RecordBuilder<'l> {
             truncate_bytes(&mut value, self.limits.max_attribute_value_bytes);
             self.note(&format!("attributes.{key}"));
         }
-        if let Some(slot) = self.attributes.get_mut(&key) {
-            *slot = value;
-            return;
+        let full = self.limits.attribute_count_error(self.attributes.len());
+        match self.attributes.entry(key) {
+            Entry::Occupied(mut slot) => {
+                slot.insert(value);
+            }
+            Entry::Vacant(slot) => match full {
+                None => {
+                    slot.insert(value);
+                }
+                Some(error) => self.refuse_or_note(error, "attributes"),
+            },
         }
-        if let Some(error) = self.limits.attribute_count_error(self.attributes.len()) {
-            self.refuse_or_note(error, "attributes");
-            return;
-        }
-        self.attributes.insert(key, value);
     }
 
     pub fn has_attribute(&self, key: &str) -> bool {

@@ -63,7 +63,11 @@ const MONTHS: [&str; 12] = [
 
 /// Decodes one message; `received` dates RFC 3164 timestamps.
 pub fn decode(message: &[u8], received: Micros, limits: &LogLimits) -> Result<NewLog, String> {
-    let text = String::from_utf8_lossy(message);
+    // Valid UTF-8 (nearly always) is checked fast and borrowed.
+    let text = match std::str::from_utf8(message) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(message),
+    };
     let text = text.trim_end_matches(['\n', '\r', '\0']);
     let (priority, rest) = priority(text).ok_or("no <PRI> at the start: not a syslog message")?;
     let severity = usize::from(priority % 8);
@@ -122,7 +126,7 @@ fn priority(text: &str) -> Option<(u8, &str)> {
 
 /// RFC 5424 has `VERSION SP` right after the PRI.
 fn rfc5424_version(rest: &str) -> Option<&str> {
-    let (version, after) = rest.split_once(' ')?;
+    let (version, after) = split_space(rest)?;
     let is_version = (1..=2).contains(&version.len())
         && version.bytes().all(|b| b.is_ascii_digit())
         && !version.starts_with('0');
@@ -130,8 +134,14 @@ fn rfc5424_version(rest: &str) -> Option<&str> {
 }
 
 /// The next space-separated field; `-` (nil) is `None`.
+/// Splits at the first space (a byte search: the headers are ASCII).
+fn split_space(text: &str) -> Option<(&str, &str)> {
+    let at = memchr::memchr(b' ', text.as_bytes())?;
+    Some((&text[..at], &text[at + 1..]))
+}
+
 fn field(rest: &str) -> (Option<&str>, &str) {
-    let (token, after) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (token, after) = split_space(rest).unwrap_or((rest, ""));
     ((token != "-" && !token.is_empty()).then_some(token), after)
 }
 
@@ -174,9 +184,15 @@ fn structured_data(mut rest: &str) -> Option<(Parameters<'_>, &str)> {
                 break;
             }
             let after_space = rest.strip_prefix(' ')?;
-            let (name, after_name) = after_space.split_once("=\"")?;
+            let equals = memchr::memchr(b'=', after_space.as_bytes())?;
+            let name = &after_space[..equals];
+            let after_name = after_space[equals + 1..].strip_prefix('"')?;
             let (value, after_value) = quoted(after_name, parameter_escape)?;
-            parameters.push((format!("{id}.{name}"), value));
+            let mut key = String::with_capacity(id.len() + 1 + name.len());
+            key.push_str(id);
+            key.push('.');
+            key.push_str(name);
+            parameters.push((key, value));
             rest = after_value;
         }
     }
@@ -196,7 +212,7 @@ fn rfc3164(rest: &str, received: Micros) -> Parts<'_> {
     let (timestamp, rest) = match bsd_timestamp(rest, received) {
         Some(found) => found,
         None => {
-            let (token, after) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (token, after) = split_space(rest).unwrap_or((rest, ""));
             match parse_rfc3339(token) {
                 Ok(micros) => (micros, after),
                 Err(_) => {
@@ -209,7 +225,7 @@ fn rfc3164(rest: &str, received: Micros) -> Parts<'_> {
         }
     };
     let rest = rest.trim_start();
-    let (first, after_first) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (first, after_first) = split_space(rest).unwrap_or((rest, ""));
     let looks_like_tag = first.ends_with(':') || first.contains('[');
     let (hostname, rest) = if looks_like_tag {
         (None, rest)
