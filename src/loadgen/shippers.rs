@@ -249,7 +249,9 @@ impl Bench {
         let logs = size as u64;
 
         eprintln!("shippers: /log/bulk NDJSON, the baseline, for {seconds} s");
-        let baseline = self.measure_http(connections, &ndjson, bulk_answer).await?;
+        let baseline = self
+            .measure_http("shippers: NDJSON", connections, &ndjson, bulk_answer)
+            .await?;
         self.rows.push(Row {
             what: format!("`POST /log/bulk` NDJSON, {size} logs/request, {connections} connections, {seconds} s (the shippers' baseline)"),
             result: describe(&baseline, None),
@@ -276,7 +278,9 @@ impl Bench {
         ];
         for (what, bodies, judge) in protocols {
             eprintln!("shippers: {what} for {seconds} s");
-            let measured = self.measure_http(connections, bodies, judge).await?;
+            let measured = self
+                .measure_http(&format!("shippers: {what}"), connections, bodies, judge)
+                .await?;
             self.push_compared(
                 format!("{what}, {size} logs/request, {connections} connections, {seconds} s"),
                 &measured,
@@ -327,6 +331,17 @@ impl Bench {
         });
     }
 
+    /// The machine's CPU split and the server's memory after a protocol's run.
+    fn note_phase(&mut self, phase: &str, sample: &CpuSample) {
+        self.note_machine(phase, sample);
+        if let Some(memory) = self.machine.memory() {
+            self.notes.push(format!(
+                "{phase}: server RSS {:.0} MB after the run",
+                memory.current_kib as f64 / 1024.0
+            ));
+        }
+    }
+
     /// Server CPU seconds since `sample`, when the server's pid is known.
     fn server_cpu_seconds(&self, sample: &CpuSample) -> Option<f64> {
         self.options.pid?;
@@ -336,6 +351,7 @@ impl Bench {
 
     async fn measure_http(
         &mut self,
+        phase: &str,
         connections: usize,
         bodies: &[Vec<u8>],
         judge: impl Fn(&Response) -> Option<Judged>,
@@ -353,6 +369,7 @@ impl Bench {
             .await?;
         let sent_for = started.elapsed();
         let drained = self.drain().await?;
+        self.note_phase(phase, &sample);
         anyhow::ensure!(
             outcome.failed == 0,
             "{} logs refused one by one",
@@ -419,6 +436,7 @@ impl Bench {
         }
         let published_for = started.elapsed();
         let drained = self.drain().await?;
+        self.note_phase("shippers: syslog", &sample);
         let _ = wrote_for;
         Ok(self.measured(sent, 0, published_for, published_for + drained, &sample))
     }
