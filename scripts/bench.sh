@@ -8,7 +8,10 @@
 #
 # `make bench-split` (`scripts/bench.sh --split`): a private JetStream
 # nats-server and one `--role ingest` instance instead; the ingest and bulk
-# phases then measure 202s that wait for the broker's ack.
+# phases then measure 202s that wait for the broker's ack. Then
+# scripts/bench-split-e2e.sh measures the stored rate end to end (ingest →
+# JetStream → process → ClickHouse), on one nats-server and on a three-node
+# R3 cluster.
 #
 # Extra arguments go to the load generator, e.g.
 # `scripts/bench.sh --sizes 1000000 --seconds 5`.
@@ -91,3 +94,7 @@ fi
 target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
     "${phases[@]}" "${floor[@]}" "$@"
 echo "database size: $(du -sh "$workdir" | cut -f1)"
+if [ "$topology" = split ]; then
+    cleanup
+    scripts/bench-split-e2e.sh "$@"
+fi
