@@ -18,6 +18,9 @@
 mod dsn;
 mod schema;
 mod sql;
+mod windows;
+
+pub use windows::Stepping;
 
 use super::filter::{HistogramQuery, LogFilter, LogQuery};
 use super::{BucketCount, LevelServiceCount, Store, StoreError};
@@ -38,8 +41,35 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// A statement running longer is abandoned with its connection.
+/// A write (or a migration step) running longer is abandoned with its
+/// connection; reads have [`Options::read_timeout`].
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long after the server should have stopped a read (its
+/// `max_execution_time`) we stop waiting for it.
+const TIME_LIMIT_GRACE: Duration = Duration::from_secs(2);
+/// A page query with at most this many logs to skip fetches them and drops
+/// them here; beyond it each window is counted first and skipped whole when
+/// it can be.
+const FETCH_TO_SKIP: u64 = 1000;
+
+/// Tuning of the store; the defaults are what the server runs with.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Every read (all the statements of one answer together) is bounded by
+    /// this, on the server too (`max_execution_time`).
+    pub read_timeout: Duration,
+    /// How page queries step through time windows.
+    pub stepping: Stepping,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            read_timeout: STATEMENT_TIMEOUT,
+            stepping: Stepping::default(),
+        }
+    }
+}
 const IDLE_CONNECTIONS: usize = 4;
 /// Statements in flight at once from this process; more wait their turn
 /// rather than opening ever more connections.
@@ -54,6 +84,7 @@ pub struct ClickHouseStore {
 
 struct Inner {
     dsn: Dsn,
+    options: Options,
     idle: Mutex<Vec<Client>>,
     connections: tokio::sync::Semaphore,
     /// Serialises (re)connecting and migrating, so an outage ends with one
@@ -77,6 +108,10 @@ impl ClickHouseStore {
     /// Parses the DSN and starts preparing the database in the background;
     /// fails only for a DSN that can never work.
     pub fn open(url: &str) -> Result<ClickHouseStore, StoreError> {
+        ClickHouseStore::open_with(url, Options::default())
+    }
+
+    pub fn open_with(url: &str, options: Options) -> Result<ClickHouseStore, StoreError> {
         let dsn = Dsn::parse(url).map_err(|e| {
             StoreError::Rejected(format!(
                 "clickhouse url {}: {e}",
@@ -85,6 +120,7 @@ impl ClickHouseStore {
         })?;
         let inner = Arc::new(Inner {
             dsn,
+            options,
             idle: Mutex::new(Vec::new()),
             connections: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
             preparing: tokio::sync::Mutex::new(()),
@@ -262,20 +298,30 @@ impl Inner {
         let features = Features::of(server);
         execute(client, &schema::create_database(database)).await?;
         execute(client, &schema::create_migrations_table(database)).await?;
-        let current = run(client, async {
-            let row: One<u32> = client.query_one(schema::current_version(database)).await?;
-            Ok(row.0)
-        })
+        let applied: Vec<One<u32>> = run(
+            client,
+            collect::<One<u32>>(client, schema::applied_versions(database)),
+        )
         .await?;
-        if current > schema::LATEST {
+        let applied: Vec<u32> = applied.into_iter().map(|One(v)| v).collect();
+        if let Some(newest) = applied.iter().max().filter(|v| **v > schema::LATEST) {
             return Err(StoreError::Unavailable(format!(
-                "clickhouse schema version {current} is newer than this binary understands ({}); upgrade oglogstream",
+                "clickhouse schema version {newest} is newer than this binary understands ({}); upgrade oglogstream",
                 schema::LATEST
             )));
         }
-        for version in current + 1..=schema::LATEST {
-            for statement in schema::migration(version, database, features) {
-                execute(client, &statement).await?;
+        for version in 1..=schema::LATEST {
+            if applied.contains(&version) {
+                continue;
+            }
+            let Some(steps) = schema::migration(version, database, features) else {
+                continue;
+            };
+            for step in steps {
+                match step {
+                    schema::Step::Sql(statement) => execute(client, &statement).await?,
+                    schema::Step::RebuildLogs => rebuild_logs(client, database).await?,
+                }
             }
             execute(client, &schema::record_version(database, version)).await?;
             tracing::info!(version, database = %database, "clickhouse schema migrated");
@@ -335,17 +381,24 @@ impl Inner {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, KlickhouseError>>,
     {
+        self.with_client_for(STATEMENT_TIMEOUT, work).await
+    }
+
+    /// [`Inner::with_client`] giving up after `limit`.
+    async fn with_client_for<T, F, Fut>(&self, limit: Duration, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<T, KlickhouseError>>,
+    {
         let _turn = self
             .connections
             .acquire()
             .await
             .map_err(|_| StoreError::Unavailable("clickhouse store is closed".into()))?;
         let client = self.check_out().await?;
-        let outcome = match timeout(STATEMENT_TIMEOUT, work(client.clone())).await {
+        let outcome = match timeout(limit, work(client.clone())).await {
             Err(_) => Err((
-                StoreError::Unavailable(format!(
-                    "clickhouse did not answer within {STATEMENT_TIMEOUT:?}"
-                )),
+                StoreError::Unavailable(format!("clickhouse did not answer within {limit:?}")),
                 true,
             )),
             Ok(Err(error)) => Err(classify(error)),
@@ -388,10 +441,18 @@ fn poisoned() -> StoreError {
 }
 
 async fn run<T>(
+    client: &Client,
+    work: impl Future<Output = Result<T, KlickhouseError>>,
+) -> Result<T, StoreError> {
+    run_for(STATEMENT_TIMEOUT, client, work).await
+}
+
+async fn run_for<T>(
+    limit: Duration,
     _client: &Client,
     work: impl Future<Output = Result<T, KlickhouseError>>,
 ) -> Result<T, StoreError> {
-    match timeout(STATEMENT_TIMEOUT, work).await {
+    match timeout(limit, work).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(classify(error).0),
         Err(_) => Err(StoreError::Unavailable(
@@ -407,6 +468,73 @@ async fn execute(client: &Client, statement: &str) -> Result<(), StoreError> {
         Err(StoreError::Internal(text)) if text.contains("(57)") || text.contains("(82)") => Ok(()),
         other => other,
     }
+}
+
+/// One statement of a rebuild copies a whole day of logs.
+const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// [`schema::Step::RebuildLogs`]: gives `logs` the time-first sort key,
+/// keeping every row and column. Writers should be stopped meanwhile (the
+/// README's upgrade note): rows written to the old table after its partition
+/// was copied would not be carried over.
+async fn rebuild_logs(client: &Client, database: &str) -> Result<(), StoreError> {
+    let keys: Vec<One<String>> = run(
+        client,
+        collect::<One<String>>(client, schema::logs_sorting_key(database)),
+    )
+    .await?;
+    if keys
+        .first()
+        .is_some_and(|One(key)| key == schema::LOGS_ORDER_BY)
+    {
+        return Ok(());
+    }
+    let count = |table: &'static str| {
+        let statement = format!("SELECT count() FROM {database}.{table}");
+        async move {
+            run(client, async {
+                let One(n): One<u64> = client.query_one(statement).await?;
+                Ok(n)
+            })
+            .await
+        }
+    };
+    let before = count("logs").await?;
+    let partitions: Vec<One<String>> = run(
+        client,
+        collect::<One<String>>(
+            client,
+            format!(
+                "SELECT DISTINCT partition_id FROM system.parts \
+                 WHERE database = '{database}' AND table = 'logs' AND active"
+            ),
+        ),
+    )
+    .await?;
+    let partitions: Vec<String> = partitions
+        .into_iter()
+        .map(|One(p)| p)
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    tracing::info!(
+        database = %database,
+        rows = before,
+        "rebuilding clickhouse logs with the time-first sort key"
+    );
+    for statement in schema::rebuild_logs(database, &partitions) {
+        if statement.starts_with("RENAME") {
+            // klickhouse can report a dropped connection as success: the
+            // copy is checked before the old table goes.
+            let copied = count("logs_rebuild").await?;
+            if copied < before {
+                return Err(StoreError::Unavailable(format!(
+                    "rebuilding {database}.logs copied {copied} of {before} rows; will retry"
+                )));
+            }
+        }
+        run_for(COPY_TIMEOUT, client, client.execute(statement.as_str())).await?;
+    }
+    Ok(())
 }
 
 // ---- rows ---------------------------------------------------------------------
@@ -597,16 +725,118 @@ async fn collect<T: Row>(client: &Client, statement: String) -> Result<Vec<T>, K
     Ok(out)
 }
 
+/// The time one answer may take, shared by its statements.
+struct ReadBudget {
+    deadline: Instant,
+    total: Duration,
+}
+
+impl ReadBudget {
+    fn new(total: Duration) -> ReadBudget {
+        ReadBudget {
+            deadline: Instant::now() + total,
+            total,
+        }
+    }
+
+    /// `statement` bounded on the server by what is left, and how long to
+    /// wait for it here.
+    fn bound(&self, statement: &str) -> Result<(String, Duration), StoreError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(StoreError::Unavailable(format!(
+                "the query took longer than its {:?} limit",
+                self.total
+            )));
+        }
+        let seconds = left.as_secs_f64().ceil() as u64;
+        Ok((
+            sql::with_time_limit(statement, seconds),
+            left + TIME_LIMIT_GRACE,
+        ))
+    }
+}
+
 impl ClickHouseStore {
+    fn database(&self) -> &str {
+        &self.inner.dsn.database
+    }
+
+    /// Every row of a read statement, within the budget.
+    async fn read<T: Row + Send + 'static>(
+        &self,
+        budget: &ReadBudget,
+        statement: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let (statement, limit) = budget.bound(statement)?;
+        self.inner
+            .with_client_for(limit, |client| async move {
+                collect::<T>(&client, statement).await
+            })
+            .await
+    }
+
     async fn counts(
         &self,
         filter: &LogFilter,
         interval: Option<Micros>,
     ) -> Result<Vec<CountRow>, StoreError> {
-        let statement = sql::counts(&self.inner.dsn.database, filter, interval);
-        self.inner
-            .with_client(|client| async move { collect::<CountRow>(&client, statement).await })
+        let budget = ReadBudget::new(self.inner.options.read_timeout);
+        self.read(&budget, &sql::counts(self.database(), filter, interval))
             .await
+    }
+
+    /// The days holding logs, from part metadata.
+    async fn extent(&self, budget: &ReadBudget) -> Result<windows::Extent, StoreError> {
+        let rows: Vec<PartitionRows> = self.read(budget, &sql::extent(self.database())).await?;
+        Ok(windows::Extent {
+            days: rows
+                .into_iter()
+                .filter_map(|row| Some((day_start(&row.partition)?, row.rows)))
+                .collect(),
+        })
+    }
+}
+
+/// The start of the UTC day a `YYYYMMDD` partition id names.
+fn day_start(partition: &str) -> Option<Micros> {
+    if partition.len() != 8 || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = partition[..4].parse().ok()?;
+    let month: u8 = partition[4..6].parse().ok()?;
+    let day: u8 = partition[6..].parse().ok()?;
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1_000_000)
+}
+
+/// `(partition_id, rows)` from [`sql::extent`].
+struct PartitionRows {
+    partition: String,
+    rows: u64,
+}
+
+impl Row for PartitionRows {
+    const COLUMN_COUNT: Option<usize> = Some(2);
+
+    fn column_names() -> Option<Vec<Cow<'static, str>>> {
+        None
+    }
+
+    fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
+        let mut values = map.into_iter();
+        Ok(PartitionRows {
+            partition: string(take(&mut values)?)?,
+            rows: u64::from_value(take(&mut values)?)?,
+        })
+    }
+
+    fn serialize_row(
+        self,
+        _: &klickhouse::IndexMap<String, Type>,
+    ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
+        Err(KlickhouseError::SerializeError("read-only row".into()))
     }
 }
 
@@ -638,13 +868,69 @@ impl Store for ClickHouseStore {
             .await
     }
 
+    /// Steps through time windows from the edge the order starts at (see
+    /// `windows.rs`) until the page is full, so a page reads about what it
+    /// returns rather than sorting the whole range.
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-        let statement = sql::logs(&self.inner.dsn.database, query);
-        let rows = self
-            .inner
-            .with_client(|client| async move { collect::<LogRow>(&client, statement).await })
-            .await?;
-        Ok(rows.into_iter().map(|row| row.0).collect())
+        let budget = ReadBudget::new(self.inner.options.read_timeout);
+        let limit = query.limit as u64;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (from, to) = query.filter.bounds();
+        let extent = self.extent(&budget).await?;
+        let mut windows = windows::Windows::new(
+            &extent,
+            from,
+            to,
+            query.order,
+            query.offset as u64 + limit,
+            self.inner.options.stepping,
+        );
+        let database = self.database();
+        let mut skip = query.offset as u64;
+        let mut page = Vec::new();
+        while (page.len() as u64) < limit {
+            let Some(window) = windows.next_window() else {
+                break;
+            };
+            if skip > FETCH_TO_SKIP {
+                let counted: Vec<One<u64>> = self
+                    .read(&budget, &sql::window_count(database, &query.filter, window))
+                    .await?;
+                let in_window = counted.first().map_or(0, |One(n)| *n);
+                if in_window <= skip {
+                    skip -= in_window;
+                    continue;
+                }
+            }
+            let want = limit - page.len() as u64;
+            // Skipping up to FETCH_TO_SKIP rows here rather than on the
+            // server tells how many the window held when it falls short.
+            let (server_skip, fetch) = if skip > FETCH_TO_SKIP {
+                (skip, want)
+            } else {
+                (0, skip + want)
+            };
+            let statement = sql::window_page(
+                database,
+                &query.filter,
+                window,
+                query.order,
+                server_skip,
+                fetch,
+            );
+            let rows: Vec<LogRow> = self.read(&budget, &statement).await?;
+            let skipped_here = (skip - server_skip).min(rows.len() as u64);
+            skip -= server_skip + skipped_here;
+            page.extend(
+                rows.into_iter()
+                    .skip(skipped_here as usize)
+                    .map(|row| row.0),
+            );
+        }
+        page.truncate(limit as usize);
+        Ok(page)
     }
 
     async fn level_service_counts(

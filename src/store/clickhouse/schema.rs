@@ -6,12 +6,18 @@
 //!   microsecond and there is one code path, where `DateTime64(6)` would
 //!   exist only from 20.1.
 //!   - `PARTITION BY` the UTC day (`toYYYYMMDD`), so retention is `DROP
-//!     PARTITION` and a time filter skips whole days.
-//!   - `ORDER BY (level, service, ts_us, id)`: the dashboard filters levels
-//!     (`IN`) and narrows to services, always within a time range. With five
-//!     levels and tens to hundreds of services, every (level, service) run
-//!     is sorted by time, so the primary index prunes by time inside each
-//!     run as well as by level. `id` last makes duplicates adjacent.
+//!     PARTITION`, a time filter skips whole days, and part metadata
+//!     (`system.parts`) tells which days hold how many logs without reading
+//!     any data (the store sizes its page windows from it).
+//!   - `ORDER BY (ts_us, id)` since version 3: every dashboard query is a
+//!     time range read from one edge (newest first, usually), so a time
+//!     window must be a contiguous run of granules; pages step through such
+//!     windows (`windows.rs`) and read about what they return, and level,
+//!     service and text filters run as `PREWHERE` inside the window. Counts
+//!     by level and service come from the rollup, not from this key.
+//!     Version 1 had `(level, service, ts_us, id)`, under which a time window
+//!     touched a granule of every (level, service) run: a newest page read
+//!     most of a day. Version 3 rebuilds such a table ([`Step::RebuildLogs`]).
 //! - `counts_minute`: a `SummingMergeTree` of (minute, level, service) -> n,
 //!   filled by the materialized view `counts_minute_mv` on every insert into
 //!   `logs`. Stats and histograms read it for whole minutes and read `logs`
@@ -73,10 +79,51 @@ impl Features {
     }
 }
 
-pub const LATEST: u32 = 1;
+/// The newest version this binary knows. Version 2 is the attribute columns
+/// (issue 12), numbered before this binary had them: a version this binary
+/// does not know is neither applied nor recorded, so a later binary still
+/// applies it (the runner applies every version not yet recorded, in order).
+pub const LATEST: u32 = 3;
 
-/// Statements taking the schema from `version - 1` to `version`.
-pub fn migration(version: u32, database: &str, features: Features) -> Vec<String> {
+/// The sort key pages need: time first, so a time window is a contiguous run
+/// of granules (see `windows.rs`); `id` breaks ties the way pages do.
+pub const LOGS_ORDER_BY: &str = "ts_us, id";
+
+/// One step of a migration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Sql(String),
+    /// Rebuilds `logs` with `ORDER BY (LOGS_ORDER_BY)` unless it has that key
+    /// already: the store copies the rows (whatever columns the table has)
+    /// into a new table and swaps it in, re-attaching the rollup's view.
+    RebuildLogs,
+}
+
+/// The day partition of `logs`: retention drops whole days.
+pub const LOGS_PARTITION_BY: &str = "toYYYYMMDD(toDateTime(intDiv(ts_us, 1000000), 'UTC'))";
+
+/// The materialized view filling `counts_minute` from inserts into `logs`.
+pub fn counts_minute_view(database: &str) -> String {
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.counts_minute_mv
+        TO {database}.counts_minute AS
+        SELECT toInt64(intDiv(ts_us, 60000000) * 60000000) AS minute, level, service, count() AS n
+        FROM {database}.logs GROUP BY minute, level, service"
+    )
+}
+
+/// The steps taking the schema to `version` from the one before, or `None`
+/// for a version this binary does not know.
+pub fn migration(version: u32, database: &str, features: Features) -> Option<Vec<Step>> {
+    let statements = match version {
+        1 => migration_1(database, features),
+        3 => return Some(vec![Step::RebuildLogs]),
+        _ => return None,
+    };
+    Some(statements.into_iter().map(Step::Sql).collect())
+}
+
+fn migration_1(database: &str, features: Features) -> Vec<String> {
     let service = if features.low_cardinality {
         "LowCardinality(String)"
     } else {
@@ -89,10 +136,9 @@ pub fn migration(version: u32, database: &str, features: Features) -> Vec<String
             String::new()
         }
     };
-    match version {
-        1 => vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {database}.logs (
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {database}.logs (
                     ts_us Int64{ts},
                     id String{text},
                     level UInt8,
@@ -100,13 +146,13 @@ pub fn migration(version: u32, database: &str, features: Features) -> Vec<String
                     message String{text},
                     attributes String{text}
                 ) ENGINE = MergeTree
-                PARTITION BY toYYYYMMDD(toDateTime(intDiv(ts_us, 1000000), 'UTC'))
+                PARTITION BY {LOGS_PARTITION_BY}
                 ORDER BY (level, service, ts_us, id)",
-                ts = codec("Delta, ZSTD(1)"),
-                text = codec("ZSTD(1)"),
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {database}.counts_minute (
+            ts = codec("Delta, ZSTD(1)"),
+            text = codec("ZSTD(1)"),
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {database}.counts_minute (
                     minute Int64,
                     level UInt8,
                     service {service},
@@ -114,16 +160,9 @@ pub fn migration(version: u32, database: &str, features: Features) -> Vec<String
                 ) ENGINE = SummingMergeTree(n)
                 PARTITION BY toYYYYMM(toDateTime(intDiv(minute, 1000000), 'UTC'))
                 ORDER BY (minute, level, service)"
-            ),
-            format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.counts_minute_mv
-                TO {database}.counts_minute AS
-                SELECT toInt64(intDiv(ts_us, 60000000) * 60000000) AS minute, level, service, count() AS n
-                FROM {database}.logs GROUP BY minute, level, service"
-            ),
-        ],
-        _ => Vec::new(),
-    }
+        ),
+        counts_minute_view(database),
+    ]
 }
 
 pub fn create_database(database: &str) -> String {
@@ -139,8 +178,44 @@ pub fn create_migrations_table(database: &str) -> String {
     )
 }
 
-pub fn current_version(database: &str) -> String {
-    format!("SELECT toUInt32(max(version)) FROM {database}.schema_migrations")
+pub fn applied_versions(database: &str) -> String {
+    format!("SELECT DISTINCT version FROM {database}.schema_migrations")
+}
+
+/// The sort key `logs` has now, as `system.tables` writes it (`ts_us, id`).
+pub fn logs_sorting_key(database: &str) -> String {
+    format!("SELECT sorting_key FROM system.tables WHERE database = '{database}' AND name = 'logs'")
+}
+
+/// The statements of [`Step::RebuildLogs`], after `logs_sorting_key` said a
+/// rebuild is needed. `partitions` are those `logs` holds: rows are copied
+/// one partition per statement, so each stays short.
+pub fn rebuild_logs(database: &str, partitions: &[String]) -> Vec<String> {
+    let mut statements = vec![
+        // What an interrupted attempt left.
+        format!("DROP TABLE IF EXISTS {database}.logs_rebuild"),
+        format!(
+            "CREATE TABLE {database}.logs_rebuild AS {database}.logs ENGINE = MergeTree \
+             PARTITION BY {LOGS_PARTITION_BY} ORDER BY ({LOGS_ORDER_BY})"
+        ),
+    ];
+    for partition in partitions {
+        statements.push(format!(
+            "INSERT INTO {database}.logs_rebuild SELECT * FROM {database}.logs \
+             WHERE toYYYYMMDD(toDateTime(intDiv(ts_us, 1000000), 'UTC')) = {partition}"
+        ));
+    }
+    statements.extend([
+        // The view names its source; it is made again for the new table.
+        format!("DROP TABLE IF EXISTS {database}.counts_minute_mv"),
+        format!(
+            "RENAME TABLE {database}.logs TO {database}.logs_before_rebuild, \
+             {database}.logs_rebuild TO {database}.logs"
+        ),
+        counts_minute_view(database),
+        format!("DROP TABLE IF EXISTS {database}.logs_before_rebuild"),
+    ]);
+    statements
 }
 
 /// `INSERT ... SELECT`, not `VALUES`: over the native protocol the server
@@ -172,15 +247,42 @@ mod tests {
     #[test]
     fn old_servers_get_no_new_syntax() {
         let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
-        let sql = migration(1, "db", old).join(";");
+        let sql = sql_of(migration(1, "db", old).unwrap());
         assert!(
             !sql.contains("CODEC") && !sql.contains("LowCardinality"),
             "{sql}"
         );
         let new = Features::of(ServerVersion::parse("24.3.1").unwrap());
-        let sql = migration(1, "db", new).join(";");
+        let sql = sql_of(migration(1, "db", new).unwrap());
         assert!(sql.contains("service LowCardinality(String)"), "{sql}");
         assert!(sql.contains("ts_us Int64 CODEC(Delta, ZSTD(1))"), "{sql}");
-        assert!(migration(LATEST + 1, "db", new).is_empty());
+        assert!(migration(LATEST + 1, "db", new).is_none());
+        assert!(migration(2, "db", new).is_none(), "v2 is not this binary's");
+    }
+
+    fn sql_of(steps: Vec<Step>) -> String {
+        steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Sql(sql) => sql,
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    #[test]
+    fn the_rebuild_copies_each_partition_then_swaps_the_tables() {
+        let sql = rebuild_logs("db", &["20250101".into(), "20250102".into()]);
+        assert!(sql[1].contains("AS db.logs ENGINE = MergeTree"), "{sql:?}");
+        assert!(sql[1].ends_with("ORDER BY (ts_us, id)"), "{sql:?}");
+        assert_eq!(sql.iter().filter(|s| s.starts_with("INSERT")).count(), 2);
+        assert!(sql[3].ends_with("= 20250102"), "{sql:?}");
+        let rename = sql.iter().position(|s| s.starts_with("RENAME")).unwrap();
+        let view = sql
+            .iter()
+            .position(|s| s.contains("MATERIALIZED VIEW"))
+            .unwrap();
+        assert!(rename < view, "the view is made for the new table");
     }
 }

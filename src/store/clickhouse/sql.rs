@@ -10,7 +10,7 @@
 //! ragged edges, summed in one statement with `UNION ALL`.
 
 use crate::domain::time::Micros;
-use crate::store::filter::{LogFilter, LogQuery, Order};
+use crate::store::filter::{LogFilter, Order};
 use std::fmt::Write;
 
 pub const MINUTE: Micros = 60_000_000;
@@ -61,28 +61,70 @@ fn time_range(column: &str, from: Micros, to: Micros) -> String {
     format!("({column} >= {from} AND {column} < {to})")
 }
 
-pub fn logs(database: &str, query: &LogQuery) -> String {
-    let filter = &query.filter;
-    let mut conditions = Vec::new();
-    if let Some(from) = filter.from {
-        conditions.push(format!("ts_us >= {from}"));
+/// `PREWHERE …` for the conditions that decide which rows qualify, so the
+/// server reads the wide columns only for granules with a match; empty when
+/// there are none.
+fn prewhere(filter: &LogFilter) -> String {
+    let conditions = dimension_conditions(filter, true);
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" PREWHERE {}", conditions.join(" AND "))
     }
-    if let Some(to) = filter.to {
-        conditions.push(format!("ts_us < {to}"));
-    }
-    conditions.extend(dimension_conditions(filter, true));
-    // Ties on the timestamp fall back to the id, which ingest makes
-    // time-ordered, so pages are stable and follow arrival per instance.
-    let direction = match query.order {
+}
+
+fn direction(order: Order) -> &'static str {
+    match order {
         Order::Desc => "DESC",
         Order::Asc => "ASC",
-    };
+    }
+}
+
+/// Up to `limit` logs of one time window (`[start, end)`, already inside
+/// the filter's range) after skipping `offset`, in page order. Ties on the
+/// timestamp fall back to the id, which ingest makes time-ordered, so pages
+/// are stable and follow arrival per instance.
+pub fn window_page(
+    database: &str,
+    filter: &LogFilter,
+    (start, end): (Micros, Micros),
+    order: Order,
+    offset: u64,
+    limit: u64,
+) -> String {
+    let direction = direction(order);
     format!(
-        "SELECT ts_us, id, level, service, message, attributes FROM {database}.logs \
-         WHERE {} ORDER BY ts_us {direction}, id {direction} LIMIT {}, {}",
-        where_clause(&conditions),
-        query.offset,
-        query.limit
+        "SELECT ts_us, id, level, service, message, attributes FROM {database}.logs{} \
+         WHERE {} ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}",
+        prewhere(filter),
+        time_range("ts_us", start, end),
+    )
+}
+
+/// How many logs of one window match the filter.
+pub fn window_count(database: &str, filter: &LogFilter, (start, end): (Micros, Micros)) -> String {
+    format!(
+        "SELECT count() FROM {database}.logs{} WHERE {}",
+        prewhere(filter),
+        time_range("ts_us", start, end),
+    )
+}
+
+/// The days (partitions) holding logs and the rows in each: part metadata,
+/// answered without reading any data.
+pub fn extent(database: &str) -> String {
+    format!(
+        "SELECT partition_id, toUInt64(sum(rows)) FROM system.parts \
+         WHERE database = '{database}' AND table = 'logs' AND active GROUP BY partition_id"
+    )
+}
+
+/// Bounds a read statement on the server: ClickHouse stops it (error 159)
+/// rather than letting it run on after we gave up. 18.16 takes whole seconds.
+pub fn with_time_limit(statement: &str, seconds: u64) -> String {
+    format!(
+        "{statement} SETTINGS max_execution_time = {}",
+        seconds.max(1)
     )
 }
 
@@ -192,28 +234,33 @@ mod tests {
     }
 
     #[test]
-    fn logs_query_orders_and_pages() {
+    fn window_pages_filter_early_and_order_stably() {
         let mut levels = LevelSet::default();
         levels.insert(Level::Warn);
         levels.insert(Level::Error);
-        let sql = logs(
-            "db",
-            &LogQuery {
-                filter: LogFilter {
-                    levels: Some(levels),
-                    service: Some("api".into()),
-                    ..LogFilter::default()
-                },
-                limit: 10,
-                offset: 20,
-                order: Order::Asc,
-            },
+        let filter = LogFilter {
+            levels: Some(levels),
+            service: Some("api".into()),
+            ..LogFilter::default()
+        };
+        let sql = window_page("db", &filter, (5, 9), Order::Asc, 20, 10);
+        assert!(
+            sql.contains("PREWHERE level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9)"),
+            "{sql}"
         );
-        assert!(sql.contains("level IN (2, 3)"), "{sql}");
-        assert!(sql.contains("positionCaseInsensitiveUTF8(service, unhex('617069')) > 0"));
         assert!(
             sql.ends_with("ORDER BY ts_us ASC, id ASC LIMIT 20, 10"),
             "{sql}"
+        );
+        let sql = window_page("db", &LogFilter::default(), (5, 9), Order::Desc, 0, 10);
+        assert!(!sql.contains("PREWHERE"), "{sql}");
+        assert!(
+            sql.contains("ORDER BY ts_us DESC, id DESC LIMIT 0, 10"),
+            "{sql}"
+        );
+        assert_eq!(
+            with_time_limit("SELECT 1", 0),
+            "SELECT 1 SETTINGS max_execution_time = 1"
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use super::deps::ClickHouse;
 use oglogstream::domain::{Level, LevelSet, LogBatch, LogRecord};
-use oglogstream::store::clickhouse::ClickHouseStore;
+use oglogstream::store::clickhouse::{ClickHouseStore, Options, Stepping};
 use oglogstream::store::sqlite::SqliteStore;
 use oglogstream::store::{
     BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogQuery, Order, Store,
@@ -427,8 +427,17 @@ async fn sqlite_store_meets_the_contract() {
 #[actix_web::test]
 async fn clickhouse_store_meets_the_contract() {
     let clickhouse = ClickHouse::start().await;
+    // Windows of a few logs each, so every page below steps through several.
+    let options = Options {
+        stepping: Stepping {
+            first_rows: 4,
+            growth: 2,
+            first_width: None,
+        },
+        ..Options::default()
+    };
     let store: Arc<dyn Store> =
-        Arc::new(ClickHouseStore::open(&clickhouse.dsn("contract")).unwrap());
+        Arc::new(ClickHouseStore::open_with(&clickhouse.dsn("contract"), options).unwrap());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while let Err(error) = store.check().await {
         assert!(
