@@ -25,7 +25,7 @@ pub use windows::Stepping;
 use super::filter::{HistogramQuery, LogFilter, LogQuery};
 use super::{BucketCount, LevelServiceCount, Store, StoreError};
 use crate::domain::log::{attributes_from_json, attributes_to_json};
-use crate::domain::time::Micros;
+use crate::domain::time::{MAX_MICROS, Micros};
 use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
 use dsn::Dsn;
@@ -320,7 +320,7 @@ impl Inner {
             for step in steps {
                 match step {
                     schema::Step::Sql(statement) => execute(client, &statement).await?,
-                    schema::Step::RebuildLogs => rebuild_logs(client, database).await?,
+                    schema::Step::UpgradeLogs => upgrade_logs(client, database, features).await?,
                 }
             }
             execute(client, &schema::record_version(database, version)).await?;
@@ -381,11 +381,18 @@ impl Inner {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, KlickhouseError>>,
     {
-        self.with_client_for(STATEMENT_TIMEOUT, work).await
+        self.with_client_for(STATEMENT_TIMEOUT, Confirm::After, work)
+            .await
     }
 
-    /// [`Inner::with_client`] giving up after `limit`.
-    async fn with_client_for<T, F, Fut>(&self, limit: Duration, work: F) -> Result<T, StoreError>
+    /// [`Inner::with_client`] giving up after `limit`; `confirm` says whether
+    /// `work` confirms the connection itself (see [`collect`]).
+    async fn with_client_for<T, F, Fut>(
+        &self,
+        limit: Duration,
+        confirm: Confirm,
+        work: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, KlickhouseError>>,
@@ -402,6 +409,7 @@ impl Inner {
                 true,
             )),
             Ok(Err(error)) => Err(classify(error)),
+            Ok(Ok(value)) if confirm == Confirm::Done => Ok(value),
             Ok(Ok(value)) => {
                 match timeout(CONNECT_TIMEOUT, client.query_one::<One<u8>>("SELECT 1")).await {
                     Ok(Ok(One(1))) => Ok(value),
@@ -434,6 +442,15 @@ impl Inner {
             }
         }
     }
+}
+
+/// Who makes sure a statement's connection survived it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Confirm {
+    /// `with_client` runs `SELECT 1` after the work.
+    After,
+    /// The work did (reads queue their `SELECT 1` behind the statement).
+    Done,
 }
 
 fn poisoned() -> StoreError {
@@ -473,66 +490,76 @@ async fn execute(client: &Client, statement: &str) -> Result<(), StoreError> {
 /// One statement of a rebuild copies a whole day of logs.
 const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// [`schema::Step::RebuildLogs`]: gives `logs` the time-first sort key,
-/// keeping every row and column. Writers should be stopped meanwhile (the
-/// README's upgrade note): rows written to the old table after its partition
-/// was copied would not be carried over.
-async fn rebuild_logs(client: &Client, database: &str) -> Result<(), StoreError> {
+/// [`schema::Step::UpgradeLogs`]: gives a version-1 `logs` the `ts`
+/// column and the time-first sort key, keeping every row and column, and
+/// adds the hour rollup. Writers should be stopped meanwhile (the README's
+/// upgrade note): rows written to the old table after its partition was
+/// copied would not be carried over, nor counted while the views are away.
+async fn upgrade_logs(
+    client: &Client,
+    database: &str,
+    features: Features,
+) -> Result<(), StoreError> {
+    let number = |statement: String| async move {
+        run(client, async {
+            let One(n): One<u64> = client.query_one(statement).await?;
+            Ok(n)
+        })
+        .await
+    };
+    if number(schema::has_ts_column(database)).await? == 0 {
+        execute(client, &schema::add_ts_column(database)).await?;
+    }
     let keys: Vec<One<String>> = run(
         client,
         collect::<One<String>>(client, schema::logs_sorting_key(database)),
     )
     .await?;
-    if keys
+    let rebuilt = keys
         .first()
-        .is_some_and(|One(key)| key == schema::LOGS_ORDER_BY)
-    {
-        return Ok(());
-    }
-    let count = |table: &'static str| {
-        let statement = format!("SELECT count() FROM {database}.{table}");
-        async move {
-            run(client, async {
-                let One(n): One<u64> = client.query_one(statement).await?;
-                Ok(n)
-            })
-            .await
-        }
-    };
-    let before = count("logs").await?;
-    let partitions: Vec<One<String>> = run(
-        client,
-        collect::<One<String>>(
+        .is_some_and(|One(key)| key == schema::LOGS_ORDER_BY);
+    if !rebuilt {
+        let before = number(format!("SELECT count() FROM {database}.logs")).await?;
+        let partitions: Vec<One<String>> = run(
             client,
-            format!(
-                "SELECT DISTINCT partition_id FROM system.parts \
-                 WHERE database = '{database}' AND table = 'logs' AND active"
+            collect::<One<String>>(
+                client,
+                format!(
+                    "SELECT DISTINCT partition_id FROM system.parts \
+                     WHERE database = '{database}' AND table = 'logs' AND active"
+                ),
             ),
-        ),
-    )
-    .await?;
-    let partitions: Vec<String> = partitions
-        .into_iter()
-        .map(|One(p)| p)
-        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
-        .collect();
-    tracing::info!(
-        database = %database,
-        rows = before,
-        "rebuilding clickhouse logs with the time-first sort key"
-    );
-    for statement in schema::rebuild_logs(database, &partitions) {
-        if statement.starts_with("RENAME") {
-            // klickhouse can report a dropped connection as success: the
-            // copy is checked before the old table goes.
-            let copied = count("logs_rebuild").await?;
-            if copied < before {
-                return Err(StoreError::Unavailable(format!(
-                    "rebuilding {database}.logs copied {copied} of {before} rows; will retry"
-                )));
+        )
+        .await?;
+        let partitions: Vec<String> = partitions
+            .into_iter()
+            .map(|One(p)| p)
+            .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .collect();
+        tracing::info!(
+            database = %database,
+            rows = before,
+            "rebuilding clickhouse logs with the time-first sort key"
+        );
+        for statement in schema::rebuild_logs(database, &partitions) {
+            if statement.starts_with("DROP TABLE IF EXISTS") && statement.ends_with("_mv") {
+                // klickhouse can report a dropped connection as success: the
+                // copy is checked before anything of the old layout goes.
+                let copied = number(format!("SELECT count() FROM {database}.logs_rebuild")).await?;
+                if copied < before {
+                    return Err(StoreError::Unavailable(format!(
+                        "rebuilding {database}.logs copied {copied} of {before} rows; will retry"
+                    )));
+                }
             }
+            run_for(COPY_TIMEOUT, client, client.execute(statement.as_str())).await?;
         }
-        run_for(COPY_TIMEOUT, client, client.execute(statement.as_str())).await?;
+    }
+    let hour_view = number(schema::table_exists(database, "counts_hour_mv")).await? == 1;
+    if !rebuilt || !hour_view {
+        for statement in schema::hour_rollup_backfill(database, features) {
+            run_for(COPY_TIMEOUT, client, client.execute(statement.as_str())).await?;
+        }
     }
     Ok(())
 }
@@ -725,6 +752,31 @@ async fn collect<T: Row>(client: &Client, statement: String) -> Result<Vec<T>, K
     Ok(out)
 }
 
+/// [`collect`], confirmed: a `SELECT 1` queued on the connection right
+/// behind the statement answers only if the connection outlived the
+/// statement's last block (klickhouse ends a cut-off result like a whole
+/// one), at the cost of no extra wait.
+async fn collect_confirmed<T: Row>(
+    client: &Client,
+    statement: String,
+) -> Result<Vec<T>, KlickhouseError> {
+    let mut rows = client.query::<T, _>(statement).await?;
+    let drain = async move {
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await {
+            out.push(row?);
+        }
+        Ok::<_, KlickhouseError>(out)
+    };
+    let (out, confirmed) = tokio::join!(drain, client.query_one::<One<u8>>("SELECT 1"));
+    match confirmed? {
+        One(1) => out,
+        One(other) => Err(KlickhouseError::ProtocolError(format!(
+            "clickhouse answered SELECT 1 with {other}"
+        ))),
+    }
+}
+
 /// The time one answer may take, shared by its statements.
 struct ReadBudget {
     deadline: Instant,
@@ -770,8 +822,8 @@ impl ClickHouseStore {
     ) -> Result<Vec<T>, StoreError> {
         let (statement, limit) = budget.bound(statement)?;
         self.inner
-            .with_client_for(limit, |client| async move {
-                collect::<T>(&client, statement).await
+            .with_client_for(limit, Confirm::Done, |client| async move {
+                collect_confirmed::<T>(&client, statement).await
             })
             .await
     }
@@ -779,46 +831,54 @@ impl ClickHouseStore {
     async fn counts(
         &self,
         filter: &LogFilter,
-        interval: Option<Micros>,
+        grouping: sql::Grouping,
     ) -> Result<Vec<CountRow>, StoreError> {
         let budget = ReadBudget::new(self.inner.options.read_timeout);
-        self.read(&budget, &sql::counts(self.database(), filter, interval))
+        self.read(&budget, &sql::counts(self.database(), filter, grouping))
             .await
     }
 
-    /// The days holding logs, from part metadata.
+    /// Where the logs are, from part metadata.
     async fn extent(&self, budget: &ReadBudget) -> Result<windows::Extent, StoreError> {
-        let rows: Vec<PartitionRows> = self.read(budget, &sql::extent(self.database())).await?;
+        let rows: Vec<PartRow> = self.read(budget, &sql::extent(self.database())).await?;
         Ok(windows::Extent {
-            days: rows
-                .into_iter()
-                .filter_map(|row| Some((day_start(&row.partition)?, row.rows)))
-                .collect(),
+            parts: rows.into_iter().map(PartRow::span).collect(),
         })
     }
 }
 
-/// The start of the UTC day a `YYYYMMDD` partition id names.
-fn day_start(partition: &str) -> Option<Micros> {
-    if partition.len() != 8 || !partition.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let year: i32 = partition[..4].parse().ok()?;
-    let month: u8 = partition[4..6].parse().ok()?;
-    let day: u8 = partition[6..].parse().ok()?;
-    let date =
-        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
-    Some(date.midnight().assume_utc().unix_timestamp() * 1_000_000)
-}
-
-/// `(partition_id, rows)` from [`sql::extent`].
-struct PartitionRows {
-    partition: String,
+/// `(rows, min_time, max_time)` of a part, from [`sql::extent`].
+struct PartRow {
     rows: u64,
+    first_second: u64,
+    last_second: u64,
 }
 
-impl Row for PartitionRows {
-    const COLUMN_COUNT: Option<usize> = Some(2);
+impl PartRow {
+    fn span(self) -> windows::PartSpan {
+        const SECOND: Micros = 1_000_000;
+        let (start, end) = if self.last_second == 0 {
+            // No time range in the metadata (not our layout): anywhere.
+            (0, MAX_MICROS)
+        } else if self.last_second as i64 >= schema::TS_CLAMP_SECONDS {
+            // Logs from the clamp on share its second: up to the end of time.
+            (self.first_second as i64 * SECOND, MAX_MICROS)
+        } else {
+            (
+                self.first_second as i64 * SECOND,
+                (self.last_second as i64 + 1) * SECOND,
+            )
+        };
+        windows::PartSpan {
+            rows: self.rows,
+            start,
+            end,
+        }
+    }
+}
+
+impl Row for PartRow {
+    const COLUMN_COUNT: Option<usize> = Some(3);
 
     fn column_names() -> Option<Vec<Cow<'static, str>>> {
         None
@@ -826,9 +886,10 @@ impl Row for PartitionRows {
 
     fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
         let mut values = map.into_iter();
-        Ok(PartitionRows {
-            partition: string(take(&mut values)?)?,
+        Ok(PartRow {
             rows: u64::from_value(take(&mut values)?)?,
+            first_second: u64::from_value(take(&mut values)?)?,
+            last_second: u64::from_value(take(&mut values)?)?,
         })
     }
 
@@ -901,6 +962,7 @@ impl Store for ClickHouseStore {
                 let in_window = counted.first().map_or(0, |One(n)| *n);
                 if in_window <= skip {
                     skip -= in_window;
+                    windows.found(in_window, skip + limit - page.len() as u64);
                     continue;
                 }
             }
@@ -921,6 +983,7 @@ impl Store for ClickHouseStore {
                 fetch,
             );
             let rows: Vec<LogRow> = self.read(&budget, &statement).await?;
+            let matched = server_skip + rows.len() as u64;
             let skipped_here = (skip - server_skip).min(rows.len() as u64);
             skip -= server_skip + skipped_here;
             page.extend(
@@ -928,6 +991,7 @@ impl Store for ClickHouseStore {
                     .skip(skipped_here as usize)
                     .map(|row| row.0),
             );
+            windows.found(matched, skip + limit.saturating_sub(page.len() as u64));
         }
         page.truncate(limit as usize);
         Ok(page)
@@ -938,7 +1002,7 @@ impl Store for ClickHouseStore {
         filter: &LogFilter,
     ) -> Result<Vec<LevelServiceCount>, StoreError> {
         Ok(self
-            .counts(filter, None)
+            .counts(filter, sql::Grouping::LevelService)
             .await?
             .into_iter()
             .filter(|row| row.count > 0)
@@ -953,7 +1017,9 @@ impl Store for ClickHouseStore {
     }
 
     async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError> {
-        let rows = self.counts(&query.filter, Some(query.interval)).await?;
+        let rows = self
+            .counts(&query.filter, sql::Grouping::BucketLevel(query.interval))
+            .await?;
         let mut totals: std::collections::BTreeMap<(Micros, u8), u64> = Default::default();
         for row in rows {
             if let Some(level) = row.level {
@@ -1009,7 +1075,11 @@ impl Store for ClickHouseStore {
                             .await?;
                     }
                 }
-                for (table, column) in [("logs", "ts_us"), ("counts_minute", "minute")] {
+                for (table, column) in [
+                    ("logs", "ts_us"),
+                    ("counts_minute", "minute"),
+                    ("counts_hour", "hour"),
+                ] {
                     client
                         .execute(format!(
                             "ALTER TABLE {database}.{table} DELETE WHERE {column} < {cutoff}"

@@ -17,7 +17,7 @@
 //!     by level and service come from the rollup, not from this key.
 //!     Version 1 had `(level, service, ts_us, id)`, under which a time window
 //!     touched a granule of every (level, service) run: a newest page read
-//!     most of a day. Version 3 rebuilds such a table ([`Step::RebuildLogs`]).
+//!     most of a day. Version 3 rebuilds such a table ([`Step::UpgradeLogs`]).
 //! - `counts_minute`: a `SummingMergeTree` of (minute, level, service) -> n,
 //!   filled by the materialized view `counts_minute_mv` on every insert into
 //!   `logs`. Stats and histograms read it for whole minutes and read `logs`
@@ -93,42 +93,109 @@ pub const LOGS_ORDER_BY: &str = "ts_us, id";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     Sql(String),
-    /// Rebuilds `logs` with `ORDER BY (LOGS_ORDER_BY)` unless it has that key
-    /// already: the store copies the rows (whatever columns the table has)
-    /// into a new table and swaps it in, re-attaching the rollup's view.
-    RebuildLogs,
+    /// Brings a version-1 `logs` to today's layout unless it is there
+    /// already: the store adds the `ts` column, copies the rows (whatever
+    /// columns the table has) into a table with the time-first key, swaps it
+    /// in, fills `counts_hour` from `counts_minute` and re-attaches the
+    /// views ([`rebuild_logs`], [`hour_rollup_backfill`]).
+    UpgradeLogs,
+}
+
+/// The last second a `DateTime` partition key handles well (2105-12-31
+/// 23:59:59): later logs (timestamps go to year 9999) are filed under it.
+pub const TS_CLAMP_SECONDS: i64 = 4_291_747_199;
+
+/// `ts`, the log's second as a `DateTime`, exists for the partition key: a
+/// part's minimum and maximum of it are in `system.parts` (`min_time`,
+/// `max_time`), so the store learns where the data is, to the second, from
+/// metadata alone.
+pub fn ts_column() -> String {
+    format!(
+        "ts DateTime('UTC') MATERIALIZED toDateTime(least(intDiv(ts_us, 1000000), {TS_CLAMP_SECONDS}), 'UTC')"
+    )
 }
 
 /// The day partition of `logs`: retention drops whole days.
-pub const LOGS_PARTITION_BY: &str = "toYYYYMMDD(toDateTime(intDiv(ts_us, 1000000), 'UTC'))";
+pub const LOGS_PARTITION_BY: &str = "toYYYYMMDD(ts)";
 
-/// The materialized view filling `counts_minute` from inserts into `logs`.
-pub fn counts_minute_view(database: &str) -> String {
-    format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.counts_minute_mv
-        TO {database}.counts_minute AS
-        SELECT toInt64(intDiv(ts_us, 60000000) * 60000000) AS minute, level, service, count() AS n
-        FROM {database}.logs GROUP BY minute, level, service"
-    )
+/// A rollup: `(bucket, level, service) -> n` by `width_us`, filled by a
+/// materialized view on `logs`. `SummingMergeTree` adds rows up as parts
+/// merge; readers `sum(n)` anyway, so unmerged parts do not matter.
+struct Rollup {
+    table: &'static str,
+    column: &'static str,
+    width_us: i64,
+}
+
+const MINUTE_ROLLUP: Rollup = Rollup {
+    table: "counts_minute",
+    column: "minute",
+    width_us: 60_000_000,
+};
+
+const HOUR_ROLLUP: Rollup = Rollup {
+    table: "counts_hour",
+    column: "hour",
+    width_us: 3_600_000_000,
+};
+
+impl Rollup {
+    fn create(&self, database: &str, service: &str) -> String {
+        let Rollup { table, column, .. } = self;
+        format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{table} (
+                {column} Int64,
+                level UInt8,
+                service {service},
+                n UInt64
+            ) ENGINE = SummingMergeTree(n)
+            PARTITION BY toYYYYMM(toDateTime(intDiv({column}, 1000000), 'UTC'))
+            ORDER BY ({column}, level, service)"
+        )
+    }
+
+    fn view(&self, database: &str) -> String {
+        let Rollup {
+            table,
+            column,
+            width_us,
+        } = self;
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv
+            TO {database}.{table} AS
+            SELECT toInt64(intDiv(ts_us, {width_us}) * {width_us}) AS {column}, level, service, count() AS n
+            FROM {database}.logs GROUP BY {column}, level, service"
+        )
+    }
 }
 
 /// The steps taking the schema to `version` from the one before, or `None`
 /// for a version this binary does not know.
 pub fn migration(version: u32, database: &str, features: Features) -> Option<Vec<Step>> {
-    let statements = match version {
-        1 => migration_1(database, features),
-        3 => return Some(vec![Step::RebuildLogs]),
-        _ => return None,
-    };
-    Some(statements.into_iter().map(Step::Sql).collect())
+    match version {
+        1 => Some(
+            migration_1(database, features)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
+        3 => Some(vec![Step::UpgradeLogs]),
+        _ => None,
+    }
 }
 
-fn migration_1(database: &str, features: Features) -> Vec<String> {
-    let service = if features.low_cardinality {
+fn service_type(features: Features) -> &'static str {
+    if features.low_cardinality {
         "LowCardinality(String)"
     } else {
         "String"
-    };
+    }
+}
+
+/// A new database gets today's layout at once (so version 3 finds nothing
+/// to upgrade); a database made by an older binary is upgraded by version 3.
+fn migration_1(database: &str, features: Features) -> Vec<String> {
+    let service = service_type(features);
     let codec = |codec: &str| {
         if features.codecs {
             format!(" CODEC({codec})")
@@ -144,24 +211,84 @@ fn migration_1(database: &str, features: Features) -> Vec<String> {
                     level UInt8,
                     service {service},
                     message String{text},
-                    attributes String{text}
+                    attributes String{text},
+                    {ts_column}
                 ) ENGINE = MergeTree
                 PARTITION BY {LOGS_PARTITION_BY}
-                ORDER BY (level, service, ts_us, id)",
+                ORDER BY ({LOGS_ORDER_BY})",
             ts = codec("Delta, ZSTD(1)"),
             text = codec("ZSTD(1)"),
+            ts_column = ts_column(),
         ),
+        MINUTE_ROLLUP.create(database, service),
+        MINUTE_ROLLUP.view(database),
+        HOUR_ROLLUP.create(database, service),
+        HOUR_ROLLUP.view(database),
+    ]
+}
+
+/// Whether `logs` has column `ts` (1 or 0).
+pub fn has_ts_column(database: &str) -> String {
+    format!(
+        "SELECT count() FROM system.columns WHERE database = '{database}' AND table = 'logs' AND name = 'ts'"
+    )
+}
+
+pub fn add_ts_column(database: &str) -> String {
+    format!("ALTER TABLE {database}.logs ADD COLUMN {}", ts_column())
+}
+
+/// Whether a table exists (1 or 0).
+pub fn table_exists(database: &str, table: &str) -> String {
+    format!("SELECT count() FROM system.tables WHERE database = '{database}' AND name = '{table}'")
+}
+
+/// The statements of the rebuild in [`Step::UpgradeLogs`], once `logs` has
+/// its `ts` column. `partitions` are those `logs` holds: rows are copied
+/// one partition per statement, so each stays short. The views are dropped
+/// (they name their source) and made again by [`hour_rollup_backfill`].
+pub fn rebuild_logs(database: &str, partitions: &[String]) -> Vec<String> {
+    let mut statements = vec![
+        // What an interrupted attempt left.
+        format!("DROP TABLE IF EXISTS {database}.logs_rebuild"),
         format!(
-            "CREATE TABLE IF NOT EXISTS {database}.counts_minute (
-                    minute Int64,
-                    level UInt8,
-                    service {service},
-                    n UInt64
-                ) ENGINE = SummingMergeTree(n)
-                PARTITION BY toYYYYMM(toDateTime(intDiv(minute, 1000000), 'UTC'))
-                ORDER BY (minute, level, service)"
+            "CREATE TABLE {database}.logs_rebuild AS {database}.logs ENGINE = MergeTree \
+             PARTITION BY {LOGS_PARTITION_BY} ORDER BY ({LOGS_ORDER_BY})"
         ),
-        counts_minute_view(database),
+    ];
+    for partition in partitions {
+        statements.push(format!(
+            "INSERT INTO {database}.logs_rebuild SELECT * FROM {database}.logs \
+             WHERE _partition_id = '{partition}'"
+        ));
+    }
+    statements.extend([
+        format!("DROP TABLE IF EXISTS {database}.counts_minute_mv"),
+        format!("DROP TABLE IF EXISTS {database}.counts_hour_mv"),
+        format!(
+            "RENAME TABLE {database}.logs TO {database}.logs_before_rebuild, \
+             {database}.logs_rebuild TO {database}.logs"
+        ),
+    ]);
+    statements
+}
+
+/// Fills `counts_hour` from `counts_minute` and attaches both views to
+/// `logs`: the last part of [`Step::UpgradeLogs`], run while no view feeds
+/// either rollup, so the two agree.
+pub fn hour_rollup_backfill(database: &str, features: Features) -> Vec<String> {
+    vec![
+        format!("DROP TABLE IF EXISTS {database}.counts_minute_mv"),
+        format!("DROP TABLE IF EXISTS {database}.counts_hour"),
+        HOUR_ROLLUP.create(database, service_type(features)),
+        format!(
+            "INSERT INTO {database}.counts_hour (hour, level, service, n) \
+             SELECT toInt64(intDiv(minute, 3600000000) * 3600000000) AS hour, level, service, sum(n) \
+             FROM {database}.counts_minute GROUP BY hour, level, service"
+        ),
+        MINUTE_ROLLUP.view(database),
+        HOUR_ROLLUP.view(database),
+        format!("DROP TABLE IF EXISTS {database}.logs_before_rebuild"),
     ]
 }
 
@@ -185,37 +312,6 @@ pub fn applied_versions(database: &str) -> String {
 /// The sort key `logs` has now, as `system.tables` writes it (`ts_us, id`).
 pub fn logs_sorting_key(database: &str) -> String {
     format!("SELECT sorting_key FROM system.tables WHERE database = '{database}' AND name = 'logs'")
-}
-
-/// The statements of [`Step::RebuildLogs`], after `logs_sorting_key` said a
-/// rebuild is needed. `partitions` are those `logs` holds: rows are copied
-/// one partition per statement, so each stays short.
-pub fn rebuild_logs(database: &str, partitions: &[String]) -> Vec<String> {
-    let mut statements = vec![
-        // What an interrupted attempt left.
-        format!("DROP TABLE IF EXISTS {database}.logs_rebuild"),
-        format!(
-            "CREATE TABLE {database}.logs_rebuild AS {database}.logs ENGINE = MergeTree \
-             PARTITION BY {LOGS_PARTITION_BY} ORDER BY ({LOGS_ORDER_BY})"
-        ),
-    ];
-    for partition in partitions {
-        statements.push(format!(
-            "INSERT INTO {database}.logs_rebuild SELECT * FROM {database}.logs \
-             WHERE toYYYYMMDD(toDateTime(intDiv(ts_us, 1000000), 'UTC')) = {partition}"
-        ));
-    }
-    statements.extend([
-        // The view names its source; it is made again for the new table.
-        format!("DROP TABLE IF EXISTS {database}.counts_minute_mv"),
-        format!(
-            "RENAME TABLE {database}.logs TO {database}.logs_before_rebuild, \
-             {database}.logs_rebuild TO {database}.logs"
-        ),
-        counts_minute_view(database),
-        format!("DROP TABLE IF EXISTS {database}.logs_before_rebuild"),
-    ]);
-    statements
 }
 
 /// `INSERT ... SELECT`, not `VALUES`: over the native protocol the server
@@ -277,12 +373,31 @@ mod tests {
         assert!(sql[1].contains("AS db.logs ENGINE = MergeTree"), "{sql:?}");
         assert!(sql[1].ends_with("ORDER BY (ts_us, id)"), "{sql:?}");
         assert_eq!(sql.iter().filter(|s| s.starts_with("INSERT")).count(), 2);
-        assert!(sql[3].ends_with("= 20250102"), "{sql:?}");
-        let rename = sql.iter().position(|s| s.starts_with("RENAME")).unwrap();
-        let view = sql
+        assert!(sql[3].ends_with("_partition_id = '20250102'"), "{sql:?}");
+        assert!(sql.last().unwrap().starts_with("RENAME"), "{sql:?}");
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        let rest = hour_rollup_backfill("db", old);
+        let fill = rest
+            .iter()
+            .position(|s| s.starts_with("INSERT INTO db.counts_hour"))
+            .unwrap();
+        let view = rest
             .iter()
             .position(|s| s.contains("MATERIALIZED VIEW"))
             .unwrap();
-        assert!(rename < view, "the view is made for the new table");
+        assert!(
+            fill < view,
+            "the rollups agree: views come after the backfill"
+        );
+    }
+
+    #[test]
+    fn a_new_database_gets_the_time_first_layout_at_once() {
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        let sql = sql_of(migration(1, "db", old).unwrap());
+        assert!(sql.contains("PARTITION BY toYYYYMMDD(ts)"), "{sql}");
+        assert!(sql.contains("ORDER BY (ts_us, id)"), "{sql}");
+        assert!(sql.contains("counts_hour_mv"), "{sql}");
+        assert_eq!(migration(3, "db", old), Some(vec![Step::UpgradeLogs]));
     }
 }

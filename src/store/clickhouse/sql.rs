@@ -110,12 +110,12 @@ pub fn window_count(database: &str, filter: &LogFilter, (start, end): (Micros, M
     )
 }
 
-/// The days (partitions) holding logs and the rows in each: part metadata,
-/// answered without reading any data.
+/// Each part of `logs` with its rows and the first and last second it
+/// holds: metadata, answered without reading any data.
 pub fn extent(database: &str) -> String {
     format!(
-        "SELECT partition_id, toUInt64(sum(rows)) FROM system.parts \
-         WHERE database = '{database}' AND table = 'logs' AND active GROUP BY partition_id"
+        "SELECT toUInt64(rows), toUInt64(toUInt32(min_time)), toUInt64(toUInt32(max_time)) \
+         FROM system.parts WHERE database = '{database}' AND table = 'logs' AND active"
     )
 }
 
@@ -128,61 +128,111 @@ pub fn with_time_limit(statement: &str, seconds: u64) -> String {
     )
 }
 
-/// The whole minutes inside `[from, to)`, if any.
-pub fn rollup_span(from: Micros, to: Micros) -> Option<(Micros, Micros)> {
-    let start = from.div_euclid(MINUTE) * MINUTE
-        + if from.rem_euclid(MINUTE) == 0 {
+pub const HOUR: Micros = 60 * MINUTE;
+
+/// The whole `width`s inside `[from, to)`, if any.
+pub fn whole_span(from: Micros, to: Micros, width: Micros) -> Option<(Micros, Micros)> {
+    let start = from.div_euclid(width) * width
+        + if from.rem_euclid(width) == 0 {
             0
         } else {
-            MINUTE
+            width
         };
-    let end = to.div_euclid(MINUTE) * MINUTE;
+    let end = to.div_euclid(width) * width;
     (start < end).then_some((start, end))
 }
 
-/// `SELECT bucket, level, service, n` grouped counts: the bucket is the start
-/// of the `interval` holding the log, or 0 without an interval.
-pub fn counts(database: &str, filter: &LogFilter, interval: Option<Micros>) -> String {
+/// What counts are grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    /// Level and service, over the whole range (stats, services, facets).
+    LevelService,
+    /// The start of the `interval` holding the log, and level (histograms).
+    BucketLevel(Micros),
+}
+
+/// A rollup table counts can come from.
+struct Source {
+    table: &'static str,
+    column: &'static str,
+    width: Micros,
+}
+
+/// Coarsest first.
+const SOURCES: [Source; 2] = [
+    Source {
+        table: "counts_hour",
+        column: "hour",
+        width: HOUR,
+    },
+    Source {
+        table: "counts_minute",
+        column: "minute",
+        width: MINUTE,
+    },
+];
+
+/// `SELECT bucket, level, service, n` counts. Each part of `[from, to)` is
+/// read from the coarsest source that is exact for it: the hour rollup for
+/// the whole hours, the minute rollup for the whole minutes around them, the
+/// raw logs for the ragged edges. Rollups are summed (`sum(n)`), so parts
+/// the server has not merged yet count right. A text filter needs the
+/// messages, and a histogram interval that is not whole hours (minutes)
+/// cannot be built from hours (minutes).
+pub fn counts(database: &str, filter: &LogFilter, grouping: Grouping) -> String {
     let (from, to) = filter.bounds();
-    let bucket = |column: &str| match interval {
-        Some(interval) => format!("toInt64(intDiv({column}, {interval}) * {interval})"),
-        None => "toInt64(0)".to_string(),
-    };
-    // Text search needs the messages; a histogram interval that is not whole
-    // minutes cannot be built from minutes.
-    let rollup_usable =
-        filter.text.is_none() && interval.is_none_or(|interval| interval % MINUTE == 0);
-    let span = if rollup_usable {
-        rollup_span(from, to)
-    } else {
-        None
-    };
-    let mut parts = Vec::new();
-    let raw_ranges = match span {
-        Some((start, end)) => {
-            let mut conditions = vec![time_range("minute", start, end)];
-            conditions.extend(dimension_conditions(filter, false));
-            parts.push(format!(
-                "SELECT {} AS b, level, toString(service) AS s, sum(n) AS c FROM {database}.counts_minute \
-                 WHERE {} GROUP BY b, level, s",
-                bucket("minute"),
-                where_clause(&conditions)
-            ));
-            [(from, start), (end, to)]
-                .into_iter()
-                .filter(|(a, b)| a < b)
-                .map(|(a, b)| time_range("ts_us", a, b))
-                .collect::<Vec<_>>()
+    let columns = |column: &str| match grouping {
+        Grouping::LevelService => "toInt64(0) AS b, level, toString(service) AS s".to_string(),
+        Grouping::BucketLevel(interval) => {
+            format!("toInt64(intDiv({column}, {interval}) * {interval}) AS b, level, '' AS s")
         }
-        None => vec![time_range("ts_us", from, to)],
     };
-    if !raw_ranges.is_empty() {
-        let mut conditions = vec![format!("({})", raw_ranges.join(" OR "))];
+    // The ranges still to count, narrowed source by source.
+    let mut left = vec![(from, to)];
+    let mut parts = Vec::new();
+    for source in &SOURCES {
+        let usable = filter.text.is_none()
+            && match grouping {
+                Grouping::LevelService => true,
+                Grouping::BucketLevel(interval) => interval % source.width == 0,
+            };
+        if !usable {
+            continue;
+        }
+        let mut covered = Vec::new();
+        let mut rest = Vec::new();
+        for (a, b) in left {
+            match whole_span(a, b, source.width) {
+                Some((start, end)) => {
+                    covered.push(time_range(source.column, start, end));
+                    rest.extend([(a, start), (end, b)].into_iter().filter(|(x, y)| x < y));
+                }
+                None => rest.push((a, b)),
+            }
+        }
+        left = rest;
+        if covered.is_empty() {
+            continue;
+        }
+        let mut conditions = vec![format!("({})", covered.join(" OR "))];
+        conditions.extend(dimension_conditions(filter, false));
+        parts.push(format!(
+            "SELECT {}, sum(n) AS c FROM {database}.{} WHERE {} GROUP BY b, level, s",
+            columns(source.column),
+            source.table,
+            where_clause(&conditions)
+        ));
+    }
+    if !left.is_empty() {
+        let ranges: Vec<String> = left
+            .iter()
+            .map(|(a, b)| time_range("ts_us", *a, *b))
+            .collect();
+        let mut conditions = vec![format!("({})", ranges.join(" OR "))];
         conditions.extend(dimension_conditions(filter, true));
         parts.push(format!(
-            "SELECT {} AS b, level, toString(service) AS s, count() AS c FROM {database}.logs \
-             WHERE {} GROUP BY b, level, s",
-            bucket("ts_us"),
+            "SELECT {}, count() AS c FROM {database}.logs WHERE {} GROUP BY b, level, s",
+            columns("ts_us"),
             where_clause(&conditions)
         ));
     }
@@ -207,30 +257,53 @@ mod tests {
     }
 
     #[test]
-    fn rollup_span_keeps_whole_minutes_only() {
-        assert_eq!(rollup_span(0, 3 * MINUTE), Some((0, 3 * MINUTE)));
-        assert_eq!(rollup_span(1, 3 * MINUTE - 1), Some((MINUTE, 2 * MINUTE)));
-        assert_eq!(rollup_span(1, 2 * MINUTE - 1), None);
-        assert_eq!(rollup_span(10, 20), None);
+    fn whole_spans_keep_whole_widths_only() {
+        let span = |a, b| whole_span(a, b, MINUTE);
+        assert_eq!(span(0, 3 * MINUTE), Some((0, 3 * MINUTE)));
+        assert_eq!(span(1, 3 * MINUTE - 1), Some((MINUTE, 2 * MINUTE)));
+        assert_eq!(span(1, 2 * MINUTE - 1), None);
+        assert_eq!(span(10, 20), None);
     }
 
     #[test]
-    fn counts_use_the_rollup_only_when_it_is_exact() {
+    fn counts_use_the_coarsest_exact_source_for_each_part_of_the_range() {
         let mut filter = LogFilter {
-            from: Some(MINUTE + 5),
-            to: Some(10 * MINUTE),
+            from: Some(HOUR - MINUTE + 5),
+            to: Some(3 * HOUR + 2 * MINUTE),
             ..LogFilter::default()
         };
-        let sql = counts("db", &filter, Some(MINUTE));
-        assert!(sql.contains("counts_minute"), "{sql}");
+        let sql = counts("db", &filter, Grouping::BucketLevel(MINUTE));
         assert!(
-            sql.contains("(ts_us >= 60000005 AND ts_us < 120000000)"),
+            sql.contains(
+                "FROM db.counts_minute WHERE ((minute >= 3600000000 AND minute < 10920000000))"
+            ),
+            "no hours for minute buckets: {sql}"
+        );
+        assert!(!sql.contains("counts_hour"), "{sql}");
+        let sql = counts("db", &filter, Grouping::LevelService);
+        assert!(
+            sql.contains("FROM db.counts_hour WHERE ((hour >= 3600000000 AND hour < 10800000000))"),
             "{sql}"
         );
-        assert!(!sql.contains("ts_us < 600000000)"), "no raw tail: {sql}");
-        assert!(!counts("db", &filter, Some(1_000_000)).contains("counts_minute"));
+        assert!(
+            sql.contains(
+                "FROM db.counts_minute WHERE ((minute >= 10800000000 AND minute < 10920000000))"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("(ts_us >= 3540000005 AND ts_us < 3600000000)"),
+            "the ragged edge from the logs: {sql}"
+        );
+        assert!(sql.contains("toString(service) AS s"), "{sql}");
+        let sql = counts("db", &filter, Grouping::BucketLevel(HOUR));
+        assert!(
+            sql.contains("'' AS s") && !sql.contains("toString(service)"),
+            "{sql}"
+        );
+        assert!(!counts("db", &filter, Grouping::BucketLevel(1_000_000)).contains("counts_"));
         filter.text = Some("x".into());
-        assert!(!counts("db", &filter, None).contains("counts_minute"));
+        assert!(!counts("db", &filter, Grouping::LevelService).contains("counts_"));
     }
 
     #[test]

@@ -19,14 +19,19 @@ use crate::domain::time::Micros;
 use crate::store::filter::Order;
 
 /// Where the data is, as far as the server's part metadata tells cheaply:
-/// whole UTC days (partitions) and the rows in each.
+/// each part's rows and the first and last second it holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extent {
-    /// `(day start, rows)`, any order.
-    pub days: Vec<(Micros, u64)>,
+    pub parts: Vec<PartSpan>,
 }
 
-pub const DAY: Micros = 86_400_000_000;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartSpan {
+    pub rows: u64,
+    /// The part's logs lie in `[start, end)`.
+    pub start: Micros,
+    pub end: Micros,
+}
 
 impl Extent {
     /// The part of `[from, to)` that can hold data, and the rows per
@@ -35,14 +40,13 @@ impl Extent {
         let mut start = Micros::MAX;
         let mut end = Micros::MIN;
         let mut rows = 0u64;
-        for &(day, n) in &self.days {
-            let (day_start, day_end) = (day, day.saturating_add(DAY));
-            if n == 0 || day_end <= from || day_start >= to {
+        for part in &self.parts {
+            if part.rows == 0 || part.end <= from || part.start >= to {
                 continue;
             }
-            start = start.min(day_start.max(from));
-            end = end.max(day_end.min(to));
-            rows += n;
+            start = start.min(part.start.max(from));
+            end = end.max(part.end.min(to));
+            rows += part.rows;
         }
         (start < end).then(|| {
             let density = rows as f64 / (end - start) as f64;
@@ -57,8 +61,11 @@ impl Extent {
 pub struct Stepping {
     /// Logs the first window is sized to hold (before filters).
     pub first_rows: u64,
-    /// Each window is this many times wider than the one before.
+    /// Each window is at least this many times wider than the one before…
     pub growth: i64,
+    /// …and at most this many: after an empty window, or as many as the
+    /// matches seen so far say the rest of the page needs (with a margin).
+    pub max_growth: i64,
     /// A fixed first width instead of one derived from the density (tests
     /// use it to put window edges where they want them).
     pub first_width: Option<Micros>,
@@ -67,8 +74,9 @@ pub struct Stepping {
 impl Default for Stepping {
     fn default() -> Self {
         Stepping {
-            first_rows: 8192,
-            growth: 4,
+            first_rows: 4096,
+            growth: 2,
+            max_growth: 16,
             first_width: None,
         }
     }
@@ -81,8 +89,10 @@ pub struct Windows {
     /// What is left to read: `[low, high)`.
     low: Micros,
     high: Micros,
+    /// The width of the next window.
     width: Micros,
     growth: i64,
+    max_growth: i64,
 }
 
 impl Windows {
@@ -106,23 +116,37 @@ impl Windows {
             }
             None => (0, 0, 1),
         };
+        let growth = stepping.growth.max(1);
         Windows {
             order,
             low,
             high,
             width,
-            growth: stepping.growth.max(2),
+            growth,
+            max_growth: stepping.max_growth.max(growth),
         }
     }
 
+    /// The last window held `matched` logs and the page still needs
+    /// `missing`: the next window is sized to hold them, by the rate seen
+    /// (half as many again, for luck), within the growth bounds.
+    pub fn found(&mut self, matched: u64, missing: u64) {
+        let wanted = if matched == 0 {
+            self.max_growth
+        } else {
+            let ratio = (missing as f64 * 1.5 / matched as f64).ceil();
+            (ratio.min(self.max_growth as f64) as i64).max(self.growth)
+        };
+        self.width = self.width.saturating_mul(wanted);
+    }
+
     /// The next window to read, `[start, end)`, or `None` once the range is
-    /// covered.
+    /// covered. Call [`Windows::found`] after reading each one.
     pub fn next_window(&mut self) -> Option<(Micros, Micros)> {
         if self.low >= self.high {
             return None;
         }
         let width = self.width.min(self.high - self.low);
-        self.width = self.width.saturating_mul(self.growth);
         Some(match self.order {
             Order::Desc => {
                 let start = self.high - width;
@@ -145,24 +169,37 @@ mod tests {
     use super::*;
 
     const SECOND: Micros = 1_000_000;
+    const DAY: Micros = 86_400 * SECOND;
     /// 2025-01-01T00:00:00Z.
     const T0: Micros = 1_735_689_600_000_000;
 
+    /// Every window, as if each held nothing.
     fn all(mut windows: Windows) -> Vec<(Micros, Micros)> {
-        std::iter::from_fn(|| windows.next_window()).collect()
+        std::iter::from_fn(|| {
+            let window = windows.next_window()?;
+            windows.found(0, 1);
+            Some(window)
+        })
+        .collect()
     }
 
-    fn fixed(width: Micros) -> Stepping {
+    fn doubling(width: Micros) -> Stepping {
         Stepping {
             first_width: Some(width),
+            growth: 2,
+            max_growth: 2,
             ..Stepping::default()
         }
+    }
+
+    fn part(rows: u64, start: Micros, end: Micros) -> PartSpan {
+        PartSpan { rows, start, end }
     }
 
     #[test]
     fn windows_tile_the_range_from_the_edge_without_gaps() {
         let extent = Extent {
-            days: vec![(T0, 10), (T0 + DAY, 10)],
+            parts: vec![part(10, T0, T0 + DAY), part(10, T0 + DAY, T0 + 2 * DAY)],
         };
         let (from, to) = (T0 + 5, T0 + DAY + 100 * SECOND);
         let desc = all(Windows::new(
@@ -171,10 +208,10 @@ mod tests {
             to,
             Order::Desc,
             1,
-            fixed(SECOND),
+            doubling(SECOND),
         ));
         assert_eq!(desc[0], (to - SECOND, to));
-        assert_eq!(desc[1], (to - 5 * SECOND, to - SECOND));
+        assert_eq!(desc[1], (to - 3 * SECOND, to - SECOND));
         assert_eq!(desc.last().unwrap().0, from);
         for pair in desc.windows(2) {
             assert_eq!(pair[1].1, pair[0].0, "adjacent, no gap or overlap");
@@ -185,10 +222,10 @@ mod tests {
             to,
             Order::Asc,
             1,
-            fixed(SECOND),
+            doubling(SECOND),
         ));
         assert_eq!(asc[0], (from, from + SECOND));
-        assert_eq!(asc[1], (from + SECOND, from + 5 * SECOND));
+        assert_eq!(asc[1], (from + SECOND, from + 3 * SECOND));
         assert_eq!(asc.last().unwrap().1, to);
         for pair in asc.windows(2) {
             assert_eq!(pair[0].1, pair[1].0);
@@ -196,9 +233,13 @@ mod tests {
     }
 
     #[test]
-    fn open_ranges_are_clipped_to_the_days_that_hold_data() {
+    fn open_ranges_are_clipped_to_the_seconds_that_hold_data() {
         let extent = Extent {
-            days: vec![(T0 + 3 * DAY, 5), (T0, 7), (T0 + 9 * DAY, 0)],
+            parts: vec![
+                part(5, T0 + 3 * DAY, T0 + 3 * DAY + 7 * SECOND),
+                part(7, T0 + 10 * SECOND, T0 + 20 * SECOND),
+                part(0, T0 + 9 * DAY, T0 + 10 * DAY),
+            ],
         };
         let windows = all(Windows::new(
             &extent,
@@ -208,49 +249,40 @@ mod tests {
             100,
             Stepping::default(),
         ));
-        assert_eq!(windows.first().unwrap().1, T0 + 4 * DAY);
-        assert_eq!(windows.last().unwrap().0, T0);
-        assert!(
-            all(Windows::new(
-                &extent,
-                T0 + 5 * DAY,
-                T0 + 9 * DAY,
-                Order::Asc,
-                1,
-                fixed(1)
-            ))
-            .is_empty()
+        assert_eq!(windows.first().unwrap().1, T0 + 3 * DAY + 7 * SECOND);
+        assert_eq!(windows.last().unwrap().0, T0 + 10 * SECOND);
+        let between = Windows::new(&extent, T0 + DAY, T0 + 2 * DAY, Order::Asc, 1, doubling(1));
+        assert!(all(between).is_empty());
+        let nothing = Windows::new(
+            &Extent::default(),
+            0,
+            Micros::MAX,
+            Order::Asc,
+            1,
+            doubling(1),
         );
-        assert!(
-            all(Windows::new(
-                &Extent::default(),
-                0,
-                Micros::MAX,
-                Order::Asc,
-                1,
-                fixed(1)
-            ))
-            .is_empty()
-        );
+        assert!(all(nothing).is_empty());
     }
 
     #[test]
     fn the_first_window_holds_about_first_rows_at_the_density() {
         // 86,400 logs in a day: one a second.
         let extent = Extent {
-            days: vec![(T0, 86_400)],
+            parts: vec![part(86_400, T0, T0 + DAY)],
         };
         let stepping = Stepping {
             first_rows: 60,
             ..Stepping::default()
         };
         let mut windows = Windows::new(&extent, 0, Micros::MAX, Order::Desc, 10, stepping);
-        let (start, end) = windows.next_window().unwrap();
-        assert_eq!((start, end), (T0 + DAY - 60 * SECOND, T0 + DAY));
+        assert_eq!(
+            windows.next_window(),
+            Some((T0 + DAY - 60 * SECOND, T0 + DAY))
+        );
         // A page larger than first_rows gets a first window to match.
         let mut windows = Windows::new(&extent, 0, Micros::MAX, Order::Desc, 600, stepping);
         assert_eq!(windows.next_window().unwrap().0, T0 + DAY - 600 * SECOND);
-        // Growth is geometric: few statements reach across a long range.
+        // Empty windows grow fast: few statements reach across a long range.
         assert!(
             all(Windows::new(
                 &extent,
@@ -261,7 +293,29 @@ mod tests {
                 stepping
             ))
             .len()
-                <= 6
+                <= 5
         );
+    }
+
+    #[test]
+    fn the_next_window_is_sized_by_the_matches_seen() {
+        let extent = Extent {
+            parts: vec![part(86_400, T0, T0 + DAY)],
+        };
+        let stepping = Stepping {
+            first_width: Some(10 * SECOND),
+            ..Stepping::default()
+        };
+        let width = |matched, missing| {
+            let mut windows = Windows::new(&extent, T0, T0 + DAY, Order::Asc, 1, stepping);
+            windows.next_window();
+            windows.found(matched, missing);
+            let (start, end) = windows.next_window().unwrap();
+            (end - start) / SECOND
+        };
+        assert_eq!(width(10, 20), 30, "3 times: twice the matches, and a half");
+        assert_eq!(width(50, 1), 20, "at least the least growth");
+        assert_eq!(width(1, 1000), 160, "at most the most");
+        assert_eq!(width(0, 5), 160, "an empty window: the most");
     }
 }

@@ -84,6 +84,7 @@ async fn clickhouse_pages_step_through_windows_at_the_edges() {
         stepping: Stepping {
             first_rows: 1,
             growth: 2,
+            max_growth: 2,
             first_width: Some(SECOND),
         },
         ..Options::default()
@@ -191,8 +192,8 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
         clickhouse
             .number("SELECT count() FROM system.tables WHERE database = 'old'")
             .await,
-        4,
-        "logs, the rollup, its view and schema_migrations; nothing left over"
+        6,
+        "logs, two rollups and their views, schema_migrations; nothing left over"
     );
     let new = LogRecord {
         id: "new-1".into(),
@@ -209,6 +210,13 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
         .expect("counts");
     let total: u64 = counts.iter().map(|c| c.count).sum();
     assert_eq!(total, 101, "{counts:?}");
+    let by_hour = clickhouse
+        .number("SELECT sum(n) FROM old.counts_hour WHERE hour < 1735689600000000 + 3600000000")
+        .await;
+    assert_eq!(
+        by_hour, 2,
+        "the hour rollup was filled from the minutes, then follows inserts"
+    );
     let page = store
         .logs(&LogQuery {
             filter: LogFilter::default(),

@@ -432,6 +432,7 @@ async fn clickhouse_store_meets_the_contract() {
         stepping: Stepping {
             first_rows: 4,
             growth: 2,
+            max_growth: 4,
             first_width: None,
         },
         ..Options::default()
