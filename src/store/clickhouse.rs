@@ -512,12 +512,12 @@ async fn upgrade_logs(
     }
     let keys: Vec<One<String>> = run(
         client,
-        collect::<One<String>>(client, schema::logs_sorting_key(database)),
+        collect::<One<String>>(client, schema::logs_keys(database)),
     )
     .await?;
     let rebuilt = keys
         .first()
-        .is_some_and(|One(key)| key == schema::LOGS_ORDER_BY);
+        .is_some_and(|One(keys)| *keys == schema::current_logs_keys());
     if !rebuilt {
         let before = number(format!("SELECT count() FROM {database}.logs")).await?;
         let partitions: Vec<One<String>> = run(
@@ -647,7 +647,7 @@ impl<T: FromValue> Row for One<T> {
 /// A row of `logs`, in `INSERT` column order.
 struct LogRow(LogRecord);
 
-const LOG_COLUMNS: &str = "ts_us, id, level, service, message, attributes";
+use sql::LOG_COLUMNS;
 
 impl Row for LogRow {
     const COLUMN_COUNT: Option<usize> = Some(6);
@@ -946,7 +946,7 @@ impl Store for ClickHouseStore {
             to,
             query.order,
             query.offset as u64 + limit,
-            self.inner.options.stepping,
+            self.inner.options.stepping.for_filter(&query.filter),
         );
         let database = self.database();
         let mut skip = query.offset as u64;

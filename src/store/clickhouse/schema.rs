@@ -309,9 +309,18 @@ pub fn applied_versions(database: &str) -> String {
     format!("SELECT DISTINCT version FROM {database}.schema_migrations")
 }
 
-/// The sort key `logs` has now, as `system.tables` writes it (`ts_us, id`).
-pub fn logs_sorting_key(database: &str) -> String {
-    format!("SELECT sorting_key FROM system.tables WHERE database = '{database}' AND name = 'logs'")
+/// The sort and partition keys `logs` has now, as `system.tables` writes
+/// them (`ts_us, id`), joined by `|`.
+pub fn logs_keys(database: &str) -> String {
+    format!(
+        "SELECT concat(sorting_key, '|', partition_key) FROM system.tables \
+         WHERE database = '{database}' AND name = 'logs'"
+    )
+}
+
+/// What [`logs_keys`] says of today's layout.
+pub fn current_logs_keys() -> String {
+    format!("{LOGS_ORDER_BY}|{LOGS_PARTITION_BY}")
 }
 
 /// `INSERT ... SELECT`, not `VALUES`: over the native protocol the server

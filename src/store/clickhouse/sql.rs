@@ -84,6 +84,13 @@ fn direction(order: Order) -> &'static str {
 /// the filter's range) after skipping `offset`, in page order. Ties on the
 /// timestamp fall back to the id, which ingest makes time-ordered, so pages
 /// are stable and follow arrival per instance.
+///
+/// With a filter, the page's keys are found first reading only the key and
+/// filter columns, and only the granules holding those keys are then read
+/// whole (`(ts_us, id) IN (…)` is answered from the primary index): a
+/// window of a million rows with a hundred matches reads the messages of a
+/// hundred logs, not of every match. Without one, the window is about the
+/// page and is read directly.
 pub fn window_page(
     database: &str,
     filter: &LogFilter,
@@ -93,13 +100,21 @@ pub fn window_page(
     limit: u64,
 ) -> String {
     let direction = direction(order);
+    let range = time_range("ts_us", start, end);
+    let order_limit = format!("ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}");
+    let prewhere = prewhere(filter);
+    if prewhere.is_empty() {
+        return format!("SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} {order_limit}");
+    }
     format!(
-        "SELECT ts_us, id, level, service, message, attributes FROM {database}.logs{} \
-         WHERE {} ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}",
-        prewhere(filter),
-        time_range("ts_us", start, end),
+        "SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} AND (ts_us, id) IN \
+         (SELECT ts_us, id FROM {database}.logs{prewhere} WHERE {range} {order_limit}) \
+         ORDER BY ts_us {direction}, id {direction}"
     )
 }
+
+/// The columns of a log, in the order the store reads and writes them.
+pub const LOG_COLUMNS: &str = "ts_us, id, level, service, message, attributes";
 
 /// How many logs of one window match the filter.
 pub fn window_count(database: &str, filter: &LogFilter, (start, end): (Micros, Micros)) -> String {
@@ -318,13 +333,10 @@ mod tests {
         };
         let sql = window_page("db", &filter, (5, 9), Order::Asc, 20, 10);
         assert!(
-            sql.contains("PREWHERE level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9)"),
+            sql.contains("(SELECT ts_us, id FROM db.logs PREWHERE level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)"),
             "{sql}"
         );
-        assert!(
-            sql.ends_with("ORDER BY ts_us ASC, id ASC LIMIT 20, 10"),
-            "{sql}"
-        );
+        assert!(sql.ends_with(") ORDER BY ts_us ASC, id ASC"), "{sql}");
         let sql = window_page("db", &LogFilter::default(), (5, 9), Order::Desc, 0, 10);
         assert!(!sql.contains("PREWHERE"), "{sql}");
         assert!(

@@ -16,7 +16,7 @@
 //! This module is pure: the store supplies the extent and runs the windows.
 
 use crate::domain::time::Micros;
-use crate::store::filter::Order;
+use crate::store::filter::{LogFilter, Order};
 
 /// Where the data is, as far as the server's part metadata tells cheaply:
 /// each part's rows and the first and last second it holds.
@@ -59,8 +59,12 @@ impl Extent {
 /// thousand rows in a millisecond or two.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stepping {
-    /// Logs the first window is sized to hold (before filters).
+    /// Logs the first window of an unfiltered page is sized to hold.
     pub first_rows: u64,
+    /// The same with a filter: its pages read the filter's columns first
+    /// and whole rows only for the page (see `sql::window_page`), so a wide
+    /// first window is cheap and saves statements when matches are rare.
+    pub filtered_first_rows: u64,
     /// Each window is at least this many times wider than the one before…
     pub growth: i64,
     /// …and at most this many: after an empty window, or as many as the
@@ -75,9 +79,25 @@ impl Default for Stepping {
     fn default() -> Self {
         Stepping {
             first_rows: 4096,
+            filtered_first_rows: 65_536,
             growth: 2,
             max_growth: 16,
             first_width: None,
+        }
+    }
+}
+
+impl Stepping {
+    /// The stepping for a page with `filter`.
+    pub fn for_filter(self, filter: &LogFilter) -> Stepping {
+        let filtered = filter.levels.is_some() || filter.service.is_some() || filter.text.is_some();
+        Stepping {
+            first_rows: if filtered {
+                self.filtered_first_rows
+            } else {
+                self.first_rows
+            },
+            ..self
         }
     }
 }

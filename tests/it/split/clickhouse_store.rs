@@ -83,6 +83,7 @@ async fn clickhouse_pages_step_through_windows_at_the_edges() {
     let options = Options {
         stepping: Stepping {
             first_rows: 1,
+            filtered_first_rows: 1,
             growth: 2,
             max_growth: 2,
             first_width: Some(SECOND),

@@ -431,6 +431,7 @@ async fn clickhouse_store_meets_the_contract() {
     let options = Options {
         stepping: Stepping {
             first_rows: 4,
+            filtered_first_rows: 4,
             growth: 2,
             max_growth: 4,
             first_width: None,
