@@ -85,6 +85,9 @@ pub struct ClickHouseStore {
 struct Inner {
     dsn: Dsn,
     options: Options,
+    /// What the server we are connected to has (old-server defaults until
+    /// the first connection says otherwise).
+    features: Mutex<Features>,
     idle: Mutex<Vec<Client>>,
     connections: tokio::sync::Semaphore,
     /// Serialises (re)connecting and migrating, so an outage ends with one
@@ -121,6 +124,10 @@ impl ClickHouseStore {
         let inner = Arc::new(Inner {
             dsn,
             options,
+            features: Mutex::new(Features::of(ServerVersion {
+                major: 18,
+                minor: 16,
+            })),
             idle: Mutex::new(Vec::new()),
             connections: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
             preparing: tokio::sync::Mutex::new(()),
@@ -296,6 +303,9 @@ impl Inner {
             ))
         })?;
         let features = Features::of(server);
+        if let Ok(mut known) = self.features.lock() {
+            *known = features;
+        }
         execute(client, &schema::create_database(database)).await?;
         execute(client, &schema::create_migrations_table(database)).await?;
         let applied: Vec<One<u32>> = run(
@@ -814,6 +824,14 @@ impl ClickHouseStore {
         &self.inner.dsn.database
     }
 
+    fn features(&self) -> Features {
+        self.inner
+            .features
+            .lock()
+            .map(|f| *f)
+            .unwrap_or_else(|poisoned| *poisoned.into_inner())
+    }
+
     /// Every row of a read statement, within the budget.
     async fn read<T: Row + Send + 'static>(
         &self,
@@ -834,8 +852,11 @@ impl ClickHouseStore {
         grouping: sql::Grouping,
     ) -> Result<Vec<CountRow>, StoreError> {
         let budget = ReadBudget::new(self.inner.options.read_timeout);
-        self.read(&budget, &sql::counts(self.database(), filter, grouping))
-            .await
+        self.read(
+            &budget,
+            &sql::counts(self.database(), self.features(), filter, grouping),
+        )
+        .await
     }
 
     /// Where the logs are, from part metadata.
@@ -949,6 +970,7 @@ impl Store for ClickHouseStore {
             self.inner.options.stepping.for_filter(&query.filter),
         );
         let database = self.database();
+        let features = self.features();
         let mut skip = query.offset as u64;
         let mut page = Vec::new();
         while (page.len() as u64) < limit {
@@ -957,7 +979,10 @@ impl Store for ClickHouseStore {
             };
             if skip > FETCH_TO_SKIP {
                 let counted: Vec<One<u64>> = self
-                    .read(&budget, &sql::window_count(database, &query.filter, window))
+                    .read(
+                        &budget,
+                        &sql::window_count(database, features, &query.filter, window),
+                    )
                     .await?;
                 let in_window = counted.first().map_or(0, |One(n)| *n);
                 if in_window <= skip {
@@ -976,6 +1001,7 @@ impl Store for ClickHouseStore {
             };
             let statement = sql::window_page(
                 database,
+                features,
                 &query.filter,
                 window,
                 query.order,
@@ -1105,5 +1131,68 @@ impl Store for ClickHouseStore {
         if let Ok(mut idle) = self.inner.idle.lock() {
             idle.clear();
         }
+    }
+}
+
+/// The SQL this store sends to a server of a given version, for checking it
+/// on an engine not run as a server here: the test suite executes the
+/// current engine's statements in chdb (ClickHouse in-process) and compares
+/// the answers with those of the 18.16 server the other tests use.
+pub mod check {
+    use super::{schema, sql};
+    use crate::domain::time::Micros;
+    use crate::store::filter::{LogFilter, LogQuery};
+
+    fn features(version: &str) -> Option<schema::Features> {
+        schema::ServerVersion::parse(version).map(schema::Features::of)
+    }
+
+    /// Every statement a new database gets, in order; `None` for a version
+    /// that does not parse.
+    pub fn schema(version: &str, database: &str) -> Option<Vec<String>> {
+        let features = features(version)?;
+        let mut statements = vec![
+            schema::create_database(database),
+            schema::create_migrations_table(database),
+        ];
+        for version in 1..=schema::LATEST {
+            for step in schema::migration(version, database, features).unwrap_or_default() {
+                // The upgrade finds a new database already in shape.
+                if let schema::Step::Sql(statement) = step {
+                    statements.push(statement);
+                }
+            }
+        }
+        Some(statements)
+    }
+
+    /// A page as one window over the query's whole range (the store steps
+    /// through several; each is this statement with a narrower range).
+    pub fn page(version: &str, database: &str, query: &LogQuery) -> Option<String> {
+        let (from, to) = query.filter.bounds();
+        Some(sql::window_page(
+            database,
+            features(version)?,
+            &query.filter,
+            (from, to),
+            query.order,
+            query.offset as u64,
+            query.limit as u64,
+        ))
+    }
+
+    /// Counts by level and service, or by `interval` bucket and level:
+    /// `(bucket, level, service, count)` rows.
+    pub fn counts(
+        version: &str,
+        database: &str,
+        filter: &LogFilter,
+        interval: Option<Micros>,
+    ) -> Option<String> {
+        let grouping = match interval {
+            Some(interval) => sql::Grouping::BucketLevel(interval),
+            None => sql::Grouping::LevelService,
+        };
+        Some(sql::counts(database, features(version)?, filter, grouping))
     }
 }

@@ -63,6 +63,9 @@ impl ServerVersion {
 pub struct Features {
     pub low_cardinality: bool,
     pub codecs: bool,
+    /// An `ngrambf_v1` skip index on `lowerUTF8(message)`, which `q`
+    /// searches with `LIKE` so the index can skip granules.
+    pub text_index: bool,
 }
 
 impl Features {
@@ -75,6 +78,7 @@ impl Features {
         Features {
             low_cardinality: modern,
             codecs: modern,
+            text_index: modern,
         }
     }
 }
@@ -83,7 +87,7 @@ impl Features {
 /// (issue 12), numbered before this binary had them: a version this binary
 /// does not know is neither applied nor recorded, so a later binary still
 /// applies it (the runner applies every version not yet recorded, in order).
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 /// The sort key pages need: time first, so a time window is a contiguous run
 /// of granules (see `windows.rs`); `id` breaks ties the way pages do.
@@ -180,6 +184,12 @@ pub fn migration(version: u32, database: &str, features: Features) -> Option<Vec
                 .collect(),
         ),
         3 => Some(vec![Step::UpgradeLogs]),
+        4 => Some(
+            message_index_for_existing_tables(database, features)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -212,18 +222,46 @@ fn migration_1(database: &str, features: Features) -> Vec<String> {
                     service {service},
                     message String{text},
                     attributes String{text},
-                    {ts_column}
+                    {ts_column}{index}
                 ) ENGINE = MergeTree
                 PARTITION BY {LOGS_PARTITION_BY}
                 ORDER BY ({LOGS_ORDER_BY})",
             ts = codec("Delta, ZSTD(1)"),
             text = codec("ZSTD(1)"),
             ts_column = ts_column(),
+            index = if features.text_index {
+                format!(",\n                    {}", message_index())
+            } else {
+                String::new()
+            },
         ),
         MINUTE_ROLLUP.create(database, service),
         MINUTE_ROLLUP.view(database),
         HOUR_ROLLUP.create(database, service),
         HOUR_ROLLUP.view(database),
+    ]
+}
+
+/// The n-gram skip index `q` searches use on servers that have skip
+/// indexes: trigrams of the lowercased message, a 32 KiB Bloom filter per
+/// granule (log messages repeat their templates, so a granule holds a few
+/// thousand distinct trigrams and the filter stays sparse).
+fn message_index() -> &'static str {
+    "INDEX message_ngrams lowerUTF8(message) TYPE ngrambf_v1(3, 32768, 3, 0) GRANULARITY 1"
+}
+
+/// Version 4: the index for tables made before it (new ones get it from
+/// version 1), built for the parts already there too.
+fn message_index_for_existing_tables(database: &str, features: Features) -> Vec<String> {
+    if !features.text_index {
+        return Vec::new();
+    }
+    vec![
+        format!(
+            "ALTER TABLE {database}.logs ADD {}",
+            message_index().replacen("INDEX", "INDEX IF NOT EXISTS", 1)
+        ),
+        format!("ALTER TABLE {database}.logs MATERIALIZE INDEX message_ngrams"),
     ]
 }
 
@@ -342,7 +380,8 @@ mod tests {
             Features::of(old),
             Features {
                 low_cardinality: false,
-                codecs: false
+                codecs: false,
+                text_index: false,
             }
         );
         assert!(Features::of(new).low_cardinality && Features::of(new).codecs);

@@ -9,6 +9,7 @@
 //! rollup for the whole minutes inside `[from, to)` and the raw rows for the
 //! ragged edges, summed in one statement with `UNION ALL`.
 
+use super::schema::Features;
 use crate::domain::time::Micros;
 use crate::store::filter::{LogFilter, Order};
 use std::fmt::Write;
@@ -28,7 +29,7 @@ pub fn text_literal(text: &str) -> String {
 
 /// Conditions on level, service and message, valid on `logs` (and, without
 /// the message, on the rollup).
-fn dimension_conditions(filter: &LogFilter, with_text: bool) -> Vec<String> {
+fn dimension_conditions(filter: &LogFilter, with_text: bool, features: Features) -> Vec<String> {
     let mut conditions = Vec::new();
     if let Some(levels) = filter.levels {
         let codes: Vec<String> = levels.iter().map(|l| l.code().to_string()).collect();
@@ -41,12 +42,34 @@ fn dimension_conditions(filter: &LogFilter, with_text: bool) -> Vec<String> {
         ));
     }
     if with_text && let Some(text) = &filter.text {
-        conditions.push(format!(
-            "positionCaseInsensitiveUTF8(message, {}) > 0",
-            text_literal(text)
-        ));
+        conditions.push(text_condition(text, features));
     }
     conditions
+}
+
+/// The message contains `needle` (lowercase), ignoring case. Servers with
+/// the message's n-gram skip index get the form that index answers:
+/// `lowerUTF8(message) LIKE '%needle%'` with `%`, `_` and `\` escaped, so it
+/// still means a plain substring; older ones scan with
+/// `positionCaseInsensitiveUTF8`.
+fn text_condition(needle: &str, features: Features) -> String {
+    if features.text_index {
+        let mut pattern = String::with_capacity(needle.len() + 2);
+        pattern.push('%');
+        for c in needle.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        format!("lowerUTF8(message) LIKE {}", text_literal(&pattern))
+    } else {
+        format!(
+            "positionCaseInsensitiveUTF8(message, {}) > 0",
+            text_literal(needle)
+        )
+    }
 }
 
 fn where_clause(conditions: &[String]) -> String {
@@ -64,8 +87,8 @@ fn time_range(column: &str, from: Micros, to: Micros) -> String {
 /// `PREWHERE …` for the conditions that decide which rows qualify, so the
 /// server reads the wide columns only for granules with a match; empty when
 /// there are none.
-fn prewhere(filter: &LogFilter) -> String {
-    let conditions = dimension_conditions(filter, true);
+fn prewhere(filter: &LogFilter, features: Features) -> String {
+    let conditions = dimension_conditions(filter, true, features);
     if conditions.is_empty() {
         String::new()
     } else {
@@ -93,6 +116,7 @@ fn direction(order: Order) -> &'static str {
 /// page and is read directly.
 pub fn window_page(
     database: &str,
+    features: Features,
     filter: &LogFilter,
     (start, end): (Micros, Micros),
     order: Order,
@@ -102,7 +126,7 @@ pub fn window_page(
     let direction = direction(order);
     let range = time_range("ts_us", start, end);
     let order_limit = format!("ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}");
-    let prewhere = prewhere(filter);
+    let prewhere = prewhere(filter, features);
     if prewhere.is_empty() {
         return format!("SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} {order_limit}");
     }
@@ -117,10 +141,15 @@ pub fn window_page(
 pub const LOG_COLUMNS: &str = "ts_us, id, level, service, message, attributes";
 
 /// How many logs of one window match the filter.
-pub fn window_count(database: &str, filter: &LogFilter, (start, end): (Micros, Micros)) -> String {
+pub fn window_count(
+    database: &str,
+    features: Features,
+    filter: &LogFilter,
+    (start, end): (Micros, Micros),
+) -> String {
     format!(
         "SELECT count() FROM {database}.logs{} WHERE {}",
-        prewhere(filter),
+        prewhere(filter, features),
         time_range("ts_us", start, end),
     )
 }
@@ -194,7 +223,12 @@ const SOURCES: [Source; 2] = [
 /// the server has not merged yet count right. A text filter needs the
 /// messages, and a histogram interval that is not whole hours (minutes)
 /// cannot be built from hours (minutes).
-pub fn counts(database: &str, filter: &LogFilter, grouping: Grouping) -> String {
+pub fn counts(
+    database: &str,
+    features: Features,
+    filter: &LogFilter,
+    grouping: Grouping,
+) -> String {
     let (from, to) = filter.bounds();
     let columns = |column: &str| match grouping {
         Grouping::LevelService => "toInt64(0) AS b, level, toString(service) AS s".to_string(),
@@ -230,7 +264,7 @@ pub fn counts(database: &str, filter: &LogFilter, grouping: Grouping) -> String 
             continue;
         }
         let mut conditions = vec![format!("({})", covered.join(" OR "))];
-        conditions.extend(dimension_conditions(filter, false));
+        conditions.extend(dimension_conditions(filter, false, features));
         parts.push(format!(
             "SELECT {}, sum(n) AS c FROM {database}.{} WHERE {} GROUP BY b, level, s",
             columns(source.column),
@@ -244,7 +278,7 @@ pub fn counts(database: &str, filter: &LogFilter, grouping: Grouping) -> String 
             .map(|(a, b)| time_range("ts_us", *a, *b))
             .collect();
         let mut conditions = vec![format!("({})", ranges.join(" OR "))];
-        conditions.extend(dimension_conditions(filter, true));
+        conditions.extend(dimension_conditions(filter, true, features));
         parts.push(format!(
             "SELECT {}, count() AS c FROM {database}.logs WHERE {} GROUP BY b, level, s",
             columns("ts_us"),
@@ -261,6 +295,35 @@ pub fn counts(database: &str, filter: &LogFilter, grouping: Grouping) -> String 
 mod tests {
     use super::*;
     use crate::domain::{Level, LevelSet};
+
+    const OLD: Features = Features {
+        low_cardinality: false,
+        codecs: false,
+        text_index: false,
+    };
+
+    #[test]
+    fn text_is_searched_the_way_the_server_can_index() {
+        let modern = Features {
+            low_cardinality: true,
+            codecs: true,
+            text_index: true,
+        };
+        assert_eq!(
+            text_condition("a%b_c\\d", modern),
+            format!(
+                "lowerUTF8(message) LIKE {}",
+                text_literal("%a\\%b\\_c\\\\d%")
+            )
+        );
+        assert_eq!(
+            text_condition("abc", OLD),
+            format!(
+                "positionCaseInsensitiveUTF8(message, {}) > 0",
+                text_literal("abc")
+            )
+        );
+    }
 
     #[test]
     fn literals_hold_only_hex_digits() {
@@ -287,7 +350,7 @@ mod tests {
             to: Some(3 * HOUR + 2 * MINUTE),
             ..LogFilter::default()
         };
-        let sql = counts("db", &filter, Grouping::BucketLevel(MINUTE));
+        let sql = counts("db", OLD, &filter, Grouping::BucketLevel(MINUTE));
         assert!(
             sql.contains(
                 "FROM db.counts_minute WHERE ((minute >= 3600000000 AND minute < 10920000000))"
@@ -295,7 +358,7 @@ mod tests {
             "no hours for minute buckets: {sql}"
         );
         assert!(!sql.contains("counts_hour"), "{sql}");
-        let sql = counts("db", &filter, Grouping::LevelService);
+        let sql = counts("db", OLD, &filter, Grouping::LevelService);
         assert!(
             sql.contains("FROM db.counts_hour WHERE ((hour >= 3600000000 AND hour < 10800000000))"),
             "{sql}"
@@ -311,14 +374,14 @@ mod tests {
             "the ragged edge from the logs: {sql}"
         );
         assert!(sql.contains("toString(service) AS s"), "{sql}");
-        let sql = counts("db", &filter, Grouping::BucketLevel(HOUR));
+        let sql = counts("db", OLD, &filter, Grouping::BucketLevel(HOUR));
         assert!(
             sql.contains("'' AS s") && !sql.contains("toString(service)"),
             "{sql}"
         );
-        assert!(!counts("db", &filter, Grouping::BucketLevel(1_000_000)).contains("counts_"));
+        assert!(!counts("db", OLD, &filter, Grouping::BucketLevel(1_000_000)).contains("counts_"));
         filter.text = Some("x".into());
-        assert!(!counts("db", &filter, Grouping::LevelService).contains("counts_"));
+        assert!(!counts("db", OLD, &filter, Grouping::LevelService).contains("counts_"));
     }
 
     #[test]
@@ -331,13 +394,13 @@ mod tests {
             service: Some("api".into()),
             ..LogFilter::default()
         };
-        let sql = window_page("db", &filter, (5, 9), Order::Asc, 20, 10);
+        let sql = window_page("db", OLD, &filter, (5, 9), Order::Asc, 20, 10);
         assert!(
             sql.contains("(SELECT ts_us, id FROM db.logs PREWHERE level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)"),
             "{sql}"
         );
         assert!(sql.ends_with(") ORDER BY ts_us ASC, id ASC"), "{sql}");
-        let sql = window_page("db", &LogFilter::default(), (5, 9), Order::Desc, 0, 10);
+        let sql = window_page("db", OLD, &LogFilter::default(), (5, 9), Order::Desc, 0, 10);
         assert!(!sql.contains("PREWHERE"), "{sql}");
         assert!(
             sql.contains("ORDER BY ts_us DESC, id DESC LIMIT 0, 10"),

@@ -46,7 +46,7 @@ const MESSAGES: [&str; 12] = [
 /// Records spread over three hours, with timestamps on and off minute and
 /// hour boundaries, several sharing a timestamp; ids rise in insertion order
 /// (as ingest's ids do), which is the tie-break both stores share.
-fn dataset() -> Vec<LogRecord> {
+pub fn dataset() -> Vec<LogRecord> {
     let offsets = [
         0,
         1,
@@ -99,7 +99,7 @@ fn levels(list: &[Level]) -> Option<LevelSet> {
 }
 
 /// Filters exercising every condition alone and together.
-fn filters() -> Vec<LogFilter> {
+pub fn filters() -> Vec<LogFilter> {
     let text = |s: &str| Some(s.to_lowercase());
     let mut filters = vec![
         LogFilter::default(),

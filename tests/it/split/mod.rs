@@ -4,4 +4,5 @@
 mod clickhouse_store;
 pub mod contract;
 pub mod deps;
+mod modern_clickhouse;
 mod topology;
