@@ -53,8 +53,13 @@ const TIME_LIMIT_GRACE: Duration = Duration::from_secs(2);
 const FETCH_TO_SKIP: u64 = 1000;
 
 /// Tuning of the store; the defaults are what the server runs with.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
+    /// A cluster from the servers' `remote_servers`: local tables on every
+    /// host, `Distributed` ones over them (see `schema.rs`).
+    pub cluster: Option<String>,
+    /// `Replicated*MergeTree` local tables (with `cluster`).
+    pub replicated: bool,
     /// Every read (all the statements of one answer together) is bounded by
     /// this, on the server too (`max_execution_time`).
     pub read_timeout: Duration,
@@ -65,6 +70,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            cluster: None,
+            replicated: false,
             read_timeout: STATEMENT_TIMEOUT,
             stepping: Stepping::default(),
         }
@@ -205,6 +212,13 @@ fn classify(error: KlickhouseError) -> (StoreError, bool) {
 }
 
 impl Inner {
+    fn layout(&self) -> schema::Layout {
+        schema::Layout {
+            cluster: self.options.cluster.clone(),
+            replicated: self.options.replicated,
+        }
+    }
+
     fn address(&self) -> String {
         format!("{}:{}", self.dsn.host, self.dsn.port)
     }
@@ -324,7 +338,7 @@ impl Inner {
             if applied.contains(&version) {
                 continue;
             }
-            let Some(steps) = schema::migration(version, database, features) else {
+            let Some(steps) = schema::migration(version, database, features, &self.layout()) else {
                 continue;
             };
             for step in steps {
@@ -1156,7 +1170,9 @@ pub mod check {
             schema::create_migrations_table(database),
         ];
         for version in 1..=schema::LATEST {
-            for step in schema::migration(version, database, features).unwrap_or_default() {
+            for step in schema::migration(version, database, features, &schema::Layout::default())
+                .unwrap_or_default()
+            {
                 // The upgrade finds a new database already in shape.
                 if let schema::Step::Sql(statement) = step {
                     statements.push(statement);

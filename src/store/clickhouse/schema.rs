@@ -93,6 +93,66 @@ pub const LATEST: u32 = 4;
 /// of granules (see `windows.rs`); `id` breaks ties the way pages do.
 pub const LOGS_ORDER_BY: &str = "ts_us, id";
 
+/// Where the tables live: one server, or every host of a cluster from the
+/// servers' `remote_servers`, with `Distributed` tables over per-shard local
+/// ones. Reads and inserts always name `logs`, `counts_minute` and
+/// `counts_hour`, which are the tables themselves on one server and the
+/// `Distributed` ones on a cluster (sharded by `cityHash64(id)`, so a log
+/// and its redelivered copy land on the same shard).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub cluster: Option<String>,
+    /// `Replicated*MergeTree` on the local tables, under
+    /// `/clickhouse/tables/{shard}/<database>/<table>` with `{replica}`.
+    pub replicated: bool,
+}
+
+impl Layout {
+    /// The table holding the rows on this host.
+    pub fn local(&self, table: &str) -> String {
+        match self.cluster {
+            Some(_) => format!("{table}_local"),
+            None => table.to_string(),
+        }
+    }
+
+    /// `MergeTree` or `SummingMergeTree(n)`, replicated when asked.
+    fn engine(&self, database: &str, table: &str, family: &str, arguments: &str) -> String {
+        if self.replicated {
+            let comma = if arguments.is_empty() { "" } else { ", " };
+            format!(
+                "Replicated{family}('/clickhouse/tables/{{shard}}/{database}/{table}', '{{replica}}'{comma}{arguments})"
+            )
+        } else if arguments.is_empty() {
+            family.to_string()
+        } else {
+            format!("{family}({arguments})")
+        }
+    }
+
+    /// The `Distributed` tables over the local ones, on a cluster.
+    fn distributed(&self, database: &str, features: Features) -> Vec<String> {
+        let Some(cluster) = &self.cluster else {
+            return Vec::new();
+        };
+        let service = service_type(features);
+        let mut statements = vec![format!(
+            "CREATE TABLE IF NOT EXISTS {database}.logs (
+                ts_us Int64, id String, level UInt8, service {service}, message String, attributes String
+            ) ENGINE = Distributed({cluster}, {database}, logs_local, cityHash64(id))"
+        )];
+        for rollup in [MINUTE_ROLLUP, HOUR_ROLLUP] {
+            let Rollup { table, column, .. } = rollup;
+            statements.push(format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{table} (
+                    {column} Int64, level UInt8, service {service}, n UInt64
+                ) ENGINE = Distributed({cluster}, {database}, {table}_local)"
+            ));
+        }
+        statements
+    }
+}
+
 /// One step of a migration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -144,48 +204,60 @@ const HOUR_ROLLUP: Rollup = Rollup {
 };
 
 impl Rollup {
-    fn create(&self, database: &str, service: &str) -> String {
+    fn create(&self, database: &str, service: &str, layout: &Layout) -> String {
         let Rollup { table, column, .. } = self;
+        let local = layout.local(table);
+        let engine = layout.engine(database, &local, "SummingMergeTree", "n");
         format!(
-            "CREATE TABLE IF NOT EXISTS {database}.{table} (
+            "CREATE TABLE IF NOT EXISTS {database}.{local} (
                 {column} Int64,
                 level UInt8,
                 service {service},
                 n UInt64
-            ) ENGINE = SummingMergeTree(n)
+            ) ENGINE = {engine}
             PARTITION BY toYYYYMM(toDateTime(intDiv({column}, 1000000), 'UTC'))
             ORDER BY ({column}, level, service)"
         )
     }
 
-    fn view(&self, database: &str) -> String {
+    /// The view on the local `logs`: on a cluster each shard (each replica
+    /// taking an insert) counts the rows it stores.
+    fn view(&self, database: &str, layout: &Layout) -> String {
         let Rollup {
             table,
             column,
             width_us,
         } = self;
+        let (target, source) = (layout.local(table), layout.local("logs"));
         format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv
-            TO {database}.{table} AS
+            TO {database}.{target} AS
             SELECT toInt64(intDiv(ts_us, {width_us}) * {width_us}) AS {column}, level, service, count() AS n
-            FROM {database}.logs GROUP BY {column}, level, service"
+            FROM {database}.{source} GROUP BY {column}, level, service"
         )
     }
 }
 
 /// The steps taking the schema to `version` from the one before, or `None`
 /// for a version this binary does not know.
-pub fn migration(version: u32, database: &str, features: Features) -> Option<Vec<Step>> {
+pub fn migration(
+    version: u32,
+    database: &str,
+    features: Features,
+    layout: &Layout,
+) -> Option<Vec<Step>> {
     match version {
         1 => Some(
-            migration_1(database, features)
+            migration_1(database, features, layout)
                 .into_iter()
                 .map(Step::Sql)
                 .collect(),
         ),
+        // A cluster's tables are made in today's layout by version 1.
+        3 if layout.cluster.is_some() => Some(Vec::new()),
         3 => Some(vec![Step::UpgradeLogs]),
         4 => Some(
-            message_index_for_existing_tables(database, features)
+            message_index_for_existing_tables(database, features, layout)
                 .into_iter()
                 .map(Step::Sql)
                 .collect(),
@@ -204,8 +276,10 @@ fn service_type(features: Features) -> &'static str {
 
 /// A new database gets today's layout at once (so version 3 finds nothing
 /// to upgrade); a database made by an older binary is upgraded by version 3.
-fn migration_1(database: &str, features: Features) -> Vec<String> {
+fn migration_1(database: &str, features: Features, layout: &Layout) -> Vec<String> {
     let service = service_type(features);
+    let logs = layout.local("logs");
+    let engine = layout.engine(database, &logs, "MergeTree", "");
     let codec = |codec: &str| {
         if features.codecs {
             format!(" CODEC({codec})")
@@ -213,9 +287,9 @@ fn migration_1(database: &str, features: Features) -> Vec<String> {
             String::new()
         }
     };
-    vec![
+    let mut statements = vec![
         format!(
-            "CREATE TABLE IF NOT EXISTS {database}.logs (
+            "CREATE TABLE IF NOT EXISTS {database}.{logs} (
                     ts_us Int64{ts},
                     id String{text},
                     level UInt8,
@@ -223,7 +297,7 @@ fn migration_1(database: &str, features: Features) -> Vec<String> {
                     message String{text},
                     attributes String{text},
                     {ts_column}{index}
-                ) ENGINE = MergeTree
+                ) ENGINE = {engine}
                 PARTITION BY {LOGS_PARTITION_BY}
                 ORDER BY ({LOGS_ORDER_BY})",
             ts = codec("Delta, ZSTD(1)"),
@@ -235,11 +309,13 @@ fn migration_1(database: &str, features: Features) -> Vec<String> {
                 String::new()
             },
         ),
-        MINUTE_ROLLUP.create(database, service),
-        MINUTE_ROLLUP.view(database),
-        HOUR_ROLLUP.create(database, service),
-        HOUR_ROLLUP.view(database),
-    ]
+        MINUTE_ROLLUP.create(database, service, layout),
+        MINUTE_ROLLUP.view(database, layout),
+        HOUR_ROLLUP.create(database, service, layout),
+        HOUR_ROLLUP.view(database, layout),
+    ];
+    statements.extend(layout.distributed(database, features));
+    statements
 }
 
 /// The n-gram skip index `q` searches use on servers that have skip
@@ -252,16 +328,21 @@ fn message_index() -> &'static str {
 
 /// Version 4: the index for tables made before it (new ones get it from
 /// version 1), built for the parts already there too.
-fn message_index_for_existing_tables(database: &str, features: Features) -> Vec<String> {
+fn message_index_for_existing_tables(
+    database: &str,
+    features: Features,
+    layout: &Layout,
+) -> Vec<String> {
     if !features.text_index {
         return Vec::new();
     }
+    let logs = layout.local("logs");
     vec![
         format!(
-            "ALTER TABLE {database}.logs ADD {}",
+            "ALTER TABLE {database}.{logs} ADD {}",
             message_index().replacen("INDEX", "INDEX IF NOT EXISTS", 1)
         ),
-        format!("ALTER TABLE {database}.logs MATERIALIZE INDEX message_ngrams"),
+        format!("ALTER TABLE {database}.{logs} MATERIALIZE INDEX message_ngrams"),
     ]
 }
 
@@ -318,14 +399,14 @@ pub fn hour_rollup_backfill(database: &str, features: Features) -> Vec<String> {
     vec![
         format!("DROP TABLE IF EXISTS {database}.counts_minute_mv"),
         format!("DROP TABLE IF EXISTS {database}.counts_hour"),
-        HOUR_ROLLUP.create(database, service_type(features)),
+        HOUR_ROLLUP.create(database, service_type(features), &Layout::default()),
         format!(
             "INSERT INTO {database}.counts_hour (hour, level, service, n) \
              SELECT toInt64(intDiv(minute, 3600000000) * 3600000000) AS hour, level, service, sum(n) \
              FROM {database}.counts_minute GROUP BY hour, level, service"
         ),
-        MINUTE_ROLLUP.view(database),
-        HOUR_ROLLUP.view(database),
+        MINUTE_ROLLUP.view(database, &Layout::default()),
+        HOUR_ROLLUP.view(database, &Layout::default()),
         format!("DROP TABLE IF EXISTS {database}.logs_before_rebuild"),
     ]
 }
@@ -391,17 +472,20 @@ mod tests {
     #[test]
     fn old_servers_get_no_new_syntax() {
         let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
-        let sql = sql_of(migration(1, "db", old).unwrap());
+        let sql = sql_of(migration(1, "db", old, &Layout::default()).unwrap());
         assert!(
             !sql.contains("CODEC") && !sql.contains("LowCardinality"),
             "{sql}"
         );
         let new = Features::of(ServerVersion::parse("24.3.1").unwrap());
-        let sql = sql_of(migration(1, "db", new).unwrap());
+        let sql = sql_of(migration(1, "db", new, &Layout::default()).unwrap());
         assert!(sql.contains("service LowCardinality(String)"), "{sql}");
         assert!(sql.contains("ts_us Int64 CODEC(Delta, ZSTD(1))"), "{sql}");
-        assert!(migration(LATEST + 1, "db", new).is_none());
-        assert!(migration(2, "db", new).is_none(), "v2 is not this binary's");
+        assert!(migration(LATEST + 1, "db", new, &Layout::default()).is_none());
+        assert!(
+            migration(2, "db", new, &Layout::default()).is_none(),
+            "v2 is not this binary's"
+        );
     }
 
     fn sql_of(steps: Vec<Step>) -> String {
@@ -442,10 +526,52 @@ mod tests {
     #[test]
     fn a_new_database_gets_the_time_first_layout_at_once() {
         let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
-        let sql = sql_of(migration(1, "db", old).unwrap());
+        let sql = sql_of(migration(1, "db", old, &Layout::default()).unwrap());
         assert!(sql.contains("PARTITION BY toYYYYMMDD(ts)"), "{sql}");
         assert!(sql.contains("ORDER BY (ts_us, id)"), "{sql}");
         assert!(sql.contains("counts_hour_mv"), "{sql}");
-        assert_eq!(migration(3, "db", old), Some(vec![Step::UpgradeLogs]));
+        assert_eq!(
+            migration(3, "db", old, &Layout::default()),
+            Some(vec![Step::UpgradeLogs])
+        );
+    }
+
+    #[test]
+    fn a_cluster_gets_local_tables_and_distributed_ones_over_them() {
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        let layout = Layout {
+            cluster: Some("logs_cluster".into()),
+            replicated: true,
+        };
+        let sql = sql_of(migration(1, "db", old, &layout).unwrap());
+        assert!(
+            sql.contains("CREATE TABLE IF NOT EXISTS db.logs_local ("),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/logs_local', '{replica}')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/db/counts_minute_local', '{replica}', n)"),
+            "{sql}"
+        );
+        assert!(sql.contains("TO db.counts_hour_local AS"), "{sql}");
+        assert!(sql.contains("FROM db.logs_local GROUP BY hour"), "{sql}");
+        assert!(
+            sql.contains("ENGINE = Distributed(logs_cluster, db, logs_local, cityHash64(id))"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ENGINE = Distributed(logs_cluster, db, counts_hour_local)"),
+            "{sql}"
+        );
+        assert_eq!(migration(3, "db", old, &layout), Some(Vec::new()));
+        let plain = Layout {
+            replicated: false,
+            ..layout
+        };
+        let sql = sql_of(migration(1, "db", old, &plain).unwrap());
+        assert!(sql.contains("ENGINE = SummingMergeTree(n)") && !sql.contains("Replicated"));
     }
 }
