@@ -38,6 +38,12 @@ impl RawClickHouse {
                 format!("{cluster:?}: use letters, digits and '_' (a name from remote_servers)"),
             ));
         }
+        if self.replicated && cluster.is_empty() {
+            return Err(invalid(
+                "clickhouse.replicated",
+                "needs clickhouse.cluster: the cluster names the replicas of each shard",
+            ));
+        }
         Ok(ClickHouseConfig {
             cluster: (!cluster.is_empty()).then(|| cluster.to_string()),
             replicated: self.replicated,

@@ -106,6 +106,8 @@ struct Inner {
     /// the next one; calls in between fail at once with the same reason.
     backoff: Mutex<Option<Backoff>>,
     closed: AtomicBool,
+    /// The last insert failed: the next one may repeat rows it stored.
+    insert_failed: AtomicBool,
 }
 
 struct Backoff {
@@ -141,6 +143,7 @@ impl ClickHouseStore {
             prepared: AtomicBool::new(false),
             backoff: Mutex::new(None),
             closed: AtomicBool::new(false),
+            insert_failed: AtomicBool::new(false),
         });
         let starter = tokio::spawn(prepare_until_ready(Arc::clone(&inner)));
         Ok(ClickHouseStore {
@@ -193,6 +196,7 @@ fn classify(error: KlickhouseError) -> (StoreError, bool) {
                     | 241
                     | 242
                     | 252
+                    | 279
                     | 285
                     | 319
                     | 425
@@ -231,6 +235,17 @@ impl Inner {
     }
 
     async fn connect(&self) -> Result<Client, StoreError> {
+        let client = self.connect_to(&self.dsn.host, self.dsn.port).await?;
+        if self.options.cluster.is_some() {
+            // Settings last as long as the connection: an insert into the
+            // Distributed table returns only once every shard stored its
+            // rows, so a 202 still means stored.
+            run(&client, client.execute("SET insert_distributed_sync = 1")).await?;
+        }
+        Ok(client)
+    }
+
+    async fn connect_to(&self, host: &str, port: u16) -> Result<Client, StoreError> {
         let options = ClientOptions {
             username: self.dsn.user.clone(),
             password: self.dsn.password.clone(),
@@ -238,18 +253,63 @@ impl Inner {
             default_database: String::new(),
             ..ClientOptions::default()
         };
-        let address = (self.dsn.host.clone(), self.dsn.port);
+        let address = (host.to_string(), port);
         match timeout(CONNECT_TIMEOUT, Client::connect(address, options)).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(error)) => Err(StoreError::Unavailable(format!(
-                "cannot connect to clickhouse at {}: {error}",
-                self.address()
+                "cannot connect to clickhouse at {host}:{port}: {error}"
             ))),
             Err(_) => Err(StoreError::Unavailable(format!(
-                "cannot connect to clickhouse at {}: no answer within {CONNECT_TIMEOUT:?}",
-                self.address()
+                "cannot connect to clickhouse at {host}:{port}: no answer within {CONNECT_TIMEOUT:?}"
             ))),
         }
+    }
+
+    /// Every host of the configured cluster, from the server's
+    /// `system.clusters`; empty on one server.
+    async fn cluster_hosts(&self, client: &Client) -> Result<Vec<Host>, StoreError> {
+        let Some(cluster) = &self.options.cluster else {
+            return Ok(Vec::new());
+        };
+        let hosts: Vec<Host> =
+            run(client, collect::<Host>(client, sql::cluster_hosts(cluster))).await?;
+        if hosts.is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "clickhouse at {} has no cluster {cluster:?} in its remote_servers",
+                self.address()
+            )));
+        }
+        Ok(hosts)
+    }
+
+    /// A fresh connection to each host of the cluster (one to the server on
+    /// one server), for work that must run on every host.
+    async fn host_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let client = self.check_out().await?;
+        let clients = self.everywhere(&client).await;
+        if clients.is_ok() {
+            self.check_in(client);
+        }
+        clients
+    }
+
+    /// A connection to each host of the cluster, or the one we have.
+    async fn everywhere(&self, client: &Client) -> Result<Vec<Client>, StoreError> {
+        let hosts = self.cluster_hosts(client).await?;
+        if hosts.is_empty() {
+            return Ok(vec![client.clone()]);
+        }
+        let mut clients = Vec::with_capacity(hosts.len());
+        for host in &hosts {
+            clients.push(
+                self.connect_to(&host.address, host.port)
+                    .await
+                    .map_err(|error| {
+                        StoreError::Unavailable(format!("clickhouse shard {}: {error}", host.shard))
+                    })?,
+            );
+        }
+        Ok(clients)
     }
 
     /// Reads the version and brings the schema up to date, unless that was
@@ -320,7 +380,12 @@ impl Inner {
         if let Ok(mut known) = self.features.lock() {
             *known = features;
         }
-        execute(client, &schema::create_database(database)).await?;
+        // On a cluster, tables are made on every host, one statement at a
+        // time (each idempotent), so no ZooKeeper is needed for DDL.
+        let hosts = self.everywhere(client).await?;
+        for host in &hosts {
+            execute(host, &schema::create_database(database)).await?;
+        }
         execute(client, &schema::create_migrations_table(database)).await?;
         let applied: Vec<One<u32>> = run(
             client,
@@ -343,7 +408,11 @@ impl Inner {
             };
             for step in steps {
                 match step {
-                    schema::Step::Sql(statement) => execute(client, &statement).await?,
+                    schema::Step::Sql(statement) => {
+                        for host in &hosts {
+                            execute(host, &statement).await?;
+                        }
+                    }
                     schema::Step::UpgradeLogs => upgrade_logs(client, database, features).await?,
                 }
             }
@@ -647,7 +716,7 @@ macro_rules! int_from_value {
         }
     )*};
 }
-int_from_value!(u8, u32, u64, i64);
+int_from_value!(u8, u16, u32, u64, i64);
 
 impl<T: FromValue> Row for One<T> {
     const COLUMN_COUNT: Option<usize> = Some(1);
@@ -873,12 +942,65 @@ impl ClickHouseStore {
         .await
     }
 
+    /// Which of `rows`' ids are stored, looked up within their time range.
+    async fn stored_ids(
+        &self,
+        rows: &[LogRow],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let budget = ReadBudget::new(STATEMENT_TIMEOUT);
+        let mut stored = std::collections::HashSet::new();
+        for chunk in rows.chunks(10_000) {
+            let (from, to) = chunk
+                .iter()
+                .fold((Micros::MAX, Micros::MIN), |(a, b), row| {
+                    (a.min(row.0.timestamp), b.max(row.0.timestamp))
+                });
+            let ids: Vec<&str> = chunk.iter().map(|row| row.0.id.as_str()).collect();
+            let statement = sql::stored_ids(self.database(), &ids, (from, to));
+            let found: Vec<One<String>> = self.read(&budget, &statement).await?;
+            stored.extend(found.into_iter().map(|One(id)| id));
+        }
+        Ok(stored)
+    }
+
     /// Where the logs are, from part metadata.
     async fn extent(&self, budget: &ReadBudget) -> Result<windows::Extent, StoreError> {
-        let rows: Vec<PartRow> = self.read(budget, &sql::extent(self.database())).await?;
+        let statement = sql::extent(self.database(), self.inner.options.cluster.as_deref());
+        let rows: Vec<PartRow> = self.read(budget, &statement).await?;
         Ok(windows::Extent {
             parts: rows.into_iter().map(PartRow::span).collect(),
         })
+    }
+}
+
+/// A host of a cluster, from [`sql::cluster_hosts`].
+struct Host {
+    shard: u32,
+    address: String,
+    port: u16,
+}
+
+impl Row for Host {
+    const COLUMN_COUNT: Option<usize> = Some(3);
+
+    fn column_names() -> Option<Vec<Cow<'static, str>>> {
+        None
+    }
+
+    fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
+        let mut values = map.into_iter();
+        Ok(Host {
+            shard: u32::from_value(take(&mut values)?)?,
+            address: string(take(&mut values)?)?,
+            port: u16::from_value(take(&mut values)?)?,
+        })
+    }
+
+    fn serialize_row(
+        self,
+        _: &klickhouse::IndexMap<String, Type>,
+    ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
+        Err(KlickhouseError::SerializeError("read-only row".into()))
     }
 }
 
@@ -942,26 +1064,43 @@ impl Store for ClickHouseStore {
         "clickhouse"
     }
 
-    /// One `INSERT` of every batch: ClickHouse makes an insert of one block
-    /// atomic, so a failed call leaves nothing behind to duplicate on retry.
-    /// (A retry after an insert that succeeded but whose answer was lost, or a
-    /// redelivery after a crash, does duplicate: delivery is at least once.)
+    /// One `INSERT` of every batch. On one server ClickHouse makes an
+    /// insert of one block atomic. Through a `Distributed` table it is not:
+    /// a shard that is down fails the insert after the others stored their
+    /// part. So after any failed insert the next one (the batcher's retry of
+    /// the same batches) first asks which of its ids are stored already and
+    /// writes only the rest: a retry never duplicates, on any engine.
+    /// (A redelivery after a crash is deduplicated by the processor, which
+    /// asks the same question.)
     async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError> {
-        let rows: Vec<LogRow> = batches
+        let mut rows: Vec<LogRow> = batches
             .iter()
             .flat_map(|batch| batch.iter().cloned().map(LogRow))
             .collect();
         if rows.is_empty() {
             return Ok(());
         }
+        if self.inner.insert_failed.load(Ordering::Acquire) {
+            let stored = self.stored_ids(&rows).await?;
+            rows.retain(|row| !stored.contains(&row.0.id));
+            if rows.is_empty() {
+                self.inner.insert_failed.store(false, Ordering::Release);
+                return Ok(());
+            }
+        }
         // 18.16 needs the explicit column list to accept a Native block.
         let statement = format!(
             "INSERT INTO {}.logs ({LOG_COLUMNS}) FORMAT Native",
             self.inner.dsn.database
         );
-        self.inner
+        let outcome = self
+            .inner
             .with_client(|client| async move { client.insert_native_block(statement, rows).await })
-            .await
+            .await;
+        self.inner
+            .insert_failed
+            .store(outcome.is_err(), Ordering::Release);
+        outcome
     }
 
     /// Steps through time windows from the edge the order starts at (see
@@ -1019,8 +1158,8 @@ impl Store for ClickHouseStore {
                 &query.filter,
                 window,
                 query.order,
-                server_skip,
-                fetch,
+                (server_skip, fetch),
+                self.inner.options.cluster.is_some(),
             );
             let rows: Vec<LogRow> = self.read(&budget, &statement).await?;
             let matched = server_skip + rows.len() as u64;
@@ -1084,54 +1223,66 @@ impl Store for ClickHouseStore {
     /// mutation, which ClickHouse applies in the background: reads may see
     /// the old rows for a few seconds more.
     async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError> {
-        let database = self.inner.dsn.database.clone();
+        let database = self.database().to_string();
+        let layout = self.inner.layout();
         let cutoff_day = crate::domain::time::format_rfc3339(cutoff);
         // "2025-01-31T..." -> 20250131, the partition id of that day.
         let cutoff_day: u32 = cutoff_day[..10].replace('-', "").parse().unwrap_or(0);
-        self.inner
-            .with_client(|client| async move {
-                let One(expired): One<u64> = client
-                    .query_one(format!(
-                        "SELECT count() FROM {database}.logs WHERE ts_us < {cutoff}"
-                    ))
-                    .await?;
-                if expired == 0 {
-                    return Ok(0);
-                }
-                let partitions: Vec<One<String>> = collect(
+        let budget = ReadBudget::new(STATEMENT_TIMEOUT);
+        let expired: Vec<One<u64>> = self
+            .read(
+                &budget,
+                &format!("SELECT count() FROM {database}.logs WHERE ts_us < {cutoff}"),
+            )
+            .await?;
+        let expired = expired.first().map_or(0, |One(n)| *n);
+        if expired == 0 {
+            return Ok(0);
+        }
+        // Partitions and mutations belong to the local tables: on a cluster,
+        // every host deletes its own rows.
+        let logs = layout.local("logs");
+        for client in self.inner.host_clients().await? {
+            let partitions: Vec<One<String>> = run(
+                &client,
+                collect(
                     &client,
                     format!(
-                        "SELECT DISTINCT partition FROM system.parts \
-                         WHERE database = '{database}' AND table = 'logs' AND active"
+                        "SELECT DISTINCT partition_id FROM system.parts \
+                         WHERE database = '{database}' AND table = '{logs}' AND active"
                     ),
-                )
-                .await?;
-                for One(partition) in partitions {
-                    if let Ok(day) = partition.parse::<u32>()
-                        && day < cutoff_day
-                    {
-                        client
-                            .execute(format!("ALTER TABLE {database}.logs DROP PARTITION {day}"))
-                            .await?;
-                    }
+                ),
+            )
+            .await?;
+            for One(partition) in partitions {
+                if let Ok(day) = partition.parse::<u32>()
+                    && day < cutoff_day
+                {
+                    let statement = format!("ALTER TABLE {database}.{logs} DROP PARTITION {day}");
+                    run(&client, client.execute(statement)).await?;
                 }
-                for (table, column) in [
-                    ("logs", "ts_us"),
-                    ("counts_minute", "minute"),
-                    ("counts_hour", "hour"),
-                ] {
-                    client
-                        .execute(format!(
-                            "ALTER TABLE {database}.{table} DELETE WHERE {column} < {cutoff}"
-                        ))
-                        .await?;
-                }
-                Ok(expired)
-            })
-            .await
+            }
+            for (table, column) in [
+                ("logs", "ts_us"),
+                ("counts_minute", "minute"),
+                ("counts_hour", "hour"),
+            ] {
+                let statement = format!(
+                    "ALTER TABLE {database}.{} DELETE WHERE {column} < {cutoff}",
+                    layout.local(table)
+                );
+                run(&client, client.execute(statement)).await?;
+            }
+        }
+        Ok(expired)
     }
 
+    /// On a cluster, every host must answer: the error names the shard that
+    /// does not, so `/health` says which.
     async fn check(&self) -> Result<(), StoreError> {
+        if self.inner.options.cluster.is_some() {
+            return self.inner.host_clients().await.map(|_| ());
+        }
         self.inner.with_client(|_client| async { Ok(()) }).await
     }
 
@@ -1192,8 +1343,8 @@ pub mod check {
             &query.filter,
             (from, to),
             query.order,
-            query.offset as u64,
-            query.limit as u64,
+            (query.offset as u64, query.limit as u64),
+            false,
         ))
     }
 

@@ -120,9 +120,12 @@ pub fn window_page(
     filter: &LogFilter,
     (start, end): (Micros, Micros),
     order: Order,
-    offset: u64,
-    limit: u64,
+    (offset, limit): (u64, u64),
+    distributed: bool,
 ) -> String {
+    // Over a Distributed table the keys are found once, on this server, and
+    // the set sent to every shard.
+    let in_keys = if distributed { "GLOBAL IN" } else { "IN" };
     let direction = direction(order);
     let range = time_range("ts_us", start, end);
     let order_limit = format!("ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}");
@@ -131,7 +134,7 @@ pub fn window_page(
         return format!("SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} {order_limit}");
     }
     format!(
-        "SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} AND (ts_us, id) IN \
+        "SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} AND (ts_us, id) {in_keys} \
          (SELECT ts_us, id FROM {database}.logs{prewhere} WHERE {range} {order_limit}) \
          ORDER BY ts_us {direction}, id {direction}"
     )
@@ -156,10 +159,34 @@ pub fn window_count(
 
 /// Each part of `logs` with its rows and the first and last second it
 /// holds: metadata, answered without reading any data.
-pub fn extent(database: &str) -> String {
+/// On a cluster, the parts of every host's local table.
+pub fn extent(database: &str, cluster: Option<&str>) -> String {
+    let (parts, table) = match cluster {
+        Some(cluster) => (format!("cluster('{cluster}', system, parts)"), "logs_local"),
+        None => ("system.parts".to_string(), "logs"),
+    };
     format!(
         "SELECT toUInt64(rows), toUInt64(toUInt32(min_time)), toUInt64(toUInt32(max_time)) \
-         FROM system.parts WHERE database = '{database}' AND table = 'logs' AND active"
+         FROM {parts} WHERE database = '{database}' AND table = '{table}' AND active"
+    )
+}
+
+/// Which of `ids` are stored; they are known to lie in `[from, to]`, which
+/// the time-first key turns into a read of those granules only.
+pub fn stored_ids(database: &str, ids: &[&str], (from, to): (Micros, Micros)) -> String {
+    let list: Vec<String> = ids.iter().map(|id| text_literal(id)).collect();
+    format!(
+        "SELECT DISTINCT id FROM {database}.logs \
+         WHERE ts_us >= {from} AND ts_us <= {to} AND id IN ({})",
+        list.join(", ")
+    )
+}
+
+/// The hosts of `cluster` (`shard_num`, address, native port).
+pub fn cluster_hosts(cluster: &str) -> String {
+    format!(
+        "SELECT toUInt32(shard_num), host_address, toUInt16(port) FROM system.clusters \
+         WHERE cluster = '{cluster}' ORDER BY shard_num, replica_num"
     )
 }
 
@@ -394,13 +421,21 @@ mod tests {
             service: Some("api".into()),
             ..LogFilter::default()
         };
-        let sql = window_page("db", OLD, &filter, (5, 9), Order::Asc, 20, 10);
+        let sql = window_page("db", OLD, &filter, (5, 9), Order::Asc, (20, 10), false);
         assert!(
             sql.contains("(SELECT ts_us, id FROM db.logs PREWHERE level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)"),
             "{sql}"
         );
         assert!(sql.ends_with(") ORDER BY ts_us ASC, id ASC"), "{sql}");
-        let sql = window_page("db", OLD, &LogFilter::default(), (5, 9), Order::Desc, 0, 10);
+        let sql = window_page(
+            "db",
+            OLD,
+            &LogFilter::default(),
+            (5, 9),
+            Order::Desc,
+            (0, 10),
+            true,
+        );
         assert!(!sql.contains("PREWHERE"), "{sql}");
         assert!(
             sql.contains("ORDER BY ts_us DESC, id DESC LIMIT 0, 10"),

@@ -1,0 +1,119 @@
+//! ClickHouse clusters (issue 14): two 18.16 servers as two shards behind
+//! `Distributed` tables, with configs of our own (each starts in a fraction
+//! of a second). The store contract must give the same answers as on one
+//! server; a shard that is down is named by the store's health check and
+//! refuses writes rather than losing them; once back, everything is there.
+
+use super::contract::store_contract;
+use super::deps::{ClickHouse, cluster_xml};
+use crate::support::eventually;
+use oglogstream::domain::{Level, LogRecord};
+use oglogstream::store::clickhouse::{ClickHouseStore, Options};
+use oglogstream::store::{LogFilter, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+const CLUSTER: &str = "oglogstream";
+
+fn records(prefix: &str, count: usize) -> Vec<LogRecord> {
+    (0..count)
+        .map(|n| LogRecord {
+            id: format!("{prefix}-{n:04}"),
+            timestamp: 1_735_689_600_000_000 + n as i64 * 1_000_000,
+            level: Level::Info,
+            service: "svc".into(),
+            message: format!("message {n}"),
+            attributes: Default::default(),
+        })
+        .collect()
+}
+
+async fn total(store: &dyn Store) -> u64 {
+    store
+        .level_service_counts(&LogFilter::default())
+        .await
+        .expect("counts")
+        .iter()
+        .map(|c| c.count)
+        .sum()
+}
+
+#[actix_web::test]
+async fn clickhouse_two_shards_answer_like_one_server() {
+    let mut one = ClickHouse::prepare_minimal();
+    let mut two = ClickHouse::prepare_minimal();
+    let cluster = cluster_xml(CLUSTER, &[vec![&one], vec![&two]], false);
+    one.write_minimal_config(&cluster);
+    two.write_minimal_config(&cluster);
+    one.launch().await;
+    two.launch().await;
+    let options = Options {
+        cluster: Some(CLUSTER.into()),
+        ..Options::default()
+    };
+    let store: Arc<dyn Store> =
+        Arc::new(ClickHouseStore::open_with(&one.dsn("sharded"), options).unwrap());
+    eventually("the sharded store", Duration::from_secs(30), || {
+        let store = Arc::clone(&store);
+        async move { store.check().await.ok() }
+    })
+    .await;
+    store_contract(Arc::clone(&store)).await;
+
+    // Rows really are spread: each shard's local table holds some.
+    let batch = records("spread", 200);
+    store.insert(&[batch.as_slice().into()]).await.unwrap();
+    let on_one = one
+        .number("SELECT count() FROM sharded.logs_local WHERE id LIKE 'spread-%'")
+        .await;
+    let on_two = two
+        .number("SELECT count() FROM sharded.logs_local WHERE id LIKE 'spread-%'")
+        .await;
+    assert!(on_one > 40 && on_two > 40, "{on_one} + {on_two}");
+    assert_eq!(
+        on_one + on_two,
+        200,
+        "stored before insert returned (insert_distributed_sync)"
+    );
+
+    // A shard down: named by the health check, writes refused (never
+    // half-stored and acknowledged), everything there once it is back.
+    let before = total(store.as_ref()).await;
+    two.stop();
+    let error = eventually("the check to name shard 2", Duration::from_secs(30), || {
+        let store = Arc::clone(&store);
+        async move { store.check().await.err() }
+    })
+    .await;
+    assert!(error.to_string().contains("shard 2"), "{error}");
+    let later = records("later", 50);
+    let refused = store.insert(&[later.as_slice().into()]).await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    two.launch().await;
+    eventually(
+        "the store to see shard 2 again",
+        Duration::from_secs(30),
+        || {
+            let store = Arc::clone(&store);
+            async move { store.check().await.ok() }
+        },
+    )
+    .await;
+    // The batcher retries a refused batch as a whole; so does this test.
+    eventually("the retried insert", Duration::from_secs(30), || {
+        let store = Arc::clone(&store);
+        let later = later.clone();
+        async move { store.insert(&[later.as_slice().into()]).await.ok() }
+    })
+    .await;
+    let after = total(store.as_ref()).await;
+    assert_eq!(
+        after,
+        before + 50,
+        "every row once: the retry skipped what shard 1 had kept"
+    );
+    store.close().await;
+}
