@@ -231,3 +231,35 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
     assert_eq!(ids, ["old-0", "new-1"]);
     store.close().await;
 }
+
+/// An insert whose outcome is unknown (the server went away) may have
+/// stored its rows; the next insert, the batcher's retry, must not store
+/// them twice, on plain MergeTree too.
+#[actix_web::test]
+async fn clickhouse_a_retry_after_a_failed_insert_stores_each_log_once() {
+    let mut clickhouse = ClickHouse::start().await;
+    let store: Arc<dyn Store> = Arc::new(ClickHouseStore::open(&clickhouse.dsn("retry")).unwrap());
+    ready(store.as_ref()).await;
+    let first: Vec<LogRecord> = (0..30).map(|n| record(n, T + n as i64)).collect();
+    let second: Vec<LogRecord> = (30..40).map(|n| record(n, T + n as i64)).collect();
+    store.insert(&[first.as_slice().into()]).await.unwrap();
+    clickhouse.stop();
+    let failed = store.insert(&[second.as_slice().into()]).await;
+    assert!(failed.is_err(), "{failed:?}");
+    clickhouse.launch().await;
+    ready(store.as_ref()).await;
+    // The retry carries rows the server has (first) and rows it has not.
+    let both: Vec<LogRecord> = first.iter().chain(&second).cloned().collect();
+    store.insert(&[both.as_slice().into()]).await.unwrap();
+    assert_eq!(
+        clickhouse.number("SELECT count() FROM retry.logs").await,
+        40
+    );
+    assert_eq!(
+        clickhouse
+            .number("SELECT uniqExact(id) FROM retry.logs")
+            .await,
+        40
+    );
+    store.close().await;
+}
