@@ -693,6 +693,32 @@ fn int(value: Value) -> Result<i128, KlickhouseError> {
     })
 }
 
+/// `impl Row` for a row type that is only read: `$columns` values, taken
+/// in order from `$values` by `$body`.
+macro_rules! read_only_row {
+    ($name:ty, $columns:expr, |$values:ident| $body:expr) => {
+        impl Row for $name {
+            const COLUMN_COUNT: Option<usize> = Some($columns);
+
+            fn column_names() -> Option<Vec<Cow<'static, str>>> {
+                None
+            }
+
+            fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
+                let mut $values = map.into_iter();
+                $body
+            }
+
+            fn serialize_row(
+                self,
+                _: &klickhouse::IndexMap<String, Type>,
+            ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
+                Err(KlickhouseError::SerializeError("read-only row".into()))
+            }
+        }
+    };
+}
+
 /// A one-column row.
 struct One<T>(T);
 
@@ -810,30 +836,14 @@ struct CountRow {
     count: u64,
 }
 
-impl Row for CountRow {
-    const COLUMN_COUNT: Option<usize> = Some(4);
-
-    fn column_names() -> Option<Vec<Cow<'static, str>>> {
-        None
-    }
-
-    fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
-        let mut values = map.into_iter();
-        Ok(CountRow {
-            bucket: i64::from_value(take(&mut values)?)?,
-            level: Level::from_code(u8::from_value(take(&mut values)?)?),
-            service: string(take(&mut values)?)?,
-            count: u64::from_value(take(&mut values)?)?,
-        })
-    }
-
-    fn serialize_row(
-        self,
-        _: &klickhouse::IndexMap<String, Type>,
-    ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
-        Err(KlickhouseError::SerializeError("read-only row".into()))
-    }
-}
+read_only_row!(CountRow, 4, |values| {
+    Ok(CountRow {
+        bucket: i64::from_value(take(&mut values)?)?,
+        level: Level::from_code(u8::from_value(take(&mut values)?)?),
+        service: string(take(&mut values)?)?,
+        count: u64::from_value(take(&mut values)?)?,
+    })
+});
 
 /// Collects every row, failing on the first error.
 async fn collect<T: Row>(client: &Client, statement: String) -> Result<Vec<T>, KlickhouseError> {
@@ -980,29 +990,13 @@ struct Host {
     port: u16,
 }
 
-impl Row for Host {
-    const COLUMN_COUNT: Option<usize> = Some(3);
-
-    fn column_names() -> Option<Vec<Cow<'static, str>>> {
-        None
-    }
-
-    fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
-        let mut values = map.into_iter();
-        Ok(Host {
-            shard: u32::from_value(take(&mut values)?)?,
-            address: string(take(&mut values)?)?,
-            port: u16::from_value(take(&mut values)?)?,
-        })
-    }
-
-    fn serialize_row(
-        self,
-        _: &klickhouse::IndexMap<String, Type>,
-    ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
-        Err(KlickhouseError::SerializeError("read-only row".into()))
-    }
-}
+read_only_row!(Host, 3, |values| {
+    Ok(Host {
+        shard: u32::from_value(take(&mut values)?)?,
+        address: string(take(&mut values)?)?,
+        port: u16::from_value(take(&mut values)?)?,
+    })
+});
 
 /// `(rows, min_time, max_time)` of a part, from [`sql::extent`].
 struct PartRow {
@@ -1034,29 +1028,13 @@ impl PartRow {
     }
 }
 
-impl Row for PartRow {
-    const COLUMN_COUNT: Option<usize> = Some(3);
-
-    fn column_names() -> Option<Vec<Cow<'static, str>>> {
-        None
-    }
-
-    fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
-        let mut values = map.into_iter();
-        Ok(PartRow {
-            rows: u64::from_value(take(&mut values)?)?,
-            first_second: u64::from_value(take(&mut values)?)?,
-            last_second: u64::from_value(take(&mut values)?)?,
-        })
-    }
-
-    fn serialize_row(
-        self,
-        _: &klickhouse::IndexMap<String, Type>,
-    ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
-        Err(KlickhouseError::SerializeError("read-only row".into()))
-    }
-}
+read_only_row!(PartRow, 3, |values| {
+    Ok(PartRow {
+        rows: u64::from_value(take(&mut values)?)?,
+        first_second: u64::from_value(take(&mut values)?)?,
+        last_second: u64::from_value(take(&mut values)?)?,
+    })
+});
 
 #[async_trait]
 impl Store for ClickHouseStore {

@@ -4,7 +4,7 @@
 //! server; a shard that is down is named by the store's health check and
 //! refuses writes rather than losing them; once back, everything is there.
 
-use super::contract::store_contract;
+use super::contract::{ready, store_contract};
 use super::deps::{ClickHouse, cluster_xml};
 use crate::support::eventually;
 use oglogstream::domain::{Level, LogRecord};
@@ -53,11 +53,7 @@ async fn clickhouse_two_shards_answer_like_one_server() {
     };
     let store: Arc<dyn Store> =
         Arc::new(ClickHouseStore::open_with(&one.dsn("sharded"), options).unwrap());
-    eventually("the sharded store", Duration::from_secs(30), || {
-        let store = Arc::clone(&store);
-        async move { store.check().await.ok() }
-    })
-    .await;
+    ready(store.as_ref()).await;
     store_contract(Arc::clone(&store)).await;
 
     // Rows really are spread: each shard's local table holds some.

@@ -3,29 +3,17 @@
 //! equal timestamps on a window boundary) and the schema migration that gives
 //! an existing table the time-first sort key.
 
-use super::contract::expected_logs;
+use super::contract::{expected_logs, page_ids, ready};
 use super::deps::ClickHouse;
 use oglogstream::domain::{Level, LevelSet, LogRecord};
 use oglogstream::store::clickhouse::{ClickHouseStore, Options, Stepping};
 use oglogstream::store::{LogFilter, LogQuery, Order, Store};
 use std::sync::Arc;
-use std::time::Duration;
 
 const SECOND: i64 = 1_000_000;
 const DAY: i64 = 86_400 * SECOND;
 /// 2025-01-01T00:10:00Z.
 const T: i64 = 1_735_689_600_000_000 + 600 * SECOND;
-
-async fn ready(store: &dyn Store) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while let Err(error) = store.check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ClickHouse store did not become ready: {error}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn record(n: usize, timestamp: i64) -> LogRecord {
     LogRecord {
@@ -80,14 +68,14 @@ fn dataset() -> Vec<LogRecord> {
 #[actix_web::test]
 async fn clickhouse_pages_step_through_windows_at_the_edges() {
     let clickhouse = ClickHouse::start().await;
+    let stepping = Stepping {
+        first_width: Some(SECOND),
+        growth: 2,
+        max_growth: 2,
+        ..Stepping::default()
+    };
     let options = Options {
-        stepping: Stepping {
-            first_rows: 1,
-            filtered_first_rows: 1,
-            growth: 2,
-            max_growth: 2,
-            first_width: Some(SECOND),
-        },
+        stepping,
         ..Options::default()
     };
     let store: Arc<dyn Store> =
@@ -132,13 +120,7 @@ async fn clickhouse_pages_step_through_windows_at_the_edges() {
                         offset,
                         order,
                     };
-                    let got: Vec<String> = store
-                        .logs(&query)
-                        .await
-                        .expect("logs")
-                        .into_iter()
-                        .map(|r| r.id)
-                        .collect();
+                    let got = page_ids(store.as_ref(), &query).await;
                     assert_eq!(got, expected_logs(&records, &query), "{query:?}");
                     pages += 1;
                 }

@@ -168,6 +168,25 @@ pub fn filters() -> Vec<LogFilter> {
     filters
 }
 
+/// Waits until a store that connects in the background is ready.
+pub async fn ready(store: &dyn Store) {
+    crate::support::eventually("the store to be ready", Duration::from_secs(30), || async {
+        store.check().await.ok()
+    })
+    .await;
+}
+
+/// The ids of the page a store answers for `query`.
+pub async fn page_ids(store: &dyn Store, query: &LogQuery) -> Vec<String> {
+    store
+        .logs(query)
+        .await
+        .expect("logs")
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
 /// The ids a store must answer for `query`, by `LogFilter::matches` over
 /// `records` in insertion order (which breaks ties in time, as stores do).
 pub fn expected_logs(records: &[LogRecord], query: &LogQuery) -> Vec<String> {
@@ -280,15 +299,8 @@ pub async fn store_contract(store: Arc<dyn Store>) {
                 offset,
                 order,
             };
-            let got: Vec<String> = store
-                .logs(&query)
-                .await
-                .expect("logs")
-                .into_iter()
-                .map(|r| r.id)
-                .collect();
             assert_eq!(
-                got,
+                page_ids(store.as_ref(), &query).await,
                 expected_logs(&records, &query),
                 "{}: logs for {query:?}",
                 store.kind()
@@ -440,14 +452,7 @@ async fn clickhouse_store_meets_the_contract() {
     };
     let store: Arc<dyn Store> =
         Arc::new(ClickHouseStore::open_with(&clickhouse.dsn("contract"), options).unwrap());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while let Err(error) = store.check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ClickHouse store did not become ready: {error}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    ready(store.as_ref()).await;
     store_contract(Arc::clone(&store)).await;
     store.close().await;
 }

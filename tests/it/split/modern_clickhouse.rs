@@ -6,7 +6,7 @@
 //! indexes = 1` must show the message's n-gram skip index leaving a small
 //! fraction of granules for a word in no log.
 
-use super::contract::{dataset, filters};
+use super::contract::{dataset, filters, page_ids, ready};
 use super::deps::ClickHouse;
 use oglogstream::domain::LogRecord;
 use oglogstream::store::clickhouse::{ClickHouseStore, check};
@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 const MODERN: &str = "24.8";
 const DATABASE: &str = "modern";
@@ -133,11 +132,7 @@ async fn modern_clickhouse_answers_like_18_16() {
     let records = dataset();
     let clickhouse = ClickHouse::start().await;
     let store: Arc<dyn Store> = Arc::new(ClickHouseStore::open(&clickhouse.dsn("old")).unwrap());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while let Err(error) = store.check().await {
-        assert!(std::time::Instant::now() < deadline, "not ready: {error}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    ready(store.as_ref()).await;
     store.insert(&[records.as_slice().into()]).await.unwrap();
 
     let mut setup = check::schema(MODERN, DATABASE).expect("a version");
@@ -162,14 +157,7 @@ async fn modern_clickhouse_answers_like_18_16() {
             };
             let name = format!("page {n} {order:?} {limit} {offset}");
             queries.insert(name.clone(), check::page(MODERN, DATABASE, &query).unwrap());
-            let ids: Vec<String> = store
-                .logs(&query)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| r.id)
-                .collect();
-            expected.insert(name, json!(ids));
+            expected.insert(name, json!(page_ids(store.as_ref(), &query).await));
         }
         let name = format!("counts {n}");
         queries.insert(
