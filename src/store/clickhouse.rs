@@ -380,12 +380,7 @@ impl Inner {
         if let Ok(mut known) = self.features.lock() {
             *known = features;
         }
-        // On a cluster, tables are made on every host, one statement at a
-        // time (each idempotent), so no ZooKeeper is needed for DDL.
-        let hosts = self.everywhere(client).await?;
-        for host in &hosts {
-            execute(host, &schema::create_database(database)).await?;
-        }
+        execute(client, &schema::create_database(database)).await?;
         execute(client, &schema::create_migrations_table(database)).await?;
         let applied: Vec<One<u32>> = run(
             client,
@@ -399,6 +394,11 @@ impl Inner {
                 schema::LATEST
             )));
         }
+        // On a cluster, tables are made on every host, one statement at a
+        // time (each idempotent), so no ZooKeeper is needed for DDL. Only
+        // then must every host answer: a store starting while a replica is
+        // down still starts.
+        let mut hosts: Option<Vec<Client>> = None;
         for version in 1..=schema::LATEST {
             if applied.contains(&version) {
                 continue;
@@ -406,17 +406,30 @@ impl Inner {
             let Some(steps) = schema::migration(version, database, features, &self.layout()) else {
                 continue;
             };
+            if hosts.is_none() {
+                let clients = self.everywhere(client).await?;
+                for host in &clients {
+                    execute(host, &schema::create_database(database)).await?;
+                    execute(host, &schema::create_migrations_table(database)).await?;
+                }
+                hosts = Some(clients);
+            }
+            let hosts = hosts.as_deref().unwrap_or_default();
             for step in steps {
                 match step {
                     schema::Step::Sql(statement) => {
-                        for host in &hosts {
+                        for host in hosts {
                             execute(host, &statement).await?;
                         }
                     }
                     schema::Step::UpgradeLogs => upgrade_logs(client, database, features).await?,
                 }
             }
-            execute(client, &schema::record_version(database, version)).await?;
+            // Recorded on every host, so a store whose DSN names another
+            // host (or starts while this one is down) knows it is done.
+            for host in hosts {
+                execute(host, &schema::record_version(database, version)).await?;
+            }
             tracing::info!(version, database = %database, "clickhouse schema migrated");
         }
         tracing::info!(
@@ -1255,13 +1268,41 @@ impl Store for ClickHouseStore {
         Ok(expired)
     }
 
-    /// On a cluster, every host must answer: the error names the shard that
-    /// does not, so `/health` says which.
+    /// On a cluster, every shard must have a replica that answers: the error
+    /// names a shard that has none, so `/health` says which. A replica down
+    /// in a shard that still has one is logged, not failed: writes and reads
+    /// still work.
     async fn check(&self) -> Result<(), StoreError> {
-        if self.inner.options.cluster.is_some() {
-            return self.inner.host_clients().await.map(|_| ());
+        if self.inner.options.cluster.is_none() {
+            return self.inner.with_client(|_client| async { Ok(()) }).await;
         }
-        self.inner.with_client(|_client| async { Ok(()) }).await
+        let client = self.inner.check_out().await?;
+        let hosts = self.inner.cluster_hosts(&client).await?;
+        self.inner.check_in(client);
+        let mut shards: std::collections::BTreeMap<u32, (bool, Vec<String>)> = Default::default();
+        for host in &hosts {
+            let shard = shards.entry(host.shard).or_default();
+            match self.inner.connect_to(&host.address, host.port).await {
+                Ok(_) => shard.0 = true,
+                Err(error) => shard.1.push(error.to_string()),
+            }
+        }
+        let mut down = Vec::new();
+        for (shard, (reachable, errors)) in shards {
+            if !reachable {
+                down.push(format!("shard {shard} is down ({})", errors.join("; ")));
+            } else if !errors.is_empty() {
+                tracing::warn!(shard, errors = %errors.join("; "), "clickhouse replica down");
+            }
+        }
+        if down.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "clickhouse {}",
+                down.join(", ")
+            )))
+        }
     }
 
     async fn close(&self) {

@@ -93,6 +93,69 @@ impl Drop for Nats {
     }
 }
 
+/// Debian's ZooKeeper (`zookeeper` package), standalone, data in a
+/// temporary directory: for replicated ClickHouse tables.
+pub struct ZooKeeper {
+    child: Option<Child>,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ZooKeeper {
+    pub async fn start() -> ZooKeeper {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let jar = "/usr/share/java/zookeeper.jar";
+        assert!(
+            Path::new(jar).is_file(),
+            "{jar} is missing: install Debian's zookeeper (scripts/install-test-deps.sh does)"
+        );
+        let log = std::fs::File::create(dir.path().join("zookeeper.log")).expect("log");
+        let child = Command::new("java")
+            .args([
+                "-cp",
+                &format!("/etc/zookeeper/conf:{jar}"),
+                "-Dzookeeper.admin.enableServer=false",
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+                &port.to_string(),
+            ])
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ZooKeeper");
+        let address = format!("127.0.0.1:{port}");
+        eventually("ZooKeeper to listen", Duration::from_secs(30), || {
+            let up = std::net::TcpStream::connect(&address).is_ok();
+            async move { up.then_some(()) }
+        })
+        .await;
+        ZooKeeper {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The `<zookeeper>` element of a ClickHouse config. A short session:
+    /// a killed replica's session (and its "active" mark) expires in
+    /// seconds, so its restart resumes replicating without waiting 30 s.
+    pub fn clickhouse_xml(&self) -> String {
+        format!(
+            "<zookeeper><node><host>127.0.0.1</host><port>{}</port></node>\
+             <session_timeout_ms>4000</session_timeout_ms></zookeeper>",
+            self.port
+        )
+    }
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
 /// `clickhouse-server` from a copy of the system config with every port and
 /// path moved into a temporary directory.
 pub struct ClickHouse {
