@@ -187,3 +187,48 @@ async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
     survivor.close().await;
     store.close().await;
 }
+
+/// The real binary, split (`--role ingest` and `--role process` over a
+/// private JetStream), storing into two shards: shard 2 is killed while logs
+/// keep arriving and restarted later. Every accepted log is stored, once.
+#[actix_web::test]
+async fn clickhouse_a_shard_restarted_mid_load_loses_nothing() {
+    use super::topology::{DATABASE, marked, role, ship, wait_all_stored};
+    use crate::support::Server;
+    let nats = super::deps::Nats::start().await;
+    let mut one = ClickHouse::prepare_minimal();
+    let mut two = ClickHouse::prepare_minimal();
+    let cluster = cluster_xml(CLUSTER, &[vec![&one], vec![&two]], false);
+    one.write_minimal_config(&cluster);
+    two.write_minimal_config(&cluster);
+    one.launch().await;
+    two.launch().await;
+    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    let _process = Server::launch(
+        role("process", &nats, Some(&one)).env("OGLOGSTREAM_CLICKHOUSE__CLUSTER", CLUSTER),
+    )
+    .await;
+    let marker = "midload";
+    let mut accepted = std::collections::HashSet::new();
+    for batch in 0..12 {
+        if batch == 4 {
+            two.stop();
+        }
+        if batch == 8 {
+            two.launch().await;
+        }
+        let logs: Vec<String> = (0..100)
+            .map(|i| marked(marker, batch * 100 + i).to_string())
+            .collect();
+        ship(&ingest, &logs.join("\n"), 100).await;
+        accepted.extend((0..100).map(|i| format!("{marker}-{}", batch * 100 + i)));
+        actix_web::rt::time::sleep(Duration::from_millis(150)).await;
+    }
+    wait_all_stored(&one, marker, &accepted).await;
+    let stored = one
+        .number(&format!(
+            "SELECT count() FROM {DATABASE}.logs WHERE startsWith(message, '{marker}-')"
+        ))
+        .await;
+    assert_eq!(stored, 1200, "each accepted log once");
+}

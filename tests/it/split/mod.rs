@@ -6,4 +6,4 @@ mod clickhouse_store;
 pub mod contract;
 pub mod deps;
 mod modern_clickhouse;
-mod topology;
+pub mod topology;
