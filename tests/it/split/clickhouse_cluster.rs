@@ -204,7 +204,7 @@ async fn clickhouse_a_shard_restarted_mid_load_loses_nothing() {
     one.launch().await;
     two.launch().await;
     let ingest = Server::launch(role("ingest", &nats, None)).await;
-    let _process = Server::launch(
+    let process = Server::launch(
         role("process", &nats, Some(&one)).env("OGLOGSTREAM_CLICKHOUSE__CLUSTER", CLUSTER),
     )
     .await;
@@ -213,6 +213,18 @@ async fn clickhouse_a_shard_restarted_mid_load_loses_nothing() {
     for batch in 0..12 {
         if batch == 4 {
             two.stop();
+            // The process role's health names the shard that is down.
+            eventually(
+                "/health to name shard 2",
+                Duration::from_secs(30),
+                || async {
+                    let (status, body) = process.get("/health").await;
+                    (status == awc::http::StatusCode::SERVICE_UNAVAILABLE
+                        && body.to_string().contains("shard 2"))
+                    .then_some(())
+                },
+            )
+            .await;
         }
         if batch == 8 {
             two.launch().await;
