@@ -38,8 +38,8 @@ async fn total(store: &dyn Store) -> u64 {
         .sum()
 }
 
-#[actix_web::test]
-async fn clickhouse_two_shards_answer_like_one_server() {
+/// Two servers, each a shard of `CLUSTER`.
+async fn two_shards() -> (ClickHouse, ClickHouse) {
     let mut one = ClickHouse::prepare_minimal();
     let mut two = ClickHouse::prepare_minimal();
     let cluster = cluster_xml(CLUSTER, &[vec![&one], vec![&two]], false);
@@ -47,6 +47,12 @@ async fn clickhouse_two_shards_answer_like_one_server() {
     two.write_minimal_config(&cluster);
     one.launch().await;
     two.launch().await;
+    (one, two)
+}
+
+#[actix_web::test]
+async fn clickhouse_two_shards_answer_like_one_server() {
+    let (one, mut two) = two_shards().await;
     let options = Options {
         cluster: Some(CLUSTER.into()),
         ..Options::default()
@@ -196,13 +202,7 @@ async fn clickhouse_a_shard_restarted_mid_load_loses_nothing() {
     use super::topology::{DATABASE, marked, role, ship, wait_all_stored};
     use crate::support::Server;
     let nats = super::deps::Nats::start().await;
-    let mut one = ClickHouse::prepare_minimal();
-    let mut two = ClickHouse::prepare_minimal();
-    let cluster = cluster_xml(CLUSTER, &[vec![&one], vec![&two]], false);
-    one.write_minimal_config(&cluster);
-    two.write_minimal_config(&cluster);
-    one.launch().await;
-    two.launch().await;
+    let (one, mut two) = two_shards().await;
     let ingest = Server::launch(role("ingest", &nats, None)).await;
     let process = Server::launch(
         role("process", &nats, Some(&one)).env("OGLOGSTREAM_CLICKHOUSE__CLUSTER", CLUSTER),
