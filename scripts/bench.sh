@@ -10,19 +10,33 @@
 # nats-server and one `--role ingest` instance instead; the ingest and bulk
 # phases then measure 202s that wait for the broker's ack.
 #
+# `make bench-clickhouse` (`scripts/bench.sh --clickhouse`): the same table
+# as `make bench`, with the server storing into a private clickhouse-server
+# (a config of our own, loopback ports, data in the temporary directory; it
+# logs every query to system.query_log, so read_rows can be looked at).
+#
 # Extra arguments go to the load generator, e.g.
 # `scripts/bench.sh --sizes 1000000 --seconds 5`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 topology=all
+store=sqlite
 if [ "${1:-}" = "--split" ]; then
     topology=split
+    shift
+elif [ "${1:-}" = "--clickhouse" ]; then
+    store=clickhouse
     shift
 fi
 command -v curl >/dev/null || { echo "bench: curl is needed (apt-get install -y curl)" >&2; exit 1; }
 if [ "$topology" = split ] && ! command -v nats-server >/dev/null; then
     echo "bench: --split needs nats-server (apt-get install -y nats-server)" >&2
+    exit 1
+fi
+
+if [ "$store" = clickhouse ] && ! command -v clickhouse-server >/dev/null; then
+    echo "bench: --clickhouse needs clickhouse-server (apt-get install -y clickhouse-server)" >&2
     exit 1
 fi
 
@@ -54,7 +68,51 @@ wait_for() { # URL LOG
     exit 1
 }
 
+# A private clickhouse-server: a minimal config of our own (starts in well
+# under a second), loopback only, every path inside the work directory.
+start_clickhouse() {
+    local dir="$workdir/clickhouse" tcp http
+    tcp=$(free_port)
+    http=$(free_port)
+    mkdir -p "$dir"
+    cat >"$dir/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/error.log</errorlog><size>100M</size><count>1</count></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <tcp_port>$tcp</tcp_port>
+  <http_port>$http</http_port>
+  <interserver_http_port>$(free_port)</interserver_http_port>
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+  <path>$dir/data/</path>
+  <tmp_path>$dir/tmp/</tmp_path>
+  <user_files_path>$dir/user_files/</user_files_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>1073741824</mark_cache_size>
+  <query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
+</yandex>
+XML
+    cat >"$dir/users.xml" <<'XML'
+<?xml version="1.0"?>
+<yandex>
+  <profiles><default><log_queries>1</log_queries></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+XML
+    (cd "$dir" && exec clickhouse-server --config-file="$dir/config.xml" >"$dir/stdout.log" 2>&1) &
+    pids+=($!)
+    wait_for "http://127.0.0.1:$http/?query=SELECT%201" "$dir/error.log"
+    export CLICKHOUSE_DSN="clickhouse://default:@127.0.0.1:$tcp/bench"
+    echo "bench: clickhouse-server $(curl -fsS "http://127.0.0.1:$http/?query=SELECT%20version()") on 127.0.0.1:$tcp (HTTP $http)"
+}
+
 port=$(free_port)
+if [ "$store" = clickhouse ]; then
+    start_clickhouse
+fi
 if [ "$topology" = split ]; then
     nats_port=$(free_port)
     nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$workdir/nats" 2>"$workdir/nats.log" &
@@ -91,3 +149,6 @@ fi
 target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
     "${phases[@]}" "${floor[@]}" "$@"
 echo "database size: $(du -sh "$workdir" | cut -f1)"
+if [ "$store" = clickhouse ]; then
+    echo "clickhouse data: $(du -sh "$workdir/clickhouse/data" | cut -f1)"
+fi
