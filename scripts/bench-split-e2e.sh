@@ -6,7 +6,7 @@
 # as the rate at which logs are *stored* (the load generator waits until the
 # `--role query` instance counts every accepted log). It runs twice: on one
 # nats-server, then on a three-node JetStream cluster with an R3 stream (and
-# R3 consumer), and prints the ratio of the two.
+# R3 consumer), each with a fresh ClickHouse server, and prints the ratio.
 #
 # Everything listens on 127.0.0.1 on free ports, keeps its data in a
 # temporary directory, and is stopped at the end. Extra arguments go to the
@@ -34,70 +34,15 @@ stop_all() {
     done
     pids=()
 }
-clickhouse_pid=""
 cleanup() {
     stop_all
-    if [ -n "$clickhouse_pid" ]; then
-        kill -TERM "$clickhouse_pid" 2>/dev/null || true
-        wait "$clickhouse_pid" 2>/dev/null || true
-    fi
     rm -rf "$workdir"
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # URL LOG
-    for _ in $(seq 1 600); do
-        if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    echo "bench: $1 did not answer; its log:" >&2
-    cat "$2" >&2
-    exit 1
-}
-
-# A private clickhouse-server from a minimal config (loopback only, every
-# path in the work directory); it outlives both runs, each run uses its own
-# database.
-start_clickhouse() {
-    local dir="$workdir/clickhouse" tcp http
-    tcp=$(free_port)
-    http=$(free_port)
-    mkdir -p "$dir"
-    cat >"$dir/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/error.log</errorlog><size>100M</size><count>1</count></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <tcp_port>$tcp</tcp_port>
-  <http_port>$http</http_port>
-  <interserver_http_port>$(free_port)</interserver_http_port>
-  <path>$dir/data/</path>
-  <tmp_path>$dir/tmp/</tmp_path>
-  <user_files_path>$dir/user_files/</user_files_path>
-  <users_config>users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mark_cache_size>1073741824</mark_cache_size>
-</yandex>
-XML
-    cat >"$dir/users.xml" <<'XML'
-<?xml version="1.0"?>
-<yandex>
-  <profiles><default></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
-</yandex>
-XML
-    (cd "$dir" && exec clickhouse-server --config-file="$dir/config.xml" >"$dir/stdout.log" 2>&1) &
-    clickhouse_pid=$!
-    wait_for "http://127.0.0.1:$http/?query=SELECT%201" "$dir/error.log"
-    clickhouse_tcp=$tcp
-    echo "bench: clickhouse-server $(curl -fsS "http://127.0.0.1:$http/?query=SELECT%20version()") on 127.0.0.1:$tcp"
-}
+# free_port, wait_for, start_clickhouse (shared with bench.sh).
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 # Starts `nodes` nats-servers (1: standalone; 3: one JetStream cluster) and
 # sets nats_url to the comma-separated list.
@@ -149,12 +94,13 @@ start_role() { # ROLE NAME [extra env assignments...]
 run() { # NODES LABEL DATABASE [loadgen args...]
     local nodes=$1 label=$2 database=$3
     shift 3
+    start_clickhouse
     start_nats "$nodes" "nats-$database"
     # ClickHouse prefers few large inserts: batches of up to 50,000 logs
     # (the shipped 5,000 suits SQLite) measured 75k against 50k logs/s.
     local common=(NATS_URL="$nats_url" OGLOGSTREAM_NATS__REPLICAS="$nodes"
         OGLOGSTREAM_NATS__STREAM_MAX_BYTES=$((8 << 30)) BATCH_SIZE=50000
-        CLICKHOUSE_DSN="clickhouse://default:@127.0.0.1:$clickhouse_tcp/$database")
+        CLICKHOUSE_DSN="${CLICKHOUSE_DSN%/*}/$database")
     start_role process "process-$database" "${common[@]}"
     local process_port=$role_port
     start_role query "query-$database" "${common[@]}"
@@ -167,7 +113,6 @@ run() { # NODES LABEL DATABASE [loadgen args...]
     stop_all
 }
 
-start_clickhouse
 run 1 "one nats-server" bench_single "$@"
 run 3 "3-node JetStream cluster, R3 stream" bench_r3 "$@"
 

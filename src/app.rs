@@ -18,7 +18,7 @@ use crate::security::cors::CorsPolicy;
 use crate::security::guard::{Decision, Guard, add_cors_headers};
 use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
-use crate::store::clickhouse::ClickHouseStore;
+use crate::store::clickhouse::{self, ClickHouseStore};
 use crate::store::sqlite::SqliteStore;
 use actix_web::dev::Service;
 use actix_web::{App, HttpServer, web};
@@ -58,9 +58,17 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             None => Some(Arc::new(
                 SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
             )),
-            Some(url) => Some(Arc::new(
-                ClickHouseStore::open(url).context("opening the ClickHouse store")?,
-            )),
+            Some(url) => {
+                let options = clickhouse::Options {
+                    cluster: config.clickhouse.cluster.clone(),
+                    replicated: config.clickhouse.replicated,
+                    ..clickhouse::Options::default()
+                };
+                Some(Arc::new(
+                    ClickHouseStore::open_with(url, options)
+                        .context("opening the ClickHouse store")?,
+                ))
+            }
         }
     } else {
         None

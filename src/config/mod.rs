@@ -17,6 +17,7 @@ mod security;
 mod server;
 mod storage;
 
+pub use clickhouse::ClickHouseConfig;
 pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
@@ -104,6 +105,7 @@ pub struct Config {
     pub nats_url: Option<String>,
     pub nats: NatsConfig,
     pub clickhouse_url: Option<String>,
+    pub clickhouse: ClickHouseConfig,
     pub log: LogConfig,
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
@@ -226,6 +228,7 @@ impl Config {
             nats: raw.nats.validate()?,
             nats_url,
             clickhouse_url: non_empty(&raw.clickhouse.url),
+            clickhouse: raw.clickhouse.validate()?,
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,

@@ -86,6 +86,69 @@ impl Drop for Nats {
     }
 }
 
+/// Debian's ZooKeeper (`zookeeper` package), standalone, data in a
+/// temporary directory: for replicated ClickHouse tables.
+pub struct ZooKeeper {
+    child: Option<Child>,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ZooKeeper {
+    pub async fn start() -> ZooKeeper {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let jar = "/usr/share/java/zookeeper.jar";
+        assert!(
+            Path::new(jar).is_file(),
+            "{jar} is missing: install Debian's zookeeper (scripts/install-test-deps.sh does)"
+        );
+        let log = std::fs::File::create(dir.path().join("zookeeper.log")).expect("log");
+        let child = Command::new("java")
+            .args([
+                "-cp",
+                &format!("/etc/zookeeper/conf:{jar}"),
+                "-Dzookeeper.admin.enableServer=false",
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+                &port.to_string(),
+            ])
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ZooKeeper");
+        let address = format!("127.0.0.1:{port}");
+        eventually("ZooKeeper to listen", Duration::from_secs(30), || {
+            let up = std::net::TcpStream::connect(&address).is_ok();
+            async move { up.then_some(()) }
+        })
+        .await;
+        ZooKeeper {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The `<zookeeper>` element of a ClickHouse config. A short session:
+    /// a killed replica's session (and its "active" mark) expires in
+    /// seconds, so its restart resumes replicating without waiting 30 s.
+    pub fn clickhouse_xml(&self) -> String {
+        format!(
+            "<zookeeper><node><host>127.0.0.1</host><port>{}</port></node>\
+             <session_timeout_ms>4000</session_timeout_ms></zookeeper>",
+            self.port
+        )
+    }
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
 fn nats_server_binary() -> PathBuf {
     binary(
         "nats-server",
@@ -335,6 +398,63 @@ impl ClickHouse {
         }
     }
 
+    /// Ports and a directory, and a config of our own rather than a copy
+    /// of the packaged one: it starts in a fraction of a second. `extra` is
+    /// XML put inside `<yandex>` (a cluster, macros, ZooKeeper).
+    pub fn prepare_minimal() -> ClickHouse {
+        let dir = tempfile::tempdir().expect("temp dir");
+        ClickHouse {
+            child: None,
+            tcp_port: free_port(),
+            http_port: free_port(),
+            dir,
+            http: awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .finish(),
+        }
+    }
+
+    pub fn write_minimal_config(&self, extra: &str) {
+        let dir = self.dir.path().display();
+        let config = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{dir}/log/server.log</log><errorlog>{dir}/log/error.log</errorlog><size>100M</size><count>1</count></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <tcp_port>{tcp}</tcp_port>
+  <http_port>{http}</http_port>
+  <interserver_http_port>{interserver}</interserver_http_port>
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+  <path>{dir}/data/</path>
+  <tmp_path>{dir}/tmp/</tmp_path>
+  <user_files_path>{dir}/user_files/</user_files_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+  {extra}
+</yandex>
+"#,
+            tcp = self.tcp_port,
+            http = self.http_port,
+            interserver = free_port(),
+        );
+        std::fs::write(self.dir.path().join("config.xml"), config).expect("write config");
+        let users = r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+"#;
+        std::fs::write(self.dir.path().join("users.xml"), users).expect("write users");
+    }
+
+    /// Kills the server (SIGKILL); `launch` starts it again with its data.
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
     pub async fn start() -> ClickHouse {
         let mut clickhouse = ClickHouse::prepare();
         clickhouse.launch().await;
@@ -415,6 +535,25 @@ impl Drop for ClickHouse {
     fn drop(&mut self) {
         kill(&mut self.child);
     }
+}
+
+/// `<remote_servers>` naming a cluster of `shards`, each a list of replicas.
+pub fn cluster_xml(name: &str, shards: &[Vec<&ClickHouse>], internal_replication: bool) -> String {
+    let mut xml = format!("<remote_servers><{name}>");
+    for replicas in shards {
+        xml.push_str(&format!(
+            "<shard><internal_replication>{internal_replication}</internal_replication>"
+        ));
+        for replica in replicas {
+            xml.push_str(&format!(
+                "<replica><host>127.0.0.1</host><port>{}</port></replica>",
+                replica.tcp_port
+            ));
+        }
+        xml.push_str("</shard>");
+    }
+    xml.push_str(&format!("</{name}></remote_servers>"));
+    xml
 }
 
 /// Moves ports and paths of the packaged config into `dir`. Only the
