@@ -3,7 +3,7 @@
 //! the batch, flagged as a redelivery, and the processor that gets it writes
 //! only what the store lacks, so nothing shows twice through the API.
 
-use super::{metric, role};
+use super::{metric, metrics_text, role};
 use crate::split::deps::{ClickHouse, JetStreamAdmin, Nats};
 use crate::support::{Server, all_ids, eventually};
 use awc::http::StatusCode;
@@ -69,15 +69,8 @@ async fn assert_each_log_once(reader: &Server) {
 }
 
 async fn skipped(server: &Server) -> u64 {
-    let mut response = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    let body = response.body().await.expect("body");
     metric(
-        &String::from_utf8_lossy(&body),
+        &metrics_text(server).await,
         "oglogstream_redelivered_logs_skipped_total",
     )
     .expect("the skipped-logs counter")

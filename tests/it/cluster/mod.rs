@@ -72,3 +72,12 @@ pub fn metric(text: &str, name: &str) -> Option<u64> {
             .ok()
     })
 }
+
+/// A server's `/metrics` text (empty when it does not answer).
+pub async fn metrics_text(server: &crate::support::Server) -> String {
+    let Ok(mut response) = server.client.get(server.url("/metrics")).send().await else {
+        return String::new();
+    };
+    let body = response.body().await.unwrap_or_default();
+    String::from_utf8_lossy(&body).into_owned()
+}
