@@ -110,6 +110,9 @@ run() { # NODES LABEL DATABASE [loadgen args...]
     target/release/oglogstream-bench --url "http://127.0.0.1:$role_port" --pid "$role_pid" \
         --topology split --phases bulk --stored-url "http://127.0.0.1:$query_port" \
         --label "$label" --result-file "$workdir/results" "$@"
+    # Where the CPU went (the load generator aside): seconds per process.
+    echo "bench: $label: CPU seconds used: $(ps -o comm=,times= -p "$(IFS=,; echo "${pids[*]}")" |
+        awk '{ cpu[$1] += $2 } END { for (c in cpu) printf "%s %d  ", c, cpu[c] }')"
     stop_all
 }
 
