@@ -24,7 +24,8 @@ lint:
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
 
-# The same single-log and bulk load on `--role ingest` over a private JetStream.
+# The same single-log and bulk load on `--role ingest` over a private JetStream,
+# then end to end into a private ClickHouse on one nats-server and on a 3-node R3 cluster.
 bench-split:
 	scripts/bench.sh --split $(BENCH_ARGS)
 

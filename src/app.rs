@@ -37,13 +37,16 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let metrics = Arc::new(Metrics::default());
 
     let bus: Arc<dyn Bus> = match &config.nats_url {
-        None => Arc::new(MemoryBus::new(config.ingest.queue_capacity)),
-        Some(url) => Arc::new(
+        None => Arc::new(MemoryBus::new(
+            config.ingest.queue_capacity,
+            config.nats.lease_ttl,
+        )),
+        Some(_) => Arc::new(
             NatsBus::connect(NatsSettings {
-                url: url.clone(),
                 config: config.nats.clone(),
                 live: roles.query,
                 client_name: format!("oglogstream {roles}"),
+                metrics: Arc::clone(&metrics),
             })
             .await
             .context("starting the NATS bus")?,

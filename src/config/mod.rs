@@ -144,7 +144,9 @@ impl Config {
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
         let figment = Config::figment(cli)?;
         let raw: RawConfig = figment.extract().map_err(describe_figment_error)?;
-        Config::validate(raw)
+        let mut config = Config::validate(raw)?;
+        config.process.stall_after_store = cli.stall_after_store;
+        Ok(config)
     }
 
     fn figment(cli: &Cli) -> Result<Figment, ConfigError> {
@@ -297,10 +299,13 @@ impl Config {
             self.roles,
             self.server.listen,
             self.data_dir.display(),
-            self.nats_url
-                .as_deref()
-                .map(redact_url)
-                .unwrap_or_else(|| "-".into()),
+            if self.nats.servers.is_empty() {
+                "-".to_string()
+            } else {
+                let servers: Vec<String> =
+                    self.nats.servers.iter().map(|s| redact_url(s)).collect();
+                servers.join(",")
+            },
             self.clickhouse_url
                 .as_deref()
                 .map(redact_url)

@@ -33,6 +33,7 @@ use futures_util::StreamExt;
 use klickhouse::{Client, ClientOptions, KlickhouseError, Row, Type, Value};
 use schema::{Features, ServerVersion};
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,6 +84,9 @@ const IDLE_CONNECTIONS: usize = 4;
 const MAX_CONNECTIONS: usize = 16;
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Ids per `existing_ids` statement: keeps the statement well under the
+/// server's `max_query_size` (256 KiB by default) with hex-encoded ids.
+const IDS_PER_LOOKUP: usize = 1000;
 
 pub struct ClickHouseStore {
     inner: Arc<Inner>,
@@ -965,20 +969,17 @@ impl ClickHouseStore {
         .await
     }
 
-    /// Which of `rows`' ids are stored, looked up within their time range.
-    async fn stored_ids(
-        &self,
-        rows: &[LogRow],
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+    /// Which of `records`' ids are stored, looked up within their time range.
+    async fn stored_ids(&self, records: &[&LogRecord]) -> Result<HashSet<String>, StoreError> {
         let budget = ReadBudget::new(STATEMENT_TIMEOUT);
-        let mut stored = std::collections::HashSet::new();
-        for chunk in rows.chunks(10_000) {
+        let mut stored = HashSet::new();
+        for chunk in records.chunks(IDS_PER_LOOKUP) {
             let (from, to) = chunk
                 .iter()
-                .fold((Micros::MAX, Micros::MIN), |(a, b), row| {
-                    (a.min(row.0.timestamp), b.max(row.0.timestamp))
+                .fold((Micros::MAX, Micros::MIN), |(a, b), record| {
+                    (a.min(record.timestamp), b.max(record.timestamp))
                 });
-            let ids: Vec<&str> = chunk.iter().map(|row| row.0.id.as_str()).collect();
+            let ids: Vec<&str> = chunk.iter().map(|record| record.id.as_str()).collect();
             let statement = sql::stored_ids(self.database(), &ids, (from, to));
             let found: Vec<One<String>> = self.read(&budget, &statement).await?;
             stored.extend(found.into_iter().map(|One(id)| id));
@@ -1072,7 +1073,8 @@ impl Store for ClickHouseStore {
             return Ok(());
         }
         if self.inner.insert_failed.load(Ordering::Acquire) {
-            let stored = self.stored_ids(&rows).await?;
+            let records: Vec<&LogRecord> = rows.iter().map(|row| &row.0).collect();
+            let stored = self.stored_ids(&records).await?;
             rows.retain(|row| !stored.contains(&row.0.id));
             if rows.is_empty() {
                 self.inner.insert_failed.store(false, Ordering::Release);
@@ -1092,6 +1094,13 @@ impl Store for ClickHouseStore {
             .insert_failed
             .store(outcome.is_err(), Ordering::Release);
         outcome
+    }
+
+    /// The processor's question about a redelivered batch (see
+    /// [`Store::existing_ids`]), answered like the retry's above.
+    async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError> {
+        let records: Vec<&LogRecord> = batches.iter().flat_map(|batch| batch.iter()).collect();
+        self.stored_ids(&records).await
     }
 
     /// Steps through time windows from the edge the order starts at (see

@@ -285,6 +285,38 @@ pub async fn store_contract(store: Arc<dyn Store>) {
         );
     }
 
+    // A redelivered batch: which of its ids are stored. Stored records mixed
+    // with new ones (several lookups' worth: more ids than one statement may
+    // hold, with timestamps inside and beyond the stored range), and nothing
+    // for an empty batch.
+    let unseen: Vec<LogRecord> = (0..6000)
+        .map(|n| LogRecord {
+            // As long as ingest's ids, so the lookups are as large.
+            id: format!("01a209eb-e653-76eb-a88b-{n:012}"),
+            timestamp: T0 + (n as i64 - 3000) * SECOND,
+            ..records[n % records.len()].clone()
+        })
+        .collect();
+    let redelivered: Vec<LogBatch> = vec![
+        unseen[..3500].into(),
+        records[..60].into(),
+        unseen[3500..].into(),
+        records[60..].into(),
+    ];
+    let existing = store
+        .existing_ids(&redelivered)
+        .await
+        .expect("existing_ids");
+    let stored: std::collections::HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(existing, stored, "{}: existing_ids", store.kind());
+    assert!(
+        store
+            .existing_ids(&[Vec::<LogRecord>::new().into()])
+            .await
+            .expect("existing_ids")
+            .is_empty()
+    );
+
     for filter in filters() {
         for (order, limit, offset) in [
             (Order::Desc, 100, 0),

@@ -55,28 +55,21 @@ impl Nats {
     pub async fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::File::create(self.dir.path().join("nats.log")).expect("log");
-        let child = Command::new(binary(
-            "nats-server",
-            &[
-                "/usr/sbin/nats-server",
-                "/usr/bin/nats-server",
-                "/usr/local/bin/nats-server",
-            ],
-        ))
-        .args([
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-js",
-            "-sd",
-        ])
-        .arg(self.dir.path().join("jetstream"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start nats-server");
+        let child = Command::new(nats_server_binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path().join("jetstream"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
         self.child = Some(child);
         let address = format!("127.0.0.1:{}", self.port);
         eventually("nats-server to listen", Duration::from_secs(20), || {
@@ -153,6 +146,219 @@ impl ZooKeeper {
 impl Drop for ZooKeeper {
     fn drop(&mut self) {
         kill(&mut self.child);
+    }
+}
+
+fn nats_server_binary() -> PathBuf {
+    binary(
+        "nats-server",
+        &[
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ],
+    )
+}
+
+/// Three `nats-server` processes on loopback forming one JetStream cluster,
+/// each from a written config file, with its store in a temporary directory.
+/// Nodes can be killed, stopped gracefully and started again.
+pub struct NatsCluster {
+    nodes: Vec<ClusterNode>,
+    dir: tempfile::TempDir,
+}
+
+struct ClusterNode {
+    name: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl NatsCluster {
+    /// Starts three nodes and waits until JetStream answers (a meta leader
+    /// is elected).
+    pub async fn start() -> NatsCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, route)| format!("nats-route://127.0.0.1:{route}"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (index, (port, route)) in ports.iter().enumerate() {
+            let name = format!("n{}", index + 1);
+            let config = format!(
+                "server_name: {name}\n\
+                 listen: 127.0.0.1:{port}\n\
+                 jetstream {{ store_dir: \"{store}\" }}\n\
+                 cluster {{\n  name: oglogstream\n  listen: 127.0.0.1:{route}\n  routes: [{routes}]\n}}\n",
+                store = dir.path().join(&name).display(),
+                routes = routes.join(", "),
+            );
+            std::fs::write(dir.path().join(format!("{name}.conf")), config).expect("write config");
+            nodes.push(ClusterNode {
+                name,
+                port: *port,
+                child: None,
+            });
+        }
+        let mut cluster = NatsCluster { nodes, dir };
+        for index in 0..3 {
+            cluster.launch(index);
+        }
+        let url = cluster.url();
+        eventually(
+            "the NATS cluster's JetStream",
+            Duration::from_secs(60),
+            || {
+                let url = url.clone();
+                async move {
+                    let admin = JetStreamAdmin::connect(&url).await?;
+                    let info = admin.api("INFO", serde_json::json!({})).await?;
+                    info.get("error").is_none().then_some(())
+                }
+            },
+        )
+        .await;
+        cluster
+    }
+
+    fn launch(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        assert!(node.child.is_none(), "{} is running", node.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", node.name)))
+            .expect("log");
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(self.dir.path().join(format!("{}.conf", node.name)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        node.child = Some(child);
+    }
+
+    /// Every node, comma-separated, as `NATS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("nats://127.0.0.1:{}", node.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn index_of(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|node| node.name == name)
+            .unwrap_or_else(|| panic!("no node named {name}"))
+    }
+
+    /// SIGKILL: nothing is flushed, no leadership handed over.
+    pub fn kill(&mut self, index: usize) {
+        kill(&mut self.nodes[index].child);
+    }
+
+    /// SIGTERM, then waits for the node to exit.
+    pub fn terminate(&mut self, index: usize) {
+        if let Some(mut child) = self.nodes[index].child.take() {
+            // SAFETY: signalling our own child process.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nats-server ignored SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts a stopped node again with its store.
+    pub fn restart(&mut self, index: usize) {
+        self.launch(index);
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            kill(&mut node.child);
+        }
+    }
+}
+
+/// JetStream's JSON API from the test, as an operator's `nats` CLI would use
+/// it: to look at streams and change them behind the application's back.
+pub struct JetStreamAdmin {
+    client: async_nats::Client,
+}
+
+impl JetStreamAdmin {
+    pub async fn connect(url: &str) -> Option<JetStreamAdmin> {
+        let servers: Vec<&str> = url.split(',').collect();
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(Duration::from_secs(5)))
+            .connect(servers.as_slice())
+            .await
+            .ok()?;
+        Some(JetStreamAdmin { client })
+    }
+
+    /// `$JS.API.<subject>` with a JSON payload; `None` when nobody answers.
+    pub async fn api(
+        &self,
+        subject: &str,
+        payload: serde_json::Value,
+    ) -> Option<serde_json::Value> {
+        let message = self
+            .client
+            .request(format!("$JS.API.{subject}"), payload.to_string().into())
+            .await
+            .ok()?;
+        serde_json::from_slice(&message.payload).ok()
+    }
+
+    /// A JetStream publish with a `Nats-Msg-Id`; the broker's ack (which
+    /// says `"duplicate": true` when a message with that id is stored
+    /// already, within the stream's duplicate window).
+    pub async fn publish_with_id(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: &str,
+    ) -> serde_json::Value {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let message = self
+            .client
+            .request_with_headers(subject.to_string(), headers, payload.to_string().into())
+            .await
+            .expect("a JetStream ack");
+        serde_json::from_slice(&message.payload).expect("a JSON ack")
+    }
+
+    /// The stream's info once JetStream answers for it.
+    pub async fn stream_info(&self, stream: &str) -> serde_json::Value {
+        eventually(
+            &format!("info of stream {stream}"),
+            Duration::from_secs(30),
+            || async {
+                let info = self
+                    .api(&format!("STREAM.INFO.{stream}"), serde_json::json!({}))
+                    .await?;
+                info.get("config").is_some().then_some(info)
+            },
+        )
+        .await
     }
 }
 

@@ -233,7 +233,11 @@ async fn post_one(server: &Server, marker: &str, n: usize) -> (StatusCode, Optio
 async fn ingest_answers_503_while_nats_is_down_and_recovers_without_losing_accepted_logs() {
     let mut nats = Nats::start().await;
     let clickhouse = ClickHouse::start().await;
-    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    // A publish waits this long for a lost connection to come back before
+    // the broker counts as down and publishes fail at once.
+    let ingest =
+        Server::launch(role("ingest", &nats, None).env("OGLOGSTREAM_NATS__PUBLISH_TIMEOUT", "2s"))
+            .await;
     let _process = Server::launch(role("process", &nats, Some(&clickhouse))).await;
     let mut accepted = HashSet::new();
     let mut n = 0;
