@@ -102,8 +102,9 @@ pub trait WorkQueue: Send {
 pub struct Delivery {
     pub batch: LogBatch,
     /// The bus delivered this batch before without an ack (a processor died
-    /// between storing and acknowledging it, say): some of its logs may be
-    /// stored already.
+    /// between storing and acknowledging it, say), or the publisher had to
+    /// send it again (its first copy may have been delivered too): some of
+    /// its logs may be stored already.
     pub redelivered: bool,
     pub ack: Box<dyn Ack>,
 }

@@ -24,7 +24,13 @@ fn kill(child: &mut Option<Child>) {
     }
 }
 
-/// `nats-server -js` with its JetStream store in a temporary directory.
+/// JetStream's storage limit for test servers. Unset, a server allows 75% of
+/// the disk's free space, so a stream asking for a few GiB (the stream setup
+/// tests raise limits to 16 GiB) failed on a nearly full disk; the limit
+/// only bounds reservations, nothing is written ahead.
+const MAX_FILE_STORE: &str = "1T";
+
+/// `nats-server` with JetStream, its store in a temporary directory.
 pub struct Nats {
     child: Option<Child>,
     pub port: u16,
@@ -55,16 +61,19 @@ impl Nats {
     pub async fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::File::create(self.dir.path().join("nats.log")).expect("log");
+        let config = self.dir.path().join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{store}\", max_file_store: {MAX_FILE_STORE} }}\n",
+                port = self.port,
+                store = self.dir.path().join("jetstream").display(),
+            ),
+        )
+        .expect("write nats.conf");
         let child = Command::new(nats_server_binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.dir.path().join("jetstream"))
+            .arg("-c")
+            .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -190,7 +199,7 @@ impl NatsCluster {
             let config = format!(
                 "server_name: {name}\n\
                  listen: 127.0.0.1:{port}\n\
-                 jetstream {{ store_dir: \"{store}\" }}\n\
+                 jetstream {{ store_dir: \"{store}\", max_file_store: {MAX_FILE_STORE} }}\n\
                  cluster {{\n  name: oglogstream\n  listen: 127.0.0.1:{route}\n  routes: [{routes}]\n}}\n",
                 store = dir.path().join(&name).display(),
                 routes = routes.join(", "),
@@ -341,6 +350,25 @@ impl JetStreamAdmin {
         let message = self
             .client
             .request_with_headers(subject.to_string(), headers, payload.to_string().into())
+            .await
+            .expect("a JetStream ack");
+        serde_json::from_slice(&message.payload).expect("a JSON ack")
+    }
+
+    /// A JetStream publish with the given headers; the broker's ack.
+    pub async fn publish_with_headers(
+        &self,
+        subject: &str,
+        headers: &[(&str, &str)],
+        payload: Vec<u8>,
+    ) -> serde_json::Value {
+        let mut map = async_nats::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, *value);
+        }
+        let message = self
+            .client
+            .request_with_headers(subject.to_string(), map, payload.into())
             .await
             .expect("a JetStream ack");
         serde_json::from_slice(&message.payload).expect("a JSON ack")
