@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: Debian packages for
 # the real dependencies the integration tests start privately (NATS,
-# ClickHouse, HAProxy, Chromium, promtool, docker-compose for parsing, curl
-# for scripts/smoke-test.sh, rsyslog with its Elasticsearch output and
-# util-linux's logger for the syslog and Elasticsearch shipper tests), the
-# tests' pinned Python packages (in a virtual environment under target/), the
-# Node.js shippers the tests drive (tests/clients) and the dashboard's npm
-# packages. Safe to run again: it only installs what is absent.
+# ClickHouse, ZooKeeper, HAProxy, Chromium, promtool, docker-compose for
+# parsing, curl for scripts/smoke-test.sh, rsyslog with its Elasticsearch
+# output and util-linux's logger for the syslog and Elasticsearch shipper
+# tests), the tests' pinned Python packages (in a virtual environment under
+# target/), the Node.js shippers the tests drive (tests/clients) and the
+# dashboard's npm packages. Safe to run again: it only installs what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,10 @@ for package in rsyslog-elasticsearch; do
     missing+=("$package")
   fi
 done
+# ZooKeeper (replicated ClickHouse tests) has no command on the PATH: its jar.
+if [ ! -f /usr/share/java/zookeeper.jar ]; then
+  missing+=(zookeeper)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo=""

@@ -14,6 +14,7 @@ pub use filter::{HistogramQuery, LogFilter, LogQuery, Order};
 use crate::domain::time::Micros;
 use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
+use std::collections::HashSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,6 +56,14 @@ pub trait Store: Send + Sync {
 
     async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError>;
 
+    /// Which ids of these batches' logs the store already holds. The batcher
+    /// asks before writing a batch the bus delivers again (a processor died
+    /// between its insert and its ack) and writes only the rest, so a
+    /// redelivery never stores a log twice. A log counts as stored when a
+    /// row with its id exists within the batches' time range (stores bound
+    /// the lookup by it; a log's id and timestamp never change).
+    async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError>;
+
     /// A page of logs, ordered by timestamp (then arrival) as asked.
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
 
@@ -82,4 +91,19 @@ pub trait Store: Send + Sync {
 
     /// Flushes and releases resources; later calls may fail.
     async fn close(&self);
+}
+
+/// The ids and the time range `[from, to]` (inclusive) of these batches'
+/// logs, for [`Store::existing_ids`]; `None` when there are none.
+pub fn ids_and_range(batches: &[LogBatch]) -> Option<(Vec<&str>, Micros, Micros)> {
+    let mut records = batches.iter().flat_map(|batch| batch.iter());
+    let first = records.next()?;
+    let (mut from, mut to) = (first.timestamp, first.timestamp);
+    let mut ids = vec![first.id.as_str()];
+    for record in records {
+        from = from.min(record.timestamp);
+        to = to.max(record.timestamp);
+        ids.push(record.id.as_str());
+    }
+    Some((ids, from, to))
 }
