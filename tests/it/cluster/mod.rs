@@ -54,7 +54,9 @@ pub async fn bus(servers: &str, replicas: usize, lease_ttl: Duration) -> NatsBus
     })
     .await
     .expect("bus");
-    crate::support::eventually("the bus to be ready", Duration::from_secs(30), || async {
+    // Creating R3 streams waits for the cluster's leaders: 30 s was once too
+    // short while the rest of the suite loaded both cores.
+    crate::support::eventually("the bus to be ready", Duration::from_secs(90), || async {
         use oglogstream::bus::Bus;
         bus.check().await.ok()
     })
