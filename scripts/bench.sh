@@ -62,6 +62,9 @@ trap cleanup EXIT INT TERM
 . scripts/bench-lib.sh
 
 port=$(free_port)
+# The shippers phase sends syslog over TCP to the server's listener.
+syslog_port=$(free_port)
+export OGLOGSTREAM_SYSLOG__TCP_LISTEN="127.0.0.1:$syslog_port"
 if [ "$store" = clickhouse ]; then
     start_clickhouse
 fi
@@ -99,7 +102,7 @@ if [ "$topology" = all ]; then
 fi
 
 target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
-    "${phases[@]}" "${floor[@]}" "$@"
+    --syslog-tcp "127.0.0.1:$syslog_port" "${phases[@]}" "${floor[@]}" "$@"
 echo "database size: $(du -sh "$workdir" | cut -f1)"
 if [ "$store" = clickhouse ]; then
     echo "clickhouse data: $(du -sh "$workdir/clickhouse/data" | cut -f1)"

@@ -16,6 +16,7 @@ mod roles;
 mod security;
 mod server;
 mod storage;
+mod syslog;
 
 pub use clickhouse::ClickHouseConfig;
 pub use ingest::IngestConfig;
@@ -25,6 +26,7 @@ pub use process::ProcessConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
+pub use syslog::SyslogConfig;
 
 use crate::cli::Cli;
 use figment::Figment;
@@ -60,6 +62,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "security",
     "rate_limit",
+    "syslog",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -76,6 +79,7 @@ struct RawConfig {
     log: log::RawLog,
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
+    syslog: syslog::RawSyslog,
 }
 
 impl Default for RawConfig {
@@ -91,6 +95,7 @@ impl Default for RawConfig {
             log: Default::default(),
             security: Default::default(),
             rate_limit: Default::default(),
+            syslog: Default::default(),
         }
     }
 }
@@ -110,6 +115,7 @@ pub struct Config {
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
+    pub syslog: SyslogConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -232,6 +238,7 @@ impl Config {
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
+            syslog: raw.syslog.validate()?,
         })
     }
 }
@@ -295,7 +302,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={}",
+            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={}",
             self.roles,
             self.server.listen,
             self.data_dir.display(),
@@ -331,8 +338,16 @@ impl Config {
             } else {
                 "off"
             },
+            listen_or_off(self.syslog.tcp_listen),
+            listen_or_off(self.syslog.udp_listen),
         )
     }
+}
+
+fn listen_or_off(address: Option<std::net::SocketAddr>) -> String {
+    address
+        .map(|address| address.to_string())
+        .unwrap_or_else(|| "off".into())
 }
 
 /// `scheme://user:secret@host` -> `scheme://user:***@host`.

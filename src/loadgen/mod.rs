@@ -11,6 +11,10 @@
 //!   rate; latency from each `202` to the frame carrying that id.
 //! - `bulk`: NDJSON bodies on a few connections; accepted logs/s and MB/s, and
 //!   the sustained rate including the time the store needs to write them all.
+//! - `shippers`: `/log/bulk` NDJSON, then the same logs as OTLP protobuf,
+//!   Loki snappy protobuf and Elasticsearch bulk, and syslog over one TCP
+//!   connection (with `--syslog-tcp`): logs/s sustained and server CPU per
+//!   log beside NDJSON's (`shippers.rs`).
 //! - `query`: pre-fills the store (bulk, timestamps spread over a week) to
 //!   each size asked for, then measures `/api/logs`, `/api/stats` and
 //!   `/api/histogram` latencies one request at a time.
@@ -20,6 +24,7 @@
 
 pub mod client;
 pub mod corpus;
+pub mod shippers;
 
 use client::{HttpConnection, Response};
 use corpus::{ABSENT_TERM, COMMON_TERM, Corpus, RARE_TERM, SERVICES};
@@ -49,8 +54,12 @@ pub struct Options {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Phases to run, comma separated, in order: query (pre-fills to each
-    /// size first), ingest, live, bulk
-    #[arg(long, default_value = "query,ingest,live,bulk", value_delimiter = ',')]
+    /// size first), ingest, live, bulk, shippers
+    #[arg(
+        long,
+        default_value = "query,ingest,live,bulk,shippers",
+        value_delimiter = ','
+    )]
     pub phases: Vec<String>,
     /// Seconds each throughput phase (ingest, live, bulk) lasts
     #[arg(long, default_value_t = 10)]
@@ -89,6 +98,10 @@ pub struct Options {
     /// The floor server's process id, for its CPU use
     #[arg(long)]
     pub floor_pid: Option<u32>,
+    /// The server's syslog TCP listener (HOST:PORT, loopback), for the
+    /// syslog part of the `shippers` phase
+    #[arg(long)]
+    pub syslog_tcp: Option<String>,
     /// With `--topology split`: a `--role query` instance reading the store
     /// the process instances write; the bulk phase then waits until every
     /// accepted log is stored there and reports the end-to-end stored rate
@@ -169,7 +182,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "live" => bench.live_tail().await?,
             "bulk" => bench.bulk_ingest().await?,
             "query" => bench.queries().await?,
-            other => anyhow::bail!("unknown phase {other:?}: use ingest, live, bulk, query"),
+            "shippers" => bench.shippers().await?,
+            other => {
+                anyhow::bail!("unknown phase {other:?}: use ingest, live, bulk, query, shippers")
+            }
         }
     }
     if let Some(memory) = bench.machine.memory() {
@@ -254,6 +270,24 @@ fn thousands(value: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// What an accepting answer says: logs taken and logs refused one by one.
+struct Judged {
+    accepted: u64,
+    refused: u64,
+}
+
+/// `/log/bulk`'s 202: `{"accepted": N, "rejected": M, ...}`.
+fn bulk_answer(response: &Response) -> Option<Judged> {
+    if response.status != 202 {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    Some(Judged {
+        accepted: answer["accepted"].as_u64().unwrap_or(0),
+        refused: answer["rejected"].as_u64().unwrap_or(0),
+    })
 }
 
 #[derive(Default)]
@@ -648,9 +682,12 @@ impl Bench {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
         let (outcome, bytes) = self
-            .send_bulk(connections, Some(deadline), |k| {
-                (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone())
-            })
+            .send_bulk(
+                connections,
+                Some(deadline),
+                |k| (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone()),
+                bulk_answer,
+            )
             .await?;
         let sent_for = started.elapsed();
         if let Some(address) = &stored_at {
@@ -776,6 +813,7 @@ impl Bench {
         connections: usize,
         give_up_at: Option<Instant>,
         body: impl Fn(u64) -> Option<Vec<u8>>,
+        judge: impl Fn(&Response) -> Option<Judged>,
     ) -> anyhow::Result<(Outcomes, u64)> {
         let next = Cell::new(0u64);
         let mut pool = Vec::with_capacity(connections);
@@ -783,6 +821,7 @@ impl Bench {
             pool.push(self.connect().await?);
         }
         let body = &body;
+        let judge = &judge;
         let next = &next;
         let workers = pool.into_iter().map(|mut connection| async move {
             let mut outcomes = Outcomes::default();
@@ -793,14 +832,6 @@ impl Bench {
                 let Some(request) = body(k) else { break };
                 loop {
                     match connection.send(&request).await {
-                        Ok(response) if response.status == 202 => {
-                            let answer: serde_json::Value =
-                                serde_json::from_slice(&response.body).unwrap_or_default();
-                            outcomes.accepted += answer["accepted"].as_u64().unwrap_or(0);
-                            outcomes.failed += answer["rejected"].as_u64().unwrap_or(0);
-                            bytes += request.len() as u64;
-                            break;
-                        }
                         Ok(response) if response.status == 503 => {
                             // Shorter than the server's 1 s Retry-After so
                             // the store never idles, long enough not to spin.
@@ -810,13 +841,21 @@ impl Bench {
                             }
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        Ok(response) => {
-                            return Err(anyhow::anyhow!(
-                                "bulk request answered {}: {}",
-                                response.status,
-                                String::from_utf8_lossy(&response.body)
-                            ));
-                        }
+                        Ok(response) => match judge(&response) {
+                            Some(judged) => {
+                                outcomes.accepted += judged.accepted;
+                                outcomes.failed += judged.refused;
+                                bytes += request.len() as u64;
+                                break;
+                            }
+                            None => {
+                                return Err(anyhow::anyhow!(
+                                    "bulk request answered {}: {}",
+                                    response.status,
+                                    String::from_utf8_lossy(&response.body)
+                                ));
+                            }
+                        },
                         Err(error) => return Err(error.into()),
                     }
                 }
@@ -885,27 +924,32 @@ impl Bench {
         let started = Instant::now();
         let address = self.address.clone();
         let (outcome, _) = self
-            .send_bulk(connections, None, |k| {
-                if k >= requests {
-                    return None;
-                }
-                let (template, offsets) = &templates[k as usize % templates.len()];
-                let mut body = template.clone();
-                for (i, offset) in offsets.iter().enumerate() {
-                    // Position of this log among all pre-filled logs.
-                    let ordinal = have + k * batch + i as u64;
-                    let timestamp =
-                        span_start + (span as i128 * ordinal as i128 / largest as i128) as i64;
-                    let text = format_rfc3339(timestamp);
-                    body[*offset..*offset + text.len()].copy_from_slice(text.as_bytes());
-                }
-                Some(HttpConnection::post_bytes(
-                    &address,
-                    "/log/bulk",
-                    "application/x-ndjson",
-                    &body,
-                ))
-            })
+            .send_bulk(
+                connections,
+                None,
+                |k| {
+                    if k >= requests {
+                        return None;
+                    }
+                    let (template, offsets) = &templates[k as usize % templates.len()];
+                    let mut body = template.clone();
+                    for (i, offset) in offsets.iter().enumerate() {
+                        // Position of this log among all pre-filled logs.
+                        let ordinal = have + k * batch + i as u64;
+                        let timestamp =
+                            span_start + (span as i128 * ordinal as i128 / largest as i128) as i64;
+                        let text = format_rfc3339(timestamp);
+                        body[*offset..*offset + text.len()].copy_from_slice(text.as_bytes());
+                    }
+                    Some(HttpConnection::post_bytes(
+                        &address,
+                        "/log/bulk",
+                        "application/x-ndjson",
+                        &body,
+                    ))
+                },
+                bulk_answer,
+            )
             .await?;
         let sent_for = started.elapsed();
         let drained = self.drain().await?;

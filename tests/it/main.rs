@@ -13,4 +13,5 @@ mod live_tail;
 mod operations;
 mod query_api;
 mod search_blocks;
+mod shippers;
 mod split;

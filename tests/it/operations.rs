@@ -30,9 +30,11 @@ async fn metrics_are_present_and_valid_after_traffic() {
     let (status, text) = get_text(&server, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     for expected in [
-        "oglogstream_logs_accepted_total 5",
-        "oglogstream_logs_rejected_total{reason=\"invalid\"} 1",
-        "oglogstream_logs_rejected_total{reason=\"unsupported_media_type\"} 1",
+        "oglogstream_logs_accepted_total{protocol=\"json\"} 5",
+        "oglogstream_logs_accepted_total{protocol=\"otlp\"} 0",
+        "oglogstream_logs_rejected_total{protocol=\"json\",reason=\"invalid\"} 1",
+        "oglogstream_logs_rejected_total{protocol=\"json\",reason=\"unsupported_media_type\"} 1",
+        "oglogstream_syslog_connections 0",
         "oglogstream_logs_stored_total 5",
         "oglogstream_queue_depth 0",
         "oglogstream_live_clients 0",

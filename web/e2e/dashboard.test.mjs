@@ -191,9 +191,10 @@ before(async () => {
   server.stderr.on('data', collect)
   await waitForHealth(30_000)
 
-  // The server must serve the dashboard (SPA) itself.
+  // The server must serve the dashboard (SPA) itself, to a browser: `/`
+  // without `text/html` in Accept answers as Elasticsearch's root.
   for (const p of ['/', '/explorer', '/live']) {
-    const res = await fetch(base + p)
+    const res = await fetch(base + p, { headers: { Accept: 'text/html' } })
     const html = await res.text()
     assert.equal(res.status, 200, `GET ${p} -> ${res.status}: ${html.slice(0, 200)}`)
     assert.match(html, /<div id="app">/, `GET ${p} did not return the dashboard's index.html`)

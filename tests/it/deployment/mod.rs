@@ -198,6 +198,24 @@ impl HaProxy {
         }
     }
 
+    /// In front of one instance per role (`--role all` may fill all
+    /// three), once HAProxy has every one of them in rotation.
+    pub async fn one_of_each(ingest: u16, process: u16, query: u16) -> HaProxy {
+        let haproxy = HaProxy::in_front_of(&HashMap::from([
+            ("ingest", vec![ingest]),
+            ("process", vec![process]),
+            ("query", vec![query]),
+        ]));
+        haproxy
+            .wait_for_states(&[
+                ("ingest", "ingest1", "UP"),
+                ("process", "process1", "UP"),
+                ("query", "query1", "UP"),
+            ])
+            .await;
+        haproxy
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.http_port)
     }
