@@ -116,6 +116,10 @@ impl Bus for MemoryBus {
         Some((self.capacity - self.permits.available_permits()) as u64)
     }
 
+    fn capacity(&self) -> Option<u64> {
+        Some(self.capacity as u64)
+    }
+
     async fn close(&self) {
         if let Ok(mut sender) = self.sender.write() {
             sender.take();

@@ -58,6 +58,13 @@ pub trait Bus: Send + Sync {
     /// Logs published but not yet acknowledged by a consumer, where known.
     fn pending(&self) -> Option<u64>;
 
+    /// The most [`Bus::pending`] can reach before publishes are refused
+    /// (`503`), in the same unit, where the bus is bounded in that unit; for
+    /// `/metrics`, so an alert can fire before the queue is full.
+    fn capacity(&self) -> Option<u64> {
+        None
+    }
+
     /// Stops accepting publishes; work queues end once drained and live
     /// subscriptions end.
     async fn close(&self);

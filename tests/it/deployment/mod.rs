@@ -6,7 +6,10 @@
 //!
 //! `routing` and `failover` run the same HAProxy configuration on loopback,
 //! in front of real processes of the binary; [`loopback_haproxy_config`] is
-//! the one transformation they apply to it.
+//! the one transformation they apply to it. `observability` checks the
+//! Grafana dashboard and the Prometheus rules (`deploy/`) with `promtool`
+//! and against a real scrape; `kubernetes` the manifests in `k8s/` with
+//! `kubernetes-validate`.
 
 use crate::support::Server;
 use std::collections::HashMap;
@@ -17,6 +20,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod failover;
+mod kubernetes;
+mod observability;
 mod routing;
 
 pub const HAPROXY_CONFIG: &str = "haproxy/haproxy.cfg";
@@ -48,6 +53,44 @@ pub fn system_tool(name: &str, debian_package: &str) -> PathBuf {
                  `make test` installs it)"
             )
         })
+}
+
+/// A program from the tests' Python virtual environment (`target/test-venv`,
+/// packages pinned in `tests/requirements.txt`). Fails the test, naming the
+/// command that installs it, when it is missing.
+pub fn test_venv_tool(name: &str) -> PathBuf {
+    let tool = repository_file("target/test-venv/bin").join(name);
+    assert!(
+        tool.is_file(),
+        "{} is missing: run scripts/install-test-deps.sh (make test does), which installs \
+         tests/requirements.txt into target/test-venv",
+        tool.display()
+    );
+    tool
+}
+
+/// Every document of a YAML file (`---`-separated), as JSON values: PyYAML
+/// (pinned in tests/requirements.txt) parses, serde_json carries them here.
+pub fn yaml_documents(relative: &str) -> Vec<serde_json::Value> {
+    let script = "import json, sys, yaml\n\
+                  json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)";
+    let output = run(Command::new(test_venv_tool("python"))
+        .arg("-c")
+        .arg(script)
+        .arg(repository_file(relative)));
+    assert!(
+        output.status.success(),
+        "{relative} is not valid YAML: {}",
+        describe(&output)
+    );
+    serde_json::from_slice(&output.stdout).expect("PyYAML's JSON")
+}
+
+/// Runs a tool and fails the test with its output unless it exits 0.
+pub fn assert_succeeds(what: &str, command: &mut Command) -> Output {
+    let output = run(command);
+    assert!(output.status.success(), "{what}: {}", describe(&output));
+    output
 }
 
 fn run(command: &mut Command) -> Output {
