@@ -2,7 +2,7 @@
 # dashboard at http://localhost:8080) and `make test` (every test, installing
 # what the tests need).
 
-.PHONY: run test build lint bench bench-split
+.PHONY: run test build lint bench bench-split k8s-configmap
 
 run:
 	cargo run --release
@@ -16,6 +16,11 @@ build:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+
+# k8s/configmap.yaml holds config/oglogstream.toml: regenerate it after
+# editing the TOML (cargo test fails while they differ).
+k8s-configmap:
+	scripts/k8s-configmap.sh > k8s/configmap.yaml
 
 # Throughput, latency and memory of a release build on the embedded store:
 # starts a server on a temporary data directory, runs every load phase

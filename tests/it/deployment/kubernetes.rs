@@ -1,1 +1,689 @@
-//! placeholder
+//! The Kubernetes manifests in `k8s/`: valid against the API schemas
+//! (`kubernetes-validate --strict`, offline), consistent with one another
+//! (selectors, ports, autoscaler and disruption-budget targets, ConfigMap and
+//! Secret references, NATS addresses), the ConfigMap identical to
+//! `config/oglogstream.toml`, the NATS configuration forming a three-node
+//! JetStream cluster in the real `nats-server`, and each role's settings
+//! accepted by the real binary.
+
+use super::{
+    assert_succeeds, read_repository_file, repository_file, system_tool, test_venv_tool,
+    yaml_documents,
+};
+use crate::support::{Launch, Server, eventually, free_port};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MANIFESTS: &str = "k8s";
+const ROLES: [&str; 3] = ["ingest", "process", "query"];
+
+fn manifest_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repository_file(MANIFESTS))
+        .expect("k8s/")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "manifests: {files:?}");
+    files
+}
+
+fn kubernetes_validate(files: &[PathBuf]) -> std::process::Output {
+    Command::new(test_venv_tool("kubernetes-validate"))
+        .arg("--strict")
+        .arg("--quiet")
+        .args(files)
+        .output()
+        .expect("run kubernetes-validate")
+}
+
+/// Every resource of every manifest, keyed by `(kind, name)`.
+fn resources() -> BTreeMap<(String, String), Value> {
+    let mut resources = BTreeMap::new();
+    for file in manifest_files() {
+        let relative = format!(
+            "{MANIFESTS}/{}",
+            file.file_name().expect("name").to_string_lossy()
+        );
+        for document in yaml_documents(&relative) {
+            let kind = document["kind"].as_str().expect("kind").to_string();
+            let name = document["metadata"]["name"]
+                .as_str()
+                .expect("name")
+                .to_string();
+            let previous = resources.insert((kind.clone(), name.clone()), document);
+            assert!(previous.is_none(), "{kind} {name} defined twice");
+        }
+    }
+    resources
+}
+
+fn resource<'a>(
+    resources: &'a BTreeMap<(String, String), Value>,
+    kind: &str,
+    name: &str,
+) -> &'a Value {
+    resources
+        .get(&(kind.to_string(), name.to_string()))
+        .unwrap_or_else(|| panic!("no {kind} {name} in k8s/"))
+}
+
+/// Whether every `key: value` of `selector` is among `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    selector
+        .as_object()
+        .expect("a label map")
+        .iter()
+        .all(|(key, value)| labels.get(key) == Some(value))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| item.as_str().expect("a string").to_string())
+        .collect()
+}
+
+#[test]
+fn every_manifest_passes_kubernetes_validate_strict_and_a_broken_one_does_not() {
+    let files = manifest_files();
+    let output = kubernetes_validate(&files);
+    assert!(
+        output.status.success(),
+        "kubernetes-validate --strict rejects k8s/: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The validator is strict and really runs: a misspelled field and a
+    // wrong type in a copy of a shipped manifest are both refused.
+    let original = read_repository_file("k8s/ingest.yaml");
+    let workspace = tempfile::tempdir().expect("temp dir");
+    for (name, from, to) in [
+        ("misspelled.yaml", "readinessProbe:", "readinesProbe:"),
+        ("wrong-type.yaml", "minReplicas: 2", "minReplicas: two"),
+    ] {
+        assert!(original.contains(from), "k8s/ingest.yaml has {from:?}");
+        let broken = workspace.path().join(name);
+        std::fs::write(&broken, original.replacen(from, to, 1)).expect("write");
+        let output = kubernetes_validate(&[broken]);
+        assert!(
+            !output.status.success(),
+            "kubernetes-validate accepted {name} ({to:?}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
+#[test]
+fn the_configmap_is_generated_from_the_shipped_config_file() {
+    let toml = read_repository_file("config/oglogstream.toml");
+    let configmap = resources();
+    let configmap = resource(&configmap, "ConfigMap", "oglogstream-config");
+    assert_eq!(
+        configmap["data"]["oglogstream.toml"].as_str(),
+        Some(toml.as_str()),
+        "k8s/configmap.yaml differs from config/oglogstream.toml: run `make k8s-configmap`"
+    );
+    let generated = assert_succeeds(
+        "scripts/k8s-configmap.sh",
+        &mut Command::new(repository_file("scripts/k8s-configmap.sh")),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&generated.stdout),
+        read_repository_file("k8s/configmap.yaml"),
+        "k8s/configmap.yaml is not what scripts/k8s-configmap.sh prints: run `make k8s-configmap`"
+    );
+}
+
+/// The container of a role's Deployment.
+fn role_container(resources: &BTreeMap<(String, String), Value>, role: &str) -> Value {
+    let deployment = resource(resources, "Deployment", &format!("oglogstream-{role}"));
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(containers.len(), 1, "{role}: one container");
+    containers[0].clone()
+}
+
+/// A container's environment as the pod sees it: `envFrom` Secrets and
+/// ConfigMaps first, then `env` (literal values and `secretKeyRef`s).
+fn container_environment(
+    resources: &BTreeMap<(String, String), Value>,
+    container: &Value,
+) -> BTreeMap<String, String> {
+    let mut environment = BTreeMap::new();
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let (kind, reference, data_key) = if source["secretRef"].is_object() {
+            ("Secret", &source["secretRef"], "stringData")
+        } else {
+            ("ConfigMap", &source["configMapRef"], "data")
+        };
+        let referenced = resource(resources, kind, reference["name"].as_str().expect("name"));
+        for (key, value) in referenced[data_key].as_object().expect("data") {
+            environment.insert(key.clone(), value.as_str().expect("string").to_string());
+        }
+    }
+    for variable in container["env"].as_array().into_iter().flatten() {
+        let name = variable["name"].as_str().expect("name").to_string();
+        let value = if let Some(value) = variable["value"].as_str() {
+            value.to_string()
+        } else if let Some(reference) = variable["valueFrom"]["secretKeyRef"].as_object() {
+            let secret = resource(
+                resources,
+                "Secret",
+                reference["name"].as_str().expect("name"),
+            );
+            secret["stringData"][reference["key"].as_str().expect("key")]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: no such key in its Secret"))
+                .to_string()
+        } else {
+            panic!("{name}: only literal values and secretKeyRefs are resolved here")
+        };
+        environment.insert(name, value);
+    }
+    environment
+}
+
+#[test]
+fn the_manifests_fit_together() {
+    let resources = resources();
+    let nats = resource(&resources, "StatefulSet", "nats");
+    let nats_replicas = nats["spec"]["replicas"].as_u64().expect("replicas");
+    assert_eq!(nats_replicas, 3, "a three-node JetStream cluster");
+    let headless_name = nats["spec"]["serviceName"].as_str().expect("serviceName");
+    let headless = resource(&resources, "Service", headless_name);
+    assert_eq!(
+        headless["spec"]["clusterIP"], "None",
+        "{headless_name} is headless"
+    );
+    assert_eq!(headless["spec"]["publishNotReadyAddresses"], true);
+    let expected_nats_url = (0..nats_replicas)
+        .map(|node| format!("nats://nats-{node}.{headless_name}:4222"))
+        .collect::<Vec<_>>()
+        .join(",");
+
+    // Each workload's pods, for the selectors below.
+    let mut workloads: Vec<(String, Value)> = ROLES
+        .iter()
+        .map(|role| {
+            let deployment = resource(&resources, "Deployment", &format!("oglogstream-{role}"));
+            (
+                role.to_string(),
+                deployment["spec"]["template"]["metadata"]["labels"].clone(),
+            )
+        })
+        .collect();
+    workloads.push((
+        "nats".into(),
+        nats["spec"]["template"]["metadata"]["labels"].clone(),
+    ));
+    for (kind, name) in [("Service", "nats"), ("Service", headless_name)] {
+        let selector = &resource(&resources, kind, name)["spec"]["selector"];
+        assert!(
+            selects(selector, &workloads[3].1),
+            "{kind} {name} selects the NATS pods"
+        );
+    }
+
+    for role in ROLES {
+        let name = format!("oglogstream-{role}");
+        let deployment = resource(&resources, "Deployment", &name);
+        let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        assert!(
+            selects(&deployment["spec"]["selector"]["matchLabels"], pod_labels),
+            "{name}: the selector matches its pods"
+        );
+        let container = role_container(&resources, role);
+        let args = strings(&container["args"]);
+        assert!(
+            args.windows(2).any(|pair| pair == ["--role", role]),
+            "{name}: runs --role {role}: {args:?}"
+        );
+        let port_names: Vec<&str> = container["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .map(|port| port["name"].as_str().expect("port name"))
+            .collect();
+        for probe in ["readinessProbe", "livenessProbe"] {
+            let check = &container[probe]["httpGet"];
+            assert_eq!(check["path"], "/health", "{name}: {probe} on /health");
+            let port = check["port"].as_str().expect("a named port");
+            assert!(port_names.contains(&port), "{name}: {probe} port {port}");
+        }
+
+        // The configuration file: the ConfigMap mounted where --config points.
+        let config_argument = args
+            .windows(2)
+            .find(|pair| pair[0] == "--config")
+            .map(|pair| pair[1].clone())
+            .unwrap_or_else(|| panic!("{name}: --config"));
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .expect("volumes");
+        let mounted = container["volumeMounts"]
+            .as_array()
+            .expect("volumeMounts")
+            .iter()
+            .any(|mount| {
+                let volume = volumes
+                    .iter()
+                    .find(|volume| volume["name"] == mount["name"])
+                    .unwrap_or_else(|| panic!("{name}: volume {}", mount["name"]));
+                let configmap = volume["configMap"]["name"].as_str();
+                configmap == Some("oglogstream-config")
+                    && Path::new(mount["mountPath"].as_str().expect("path"))
+                        .join("oglogstream.toml")
+                        == Path::new(&config_argument)
+            });
+        assert!(
+            mounted,
+            "{name}: oglogstream-config is mounted at {config_argument}"
+        );
+
+        let environment = container_environment(&resources, &container);
+        assert_eq!(
+            environment.get("NATS_URL"),
+            Some(&expected_nats_url),
+            "{name}: NATS_URL names every NATS node"
+        );
+        assert_eq!(
+            environment
+                .get("OGLOGSTREAM_NATS__REPLICAS")
+                .map(String::as_str),
+            Some(nats_replicas.to_string().as_str()),
+            "{name}: the stream is replicated on every NATS node"
+        );
+        assert_eq!(
+            environment.contains_key("CLICKHOUSE_DSN"),
+            role != "ingest",
+            "{name}: CLICKHOUSE_DSN where the role touches the store"
+        );
+
+        // Its Service sends to these pods' named port.
+        let service = resource(&resources, "Service", &name);
+        assert!(
+            selects(&service["spec"]["selector"], pod_labels),
+            "{name}: Service selector"
+        );
+        for port in service["spec"]["ports"].as_array().expect("ports") {
+            let target = port["targetPort"].as_str().expect("a named targetPort");
+            assert!(
+                port_names.contains(&target),
+                "{name}: Service targetPort {target}"
+            );
+        }
+    }
+
+    for role in ["ingest", "query"] {
+        let name = format!("oglogstream-{role}");
+        let autoscaler = resource(&resources, "HorizontalPodAutoscaler", &name);
+        let target = &autoscaler["spec"]["scaleTargetRef"];
+        assert_eq!(
+            (target["kind"].as_str(), target["name"].as_str()),
+            (Some("Deployment"), Some(name.as_str()))
+        );
+        let container = role_container(&resources, role);
+        assert!(
+            container["resources"]["requests"]["cpu"].is_string(),
+            "{name}: CPU utilisation needs a CPU request"
+        );
+    }
+
+    // Every workload has a disruption budget selecting its pods and no other's.
+    let budgets: Vec<&Value> = resources
+        .iter()
+        .filter(|((kind, _), _)| kind == "PodDisruptionBudget")
+        .map(|(_, budget)| budget)
+        .collect();
+    for (workload, labels) in &workloads {
+        let covering: Vec<&&Value> = budgets
+            .iter()
+            .filter(|budget| selects(&budget["spec"]["selector"]["matchLabels"], labels))
+            .collect();
+        assert_eq!(
+            covering.len(),
+            1,
+            "{workload}: exactly one PodDisruptionBudget"
+        );
+        for (other, other_labels) in &workloads {
+            if other != workload {
+                assert!(
+                    !selects(
+                        &covering[0]["spec"]["selector"]["matchLabels"],
+                        other_labels
+                    ),
+                    "{workload}'s budget also selects {other}"
+                );
+            }
+        }
+    }
+
+    // The Ingress routes HAProxy's ingest paths to ingest, the rest to query.
+    let ingress = resource(&resources, "Ingress", "oglogstream");
+    let mut routes = BTreeMap::new();
+    for rule in ingress["spec"]["rules"].as_array().expect("rules") {
+        for path in rule["http"]["paths"].as_array().expect("paths") {
+            let service = path["backend"]["service"]["name"]
+                .as_str()
+                .expect("service");
+            resource(&resources, "Service", service);
+            routes.insert(
+                path["path"].as_str().expect("path").to_string(),
+                service.to_string(),
+            );
+        }
+    }
+    assert_eq!(
+        routes.get("/").map(String::as_str),
+        Some("oglogstream-query")
+    );
+    let haproxy_ingest_paths: Vec<String> = read_repository_file(super::HAPROXY_CONFIG)
+        .lines()
+        .filter_map(
+            |line| match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["acl", "ingest_path", "path" | "path_beg", path] => {
+                    Some(path.trim_end_matches('/').to_string())
+                }
+                _ => None,
+            },
+        )
+        .collect();
+    assert!(!haproxy_ingest_paths.is_empty());
+    for path in &haproxy_ingest_paths {
+        assert_eq!(
+            routes.get(path).map(String::as_str),
+            Some("oglogstream-ingest"),
+            "HAProxy routes {path} to ingest; k8s/ingress.yaml must too"
+        );
+    }
+    for (path, service) in &routes {
+        if service == "oglogstream-ingest" {
+            assert!(
+                haproxy_ingest_paths.contains(path),
+                "{path} is not an ingest path in HAProxy"
+            );
+        }
+    }
+}
+
+// ---- NATS: the StatefulSet's configuration, run for real ----------------
+
+/// `nats.conf` from the ConfigMap for node `node` of the StatefulSet on
+/// loopback: the client, monitoring and cluster listeners on the given
+/// ports, each route `nats://nats-N.<headless>:6222` to node N's loopback
+/// cluster port, the store and pid file in `directory`. Every other line is
+/// kept; a listener, route or path line not in the expected form panics, so
+/// the shipped file cannot drift from what this test runs.
+fn loopback_nats_config(
+    original: &str,
+    node: usize,
+    ports: &[NatsPorts],
+    directory: &Path,
+) -> String {
+    let mut in_cluster = false;
+    let mut rewritten = 0;
+    let mut lines = Vec::new();
+    for line in original.lines() {
+        let trimmed = line.trim();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        if trimmed.starts_with("cluster {") {
+            in_cluster = true;
+        }
+        let replaced = match trimmed
+            .split_once(':')
+            .map(|(key, value)| (key, value.trim()))
+        {
+            Some(("listen", "0.0.0.0:4222")) if !in_cluster => {
+                Some(format!("listen: 127.0.0.1:{}", ports[node].client))
+            }
+            Some(("listen", "0.0.0.0:6222")) if in_cluster => {
+                Some(format!("listen: 127.0.0.1:{}", ports[node].cluster))
+            }
+            Some(("http", "0.0.0.0:8222")) => {
+                Some(format!("http: 127.0.0.1:{}", ports[node].monitor))
+            }
+            Some(("store_dir", _)) => Some(format!("store_dir: {:?}", directory.join("jetstream"))),
+            Some(("pid_file", _)) => Some(format!("pid_file: {:?}", directory.join("nats.pid"))),
+            Some(("listen" | "http", value)) => panic!("nats.conf: unexpected listener {value:?}"),
+            Some(("nats", _)) => {
+                // nats://nats-N.<headless>:6222
+                let peer: usize = trimmed
+                    .strip_prefix("nats://nats-")
+                    .and_then(|rest| rest.split_once('.'))
+                    .and_then(|(index, _)| index.parse().ok())
+                    .unwrap_or_else(|| panic!("nats.conf: unexpected route {trimmed:?}"));
+                Some(format!("nats://127.0.0.1:{}", ports[peer].cluster))
+            }
+            _ => None,
+        };
+        match replaced {
+            Some(new) => {
+                rewritten += 1;
+                lines.push(format!("{indent}{new}"));
+            }
+            None => lines.push(line.to_string()),
+        }
+    }
+    // 3 listeners, the store, the pid file, one route per node.
+    assert_eq!(
+        rewritten,
+        5 + ports.len(),
+        "nats.conf lines rewritten:\n{}",
+        lines.join("\n")
+    );
+    lines.join("\n") + "\n"
+}
+
+#[derive(Clone, Copy)]
+struct NatsPorts {
+    client: u16,
+    cluster: u16,
+    monitor: u16,
+}
+
+/// nats-server processes, killed on drop.
+struct NatsNodes {
+    children: Vec<Child>,
+    _workspace: tempfile::TempDir,
+}
+
+impl Drop for NatsNodes {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn get_status_and_body(client: &awc::Client, url: &str) -> Option<(u16, String)> {
+    let mut response = client.get(url).send().await.ok()?;
+    let body = response.body().limit(1 << 20).await.ok()?;
+    Some((
+        response.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
+}
+
+/// Starts three `nats-server`s from the StatefulSet's ConfigMap (on loopback,
+/// `POD_NAME` set as the StatefulSet sets it) and waits for a JetStream
+/// cluster of three with a meta leader; then every probe path of the
+/// StatefulSet must answer 200 on every node.
+#[actix_web::test]
+async fn the_nats_configuration_forms_a_three_node_jetstream_cluster() {
+    let resources = resources();
+    let config = resource(&resources, "ConfigMap", "nats-config")["data"]["nats.conf"]
+        .as_str()
+        .expect("nats.conf")
+        .to_string();
+    let statefulset = resource(&resources, "StatefulSet", "nats");
+    let replicas = statefulset["spec"]["replicas"].as_u64().expect("replicas") as usize;
+    let container = &statefulset["spec"]["template"]["spec"]["containers"][0];
+    let pod_name_from_metadata = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .any(|variable| {
+            variable["name"] == "POD_NAME"
+                && variable["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        });
+    assert!(
+        pod_name_from_metadata,
+        "the StatefulSet sets POD_NAME, which nats.conf names the server by"
+    );
+
+    let ports: Vec<NatsPorts> = (0..replicas)
+        .map(|_| NatsPorts {
+            client: free_port(),
+            cluster: free_port(),
+            monitor: free_port(),
+        })
+        .collect();
+    let workspace = tempfile::tempdir().expect("temp dir");
+    let mut nodes = NatsNodes {
+        children: Vec::new(),
+        _workspace: tempfile::tempdir().expect("temp dir"),
+    };
+    for node in 0..replicas {
+        let directory = workspace.path().join(format!("nats-{node}"));
+        std::fs::create_dir_all(&directory).expect("node directory");
+        let file = directory.join("nats.conf");
+        std::fs::write(
+            &file,
+            loopback_nats_config(&config, node, &ports, &directory),
+        )
+        .expect("write nats.conf");
+        let log = std::fs::File::create(directory.join("nats.log")).expect("log file");
+        let child = Command::new(system_tool("nats-server", "nats-server"))
+            .arg("--config")
+            .arg(&file)
+            .env("POD_NAME", format!("nats-{node}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        nodes.children.push(child);
+    }
+    let node_logs = || {
+        (0..replicas)
+            .map(|node| {
+                std::fs::read_to_string(workspace.path().join(format!("nats-{node}/nats.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .finish();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'nodes: for port in &ports {
+        loop {
+            let jsz =
+                get_status_and_body(&client, &format!("http://127.0.0.1:{}/jsz", port.monitor))
+                    .await;
+            if let Some((200, body)) = &jsz {
+                let jsz: Value = serde_json::from_str(body).unwrap_or_default();
+                let meta = &jsz["meta_cluster"];
+                if meta["cluster_size"].as_u64() == Some(replicas as u64)
+                    && meta["leader"]
+                        .as_str()
+                        .is_some_and(|leader| leader.starts_with("nats-"))
+                {
+                    continue 'nodes;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no JetStream cluster of {replicas} with a leader; last /jsz: {jsz:?}\nlogs:\n{}",
+                node_logs()
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        let check = &container[probe]["httpGet"];
+        assert_eq!(check["port"], "monitor", "{probe} on the monitoring port");
+        let path = check["path"].as_str().expect("path");
+        for port in &ports {
+            let url = format!("http://127.0.0.1:{}{path}", port.monitor);
+            eventually(
+                &format!("{probe} {url} to answer 200"),
+                Duration::from_secs(20),
+                || async {
+                    matches!(get_status_and_body(&client, &url).await, Some((200, _))).then_some(())
+                },
+            )
+            .await;
+        }
+    }
+}
+
+// ---- the binary under each Deployment's settings ------------------------
+
+/// Runs the binary with each role's arguments, environment and ConfigMap
+/// (NATS and ClickHouse addresses as written, unreachable here), and
+/// requires that it starts, serving `/health` for that role, instead of
+/// refusing its configuration (exit code 2).
+#[actix_web::test]
+async fn each_role_starts_with_its_kubernetes_settings() {
+    let resources = resources();
+    let workspace = tempfile::tempdir().expect("temp dir");
+    let config_file = workspace.path().join("oglogstream.toml");
+    std::fs::write(
+        &config_file,
+        resource(&resources, "ConfigMap", "oglogstream-config")["data"]["oglogstream.toml"]
+            .as_str()
+            .expect("oglogstream.toml"),
+    )
+    .expect("write config");
+
+    for role in ROLES {
+        let container = role_container(&resources, role);
+        let mut launch = Launch {
+            no_wait: true,
+            ..Launch::default()
+        };
+        let mut args = strings(&container["args"]).into_iter();
+        while let Some(argument) = args.next() {
+            if argument == "--config" {
+                args.next();
+                launch = launch
+                    .arg("--config")
+                    .arg(config_file.to_str().expect("UTF-8 path"));
+            } else {
+                launch = launch.arg(&argument);
+            }
+        }
+        for (key, value) in container_environment(&resources, &container) {
+            launch = launch.env(&key, &value);
+        }
+        let server = Server::launch(launch).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut response) = server.client.get(server.url("/health")).send().await {
+                let body: Value = response.json().await.unwrap_or_default();
+                assert_eq!(body["roles"], serde_json::json!([role]), "{role}: {body}");
+                break;
+            }
+            // main's last words when start-up fails: "oglogstream: <why>".
+            let log = server.logs();
+            let refused = log.lines().any(|line| line.starts_with("oglogstream: "));
+            assert!(
+                !refused && Instant::now() < deadline,
+                "{role} did not start with its Kubernetes settings; its log:\n{log}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
