@@ -6,15 +6,15 @@
 //! JetStream cluster in the real `nats-server`, and each role's settings
 //! accepted by the real binary.
 
+use super::nats_cluster::NatsNodes;
 use super::{
-    assert_succeeds, read_repository_file, repository_file, system_tool, test_venv_tool,
-    yaml_documents,
+    assert_succeeds, read_repository_file, repository_file, test_venv_tool, yaml_documents,
 };
-use crate::support::{Launch, Server, eventually, free_port};
+use crate::support::{Launch, Server, eventually};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MANIFESTS: &str = "k8s";
@@ -416,106 +416,9 @@ fn the_manifests_fit_together() {
 
 // ---- NATS: the StatefulSet's configuration, run for real ----------------
 
-/// `nats.conf` from the ConfigMap for node `node` of the StatefulSet on
-/// loopback: the client, monitoring and cluster listeners on the given
-/// ports, each route `nats://nats-N.<headless>:6222` to node N's loopback
-/// cluster port, the store and pid file in `directory`. Every other line is
-/// kept; a listener, route or path line not in the expected form panics, so
-/// the shipped file cannot drift from what this test runs.
-fn loopback_nats_config(
-    original: &str,
-    node: usize,
-    ports: &[NatsPorts],
-    directory: &Path,
-) -> String {
-    let mut in_cluster = false;
-    let mut rewritten = 0;
-    let mut lines = Vec::new();
-    for line in original.lines() {
-        let trimmed = line.trim();
-        let indent = &line[..line.len() - line.trim_start().len()];
-        if trimmed.starts_with("cluster {") {
-            in_cluster = true;
-        }
-        let replaced = match trimmed
-            .split_once(':')
-            .map(|(key, value)| (key, value.trim()))
-        {
-            Some(("listen", "0.0.0.0:4222")) if !in_cluster => {
-                Some(format!("listen: 127.0.0.1:{}", ports[node].client))
-            }
-            Some(("listen", "0.0.0.0:6222")) if in_cluster => {
-                Some(format!("listen: 127.0.0.1:{}", ports[node].cluster))
-            }
-            Some(("http", "0.0.0.0:8222")) => {
-                Some(format!("http: 127.0.0.1:{}", ports[node].monitor))
-            }
-            Some(("store_dir", _)) => Some(format!("store_dir: {:?}", directory.join("jetstream"))),
-            Some(("pid_file", _)) => Some(format!("pid_file: {:?}", directory.join("nats.pid"))),
-            Some(("listen" | "http", value)) => panic!("nats.conf: unexpected listener {value:?}"),
-            Some(("nats", _)) => {
-                // nats://nats-N.<headless>:6222
-                let peer: usize = trimmed
-                    .strip_prefix("nats://nats-")
-                    .and_then(|rest| rest.split_once('.'))
-                    .and_then(|(index, _)| index.parse().ok())
-                    .unwrap_or_else(|| panic!("nats.conf: unexpected route {trimmed:?}"));
-                Some(format!("nats://127.0.0.1:{}", ports[peer].cluster))
-            }
-            _ => None,
-        };
-        match replaced {
-            Some(new) => {
-                rewritten += 1;
-                lines.push(format!("{indent}{new}"));
-            }
-            None => lines.push(line.to_string()),
-        }
-    }
-    // 3 listeners, the store, the pid file, one route per node.
-    assert_eq!(
-        rewritten,
-        5 + ports.len(),
-        "nats.conf lines rewritten:\n{}",
-        lines.join("\n")
-    );
-    lines.join("\n") + "\n"
-}
-
-#[derive(Clone, Copy)]
-struct NatsPorts {
-    client: u16,
-    cluster: u16,
-    monitor: u16,
-}
-
-/// nats-server processes, killed on drop.
-struct NatsNodes {
-    children: Vec<Child>,
-    _workspace: tempfile::TempDir,
-}
-
-impl Drop for NatsNodes {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn get_status_and_body(client: &awc::Client, url: &str) -> Option<(u16, String)> {
-    let mut response = client.get(url).send().await.ok()?;
-    let body = response.body().limit(1 << 20).await.ok()?;
-    Some((
-        response.status().as_u16(),
-        String::from_utf8_lossy(&body).into_owned(),
-    ))
-}
-
-/// Starts three `nats-server`s from the StatefulSet's ConfigMap (on loopback,
-/// `POD_NAME` set as the StatefulSet sets it) and waits for a JetStream
-/// cluster of three with a meta leader; then every probe path of the
+/// Starts one `nats-server` per StatefulSet replica from its ConfigMap (on
+/// loopback, `POD_NAME` set as the StatefulSet sets it) and waits for a
+/// JetStream cluster of all of them; then every probe path of the
 /// StatefulSet must answer 200 on every node.
 #[actix_web::test]
 async fn the_nats_configuration_forms_a_three_node_jetstream_cluster() {
@@ -526,6 +429,9 @@ async fn the_nats_configuration_forms_a_three_node_jetstream_cluster() {
         .to_string();
     let statefulset = resource(&resources, "StatefulSet", "nats");
     let replicas = statefulset["spec"]["replicas"].as_u64().expect("replicas") as usize;
+    let headless = statefulset["spec"]["serviceName"]
+        .as_str()
+        .expect("serviceName");
     let container = &statefulset["spec"]["template"]["spec"]["containers"][0];
     let pod_name_from_metadata = container["env"]
         .as_array()
@@ -540,88 +446,25 @@ async fn the_nats_configuration_forms_a_three_node_jetstream_cluster() {
         "the StatefulSet sets POD_NAME, which nats.conf names the server by"
     );
 
-    let ports: Vec<NatsPorts> = (0..replicas)
-        .map(|_| NatsPorts {
-            client: free_port(),
-            cluster: free_port(),
-            monitor: free_port(),
-        })
+    let hosts: Vec<String> = (0..replicas)
+        .map(|node| format!("nats-{node}.{headless}"))
         .collect();
-    let workspace = tempfile::tempdir().expect("temp dir");
-    let mut nodes = NatsNodes {
-        children: Vec::new(),
-        _workspace: tempfile::tempdir().expect("temp dir"),
-    };
-    for node in 0..replicas {
-        let directory = workspace.path().join(format!("nats-{node}"));
-        std::fs::create_dir_all(&directory).expect("node directory");
-        let file = directory.join("nats.conf");
-        std::fs::write(
-            &file,
-            loopback_nats_config(&config, node, &ports, &directory),
-        )
-        .expect("write nats.conf");
-        let log = std::fs::File::create(directory.join("nats.log")).expect("log file");
-        let child = Command::new(system_tool("nats-server", "nats-server"))
-            .arg("--config")
-            .arg(&file)
-            .env("POD_NAME", format!("nats-{node}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start nats-server");
-        nodes.children.push(child);
-    }
-    let node_logs = || {
-        (0..replicas)
-            .map(|node| {
-                std::fs::read_to_string(workspace.path().join(format!("nats-{node}/nats.log")))
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n----\n")
-    };
-
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .finish();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    'nodes: for port in &ports {
-        loop {
-            let jsz =
-                get_status_and_body(&client, &format!("http://127.0.0.1:{}/jsz", port.monitor))
-                    .await;
-            if let Some((200, body)) = &jsz {
-                let jsz: Value = serde_json::from_str(body).unwrap_or_default();
-                let meta = &jsz["meta_cluster"];
-                if meta["cluster_size"].as_u64() == Some(replicas as u64)
-                    && meta["leader"]
-                        .as_str()
-                        .is_some_and(|leader| leader.starts_with("nats-"))
-                {
-                    continue 'nodes;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no JetStream cluster of {replicas} with a leader; last /jsz: {jsz:?}\nlogs:\n{}",
-                node_logs()
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let nodes = NatsNodes::start(&config, &hosts, |node| {
+        vec![("POD_NAME".to_string(), format!("nats-{node}"))]
+    });
+    let names = nodes.wait_for_jetstream_cluster().await;
+    assert_eq!(names, ["nats-0", "nats-1", "nats-2"], "server names");
     for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
         let check = &container[probe]["httpGet"];
         assert_eq!(check["port"], "monitor", "{probe} on the monitoring port");
         let path = check["path"].as_str().expect("path");
-        for port in &ports {
-            let url = format!("http://127.0.0.1:{}{path}", port.monitor);
+        for node in 0..replicas {
             eventually(
-                &format!("{probe} {url} to answer 200"),
+                &format!("{probe} {path} to answer 200 on node {node}"),
                 Duration::from_secs(20),
                 || async {
-                    matches!(get_status_and_body(&client, &url).await, Some((200, _))).then_some(())
+                    matches!(nodes.monitor(node, path).await, Some((200, _))).then_some(())
                 },
             )
             .await;

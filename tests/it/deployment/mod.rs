@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod compose_cluster;
 mod failover;
 mod kubernetes;
+mod nats_cluster;
 mod observability;
 mod routing;
 
@@ -72,15 +74,31 @@ pub fn test_venv_tool(name: &str) -> PathBuf {
 /// Every document of a YAML file (`---`-separated), as JSON values: PyYAML
 /// (pinned in tests/requirements.txt) parses, serde_json carries them here.
 pub fn yaml_documents(relative: &str) -> Vec<serde_json::Value> {
+    parse_yaml(relative, &read_repository_file(relative))
+}
+
+/// [`yaml_documents`] of a text; `what` names it in a failure.
+pub fn parse_yaml(what: &str, text: &str) -> Vec<serde_json::Value> {
     let script = "import json, sys, yaml\n\
-                  json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)";
-    let output = run(Command::new(test_venv_tool("python"))
+                  json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)";
+    let mut python = Command::new(test_venv_tool("python"))
         .arg("-c")
         .arg(script)
-        .arg(repository_file(relative)));
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    python
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write YAML to python");
+    let output = python.wait_with_output().expect("python");
     assert!(
         output.status.success(),
-        "{relative} is not valid YAML: {}",
+        "{what} is not valid YAML: {}",
         describe(&output)
     );
     serde_json::from_slice(&output.stdout).expect("PyYAML's JSON")
@@ -376,21 +394,28 @@ fn the_loopback_config_differs_from_the_shipped_one_only_in_addresses() {
 
 /// `docker-compose config`: parses, validates and prints the resolved file.
 fn compose_config(profile: Option<&str>) -> String {
+    compose_config_of(&["compose.yaml"], profile)
+}
+
+/// `docker-compose -f FILE... config`: the files merged as compose merges
+/// them (later files override earlier ones), validated and resolved.
+pub fn compose_config_of(files: &[&str], profile: Option<&str>) -> String {
     let mut command = Command::new(system_tool("docker-compose", "docker-compose"));
     command
         .current_dir(repository_file(""))
         .env_remove("COMPOSE_FILE")
         .env_remove("COMPOSE_PROFILES")
-        .env_remove("CLICKHOUSE_PASSWORD")
-        .arg("-f")
-        .arg("compose.yaml");
+        .env_remove("CLICKHOUSE_PASSWORD");
+    for file in files {
+        command.arg("-f").arg(file);
+    }
     if let Some(profile) = profile {
         command.arg("--profile").arg(profile);
     }
     let output = run(command.arg("config"));
     assert!(
         output.status.success(),
-        "compose.yaml does not parse (profile {profile:?}): {}",
+        "{files:?} do not parse (profile {profile:?}): {}",
         describe(&output)
     );
     String::from_utf8(output.stdout).expect("utf-8 config")

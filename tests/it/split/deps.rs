@@ -101,6 +101,8 @@ pub struct ClickHouse {
     pub http_port: u16,
     dir: tempfile::TempDir,
     http: awc::Client,
+    /// The server's environment (what `from_env` in its config reads).
+    pub env: Vec<(String, String)>,
 }
 
 impl ClickHouse {
@@ -126,7 +128,13 @@ impl ClickHouse {
             http: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish(),
+            env: Vec::new(),
         }
+    }
+
+    /// Where `config.xml` is: files in its `config.d/` are merged into it.
+    pub fn config_dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub async fn start() -> ClickHouse {
@@ -147,6 +155,7 @@ impl ClickHouse {
             self.dir.path().join("config.xml").display()
         ))
         .current_dir(self.dir.path())
+        .envs(self.env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
