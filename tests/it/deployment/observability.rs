@@ -611,3 +611,67 @@ async fn every_metric_and_label_the_dashboard_and_alerts_read_is_in_a_real_scrap
         );
     }
 }
+
+/// compose.yaml's `monitoring` profile: Prometheus gets this directory's
+/// configuration and rules and scrapes the role services; Grafana gets the
+/// provisioning files, the dashboard where its provider looks, and the
+/// Prometheus service as its data source.
+#[test]
+fn the_compose_monitoring_profile_serves_these_rules_and_this_dashboard() {
+    let resolved = super::compose_config_of(&["compose.yaml"], Some("monitoring"));
+    let config = super::parse_yaml("docker-compose config", &resolved).remove(0);
+    let services = &config["services"];
+    let mounts = |service: &str| -> Vec<(String, String)> {
+        services[service]["volumes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{service}: volumes"))
+            .iter()
+            .map(|volume| {
+                let parts: Vec<&str> = volume.as_str().expect("short syntax").split(':').collect();
+                (parts[0].to_string(), parts[1].to_string())
+            })
+            .collect()
+    };
+    let mounted = |service: &str, relative: &str, target: &str| {
+        let source = repository_file(relative).display().to_string();
+        assert!(
+            mounts(service).contains(&(source, target.to_string())),
+            "{service} mounts {relative} at {target}: {:?}",
+            mounts(service)
+        );
+    };
+    mounted("prometheus", "deploy/prometheus", "/etc/prometheus");
+    mounted(
+        "grafana",
+        "deploy/grafana/provisioning",
+        "/etc/grafana/provisioning",
+    );
+    let provider = &yaml_documents("deploy/grafana/provisioning/dashboards/oglogstream.yaml")[0];
+    let dashboards = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .expect("path");
+    mounted(
+        "grafana",
+        DASHBOARD,
+        &format!("{dashboards}/oglogstream.json"),
+    );
+    let datasource = &yaml_documents("deploy/grafana/provisioning/datasources/prometheus.yaml")[0];
+    assert_eq!(
+        datasource["datasources"][0]["url"], "http://prometheus:9090",
+        "Grafana reads the profile's Prometheus"
+    );
+    let prometheus = &yaml_documents(PROMETHEUS_CONFIG)[0];
+    let job = &prometheus["scrape_configs"][0];
+    assert_eq!(
+        job["job_name"], "oglogstream",
+        "OgLogStreamInstanceDown matches this job"
+    );
+    let names = job["dns_sd_configs"][0]["names"].as_array().expect("names");
+    for role in ["ingest", "process", "query"] {
+        assert!(services[role].is_object(), "a {role} service");
+        assert!(
+            names.iter().any(|name| name == role),
+            "Prometheus scrapes {role}"
+        );
+    }
+}
