@@ -19,12 +19,18 @@ use std::time::{Duration, Instant};
 
 const MANIFESTS: &str = "k8s";
 const ROLES: [&str; 3] = ["ingest", "process", "query"];
+/// `kubectl apply -k k8s/`'s list; not a Kubernetes resource itself.
+const KUSTOMIZATION: &str = "kustomization.yaml";
+/// Applied on its own, edited or replaced by `kubectl create secret`.
+const SECRET: &str = "clickhouse-secret.yaml";
 
+/// The resource files of k8s/ (every `.yaml` but the kustomization).
 fn manifest_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repository_file(MANIFESTS))
         .expect("k8s/")
         .map(|entry| entry.expect("directory entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .filter(|path| !path.ends_with(KUSTOMIZATION))
         .collect();
     files.sort();
     assert!(files.len() >= 5, "manifests: {files:?}");
@@ -116,6 +122,41 @@ fn every_manifest_passes_kubernetes_validate_strict_and_a_broken_one_does_not() 
             !output.status.success(),
             "kubernetes-validate accepted {name} ({to:?}): {}",
             String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
+/// `kubectl apply -k k8s/` applies every manifest but the Secret (so
+/// applying again never overwrites the credentials), in the namespace the
+/// README creates.
+#[test]
+fn the_kustomization_lists_every_manifest_but_the_secret() {
+    let kustomization = &yaml_documents(&format!("{MANIFESTS}/{KUSTOMIZATION}"))[0];
+    let mut listed = strings(&kustomization["resources"]);
+    listed.sort();
+    let mut expected: Vec<String> = manifest_files()
+        .iter()
+        .map(|path| {
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name != SECRET)
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected, "k8s/{KUSTOMIZATION} resources");
+    assert_eq!(kustomization["namespace"], "oglogstream");
+    let images = kustomization["images"].as_array().expect("images");
+    assert!(
+        images.iter().any(|image| image["name"] == "oglogstream"),
+        "the image is set in one place"
+    );
+    for role in ROLES {
+        let deployment = read_repository_file(&format!("{MANIFESTS}/{role}.yaml"));
+        assert!(
+            deployment.contains("image: oglogstream:"),
+            "{role} uses the image kustomize sets"
         );
     }
 }
