@@ -6,7 +6,10 @@
 //! cluster of two shards of two replicas.
 
 use super::nats_cluster::NatsNodes;
-use super::{compose_config_of, parse_yaml, read_repository_file, repository_file, test_venv_tool};
+use super::{
+    compose_config_of, compose_mounts, parse_yaml, read_repository_file, repository_file, strings,
+    test_venv_tool,
+};
 use crate::split::deps::ClickHouse;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,23 +32,6 @@ fn cluster_services() -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// `(source, target)` of each of a service's volumes (`SOURCE:TARGET[:MODE]`).
-fn mounts(service: &Value) -> Vec<(String, String)> {
-    service["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|volume| {
-            let parts: Vec<&str> = volume
-                .as_str()
-                .expect("short volume syntax")
-                .split(':')
-                .collect();
-            (parts[0].to_string(), parts[1].to_string())
-        })
-        .collect()
-}
-
 /// Names of the services that mount the repository file `relative` at `target`.
 fn services_mounting(
     services: &BTreeMap<String, Value>,
@@ -55,7 +41,9 @@ fn services_mounting(
     let source = repository_file(relative).display().to_string();
     services
         .iter()
-        .filter(|(_, service)| mounts(service).contains(&(source.clone(), target.to_string())))
+        .filter(|(_, service)| {
+            compose_mounts(service).contains(&(source.clone(), target.to_string()))
+        })
         .map(|(name, _)| name.clone())
         .collect()
 }
@@ -124,7 +112,7 @@ fn the_cluster_files_wire_three_nats_nodes_and_two_shards_of_two_replicas() {
                 .expect("SERVER_NAME")
                 .to_string(),
         );
-        let data = mounts(service)
+        let data = compose_mounts(service)
             .into_iter()
             .find(|(_, target)| target == "/data");
         data_volumes.insert(
@@ -199,7 +187,7 @@ fn the_cluster_files_wire_three_nats_nodes_and_two_shards_of_two_replicas() {
                 "{host}: alias"
             );
             assert!(
-                mounts(service)
+                compose_mounts(service)
                     .iter()
                     .any(|(_, target)| target == "/var/lib/clickhouse"),
                 "{host}: data on a volume"
@@ -278,15 +266,6 @@ fn the_cluster_files_wire_three_nats_nodes_and_two_shards_of_two_replicas() {
             "{role} waits for every ClickHouse server"
         );
     }
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|item| item.as_str().expect("a string").to_string())
-        .collect()
 }
 
 #[actix_web::test]

@@ -8,7 +8,7 @@
 
 use super::nats_cluster::NatsNodes;
 use super::{
-    assert_succeeds, read_repository_file, repository_file, test_venv_tool, yaml_documents,
+    assert_succeeds, read_repository_file, repository_file, strings, test_venv_tool, yaml_documents,
 };
 use crate::support::{Launch, Server, eventually};
 use serde_json::Value;
@@ -84,15 +84,6 @@ fn selects(selector: &Value, labels: &Value) -> bool {
         .expect("a label map")
         .iter()
         .all(|(key, value)| labels.get(key) == Some(value))
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|item| item.as_str().expect("a string").to_string())
-        .collect()
 }
 
 #[test]

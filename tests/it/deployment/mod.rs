@@ -104,6 +104,28 @@ pub fn parse_yaml(what: &str, text: &str) -> Vec<serde_json::Value> {
     serde_json::from_slice(&output.stdout).expect("PyYAML's JSON")
 }
 
+/// The strings of a JSON array (nothing for anything else).
+pub fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| item.as_str().expect("a string").to_string())
+        .collect()
+}
+
+/// `(source, target)` of each volume of a service in resolved compose
+/// output (`SOURCE:TARGET[:MODE]`; sources of bind mounts are absolute).
+pub fn compose_mounts(service: &serde_json::Value) -> Vec<(String, String)> {
+    strings(&service["volumes"])
+        .iter()
+        .map(|volume| {
+            let parts: Vec<&str> = volume.split(':').collect();
+            (parts[0].to_string(), parts[1].to_string())
+        })
+        .collect()
+}
+
 /// Runs a tool and fails the test with its output unless it exits 0.
 pub fn assert_succeeds(what: &str, command: &mut Command) -> Output {
     let output = run(command);

@@ -621,17 +621,7 @@ fn the_compose_monitoring_profile_serves_these_rules_and_this_dashboard() {
     let resolved = super::compose_config_of(&["compose.yaml"], Some("monitoring"));
     let config = super::parse_yaml("docker-compose config", &resolved).remove(0);
     let services = &config["services"];
-    let mounts = |service: &str| -> Vec<(String, String)> {
-        services[service]["volumes"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{service}: volumes"))
-            .iter()
-            .map(|volume| {
-                let parts: Vec<&str> = volume.as_str().expect("short syntax").split(':').collect();
-                (parts[0].to_string(), parts[1].to_string())
-            })
-            .collect()
-    };
+    let mounts = |service: &str| super::compose_mounts(&services[service]);
     let mounted = |service: &str, relative: &str, target: &str| {
         let source = repository_file(relative).display().to_string();
         assert!(
