@@ -398,52 +398,98 @@ fn the_manifests_fit_together() {
         }
     }
 
-    // The Ingress routes HAProxy's ingest paths to ingest, the rest to query.
-    let ingress = resource(&resources, "Ingress", "oglogstream");
-    let mut routes = BTreeMap::new();
-    for rule in ingress["spec"]["rules"].as_array().expect("rules") {
-        for path in rule["http"]["paths"].as_array().expect("paths") {
-            let service = path["backend"]["service"]["name"]
-                .as_str()
-                .expect("service");
-            resource(&resources, "Service", service);
-            routes.insert(
-                path["path"].as_str().expect("path").to_string(),
-                service.to_string(),
-            );
+    // The Ingresses route every path HAProxy sends to ingest there too, the
+    // rest to query.
+    let mut routes: Vec<(String, String, String)> = Vec::new();
+    for ((kind, name), ingress) in &resources {
+        if kind != "Ingress" {
+            continue;
+        }
+        for rule in ingress["spec"]["rules"].as_array().expect("rules") {
+            for path in rule["http"]["paths"].as_array().expect("paths") {
+                let service = path["backend"]["service"]["name"]
+                    .as_str()
+                    .expect("service");
+                resource(&resources, "Service", service);
+                let path_type = path["pathType"].as_str().expect("pathType").to_string();
+                if path_type == "ImplementationSpecific" {
+                    assert_eq!(
+                        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"],
+                        "true",
+                        "Ingress {name}: a regular-expression path needs use-regex"
+                    );
+                }
+                let path = path["path"].as_str().expect("path").to_string();
+                routes.push((path_type, path, service.to_string()));
+            }
         }
     }
-    assert_eq!(
-        routes.get("/").map(String::as_str),
-        Some("oglogstream-query")
+    let routed_to_ingest = |types: &[&str], wanted: &str| {
+        routes.iter().any(|(path_type, path, service)| {
+            service == "oglogstream-ingest" && path == wanted && types.contains(&path_type.as_str())
+        })
+    };
+    assert!(
+        routes.contains(&("Prefix".into(), "/".into(), "oglogstream-query".into())),
+        "everything else goes to query: {routes:?}"
     );
-    let haproxy_ingest_paths: Vec<String> = read_repository_file(super::HAPROXY_CONFIG)
-        .lines()
-        .filter_map(
-            |line| match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-                ["acl", "ingest_path", "path" | "path_beg", path] => {
-                    Some(path.trim_end_matches('/').to_string())
-                }
-                _ => None,
-            },
-        )
-        .collect();
-    assert!(!haproxy_ingest_paths.is_empty());
-    for path in &haproxy_ingest_paths {
-        assert_eq!(
-            routes.get(path).map(String::as_str),
-            Some("oglogstream-ingest"),
-            "HAProxy routes {path} to ingest; k8s/ingress.yaml must too"
+    let matchers = haproxy_ingest_matchers();
+    assert!(
+        matchers.len() >= 2,
+        "HAProxy's ingest matchers: {matchers:?}"
+    );
+    for (criterion, value) in &matchers {
+        let routed = match criterion.as_str() {
+            "path" => routed_to_ingest(&["Exact", "Prefix"], value),
+            "path_beg" => routed_to_ingest(&["Prefix"], value.trim_end_matches('/')),
+            "path_reg" => {
+                routed_to_ingest(&["ImplementationSpecific"], value.trim_start_matches('^'))
+            }
+            other => {
+                panic!("HAProxy matches ingest paths by {other}, which this test does not map")
+            }
+        };
+        assert!(
+            routed,
+            "HAProxy routes `{criterion} {value}` to ingest; k8s/ingress.yaml must too: {routes:?}"
         );
     }
-    for (path, service) in &routes {
-        if service == "oglogstream-ingest" {
-            assert!(
-                haproxy_ingest_paths.contains(path),
-                "{path} is not an ingest path in HAProxy"
-            );
-        }
-    }
+}
+
+/// `(criterion, value)` of every ACL that `use_backend ingest if ACL` names
+/// in HAProxy's configuration, e.g. `("path_beg", "/log/")`.
+fn haproxy_ingest_matchers() -> Vec<(String, String)> {
+    let config = read_repository_file(super::HAPROXY_CONFIG);
+    let lines: Vec<Vec<&str>> = config
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let ingest_acls: Vec<&str> = lines
+        .iter()
+        .filter_map(|words| match words.as_slice() {
+            ["use_backend", "ingest", "if", acl] => Some(*acl),
+            ["use_backend", "ingest", ..] => {
+                panic!(
+                    "{}: a use_backend ingest line this test does not read: {words:?}",
+                    super::HAPROXY_CONFIG
+                )
+            }
+            _ => None,
+        })
+        .collect();
+    lines
+        .iter()
+        .filter_map(|words| match words.as_slice() {
+            ["acl", name, criterion, values @ ..] if ingest_acls.contains(name) => Some(
+                values
+                    .iter()
+                    .map(|value| (criterion.to_string(), value.to_string()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 // ---- NATS: the StatefulSet's configuration, run for real ----------------
