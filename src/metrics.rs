@@ -218,7 +218,12 @@ impl Default for Metrics {
 /// Values read at scrape time from the parts that own them.
 #[derive(Debug, Default)]
 pub struct Gauges {
+    /// Each part this process needs (`bus`, `storage`) and whether it passed
+    /// the readiness check `/health` runs.
+    pub dependencies_up: Vec<(&'static str, bool)>,
     pub queue_depth: Option<u64>,
+    /// The depth at which ingest refuses publishes, where the bus counts in logs.
+    pub queue_capacity: Option<u64>,
     pub dead_letters_total: u64,
     pub store_size_bytes: Option<u64>,
     /// The durable bus's stream: bytes held and its `max_bytes`, where known.
@@ -406,6 +411,25 @@ impl Metrics {
                 fill.max_bytes,
             );
         }
+        if let Some(capacity) = gauges.queue_capacity {
+            gauge(
+                &mut out,
+                "oglogstream_queue_capacity",
+                "Queue depth at which ingest answers 503.",
+                capacity,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP oglogstream_dependency_up Whether a part this process needs passes the readiness check of /health (1) or not (0).\n# TYPE oglogstream_dependency_up gauge"
+        );
+        for (dependency, up) in &gauges.dependencies_up {
+            let _ = writeln!(
+                out,
+                "oglogstream_dependency_up{{dependency=\"{dependency}\"}} {}",
+                u8::from(*up)
+            );
+        }
         if let Some(size) = gauges.store_size_bytes {
             gauge(
                 &mut out,
@@ -486,7 +510,9 @@ mod tests {
         metrics.observe_request("/log", "POST", 202, Duration::from_micros(700));
         metrics.observe_request("/log", "POST", 202, Duration::from_millis(20));
         let text = metrics.render(&Gauges {
+            dependencies_up: vec![("bus", true), ("storage", false)],
             queue_depth: Some(7),
+            queue_capacity: Some(50),
             ..Gauges::default()
         });
         assert!(
@@ -496,6 +522,9 @@ mod tests {
         );
         assert!(text.contains("oglogstream_logs_accepted_total{protocol=\"otlp\"} 2"));
         assert!(text.contains("oglogstream_logs_accepted_total{protocol=\"json\"} 0"));
+        assert!(text.contains("oglogstream_dependency_up{dependency=\"bus\"} 1"));
+        assert!(text.contains("oglogstream_dependency_up{dependency=\"storage\"} 0"));
+        assert!(text.contains("oglogstream_queue_capacity 50"));
         assert!(text.contains("oglogstream_queue_depth 7"));
         assert!(text.contains(
             "oglogstream_http_request_duration_seconds_bucket{route=\"/log\",method=\"POST\",status=\"202\",le=\"0.001\"} 1"

@@ -81,6 +81,13 @@ pub trait Bus: Send + Sync {
     /// Leases and state shared by every instance on this bus.
     fn coordination(&self) -> Arc<dyn Coordination>;
 
+    /// The most [`Bus::pending`] can reach before publishes are refused
+    /// (`503`), in the same unit, where the bus is bounded in that unit; for
+    /// `/metrics`, so an alert can fire before the queue is full.
+    fn capacity(&self) -> Option<u64> {
+        None
+    }
+
     /// Stops accepting publishes; work queues end once drained and live
     /// subscriptions end.
     async fn close(&self);

@@ -398,6 +398,8 @@ pub struct ClickHouse {
     pub http_port: u16,
     dir: tempfile::TempDir,
     http: awc::Client,
+    /// The server's environment (what `from_env` in its config reads).
+    pub env: Vec<(String, String)>,
 }
 
 impl ClickHouse {
@@ -423,6 +425,7 @@ impl ClickHouse {
             http: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish(),
+            env: Vec::new(),
         }
     }
 
@@ -483,6 +486,11 @@ impl ClickHouse {
         kill(&mut self.child);
     }
 
+    /// Where `config.xml` is: files in its `config.d/` are merged into it.
+    pub fn config_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub async fn start() -> ClickHouse {
         let mut clickhouse = ClickHouse::prepare();
         clickhouse.launch().await;
@@ -501,6 +509,7 @@ impl ClickHouse {
             self.dir.path().join("config.xml").display()
         ))
         .current_dir(self.dir.path())
+        .envs(self.env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
