@@ -442,6 +442,7 @@ impl ClickHouse {
             http: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish(),
+            env: Vec::new(),
         }
     }
 
