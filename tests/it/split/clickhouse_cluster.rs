@@ -163,7 +163,7 @@ async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
     )
     .await;
 
-    two.stop();
+    two.shut_down();
     store
         .check()
         .await
@@ -187,12 +187,20 @@ async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
     .await;
     two.launch().await;
     eventually("replica 2 to catch up", Duration::from_secs(60), || async {
-        (two.number(local).await == 150).then_some(())
+        let rollups = [
+            "SELECT sum(n) FROM replicated.counts_minute_local",
+            "SELECT sum(n) FROM replicated.counts_hour_local",
+        ];
+        let mut counts = vec![two.number(local).await];
+        for rollup in rollups {
+            counts.push(two.number(rollup).await);
+        }
+        counts.iter().all(|count| *count == 150).then_some(())
     })
     .await;
 
     // Replica 1 gone: replica 2 alone has every log and every count.
-    one.stop();
+    one.shut_down();
     let survivor: Arc<dyn Store> =
         Arc::new(ClickHouseStore::open_with(&two.dsn("replicated"), options()).unwrap());
     ready(survivor.as_ref()).await;
