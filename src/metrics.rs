@@ -156,6 +156,8 @@ pub struct Gauges {
     pub queue_depth: Option<u64>,
     pub dead_letters_total: u64,
     pub store_size_bytes: Option<u64>,
+    /// Stored logs the store's background indexes do not cover yet.
+    pub store_index_backlog: Option<u64>,
 }
 
 impl Metrics {
@@ -289,6 +291,14 @@ impl Metrics {
                 "oglogstream_store_size_bytes",
                 "Size of the store on disk.",
                 size,
+            );
+        }
+        if let Some(backlog) = gauges.store_index_backlog {
+            gauge(
+                &mut out,
+                "oglogstream_store_index_backlog_logs",
+                "Stored logs not yet in the store's background indexes (facet blocks); reads cover them from rows.",
+                backlog,
             );
         }
         let _ = writeln!(

@@ -813,6 +813,7 @@ impl Bench {
         let sent_for = started.elapsed();
         let drained = self.drain().await?;
         self.note_machine(&format!("pre-fill to {}", thousands(size as f64)), &sample);
+        self.await_indexes(size).await?;
         let sustained = outcome.accepted as f64 / (sent_for + drained).as_secs_f64();
         self.rows.push(Row {
             what: format!(
@@ -829,6 +830,46 @@ impl Bench {
             latency: String::new(),
             target: "≥ 250,000 logs/s sustained".into(),
             met: Some(sustained >= 250_000.0),
+        });
+        Ok(())
+    }
+
+    /// Waits (at most 10 minutes) until the store's background indexes
+    /// cover the pre-filled logs, so queries measure the indexed store, and
+    /// reports how long that took. Stores without such indexes answer at
+    /// once (the gauge is absent).
+    async fn await_indexes(&mut self, size: u64) -> anyhow::Result<()> {
+        const GAUGE: &str = "oglogstream_store_index_backlog_logs";
+        let started = Instant::now();
+        let mut connection = self.connect().await?;
+        loop {
+            let response = connection.get("/metrics").await?;
+            let text = String::from_utf8_lossy(&response.body);
+            let backlog: Option<u64> = text
+                .lines()
+                .find_map(|line| line.strip_prefix(GAUGE)?.trim().parse().ok());
+            match backlog {
+                None => return Ok(()),
+                Some(left) if left < 2048 => break,
+                Some(_) if started.elapsed() > Duration::from_secs(600) => {
+                    eprintln!("query: indexes still behind after 10 minutes; measuring anyway");
+                    break;
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        self.rows.push(Row {
+            what: format!(
+                "facet blocks built for the pre-filled logs ({} logs)",
+                thousands(size as f64)
+            ),
+            result: format!(
+                "{:.1} s after the last was stored (a background thread at low priority)",
+                started.elapsed().as_secs_f64()
+            ),
+            latency: String::new(),
+            target: String::new(),
+            met: None,
         });
         Ok(())
     }

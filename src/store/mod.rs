@@ -102,6 +102,13 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// Stored logs that indexes built in the background do not cover yet
+    /// (answers are complete meanwhile, only slower), where the store has
+    /// such indexes (for `/metrics`).
+    fn index_backlog(&self) -> Option<u64> {
+        None
+    }
+
     /// Cheap readiness check for `/health`.
     async fn check(&self) -> Result<(), StoreError>;
 

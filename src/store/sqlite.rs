@@ -72,6 +72,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Arc<Mutex<Writer>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Logs the facet blocks do not cover yet (see `facet_blocks`).
+    facet_backlog: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Writer {
@@ -112,8 +114,10 @@ impl SqliteStore {
             .map_err(sql_error)?;
         let checkpointer = checkpoint::Checkpointer::start(&path).map_err(sql_error)?;
         let facet_builder = facet_blocks::Builder::start(&path).map_err(sql_error)?;
+        let facet_backlog = facet_builder.backlog();
         Ok(SqliteStore {
             path,
+            facet_backlog,
             writer: Arc::new(Mutex::new(Writer {
                 connection: Some(connection),
                 checkpointer,
@@ -1415,6 +1419,13 @@ impl Store for SqliteStore {
             Ok(deleted)
         })
         .await
+    }
+
+    fn index_backlog(&self) -> Option<u64> {
+        Some(
+            self.facet_backlog
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     fn size_bytes(&self) -> Option<u64> {

@@ -32,6 +32,8 @@ use crate::store::filter::LogFilter;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -85,6 +87,7 @@ pub fn forget_before(connection: &Connection, cutoff: Micros) -> rusqlite::Resul
 pub struct Builder {
     stop: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
+    backlog: Arc<AtomicU64>,
 }
 
 impl Builder {
@@ -95,14 +98,22 @@ impl Builder {
         )?;
         connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048;")?;
         let (stop, stopped) = sync_channel(0);
+        let backlog = Arc::new(AtomicU64::new(0));
+        let shared = Arc::clone(&backlog);
         let thread = std::thread::Builder::new()
             .name("facet-blocks".into())
-            .spawn(move || build_forever(connection, stopped))
+            .spawn(move || build_forever(connection, stopped, &shared))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Builder {
             stop: Some(stop),
             thread: Some(thread),
+            backlog,
         })
+    }
+
+    /// Logs after the last built block, as of the builder's last look.
+    pub fn backlog(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.backlog)
     }
 
     pub fn stop(&mut self) {
@@ -119,7 +130,7 @@ impl Drop for Builder {
     }
 }
 
-fn build_forever(connection: Connection, stopped: Receiver<()>) {
+fn build_forever(connection: Connection, stopped: Receiver<()>, backlog: &AtomicU64) {
     // Ingest and queries come first: this thread only takes CPU they leave.
     #[cfg(target_os = "linux")]
     // SAFETY: changes the priority of this thread only.
@@ -128,7 +139,7 @@ fn build_forever(connection: Connection, stopped: Receiver<()>) {
     }
     let mut keys = KeyIds::default();
     loop {
-        let built = match build_some(&connection, &mut keys) {
+        let built = match build_some(&connection, &mut keys, backlog) {
             Ok(built) => built,
             Err(error) => {
                 tracing::warn!(%error, "building facet blocks failed; retrying");
@@ -178,7 +189,11 @@ impl KeyIds {
 }
 
 /// Builds the next completed blocks; returns how many.
-fn build_some(connection: &Connection, keys: &mut KeyIds) -> rusqlite::Result<i64> {
+fn build_some(
+    connection: &Connection,
+    keys: &mut KeyIds,
+    backlog: &AtomicU64,
+) -> rusqlite::Result<i64> {
     let next: i64 = connection
         .query_row("SELECT MAX(block) FROM facet_blocks", [], |row| {
             row.get::<_, Option<i64>>(0)
@@ -189,12 +204,15 @@ fn build_some(connection: &Connection, keys: &mut KeyIds) -> rusqlite::Result<i6
             Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))
         })?
     else {
+        backlog.store(0, Ordering::Relaxed);
         return Ok(0);
     };
     // Retention may have emptied the first blocks: start at the oldest log.
     let next = next.max(min_seq >> BLOCK_SHIFT);
     // A block is complete once a later one has a row: seq only grows.
     let last = (max_seq >> BLOCK_SHIFT).min(next + BLOCKS_PER_TRANSACTION);
+    let after = |block: i64| (max_seq + 1 - (block << BLOCK_SHIFT)).max(0) as u64;
+    backlog.store(after(next), Ordering::Relaxed);
     if last <= next {
         return Ok(0);
     }
@@ -243,6 +261,7 @@ fn build_some(connection: &Connection, keys: &mut KeyIds) -> rusqlite::Result<i6
         }
     }
     transaction.commit()?;
+    backlog.store(after(last), Ordering::Relaxed);
     Ok(count)
 }
 
