@@ -1051,6 +1051,27 @@ fn block_counts(
     filter: &LogFilter,
     wanted: &facet_blocks::Wanted,
 ) -> Result<Option<(facet_blocks::Counts, bool)>, StoreError> {
+    // The blocks are read through a memory map while scanning: copying
+    // tens of megabytes of blobs through read() was a quarter of a facet's
+    // time. Mapped pages count in the RSS only while mapped: unmapped after.
+    connection
+        .execute_batch(&format!("PRAGMA mmap_size = {SCAN_MMAP_BYTES};"))
+        .map_err(sql_error)?;
+    let outcome = block_counts_mapped(connection, filter, wanted);
+    connection
+        .execute_batch("PRAGMA mmap_size = 0;")
+        .map_err(sql_error)?;
+    outcome
+}
+
+/// Address space a facet scan maps (the file beyond it is read as usual).
+const SCAN_MMAP_BYTES: u64 = 4 << 30;
+
+fn block_counts_mapped(
+    connection: &Connection,
+    filter: &LogFilter,
+    wanted: &facet_blocks::Wanted,
+) -> Result<Option<(facet_blocks::Counts, bool)>, StoreError> {
     // One snapshot for the dictionaries, the blocks and the rows after
     // them, while the builder adds blocks and keys.
     let snapshot = connection.unchecked_transaction().map_err(sql_error)?;
