@@ -2,7 +2,7 @@
 # dashboard at http://localhost:8080) and `make test` (every test, installing
 # what the tests need).
 
-.PHONY: run test build lint bench bench-split
+.PHONY: run test build lint bench bench-split bench-clickhouse
 
 run:
 	cargo run --release
@@ -24,9 +24,16 @@ lint:
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
 
-# The same single-log and bulk load on `--role ingest` over a private JetStream.
+# The same single-log and bulk load on `--role ingest` over a private JetStream,
+# then end to end into a private ClickHouse on one nats-server and on a 3-node R3 cluster.
 bench-split:
 	scripts/bench.sh --split $(BENCH_ARGS)
+
+# The `make bench` table with the server storing into a private
+# clickhouse-server (needs clickhouse-server; its data stays in the temporary
+# directory and goes with it).
+bench-clickhouse:
+	scripts/bench.sh --clickhouse $(BENCH_ARGS)
 
 # ---- containers (compose.yaml; Docker Compose v2, or COMPOSE=docker-compose) --
 # make dev          one --role all container on the embedded store: http://localhost:8080

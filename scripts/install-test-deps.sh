@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: Debian packages for
 # the real dependencies the integration tests start privately (NATS,
-# ClickHouse, HAProxy, Chromium, promtool, docker-compose for parsing, curl
+# ClickHouse, ZooKeeper, HAProxy, Chromium, promtool, docker-compose for parsing, curl
 # for scripts/smoke-test.sh), the tests' pinned Python packages (in a virtual
 # environment under target/) and the dashboard's npm packages. Safe to run
 # again: it only installs what is absent.
@@ -25,6 +25,10 @@ for command in "${!wanted[@]}"; do
     missing+=("${wanted[$command]}")
   fi
 done
+# ZooKeeper (replicated ClickHouse tests) has no command on the PATH: its jar.
+if [ ! -f /usr/share/java/zookeeper.jar ]; then
+  missing+=(zookeeper)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo=""

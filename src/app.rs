@@ -18,7 +18,7 @@ use crate::security::cors::CorsPolicy;
 use crate::security::guard::{Decision, Guard, add_cors_headers};
 use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
-use crate::store::clickhouse::ClickHouseStore;
+use crate::store::clickhouse::{self, ClickHouseStore};
 use crate::store::sqlite::SqliteStore;
 use actix_web::dev::Service;
 use actix_web::{App, HttpServer, web};
@@ -37,13 +37,16 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let metrics = Arc::new(Metrics::default());
 
     let bus: Arc<dyn Bus> = match &config.nats_url {
-        None => Arc::new(MemoryBus::new(config.ingest.queue_capacity)),
-        Some(url) => Arc::new(
+        None => Arc::new(MemoryBus::new(
+            config.ingest.queue_capacity,
+            config.nats.lease_ttl,
+        )),
+        Some(_) => Arc::new(
             NatsBus::connect(NatsSettings {
-                url: url.clone(),
                 config: config.nats.clone(),
                 live: roles.query,
                 client_name: format!("oglogstream {roles}"),
+                metrics: Arc::clone(&metrics),
             })
             .await
             .context("starting the NATS bus")?,
@@ -55,9 +58,20 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             None => Some(Arc::new(
                 SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
             )),
-            Some(url) => Some(Arc::new(
-                ClickHouseStore::open(url).context("opening the ClickHouse store")?,
-            )),
+            Some(url) => {
+                let options = clickhouse::Options {
+                    cluster: config.clickhouse.cluster.clone(),
+                    replicated: config.clickhouse.replicated,
+                    // The server stops a read at the same bound the query
+                    // endpoints answer 503 at.
+                    read_timeout: config.query.timeout,
+                    ..clickhouse::Options::default()
+                };
+                Some(Arc::new(
+                    ClickHouseStore::open_with(url, options)
+                        .context("opening the ClickHouse store")?,
+                ))
+            }
         }
     } else {
         None

@@ -119,6 +119,14 @@ pub struct Metrics {
     pub batches_stored: AtomicU64,
     pub store_write_failures: AtomicU64,
     pub dead_letter_logs: AtomicU64,
+    /// Logs of redelivered batches found already stored and not written again.
+    pub redelivered_logs_skipped: AtomicU64,
+    /// Publishes retried because the broker could not take them yet.
+    pub bus_publish_retries: AtomicU64,
+    /// Retried publishes the broker recognised (by message id) and stored once.
+    pub bus_duplicate_publishes: AtomicU64,
+    /// Acknowledged messages found left in the stream and purged.
+    pub bus_stale_messages_purged: AtomicU64,
     pub live_clients: AtomicU64,
     pub live_clients_cut_off: AtomicU64,
     /// Store reads cancelled for running past `query.timeout`.
@@ -139,6 +147,10 @@ impl Default for Metrics {
             batches_stored: AtomicU64::new(0),
             store_write_failures: AtomicU64::new(0),
             dead_letter_logs: AtomicU64::new(0),
+            redelivered_logs_skipped: AtomicU64::new(0),
+            bus_publish_retries: AtomicU64::new(0),
+            bus_duplicate_publishes: AtomicU64::new(0),
+            bus_stale_messages_purged: AtomicU64::new(0),
             live_clients: AtomicU64::new(0),
             live_clients_cut_off: AtomicU64::new(0),
             queries_timed_out: AtomicU64::new(0),
@@ -158,6 +170,8 @@ pub struct Gauges {
     pub store_size_bytes: Option<u64>,
     /// Stored logs the store's background indexes do not cover yet.
     pub store_index_backlog: Option<u64>,
+    /// The durable bus's stream: bytes held and its `max_bytes`, where known.
+    pub stream_fill: Option<crate::bus::StreamFill>,
 }
 
 impl Metrics {
@@ -249,6 +263,30 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "oglogstream_redelivered_logs_skipped_total",
+            "Logs of batches the bus delivered again that were already stored, so not written twice.",
+            Metrics::get(&self.redelivered_logs_skipped),
+        );
+        counter(
+            &mut out,
+            "oglogstream_bus_publish_retries_total",
+            "Publishes retried because the broker could not take them yet (no stream leader, lost ack).",
+            Metrics::get(&self.bus_publish_retries),
+        );
+        counter(
+            &mut out,
+            "oglogstream_bus_duplicate_publishes_total",
+            "Retried publishes the broker had already stored, recognised by their message id and kept once.",
+            Metrics::get(&self.bus_duplicate_publishes),
+        );
+        counter(
+            &mut out,
+            "oglogstream_bus_stale_messages_purged_total",
+            "Acknowledged messages left in the stream (below the consumer's ack floor, a NATS 2.9 failover bug) and purged.",
+            Metrics::get(&self.bus_stale_messages_purged),
+        );
+        counter(
+            &mut out,
             "oglogstream_live_clients_cut_off_total",
             "Live-tail clients closed for being too slow.",
             Metrics::get(&self.live_clients_cut_off),
@@ -283,6 +321,20 @@ impl Metrics {
                 "oglogstream_queue_depth",
                 "Logs published to the bus and not yet stored (bus lag).",
                 depth,
+            );
+        }
+        if let Some(fill) = &gauges.stream_fill {
+            gauge(
+                &mut out,
+                "oglogstream_bus_stream_bytes",
+                "Bytes in the JetStream stream: batches waiting for a process instance.",
+                fill.bytes,
+            );
+            gauge(
+                &mut out,
+                "oglogstream_bus_stream_max_bytes",
+                "The stream's max_bytes: at this fill ingest answers 503.",
+                fill.max_bytes,
             );
         }
         if let Some(size) = gauges.store_size_bytes {

@@ -18,6 +18,7 @@ mod security;
 mod server;
 mod storage;
 
+pub use clickhouse::ClickHouseConfig;
 pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
@@ -109,6 +110,7 @@ pub struct Config {
     pub nats_url: Option<String>,
     pub nats: NatsConfig,
     pub clickhouse_url: Option<String>,
+    pub clickhouse: ClickHouseConfig,
     pub log: LogConfig,
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
@@ -148,7 +150,9 @@ impl Config {
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
         let figment = Config::figment(cli)?;
         let raw: RawConfig = figment.extract().map_err(describe_figment_error)?;
-        Config::validate(raw)
+        let mut config = Config::validate(raw)?;
+        config.process.stall_after_store = cli.stall_after_store;
+        Ok(config)
     }
 
     fn figment(cli: &Cli) -> Result<Figment, ConfigError> {
@@ -230,6 +234,7 @@ impl Config {
             nats: raw.nats.validate()?,
             nats_url,
             clickhouse_url: non_empty(&raw.clickhouse.url),
+            clickhouse: raw.clickhouse.validate()?,
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
@@ -301,10 +306,13 @@ impl Config {
             self.roles,
             self.server.listen,
             self.data_dir.display(),
-            self.nats_url
-                .as_deref()
-                .map(redact_url)
-                .unwrap_or_else(|| "-".into()),
+            if self.nats.servers.is_empty() {
+                "-".to_string()
+            } else {
+                let servers: Vec<String> =
+                    self.nats.servers.iter().map(|s| redact_url(s)).collect();
+                servers.join(",")
+            },
             self.clickhouse_url
                 .as_deref()
                 .map(redact_url)

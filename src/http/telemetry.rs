@@ -34,6 +34,7 @@ pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
             + Metrics::get(&state.metrics.dead_letter_logs),
         store_size_bytes: state.store.as_ref().and_then(|store| store.size_bytes()),
         store_index_backlog: state.store.as_ref().and_then(|store| store.index_backlog()),
+        stream_fill: state.bus.stream_fill(),
     };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -89,6 +89,19 @@ pub struct Options {
     /// The floor server's process id, for its CPU use
     #[arg(long)]
     pub floor_pid: Option<u32>,
+    /// With `--topology split`: a `--role query` instance reading the store
+    /// the process instances write; the bulk phase then waits until every
+    /// accepted log is stored there and reports the end-to-end stored rate
+    /// (ingest → JetStream → process → store)
+    #[arg(long, value_name = "URL")]
+    pub stored_url: Option<String>,
+    /// Describes the setup in the result rows (e.g. "3-node R3 cluster")
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Appends `<label><TAB><stored logs/s>` here after an end-to-end bulk
+    /// phase, for scripts that compare setups
+    #[arg(long, value_name = "FILE")]
+    pub result_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -279,7 +292,13 @@ impl Bench {
     }
 
     async fn stored_total(&self) -> anyhow::Result<u64> {
-        let mut connection = self.connect().await?;
+        Self::stored_total_at(&self.address).await
+    }
+
+    async fn stored_total_at(address: &str) -> anyhow::Result<u64> {
+        let mut connection = HttpConnection::connect(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to {address}: {e}"))?;
         let response = connection.get("/api/stats").await?;
         let stats: serde_json::Value = serde_json::from_slice(&response.body)?;
         Ok(stats["total_logs"].as_u64().unwrap_or(0))
@@ -617,6 +636,14 @@ impl Bench {
                 )
             })
             .collect();
+        let stored_at = match &self.options.stored_url {
+            Some(url) if self.options.topology == Topology::Split => Some(loopback_address(url)?),
+            _ => None,
+        };
+        let stored_before = match &stored_at {
+            Some(address) => Self::stored_total_at(address).await?,
+            None => 0,
+        };
         let sample = self.machine.sample();
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
@@ -626,6 +653,11 @@ impl Bench {
             })
             .await?;
         let sent_for = started.elapsed();
+        if let Some(address) = &stored_at {
+            return self
+                .report_stored_end_to_end(address, stored_before, outcome, bytes, sent_for, &sample)
+                .await;
+        }
         let drained = self.drain().await?;
         self.note_machine("bulk", &sample);
         let accepted = outcome.accepted as f64;
@@ -666,6 +698,71 @@ impl Bench {
             target: "≥ 250,000 logs/s sustained".into(),
             met: Some(sustained >= 250_000.0 && outcome.failed == 0),
         });
+        Ok(())
+    }
+
+    /// The split bulk row end to end: waits until the query role counts
+    /// every accepted log as stored, then reports accepted / (sending time +
+    /// the time the store took to catch up).
+    async fn report_stored_end_to_end(
+        &mut self,
+        stored_at: &str,
+        stored_before: u64,
+        outcome: Outcomes,
+        bytes: u64,
+        sent_for: Duration,
+        sample: &CpuSample,
+    ) -> anyhow::Result<()> {
+        let size = self.options.bulk_size.max(1);
+        let connections = self.options.bulk_connections.max(1);
+        let seconds = self.options.seconds;
+        let wanted = stored_before + outcome.accepted;
+        let waiting_since = Instant::now();
+        loop {
+            let stored = Self::stored_total_at(stored_at).await?;
+            if stored >= wanted {
+                break;
+            }
+            anyhow::ensure!(
+                waiting_since.elapsed() < Duration::from_secs(600),
+                "only {stored} of {wanted} logs stored 10 minutes after the last 202"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let drained = waiting_since.elapsed();
+        self.note_machine("bulk (end to end)", sample);
+        let accepted = outcome.accepted as f64;
+        let stored_rate = accepted / (sent_for + drained).as_secs_f64();
+        let label = if self.options.label.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.options.label)
+        };
+        self.rows.push(Row {
+            what: format!(
+                "`POST /log/bulk` NDJSON, {size} logs/request, {connections} connections, {seconds} s: `--role ingest` → JetStream → `--role process` → store{label}"
+            ),
+            result: format!(
+                "**{} logs/s stored** end to end ({} logs/s accepted, {:.0} MB/s; all {} stored {:.1} s after the last 202; {} × 503)",
+                thousands(stored_rate),
+                thousands(accepted / sent_for.as_secs_f64()),
+                bytes as f64 / 1e6 / sent_for.as_secs_f64(),
+                thousands(accepted),
+                drained.as_secs_f64(),
+                outcome.overloaded
+            ),
+            latency: String::new(),
+            target: "≥ 150,000 logs/s stored".into(),
+            met: Some(stored_rate >= 150_000.0 && outcome.failed == 0),
+        });
+        if let Some(path) = &self.options.result_file {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            writeln!(file, "{}\t{stored_rate:.0}", self.options.label)?;
+        }
         Ok(())
     }
 

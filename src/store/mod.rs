@@ -15,6 +15,7 @@ use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
 pub use facets::{FacetQuery, Facets, KeyCount};
 pub use filter::{HistogramQuery, LogFilter, LogKey, LogQuery, Order};
+use std::collections::HashSet;
 
 /// A stored log with its attributes as JSON text (see `Store::raw_logs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +117,14 @@ pub trait Store: Send + Sync {
 
     async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError>;
 
+    /// Which ids of these batches' logs the store already holds. The batcher
+    /// asks before writing a batch the bus delivers again (a processor died
+    /// between its insert and its ack) and writes only the rest, so a
+    /// redelivery never stores a log twice. A log counts as stored when a
+    /// row with its id exists within the batches' time range (stores bound
+    /// the lookup by it; a log's id and timestamp never change).
+    async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError>;
+
     /// A page of logs in page order: timestamp, then id compared as a
     /// string (`desc` reverses both); after `query.after` when given.
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
@@ -184,6 +193,21 @@ pub trait Store: Send + Sync {
 
     /// Flushes and releases resources; later calls may fail.
     async fn close(&self);
+}
+
+/// The ids and the time range `[from, to]` (inclusive) of these batches'
+/// logs, for [`Store::existing_ids`]; `None` when there are none.
+pub fn ids_and_range(batches: &[LogBatch]) -> Option<(Vec<&str>, Micros, Micros)> {
+    let mut records = batches.iter().flat_map(|batch| batch.iter());
+    let first = records.next()?;
+    let (mut from, mut to) = (first.timestamp, first.timestamp);
+    let mut ids = vec![first.id.as_str()];
+    for record in records {
+        from = from.min(record.timestamp);
+        to = to.max(record.timestamp);
+        ids.push(record.id.as_str());
+    }
+    Some((ids, from, to))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -1314,6 +1314,38 @@ fn raw_log(row: &rusqlite::Row, ts_column: usize) -> rusqlite::Result<RawLog> {
     })
 }
 
+/// Ids to look up per statement: far below SQLite's bound-parameter limit.
+const IDS_PER_LOOKUP: usize = 500;
+
+/// Which of `ids` are stored with a timestamp in `[from, to]`. The time range
+/// keeps the lookup on the page index's leading `ts` column, so it reads the
+/// batch's stretch of the index rather than the table.
+fn stored_ids(
+    connection: &Connection,
+    ids: &[String],
+    from: Micros,
+    to: Micros,
+) -> Result<HashSet<String>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(IDS_PER_LOOKUP) {
+        let placeholders = vec!["?"; chunk.len()].join(", ");
+        let sql =
+            format!("SELECT id FROM logs WHERE ts >= ? AND ts <= ? AND id IN ({placeholders})");
+        let mut params = vec![Value::Integer(from), Value::Integer(to)];
+        params.extend(chunk.iter().map(|id| Value::Text(id.clone())));
+        let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
+        let rows = statement
+            .query_map(params_from_iter(params.iter()), |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(sql_error)?;
+        for id in rows {
+            found.insert(id.map_err(sql_error)?);
+        }
+    }
+    Ok(found)
+}
+
 /// A log from the columns `ts, id, level, service name, message,
 /// attributes`, from `ts_column` on (the block search reads `seq` first).
 fn log_record(row: &rusqlite::Row, ts_column: usize) -> rusqlite::Result<LogRecord> {
@@ -1340,6 +1372,15 @@ impl Store for SqliteStore {
         let writer = Arc::clone(&self.writer);
         let batches = batches.to_vec();
         run_blocking(move || writer.lock().map_err(poisoned)?.insert(&batches)).await
+    }
+
+    async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError> {
+        let Some((ids, from, to)) = super::ids_and_range(batches) else {
+            return Ok(HashSet::new());
+        };
+        let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
+        self.read(move |connection| stored_ids(connection, &ids, from, to))
+            .await
     }
 
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {

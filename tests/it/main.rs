@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cluster;
 mod config_and_lifecycle;
 mod dashboard_assets;
 mod deployment;
