@@ -96,9 +96,11 @@ pub const LATEST: u32 = 5;
 
 /// Attribute keys of a stored JSON object, by regex: for rows stored before
 /// version 5, which computes them at read time from `attributes` (18.16 has
-/// no JSON functions that list keys). Escaped characters stay escaped.
-const KEYS_FROM_JSON: &str = r#"extractAll(attributes, '"((?:[^"\\]|\\.)*)":')"#;
-const VALUES_FROM_JSON: &str = r#"extractAll(attributes, ':"((?:[^"\\]|\\.)*)"')"#;
+/// no JSON functions that list keys). Escaped characters stay escaped. The
+/// regex is `"((?:[^"\\]|\\.)*)":`, each backslash doubled again for the SQL
+/// string literal.
+const KEYS_FROM_JSON: &str = r#"extractAll(attributes, '"((?:[^"\\\\]|\\\\.)*)":')"#;
+const VALUES_FROM_JSON: &str = r#"extractAll(attributes, ':"((?:[^"\\\\]|\\\\.)*)"')"#;
 
 /// The sort key pages need: time first, so a time window is a contiguous run
 /// of granules (see `windows.rs`); `id` breaks ties the way pages do.
