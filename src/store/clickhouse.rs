@@ -1528,7 +1528,7 @@ impl Store for ClickHouseStore {
 /// current engine's statements in chdb (ClickHouse in-process) and compares
 /// the answers with those of the 18.16 server the other tests use.
 pub mod check {
-    use super::{schema, sql};
+    use super::{query_sql, schema, sql};
     use crate::domain::time::Micros;
     use crate::store::filter::{LogFilter, LogQuery};
 
@@ -1573,6 +1573,32 @@ pub mod check {
 
     /// Counts by level and service, or by `interval` bucket and level:
     /// `(bucket, level, service, count)` rows.
+    /// `SELECT key, logs` for the attribute keys of the matching logs.
+    pub fn attribute_keys(version: &str, database: &str, filter: &LogFilter) -> Option<String> {
+        Some(query_sql::attribute_key_counts(
+            database,
+            features(version)?,
+            filter,
+        ))
+    }
+
+    /// `SELECT key, value, logs`: the facet values of attribute `keys`.
+    pub fn attribute_values(
+        version: &str,
+        database: &str,
+        filter: &LogFilter,
+        keys: &[&str],
+        limit: usize,
+    ) -> Option<String> {
+        Some(query_sql::attribute_top_values(
+            database,
+            features(version)?,
+            filter,
+            keys,
+            limit,
+        ))
+    }
+
     pub fn counts(
         version: &str,
         database: &str,
