@@ -62,6 +62,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
                 let options = clickhouse::Options {
                     cluster: config.clickhouse.cluster.clone(),
                     replicated: config.clickhouse.replicated,
+                    // The server stops a read at the same bound the query
+                    // endpoints answer 503 at.
+                    read_timeout: config.query.timeout,
                     ..clickhouse::Options::default()
                 };
                 Some(Arc::new(
@@ -149,6 +152,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             bus: Arc::clone(&bus),
             metrics: Arc::clone(&metrics),
             stopping,
+            timeout: config.query.timeout,
         })),
         _ => None,
     };
@@ -251,6 +255,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .boxed_local()
         })
     })
+    // Queries stop when their client goes away: see query::client_gone.
+    .on_connect(query::client_gone::remember_socket)
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
     .client_request_timeout(Duration::from_secs(10));

@@ -186,6 +186,10 @@ pub struct Metrics {
     pub bus_stale_messages_purged: AtomicU64,
     pub live_clients: AtomicU64,
     pub live_clients_cut_off: AtomicU64,
+    /// Store reads cancelled for running past `query.timeout`.
+    pub queries_timed_out: AtomicU64,
+    /// Store reads cancelled because their client went away.
+    pub queries_abandoned: AtomicU64,
     pub batch_sizes: Histogram,
     pub store_write_seconds: Histogram,
     requests: RwLock<BTreeMap<RequestKey, Arc<Histogram>>>,
@@ -208,6 +212,8 @@ impl Default for Metrics {
             bus_stale_messages_purged: AtomicU64::new(0),
             live_clients: AtomicU64::new(0),
             live_clients_cut_off: AtomicU64::new(0),
+            queries_timed_out: AtomicU64::new(0),
+            queries_abandoned: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZE_BUCKETS),
             store_write_seconds: Histogram::new(SECONDS_BUCKETS),
             requests: RwLock::new(BTreeMap::new()),
@@ -226,6 +232,8 @@ pub struct Gauges {
     pub queue_capacity: Option<u64>,
     pub dead_letters_total: u64,
     pub store_size_bytes: Option<u64>,
+    /// Stored logs the store's background indexes do not cover yet.
+    pub store_index_backlog: Option<u64>,
     /// The durable bus's stream: bytes held and its `max_bytes`, where known.
     pub stream_fill: Option<crate::bus::StreamFill>,
 }
@@ -377,6 +385,18 @@ impl Metrics {
             "Live-tail clients closed for being too slow.",
             Metrics::get(&self.live_clients_cut_off),
         );
+        counter(
+            &mut out,
+            "oglogstream_queries_timed_out_total",
+            "Store reads cancelled for running past query.timeout.",
+            Metrics::get(&self.queries_timed_out),
+        );
+        counter(
+            &mut out,
+            "oglogstream_queries_abandoned_total",
+            "Store reads cancelled because their client went away.",
+            Metrics::get(&self.queries_abandoned),
+        );
         gauge(
             &mut out,
             "oglogstream_live_clients",
@@ -436,6 +456,14 @@ impl Metrics {
                 "oglogstream_store_size_bytes",
                 "Size of the store on disk.",
                 size,
+            );
+        }
+        if let Some(backlog) = gauges.store_index_backlog {
+            gauge(
+                &mut out,
+                "oglogstream_store_index_backlog_logs",
+                "Stored logs not yet in the store's background indexes (facet blocks); reads cover them from rows.",
+                backlog,
             );
         }
         let _ = writeln!(

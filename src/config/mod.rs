@@ -12,6 +12,7 @@ mod ingest;
 mod log;
 mod nats;
 mod process;
+mod query;
 mod roles;
 mod security;
 mod server;
@@ -23,6 +24,7 @@ pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
 pub use process::ProcessConfig;
+pub use query::QueryConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
@@ -63,6 +65,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "security",
     "rate_limit",
     "syslog",
+    "query",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -80,6 +83,7 @@ struct RawConfig {
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
     syslog: syslog::RawSyslog,
+    query: query::RawQuery,
 }
 
 impl Default for RawConfig {
@@ -96,6 +100,7 @@ impl Default for RawConfig {
             security: Default::default(),
             rate_limit: Default::default(),
             syslog: Default::default(),
+            query: Default::default(),
         }
     }
 }
@@ -116,6 +121,7 @@ pub struct Config {
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
     pub syslog: SyslogConfig,
+    pub query: QueryConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -239,6 +245,7 @@ impl Config {
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
             syslog: raw.syslog.validate()?,
+            query: raw.query.validate()?,
         })
     }
 }
