@@ -32,4 +32,9 @@ pub struct Cli {
     /// [env: OGLOGSTREAM_STORAGE__DATA_DIR] [default: data]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Testing only: stop the batcher after its first store write, before it
+    /// acknowledges, so a fault test can kill the process in between.
+    #[arg(long, hide = true)]
+    pub stall_after_store: bool,
 }

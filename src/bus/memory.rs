@@ -6,10 +6,13 @@
 //! permits run out, `publish` fails with `Full` at once (ingest answers 503)
 //! rather than buffering without bound.
 
+use super::coordination::{Coordination, MemoryCoordination};
+use super::live::LiveFanOut;
 use super::{Ack, Bus, BusError, Delivery, WorkQueue};
 use crate::domain::LogBatch;
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
 type Queued = (LogBatch, OwnedSemaphorePermit);
@@ -19,24 +22,23 @@ pub struct MemoryBus {
     permits: Arc<Semaphore>,
     sender: RwLock<Option<mpsc::UnboundedSender<Queued>>>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Queued>>>,
-    live: RwLock<Option<broadcast::Sender<LogBatch>>>,
+    live: LiveFanOut,
+    coordination: Arc<MemoryCoordination>,
 }
-
-/// Batches a live subscriber may fall behind by before it is cut off.
-const LIVE_BACKLOG: usize = 256;
 
 impl MemoryBus {
     /// `capacity`: logs that may wait for the batcher before publishes fail.
-    pub fn new(capacity: usize) -> MemoryBus {
+    /// `lease_ttl`: how long a coordination lease outlives its last renewal.
+    pub fn new(capacity: usize, lease_ttl: Duration) -> MemoryBus {
         let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
         let (sender, receiver) = mpsc::unbounded_channel();
-        let (live, _) = broadcast::channel(LIVE_BACKLOG);
         MemoryBus {
             capacity,
             permits: Arc::new(Semaphore::new(capacity)),
             sender: RwLock::new(Some(sender)),
             receiver: Mutex::new(Some(receiver)),
-            live: RwLock::new(Some(live)),
+            live: LiveFanOut::default(),
+            coordination: Arc::new(MemoryCoordination::new(lease_ttl)),
         }
     }
 }
@@ -70,12 +72,7 @@ impl Bus for MemoryBus {
                 .send((LogBatch::clone(&batch), permit))
                 .map_err(|_| BusError::Closed)?;
         }
-        if let Ok(live) = self.live.read()
-            && let Some(live) = live.as_ref()
-            && live.receiver_count() > 0
-        {
-            let _ = live.send(batch);
-        }
+        self.live.send(batch);
         Ok(())
     }
 
@@ -92,17 +89,7 @@ impl Bus for MemoryBus {
     }
 
     fn subscribe_live(&self) -> broadcast::Receiver<LogBatch> {
-        match self
-            .live
-            .read()
-            .ok()
-            .and_then(|live| live.as_ref().map(|l| l.subscribe()))
-        {
-            Some(receiver) => receiver,
-            // Closed: hand out a receiver whose sender is already gone, so the
-            // subscriber sees `Closed` at once.
-            None => broadcast::channel(1).1,
-        }
+        self.live.subscribe()
     }
 
     async fn check(&self) -> Result<(), BusError> {
@@ -116,13 +103,23 @@ impl Bus for MemoryBus {
         Some((self.capacity - self.permits.available_permits()) as u64)
     }
 
+    fn redelivery_after(&self) -> Option<Duration> {
+        None
+    }
+
+    fn coordination(&self) -> Arc<dyn Coordination> {
+        Arc::clone(&self.coordination) as Arc<dyn Coordination>
+    }
+
+    fn capacity(&self) -> Option<u64> {
+        Some(self.capacity as u64)
+    }
+
     async fn close(&self) {
         if let Ok(mut sender) = self.sender.write() {
             sender.take();
         }
-        if let Ok(mut live) = self.live.write() {
-            live.take();
-        }
+        self.live.close();
     }
 }
 
@@ -136,6 +133,7 @@ impl WorkQueue for MemoryWorkQueue {
         let (batch, permit) = self.receiver.recv().await?;
         Some(Delivery {
             batch,
+            redelivered: false,
             ack: Box::new(MemoryAck { _permit: permit }),
         })
     }
@@ -150,6 +148,7 @@ struct MemoryAck {
 impl Ack for MemoryAck {
     async fn ack(self: Box<Self>) {}
     async fn retry_later(self: Box<Self>) {}
+    async fn in_progress(&self) {}
 }
 
 #[cfg(test)]
@@ -172,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn full_queue_refuses_until_acknowledged() {
-        let bus = MemoryBus::new(3);
+        let bus = MemoryBus::new(3, Duration::from_secs(15));
         let mut queue = bus.work_queue().await.unwrap();
         bus.publish(batch(2)).await.unwrap();
         assert!(matches!(
@@ -187,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_drains_then_ends() {
-        let bus = MemoryBus::new(10);
+        let bus = MemoryBus::new(10, Duration::from_secs(15));
         let mut queue = bus.work_queue().await.unwrap();
         let mut live = bus.subscribe_live();
         bus.publish(batch(1)).await.unwrap();

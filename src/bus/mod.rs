@@ -4,14 +4,21 @@
 //!
 //! Two implementations: `memory` (in-process, for `--role all` on one machine)
 //! and `nats` (JetStream, for split roles). Role modules see only [`Bus`];
-//! only `bus/nats.rs` knows async-nats.
+//! only `bus/nats.rs` (and its submodules in `bus/nats/`) knows async-nats.
+//! Beside the queue and the feed, a bus offers [`coordination`]: leases and
+//! compare-and-set state shared by the instances on it.
 
+pub mod coordination;
+pub mod live;
 pub mod memory;
 pub mod nats;
 pub mod wire;
 
 use crate::domain::LogBatch;
 use async_trait::async_trait;
+use coordination::Coordination;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -33,7 +40,10 @@ pub enum BusError {
 ///   broker's storage (`durable() == true`).
 /// - every published batch reaches exactly one work queue consumer, which must
 ///   [`Ack::ack`] it after storing it; a durable bus redelivers batches that
-///   were not acknowledged.
+///   were not acknowledged (at least once), marking them
+///   [`Delivery::redelivered`] so the consumer can skip what it already
+///   stored, and a consumer keeps a delivery from going to another consumer
+///   meanwhile with [`Ack::in_progress`] within [`Bus::redelivery_after`].
 /// - live subscribers see batches as they are published, best effort: a
 ///   subscriber that falls behind gets `RecvError::Lagged`.
 #[async_trait]
@@ -58,9 +68,36 @@ pub trait Bus: Send + Sync {
     /// Logs published but not yet acknowledged by a consumer, where known.
     fn pending(&self) -> Option<u64>;
 
+    /// How full the broker's stream is, where the bus has one (refreshed in
+    /// the background; read at scrape time).
+    fn stream_fill(&self) -> Option<StreamFill> {
+        None
+    }
+
+    /// How long a delivery may stay unsettled before the bus hands it to
+    /// another consumer; `None` when it never does.
+    fn redelivery_after(&self) -> Option<Duration>;
+
+    /// Leases and state shared by every instance on this bus.
+    fn coordination(&self) -> Arc<dyn Coordination>;
+
+    /// The most [`Bus::pending`] can reach before publishes are refused
+    /// (`503`), in the same unit, where the bus is bounded in that unit; for
+    /// `/metrics`, so an alert can fire before the queue is full.
+    fn capacity(&self) -> Option<u64> {
+        None
+    }
+
     /// Stops accepting publishes; work queues end once drained and live
     /// subscriptions end.
     async fn close(&self);
+}
+
+/// Bytes held by a durable bus's stream, and its limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamFill {
+    pub bytes: u64,
+    pub max_bytes: u64,
 }
 
 #[async_trait]
@@ -71,14 +108,22 @@ pub trait WorkQueue: Send {
 
 pub struct Delivery {
     pub batch: LogBatch,
+    /// The bus delivered this batch before without an ack (a processor died
+    /// between storing and acknowledging it, say), or the publisher had to
+    /// send it again (its first copy may have been delivered too): some of
+    /// its logs may be stored already.
+    pub redelivered: bool,
     pub ack: Box<dyn Ack>,
 }
 
 #[async_trait]
-pub trait Ack: Send {
+pub trait Ack: Send + Sync {
     /// The batch is stored: never deliver it again.
     async fn ack(self: Box<Self>);
     /// The batch could not be stored now: deliver it again later (a no-op
     /// on a bus that is not durable).
     async fn retry_later(self: Box<Self>);
+    /// Still being stored: restarts the bus's redelivery timer (see
+    /// [`Bus::redelivery_after`]); a no-op on a bus that never redelivers.
+    async fn in_progress(&self);
 }

@@ -36,10 +36,22 @@ struct WireRecord<'a> {
     a: Attributes,
 }
 
+/// One encoded message and the id the broker deduplicates it by.
+#[derive(Debug)]
+pub struct Message {
+    pub bytes: Vec<u8>,
+    /// The first log's id and the message's log count: a log is in exactly
+    /// one message, so no two messages share an id, and the same message
+    /// published twice (a retry) has the same one.
+    pub id: String,
+}
+
 /// Encodes `batch` into messages of at most `max_message_bytes` each.
-pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Vec<u8>>, WireError> {
+pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Message>, WireError> {
     let mut messages = Vec::new();
     let mut current: Vec<u8> = Vec::new();
+    let mut first_id: &str = "";
+    let mut count = 0;
     let mut line: Vec<u8> = Vec::new();
     for record in batch {
         line.clear();
@@ -65,12 +77,23 @@ pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Vec<u
             });
         }
         if current.len() + line.len() > max_message_bytes {
-            messages.push(std::mem::take(&mut current));
+            messages.push(Message {
+                bytes: std::mem::take(&mut current),
+                id: format!("{first_id}+{count}"),
+            });
+            count = 0;
+        }
+        if count == 0 {
+            first_id = &record.id;
         }
         current.extend_from_slice(&line);
+        count += 1;
     }
     if !current.is_empty() {
-        messages.push(current);
+        messages.push(Message {
+            bytes: current,
+            id: format!("{first_id}+{count}"),
+        });
     }
     Ok(messages)
 }
@@ -137,7 +160,8 @@ mod tests {
         .collect();
         let messages = encode(&batch, 1 << 20).unwrap();
         assert_eq!(messages.len(), 1);
-        assert_eq!(&*decode(&messages[0]).unwrap(), &batch[..]);
+        assert_eq!(&*decode(&messages[0].bytes).unwrap(), &batch[..]);
+        assert_eq!(messages[0].id, "id-0+5");
     }
 
     #[test]
@@ -145,12 +169,17 @@ mod tests {
         let batch: Vec<LogRecord> = (0..100).map(|i| record(i, &"x".repeat(100))).collect();
         let messages = encode(&batch, 1000).unwrap();
         assert!(messages.len() > 10);
-        assert!(messages.iter().all(|m| m.len() <= 1000));
+        assert!(messages.iter().all(|m| m.bytes.len() <= 1000));
         let back: Vec<LogRecord> = messages
             .iter()
-            .flat_map(|m| decode(m).unwrap().to_vec())
+            .flat_map(|m| decode(&m.bytes).unwrap().to_vec())
             .collect();
         assert_eq!(back, batch);
+        // Ids name each message by its first log and count, so they differ.
+        let ids: std::collections::HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.len(), messages.len());
+        let second = decode(&messages[1].bytes).unwrap();
+        assert_eq!(messages[1].id, format!("{}+{}", second[0].id, second.len()));
     }
 
     #[test]

@@ -17,7 +17,9 @@ mod roles;
 mod security;
 mod server;
 mod storage;
+mod syslog;
 
+pub use clickhouse::ClickHouseConfig;
 pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
@@ -26,6 +28,7 @@ pub use query::QueryConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
+pub use syslog::SyslogConfig;
 
 use crate::cli::Cli;
 use figment::Figment;
@@ -61,6 +64,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "security",
     "rate_limit",
+    "syslog",
     "query",
 ];
 
@@ -78,6 +82,7 @@ struct RawConfig {
     log: log::RawLog,
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
+    syslog: syslog::RawSyslog,
     query: query::RawQuery,
 }
 
@@ -94,6 +99,7 @@ impl Default for RawConfig {
             log: Default::default(),
             security: Default::default(),
             rate_limit: Default::default(),
+            syslog: Default::default(),
             query: Default::default(),
         }
     }
@@ -109,10 +115,12 @@ pub struct Config {
     pub nats_url: Option<String>,
     pub nats: NatsConfig,
     pub clickhouse_url: Option<String>,
+    pub clickhouse: ClickHouseConfig,
     pub log: LogConfig,
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
+    pub syslog: SyslogConfig,
     pub query: QueryConfig,
 }
 
@@ -148,7 +156,9 @@ impl Config {
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
         let figment = Config::figment(cli)?;
         let raw: RawConfig = figment.extract().map_err(describe_figment_error)?;
-        Config::validate(raw)
+        let mut config = Config::validate(raw)?;
+        config.process.stall_after_store = cli.stall_after_store;
+        Ok(config)
     }
 
     fn figment(cli: &Cli) -> Result<Figment, ConfigError> {
@@ -230,9 +240,11 @@ impl Config {
             nats: raw.nats.validate()?,
             nats_url,
             clickhouse_url: non_empty(&raw.clickhouse.url),
+            clickhouse: raw.clickhouse.validate()?,
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
+            syslog: raw.syslog.validate()?,
             query: raw.query.validate()?,
         })
     }
@@ -297,14 +309,17 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={}",
+            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={}",
             self.roles,
             self.server.listen,
             self.data_dir.display(),
-            self.nats_url
-                .as_deref()
-                .map(redact_url)
-                .unwrap_or_else(|| "-".into()),
+            if self.nats.servers.is_empty() {
+                "-".to_string()
+            } else {
+                let servers: Vec<String> =
+                    self.nats.servers.iter().map(|s| redact_url(s)).collect();
+                servers.join(",")
+            },
             self.clickhouse_url
                 .as_deref()
                 .map(redact_url)
@@ -330,8 +345,16 @@ impl Config {
             } else {
                 "off"
             },
+            listen_or_off(self.syslog.tcp_listen),
+            listen_or_off(self.syslog.udp_listen),
         )
     }
+}
+
+fn listen_or_off(address: Option<std::net::SocketAddr>) -> String {
+    address
+        .map(|address| address.to_string())
+        .unwrap_or_else(|| "off".into())
 }
 
 /// `scheme://user:secret@host` -> `scheme://user:***@host`.

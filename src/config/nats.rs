@@ -14,6 +14,9 @@ pub(super) struct RawNats {
     pub stream_max_bytes: i64,
     pub stream_max_age: String,
     pub ack_wait: String,
+    pub replicas: i64,
+    pub publish_timeout: String,
+    pub lease_ttl: String,
 }
 
 impl Default for RawNats {
@@ -26,6 +29,9 @@ impl Default for RawNats {
             stream_max_bytes: 1 << 30,
             stream_max_age: "168h".into(),
             ack_wait: "30s".into(),
+            replicas: 1,
+            publish_timeout: "10s".into(),
+            lease_ttl: "15s".into(),
         }
     }
 }
@@ -33,6 +39,10 @@ impl Default for RawNats {
 /// JetStream names and limits; used only when `nats_url` is set.
 #[derive(Clone, Debug)]
 pub struct NatsConfig {
+    /// The servers from `nats.url` (a comma-separated list): the client
+    /// connects to one and reconnects to any other, including the cluster's
+    /// members it learns from the server.
+    pub servers: Vec<String>,
     /// The JetStream stream holding batches until a process instance stores them.
     pub stream: String,
     /// Subjects are `<prefix>.logs` (work queue) and `<prefix>.live` (live tail).
@@ -45,6 +55,14 @@ pub struct NatsConfig {
     pub stream_max_age: Duration,
     /// How long a delivery may stay unacknowledged before it is redelivered.
     pub ack_wait: Duration,
+    /// Copies JetStream keeps of the stream and the coordination buckets
+    /// (1, or 3 on a three-node cluster). Never lowers an existing stream's.
+    pub replicas: usize,
+    /// How long ingest keeps retrying a publish the broker cannot take yet
+    /// (no stream leader during an election, a lost ack) before answering 503.
+    pub publish_timeout: Duration,
+    /// How long a coordination lease outlives its holder's last renewal.
+    pub lease_ttl: Duration,
 }
 
 impl RawNats {
@@ -84,7 +102,16 @@ impl RawNats {
         if stream_max_age < Duration::from_secs(60) {
             return Err(invalid("nats.stream_max_age", "must be at least 1m"));
         }
+        let publish_timeout = duration("nats.publish_timeout", &self.publish_timeout)?;
+        if publish_timeout < Duration::from_secs(1) {
+            return Err(invalid("nats.publish_timeout", "must be at least 1s"));
+        }
+        let lease_ttl = duration("nats.lease_ttl", &self.lease_ttl)?;
+        if lease_ttl < Duration::from_secs(1) {
+            return Err(invalid("nats.lease_ttl", "must be at least 1s"));
+        }
         Ok(NatsConfig {
+            servers: server_list(&self.url)?,
             stream: self.stream.clone(),
             subject_prefix: self.subject_prefix.clone(),
             consumer: self.consumer.clone(),
@@ -96,8 +123,38 @@ impl RawNats {
             )? as i64,
             stream_max_age,
             ack_wait,
+            // JetStream allows at most 5 replicas.
+            replicas: in_range("nats.replicas", self.replicas, 1, 5)?,
+            publish_timeout,
+            lease_ttl,
         })
     }
+}
+
+/// `nats://a:4222, nats://b:4222` -> one entry per server. Each must name a
+/// host; the client checks the rest when it connects.
+fn server_list(url: &str) -> Result<Vec<String>, ConfigError> {
+    if url.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    url.split(',')
+        .map(str::trim)
+        .map(|server| {
+            let host = server.split_once("://").map_or(server, |(_, rest)| rest);
+            let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+            if host.is_empty() || server.contains(char::is_whitespace) {
+                Err(invalid(
+                    "nats.url",
+                    format!(
+                        "{:?}: expected a comma-separated list of servers such as nats://10.0.0.1:4222,nats://10.0.0.2:4222",
+                        super::redact_url(server)
+                    ),
+                ))
+            } else {
+                Ok(server.to_string())
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -133,6 +190,54 @@ mod tests {
             jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "ok");
             jail.set_env("OGLOGSTREAM_NATS__ACK_WAIT", "10ms");
             assert!(load(Cli::default()).unwrap_err().contains("nats.ack_wait"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cluster_settings() {
+        Jail::expect_with(|jail| {
+            let config = load(Cli::default()).unwrap();
+            assert!(config.nats.servers.is_empty());
+            assert_eq!(config.nats.replicas, 1);
+            assert_eq!(config.nats.publish_timeout, Duration::from_secs(10));
+            assert_eq!(config.nats.lease_ttl, Duration::from_secs(15));
+            jail.set_env(
+                "NATS_URL",
+                "nats://u:p@10.0.0.1:4222, nats://10.0.0.2:4222,10.0.0.3",
+            );
+            jail.set_env("OGLOGSTREAM_NATS__REPLICAS", "3");
+            let config = load(Cli::default()).unwrap();
+            assert_eq!(
+                config.nats.servers,
+                [
+                    "nats://u:p@10.0.0.1:4222",
+                    "nats://10.0.0.2:4222",
+                    "10.0.0.3"
+                ]
+            );
+            assert_eq!(config.nats.replicas, 3);
+            assert!(
+                config
+                    .summary()
+                    .contains("nats=nats://u:***@10.0.0.1:4222,nats://10.0.0.2:4222,10.0.0.3 ")
+            );
+            jail.set_env("OGLOGSTREAM_NATS__REPLICAS", "6");
+            assert!(load(Cli::default()).unwrap_err().contains("nats.replicas"));
+            jail.set_env("OGLOGSTREAM_NATS__REPLICAS", "3");
+            jail.set_env("NATS_URL", "nats://a:4222,,nats://b:4222");
+            let error = load(Cli::default()).unwrap_err();
+            assert!(
+                error.contains("nats.url") && error.contains("NATS_URL"),
+                "{error}"
+            );
+            jail.set_env("NATS_URL", "nats://a:4222");
+            jail.set_env("OGLOGSTREAM_NATS__PUBLISH_TIMEOUT", "100ms");
+            assert!(
+                load(Cli::default())
+                    .unwrap_err()
+                    .contains("nats.publish_timeout")
+            );
             Ok(())
         });
     }

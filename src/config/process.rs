@@ -27,6 +27,10 @@ pub struct ProcessConfig {
     pub batch_size: usize,
     pub flush_timeout: Duration,
     pub max_retries: u32,
+    /// Testing only (the hidden `--stall-after-store` flag): after its first
+    /// store write the batcher stops before acknowledging, so a test can kill
+    /// the process between the insert and the ack.
+    pub stall_after_store: bool,
 }
 
 impl RawProcess {
@@ -35,6 +39,7 @@ impl RawProcess {
             batch_size: in_range("process.batch_size", self.batch_size, 1, 1_000_000)?,
             flush_timeout: duration("process.flush_timeout", &self.flush_timeout)?,
             max_retries: in_range("process.max_retries", self.max_retries, 0, 100)? as u32,
+            stall_after_store: false,
         };
         if process.flush_timeout.is_zero() {
             return Err(invalid("process.flush_timeout", "must be more than 0"));

@@ -11,6 +11,10 @@
 //!   rate; latency from each `202` to the frame carrying that id.
 //! - `bulk`: NDJSON bodies on a few connections; accepted logs/s and MB/s, and
 //!   the sustained rate including the time the store needs to write them all.
+//! - `shippers`: `/log/bulk` NDJSON, then the same logs as OTLP protobuf,
+//!   Loki snappy protobuf and Elasticsearch bulk, and syslog over one TCP
+//!   connection (with `--syslog-tcp`): logs/s sustained and server CPU per
+//!   log beside NDJSON's (`shippers.rs`).
 //! - `query`: pre-fills the store (bulk, timestamps spread over a week) to
 //!   each size asked for, then measures `/api/logs`, `/api/stats` and
 //!   `/api/histogram` latencies one request at a time.
@@ -20,6 +24,7 @@
 
 pub mod client;
 pub mod corpus;
+pub mod shippers;
 
 use client::{HttpConnection, Response};
 use corpus::{ABSENT_TERM, COMMON_TERM, Corpus, RARE_TERM, SERVICES};
@@ -49,8 +54,12 @@ pub struct Options {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Phases to run, comma separated, in order: query (pre-fills to each
-    /// size first), ingest, live, bulk
-    #[arg(long, default_value = "query,ingest,live,bulk", value_delimiter = ',')]
+    /// size first), ingest, live, bulk, shippers
+    #[arg(
+        long,
+        default_value = "query,ingest,live,bulk,shippers",
+        value_delimiter = ','
+    )]
     pub phases: Vec<String>,
     /// Seconds each throughput phase (ingest, live, bulk) lasts
     #[arg(long, default_value_t = 10)]
@@ -89,6 +98,23 @@ pub struct Options {
     /// The floor server's process id, for its CPU use
     #[arg(long)]
     pub floor_pid: Option<u32>,
+    /// The server's syslog TCP listener (HOST:PORT, loopback), for the
+    /// syslog part of the `shippers` phase
+    #[arg(long)]
+    pub syslog_tcp: Option<String>,
+    /// With `--topology split`: a `--role query` instance reading the store
+    /// the process instances write; the bulk phase then waits until every
+    /// accepted log is stored there and reports the end-to-end stored rate
+    /// (ingest → JetStream → process → store)
+    #[arg(long, value_name = "URL")]
+    pub stored_url: Option<String>,
+    /// Describes the setup in the result rows (e.g. "3-node R3 cluster")
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Appends `<label><TAB><stored logs/s>` here after an end-to-end bulk
+    /// phase, for scripts that compare setups
+    #[arg(long, value_name = "FILE")]
+    pub result_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -156,7 +182,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "live" => bench.live_tail().await?,
             "bulk" => bench.bulk_ingest().await?,
             "query" => bench.queries().await?,
-            other => anyhow::bail!("unknown phase {other:?}: use ingest, live, bulk, query"),
+            "shippers" => bench.shippers().await?,
+            other => {
+                anyhow::bail!("unknown phase {other:?}: use ingest, live, bulk, query, shippers")
+            }
         }
     }
     if let Some(memory) = bench.machine.memory() {
@@ -243,6 +272,24 @@ fn thousands(value: f64) -> String {
     out
 }
 
+/// What an accepting answer says: logs taken and logs refused one by one.
+struct Judged {
+    accepted: u64,
+    refused: u64,
+}
+
+/// `/log/bulk`'s 202: `{"accepted": N, "rejected": M, ...}`.
+fn bulk_answer(response: &Response) -> Option<Judged> {
+    if response.status != 202 {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    Some(Judged {
+        accepted: answer["accepted"].as_u64().unwrap_or(0),
+        refused: answer["rejected"].as_u64().unwrap_or(0),
+    })
+}
+
 #[derive(Default)]
 struct Outcomes {
     accepted: u64,
@@ -279,7 +326,13 @@ impl Bench {
     }
 
     async fn stored_total(&self) -> anyhow::Result<u64> {
-        let mut connection = self.connect().await?;
+        Self::stored_total_at(&self.address).await
+    }
+
+    async fn stored_total_at(address: &str) -> anyhow::Result<u64> {
+        let mut connection = HttpConnection::connect(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to {address}: {e}"))?;
         let response = connection.get("/api/stats").await?;
         let stats: serde_json::Value = serde_json::from_slice(&response.body)?;
         Ok(stats["total_logs"].as_u64().unwrap_or(0))
@@ -617,15 +670,31 @@ impl Bench {
                 )
             })
             .collect();
+        let stored_at = match &self.options.stored_url {
+            Some(url) if self.options.topology == Topology::Split => Some(loopback_address(url)?),
+            _ => None,
+        };
+        let stored_before = match &stored_at {
+            Some(address) => Self::stored_total_at(address).await?,
+            None => 0,
+        };
         let sample = self.machine.sample();
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
         let (outcome, bytes) = self
-            .send_bulk(connections, Some(deadline), |k| {
-                (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone())
-            })
+            .send_bulk(
+                connections,
+                Some(deadline),
+                |k| (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone()),
+                bulk_answer,
+            )
             .await?;
         let sent_for = started.elapsed();
+        if let Some(address) = &stored_at {
+            return self
+                .report_stored_end_to_end(address, stored_before, outcome, bytes, sent_for, &sample)
+                .await;
+        }
         let drained = self.drain().await?;
         self.note_machine("bulk", &sample);
         let accepted = outcome.accepted as f64;
@@ -669,6 +738,71 @@ impl Bench {
         Ok(())
     }
 
+    /// The split bulk row end to end: waits until the query role counts
+    /// every accepted log as stored, then reports accepted / (sending time +
+    /// the time the store took to catch up).
+    async fn report_stored_end_to_end(
+        &mut self,
+        stored_at: &str,
+        stored_before: u64,
+        outcome: Outcomes,
+        bytes: u64,
+        sent_for: Duration,
+        sample: &CpuSample,
+    ) -> anyhow::Result<()> {
+        let size = self.options.bulk_size.max(1);
+        let connections = self.options.bulk_connections.max(1);
+        let seconds = self.options.seconds;
+        let wanted = stored_before + outcome.accepted;
+        let waiting_since = Instant::now();
+        loop {
+            let stored = Self::stored_total_at(stored_at).await?;
+            if stored >= wanted {
+                break;
+            }
+            anyhow::ensure!(
+                waiting_since.elapsed() < Duration::from_secs(600),
+                "only {stored} of {wanted} logs stored 10 minutes after the last 202"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let drained = waiting_since.elapsed();
+        self.note_machine("bulk (end to end)", sample);
+        let accepted = outcome.accepted as f64;
+        let stored_rate = accepted / (sent_for + drained).as_secs_f64();
+        let label = if self.options.label.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.options.label)
+        };
+        self.rows.push(Row {
+            what: format!(
+                "`POST /log/bulk` NDJSON, {size} logs/request, {connections} connections, {seconds} s: `--role ingest` → JetStream → `--role process` → store{label}"
+            ),
+            result: format!(
+                "**{} logs/s stored** end to end ({} logs/s accepted, {:.0} MB/s; all {} stored {:.1} s after the last 202; {} × 503)",
+                thousands(stored_rate),
+                thousands(accepted / sent_for.as_secs_f64()),
+                bytes as f64 / 1e6 / sent_for.as_secs_f64(),
+                thousands(accepted),
+                drained.as_secs_f64(),
+                outcome.overloaded
+            ),
+            latency: String::new(),
+            target: "≥ 150,000 logs/s stored".into(),
+            met: Some(stored_rate >= 150_000.0 && outcome.failed == 0),
+        });
+        if let Some(path) = &self.options.result_file {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            writeln!(file, "{}\t{stored_rate:.0}", self.options.label)?;
+        }
+        Ok(())
+    }
+
     /// Posts the bodies `body(k)` yields (k = 0, 1, ...) until it yields
     /// `None`, on `connections` connections; a 503 waits 50 ms and retries
     /// until `give_up_at` (a split ingest whose stream is full answers 503
@@ -679,6 +813,7 @@ impl Bench {
         connections: usize,
         give_up_at: Option<Instant>,
         body: impl Fn(u64) -> Option<Vec<u8>>,
+        judge: impl Fn(&Response) -> Option<Judged>,
     ) -> anyhow::Result<(Outcomes, u64)> {
         let next = Cell::new(0u64);
         let mut pool = Vec::with_capacity(connections);
@@ -686,6 +821,7 @@ impl Bench {
             pool.push(self.connect().await?);
         }
         let body = &body;
+        let judge = &judge;
         let next = &next;
         let workers = pool.into_iter().map(|mut connection| async move {
             let mut outcomes = Outcomes::default();
@@ -696,14 +832,6 @@ impl Bench {
                 let Some(request) = body(k) else { break };
                 loop {
                     match connection.send(&request).await {
-                        Ok(response) if response.status == 202 => {
-                            let answer: serde_json::Value =
-                                serde_json::from_slice(&response.body).unwrap_or_default();
-                            outcomes.accepted += answer["accepted"].as_u64().unwrap_or(0);
-                            outcomes.failed += answer["rejected"].as_u64().unwrap_or(0);
-                            bytes += request.len() as u64;
-                            break;
-                        }
                         Ok(response) if response.status == 503 => {
                             // Shorter than the server's 1 s Retry-After so
                             // the store never idles, long enough not to spin.
@@ -713,13 +841,21 @@ impl Bench {
                             }
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        Ok(response) => {
-                            return Err(anyhow::anyhow!(
-                                "bulk request answered {}: {}",
-                                response.status,
-                                String::from_utf8_lossy(&response.body)
-                            ));
-                        }
+                        Ok(response) => match judge(&response) {
+                            Some(judged) => {
+                                outcomes.accepted += judged.accepted;
+                                outcomes.failed += judged.refused;
+                                bytes += request.len() as u64;
+                                break;
+                            }
+                            None => {
+                                return Err(anyhow::anyhow!(
+                                    "bulk request answered {}: {}",
+                                    response.status,
+                                    String::from_utf8_lossy(&response.body)
+                                ));
+                            }
+                        },
                         Err(error) => return Err(error.into()),
                     }
                 }
@@ -788,31 +924,37 @@ impl Bench {
         let started = Instant::now();
         let address = self.address.clone();
         let (outcome, _) = self
-            .send_bulk(connections, None, |k| {
-                if k >= requests {
-                    return None;
-                }
-                let (template, offsets) = &templates[k as usize % templates.len()];
-                let mut body = template.clone();
-                for (i, offset) in offsets.iter().enumerate() {
-                    // Position of this log among all pre-filled logs.
-                    let ordinal = have + k * batch + i as u64;
-                    let timestamp =
-                        span_start + (span as i128 * ordinal as i128 / largest as i128) as i64;
-                    let text = format_rfc3339(timestamp);
-                    body[*offset..*offset + text.len()].copy_from_slice(text.as_bytes());
-                }
-                Some(HttpConnection::post_bytes(
-                    &address,
-                    "/log/bulk",
-                    "application/x-ndjson",
-                    &body,
-                ))
-            })
+            .send_bulk(
+                connections,
+                None,
+                |k| {
+                    if k >= requests {
+                        return None;
+                    }
+                    let (template, offsets) = &templates[k as usize % templates.len()];
+                    let mut body = template.clone();
+                    for (i, offset) in offsets.iter().enumerate() {
+                        // Position of this log among all pre-filled logs.
+                        let ordinal = have + k * batch + i as u64;
+                        let timestamp =
+                            span_start + (span as i128 * ordinal as i128 / largest as i128) as i64;
+                        let text = format_rfc3339(timestamp);
+                        body[*offset..*offset + text.len()].copy_from_slice(text.as_bytes());
+                    }
+                    Some(HttpConnection::post_bytes(
+                        &address,
+                        "/log/bulk",
+                        "application/x-ndjson",
+                        &body,
+                    ))
+                },
+                bulk_answer,
+            )
             .await?;
         let sent_for = started.elapsed();
         let drained = self.drain().await?;
         self.note_machine(&format!("pre-fill to {}", thousands(size as f64)), &sample);
+        self.await_indexes(size).await?;
         let sustained = outcome.accepted as f64 / (sent_for + drained).as_secs_f64();
         self.rows.push(Row {
             what: format!(
@@ -829,6 +971,46 @@ impl Bench {
             latency: String::new(),
             target: "≥ 250,000 logs/s sustained".into(),
             met: Some(sustained >= 250_000.0),
+        });
+        Ok(())
+    }
+
+    /// Waits (at most 10 minutes) until the store's background indexes
+    /// cover the pre-filled logs, so queries measure the indexed store, and
+    /// reports how long that took. Stores without such indexes answer at
+    /// once (the gauge is absent).
+    async fn await_indexes(&mut self, size: u64) -> anyhow::Result<()> {
+        const GAUGE: &str = "oglogstream_store_index_backlog_logs";
+        let started = Instant::now();
+        let mut connection = self.connect().await?;
+        loop {
+            let response = connection.get("/metrics").await?;
+            let text = String::from_utf8_lossy(&response.body);
+            let backlog: Option<u64> = text
+                .lines()
+                .find_map(|line| line.strip_prefix(GAUGE)?.trim().parse().ok());
+            match backlog {
+                None => return Ok(()),
+                Some(left) if left < 2048 => break,
+                Some(_) if started.elapsed() > Duration::from_secs(600) => {
+                    eprintln!("query: indexes still behind after 10 minutes; measuring anyway");
+                    break;
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        self.rows.push(Row {
+            what: format!(
+                "facet blocks built for the pre-filled logs ({} logs)",
+                thousands(size as f64)
+            ),
+            result: format!(
+                "{:.1} s after the last was stored (a background thread at low priority)",
+                started.elapsed().as_secs_f64()
+            ),
+            latency: String::new(),
+            target: String::new(),
+            met: None,
         });
         Ok(())
     }
@@ -857,6 +1039,8 @@ impl Bench {
         eprintln!("query: latencies on {label}");
         let from = format_rfc3339(span_start);
         let to = format_rfc3339(now_micros() + 60_000_000);
+        // The pre-filled logs end an hour before the week does.
+        let span_end = span_start + 7 * 24 * HOUR - HOUR;
         let service = |i: usize| SERVICES[i % 12];
         // Each kind: a name, a target p95 in ms, and the i-th request's path.
         type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
@@ -924,6 +1108,51 @@ impl Bench {
                 Some(100.0),
                 Box::new(|_| "/api/histogram".to_string()),
             ),
+            (
+                "`/api/logs?query=level:>=error service:checkout region:eu-west-1`",
+                Some(50.0),
+                Box::new(|_| {
+                    with_query(
+                        "/api/logs?",
+                        "level:>=error service:checkout region:eu-west-1",
+                    )
+                }),
+            ),
+            (
+                "`/api/logs?query=http.status:>=500`",
+                Some(200.0),
+                Box::new(|_| with_query("/api/logs?", "http.status:>=500")),
+            ),
+            (
+                "`/api/logs?query=~\"…\"`, a regex over the last hour",
+                Some(500.0),
+                Box::new(move |_| {
+                    with_query(
+                        &format!(
+                            "/api/logs?from={}&to={}&",
+                            (span_end - HOUR) / 1000,
+                            span_end / 1000
+                        ),
+                        "~\"timeout after [0-9]{4}ms\"",
+                    )
+                }),
+            ),
+            (
+                "`/api/facets` over the last 24 h",
+                Some(300.0),
+                Box::new(move |_| {
+                    format!(
+                        "/api/facets?from={}&to={}",
+                        (span_end - 24 * HOUR) / 1000,
+                        span_end / 1000
+                    )
+                }),
+            ),
+            (
+                "`/api/facets` over every log",
+                Some(1000.0),
+                Box::new(|_| "/api/facets".to_string()),
+            ),
         ];
         let mut connection = self.connect().await?;
         for (name, target, path) in kinds {
@@ -957,6 +1186,120 @@ impl Bench {
                 met: target.filter(|_| size >= 10_000_000).map(|t| p95 < t),
             });
         }
+        self.deep_cursor_page(&mut connection, &label, size).await?;
+        self.export(&label, size).await?;
+        Ok(())
+    }
+
+    /// Walks 999,900 rows by cursor once, then times page 10,000 (of 100
+    /// rows) from its cursor: a keyset page costs the same however deep.
+    async fn deep_cursor_page(
+        &mut self,
+        connection: &mut HttpConnection,
+        label: &str,
+        size: u64,
+    ) -> anyhow::Result<()> {
+        const PAGE: u64 = 100;
+        const WANTED_PAGE: u64 = 10_000;
+        let mut skipped = 0u64;
+        let mut cursor: Option<String> = None;
+        let depth = PAGE * (WANTED_PAGE - 1);
+        while skipped < depth {
+            let limit = (depth - skipped).min(1000);
+            let path = match &cursor {
+                Some(cursor) => format!("/api/logs?limit={limit}&cursor={cursor}"),
+                None => format!("/api/logs?limit={limit}"),
+            };
+            let response = connection.get(&path).await?;
+            anyhow::ensure!(
+                response.status == 200,
+                "{path} answered {}",
+                response.status
+            );
+            let Some(next) = response.header("x-next-cursor") else {
+                eprintln!("query: fewer than {depth} logs, no page {WANTED_PAGE}");
+                return Ok(());
+            };
+            cursor = Some(next.to_string());
+            skipped += limit;
+        }
+        let path = format!(
+            "/api/logs?limit={PAGE}&cursor={}",
+            cursor.unwrap_or_default()
+        );
+        let mut latencies = Latencies::default();
+        let started = Instant::now();
+        let budget = Duration::from_secs(self.options.query_seconds);
+        let mut i = 0;
+        let mut rows = 0;
+        while i < self.options.query_count && (i < 3 || started.elapsed() < budget) {
+            let sent = Instant::now();
+            let response = connection.get(&path).await?;
+            latencies.record(sent);
+            anyhow::ensure!(
+                response.status == 200,
+                "{path} answered {}",
+                response.status
+            );
+            rows = count_results(&response.body);
+            i += 1;
+        }
+        let (p50, p95, p99, _) = latencies.summary();
+        self.rows.push(Row {
+            what: format!(
+                "`/api/logs` page {WANTED_PAGE} by cursor (rows 999,901–1,000,000) on {label}"
+            ),
+            result: format!("{i} requests, {rows} rows"),
+            latency: format!("p50 {} · p95 {} · p99 {}", ms(p50), ms(p95), ms(p99)),
+            target: "p95 < 50 ms".into(),
+            met: (size >= 10_000_000).then_some(p95 < 50.0),
+        });
+        Ok(())
+    }
+
+    /// Streams `/api/export` of every log once, counting rows as they
+    /// arrive, and samples the server's resident memory meanwhile.
+    async fn export(&mut self, label: &str, size: u64) -> anyhow::Result<()> {
+        let mut connection = self.connect().await?;
+        let mut rows = 0u64;
+        let mut bytes = 0u64;
+        let mut peak_kib = 0u64;
+        let mut since_sample = 0u64;
+        let machine = &self.machine;
+        let started = Instant::now();
+        let response = connection
+            .get_streamed("/api/export", &mut |piece: &[u8]| {
+                rows += memchr::memchr_iter(b'\n', piece).count() as u64;
+                bytes += piece.len() as u64;
+                since_sample += piece.len() as u64;
+                if since_sample > 16 << 20 {
+                    since_sample = 0;
+                    if let Some(memory) = machine.memory() {
+                        peak_kib = peak_kib.max(memory.current_kib);
+                    }
+                }
+            })
+            .await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            response.status == 200,
+            "/api/export answered {}",
+            response.status
+        );
+        let per_second = rows as f64 / elapsed;
+        self.rows.push(Row {
+            what: format!("`/api/export` (NDJSON) of every log on {label}"),
+            result: format!(
+                "{} rows/s ({} rows, {:.0} MB in {elapsed:.1} s), server RSS at most {} MB",
+                thousands(per_second),
+                thousands(rows as f64),
+                bytes as f64 / 1e6,
+                peak_kib / 1024
+            ),
+            latency: String::new(),
+            target: "≥ 300,000 rows/s, RSS < 150 MB".into(),
+            met: (size >= 10_000_000).then_some(per_second >= 300_000.0 && peak_kib < 150 * 1024),
+        });
         Ok(())
     }
 
@@ -989,6 +1332,16 @@ impl Bench {
         }
         out
     }
+}
+
+const HOUR: i64 = 3_600_000_000;
+
+/// `prefix` (ending in `?` or `&`) with `query=` and the URL-encoded text.
+fn with_query(prefix: &str, query: &str) -> String {
+    format!(
+        "{prefix}{}",
+        serde_urlencoded::to_string([("query", query)]).unwrap_or_default()
+    )
 }
 
 fn accepted_id(body: &[u8]) -> Option<String> {

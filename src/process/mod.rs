@@ -83,32 +83,75 @@ impl Batcher {
     /// runs beside the next write: done inline, it left the single SQLite
     /// writer idle for a few milliseconds after every batch (perf: dropping
     /// 5000 logs with their attributes was 9% of the server's time in bulk).
+    /// While the batch is being stored, the bus is told so (progress acks),
+    /// so a slow write is not redelivered to another processor meanwhile.
     async fn flush(&self, deliveries: Vec<Delivery>, settling: &mut JoinSet<()>) {
-        let batches: Vec<LogBatch> = deliveries
+        let outcome = tokio::select! {
+            outcome = self.store_batch(&deliveries) => outcome,
+            never = keep_in_progress(&deliveries, self.bus.redelivery_after()) => match never {},
+        };
+        match outcome {
+            Outcome::Stored(batches) => {
+                if self.config.stall_after_store {
+                    // Testing only: hold the deliveries unacknowledged until
+                    // the test kills the process.
+                    tracing::warn!(
+                        "stalling after the store write, before the ack (--stall-after-store)"
+                    );
+                    std::future::pending::<()>().await;
+                }
+                settling.spawn(async move {
+                    settle(deliveries, true).await;
+                    drop(batches);
+                });
+            }
+            Outcome::DeadLettered => settle(deliveries, true).await,
+            Outcome::ReturnToBus(pause) => {
+                settle(deliveries, false).await;
+                sleep(pause).await;
+            }
+        }
+    }
+
+    /// Writes the deliveries' logs with retries. A redelivered batch, and
+    /// any batch after a failed attempt (the store may have written it and
+    /// lost the answer), is first checked against the store, and only the
+    /// logs it does not hold are written: a redelivery never stores a log
+    /// twice.
+    async fn store_batch(&self, deliveries: &[Delivery]) -> Outcome {
+        let mut batches: Vec<LogBatch> = deliveries
             .iter()
             .map(|d| LogBatch::clone(&d.batch))
             .collect();
-        let count: usize = batches.iter().map(|b| b.len()).sum();
+        let mut maybe_stored: Vec<bool> = deliveries.iter().map(|d| d.redelivered).collect();
         let mut attempt: u32 = 0;
         loop {
             let started = std::time::Instant::now();
-            let written = self.store.insert(&batches).await;
+            let written = match self.skip_stored(&mut batches, &maybe_stored).await {
+                Ok(()) => {
+                    maybe_stored.fill(false);
+                    if batches.iter().all(|batch| batch.is_empty()) {
+                        Ok(())
+                    } else {
+                        self.store.insert(&batches).await
+                    }
+                }
+                Err(error) => Err(error),
+            };
             self.metrics
                 .store_write_seconds
                 .observe_duration(started.elapsed());
+            let count: usize = batches.iter().map(|b| b.len()).sum();
             let error = match written {
                 Ok(()) => {
                     self.metrics.batch_sizes.observe(count as f64);
                     Metrics::add(&self.metrics.logs_stored, count as u64);
                     Metrics::add(&self.metrics.batches_stored, 1);
-                    settling.spawn(async move {
-                        settle(deliveries, true).await;
-                        drop(batches);
-                    });
-                    return;
+                    return Outcome::Stored(batches);
                 }
                 Err(error) => error,
             };
+            maybe_stored.fill(true);
             Metrics::add(&self.metrics.store_write_failures, 1);
             if attempt < self.config.max_retries {
                 tracing::warn!(%error, attempt, batch_size = count, "store write failed; retrying");
@@ -120,9 +163,7 @@ impl Batcher {
             // hand it back for redelivery instead of dead-lettering it.
             if self.bus.durable() && matches!(error, StoreError::Unavailable(_)) {
                 tracing::warn!(%error, batch_size = count, "store unavailable; batch returned to the bus");
-                settle(deliveries, false).await;
-                sleep(backoff(attempt)).await;
-                return;
+                return Outcome::ReturnToBus(backoff(attempt));
             }
             let records = batches.iter().flat_map(|b| b.iter());
             match self.dead_letters.append(records) {
@@ -134,8 +175,7 @@ impl Batcher {
                         file = %self.dead_letters.path().display(),
                         "store refused a batch after every retry; written to the dead-letter file"
                     );
-                    settle(deliveries, true).await;
-                    return;
+                    return Outcome::DeadLettered;
                 }
                 Err(io_error) => {
                     // Nowhere safe to put the logs: keep them and keep trying,
@@ -145,6 +185,74 @@ impl Batcher {
                     attempt = 0;
                 }
             }
+        }
+    }
+
+    /// Drops from the batches flagged `maybe_stored` the logs the store
+    /// already holds.
+    async fn skip_stored(
+        &self,
+        batches: &mut [LogBatch],
+        maybe_stored: &[bool],
+    ) -> Result<(), StoreError> {
+        let suspects: Vec<LogBatch> = batches
+            .iter()
+            .zip(maybe_stored)
+            .filter(|(_, maybe)| **maybe)
+            .map(|(batch, _)| LogBatch::clone(batch))
+            .collect();
+        if suspects.is_empty() {
+            return Ok(());
+        }
+        let stored = self.store.existing_ids(&suspects).await?;
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let mut skipped = 0;
+        for (batch, maybe) in batches.iter_mut().zip(maybe_stored) {
+            if *maybe && batch.iter().any(|r| stored.contains(&r.id)) {
+                let rest: Vec<_> = batch
+                    .iter()
+                    .filter(|r| !stored.contains(&r.id))
+                    .cloned()
+                    .collect();
+                skipped += batch.len() - rest.len();
+                *batch = rest.into();
+            }
+        }
+        Metrics::add(&self.metrics.redelivered_logs_skipped, skipped as u64);
+        tracing::info!(
+            skipped,
+            "redelivered logs already stored; not written again"
+        );
+        Ok(())
+    }
+}
+
+/// How a batch left [`Batcher::store_batch`].
+enum Outcome {
+    /// In the store (the batches as written, freed after the ack).
+    Stored(Vec<LogBatch>),
+    /// In the dead-letter file.
+    DeadLettered,
+    /// Not stored: hand back to the bus, then pause this long.
+    ReturnToBus(Duration),
+}
+
+/// Tells the bus, at a third of its redelivery timeout, that the deliveries
+/// are still being worked on. Never returns.
+async fn keep_in_progress(
+    deliveries: &[Delivery],
+    redelivery_after: Option<Duration>,
+) -> std::convert::Infallible {
+    let Some(redelivery_after) = redelivery_after else {
+        return std::future::pending().await;
+    };
+    let period = (redelivery_after / 3).max(Duration::from_millis(100));
+    loop {
+        sleep(period).await;
+        for delivery in deliveries {
+            delivery.ack.in_progress().await;
         }
     }
 }
@@ -173,13 +281,17 @@ mod tests {
     use async_trait::async_trait;
     use std::sync::Mutex;
 
-    /// A store double whose writes fail a chosen number of times: a failing
-    /// SQLite cannot be arranged on demand, and the batcher's timing and
-    /// retry rules are what is under test here.
+    /// A store double whose writes fail a chosen number of times (or write
+    /// and then report failure, like a store whose answer was lost), or take
+    /// a while: a failing SQLite cannot be arranged on demand, and the
+    /// batcher's timing, retry and redelivery rules are what is under test.
     #[derive(Default)]
     struct RecordingStore {
         failures_left: Mutex<u32>,
+        lost_answers_left: Mutex<u32>,
+        write_time: Duration,
         inserts: Mutex<Vec<usize>>,
+        stored: Mutex<Vec<String>>,
     }
 
     #[async_trait]
@@ -188,16 +300,40 @@ mod tests {
             "recording"
         }
         async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError> {
-            let mut failures = self.failures_left.lock().unwrap();
-            if *failures > 0 {
-                *failures -= 1;
-                return Err(StoreError::Internal("refused".into()));
+            tokio::time::sleep(self.write_time).await;
+            {
+                let mut failures = self.failures_left.lock().unwrap();
+                if *failures > 0 {
+                    *failures -= 1;
+                    return Err(StoreError::Internal("refused".into()));
+                }
             }
             self.inserts
                 .lock()
                 .unwrap()
                 .push(batches.iter().map(|b| b.len()).sum());
+            self.stored
+                .lock()
+                .unwrap()
+                .extend(batches.iter().flat_map(|b| b.iter().map(|r| r.id.clone())));
+            let mut lost = self.lost_answers_left.lock().unwrap();
+            if *lost > 0 {
+                *lost -= 1;
+                return Err(StoreError::Unavailable("connection reset".into()));
+            }
             Ok(())
+        }
+        async fn existing_ids(
+            &self,
+            batches: &[LogBatch],
+        ) -> Result<std::collections::HashSet<String>, StoreError> {
+            let stored = self.stored.lock().unwrap();
+            Ok(batches
+                .iter()
+                .flat_map(|b| b.iter())
+                .filter(|r| stored.contains(&r.id))
+                .map(|r| r.id.clone())
+                .collect())
         }
         async fn logs(&self, _: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
             Ok(Vec::new())
@@ -218,6 +354,227 @@ mod tests {
             Ok(())
         }
         async fn close(&self) {}
+    }
+
+    /// A durable bus double that hands out scripted deliveries (redelivered
+    /// or not) and records how each is settled: the memory bus never
+    /// redelivers, and NATS redelivery timing is tested end to end in
+    /// tests/it.
+    struct ScriptedBus {
+        deliveries: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Delivery>>>,
+        redelivery_after: Option<Duration>,
+    }
+
+    struct ScriptedQueue(tokio::sync::mpsc::UnboundedReceiver<Delivery>);
+
+    #[async_trait]
+    impl crate::bus::WorkQueue for ScriptedQueue {
+        async fn next(&mut self) -> Option<Delivery> {
+            self.0.recv().await
+        }
+    }
+
+    #[async_trait]
+    impl Bus for ScriptedBus {
+        fn kind(&self) -> &'static str {
+            "scripted"
+        }
+        fn durable(&self) -> bool {
+            true
+        }
+        async fn publish(&self, _: LogBatch) -> Result<(), crate::bus::BusError> {
+            Err(crate::bus::BusError::Closed)
+        }
+        async fn work_queue(&self) -> Result<Box<dyn crate::bus::WorkQueue>, crate::bus::BusError> {
+            let receiver = self.deliveries.lock().unwrap().take().unwrap();
+            Ok(Box::new(ScriptedQueue(receiver)))
+        }
+        fn subscribe_live(&self) -> tokio::sync::broadcast::Receiver<LogBatch> {
+            tokio::sync::broadcast::channel(1).1
+        }
+        async fn check(&self) -> Result<(), crate::bus::BusError> {
+            Ok(())
+        }
+        fn pending(&self) -> Option<u64> {
+            None
+        }
+        fn redelivery_after(&self) -> Option<Duration> {
+            self.redelivery_after
+        }
+        fn coordination(&self) -> Arc<dyn crate::bus::coordination::Coordination> {
+            Arc::new(crate::bus::coordination::MemoryCoordination::new(
+                Duration::from_secs(5),
+            ))
+        }
+        async fn close(&self) {}
+    }
+
+    /// Settlements in order: "ack a", "retry a", "progress a".
+    type Settled = Arc<Mutex<Vec<String>>>;
+
+    struct RecordingAck {
+        name: String,
+        settled: Settled,
+    }
+
+    #[async_trait]
+    impl crate::bus::Ack for RecordingAck {
+        async fn ack(self: Box<Self>) {
+            self.settled
+                .lock()
+                .unwrap()
+                .push(format!("ack {}", self.name));
+        }
+        async fn retry_later(self: Box<Self>) {
+            self.settled
+                .lock()
+                .unwrap()
+                .push(format!("retry {}", self.name));
+        }
+        async fn in_progress(&self) {
+            self.settled
+                .lock()
+                .unwrap()
+                .push(format!("progress {}", self.name));
+        }
+    }
+
+    fn named(prefix: &str, n: usize) -> LogBatch {
+        (0..n)
+            .map(|i| LogRecord {
+                id: format!("{prefix}-{i}"),
+                ..batch(1)[0].clone()
+            })
+            .collect()
+    }
+
+    /// Runs a batcher over `deliveries` (name, batch, redelivered) on the
+    /// scripted bus until they are all settled.
+    async fn run_scripted(
+        store: Arc<RecordingStore>,
+        deliveries: Vec<(&str, LogBatch, bool)>,
+        redelivery_after: Option<Duration>,
+    ) -> (Vec<String>, Arc<Metrics>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let settled: Settled = Default::default();
+        for (name, batch, redelivered) in deliveries {
+            sender
+                .send(Delivery {
+                    batch,
+                    redelivered,
+                    ack: Box::new(RecordingAck {
+                        name: name.to_string(),
+                        settled: Arc::clone(&settled),
+                    }),
+                })
+                .unwrap_or_else(|_| panic!("queued"));
+        }
+        drop(sender);
+        let bus = Arc::new(ScriptedBus {
+            deliveries: Mutex::new(Some(receiver)),
+            redelivery_after,
+        });
+        let batcher = Batcher {
+            bus,
+            store,
+            config: ProcessConfig {
+                batch_size: 1000,
+                flush_timeout: Duration::from_millis(10),
+                max_retries: 2,
+                stall_after_store: false,
+            },
+            dead_letters: DeadLetterFile::new(dir.path()),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let metrics = Arc::clone(&batcher.metrics);
+        batcher.run().await.unwrap();
+        let settled = settled.lock().unwrap().clone();
+        (settled, metrics)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivered_batch_writes_only_what_the_store_lacks() {
+        let store = Arc::new(RecordingStore::default());
+        store.stored.lock().unwrap().extend([
+            "a-0".to_string(),
+            "a-1".to_string(),
+            "b-0".to_string(),
+        ]);
+        let (settled, metrics) = run_scripted(
+            Arc::clone(&store),
+            vec![("a", named("a", 4), true), ("b", named("b", 2), false)],
+            None,
+        )
+        .await;
+        // b was not redelivered, so it is written whole: a log can be stored
+        // already only if its batch was delivered before.
+        assert_eq!(*store.inserts.lock().unwrap(), vec![4]);
+        let stored = store.stored.lock().unwrap().clone();
+        assert_eq!(stored, ["a-0", "a-1", "b-0", "a-2", "a-3", "b-0", "b-1"]);
+        assert_eq!(settled, ["ack a", "ack b"]);
+        assert_eq!(Metrics::get(&metrics.redelivered_logs_skipped), 2);
+        assert_eq!(Metrics::get(&metrics.logs_stored), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivery_stored_whole_is_only_acknowledged() {
+        let store = Arc::new(RecordingStore::default());
+        store
+            .stored
+            .lock()
+            .unwrap()
+            .extend(["a-0".to_string(), "a-1".to_string()]);
+        let (settled, _) =
+            run_scripted(Arc::clone(&store), vec![("a", named("a", 2), true)], None).await;
+        assert!(store.inserts.lock().unwrap().is_empty());
+        assert_eq!(settled, ["ack a"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_whose_answer_was_lost_is_not_written_again() {
+        let store = Arc::new(RecordingStore::default());
+        *store.lost_answers_left.lock().unwrap() = 1;
+        let (settled, _) =
+            run_scripted(Arc::clone(&store), vec![("a", named("a", 3), false)], None).await;
+        assert_eq!(
+            *store.stored.lock().unwrap(),
+            ["a-0", "a-1", "a-2"],
+            "the retry found every log stored"
+        );
+        assert_eq!(settled, ["ack a"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_write_keeps_its_deliveries_in_progress() {
+        let store = Arc::new(RecordingStore {
+            write_time: Duration::from_secs(10),
+            ..Default::default()
+        });
+        let (settled, _) = run_scripted(
+            Arc::clone(&store),
+            vec![("a", named("a", 1), false), ("b", named("b", 1), false)],
+            Some(Duration::from_secs(3)),
+        )
+        .await;
+        // Every second (a third of the 3 s redelivery timeout) for 10 s.
+        let progress_a = settled.iter().filter(|s| *s == "progress a").count();
+        assert!((9..=10).contains(&progress_a), "{settled:?}");
+        assert_eq!(settled[settled.len() - 2..], ["ack a", "ack b"]);
+        let (settled, _) = run_scripted(
+            Arc::new(RecordingStore {
+                write_time: Duration::from_secs(10),
+                ..Default::default()
+            }),
+            vec![("a", named("a", 1), false)],
+            None,
+        )
+        .await;
+        assert_eq!(
+            settled,
+            ["ack a"],
+            "no progress on a bus that never redelivers"
+        );
     }
 
     fn batch(n: usize) -> LogBatch {
@@ -246,6 +603,7 @@ mod tests {
                 batch_size,
                 flush_timeout: Duration::from_secs(2),
                 max_retries: 2,
+                stall_after_store: false,
             },
             dead_letters: DeadLetterFile::new(dir),
             metrics: Arc::new(Metrics::default()),
@@ -256,7 +614,7 @@ mod tests {
     async fn flushes_at_batch_size_or_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(RecordingStore::default());
-        let bus = Arc::new(MemoryBus::new(1000));
+        let bus = Arc::new(MemoryBus::new(1000, Duration::from_secs(15)));
         let task = tokio::spawn(batcher(Arc::clone(&store), Arc::clone(&bus), dir.path(), 5).run());
         bus.publish(batch(3)).await.unwrap();
         bus.publish(batch(3)).await.unwrap();
@@ -284,7 +642,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(RecordingStore::default());
         *store.failures_left.lock().unwrap() = 3; // more than max_retries = 2
-        let bus = Arc::new(MemoryBus::new(1000));
+        let bus = Arc::new(MemoryBus::new(1000, Duration::from_secs(15)));
         let batcher = batcher(Arc::clone(&store), Arc::clone(&bus), dir.path(), 1);
         let metrics = Arc::clone(&batcher.metrics);
         let task = tokio::spawn(batcher.run());
@@ -315,7 +673,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(RecordingStore::default());
         *store.failures_left.lock().unwrap() = 2;
-        let bus = Arc::new(MemoryBus::new(1000));
+        let bus = Arc::new(MemoryBus::new(1000, Duration::from_secs(15)));
         let task = tokio::spawn(batcher(Arc::clone(&store), Arc::clone(&bus), dir.path(), 1).run());
         bus.publish(batch(4)).await.unwrap();
         bus.close().await;

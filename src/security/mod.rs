@@ -11,7 +11,9 @@ pub mod rate_limit;
 /// What a request touches, which decides the key and the limit it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// `/log`, `/log/bulk`: needs an ingest key, counts against the ingest limit.
+    /// `/log`, `/log/bulk` and the shippers' paths (`/v1/logs`,
+    /// `/loki/api/v1/push`, `/_bulk`, `/{index}/_bulk`): needs an ingest
+    /// key, counts against the ingest limit.
     Ingest,
     /// `/api/*`, `/ws/*`, `/metrics`: needs a read key, counts against the query limit.
     Read,
@@ -21,7 +23,7 @@ pub enum Access {
 
 impl Access {
     pub fn of(path: &str) -> Access {
-        if path == "/log" || path.starts_with("/log/") {
+        if crate::metrics::Protocol::of_path(path).is_some() {
             Access::Ingest
         } else if path.starts_with("/api/") || path.starts_with("/ws/") || path == "/metrics" {
             Access::Read
@@ -40,6 +42,11 @@ mod tests {
         assert_eq!(Access::of("/log"), Access::Ingest);
         assert_eq!(Access::of("/log/bulk"), Access::Ingest);
         assert_eq!(Access::of("/logs"), Access::Open);
+        assert_eq!(Access::of("/v1/logs"), Access::Ingest);
+        assert_eq!(Access::of("/loki/api/v1/push"), Access::Ingest);
+        assert_eq!(Access::of("/_bulk"), Access::Ingest);
+        assert_eq!(Access::of("/my-index/_bulk"), Access::Ingest);
+        assert_eq!(Access::of("/"), Access::Open);
         assert_eq!(Access::of("/api/stats"), Access::Read);
         assert_eq!(Access::of("/ws/live"), Access::Read);
         assert_eq!(Access::of("/metrics"), Access::Read);

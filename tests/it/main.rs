@@ -3,9 +3,11 @@
 
 mod support;
 
+mod cluster;
 mod config_and_lifecycle;
 mod dashboard_assets;
 mod deployment;
+mod facet_blocks;
 mod fuzz_corpus;
 mod ingest_rules;
 mod live_tail;
@@ -13,4 +15,5 @@ mod operations;
 mod query_api;
 mod query_language;
 mod search_blocks;
+mod shippers;
 mod split;

@@ -49,6 +49,7 @@ let boundaryMs = 0
 
 before(async () => {
   await startSuite()
+
   let lastOld = 0
   for (const l of OLD) lastOld = Math.max(lastOld, tsMs((await postLog(l)).timestamp))
   boundaryMs = Math.floor(lastOld / 1000) * 1000 + 1000

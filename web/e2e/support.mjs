@@ -97,7 +97,9 @@ export async function startSuite() {
 
   // The server must serve the dashboard (SPA) itself, on every client-side route.
   for (const p of ['/', '/explorer', '/live', '/context/some-id']) {
-    const res = await fetch(base + p)
+    // As a browser asks: `/` without `text/html` in Accept answers as
+    // Elasticsearch's root (for the shippers' clients).
+    const res = await fetch(base + p, { headers: { Accept: 'text/html' } })
     const html = await res.text()
     assert.equal(res.status, 200, `GET ${p} -> ${res.status}: ${html.slice(0, 200)}`)
     assert.match(html, /<div id="app">/, `GET ${p} did not return the dashboard's index.html`)

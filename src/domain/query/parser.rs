@@ -546,8 +546,8 @@ pub fn compile_regex(source: &str) -> Result<QueryRegex, String> {
     })
 }
 
-/// Checks that `name` is a bare field name (used for `fields=` and
-/// `columns=` lists, where a name is written without a value).
+/// Whether `name` can be written unquoted before `:` in a query: name
+/// characters only, and not starting with `-` (`-x:v` negates `x:v`).
 pub fn is_bare_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(is_name_char)
+    !name.is_empty() && !name.starts_with('-') && name.chars().all(is_name_char)
 }

@@ -452,7 +452,8 @@ fn field_names_display_as_queries_write_them() {
         assert_eq!(FieldName::parse_reference(name).display(), shown, "{name}");
     }
     // What display writes parses back to the same field.
-    for name in ["@level", "my key", "a\"b", "region"] {
+    assert_eq!(FieldName::parse_reference("-x").display(), "\"-x\"");
+    for name in ["@level", "my key", "a\"b", "region", "-x", "@-id"] {
         let field = FieldName::parse_reference(name);
         let query = format!("{}:*", field.display());
         let expr = parse(&query).unwrap();
