@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the hot paths: parsing and validating logs (one, a
-//! JSON array, NDJSON), writing a batch to the embedded store, and rendering
+//! JSON array, NDJSON, and the shippers' protocols), writing a batch to the embedded store, and rendering
 //! a query result. `cargo bench --bench hot_paths` measures; `cargo test
 //! --all-targets` runs each once as a smoke test. End-to-end load lives in
 //! the load generator (`make bench`), not here.
@@ -87,6 +87,53 @@ fn parsing(c: &mut Criterion) {
     group.finish();
 }
 
+/// The shippers' decoders on 1000-log requests of the same corpus, beside
+/// `parse/bulk NDJSON, 1000 logs` (snappy and gzip undone by the caller are
+/// measured apart: `unsnappy` is in the Loki row, as the handler runs it).
+fn shippers(c: &mut Criterion) {
+    use oglogstream::domain::shippers::{compression, elasticsearch, framing, loki, otlp, syslog};
+    use oglogstream::loadgen::shippers::{elasticsearch_body, loki_body, otlp_body, syslog_frames};
+    let limits = LogLimits::default();
+    let mut corpus = Corpus::new(11);
+    let logs: Vec<_> = (0..BULK_LOGS).map(|_| corpus.log(None)).collect();
+    let time = 1_735_732_800_000_000;
+    let (otlp_request, loki_request) = (otlp_body(&logs, time), loki_body(&logs, time));
+    let (bulk_request, syslog_stream) =
+        (elasticsearch_body(&logs, time), syslog_frames(&logs, time));
+    let mut group = c.benchmark_group("shippers");
+    group.throughput(Throughput::Elements(BULK_LOGS as u64));
+    group.bench_function("OTLP protobuf, 1000 logs", |b| {
+        b.iter(|| {
+            otlp::decode(black_box(&otlp_request), otlp::Encoding::Protobuf, &limits)
+                .expect("valid")
+        })
+    });
+    group.bench_function("Loki snappy protobuf, 1000 logs", |b| {
+        b.iter(|| {
+            let inflated =
+                compression::unsnappy(black_box(&loki_request), 1 << 24).expect("snappy");
+            loki::decode(&inflated, loki::Format::Protobuf, &limits).expect("valid")
+        })
+    });
+    group.bench_function("Elasticsearch bulk, 1000 logs", |b| {
+        b.iter(|| {
+            elasticsearch::decode_bulk(black_box(&bulk_request), None, &limits).expect("valid")
+        })
+    });
+    group.bench_function("syslog octet-counted, 1000 lines", |b| {
+        b.iter(|| {
+            let mut framer = framing::Framer::new(1 << 16);
+            framer.extend(black_box(&syslog_stream));
+            let mut decoded = 0;
+            while let Some(framing::Frame::Message(frame)) = framer.next_frame() {
+                decoded += usize::from(syslog::decode(frame, time, &limits).is_ok());
+            }
+            decoded
+        })
+    });
+    group.finish();
+}
+
 fn storing(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -155,6 +202,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = parsing, storing, rendering
+    targets = parsing, shippers, storing, rendering
 }
 criterion_main!(benches);

@@ -8,7 +8,15 @@
 #
 # `make bench-split` (`scripts/bench.sh --split`): a private JetStream
 # nats-server and one `--role ingest` instance instead; the ingest and bulk
-# phases then measure 202s that wait for the broker's ack.
+# phases then measure 202s that wait for the broker's ack. Then
+# scripts/bench-split-e2e.sh measures the stored rate end to end (ingest →
+# JetStream → process → ClickHouse), on one nats-server and on a three-node
+# R3 cluster.
+#
+# `make bench-clickhouse` (`scripts/bench.sh --clickhouse`): the same table
+# as `make bench`, with the server storing into a private clickhouse-server
+# (a config of our own, loopback ports, data in the temporary directory; it
+# logs every query to system.query_log, so read_rows can be looked at).
 #
 # Extra arguments go to the load generator, e.g.
 # `scripts/bench.sh --sizes 1000000 --seconds 5`.
@@ -16,13 +24,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 topology=all
+store=sqlite
 if [ "${1:-}" = "--split" ]; then
     topology=split
+    shift
+elif [ "${1:-}" = "--clickhouse" ]; then
+    store=clickhouse
     shift
 fi
 command -v curl >/dev/null || { echo "bench: curl is needed (apt-get install -y curl)" >&2; exit 1; }
 if [ "$topology" = split ] && ! command -v nats-server >/dev/null; then
     echo "bench: --split needs nats-server (apt-get install -y nats-server)" >&2
+    exit 1
+fi
+
+if [ "$store" = clickhouse ] && ! command -v clickhouse-server >/dev/null; then
+    echo "bench: --clickhouse needs clickhouse-server (apt-get install -y clickhouse-server)" >&2
     exit 1
 fi
 
@@ -40,21 +57,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # URL LOG
-    for _ in $(seq 1 200); do
-        if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    echo "bench: $1 did not answer; its log:" >&2
-    cat "$2" >&2
-    exit 1
-}
+# free_port, wait_for, start_clickhouse (shared with bench-split-e2e.sh).
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 port=$(free_port)
+# The shippers phase sends syslog over TCP to the server's listener.
+syslog_port=$(free_port)
+export OGLOGSTREAM_SYSLOG__TCP_LISTEN="127.0.0.1:$syslog_port"
+if [ "$store" = clickhouse ]; then
+    start_clickhouse
+fi
 if [ "$topology" = split ]; then
     nats_port=$(free_port)
     nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$workdir/nats" 2>"$workdir/nats.log" &
@@ -92,5 +105,12 @@ if [ "$topology" = all ]; then
 fi
 
 target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
-    "${phases[@]}" "${floor[@]}" "$@"
+    --syslog-tcp "127.0.0.1:$syslog_port" "${phases[@]}" "${floor[@]}" "$@"
 echo "database size: $(du -sh "$workdir" | cut -f1)"
+if [ "$store" = clickhouse ]; then
+    echo "clickhouse data: $(du -sh "$workdir/clickhouse/data" | cut -f1)"
+fi
+if [ "$topology" = split ]; then
+    cleanup
+    scripts/bench-split-e2e.sh "$@"
+fi

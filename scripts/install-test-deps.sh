@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: Debian packages for
 # the real dependencies the integration tests start privately (NATS,
-# ClickHouse, HAProxy, Chromium, promtool, docker-compose for parsing, curl
-# for scripts/smoke-test.sh), the tests' pinned Python packages (in a virtual
-# environment under target/) and the dashboard's npm packages. Safe to run
-# again: it only installs what is absent.
+# ClickHouse, ZooKeeper, HAProxy, Chromium, promtool, docker-compose for
+# parsing, curl for scripts/smoke-test.sh, rsyslog with its Elasticsearch
+# output and util-linux's logger for the syslog and Elasticsearch shipper
+# tests), the tests' pinned Python packages (in a virtual environment under
+# target/), the Node.js shippers the tests drive (tests/clients) and the
+# dashboard's npm packages. Safe to run again: it only installs what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,8 @@ declare -A wanted=(
   [promtool]=prometheus
   [docker-compose]=docker-compose
   [curl]=curl
+  [rsyslogd]=rsyslog
+  [logger]=bsdutils
 )
 missing=()
 for command in "${!wanted[@]}"; do
@@ -25,6 +29,16 @@ for command in "${!wanted[@]}"; do
     missing+=("${wanted[$command]}")
   fi
 done
+# Packages that bring no command of their own (rsyslog's omelasticsearch module).
+for package in rsyslog-elasticsearch; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+# ZooKeeper (replicated ClickHouse tests) has no command on the PATH: its jar.
+if [ ! -f /usr/share/java/zookeeper.jar ]; then
+  missing+=(zookeeper)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo=""
@@ -38,7 +52,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # default ports; the tests run their own, so keep the service from starting.
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if command -v systemctl >/dev/null 2>&1; then
-    $sudo systemctl disable --now clickhouse-server nats-server haproxy prometheus >/dev/null 2>&1 || true
+    $sudo systemctl disable --now clickhouse-server nats-server haproxy prometheus rsyslog >/dev/null 2>&1 || true
   fi
 fi
 
@@ -59,6 +73,11 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
   echo "npm is missing: install Node 20+ (Debian: apt-get install nodejs npm)" >&2
   exit 1
+fi
+# The Node.js log shippers the shipper tests drive, pinned by their lockfile.
+if [ ! -d tests/clients/node_modules ] || [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
+  echo "installing the test clients' npm packages (tests/clients)"
+  npm --prefix tests/clients ci --no-audit --no-fund
 fi
 if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
   echo "installing the dashboard's npm packages"

@@ -27,6 +27,8 @@ request() {
   local output
   local args=(-sS --max-time 10 -o - -w '\n%{http_code}' -X "$1" "${base}$2")
   if [ -n "${3:-}" ]; then args+=(-H "Content-Type: $3" --data-binary "$4"); fi
+  # GET / is the dashboard for a browser, Elasticsearch's root for its clients.
+  if [ "$2" = / ]; then args+=(-H "Accept: text/html"); fi
   output="$(curl "${args[@]}" 2>&1)" || { status=000; body="$output"; return 0; }
   status="${output##*$'\n'}"
   body="${output%$'\n'*}"

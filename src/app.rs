@@ -15,7 +15,7 @@ use crate::http;
 use crate::http::health::HealthState;
 use crate::http::telemetry::{self, MetricsState};
 use crate::ingest::{self, IngestState};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Protocol};
 use crate::process::Batcher;
 use crate::process::dead_letter::DeadLetterFile;
 use crate::query::{self, QueryState};
@@ -24,7 +24,7 @@ use crate::security::guard::{Decision, Guard, add_cors_headers};
 use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::store::alert_records::AlertRecords;
-use crate::store::clickhouse::ClickHouseStore;
+use crate::store::clickhouse::{self, ClickHouseStore};
 use crate::store::sqlite::SqliteStore;
 use actix_web::dev::Service;
 use actix_web::{App, HttpServer, web};
@@ -69,8 +69,18 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
                 Some((store.clone(), store))
             }
             Some(url) => {
-                let store =
-                    Arc::new(ClickHouseStore::open(url).context("opening the ClickHouse store")?);
+                let options = clickhouse::Options {
+                    cluster: config.clickhouse.cluster.clone(),
+                    replicated: config.clickhouse.replicated,
+                    // The server stops a read at the same bound the query
+                    // endpoints answer 503 at.
+                    read_timeout: config.query.timeout,
+                    ..clickhouse::Options::default()
+                };
+                let store = Arc::new(
+                    ClickHouseStore::open_with(url, options)
+                        .context("opening the ClickHouse store")?,
+                );
                 Some((store.clone(), store))
             }
         }
@@ -141,6 +151,14 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             metrics: Arc::clone(&metrics),
         })
     });
+    let syslog = match &ingest_state {
+        Some(state) => Some(
+            ingest::syslog::start(&config.syslog, state.clone(), stopping.clone())
+                .await
+                .context("starting the syslog listeners")?,
+        ),
+        None => None,
+    };
     let query_state = match (&store, roles.query) {
         (Some(store), true) => Some(web::Data::new(QueryState {
             store: Arc::clone(store),
@@ -182,6 +200,19 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         if let Some(state) = &alerts_state {
             app = app.app_data(state.clone()).configure(alerts::api::routes);
         }
+        // Elasticsearch clients ask `GET /` what they talk to before
+        // shipping; behind HAProxy `/` reaches a query instance, so both
+        // roles answer it. A browser (Accept: text/html) gets the dashboard.
+        if ingest_state.is_some() || query_state.is_some() {
+            app = app.service(
+                web::resource("/")
+                    .guard(actix_web::guard::fn_guard(|context| {
+                        ingest::wants_cluster_info(context.head())
+                    }))
+                    .route(web::get().to(ingest::cluster_info))
+                    .route(web::head().to(ingest::cluster_info)),
+            );
+        }
         // The query role also serves the dashboard, on every path it does not route.
         let app = match &query_state {
             Some(state) => app
@@ -192,20 +223,36 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         };
         // Inner: security rules. Outer: telemetry, so refusals are counted
         // and logged with a request id too.
-        app.wrap_fn(move |request, service| match guard.check(&request) {
-            Decision::Respond(response) => {
-                futures_util::future::ready(Ok(request.into_response(response))).boxed_local()
-            }
-            Decision::Continue { allowed_origin } => {
-                let answer = service.call(request);
-                async move {
-                    let mut response = answer.await?;
-                    if let Some(origin) = &allowed_origin {
-                        add_cors_headers(response.headers_mut(), origin);
-                    }
-                    Ok(response)
+        app.wrap_fn(move |request, service| {
+            // Elasticsearch clients refuse any answer without this header,
+            // refusals included.
+            let elastic = (request.path() == "/" && ingest::wants_cluster_info(request.head()))
+                || Protocol::of_path(request.path()) == Some(Protocol::Elasticsearch);
+            let mark = move |headers: &mut actix_web::http::header::HeaderMap| {
+                if elastic {
+                    headers.insert(
+                        actix_web::http::header::HeaderName::from_static(ingest::PRODUCT_HEADER.0),
+                        actix_web::http::header::HeaderValue::from_static(ingest::PRODUCT_HEADER.1),
+                    );
                 }
-                .boxed_local()
+            };
+            match guard.check(&request) {
+                Decision::Respond(mut response) => {
+                    mark(response.headers_mut());
+                    futures_util::future::ready(Ok(request.into_response(response))).boxed_local()
+                }
+                Decision::Continue { allowed_origin } => {
+                    let answer = service.call(request);
+                    async move {
+                        let mut response = answer.await?;
+                        if let Some(origin) = &allowed_origin {
+                            add_cors_headers(response.headers_mut(), origin);
+                        }
+                        mark(response.headers_mut());
+                        Ok(response)
+                    }
+                    .boxed_local()
+                }
             }
         })
         .wrap_fn(move |request, service| {
@@ -264,6 +311,19 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let _ = serving.await;
     if let Some(alerting) = alerting {
         alerting.stop().await;
+    }
+    // Syslog connections stop reading at once and publish what they have
+    // read, before the bus closes.
+    if let Some(mut syslog) = syslog
+        && tokio::time::timeout_at(deadline, async {
+            while syslog.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "shutdown timeout reached before the syslog listeners published what they read"
+        );
     }
     bus.close().await;
     if let Some(batcher) = batcher {

@@ -43,6 +43,61 @@ impl Rejection {
     }
 }
 
+/// How logs came in: the `protocol` label of the ingest counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Our own `/log` and `/log/bulk`.
+    Json,
+    Otlp,
+    Loki,
+    Elasticsearch,
+    Syslog,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Json,
+        Protocol::Otlp,
+        Protocol::Loki,
+        Protocol::Elasticsearch,
+        Protocol::Syslog,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Json => "json",
+            Protocol::Otlp => "otlp",
+            Protocol::Loki => "loki",
+            Protocol::Elasticsearch => "elasticsearch",
+            Protocol::Syslog => "syslog",
+        }
+    }
+
+    /// The HTTP ingest protocol a path belongs to, if any (syslog has no path).
+    pub fn of_path(path: &str) -> Option<Protocol> {
+        if path == "/log" || path.starts_with("/log/") {
+            Some(Protocol::Json)
+        } else if path == "/v1/logs" {
+            Some(Protocol::Otlp)
+        } else if path == "/loki/api/v1/push" {
+            Some(Protocol::Loki)
+        } else if is_bulk_path(path) {
+            Some(Protocol::Elasticsearch)
+        } else {
+            None
+        }
+    }
+}
+
+/// `/_bulk` and `/{index}/_bulk`.
+fn is_bulk_path(path: &str) -> bool {
+    match path.strip_suffix("/_bulk") {
+        Some("") => true,
+        Some(index) => index.len() > 1 && !index[1..].contains('/'),
+        None => false,
+    }
+}
+
 /// Latency buckets in seconds, from half a millisecond to ten seconds.
 pub(crate) const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -114,8 +169,10 @@ type RequestKey = (String, String, u16);
 
 #[derive(Debug)]
 pub struct Metrics {
-    pub logs_accepted: AtomicU64,
-    rejected: [AtomicU64; 6],
+    accepted: [AtomicU64; 5],
+    rejected: [[AtomicU64; 6]; 5],
+    pub syslog_connections: AtomicU64,
+    pub syslog_connections_refused: AtomicU64,
     pub logs_stored: AtomicU64,
     pub batches_stored: AtomicU64,
     pub store_write_failures: AtomicU64,
@@ -144,8 +201,10 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            logs_accepted: AtomicU64::new(0),
+            accepted: Default::default(),
             rejected: Default::default(),
+            syslog_connections: AtomicU64::new(0),
+            syslog_connections_refused: AtomicU64::new(0),
             logs_stored: AtomicU64::new(0),
             batches_stored: AtomicU64::new(0),
             store_write_failures: AtomicU64::new(0),
@@ -169,9 +228,16 @@ impl Default for Metrics {
 /// Values read at scrape time from the parts that own them.
 #[derive(Debug, Default)]
 pub struct Gauges {
+    /// Each part this process needs (`bus`, `storage`) and whether it passed
+    /// the readiness check `/health` runs.
+    pub dependencies_up: Vec<(&'static str, bool)>,
     pub queue_depth: Option<u64>,
+    /// The depth at which ingest refuses publishes, where the bus counts in logs.
+    pub queue_capacity: Option<u64>,
     pub dead_letters_total: u64,
     pub store_size_bytes: Option<u64>,
+    /// Stored logs the store's background indexes do not cover yet.
+    pub store_index_backlog: Option<u64>,
     /// The durable bus's stream: bytes held and its `max_bytes`, where known.
     pub stream_fill: Option<crate::bus::StreamFill>,
 }
@@ -185,12 +251,21 @@ impl Metrics {
         counter.load(Ordering::Relaxed)
     }
 
-    pub fn reject(&self, reason: Rejection, logs: u64) {
-        self.rejected[reason as usize].fetch_add(logs, Ordering::Relaxed);
+    /// Logs the bus took (answered 2xx; for syslog, published).
+    pub fn accept(&self, protocol: Protocol, logs: u64) {
+        self.accepted[protocol as usize].fetch_add(logs, Ordering::Relaxed);
     }
 
-    pub fn rejected(&self, reason: Rejection) -> u64 {
-        self.rejected[reason as usize].load(Ordering::Relaxed)
+    pub fn accepted(&self, protocol: Protocol) -> u64 {
+        self.accepted[protocol as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn reject(&self, protocol: Protocol, reason: Rejection, logs: u64) {
+        self.rejected[protocol as usize][reason as usize].fetch_add(logs, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, protocol: Protocol, reason: Rejection) -> u64 {
+        self.rejected[protocol as usize][reason as usize].load(Ordering::Relaxed)
     }
 
     pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
@@ -227,24 +302,45 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         };
-        counter(
-            &mut out,
-            "oglogstream_logs_accepted_total",
-            "Logs answered 202.",
-            Metrics::get(&self.logs_accepted),
-        );
         let _ = writeln!(
             out,
-            "# HELP oglogstream_logs_rejected_total Logs (or requests, for whole-request refusals) not accepted, by reason.\n# TYPE oglogstream_logs_rejected_total counter"
+            "# HELP oglogstream_logs_accepted_total Logs accepted (taken by the bus), by protocol.\n# TYPE oglogstream_logs_accepted_total counter"
         );
-        for reason in Rejection::ALL {
+        for protocol in Protocol::ALL {
             let _ = writeln!(
                 out,
-                "oglogstream_logs_rejected_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                self.rejected(reason)
+                "oglogstream_logs_accepted_total{{protocol=\"{}\"}} {}",
+                protocol.label(),
+                self.accepted(protocol)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP oglogstream_logs_rejected_total Logs (or requests, for whole-request refusals) not accepted, by protocol and reason.\n# TYPE oglogstream_logs_rejected_total counter"
+        );
+        for protocol in Protocol::ALL {
+            for reason in Rejection::ALL {
+                let _ = writeln!(
+                    out,
+                    "oglogstream_logs_rejected_total{{protocol=\"{}\",reason=\"{}\"}} {}",
+                    protocol.label(),
+                    reason.label(),
+                    self.rejected(protocol, reason)
+                );
+            }
+        }
+        gauge(
+            &mut out,
+            "oglogstream_syslog_connections",
+            "Open syslog TCP connections.",
+            Metrics::get(&self.syslog_connections),
+        );
+        counter(
+            &mut out,
+            "oglogstream_syslog_connections_refused_total",
+            "Syslog TCP connections closed at once: syslog.max_connections were open.",
+            Metrics::get(&self.syslog_connections_refused),
+        );
         counter(
             &mut out,
             "oglogstream_logs_stored_total",
@@ -339,12 +435,39 @@ impl Metrics {
                 fill.max_bytes,
             );
         }
+        if let Some(capacity) = gauges.queue_capacity {
+            gauge(
+                &mut out,
+                "oglogstream_queue_capacity",
+                "Queue depth at which ingest answers 503.",
+                capacity,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP oglogstream_dependency_up Whether a part this process needs passes the readiness check of /health (1) or not (0).\n# TYPE oglogstream_dependency_up gauge"
+        );
+        for (dependency, up) in &gauges.dependencies_up {
+            let _ = writeln!(
+                out,
+                "oglogstream_dependency_up{{dependency=\"{dependency}\"}} {}",
+                u8::from(*up)
+            );
+        }
         if let Some(size) = gauges.store_size_bytes {
             gauge(
                 &mut out,
                 "oglogstream_store_size_bytes",
                 "Size of the store on disk.",
                 size,
+            );
+        }
+        if let Some(backlog) = gauges.store_index_backlog {
+            gauge(
+                &mut out,
+                "oglogstream_store_index_backlog_logs",
+                "Stored logs not yet in the store's background indexes (facet blocks); reads cover them from rows.",
+                backlog,
             );
         }
         let _ = writeln!(
@@ -394,16 +517,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ingest_paths_by_protocol() {
+        for (path, protocol) in [
+            ("/log", Some(Protocol::Json)),
+            ("/log/bulk", Some(Protocol::Json)),
+            ("/v1/logs", Some(Protocol::Otlp)),
+            ("/loki/api/v1/push", Some(Protocol::Loki)),
+            ("/_bulk", Some(Protocol::Elasticsearch)),
+            ("/app-logs/_bulk", Some(Protocol::Elasticsearch)),
+            ("/a/b/_bulk", None),
+            ("//_bulk", None),
+            ("/_bulky", None),
+            ("/api/logs", None),
+            ("/", None),
+        ] {
+            assert_eq!(Protocol::of_path(path), protocol, "{path}");
+        }
+    }
+
+    #[test]
     fn renders_counters_and_cumulative_histograms() {
         let metrics = Metrics::default();
-        metrics.reject(Rejection::Invalid, 3);
+        metrics.reject(Protocol::Loki, Rejection::Invalid, 3);
+        metrics.accept(Protocol::Otlp, 2);
         metrics.observe_request("/log", "POST", 202, Duration::from_micros(700));
         metrics.observe_request("/log", "POST", 202, Duration::from_millis(20));
         let text = metrics.render(&Gauges {
+            dependencies_up: vec![("bus", true), ("storage", false)],
             queue_depth: Some(7),
+            queue_capacity: Some(50),
             ..Gauges::default()
         });
-        assert!(text.contains("oglogstream_logs_rejected_total{reason=\"invalid\"} 3"));
+        assert!(
+            text.contains(
+                "oglogstream_logs_rejected_total{protocol=\"loki\",reason=\"invalid\"} 3"
+            )
+        );
+        assert!(text.contains("oglogstream_logs_accepted_total{protocol=\"otlp\"} 2"));
+        assert!(text.contains("oglogstream_logs_accepted_total{protocol=\"json\"} 0"));
+        assert!(text.contains("oglogstream_dependency_up{dependency=\"bus\"} 1"));
+        assert!(text.contains("oglogstream_dependency_up{dependency=\"storage\"} 0"));
+        assert!(text.contains("oglogstream_queue_capacity 50"));
         assert!(text.contains("oglogstream_queue_depth 7"));
         assert!(text.contains(
             "oglogstream_http_request_duration_seconds_bucket{route=\"/log\",method=\"POST\",status=\"202\",le=\"0.001\"} 1"

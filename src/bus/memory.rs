@@ -111,6 +111,10 @@ impl Bus for MemoryBus {
         Arc::clone(&self.coordination) as Arc<dyn Coordination>
     }
 
+    fn capacity(&self) -> Option<u64> {
+        Some(self.capacity as u64)
+    }
+
     async fn close(&self) {
         if let Ok(mut sender) = self.sender.write() {
             sender.take();

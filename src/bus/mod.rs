@@ -81,6 +81,13 @@ pub trait Bus: Send + Sync {
     /// Leases and state shared by every instance on this bus.
     fn coordination(&self) -> Arc<dyn Coordination>;
 
+    /// The most [`Bus::pending`] can reach before publishes are refused
+    /// (`503`), in the same unit, where the bus is bounded in that unit; for
+    /// `/metrics`, so an alert can fire before the queue is full.
+    fn capacity(&self) -> Option<u64> {
+        None
+    }
+
     /// Stops accepting publishes; work queues end once drained and live
     /// subscriptions end.
     async fn close(&self);
@@ -102,8 +109,9 @@ pub trait WorkQueue: Send {
 pub struct Delivery {
     pub batch: LogBatch,
     /// The bus delivered this batch before without an ack (a processor died
-    /// between storing and acknowledging it, say): some of its logs may be
-    /// stored already.
+    /// between storing and acknowledging it, say), or the publisher had to
+    /// send it again (its first copy may have been delivered too): some of
+    /// its logs may be stored already.
     pub redelivered: bool,
     pub ack: Box<dyn Ack>,
 }

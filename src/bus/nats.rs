@@ -17,7 +17,9 @@
 //! - Retries are deduplicated: every message carries `Nats-Msg-Id` (its first
 //!   log's id and its log count), so a publish retried after a lost ack is
 //!   stored once (within the stream's duplicate window, 2 minutes by
-//!   default). What the broker cannot take yet ("no responders" while a
+//!   default) while the first copy is in the stream; a retry also carries
+//!   `Oglogstream-Republished`, so that if the first copy was consumed
+//!   already, the processor writes only the logs the store lacks. What the broker cannot take yet ("no responders" while a
 //!   stream leader is elected, an ack that never came) is retried for
 //!   `nats.publish_timeout`, then ingest answers 503; it never makes the bus
 //!   re-create the stream.
@@ -92,6 +94,13 @@ const GROUP_MEMBER_MAX_BYTES: usize = 64 * 1024;
 const GROUP_QUEUE: usize = 8192;
 /// Decoded deliveries waiting for the batcher.
 const DELIVERY_BUFFER: usize = 64;
+/// Marks a publish retried after its ack was lost. `Nats-Msg-Id` stops the
+/// broker storing it twice only while the first copy is still in the stream:
+/// a leader elected after the first copy was consumed and deleted rebuilds
+/// its duplicate map from the messages it holds and stores the retry as new.
+/// The processor treats a marked message like a redelivery and writes only
+/// the logs the store lacks (seen: 50 logs twice in the leader-kill test).
+const REPUBLISHED_HEADER: &str = "Oglogstream-Republished";
 /// JetStream's error code for "the stream refused to store the message":
 /// with discard-new this is the stream being full.
 const STREAM_STORE_FAILED: u64 = 10077;
@@ -350,9 +359,12 @@ impl Shared {
             let mut last_error = None;
             let mut acks = Vec::with_capacity(waiting.len());
             for message in waiting {
-                let publish = PublishMessage::build()
+                let mut publish = PublishMessage::build()
                     .payload(message.bytes.clone())
                     .message_id(&message.id);
+                if attempt > 0 {
+                    publish = publish.header(REPUBLISHED_HEADER, "1");
+                }
                 match self
                     .jetstream
                     .send_publish(self.work_subject.clone(), publish)
@@ -533,6 +545,7 @@ async fn until_closed(closed: &mut watch::Receiver<bool>) {
 async fn maintain_setup(shared: Arc<Shared>) {
     let mut closed = shared.closed.subscribe();
     let mut attempt: u32 = 0;
+    let mut last_warning: Option<String> = None;
     loop {
         let outcome = if shared.client.connection_state() == State::Connected {
             shared.ensure_stream_and_consumer().await
@@ -561,9 +574,13 @@ async fn maintain_setup(shared: Arc<Shared>) {
                 }
             }
             Err(error) => {
-                // One warning per outage, then quiet retries.
-                if attempt == 0 {
+                // One warning per outage and reason, then quiet retries: a
+                // broker that answers but refuses the stream (too little
+                // storage for its limits, say) must not hide behind the
+                // earlier "cannot reach".
+                if attempt == 0 || last_warning.as_deref() != Some(error.as_str()) {
                     tracing::warn!(%error, "NATS not ready; retrying in the background");
+                    last_warning = Some(error.clone());
                 }
                 if !was_ready {
                     shared.setup.send_replace(Setup::Pending(error));
@@ -751,9 +768,15 @@ async fn pull(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>) {
                 None => break,
             };
             attempt = 0;
-            // Delivered more than once: a consumer took it before and never
-            // acknowledged it, so the store may hold some of it already.
-            let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
+            // Delivered more than once (a consumer took it before and never
+            // acknowledged it), or a publish retried after a lost ack that
+            // the broker may have stored twice: the store may hold some of
+            // it already.
+            let redelivered = message.info().is_ok_and(|info| info.delivered > 1)
+                || message
+                    .headers
+                    .as_ref()
+                    .is_some_and(|headers| headers.get(REPUBLISHED_HEADER).is_some());
             let (message, acker) = message.split();
             let batch = match wire::decode(&message.payload) {
                 Ok(batch) => batch,

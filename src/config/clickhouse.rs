@@ -1,9 +1,52 @@
 //! `[clickhouse]`: the production store; empty `url` keeps the embedded one.
 
+use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClickHouse {
     pub url: String,
+    /// A cluster of the servers' `remote_servers`; empty for one server.
+    pub cluster: String,
+    /// `ReplicatedMergeTree` (the servers need ZooKeeper and the `{shard}`
+    /// and `{replica}` macros).
+    pub replicated: bool,
+}
+
+/// How the ClickHouse store lays out its tables; used only when
+/// `clickhouse_url` is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClickHouseConfig {
+    /// `Some(name)`: local tables on every shard of `name`, `Distributed`
+    /// tables over them.
+    pub cluster: Option<String>,
+    pub replicated: bool,
+}
+
+impl RawClickHouse {
+    pub(super) fn validate(&self) -> Result<ClickHouseConfig, ConfigError> {
+        let cluster = self.cluster.trim();
+        // The name is written into DDL (`ON CLUSTER name`, `Distributed(name, …)`).
+        let identifier = cluster
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !cluster.starts_with(|c: char| c.is_ascii_digit());
+        if !identifier {
+            return Err(invalid(
+                "clickhouse.cluster",
+                format!("{cluster:?}: use letters, digits and '_' (a name from remote_servers)"),
+            ));
+        }
+        if self.replicated && cluster.is_empty() {
+            return Err(invalid(
+                "clickhouse.replicated",
+                "needs clickhouse.cluster: the cluster names the replicas of each shard",
+            ));
+        }
+        Ok(ClickHouseConfig {
+            cluster: (!cluster.is_empty()).then(|| cluster.to_string()),
+            replicated: self.replicated,
+        })
+    }
 }

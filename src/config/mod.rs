@@ -18,8 +18,10 @@ mod roles;
 mod security;
 mod server;
 mod storage;
+mod syslog;
 
 pub use alerts::AlertsConfig;
+pub use clickhouse::ClickHouseConfig;
 pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
@@ -28,6 +30,7 @@ pub use query::QueryConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
+pub use syslog::SyslogConfig;
 
 use crate::cli::Cli;
 use figment::Figment;
@@ -63,6 +66,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "security",
     "rate_limit",
+    "syslog",
     "query",
     "alerts",
 ];
@@ -81,6 +85,7 @@ struct RawConfig {
     log: log::RawLog,
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
+    syslog: syslog::RawSyslog,
     query: query::RawQuery,
     alerts: alerts::RawAlerts,
 }
@@ -98,6 +103,7 @@ impl Default for RawConfig {
             log: Default::default(),
             security: Default::default(),
             rate_limit: Default::default(),
+            syslog: Default::default(),
             query: Default::default(),
             alerts: Default::default(),
         }
@@ -114,10 +120,12 @@ pub struct Config {
     pub nats_url: Option<String>,
     pub nats: NatsConfig,
     pub clickhouse_url: Option<String>,
+    pub clickhouse: ClickHouseConfig,
     pub log: LogConfig,
     /// Days of logs to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
+    pub syslog: SyslogConfig,
     pub query: QueryConfig,
     pub alerts: AlertsConfig,
 }
@@ -239,9 +247,11 @@ impl Config {
             nats: raw.nats.validate()?,
             nats_url,
             clickhouse_url: non_empty(&raw.clickhouse.url),
+            clickhouse: raw.clickhouse.validate()?,
             log: raw.log.validate()?,
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
+            syslog: raw.syslog.validate()?,
             query: raw.query.validate()?,
             alerts,
         })
@@ -307,7 +317,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={}",
+            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={}",
             self.roles,
             self.server.listen,
             self.data_dir.display(),
@@ -343,8 +353,16 @@ impl Config {
             } else {
                 "off"
             },
+            listen_or_off(self.syslog.tcp_listen),
+            listen_or_off(self.syslog.udp_listen),
         )
     }
+}
+
+fn listen_or_off(address: Option<std::net::SocketAddr>) -> String {
+    address
+        .map(|address| address.to_string())
+        .unwrap_or_else(|| "off".into())
 }
 
 /// `scheme://user:secret@host` -> `scheme://user:***@host`.

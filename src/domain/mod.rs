@@ -5,6 +5,7 @@ pub mod level;
 pub mod log;
 pub mod parse;
 pub mod query;
+pub mod shippers;
 pub mod time;
 
 pub use level::{Level, LevelSet};

@@ -25,6 +25,56 @@ pub struct LogLimits {
     pub max_attribute_value_bytes: usize,
 }
 
+/// The limit rules, as the error a log breaking them gets. The JSON parser
+/// refuses such a log; the shippers' decoders (`domain::shippers`) refuse it
+/// or truncate the value, as their protocol allows, with the same numbers.
+impl LogLimits {
+    pub fn message_error(&self, message: &str) -> Option<String> {
+        (message.len() > self.max_message_bytes).then(|| {
+            format!(
+                "message is {} bytes; the limit is {} bytes",
+                message.len(),
+                self.max_message_bytes
+            )
+        })
+    }
+
+    pub fn service_error(&self, service: &str) -> Option<String> {
+        let chars = service.chars().count();
+        (chars > self.max_service_chars).then(|| {
+            format!(
+                "service is {chars} characters; the limit is {}",
+                self.max_service_chars
+            )
+        })
+    }
+
+    /// `present` attributes are already kept; may one more be added?
+    pub fn attribute_count_error(&self, present: usize) -> Option<String> {
+        (present >= self.max_attributes)
+            .then(|| format!("too many attributes: the limit is {}", self.max_attributes))
+    }
+
+    pub fn attribute_key_error(&self, key: &str) -> Option<String> {
+        (key.is_empty() || key.len() > self.max_attribute_key_bytes).then(|| {
+            format!(
+                "attribute keys must be 1 to {} bytes",
+                self.max_attribute_key_bytes
+            )
+        })
+    }
+
+    pub fn attribute_value_error(&self, value: &str) -> Option<String> {
+        (value.len() > self.max_attribute_value_bytes).then(|| {
+            format!(
+                "attribute value is {} bytes; the limit is {}",
+                value.len(),
+                self.max_attribute_value_bytes
+            )
+        })
+    }
+}
+
 impl Default for LogLimits {
     fn default() -> Self {
         LogLimits {
@@ -255,15 +305,8 @@ impl RawLog {
         if message.trim().is_empty() {
             return Err(InvalidLog::new("message", "message must not be empty"));
         }
-        if message.len() > limits.max_message_bytes {
-            return Err(InvalidLog::new(
-                "message",
-                format!(
-                    "message is {} bytes; the limit is {} bytes",
-                    message.len(),
-                    limits.max_message_bytes
-                ),
-            ));
+        if let Some(error) = limits.message_error(&message) {
+            return Err(InvalidLog::new("message", error));
         }
         let service = self
             .service
@@ -271,15 +314,8 @@ impl RawLog {
         if service.trim().is_empty() {
             return Err(InvalidLog::new("service", "service must not be empty"));
         }
-        let service_chars = service.chars().count();
-        if service_chars > limits.max_service_chars {
-            return Err(InvalidLog::new(
-                "service",
-                format!(
-                    "service is {service_chars} characters; the limit is {}",
-                    limits.max_service_chars
-                ),
-            ));
+        if let Some(error) = limits.service_error(&service) {
+            return Err(InvalidLog::new("service", error));
         }
         Ok(NewLog {
             level,
@@ -493,18 +529,12 @@ impl<'de> Visitor<'de> for AttributesSeed<'_> {
         let mut attributes = Attributes::new();
         while let Some(key) = map.next_key::<String>()? {
             let field = || format!("attributes.{key}");
-            if attributes.len() == limits.max_attributes {
-                return Err(de::Error::custom(format!(
-                    "too many attributes: the limit is {}",
-                    limits.max_attributes
-                )));
+            if let Some(error) = limits.attribute_count_error(attributes.len()) {
+                return Err(de::Error::custom(error));
             }
-            if key.is_empty() || key.len() > limits.max_attribute_key_bytes {
+            if let Some(error) = limits.attribute_key_error(&key) {
                 self.tracker.blame(field());
-                return Err(de::Error::custom(format!(
-                    "attribute keys must be 1 to {} bytes",
-                    limits.max_attribute_key_bytes
-                )));
+                return Err(de::Error::custom(error));
             }
             let value = match map.next_value::<String>() {
                 Ok(value) => value,
@@ -515,13 +545,9 @@ impl<'de> Visitor<'de> for AttributesSeed<'_> {
                     )));
                 }
             };
-            if value.len() > limits.max_attribute_value_bytes {
+            if let Some(error) = limits.attribute_value_error(&value) {
                 self.tracker.blame(field());
-                return Err(de::Error::custom(format!(
-                    "attribute value is {} bytes; the limit is {}",
-                    value.len(),
-                    limits.max_attribute_value_bytes
-                )));
+                return Err(de::Error::custom(error));
             }
             if attributes.contains_key(&key) {
                 self.tracker.blame(field());

@@ -78,6 +78,14 @@ impl ApiError {
         )
     }
 
+    pub fn unsupported_encoding(expected: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Encoding: send {expected}"),
+            Some("Content-Encoding".into()),
+        )
+    }
+
     pub fn unavailable(error: impl Into<String>, retry_after_secs: u32) -> ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs),
@@ -116,6 +124,15 @@ impl ApiError {
 
     pub fn not_found(error: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, error, None)
+    }
+
+    /// The message, for protocols that answer in their own error shape.
+    pub fn message(&self) -> &str {
+        &self.body.error
+    }
+
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        self.retry_after_secs
     }
 
     /// A failure of ours: the client learns little, the log learns all.

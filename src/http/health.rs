@@ -73,6 +73,11 @@ async fn check_part<E: std::fmt::Display>(
     }
 }
 
+/// The same check as `/health`'s, as a yes or no: for `/metrics`.
+pub async fn is_up<E>(check: impl std::future::Future<Output = Result<(), E>>) -> bool {
+    matches!(timeout(CHECK_TIMEOUT, check).await, Ok(Ok(())))
+}
+
 pub async fn health(state: web::Data<HealthState>) -> HttpResponse {
     let mut failing = Vec::new();
     let mut problems = Vec::new();

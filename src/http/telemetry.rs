@@ -4,6 +4,7 @@
 //! log line per request (DEBUG; 5xx at WARN).
 
 use crate::domain::id::IdGenerator;
+use crate::http::health::is_up;
 use crate::metrics::Metrics;
 use actix_web::HttpResponse;
 use actix_web::http::header::HeaderValue;
@@ -28,11 +29,25 @@ pub fn route_label(pattern: Option<String>) -> String {
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
+    // The dependencies as /health sees them, both at once: a scrape takes
+    // at most one check timeout even when both are down.
+    let storage_check = async {
+        match &state.store {
+            Some(store) => Some(is_up(store.check()).await),
+            None => None,
+        }
+    };
+    let (bus_up, storage_up) = tokio::join!(is_up(state.bus.check()), storage_check);
+    let mut dependencies_up = vec![("bus", bus_up)];
+    dependencies_up.extend(storage_up.map(|up| ("storage", up)));
     let gauges = crate::metrics::Gauges {
+        dependencies_up,
         queue_depth: state.bus.pending(),
+        queue_capacity: state.bus.capacity(),
         dead_letters_total: state.dead_letters_before_start
             + Metrics::get(&state.metrics.dead_letter_logs),
         store_size_bytes: state.store.as_ref().and_then(|store| store.size_bytes()),
+        store_index_backlog: state.store.as_ref().and_then(|store| store.index_backlog()),
         stream_fill: state.bus.stream_fill(),
     };
     HttpResponse::Ok()

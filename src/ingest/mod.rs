@@ -1,22 +1,35 @@
-//! The ingest role: `POST /log` and `POST /log/bulk`. Validates, stamps ids
-//! and receipt times, and publishes to the bus; answers 202 only once the bus
-//! has taken the batch.
+//! The ingest role: our own `POST /log` and `POST /log/bulk` (`json`), and
+//! the shippers' protocols: OTLP/HTTP logs (`otlp`), Loki push (`loki`),
+//! Elasticsearch bulk (`elasticsearch`) and syslog over TCP and UDP
+//! (`syslog`). Each handler reads the body within the limits, hands it to
+//! its pure decoder (`domain::parse`, `domain::shippers`), stamps ids and
+//! receipt times, publishes to the bus and answers in its protocol's shape:
+//! a success only once the bus has taken the logs, 503 + Retry-After when it
+//! cannot.
+
+mod elasticsearch;
+mod json;
+mod loki;
+mod otlp;
+pub mod syslog;
 
 use crate::bus::{Bus, BusError};
 use crate::config::IngestConfig;
 use crate::domain::id::IdGenerator;
-use crate::domain::parse::{BulkFormat, NewLog, parse_bulk, parse_log};
-use crate::domain::time::{Micros, format_rfc3339, now_micros};
+use crate::domain::parse::NewLog;
+use crate::domain::shippers::{DecodeError, compression};
+use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
-use crate::http::body::{is_json, media_type, read_limited};
+use crate::http::body::read_limited;
 use crate::http::error::ApiError;
-use crate::metrics::{Metrics, Rejection};
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use crate::metrics::{Metrics, Protocol, Rejection};
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use bytes::Bytes;
 use std::sync::Arc;
 
-/// Rejected entries listed in a bulk answer; the count covers all of them.
-const MAX_LISTED_ERRORS: usize = 100;
+pub use elasticsearch::{PRODUCT_HEADER, cluster_info, wants_cluster_info};
 
 pub struct IngestState {
     pub bus: Arc<dyn Bus>,
@@ -38,11 +51,17 @@ impl IngestState {
         }
     }
 
+    fn stamp_all(&self, logs: Vec<NewLog>, received: Micros) -> LogBatch {
+        logs.into_iter()
+            .map(|log| self.stamp(log, received))
+            .collect()
+    }
+
     /// Refuses work the queue cannot take before paying for parsing it: under
     /// overload, parsing bodies only to answer 503 took the CPU the batcher
     /// needed to drain the queue (measured: most of the server's time during
     /// a saturating bulk load). Only a bus that reports its depth is checked;
-    /// the 503 is counted as overloaded by `counted`.
+    /// the 503 is counted as overloaded by `count_refusal`.
     fn ensure_room(&self, logs: usize) -> Result<(), ApiError> {
         let Some(pending) = self.bus.pending() else {
             return Ok(());
@@ -54,185 +73,94 @@ impl IngestState {
         Ok(())
     }
 
-    async fn publish(&self, batch: LogBatch) -> Result<(), ApiError> {
-        let count = batch.len() as u64;
-        match self.bus.publish(batch).await {
-            Ok(()) => {
-                Metrics::add(&self.metrics.logs_accepted, count);
-                Ok(())
-            }
-            Err(error) => Err(error.into()),
+    /// Hands the batch to the bus; `Ok` means it is taken (an empty batch
+    /// needs nothing).
+    async fn publish(&self, protocol: Protocol, batch: LogBatch) -> Result<(), BusError> {
+        if batch.is_empty() {
+            return Ok(());
         }
+        let count = batch.len() as u64;
+        self.bus.publish(batch).await?;
+        self.metrics.accept(protocol, count);
+        Ok(())
     }
-}
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/log", web::post().to(post_log))
-        .route("/log/bulk", web::post().to(post_bulk));
-}
-
-#[derive(Serialize)]
-struct Accepted<'a> {
-    status: &'static str,
-    id: &'a str,
-    timestamp: String,
-}
-
-/// Counts a refused request under its reason (invalid entries of an accepted
-/// bulk request are counted where they are found).
-fn counted(
-    state: &IngestState,
-    result: Result<HttpResponse, ApiError>,
-) -> Result<HttpResponse, ApiError> {
-    if let Err(error) = &result {
+    /// Counts a refused request under its reason (records refused one by
+    /// one inside an accepted request are counted where they are found).
+    fn count_refusal(&self, protocol: Protocol, error: &ApiError) {
         use actix_web::ResponseError;
-        use actix_web::http::StatusCode;
         let reason = match error.status_code() {
             StatusCode::PAYLOAD_TOO_LARGE => Rejection::TooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Rejection::MediaType,
             StatusCode::SERVICE_UNAVAILABLE => Rejection::Overloaded,
             _ => Rejection::Invalid,
         };
-        state.metrics.reject(reason, 1);
+        self.metrics.reject(protocol, reason, 1);
     }
-    result
-}
 
-async fn post_log(
-    request: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<IngestState>,
-) -> Result<HttpResponse, ApiError> {
-    let result = accept_one(&request, payload, &state).await;
-    counted(&state, result)
-}
-
-async fn accept_one(
-    request: &HttpRequest,
-    payload: web::Payload,
-    state: &IngestState,
-) -> Result<HttpResponse, ApiError> {
-    if !media_type(request).is_some_and(|t| is_json(&t)) {
-        return Err(ApiError::unsupported_media_type("application/json"));
-    }
-    let body = read_limited(
-        request,
-        payload,
-        state.config.max_body_bytes,
-        state.config.body_read_timeout,
-    )
-    .await?;
-    // After reading the body, so the keep-alive connection stays usable.
-    state.ensure_room(1)?;
-    let log = parse_log(&body, &state.config.limits)
-        .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
-    let record = state.stamp(log, now_micros());
-    let response = HttpResponse::Accepted().json(Accepted {
-        status: "accepted",
-        id: &record.id,
-        timestamp: format_rfc3339(record.timestamp),
-    });
-    state.publish(LogBatch::from(vec![record])).await?;
-    Ok(response)
-}
-
-#[derive(Serialize)]
-struct BulkAnswer {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    accepted: usize,
-    rejected: usize,
-    errors: Vec<BulkEntryError>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    errors_truncated: bool,
-}
-
-#[derive(Serialize)]
-struct BulkEntryError {
-    index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line: Option<usize>,
-    error: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-}
-
-async fn post_bulk(
-    request: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<IngestState>,
-) -> Result<HttpResponse, ApiError> {
-    let result = accept_bulk(&request, payload, &state).await;
-    counted(&state, result)
-}
-
-async fn accept_bulk(
-    request: &HttpRequest,
-    payload: web::Payload,
-    state: &IngestState,
-) -> Result<HttpResponse, ApiError> {
-    let format = match media_type(request).as_deref() {
-        Some("application/x-ndjson" | "application/jsonl" | "application/jsonlines") => {
-            BulkFormat::Ndjson
+    /// A shipper's body: read within `ingest.max_bulk_bytes` (chunked or
+    /// not) and, with `Content-Encoding: gzip`, inflated within the same
+    /// limit, so a zip bomb gets 413 having cost at most that much memory.
+    async fn read_shipper_body(
+        &self,
+        request: &HttpRequest,
+        payload: web::Payload,
+    ) -> Result<Bytes, ApiError> {
+        let limit = self.config.max_bulk_bytes;
+        let encoding = request
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|value| value.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+        let gzipped = match encoding.as_deref() {
+            None | Some("" | "identity") => false,
+            Some("gzip" | "x-gzip") => true,
+            Some(_) => {
+                return Err(ApiError::unsupported_encoding(
+                    "the body as it is (identity) or gzip",
+                ));
+            }
+        };
+        let body = read_limited(request, payload, limit, self.config.body_read_timeout).await?;
+        if !gzipped {
+            return Ok(body.freeze());
         }
-        Some(t) if is_json(t) => BulkFormat::JsonArray,
-        _ => {
-            return Err(ApiError::unsupported_media_type(
-                "application/json (an array of logs) or application/x-ndjson (one log per line)",
-            ));
-        }
-    };
-    let body = read_limited(
-        request,
-        payload,
-        state.config.max_bulk_bytes,
-        state.config.body_read_timeout,
-    )
-    .await?;
-    if format == BulkFormat::Ndjson {
-        // Lines bound the logs from above; counting them costs next to nothing.
-        state.ensure_room(memchr::memchr_iter(b'\n', &body).count())?;
-    } else {
-        state.ensure_room(1)?;
+        compression::gunzip(&body, limit)
+            .map(Bytes::from)
+            .map_err(decode_error)
     }
-    let outcome = parse_bulk(&body, format, &state.config.limits)
-        .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
-    let rejected = outcome.rejected.len();
-    state.metrics.reject(Rejection::Invalid, rejected as u64);
-    let errors = outcome
-        .rejected
-        .into_iter()
-        .take(MAX_LISTED_ERRORS)
-        .map(|entry| BulkEntryError {
-            index: entry.index,
-            line: entry.line,
-            error: entry.error.message,
-            field: entry.error.field,
-        })
-        .collect();
-    let mut answer = BulkAnswer {
-        error: None,
-        accepted: outcome.accepted.len(),
-        rejected,
-        errors,
-        errors_truncated: rejected > MAX_LISTED_ERRORS,
-    };
-    if outcome.accepted.is_empty() {
-        answer.error = Some(if rejected == 0 {
-            "the body holds no logs".into()
-        } else {
-            "no valid log in the body: see errors".into()
-        });
-        // Counted above, entry by entry; not an error for `counted`.
-        return Ok(HttpResponse::BadRequest().json(answer));
+}
+
+/// The protocols that take protobuf or JSON: which one the request's
+/// `Content-Type` names, if either.
+fn protobuf_or_json<T>(request: &HttpRequest, protobuf: T, json: T) -> Option<T> {
+    match crate::http::body::media_type(request).as_deref() {
+        Some("application/x-protobuf") => Some(protobuf),
+        Some(media) if crate::http::body::is_json(media) => Some(json),
+        _ => None,
     }
-    let received = now_micros();
-    let batch: LogBatch = outcome
-        .accepted
-        .into_iter()
-        .map(|log| state.stamp(log, received))
-        .collect();
-    state.publish(batch).await?;
-    Ok(HttpResponse::Accepted().json(answer))
+}
+
+/// A refusal's status and `Retry-After`, for a protocol to add its body.
+fn refusal_head(error: &ApiError) -> actix_web::HttpResponseBuilder {
+    use actix_web::ResponseError;
+    let mut response = actix_web::HttpResponse::build(error.status_code());
+    if let Some(seconds) = error.retry_after_secs() {
+        response.insert_header((header::RETRY_AFTER, seconds));
+    }
+    response
+}
+
+/// A body the decoder cannot read: 400, or 413 when it inflates too far.
+fn decode_error(error: DecodeError) -> ApiError {
+    match error {
+        DecodeError::Malformed(message) => ApiError::bad_request(None, message),
+        DecodeError::TooLarge(limit) => ApiError::payload_too_large(limit),
+    }
+}
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    json::routes(config);
+    otlp::routes(config);
+    loki::routes(config);
+    elasticsearch::routes(config);
 }

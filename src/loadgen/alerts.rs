@@ -131,8 +131,13 @@ impl Bench {
             })
             .collect();
         let connections = self.options.bulk_connections.max(1);
-        self.send_bulk(connections, None, |k| bodies.get(k as usize).cloned())
-            .await?;
+        self.send_bulk(
+            connections,
+            None,
+            |k| bodies.get(k as usize).cloned(),
+            super::bulk_answer,
+        )
+        .await?;
         self.drain().await?;
         Ok(())
     }

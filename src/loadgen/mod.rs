@@ -11,6 +11,10 @@
 //!   rate; latency from each `202` to the frame carrying that id.
 //! - `bulk`: NDJSON bodies on a few connections; accepted logs/s and MB/s, and
 //!   the sustained rate including the time the store needs to write them all.
+//! - `shippers`: `/log/bulk` NDJSON, then the same logs as OTLP protobuf,
+//!   Loki snappy protobuf and Elasticsearch bulk, and syslog over one TCP
+//!   connection (with `--syslog-tcp`): logs/s sustained and server CPU per
+//!   log beside NDJSON's (`shippers.rs`).
 //! - `query`: pre-fills the store (bulk, timestamps spread over a week) to
 //!   each size asked for, then measures `/api/logs`, `/api/stats` and
 //!   `/api/histogram` latencies one request at a time.
@@ -23,6 +27,7 @@
 mod alerts;
 pub mod client;
 pub mod corpus;
+pub mod shippers;
 
 use client::{HttpConnection, Response};
 use corpus::{ABSENT_TERM, COMMON_TERM, Corpus, RARE_TERM, SERVICES};
@@ -52,10 +57,10 @@ pub struct Options {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Phases to run, comma separated, in order: query (pre-fills to each
-    /// size first), alerts, ingest, live, bulk
+    /// size first), alerts, ingest, live, bulk, shippers
     #[arg(
         long,
-        default_value = "query,alerts,ingest,live,bulk",
+        default_value = "query,alerts,ingest,live,bulk,shippers",
         value_delimiter = ','
     )]
     pub phases: Vec<String>,
@@ -103,6 +108,23 @@ pub struct Options {
     /// 100 rules (0: skip)
     #[arg(long, default_value_t = 60)]
     pub alert_seconds: u64,
+    /// The server's syslog TCP listener (HOST:PORT, loopback), for the
+    /// syslog part of the `shippers` phase
+    #[arg(long)]
+    pub syslog_tcp: Option<String>,
+    /// With `--topology split`: a `--role query` instance reading the store
+    /// the process instances write; the bulk phase then waits until every
+    /// accepted log is stored there and reports the end-to-end stored rate
+    /// (ingest → JetStream → process → store)
+    #[arg(long, value_name = "URL")]
+    pub stored_url: Option<String>,
+    /// Describes the setup in the result rows (e.g. "3-node R3 cluster")
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Appends `<label><TAB><stored logs/s>` here after an end-to-end bulk
+    /// phase, for scripts that compare setups
+    #[arg(long, value_name = "FILE")]
+    pub result_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -171,8 +193,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "bulk" => bench.bulk_ingest().await?,
             "query" => bench.queries().await?,
             "alerts" => bench.alerts().await?,
+            "shippers" => bench.shippers().await?,
             other => {
-                anyhow::bail!("unknown phase {other:?}: use query, alerts, ingest, live, bulk")
+                anyhow::bail!(
+                    "unknown phase {other:?}: use query, alerts, ingest, live, bulk, shippers"
+                )
             }
         }
     }
@@ -260,6 +285,24 @@ fn thousands(value: f64) -> String {
     out
 }
 
+/// What an accepting answer says: logs taken and logs refused one by one.
+struct Judged {
+    accepted: u64,
+    refused: u64,
+}
+
+/// `/log/bulk`'s 202: `{"accepted": N, "rejected": M, ...}`.
+fn bulk_answer(response: &Response) -> Option<Judged> {
+    if response.status != 202 {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    Some(Judged {
+        accepted: answer["accepted"].as_u64().unwrap_or(0),
+        refused: answer["rejected"].as_u64().unwrap_or(0),
+    })
+}
+
 #[derive(Default)]
 struct Outcomes {
     accepted: u64,
@@ -296,7 +339,13 @@ impl Bench {
     }
 
     async fn stored_total(&self) -> anyhow::Result<u64> {
-        let mut connection = self.connect().await?;
+        Self::stored_total_at(&self.address).await
+    }
+
+    async fn stored_total_at(address: &str) -> anyhow::Result<u64> {
+        let mut connection = HttpConnection::connect(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to {address}: {e}"))?;
         let response = connection.get("/api/stats").await?;
         let stats: serde_json::Value = serde_json::from_slice(&response.body)?;
         Ok(stats["total_logs"].as_u64().unwrap_or(0))
@@ -634,15 +683,31 @@ impl Bench {
                 )
             })
             .collect();
+        let stored_at = match &self.options.stored_url {
+            Some(url) if self.options.topology == Topology::Split => Some(loopback_address(url)?),
+            _ => None,
+        };
+        let stored_before = match &stored_at {
+            Some(address) => Self::stored_total_at(address).await?,
+            None => 0,
+        };
         let sample = self.machine.sample();
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
         let (outcome, bytes) = self
-            .send_bulk(connections, Some(deadline), |k| {
-                (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone())
-            })
+            .send_bulk(
+                connections,
+                Some(deadline),
+                |k| (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone()),
+                bulk_answer,
+            )
             .await?;
         let sent_for = started.elapsed();
+        if let Some(address) = &stored_at {
+            return self
+                .report_stored_end_to_end(address, stored_before, outcome, bytes, sent_for, &sample)
+                .await;
+        }
         let drained = self.drain().await?;
         self.note_machine("bulk", &sample);
         let accepted = outcome.accepted as f64;
@@ -686,6 +751,71 @@ impl Bench {
         Ok(())
     }
 
+    /// The split bulk row end to end: waits until the query role counts
+    /// every accepted log as stored, then reports accepted / (sending time +
+    /// the time the store took to catch up).
+    async fn report_stored_end_to_end(
+        &mut self,
+        stored_at: &str,
+        stored_before: u64,
+        outcome: Outcomes,
+        bytes: u64,
+        sent_for: Duration,
+        sample: &CpuSample,
+    ) -> anyhow::Result<()> {
+        let size = self.options.bulk_size.max(1);
+        let connections = self.options.bulk_connections.max(1);
+        let seconds = self.options.seconds;
+        let wanted = stored_before + outcome.accepted;
+        let waiting_since = Instant::now();
+        loop {
+            let stored = Self::stored_total_at(stored_at).await?;
+            if stored >= wanted {
+                break;
+            }
+            anyhow::ensure!(
+                waiting_since.elapsed() < Duration::from_secs(600),
+                "only {stored} of {wanted} logs stored 10 minutes after the last 202"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let drained = waiting_since.elapsed();
+        self.note_machine("bulk (end to end)", sample);
+        let accepted = outcome.accepted as f64;
+        let stored_rate = accepted / (sent_for + drained).as_secs_f64();
+        let label = if self.options.label.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.options.label)
+        };
+        self.rows.push(Row {
+            what: format!(
+                "`POST /log/bulk` NDJSON, {size} logs/request, {connections} connections, {seconds} s: `--role ingest` → JetStream → `--role process` → store{label}"
+            ),
+            result: format!(
+                "**{} logs/s stored** end to end ({} logs/s accepted, {:.0} MB/s; all {} stored {:.1} s after the last 202; {} × 503)",
+                thousands(stored_rate),
+                thousands(accepted / sent_for.as_secs_f64()),
+                bytes as f64 / 1e6 / sent_for.as_secs_f64(),
+                thousands(accepted),
+                drained.as_secs_f64(),
+                outcome.overloaded
+            ),
+            latency: String::new(),
+            target: "≥ 150,000 logs/s stored".into(),
+            met: Some(stored_rate >= 150_000.0 && outcome.failed == 0),
+        });
+        if let Some(path) = &self.options.result_file {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            writeln!(file, "{}\t{stored_rate:.0}", self.options.label)?;
+        }
+        Ok(())
+    }
+
     /// Posts the bodies `body(k)` yields (k = 0, 1, ...) until it yields
     /// `None`, on `connections` connections; a 503 waits 50 ms and retries
     /// until `give_up_at` (a split ingest whose stream is full answers 503
@@ -696,6 +826,7 @@ impl Bench {
         connections: usize,
         give_up_at: Option<Instant>,
         body: impl Fn(u64) -> Option<Vec<u8>>,
+        judge: impl Fn(&Response) -> Option<Judged>,
     ) -> anyhow::Result<(Outcomes, u64)> {
         let next = Cell::new(0u64);
         let mut pool = Vec::with_capacity(connections);
@@ -703,6 +834,7 @@ impl Bench {
             pool.push(self.connect().await?);
         }
         let body = &body;
+        let judge = &judge;
         let next = &next;
         let workers = pool.into_iter().map(|mut connection| async move {
             let mut outcomes = Outcomes::default();
@@ -713,14 +845,6 @@ impl Bench {
                 let Some(request) = body(k) else { break };
                 loop {
                     match connection.send(&request).await {
-                        Ok(response) if response.status == 202 => {
-                            let answer: serde_json::Value =
-                                serde_json::from_slice(&response.body).unwrap_or_default();
-                            outcomes.accepted += answer["accepted"].as_u64().unwrap_or(0);
-                            outcomes.failed += answer["rejected"].as_u64().unwrap_or(0);
-                            bytes += request.len() as u64;
-                            break;
-                        }
                         Ok(response) if response.status == 503 => {
                             // Shorter than the server's 1 s Retry-After so
                             // the store never idles, long enough not to spin.
@@ -730,13 +854,21 @@ impl Bench {
                             }
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        Ok(response) => {
-                            return Err(anyhow::anyhow!(
-                                "bulk request answered {}: {}",
-                                response.status,
-                                String::from_utf8_lossy(&response.body)
-                            ));
-                        }
+                        Ok(response) => match judge(&response) {
+                            Some(judged) => {
+                                outcomes.accepted += judged.accepted;
+                                outcomes.failed += judged.refused;
+                                bytes += request.len() as u64;
+                                break;
+                            }
+                            None => {
+                                return Err(anyhow::anyhow!(
+                                    "bulk request answered {}: {}",
+                                    response.status,
+                                    String::from_utf8_lossy(&response.body)
+                                ));
+                            }
+                        },
                         Err(error) => return Err(error.into()),
                     }
                 }
@@ -805,31 +937,37 @@ impl Bench {
         let started = Instant::now();
         let address = self.address.clone();
         let (outcome, _) = self
-            .send_bulk(connections, None, |k| {
-                if k >= requests {
-                    return None;
-                }
-                let (template, offsets) = &templates[k as usize % templates.len()];
-                let mut body = template.clone();
-                for (i, offset) in offsets.iter().enumerate() {
-                    // Position of this log among all pre-filled logs.
-                    let ordinal = have + k * batch + i as u64;
-                    let timestamp =
-                        span_start + (span as i128 * ordinal as i128 / largest as i128) as i64;
-                    let text = format_rfc3339(timestamp);
-                    body[*offset..*offset + text.len()].copy_from_slice(text.as_bytes());
-                }
-                Some(HttpConnection::post_bytes(
-                    &address,
-                    "/log/bulk",
-                    "application/x-ndjson",
-                    &body,
-                ))
-            })
+            .send_bulk(
+                connections,
+                None,
+                |k| {
+                    if k >= requests {
+                        return None;
+                    }
+                    let (template, offsets) = &templates[k as usize % templates.len()];
+                    let mut body = template.clone();
+                    for (i, offset) in offsets.iter().enumerate() {
+                        // Position of this log among all pre-filled logs.
+                        let ordinal = have + k * batch + i as u64;
+                        let timestamp =
+                            span_start + (span as i128 * ordinal as i128 / largest as i128) as i64;
+                        let text = format_rfc3339(timestamp);
+                        body[*offset..*offset + text.len()].copy_from_slice(text.as_bytes());
+                    }
+                    Some(HttpConnection::post_bytes(
+                        &address,
+                        "/log/bulk",
+                        "application/x-ndjson",
+                        &body,
+                    ))
+                },
+                bulk_answer,
+            )
             .await?;
         let sent_for = started.elapsed();
         let drained = self.drain().await?;
         self.note_machine(&format!("pre-fill to {}", thousands(size as f64)), &sample);
+        self.await_indexes(size).await?;
         let sustained = outcome.accepted as f64 / (sent_for + drained).as_secs_f64();
         self.rows.push(Row {
             what: format!(
@@ -846,6 +984,46 @@ impl Bench {
             latency: String::new(),
             target: "≥ 250,000 logs/s sustained".into(),
             met: Some(sustained >= 250_000.0),
+        });
+        Ok(())
+    }
+
+    /// Waits (at most 10 minutes) until the store's background indexes
+    /// cover the pre-filled logs, so queries measure the indexed store, and
+    /// reports how long that took. Stores without such indexes answer at
+    /// once (the gauge is absent).
+    async fn await_indexes(&mut self, size: u64) -> anyhow::Result<()> {
+        const GAUGE: &str = "oglogstream_store_index_backlog_logs";
+        let started = Instant::now();
+        let mut connection = self.connect().await?;
+        loop {
+            let response = connection.get("/metrics").await?;
+            let text = String::from_utf8_lossy(&response.body);
+            let backlog: Option<u64> = text
+                .lines()
+                .find_map(|line| line.strip_prefix(GAUGE)?.trim().parse().ok());
+            match backlog {
+                None => return Ok(()),
+                Some(left) if left < 2048 => break,
+                Some(_) if started.elapsed() > Duration::from_secs(600) => {
+                    eprintln!("query: indexes still behind after 10 minutes; measuring anyway");
+                    break;
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        self.rows.push(Row {
+            what: format!(
+                "facet blocks built for the pre-filled logs ({} logs)",
+                thousands(size as f64)
+            ),
+            result: format!(
+                "{:.1} s after the last was stored (a background thread at low priority)",
+                started.elapsed().as_secs_f64()
+            ),
+            latency: String::new(),
+            target: String::new(),
+            met: None,
         });
         Ok(())
     }

@@ -8,10 +8,10 @@
 
 use super::client_gone::ClientSocket;
 use super::{QueryState, decoded, params};
-use crate::domain::LogRecord;
+use crate::domain::log::attributes_from_json;
 use crate::domain::time::{format_rfc3339, now_micros, write_rfc3339};
 use crate::http::error::ApiError;
-use crate::store::{LogKey, LogQuery};
+use crate::store::{LogQuery, RawLog};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -56,7 +56,7 @@ pub async fn export(
     let first = if query.limit == 0 {
         Vec::new()
     } else {
-        state.read(socket, state.store.logs(&query)).await?
+        state.read(socket, state.store.raw_logs(&query)).await?
     };
     let mut head = BytesMut::new();
     writer.header(&mut head);
@@ -86,7 +86,7 @@ struct Pages {
     query: LogQuery,
     writer: RowWriter,
     /// A page read but not yet written.
-    pending: Option<Vec<LogRecord>>,
+    pending: Option<Vec<RawLog>>,
     /// The CSV header, sent with the first chunk.
     head: Option<BytesMut>,
 }
@@ -103,7 +103,7 @@ impl Pages {
                 }
                 match self
                     .state
-                    .read(self.socket, self.state.store.logs(&self.query))
+                    .read(self.socket, self.state.store.raw_logs(&self.query))
                     .await
                 {
                     Ok(rows) => rows,
@@ -119,7 +119,7 @@ impl Pages {
         };
         let full = rows.len() == self.query.limit;
         self.query.after = if full {
-            rows.last().map(LogKey::of)
+            rows.last().map(RawLog::key)
         } else {
             None
         };
@@ -165,15 +165,15 @@ impl RowWriter {
         out.put_slice(b"\r\n");
     }
 
-    fn row(&mut self, record: &LogRecord, out: &mut BytesMut) {
+    fn row(&mut self, record: &RawLog, out: &mut BytesMut) {
         if let Some(left) = self.remaining.as_mut() {
             *left = left.saturating_sub(1);
         }
         match &self.format {
             Format::Ndjson => {
                 let mut writer = out.writer();
-                // A record always serialises: strings and a string map.
-                let _ = serde_json::to_writer(&mut writer, record);
+                // Writing to memory cannot fail.
+                let _ = record.write_json(&mut writer);
                 writer.into_inner().put_u8(b'\n');
             }
             Format::Csv { columns } => {
@@ -191,13 +191,13 @@ impl RowWriter {
                 match columns {
                     None => {
                         out.put_u8(b',');
-                        let json = serde_json::to_string(&record.attributes).unwrap_or_default();
-                        csv_field(&json, out);
+                        csv_field(record.attributes_json(), out);
                     }
                     Some(columns) => {
+                        let attributes = attributes_from_json(record.attributes_json.as_deref());
                         for column in columns {
                             out.put_u8(b',');
-                            if let Some(value) = record.attributes.get(column) {
+                            if let Some(value) = attributes.get(column) {
                                 csv_field(value, out);
                             }
                         }
@@ -229,7 +229,7 @@ fn csv_field(text: &str, out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Level;
+    use crate::domain::{Level, LogRecord};
 
     fn record() -> LogRecord {
         LogRecord {
@@ -249,7 +249,7 @@ mod tests {
         };
         let mut out = BytesMut::new();
         writer.header(&mut out);
-        writer.row(&record(), &mut out);
+        writer.row(&RawLog::from(record()), &mut out);
         String::from_utf8(out.to_vec()).unwrap()
     }
 

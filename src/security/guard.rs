@@ -9,7 +9,7 @@ use super::client_ip::{IpNet, client_ip};
 use super::cors::{ALLOWED_HEADERS, ALLOWED_METHODS, CorsPolicy, EXPOSED_HEADERS};
 use super::rate_limit::RateLimiter;
 use crate::http::error::ApiError;
-use crate::metrics::{Metrics, Rejection};
+use crate::metrics::{Metrics, Protocol, Rejection};
 use actix_web::HttpResponse;
 use actix_web::ResponseError;
 use actix_web::dev::ServiceRequest;
@@ -93,31 +93,31 @@ impl Guard {
             if let Some(client) = client_ip(peer, forwarded, &self.trusted_proxies)
                 && let Err(wait) = limiter.check(client, Instant::now())
             {
-                if access == Access::Ingest {
-                    self.metrics.reject(Rejection::RateLimited, 1);
-                }
+                self.count_ingest_refusal(request.path(), Rejection::RateLimited);
                 let seconds = wait.as_secs_f64().ceil().max(1.0) as u32;
                 return self.refuse(ApiError::rate_limited(seconds), &allowed_origin);
             }
         }
 
-        let presented = presented_key(request);
-        let presented = presented.as_deref();
+        let presented = presented_keys(request);
+        let allows = |keys: &KeySet| {
+            if presented.is_empty() {
+                keys.allows(None)
+            } else {
+                presented.iter().any(|key| keys.allows(Some(key)))
+            }
+        };
         let allowed = match access {
             Access::Open => return Decision::Continue { allowed_origin },
-            Access::Ingest => self.ingest_keys.allows(presented),
+            Access::Ingest => allows(&self.ingest_keys),
             // An admin key reads too.
             Access::Read => {
-                self.read_keys.allows(presented)
-                    || (!self.admin_keys.is_open() && self.admin_keys.allows(presented))
+                allows(&self.read_keys) || (!self.admin_keys.is_open() && allows(&self.admin_keys))
             }
-            Access::Admin if self.admin_keys.is_open() => self.read_keys.allows(presented),
-            Access::Admin if self.admin_keys.allows(presented) => true,
+            Access::Admin if self.admin_keys.is_open() => allows(&self.read_keys),
+            Access::Admin if allows(&self.admin_keys) => true,
             Access::Admin => {
-                if presented.is_some()
-                    && !self.read_keys.is_open()
-                    && self.read_keys.allows(presented)
-                {
+                if !presented.is_empty() && !self.read_keys.is_open() && allows(&self.read_keys) {
                     return self.refuse(
                         ApiError::forbidden(
                             "this key may read but not change: use a key from security.admin_keys",
@@ -129,12 +129,16 @@ impl Guard {
             }
         };
         if !allowed {
-            if access == Access::Ingest {
-                self.metrics.reject(Rejection::Unauthorized, 1);
-            }
+            self.count_ingest_refusal(request.path(), Rejection::Unauthorized);
             return self.refuse(ApiError::unauthorized(), &allowed_origin);
         }
         Decision::Continue { allowed_origin }
+    }
+
+    fn count_ingest_refusal(&self, path: &str, reason: Rejection) {
+        if let Some(protocol) = Protocol::of_path(path) {
+            self.metrics.reject(protocol, reason, 1);
+        }
     }
 
     fn refuse(&self, error: ApiError, allowed_origin: &Option<HeaderValue>) -> Decision {
@@ -155,32 +159,87 @@ pub fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
 }
 
-/// `Authorization: Bearer <key>`, `X-API-Key: <key>`, or (browsers cannot
-/// set headers on a WebSocket) the `api_key` query parameter of `/ws/*`.
-fn presented_key(request: &ServiceRequest) -> Option<String> {
+/// The keys a request presents (usually one), in the forms clients send:
+/// `Authorization: Bearer <key>`, `X-API-Key: <key>`, HTTP Basic with the key
+/// as the password (Loki and Elasticsearch clients, whose settings have a
+/// user and a password), `Authorization: ApiKey <key>` (Elasticsearch
+/// clients; also `ApiKey base64(id:key)`, what they send for an `(id, key)`
+/// pair), or (browsers cannot set headers on a WebSocket) the `api_key`
+/// query parameter of `/ws/*`.
+fn presented_keys(request: &ServiceRequest) -> Vec<String> {
     let headers = request.headers();
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        let mut parts = value.splitn(2, ' ');
-        if parts
-            .next()
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"))
-        {
-            return parts.next().map(|key| key.trim().to_string());
-        }
+        return keys_from_authorization(value);
     }
     if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(value.trim().to_string());
+        return vec![value.trim().to_string()];
     }
     if request.path().starts_with("/ws/") {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
         return pairs
             .into_iter()
-            .find(|(name, _)| name == "api_key")
-            .map(|(_, key)| key);
+            .filter(|(name, _)| name == "api_key")
+            .map(|(_, key)| key)
+            .take(1)
+            .collect();
     }
-    None
+    Vec::new()
+}
+
+fn keys_from_authorization(value: &str) -> Vec<String> {
+    use base64::Engine;
+    let Some((scheme, credentials)) = value.trim().split_once(' ') else {
+        return Vec::new();
+    };
+    let credentials = credentials.trim();
+    // `user:password` (Basic) or `id:key` (ApiKey): the part after the colon.
+    let decoded_secret = || {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        text.split_once(':').map(|(_, secret)| secret.to_string())
+    };
+    if scheme.eq_ignore_ascii_case("bearer") {
+        vec![credentials.to_string()]
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        decoded_secret().into_iter().collect()
+    } else if scheme.eq_ignore_ascii_case("apikey") {
+        // An Elasticsearch client sends `base64(id:key)` for an (id, key)
+        // pair and a string as given; a key may itself look like base64.
+        std::iter::once(credentials.to_string())
+            .chain(decoded_secret())
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keys_from_authorization;
+
+    #[test]
+    fn keys_in_every_authorization_form() {
+        let key = "ingest-key-0123456789";
+        for header in [
+            format!("Bearer {key}"),
+            format!("bearer  {key} "),
+            // base64("loki:ingest-key-0123456789")
+            "Basic bG9raTppbmdlc3Qta2V5LTAxMjM0NTY3ODk=".to_string(),
+            format!("ApiKey {key}"),
+            // base64("my-id:ingest-key-0123456789")
+            "ApiKey bXktaWQ6aW5nZXN0LWtleS0wMTIzNDU2Nzg5".to_string(),
+        ] {
+            let keys = keys_from_authorization(&header);
+            assert!(keys.iter().any(|k| k == key), "{header}: {keys:?}");
+        }
+        assert!(keys_from_authorization("Basic !!!").is_empty());
+        assert!(keys_from_authorization("Digest abc").is_empty());
+        assert!(keys_from_authorization("Bearer").is_empty());
+    }
 }

@@ -11,7 +11,9 @@ pub mod rate_limit;
 /// What a request touches, which decides the key and the limit it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// `/log`, `/log/bulk`: needs an ingest key, counts against the ingest limit.
+    /// `/log`, `/log/bulk` and the shippers' paths (`/v1/logs`,
+    /// `/loki/api/v1/push`, `/_bulk`, `/{index}/_bulk`): needs an ingest
+    /// key, counts against the ingest limit.
     Ingest,
     /// `/api/*`, `/ws/*`, `/metrics`: needs a read key, counts against the query limit.
     Read,
@@ -29,7 +31,7 @@ impl Access {
         let changes = !matches!(*method, Method::GET | Method::HEAD);
         if changes && (path == "/api/alerts" || path.starts_with("/api/alerts/")) {
             Access::Admin
-        } else if path == "/log" || path.starts_with("/log/") {
+        } else if crate::metrics::Protocol::of_path(path).is_some() {
             Access::Ingest
         } else if path.starts_with("/api/") || path.starts_with("/ws/") || path == "/metrics" {
             Access::Read
@@ -50,6 +52,14 @@ mod tests {
         assert_eq!(Access::of(&Method::POST, "/log"), Access::Ingest);
         assert_eq!(Access::of(&Method::POST, "/log/bulk"), Access::Ingest);
         assert_eq!(of("/logs"), Access::Open);
+        assert_eq!(Access::of(&Method::POST, "/v1/logs"), Access::Ingest);
+        assert_eq!(
+            Access::of(&Method::POST, "/loki/api/v1/push"),
+            Access::Ingest
+        );
+        assert_eq!(Access::of(&Method::POST, "/_bulk"), Access::Ingest);
+        assert_eq!(Access::of(&Method::POST, "/my-index/_bulk"), Access::Ingest);
+        assert_eq!(of("/"), Access::Open);
         assert_eq!(of("/api/stats"), Access::Read);
         assert_eq!(of("/ws/live"), Access::Read);
         assert_eq!(of("/metrics"), Access::Read);

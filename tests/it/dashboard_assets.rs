@@ -5,8 +5,18 @@
 use crate::support::Server;
 use awc::http::StatusCode;
 
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
 async fn fetch(server: &Server, path: &str) -> (StatusCode, String, String, String) {
-    let mut response = server.client.get(server.url(path)).send().await.unwrap();
+    // As a browser asks: without `text/html` in `Accept`, `GET /` answers
+    // as an Elasticsearch cluster for the shippers' clients.
+    let mut response = server
+        .client
+        .get(server.url(path))
+        .insert_header(("Accept", BROWSER_ACCEPT))
+        .send()
+        .await
+        .unwrap();
     let header = |name: &str| {
         response
             .headers()

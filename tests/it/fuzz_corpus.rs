@@ -72,6 +72,66 @@ fn query_params_seeds() {
     }
 }
 
+/// The shippers' decoders: every seed (real clients' captured requests
+/// among them) and every past crash through the fuzz targets' checks.
+#[test]
+fn shipper_decoder_seeds() {
+    use oglogstream::domain::shippers::fuzzing;
+    type Check = fn(&[u8]);
+    let targets: [(&str, Check); 4] = [
+        ("otlp_logs", fuzzing::otlp_logs),
+        ("loki_push", fuzzing::loki_push),
+        ("elasticsearch_bulk", fuzzing::elasticsearch_bulk),
+        ("syslog_stream", fuzzing::syslog_stream),
+    ];
+    for (target, check) in targets {
+        for (_name, data) in inputs(target) {
+            check(&data);
+        }
+    }
+}
+
+/// Requests captured from the real clients decode to the logs they carry.
+#[test]
+fn captured_client_requests_decode() {
+    use oglogstream::domain::shippers::{elasticsearch, loki, otlp};
+    let limits = LogLimits::default();
+    let seed = |target: &str, file: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/seeds")
+                .join(target)
+                .join(file),
+        )
+        .unwrap_or_else(|e| panic!("{target}/{file}: {e}"))
+    };
+    let otlp_count = |file: &str, encoding| {
+        otlp::decode(&seed("otlp_logs", file), encoding, &limits)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .logs
+            .len()
+    };
+    assert_eq!(otlp_count("python-sdk.pb", otlp::Encoding::Protobuf), 1);
+    assert_eq!(otlp_count("js-sdk.json", otlp::Encoding::Json), 2);
+    assert_eq!(
+        otlp_count("every-value-kind.pb", otlp::Encoding::Protobuf),
+        1
+    );
+    assert_eq!(otlp_count("every-value-kind.json", otlp::Encoding::Json), 1);
+    let loki_count = |file: &str, format| {
+        loki::decode(&seed("loki_push", file), format, &limits)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .logs
+            .len()
+    };
+    assert_eq!(loki_count("python-v1.json", loki::Format::Json), 1);
+    assert_eq!(loki_count("python-legacy.json", loki::Format::Json), 1);
+    assert_eq!(loki_count("winston.pb", loki::Format::Protobuf), 2);
+    let bulk_body = seed("elasticsearch_bulk", "python-helpers.ndjson");
+    let bulk = elasticsearch::decode_bulk(&bulk_body, None, &limits).expect("a bulk body");
+    assert_eq!((bulk.logs.len(), bulk.refused()), (2, 0));
+}
+
 #[test]
 fn parse_query_seeds() {
     let mut accepted = 0;

@@ -16,4 +16,5 @@ mod operations;
 mod query_api;
 mod query_language;
 mod search_blocks;
+mod shippers;
 mod split;

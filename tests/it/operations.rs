@@ -30,11 +30,16 @@ async fn metrics_are_present_and_valid_after_traffic() {
     let (status, text) = get_text(&server, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     for expected in [
-        "oglogstream_logs_accepted_total 5",
-        "oglogstream_logs_rejected_total{reason=\"invalid\"} 1",
-        "oglogstream_logs_rejected_total{reason=\"unsupported_media_type\"} 1",
+        "oglogstream_logs_accepted_total{protocol=\"json\"} 5",
+        "oglogstream_logs_accepted_total{protocol=\"otlp\"} 0",
+        "oglogstream_logs_rejected_total{protocol=\"json\",reason=\"invalid\"} 1",
+        "oglogstream_logs_rejected_total{protocol=\"json\",reason=\"unsupported_media_type\"} 1",
+        "oglogstream_syslog_connections 0",
         "oglogstream_logs_stored_total 5",
         "oglogstream_queue_depth 0",
+        "oglogstream_queue_capacity 50000",
+        "oglogstream_dependency_up{dependency=\"bus\"} 1",
+        "oglogstream_dependency_up{dependency=\"storage\"} 1",
         "oglogstream_live_clients 0",
         "oglogstream_dead_letter_logs 0",
         "oglogstream_store_size_bytes ",

@@ -1,4 +1,5 @@
-//! Issue 12 against the real binary on the embedded store: the `query`
+//! Issue 12 against the real binary on the embedded store (and, for the
+//! language, facets, fields, context and export, on ClickHouse): the `query`
 //! parameter on every endpoint, facets, fields, context, cursor pages and
 //! export, bad input as 400s naming the parameter, and `query.timeout`.
 
@@ -26,7 +27,12 @@ fn encode(value: &str) -> String {
 
 /// Eight logs a second apart from 2025-01-01T10:00:00Z (see each line).
 async fn seeded() -> Server {
-    let server = Server::start().await;
+    seeded_on(Launch::default()).await
+}
+
+/// The same logs on a server started by `launch`.
+async fn seeded_on(launch: Launch) -> Server {
+    let server = Server::launch(launch).await;
     let logs = json!([
         {"level": "info",  "service": "checkout",    "message": "GET /api/v1/cart 200 12ms",        "timestamp": "2025-01-01T10:00:00Z",
          "attributes": {"region": "eu-west-1", "http.status": "200", "k8s.pod.name": "checkout-7f9c-1"}},
@@ -72,7 +78,10 @@ async fn with_query(server: &Server, query: &str) -> Vec<u64> {
 
 #[actix_web::test]
 async fn the_query_parameter_filters_every_endpoint() {
-    let server = seeded().await;
+    filters_every_endpoint(&seeded().await).await;
+}
+
+async fn filters_every_endpoint(server: &Server) {
     for (query, expected) in [
         ("", vec![0, 1, 2, 3, 4, 5, 6, 7]),
         ("service:checkout", vec![0, 1]),
@@ -98,28 +107,24 @@ async fn the_query_parameter_filters_every_endpoint() {
         ("NOT (service:search OR service:payments)", vec![0, 1, 2, 7]),
         ("ok and", vec![]),
     ] {
-        assert_eq!(
-            with_query(&server, query).await,
-            expected,
-            "query {query:?}"
-        );
+        assert_eq!(with_query(server, query).await, expected, "query {query:?}");
     }
     // ANDed with the seed's parameters.
     assert_eq!(
         positions(
-            &server,
+            server,
             &format!("order=asc&level=error&query={}", encode("region:eu-*"))
         )
         .await,
         [1, 5]
     );
     assert_eq!(
-        positions(&server, "order=asc&q=ok&query=service:search").await,
+        positions(server, "order=asc&q=ok&query=service:search").await,
         [6]
     );
     let (_, rows) = server.get("/api/logs?order=asc&limit=1&offset=3").await;
     let id = rows[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(with_query(&server, &format!("id:{id}")).await, [3]);
+    assert_eq!(with_query(server, &format!("id:{id}")).await, [3]);
 
     let (_, stats) = server
         .get(&format!("/api/stats?query={}", encode("service:checkout*")))
@@ -206,7 +211,10 @@ async fn bad_queries_are_400_pointing_at_the_column() {
 
 #[actix_web::test]
 async fn facets_and_fields_count_the_matching_logs() {
-    let server = seeded().await;
+    facets_and_fields(&seeded().await).await;
+}
+
+async fn facets_and_fields(server: &Server) {
     let (status, facets) = server
         .get("/api/facets?fields=level,service,region,@level&limit=2")
         .await;
@@ -305,7 +313,10 @@ async fn facets_and_fields_count_the_matching_logs() {
 
 #[actix_web::test]
 async fn context_shows_the_neighbours_of_a_log() {
-    let server = seeded().await;
+    context_neighbours(&seeded().await).await;
+}
+
+async fn context_neighbours(server: &Server) {
     let (_, rows) = server.get("/api/logs?order=asc").await;
     let id = |position: usize| rows[position]["id"].as_str().unwrap().to_string();
     let positions_of = |list: &Value| -> Vec<u64> {
@@ -374,6 +385,34 @@ async fn context_shows_the_neighbours_of_a_log() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{parameters}: {body}");
         assert_eq!(body["field"], field, "{parameters}: {body}");
     }
+}
+
+/// The same answers from the ClickHouse store (one private 18.16 server):
+/// the language on every endpoint, facets, fields, context, and an export.
+#[actix_web::test]
+async fn the_query_api_answers_alike_on_clickhouse() {
+    let clickhouse = crate::split::deps::ClickHouse::start().await;
+    let server = seeded_on(
+        Launch::default()
+            .env("CLICKHOUSE_DSN", &clickhouse.dsn("query_api"))
+            .env("OGLOGSTREAM_QUERY__TIMEOUT", "5s"),
+    )
+    .await;
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["storage"], "clickhouse", "{health}");
+    filters_every_endpoint(&server).await;
+    facets_and_fields(&server).await;
+    context_neighbours(&server).await;
+    let (status, _, body) = get_raw(&server, "/api/export?order=asc&query=region:eu*").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, rows) = server.get("/api/logs?order=asc&query=region:eu*").await;
+    let exported: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(json!(exported), rows, "export rows are /api/logs rows");
+    assert_eq!(exported.len(), 4);
 }
 
 /// 6,000 logs, 4,000 of them sharing one timestamp and 2,000 another, so

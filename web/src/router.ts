@@ -3,6 +3,7 @@ import OverviewPage from './pages/OverviewPage.vue'
 import ExplorerPage from './pages/ExplorerPage.vue'
 import LivePage from './pages/LivePage.vue'
 import AlertsPage from './pages/AlertsPage.vue'
+import ContextPage from './pages/ContextPage.vue'
 import NotFoundPage from './pages/NotFoundPage.vue'
 
 // The dashboard is small: one bundle, no lazy route chunks.
@@ -13,6 +14,7 @@ export const router = createRouter({
     { path: '/explorer', name: 'explorer', component: ExplorerPage, meta: { title: 'Explorer' } },
     { path: '/live', name: 'live', component: LivePage, meta: { title: 'Live' } },
     { path: '/alerts', name: 'alerts', component: AlertsPage, meta: { title: 'Alerts' } },
+    { path: '/context/:id', name: 'context', component: ContextPage, meta: { title: 'Context' } },
     { path: '/:pathMatch(.*)*', name: 'not-found', component: NotFoundPage, meta: { title: 'Not found' } },
   ],
 })

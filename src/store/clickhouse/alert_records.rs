@@ -5,6 +5,7 @@
 //! old versions have run yet. One call is one insert of one block, which
 //! ClickHouse applies whole or not at all.
 
+use super::schema::Layout;
 use super::sql::text_literal;
 use super::{ClickHouseStore, One, collect, int, string, take};
 use crate::domain::time::Micros;
@@ -14,18 +15,33 @@ use async_trait::async_trait;
 use klickhouse::{KlickhouseError, Row, Type, Value};
 use std::borrow::Cow;
 
-/// The table (schema version 10).
-pub(super) fn create_table(database: &str) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {database}.alert_records (
+/// The table (schema version 10): on one server `alert_records` itself; on
+/// a cluster `alert_records_local` on every host (replicated when the logs
+/// are) and a `Distributed` `alert_records` over them, sharded by id so all
+/// versions of a record meet on one shard. Reads `argMax` per id through the
+/// `Distributed` table (aggregated across shards), so they are exact either
+/// way; inserts are synchronous like the logs' (`insert_distributed_sync`).
+pub(super) fn create_tables(database: &str, layout: &Layout) -> Vec<String> {
+    let local = layout.local("alert_records");
+    let engine = layout.engine(database, &local, "ReplacingMergeTree", "updated_us");
+    let mut statements = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {database}.{local} (
             kind String,
             id String,
             body String,
             updated_us Int64,
             deleted UInt8
-        ) ENGINE = ReplacingMergeTree(updated_us)
+        ) ENGINE = {engine}
         ORDER BY (kind, id)"
-    )
+    )];
+    if let Some(cluster) = &layout.cluster {
+        statements.push(format!(
+            "CREATE TABLE IF NOT EXISTS {database}.alert_records (
+                kind String, id String, body String, updated_us Int64, deleted UInt8
+            ) ENGINE = Distributed({cluster}, {database}, {local}, cityHash64(id))"
+        ));
+    }
+    statements
 }
 
 fn latest(database: &str, kind: RecordKind, limit: Option<usize>) -> String {

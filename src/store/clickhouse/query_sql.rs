@@ -1,7 +1,7 @@
 //! The query language as a ClickHouse condition: [`expr_condition`] turns an
 //! [`Expr`] into a WHERE fragment over the columns of `logs` (`level`,
 //! `service`, `message`, `id`, and the attribute arrays `attr_keys` /
-//! `attr_values` of schema version 2). User text only ever appears as
+//! `attr_values` of schema version 5). User text only ever appears as
 //! `unhex('…')` literals (see `sql.rs`); numbers come from the language's
 //! number syntax (digits, `-`, `.`).
 //!
@@ -18,6 +18,7 @@
 //!   `\d`, `\w`, `\b` in Rust are ASCII in RE2);
 //! - every fragment is 0 or 1, never NULL, so `NOT` is a plain complement.
 
+use super::schema::Features;
 use super::sql::{filter_condition, text_literal};
 use crate::domain::query::{CompareOp, Expr, Matcher, Pattern, Predicate, TextField};
 use crate::store::filter::LogFilter;
@@ -181,11 +182,11 @@ fn wildcard_regex(pattern: &Pattern, anchored: bool) -> String {
 }
 
 /// `SELECT key, logs` for every attribute key of the matching logs.
-pub fn attribute_key_counts(database: &str, filter: &LogFilter) -> String {
+pub fn attribute_key_counts(database: &str, features: Features, filter: &LogFilter) -> String {
     format!(
         "SELECT k, toUInt64(count()) FROM {database}.logs ARRAY JOIN attr_keys AS k \
          WHERE {} GROUP BY k",
-        filter_condition(filter)
+        filter_condition(filter, features)
     )
 }
 
@@ -200,6 +201,7 @@ fn key_list(keys: &[&str]) -> String {
 /// `keys`, ties by value in byte order.
 pub fn attribute_top_values(
     database: &str,
+    features: Features,
     filter: &LogFilter,
     keys: &[&str],
     limit: usize,
@@ -208,17 +210,22 @@ pub fn attribute_top_values(
         "SELECT k, v, c FROM (SELECT k, v, toUInt64(count()) AS c FROM {database}.logs \
          ARRAY JOIN attr_keys AS k, attr_values AS v WHERE {} AND k IN ({}) GROUP BY k, v) \
          ORDER BY k, c DESC, v LIMIT {limit} BY k",
-        filter_condition(filter),
+        filter_condition(filter, features),
         key_list(keys)
     )
 }
 
 /// `SELECT key, logs having it, distinct values` for each of `keys`.
-pub fn attribute_value_totals(database: &str, filter: &LogFilter, keys: &[&str]) -> String {
+pub fn attribute_value_totals(
+    database: &str,
+    features: Features,
+    filter: &LogFilter,
+    keys: &[&str],
+) -> String {
     format!(
         "SELECT k, toUInt64(count()), toUInt64(uniqExact(v)) FROM {database}.logs \
          ARRAY JOIN attr_keys AS k, attr_values AS v WHERE {} AND k IN ({}) GROUP BY k",
-        filter_condition(filter),
+        filter_condition(filter, features),
         key_list(keys)
     )
 }

@@ -6,20 +6,29 @@
 //!   microsecond and there is one code path, where `DateTime64(6)` would
 //!   exist only from 20.1.
 //!   - `PARTITION BY` the UTC day (`toYYYYMMDD`), so retention is `DROP
-//!     PARTITION` and a time filter skips whole days.
-//!   - `ORDER BY (level, service, ts_us, id)`: the dashboard filters levels
-//!     (`IN`) and narrows to services, always within a time range. With five
-//!     levels and tens to hundreds of services, every (level, service) run
-//!     is sorted by time, so the primary index prunes by time inside each
-//!     run as well as by level. `id` last makes duplicates adjacent.
+//!     PARTITION`, a time filter skips whole days, and part metadata
+//!     (`system.parts`) tells which days hold how many logs without reading
+//!     any data (the store sizes its page windows from it).
+//!   - `ORDER BY (ts_us, id)` since version 3: every dashboard query is a
+//!     time range read from one edge (newest first, usually), so a time
+//!     window must be a contiguous run of granules; pages step through such
+//!     windows (`windows.rs`) and read about what they return, and level,
+//!     service and text filters run as `PREWHERE` inside the window. Counts
+//!     by level and service come from the rollup, not from this key.
+//!     Version 1 had `(level, service, ts_us, id)`, under which a time window
+//!     touched a granule of every (level, service) run: a newest page read
+//!     most of a day. Version 3 rebuilds such a table ([`Step::UpgradeLogs`]).
 //! - `counts_minute`: a `SummingMergeTree` of (minute, level, service) -> n,
 //!   filled by the materialized view `counts_minute_mv` on every insert into
 //!   `logs`. Stats and histograms read it for whole minutes and read `logs`
 //!   only for the ragged edges of the range (see `sql.rs`).
-//! - `attr_keys`, `attr_values` (version 2): the attributes as parallel
-//!   arrays sorted by key, for the query language and facets.
+//! - `attr_keys`, `attr_values` on `logs` (version 5): the attributes as
+//!   parallel arrays sorted by key, written by every insert, for the query
+//!   language's attribute tests, facets and attribute keys; `attributes`
+//!   (JSON) stays what reads return.
 //! - `alert_records` (version 10): alerting's rules, state and notifications
-//!   as JSON documents (see `alert_records.rs`).
+//!   as JSON documents (see `alert_records.rs`); on a cluster
+//!   `alert_records_local` on every host and a `Distributed` `alert_records`.
 //! - `schema_migrations`: the versions applied.
 //!
 //! What each server version gets (read from `SELECT version()` at start and
@@ -61,6 +70,9 @@ impl ServerVersion {
 pub struct Features {
     pub low_cardinality: bool,
     pub codecs: bool,
+    /// An `ngrambf_v1` skip index on `lowerUTF8(message)`, which `q`
+    /// searches with `LIKE` so the index can skip granules.
+    pub text_index: bool,
 }
 
 impl Features {
@@ -73,31 +85,237 @@ impl Features {
         Features {
             low_cardinality: modern,
             codecs: modern,
+            text_index: modern,
         }
     }
 }
 
+/// The newest version this binary knows. Version 2 is not used: it was the
+/// attribute columns' number on an unmerged branch (now version 5, whose
+/// `ADD COLUMN` tolerates the columns being there already). Versions 6 to 9
+/// are not used either (alerting took 10 while the store's own numbers were
+/// still being handed out). A version this binary does not know is neither
+/// applied nor recorded; the runner applies every version not yet recorded,
+/// in order.
 pub const LATEST: u32 = 10;
 
-/// The versions this binary knows, in the order they apply. Numbers are
-/// shared out between features (v2 attributes, v3+ the store's layout, v10
-/// alerting); a version not yet recorded is applied even when a later one
-/// was, so features landing in any order still get every table.
-pub const VERSIONS: &[u32] = &[1, 2, 10];
-
 /// Attribute keys of a stored JSON object, by regex: for rows stored before
-/// version 2, which computes them at read time from `attributes` (18.16 has
-/// no JSON functions that list keys). Escaped characters stay escaped.
-const KEYS_FROM_JSON: &str = r#"extractAll(attributes, '"((?:[^"\\]|\\.)*)":')"#;
-const VALUES_FROM_JSON: &str = r#"extractAll(attributes, ':"((?:[^"\\]|\\.)*)"')"#;
+/// version 5, which computes them at read time from `attributes` (18.16 has
+/// no JSON functions that list keys). Escaped characters stay escaped. The
+/// regex is `"((?:[^"\\]|\\.)*)":`, each backslash doubled again for the SQL
+/// string literal.
+const KEYS_FROM_JSON: &str = r#"extractAll(attributes, '"((?:[^"\\\\]|\\\\.)*)":')"#;
+const VALUES_FROM_JSON: &str = r#"extractAll(attributes, ':"((?:[^"\\\\]|\\\\.)*)"')"#;
 
-/// Statements taking the schema from `version - 1` to `version`.
-pub fn migration(version: u32, database: &str, features: Features) -> Vec<String> {
-    let service = if features.low_cardinality {
+/// The sort key pages need: time first, so a time window is a contiguous run
+/// of granules (see `windows.rs`); `id` breaks ties the way pages do.
+pub const LOGS_ORDER_BY: &str = "ts_us, id";
+
+/// Where the tables live: one server, or every host of a cluster from the
+/// servers' `remote_servers`, with `Distributed` tables over per-shard local
+/// ones. Reads and inserts always name `logs`, `counts_minute` and
+/// `counts_hour`, which are the tables themselves on one server and the
+/// `Distributed` ones on a cluster (sharded by `cityHash64(id)`, so a log
+/// and its redelivered copy land on the same shard).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub cluster: Option<String>,
+    /// `Replicated*MergeTree` on the local tables, under
+    /// `/clickhouse/tables/{shard}/<database>/<table>` with `{replica}`.
+    pub replicated: bool,
+}
+
+impl Layout {
+    /// The table holding the rows on this host.
+    pub fn local(&self, table: &str) -> String {
+        match self.cluster {
+            Some(_) => format!("{table}_local"),
+            None => table.to_string(),
+        }
+    }
+
+    /// `MergeTree` or `SummingMergeTree(n)`, replicated when asked.
+    pub(super) fn engine(
+        &self,
+        database: &str,
+        table: &str,
+        family: &str,
+        arguments: &str,
+    ) -> String {
+        if self.replicated {
+            let comma = if arguments.is_empty() { "" } else { ", " };
+            format!(
+                "Replicated{family}('/clickhouse/tables/{{shard}}/{database}/{table}', '{{replica}}'{comma}{arguments})"
+            )
+        } else if arguments.is_empty() {
+            family.to_string()
+        } else {
+            format!("{family}({arguments})")
+        }
+    }
+
+    /// The `Distributed` tables over the local ones, on a cluster.
+    fn distributed(&self, database: &str, features: Features) -> Vec<String> {
+        let Some(cluster) = &self.cluster else {
+            return Vec::new();
+        };
+        let service = service_type(features);
+        let mut statements = vec![format!(
+            "CREATE TABLE IF NOT EXISTS {database}.logs (
+                ts_us Int64, id String, level UInt8, service {service}, message String, attributes String
+            ) ENGINE = Distributed({cluster}, {database}, logs_local, cityHash64(id))"
+        )];
+        for rollup in [MINUTE_ROLLUP, HOUR_ROLLUP] {
+            let Rollup { table, column, .. } = rollup;
+            statements.push(format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{table} (
+                    {column} Int64, level UInt8, service {service}, n UInt64
+                ) ENGINE = Distributed({cluster}, {database}, {table}_local)"
+            ));
+        }
+        statements
+    }
+}
+
+/// One step of a migration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Sql(String),
+    /// Brings a version-1 `logs` to today's layout unless it is there
+    /// already: the store adds the `ts` column, copies the rows (whatever
+    /// columns the table has) into a table with the time-first key, swaps it
+    /// in, fills `counts_hour` from `counts_minute` and re-attaches the
+    /// views ([`rebuild_logs`], [`hour_rollup_backfill`]).
+    UpgradeLogs,
+}
+
+/// The last second a `DateTime` partition key handles well (2105-12-31
+/// 23:59:59): later logs (timestamps go to year 9999) are filed under it.
+pub const TS_CLAMP_SECONDS: i64 = 4_291_747_199;
+
+/// `ts`, the log's second as a `DateTime`, exists for the partition key: a
+/// part's minimum and maximum of it are in `system.parts` (`min_time`,
+/// `max_time`), so the store learns where the data is, to the second, from
+/// metadata alone.
+pub fn ts_column() -> String {
+    format!(
+        "ts DateTime('UTC') MATERIALIZED toDateTime(least(intDiv(ts_us, 1000000), {TS_CLAMP_SECONDS}), 'UTC')"
+    )
+}
+
+/// The day partition of `logs`: retention drops whole days.
+pub const LOGS_PARTITION_BY: &str = "toYYYYMMDD(ts)";
+
+/// A rollup: `(bucket, level, service) -> n` by `width_us`, filled by a
+/// materialized view on `logs`. `SummingMergeTree` adds rows up as parts
+/// merge; readers `sum(n)` anyway, so unmerged parts do not matter.
+struct Rollup {
+    table: &'static str,
+    column: &'static str,
+    width_us: i64,
+}
+
+const MINUTE_ROLLUP: Rollup = Rollup {
+    table: "counts_minute",
+    column: "minute",
+    width_us: 60_000_000,
+};
+
+const HOUR_ROLLUP: Rollup = Rollup {
+    table: "counts_hour",
+    column: "hour",
+    width_us: 3_600_000_000,
+};
+
+impl Rollup {
+    fn create(&self, database: &str, service: &str, layout: &Layout) -> String {
+        let Rollup { table, column, .. } = self;
+        let local = layout.local(table);
+        let engine = layout.engine(database, &local, "SummingMergeTree", "n");
+        format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{local} (
+                {column} Int64,
+                level UInt8,
+                service {service},
+                n UInt64
+            ) ENGINE = {engine}
+            PARTITION BY toYYYYMM(toDateTime(intDiv({column}, 1000000), 'UTC'))
+            ORDER BY ({column}, level, service)"
+        )
+    }
+
+    /// The view on the local `logs`: on a cluster each shard (each replica
+    /// taking an insert) counts the rows it stores.
+    fn view(&self, database: &str, layout: &Layout) -> String {
+        let Rollup {
+            table,
+            column,
+            width_us,
+        } = self;
+        let (target, source) = (layout.local(table), layout.local("logs"));
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv
+            TO {database}.{target} AS
+            SELECT toInt64(intDiv(ts_us, {width_us}) * {width_us}) AS {column}, level, service, count() AS n
+            FROM {database}.{source} GROUP BY {column}, level, service"
+        )
+    }
+}
+
+/// The steps taking the schema to `version` from the one before, or `None`
+/// for a version this binary does not know.
+pub fn migration(
+    version: u32,
+    database: &str,
+    features: Features,
+    layout: &Layout,
+) -> Option<Vec<Step>> {
+    match version {
+        1 => Some(
+            migration_1(database, features, layout)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
+        // A cluster's tables are made in today's layout by version 1.
+        3 if layout.cluster.is_some() => Some(Vec::new()),
+        3 => Some(vec![Step::UpgradeLogs]),
+        4 => Some(
+            message_index_for_existing_tables(database, features, layout)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
+        5 => Some(
+            attribute_columns(database, layout)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
+        10 => Some(
+            super::alert_records::create_tables(database, layout)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn service_type(features: Features) -> &'static str {
+    if features.low_cardinality {
         "LowCardinality(String)"
     } else {
         "String"
-    };
+    }
+}
+
+/// A new database gets today's layout at once (so version 3 finds nothing
+/// to upgrade); a database made by an older binary is upgraded by version 3.
+fn migration_1(database: &str, features: Features, layout: &Layout) -> Vec<String> {
+    let service = service_type(features);
+    let logs = layout.local("logs");
+    let engine = layout.engine(database, &logs, "MergeTree", "");
     let codec = |codec: &str| {
         if features.codecs {
             format!(" CODEC({codec})")
@@ -105,51 +323,149 @@ pub fn migration(version: u32, database: &str, features: Features) -> Vec<String
             String::new()
         }
     };
-    match version {
-        1 => vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {database}.logs (
+    let mut statements = vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{logs} (
                     ts_us Int64{ts},
                     id String{text},
                     level UInt8,
                     service {service},
                     message String{text},
-                    attributes String{text}
-                ) ENGINE = MergeTree
-                PARTITION BY toYYYYMMDD(toDateTime(intDiv(ts_us, 1000000), 'UTC'))
-                ORDER BY (level, service, ts_us, id)",
-                ts = codec("Delta, ZSTD(1)"),
-                text = codec("ZSTD(1)"),
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {database}.counts_minute (
-                    minute Int64,
-                    level UInt8,
-                    service {service},
-                    n UInt64
-                ) ENGINE = SummingMergeTree(n)
-                PARTITION BY toYYYYMM(toDateTime(intDiv(minute, 1000000), 'UTC'))
-                ORDER BY (minute, level, service)"
-            ),
-            format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.counts_minute_mv
-                TO {database}.counts_minute AS
-                SELECT toInt64(intDiv(ts_us, 60000000) * 60000000) AS minute, level, service, count() AS n
-                FROM {database}.logs GROUP BY minute, level, service"
-            ),
-        ],
-        // Attributes as two parallel arrays sorted by key, written by every
-        // insert, for filters and facets; `attributes` stays the output.
-        // Rows from before compute them from their JSON when read (the
-        // column DEFAULT), and keep them when parts merge.
-        2 => vec![format!(
-            "ALTER TABLE {database}.logs
-                ADD COLUMN attr_keys Array(String) DEFAULT {KEYS_FROM_JSON},
-                ADD COLUMN attr_values Array(String) DEFAULT {VALUES_FROM_JSON}"
-        )],
-        10 => vec![super::alert_records::create_table(database)],
-        _ => Vec::new(),
+                    attributes String{text},
+                    {ts_column}{index}
+                ) ENGINE = {engine}
+                PARTITION BY {LOGS_PARTITION_BY}
+                ORDER BY ({LOGS_ORDER_BY})",
+            ts = codec("Delta, ZSTD(1)"),
+            text = codec("ZSTD(1)"),
+            ts_column = ts_column(),
+            index = if features.text_index {
+                format!(",\n                    {}", message_index())
+            } else {
+                String::new()
+            },
+        ),
+        MINUTE_ROLLUP.create(database, service, layout),
+        MINUTE_ROLLUP.view(database, layout),
+        HOUR_ROLLUP.create(database, service, layout),
+        HOUR_ROLLUP.view(database, layout),
+    ];
+    statements.extend(layout.distributed(database, features));
+    statements
+}
+
+/// The n-gram skip index `q` searches use on servers that have skip
+/// indexes: trigrams of the lowercased message, a 32 KiB Bloom filter per
+/// granule (log messages repeat their templates, so a granule holds a few
+/// thousand distinct trigrams and the filter stays sparse).
+fn message_index() -> &'static str {
+    "INDEX message_ngrams lowerUTF8(message) TYPE ngrambf_v1(3, 32768, 3, 0) GRANULARITY 1"
+}
+
+/// Version 4: the index for tables made before it (new ones get it from
+/// version 1), built for the parts already there too.
+fn message_index_for_existing_tables(
+    database: &str,
+    features: Features,
+    layout: &Layout,
+) -> Vec<String> {
+    if !features.text_index {
+        return Vec::new();
     }
+    let logs = layout.local("logs");
+    vec![
+        format!(
+            "ALTER TABLE {database}.{logs} ADD {}",
+            message_index().replacen("INDEX", "INDEX IF NOT EXISTS", 1)
+        ),
+        format!("ALTER TABLE {database}.{logs} MATERIALIZE INDEX message_ngrams"),
+    ]
+}
+
+/// Version 5: the attributes as two parallel arrays sorted by key. Rows
+/// stored before compute them from their JSON when read (the column
+/// `DEFAULT`) and keep them once parts merge. On a cluster the local table
+/// of every host gets them and so does the `Distributed` one (the runner
+/// runs each statement on every host). 18.16 has no `ADD COLUMN IF NOT
+/// EXISTS`: the store takes "already exists" (44) as done.
+fn attribute_columns(database: &str, layout: &Layout) -> Vec<String> {
+    let columns = format!(
+        "ADD COLUMN attr_keys Array(String) DEFAULT {KEYS_FROM_JSON}, \
+         ADD COLUMN attr_values Array(String) DEFAULT {VALUES_FROM_JSON}"
+    );
+    let mut statements = vec![format!(
+        "ALTER TABLE {database}.{} {columns}",
+        layout.local("logs")
+    )];
+    if layout.cluster.is_some() {
+        statements.push(format!("ALTER TABLE {database}.logs {columns}"));
+    }
+    statements
+}
+
+/// Whether `logs` has column `ts` (1 or 0).
+pub fn has_ts_column(database: &str) -> String {
+    format!(
+        "SELECT count() FROM system.columns WHERE database = '{database}' AND table = 'logs' AND name = 'ts'"
+    )
+}
+
+pub fn add_ts_column(database: &str) -> String {
+    format!("ALTER TABLE {database}.logs ADD COLUMN {}", ts_column())
+}
+
+/// Whether a table exists (1 or 0).
+pub fn table_exists(database: &str, table: &str) -> String {
+    format!("SELECT count() FROM system.tables WHERE database = '{database}' AND name = '{table}'")
+}
+
+/// The statements of the rebuild in [`Step::UpgradeLogs`], once `logs` has
+/// its `ts` column. `partitions` are those `logs` holds: rows are copied
+/// one partition per statement, so each stays short. The views are dropped
+/// (they name their source) and made again by [`hour_rollup_backfill`].
+pub fn rebuild_logs(database: &str, partitions: &[String]) -> Vec<String> {
+    let mut statements = vec![
+        // What an interrupted attempt left.
+        format!("DROP TABLE IF EXISTS {database}.logs_rebuild"),
+        format!(
+            "CREATE TABLE {database}.logs_rebuild AS {database}.logs ENGINE = MergeTree \
+             PARTITION BY {LOGS_PARTITION_BY} ORDER BY ({LOGS_ORDER_BY})"
+        ),
+    ];
+    for partition in partitions {
+        statements.push(format!(
+            "INSERT INTO {database}.logs_rebuild SELECT * FROM {database}.logs \
+             WHERE _partition_id = '{partition}'"
+        ));
+    }
+    statements.extend([
+        format!("DROP TABLE IF EXISTS {database}.counts_minute_mv"),
+        format!("DROP TABLE IF EXISTS {database}.counts_hour_mv"),
+        format!(
+            "RENAME TABLE {database}.logs TO {database}.logs_before_rebuild, \
+             {database}.logs_rebuild TO {database}.logs"
+        ),
+    ]);
+    statements
+}
+
+/// Fills `counts_hour` from `counts_minute` and attaches both views to
+/// `logs`: the last part of [`Step::UpgradeLogs`], run while no view feeds
+/// either rollup, so the two agree.
+pub fn hour_rollup_backfill(database: &str, features: Features) -> Vec<String> {
+    vec![
+        format!("DROP TABLE IF EXISTS {database}.counts_minute_mv"),
+        format!("DROP TABLE IF EXISTS {database}.counts_hour"),
+        HOUR_ROLLUP.create(database, service_type(features), &Layout::default()),
+        format!(
+            "INSERT INTO {database}.counts_hour (hour, level, service, n) \
+             SELECT toInt64(intDiv(minute, 3600000000) * 3600000000) AS hour, level, service, sum(n) \
+             FROM {database}.counts_minute GROUP BY hour, level, service"
+        ),
+        MINUTE_ROLLUP.view(database, &Layout::default()),
+        HOUR_ROLLUP.view(database, &Layout::default()),
+        format!("DROP TABLE IF EXISTS {database}.logs_before_rebuild"),
+    ]
 }
 
 pub fn create_database(database: &str) -> String {
@@ -165,12 +481,22 @@ pub fn create_migrations_table(database: &str) -> String {
     )
 }
 
-pub fn current_version(database: &str) -> String {
-    format!("SELECT toUInt32(max(version)) FROM {database}.schema_migrations")
-}
-
 pub fn applied_versions(database: &str) -> String {
     format!("SELECT DISTINCT version FROM {database}.schema_migrations")
+}
+
+/// The sort and partition keys `logs` has now, as `system.tables` writes
+/// them (`ts_us, id`), joined by `|`.
+pub fn logs_keys(database: &str) -> String {
+    format!(
+        "SELECT concat(sorting_key, '|', partition_key) FROM system.tables \
+         WHERE database = '{database}' AND name = 'logs'"
+    )
+}
+
+/// What [`logs_keys`] says of today's layout.
+pub fn current_logs_keys() -> String {
+    format!("{LOGS_ORDER_BY}|{LOGS_PARTITION_BY}")
 }
 
 /// `INSERT ... SELECT`, not `VALUES`: over the native protocol the server
@@ -192,7 +518,8 @@ mod tests {
             Features::of(old),
             Features {
                 low_cardinality: false,
-                codecs: false
+                codecs: false,
+                text_index: false,
             }
         );
         assert!(Features::of(new).low_cardinality && Features::of(new).codecs);
@@ -202,15 +529,116 @@ mod tests {
     #[test]
     fn old_servers_get_no_new_syntax() {
         let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
-        let sql = migration(1, "db", old).join(";");
+        let sql = sql_of(migration(1, "db", old, &Layout::default()).unwrap());
         assert!(
             !sql.contains("CODEC") && !sql.contains("LowCardinality"),
             "{sql}"
         );
         let new = Features::of(ServerVersion::parse("24.3.1").unwrap());
-        let sql = migration(1, "db", new).join(";");
+        let sql = sql_of(migration(1, "db", new, &Layout::default()).unwrap());
         assert!(sql.contains("service LowCardinality(String)"), "{sql}");
         assert!(sql.contains("ts_us Int64 CODEC(Delta, ZSTD(1))"), "{sql}");
-        assert!(migration(LATEST + 1, "db", new).is_empty());
+        assert!(migration(LATEST + 1, "db", new, &Layout::default()).is_none());
+        assert!(
+            migration(2, "db", new, &Layout::default()).is_none(),
+            "v2 is not this binary's"
+        );
+    }
+
+    fn sql_of(steps: Vec<Step>) -> String {
+        steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Sql(sql) => sql,
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    #[test]
+    fn the_rebuild_copies_each_partition_then_swaps_the_tables() {
+        let sql = rebuild_logs("db", &["20250101".into(), "20250102".into()]);
+        assert!(sql[1].contains("AS db.logs ENGINE = MergeTree"), "{sql:?}");
+        assert!(sql[1].ends_with("ORDER BY (ts_us, id)"), "{sql:?}");
+        assert_eq!(sql.iter().filter(|s| s.starts_with("INSERT")).count(), 2);
+        assert!(sql[3].ends_with("_partition_id = '20250102'"), "{sql:?}");
+        assert!(sql.last().unwrap().starts_with("RENAME"), "{sql:?}");
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        let rest = hour_rollup_backfill("db", old);
+        let fill = rest
+            .iter()
+            .position(|s| s.starts_with("INSERT INTO db.counts_hour"))
+            .unwrap();
+        let view = rest
+            .iter()
+            .position(|s| s.contains("MATERIALIZED VIEW"))
+            .unwrap();
+        assert!(
+            fill < view,
+            "the rollups agree: views come after the backfill"
+        );
+    }
+
+    #[test]
+    fn a_new_database_gets_the_time_first_layout_at_once() {
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        let sql = sql_of(migration(1, "db", old, &Layout::default()).unwrap());
+        assert!(sql.contains("PARTITION BY toYYYYMMDD(ts)"), "{sql}");
+        assert!(sql.contains("ORDER BY (ts_us, id)"), "{sql}");
+        assert!(sql.contains("counts_hour_mv"), "{sql}");
+        assert_eq!(
+            migration(3, "db", old, &Layout::default()),
+            Some(vec![Step::UpgradeLogs])
+        );
+    }
+
+    #[test]
+    fn a_cluster_gets_local_tables_and_distributed_ones_over_them() {
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        let layout = Layout {
+            cluster: Some("logs_cluster".into()),
+            replicated: true,
+        };
+        let sql = sql_of(migration(1, "db", old, &layout).unwrap());
+        assert!(
+            sql.contains("CREATE TABLE IF NOT EXISTS db.logs_local ("),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/logs_local', '{replica}')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/db/counts_minute_local', '{replica}', n)"),
+            "{sql}"
+        );
+        assert!(sql.contains("TO db.counts_hour_local AS"), "{sql}");
+        assert!(sql.contains("FROM db.logs_local GROUP BY hour"), "{sql}");
+        assert!(
+            sql.contains("ENGINE = Distributed(logs_cluster, db, logs_local, cityHash64(id))"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ENGINE = Distributed(logs_cluster, db, counts_hour_local)"),
+            "{sql}"
+        );
+        assert_eq!(migration(3, "db", old, &layout), Some(Vec::new()));
+        let sql = sql_of(migration(5, "db", old, &layout).unwrap());
+        assert!(
+            sql.contains("ALTER TABLE db.logs_local ADD COLUMN attr_keys")
+                && sql.contains("ALTER TABLE db.logs ADD COLUMN attr_keys"),
+            "the attribute arrays on every host's local table and the Distributed one: {sql}"
+        );
+        assert_eq!(
+            migration(5, "db", old, &Layout::default()).unwrap().len(),
+            1
+        );
+        let plain = Layout {
+            replicated: false,
+            ..layout
+        };
+        let sql = sql_of(migration(1, "db", old, &plain).unwrap());
+        assert!(sql.contains("ENGINE = SummingMergeTree(n)") && !sql.contains("Replicated"));
     }
 }

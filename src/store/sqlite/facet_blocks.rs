@@ -32,6 +32,8 @@ use crate::store::filter::LogFilter;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -85,6 +87,7 @@ pub fn forget_before(connection: &Connection, cutoff: Micros) -> rusqlite::Resul
 pub struct Builder {
     stop: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
+    backlog: Arc<AtomicU64>,
 }
 
 impl Builder {
@@ -95,14 +98,22 @@ impl Builder {
         )?;
         connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048;")?;
         let (stop, stopped) = sync_channel(0);
+        let backlog = Arc::new(AtomicU64::new(0));
+        let shared = Arc::clone(&backlog);
         let thread = std::thread::Builder::new()
             .name("facet-blocks".into())
-            .spawn(move || build_forever(connection, stopped))
+            .spawn(move || build_forever(connection, stopped, &shared))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Builder {
             stop: Some(stop),
             thread: Some(thread),
+            backlog,
         })
+    }
+
+    /// Logs after the last built block, as of the builder's last look.
+    pub fn backlog(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.backlog)
     }
 
     pub fn stop(&mut self) {
@@ -119,7 +130,7 @@ impl Drop for Builder {
     }
 }
 
-fn build_forever(connection: Connection, stopped: Receiver<()>) {
+fn build_forever(connection: Connection, stopped: Receiver<()>, backlog: &AtomicU64) {
     // Ingest and queries come first: this thread only takes CPU they leave.
     #[cfg(target_os = "linux")]
     // SAFETY: changes the priority of this thread only.
@@ -128,7 +139,7 @@ fn build_forever(connection: Connection, stopped: Receiver<()>) {
     }
     let mut keys = KeyIds::default();
     loop {
-        let built = match build_some(&connection, &mut keys) {
+        let built = match build_some(&connection, &mut keys, backlog) {
             Ok(built) => built,
             Err(error) => {
                 tracing::warn!(%error, "building facet blocks failed; retrying");
@@ -178,23 +189,32 @@ impl KeyIds {
 }
 
 /// Builds the next completed blocks; returns how many.
-fn build_some(connection: &Connection, keys: &mut KeyIds) -> rusqlite::Result<i64> {
+fn build_some(
+    connection: &Connection,
+    keys: &mut KeyIds,
+    backlog: &AtomicU64,
+) -> rusqlite::Result<i64> {
     let next: i64 = connection
         .query_row("SELECT MAX(block) FROM facet_blocks", [], |row| {
             row.get::<_, Option<i64>>(0)
         })?
         .map_or(0, |block| block + 1);
-    let (Some(min_seq), Some(max_seq)) =
-        connection.query_row("SELECT MIN(seq), MAX(seq) FROM logs", [], |row| {
-            Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))
-        })?
-    else {
+    // Two statements: SQLite answers MIN or MAX alone from the table's
+    // ends, but both at once by reading every row.
+    let end = |sql: &str| connection.query_row(sql, [], |row| row.get::<_, Option<i64>>(0));
+    let (Some(min_seq), Some(max_seq)) = (
+        end("SELECT MIN(seq) FROM logs")?,
+        end("SELECT MAX(seq) FROM logs")?,
+    ) else {
+        backlog.store(0, Ordering::Relaxed);
         return Ok(0);
     };
     // Retention may have emptied the first blocks: start at the oldest log.
     let next = next.max(min_seq >> BLOCK_SHIFT);
     // A block is complete once a later one has a row: seq only grows.
     let last = (max_seq >> BLOCK_SHIFT).min(next + BLOCKS_PER_TRANSACTION);
+    let after = |block: i64| (max_seq + 1 - (block << BLOCK_SHIFT)).max(0) as u64;
+    backlog.store(after(next), Ordering::Relaxed);
     if last <= next {
         return Ok(0);
     }
@@ -243,6 +263,7 @@ fn build_some(connection: &Connection, keys: &mut KeyIds) -> rusqlite::Result<i6
         }
     }
     transaction.commit()?;
+    backlog.store(after(last), Ordering::Relaxed);
     Ok(count)
 }
 
@@ -391,22 +412,29 @@ impl<'a> Reader<'a> {
         Some(byte)
     }
 
-    fn text(&mut self, len: usize) -> Option<&'a str> {
+    fn bytes(&mut self, len: usize) -> Option<&'a [u8]> {
         let bytes = self.bytes.get(self.at..self.at + len)?;
         self.at += len;
-        std::str::from_utf8(bytes).ok()
+        Some(bytes)
     }
 }
 
-/// A decoded block: rows as columns, attribute values in the dictionary.
+/// A block's dictionary, decoded; its rows are read as they are used.
+/// Values stay bytes: they are UTF-8 (the encoder wrote `&str`s), checked
+/// only where a value is tested or listed.
 struct Block<'a> {
-    ts: Vec<Micros>,
-    levels: Vec<u8>,
-    services: Vec<i64>,
-    /// Row `i`'s pairs are `pairs[starts[i]..starts[i + 1]]`.
-    starts: Vec<usize>,
-    pairs: Vec<u32>,
-    dictionary: Vec<(i64, &'a str)>,
+    dictionary: Vec<(i64, &'a [u8])>,
+    rows: usize,
+    body: &'a [u8],
+}
+
+/// One log of a block.
+struct Row<'b> {
+    ts: Micros,
+    level: u8,
+    service: i64,
+    /// Dictionary positions of its attributes.
+    pairs: &'b [u32],
 }
 
 impl<'a> Block<'a> {
@@ -421,34 +449,44 @@ impl<'a> Block<'a> {
         for _ in 0..entries {
             let key = reader.varint()? as i64;
             let len = reader.varint()? as usize;
-            dictionary.push((key, reader.text(len)?));
+            dictionary.push((key, reader.bytes(len)?));
         }
-        let mut block = Block {
-            ts: Vec::with_capacity(rows),
-            levels: Vec::with_capacity(rows),
-            services: Vec::with_capacity(rows),
-            starts: Vec::with_capacity(rows + 1),
-            pairs: Vec::with_capacity(rows * 6),
+        Some(Block {
             dictionary,
+            rows,
+            body: &bytes[reader.at..],
+        })
+    }
+
+    /// Calls `each` with every row; `None` when the blob is damaged.
+    fn for_each_row(&self, mut each: impl FnMut(&Row)) -> Option<()> {
+        let mut reader = Reader {
+            bytes: self.body,
+            at: 0,
         };
+        let mut pairs: Vec<u32> = Vec::with_capacity(16);
         let mut ts = 0;
-        block.starts.push(0);
-        for _ in 0..rows {
+        for _ in 0..self.rows {
             ts += reader.signed()?;
-            block.ts.push(ts);
-            block.levels.push(reader.byte()?);
-            block.services.push(reader.varint()? as i64);
+            let level = reader.byte()?;
+            let service = reader.varint()? as i64;
             let count = reader.varint()? as usize;
+            pairs.clear();
             for _ in 0..count {
                 let at = reader.varint()? as u32;
-                if at as usize >= block.dictionary.len() {
+                if at as usize >= self.dictionary.len() {
                     return None;
                 }
-                block.pairs.push(at);
+                pairs.push(at);
             }
-            block.starts.push(block.pairs.len());
+            each(&Row {
+                ts,
+                level,
+                service,
+                pairs: &pairs,
+            });
         }
-        Some(block)
+        Some(())
     }
 }
 
@@ -567,46 +605,46 @@ impl Compiled {
                 block
                     .dictionary
                     .iter()
-                    .map(|(entry_key, value)| Some(*entry_key) == *key && test.holds(value))
+                    .map(|(entry_key, value)| {
+                        Some(*entry_key) == *key
+                            && std::str::from_utf8(value).is_ok_and(|value| test.holds(value))
+                    })
                     .collect(),
             ),
             Compiled::Levels(_) | Compiled::Services(_) => {}
         }
     }
 
-    /// Whether row `row` matches; `decided` from [`Compiled::decide`],
-    /// consumed in the same order through `next`.
-    fn matches(&self, block: &Block, row: usize, decided: &[Vec<bool>], next: &mut usize) -> bool {
+    /// Whether `row` matches; `decided` from [`Compiled::decide`], consumed
+    /// in the same order through `next`.
+    fn matches(&self, row: &Row, decided: &[Vec<bool>], next: &mut usize) -> bool {
         match self {
             Compiled::All(children) => {
                 // Every child consumes its tests, matched or not.
                 let mut all = true;
                 for child in children {
-                    all &= child.matches(block, row, decided, next);
+                    all &= child.matches(row, decided, next);
                 }
                 all
             }
             Compiled::Any(children) => {
                 let mut any = false;
                 for child in children {
-                    any |= child.matches(block, row, decided, next);
+                    any |= child.matches(row, decided, next);
                 }
                 any
             }
-            Compiled::Not(inner) => !inner.matches(block, row, decided, next),
+            Compiled::Not(inner) => !inner.matches(row, decided, next),
             Compiled::Levels(levels) => {
-                Level::from_code(block.levels[row]).is_some_and(|l| levels.contains(l))
+                Level::from_code(row.level).is_some_and(|l| levels.contains(l))
             }
-            Compiled::Services(allowed) => allowed
-                .get(block.services[row] as usize)
-                .copied()
-                .unwrap_or(false),
+            Compiled::Services(allowed) => {
+                allowed.get(row.service as usize).copied().unwrap_or(false)
+            }
             Compiled::Attribute(..) => {
                 let table = &decided[*next];
                 *next += 1;
-                block.pairs[block.starts[row]..block.starts[row + 1]]
-                    .iter()
-                    .any(|&at| table[at as usize])
+                row.pairs.iter().any(|&at| table[at as usize])
             }
         }
     }
@@ -675,20 +713,17 @@ impl BlockFilter {
         })
     }
 
-    fn row_matches(&self, block: &Block, row: usize, decided: &[Vec<bool>]) -> bool {
-        let ts = block.ts[row];
-        ts >= self.from
-            && ts < self.to
+    fn row_matches(&self, row: &Row, decided: &[Vec<bool>]) -> bool {
+        row.ts >= self.from
+            && row.ts < self.to
             && self.levels.is_none_or(|levels| {
-                Level::from_code(block.levels[row]).is_some_and(|l| levels.contains(l))
+                Level::from_code(row.level).is_some_and(|l| levels.contains(l))
             })
-            && self.services.as_ref().is_none_or(|allowed| {
-                allowed
-                    .get(block.services[row] as usize)
-                    .copied()
-                    .unwrap_or(false)
-            })
-            && self.expr.matches(block, row, decided, &mut 0)
+            && self
+                .services
+                .as_ref()
+                .is_none_or(|allowed| allowed.get(row.service as usize).copied().unwrap_or(false))
+            && self.expr.matches(row, decided, &mut 0)
     }
 }
 
@@ -845,18 +880,24 @@ pub fn scan(
         .map_err(sql_error)?;
     let mut decided: Vec<Vec<bool>> = Vec::new();
     let mut per_entry: Vec<u32> = Vec::new();
-    let mut keys_seen: Vec<u32> = Vec::new();
-    let wanted_key_ids: Option<Vec<i64>> = match wanted {
-        Wanted::These(keys) => Some(
+    // Per key id (ids are small and dense): logs having the key, and the
+    // tally of its values when wanted.
+    let key_slots = dictionaries
+        .key_names
+        .keys()
+        .copied()
+        .max()
+        .map_or(0, |id| id.max(0) as usize + 1);
+    let mut key_totals: Vec<u64> = vec![0; key_slots];
+    let mut key_tallies: Vec<Option<Tally>> = (0..key_slots).map(|_| None).collect();
+    let wanted_ids: Vec<bool> = (0..key_slots)
+        .map(|id| {
             dictionaries
                 .key_names
-                .iter()
-                .filter(|(_, name)| keys.contains(name))
-                .map(|(id, _)| *id)
-                .collect(),
-        ),
-        _ => None,
-    };
+                .get(&(id as i64))
+                .is_some_and(|name| wanted.wants(name))
+        })
+        .collect();
     for (block, rows) in &candidates {
         if counts.total >= enough && read_rows < candidate_rows {
             break;
@@ -880,51 +921,54 @@ pub fn scan(
         block_filter.expr.decide(&decoded, &mut decided);
         per_entry.clear();
         per_entry.resize(decoded.dictionary.len(), 0);
-        for row in 0..decoded.ts.len() {
-            if !block_filter.row_matches(&decoded, row, &decided) {
-                continue;
+        let complete = decoded.for_each_row(|row| {
+            if !block_filter.row_matches(row, &decided) {
+                return;
             }
             counts.total += 1;
-            if let Some(slot) = counts.levels.get_mut(decoded.levels[row] as usize) {
+            if let Some(slot) = counts.levels.get_mut(row.level as usize) {
                 *slot += 1;
             }
-            *counts.services.entry(decoded.services[row]).or_default() += 1;
-            for &at in &decoded.pairs[decoded.starts[row]..decoded.starts[row + 1]] {
+            *counts.services.entry(row.service).or_default() += 1;
+            for &at in row.pairs {
                 per_entry[at as usize] += 1;
             }
+        });
+        if complete.is_none() {
+            return Err(StoreError::Internal(format!(
+                "facet block {block} is damaged"
+            )));
         }
         // Keys and values from the per-entry counts: one hash operation per
         // distinct value of the block, not per log.
-        keys_seen.clear();
         for (at, &n) in per_entry.iter().enumerate() {
             if n == 0 {
                 continue;
             }
             let (key_id, value) = decoded.dictionary[at];
-            let Some(name) = dictionaries.key_names.get(&key_id) else {
+            let Some(slot) = usize::try_from(key_id)
+                .ok()
+                .filter(|slot| *slot < key_slots)
+            else {
                 continue;
             };
-            match counts.keys.get_mut(name) {
-                Some(total) => *total += u64::from(n),
-                None => {
-                    counts.keys.insert(name.clone(), u64::from(n));
-                }
+            key_totals[slot] += u64::from(n);
+            if wanted_ids[slot] {
+                key_tallies[slot]
+                    .get_or_insert_with(Tally::default)
+                    .add_bytes(value, u64::from(n));
             }
-            let wanted_here = match (&wanted_key_ids, wanted) {
-                (Some(ids), _) => ids.contains(&key_id),
-                (None, Wanted::Every) => true,
-                _ => false,
-            };
-            if wanted_here {
-                match counts.values.get_mut(name) {
-                    Some(tally) => tally.add(value, u64::from(n)),
-                    None => {
-                        let mut tally = Tally::default();
-                        tally.add(value, u64::from(n));
-                        counts.values.insert(name.clone(), tally);
-                    }
-                }
-            }
+        }
+    }
+    for (slot, (total, tally)) in key_totals.into_iter().zip(key_tallies).enumerate() {
+        let Some(name) = dictionaries.key_names.get(&(slot as i64)) else {
+            continue;
+        };
+        if total > 0 {
+            counts.keys.insert(name.clone(), total);
+        }
+        if let Some(tally) = tally {
+            counts.values.insert(name.clone(), tally);
         }
     }
     let fraction = if candidate_rows == 0 || read_rows >= candidate_rows {
@@ -1187,15 +1231,23 @@ mod tests {
         let (data, bloom) = encoder.finish();
         assert_eq!((min, max), (90, 5_000_000));
         let block = Block::decode(&data).unwrap();
-        assert_eq!(block.ts, [100, 90, 5_000_000]);
-        assert_eq!(block.levels, [3, 1, 4]);
-        assert_eq!(block.services, [7, 7, 300]);
-        assert_eq!(block.starts, [0, 2, 3, 3]);
-        assert_eq!(block.dictionary, [(1, "eu"), (2, "503")]);
-        assert_eq!(block.pairs, [0, 1, 0]);
+        assert_eq!(block.dictionary, [(1, &b"eu"[..]), (2, &b"503"[..])]);
+        let mut rows = Vec::new();
+        block
+            .for_each_row(|row| rows.push((row.ts, row.level, row.service, row.pairs.to_vec())))
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (100, 3, 7, vec![0, 1]),
+                (90, 1, 7, vec![0]),
+                (5_000_000, 4, 300, vec![])
+            ]
+        );
         assert!(has_bits(&bloom, pair_positions(1, "eu")));
         assert!(has_bits(&bloom, key_positions(2)));
         assert!(!has_bits(&bloom, pair_positions(1, "us-east-1")));
-        assert!(Block::decode(&data[..data.len() - 1]).is_none(), "cut");
+        let cut = Block::decode(&data[..data.len() - 1]).unwrap();
+        assert!(cut.for_each_row(|_| {}).is_none(), "cut");
     }
 }

@@ -3,7 +3,7 @@
 //! the batch, flagged as a redelivery, and the processor that gets it writes
 //! only what the store lacks, so nothing shows twice through the API.
 
-use super::{metric, role};
+use super::{metric, metrics_text, role};
 use crate::split::deps::{ClickHouse, JetStreamAdmin, Nats};
 use crate::support::{Server, all_ids, eventually};
 use awc::http::StatusCode;
@@ -69,15 +69,8 @@ async fn assert_each_log_once(reader: &Server) {
 }
 
 async fn skipped(server: &Server) -> u64 {
-    let mut response = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    let body = response.body().await.expect("body");
     metric(
-        &String::from_utf8_lossy(&body),
+        &metrics_text(server).await,
         "oglogstream_redelivered_logs_skipped_total",
     )
     .expect("the skipped-logs counter")
@@ -166,4 +159,65 @@ async fn publishes_carry_a_message_id_the_broker_deduplicates_by() {
     assert_eq!(ack["seq"], 1, "{ack}");
     let state = &admin.stream_info("OGLOGSTREAM").await["state"];
     assert_eq!(state["messages"], 1, "stored once: {state}");
+}
+
+/// A publish retried after its ack was lost, when the first copy was already
+/// consumed and deleted: a stream leader elected meanwhile rebuilds its
+/// duplicate map from the messages it holds, so `Nats-Msg-Id` no longer
+/// stops the retry. Ingest marks retries (`Oglogstream-Republished`), and
+/// the processor writes only the logs the store lacks. Here the retry is
+/// published from outside: the stored log again, under a new message id.
+#[actix_web::test]
+async fn a_republished_batch_whose_first_copy_was_consumed_is_stored_once() {
+    let nats = Nats::start().await;
+    let clickhouse = ClickHouse::start().await;
+    let database = "republished";
+    let server = Server::launch(role("all", &nats.url(), Some((&clickhouse, database)))).await;
+    let id = server
+        .accept(
+            &json!({"level": "warn", "service": "retry", "message": "stored once",
+                        "attributes": {"k": "v"}}),
+        )
+        .await;
+    server.wait_stored(1).await;
+    wait_drained(&nats).await;
+
+    let (_, page) = server.get("/api/logs").await;
+    let row = &page[0];
+    let record = oglogstream::domain::LogRecord {
+        id: id.clone(),
+        timestamp: oglogstream::domain::time::parse_rfc3339(row["timestamp"].as_str().expect("ts"))
+            .expect("RFC 3339"),
+        level: oglogstream::domain::Level::Warn,
+        service: "retry".into(),
+        message: "stored once".into(),
+        attributes: [("k".to_string(), "v".to_string())].into(),
+    };
+    let mut messages = oglogstream::bus::wire::encode(&[record], 1 << 20).expect("encodes");
+    let message = messages.remove(0);
+    let admin = JetStreamAdmin::connect(&nats.url()).await.expect("admin");
+    let ack = admin
+        .publish_with_headers(
+            "oglogstream.logs",
+            &[
+                ("Nats-Msg-Id", "a-retry-under-a-new-leader"),
+                ("Oglogstream-Republished", "1"),
+            ],
+            message.bytes,
+        )
+        .await;
+    assert!(ack.get("duplicate").is_none(), "stored as new: {ack}");
+    wait_drained(&nats).await;
+    eventually(
+        "the copy to be skipped",
+        Duration::from_secs(20),
+        || async { (skipped(&server).await == 1).then_some(()) },
+    )
+    .await;
+    let rows = clickhouse
+        .number(&format!("SELECT count() FROM {database}.logs"))
+        .await;
+    assert_eq!(rows, 1, "the republished copy was not written");
+    let (_, stats) = server.get("/api/stats").await;
+    assert_eq!(stats["total_logs"], 1, "{stats}");
 }

@@ -294,13 +294,7 @@ async fn a_killed_stream_leader_loses_nothing_and_stores_nothing_twice() {
         refused_markers.len(),
         started.elapsed()
     );
-    let mut response = ingest
-        .client
-        .get(ingest.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    let metrics = String::from_utf8_lossy(&response.body().await.expect("body")).into_owned();
+    let metrics = super::metrics_text(&ingest).await;
     println!(
         "failover: ingest retried {:?} publishes, {:?} of them already stored (deduplicated by Nats-Msg-Id)",
         super::metric(&metrics, "oglogstream_bus_publish_retries_total"),

@@ -54,7 +54,9 @@ pub async fn bus(servers: &str, replicas: usize, lease_ttl: Duration) -> NatsBus
     })
     .await
     .expect("bus");
-    crate::support::eventually("the bus to be ready", Duration::from_secs(30), || async {
+    // Creating R3 streams waits for the cluster's leaders: 30 s was once too
+    // short while the rest of the suite loaded both cores.
+    crate::support::eventually("the bus to be ready", Duration::from_secs(90), || async {
         use oglogstream::bus::Bus;
         bus.check().await.ok()
     })
@@ -71,4 +73,13 @@ pub fn metric(text: &str, name: &str) -> Option<u64> {
             .parse()
             .ok()
     })
+}
+
+/// A server's `/metrics` text (empty when it does not answer).
+pub async fn metrics_text(server: &crate::support::Server) -> String {
+    let Ok(mut response) = server.client.get(server.url("/metrics")).send().await else {
+        return String::new();
+    };
+    let body = response.body().await.unwrap_or_default();
+    String::from_utf8_lossy(&body).into_owned()
 }

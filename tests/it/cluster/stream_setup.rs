@@ -3,7 +3,7 @@
 //! NATS 2.9 failover bug, reproduced here by a stream whose retention keeps
 //! acknowledged messages) are purged and counted.
 
-use super::{metric, role};
+use super::{metric, metrics_text, role};
 use crate::split::deps::{JetStreamAdmin, Nats};
 use crate::support::{Server, eventually, log};
 use serde_json::json;
@@ -12,23 +12,35 @@ use std::time::Duration;
 const GIB: i64 = 1 << 30;
 const HOUR_NS: u64 = 3_600_000_000_000;
 
+/// Creates the stream as an operator would, before any instance starts:
+/// the application's names, one replica, with `settings` on top.
+async fn operator_creates_stream(admin: &JetStreamAdmin, settings: serde_json::Value) {
+    let mut config = json!({
+        "name": "OGLOGSTREAM", "subjects": ["oglogstream.logs"], "storage": "file",
+        "discard": "new", "num_replicas": 1
+    });
+    for (key, value) in settings.as_object().expect("an object") {
+        config[key] = value.clone();
+    }
+    let created = admin
+        .api("STREAM.CREATE.OGLOGSTREAM", config)
+        .await
+        .expect("JetStream answers");
+    assert!(created.get("error").is_none(), "{created}");
+}
+
 #[actix_web::test]
 async fn an_existing_stream_keeps_what_an_operator_set() {
     let nats = Nats::start().await;
     let admin = JetStreamAdmin::connect(&nats.url()).await.expect("admin");
-    let created = admin
-        .api(
-            "STREAM.CREATE.OGLOGSTREAM",
-            json!({
-                "name": "OGLOGSTREAM", "subjects": ["oglogstream.logs"], "retention": "workqueue",
-                "storage": "file", "discard": "new", "num_replicas": 1,
-                "max_bytes": 8 * GIB, "max_age": 720 * HOUR_NS, "duplicate_window": 300_000_000_000u64,
-                "description": "set by the operator"
-            }),
-        )
-        .await
-        .expect("JetStream answers");
-    assert!(created.get("error").is_none(), "{created}");
+    operator_creates_stream(
+        &admin,
+        json!({
+            "retention": "workqueue", "max_bytes": 8 * GIB, "max_age": 720 * HOUR_NS,
+            "duplicate_window": 300_000_000_000u64, "description": "set by the operator"
+        }),
+    )
+    .await;
 
     // Defaults are lower (1 GiB, 168 h): the operator's values stay.
     let ingest = Server::launch(role("ingest", &nats.url(), None)).await;
@@ -58,17 +70,7 @@ async fn acknowledged_messages_left_in_the_stream_are_purged_and_counted() {
     let admin = JetStreamAdmin::connect(&nats.url()).await.expect("admin");
     // Limits retention keeps what the consumer acknowledged, as a 2.9 stream
     // does after the failover bug.
-    let created = admin
-        .api(
-            "STREAM.CREATE.OGLOGSTREAM",
-            json!({
-                "name": "OGLOGSTREAM", "subjects": ["oglogstream.logs"], "retention": "limits",
-                "storage": "file", "discard": "new", "num_replicas": 1, "max_bytes": GIB
-            }),
-        )
-        .await
-        .expect("JetStream answers");
-    assert!(created.get("error").is_none(), "{created}");
+    operator_creates_stream(&admin, json!({"retention": "limits", "max_bytes": GIB})).await;
     let server = Server::launch(role("all", &nats.url(), None)).await;
     for n in 0..40 {
         server
@@ -85,15 +87,8 @@ async fn acknowledged_messages_left_in_the_stream_are_purged_and_counted() {
         "the stale messages to be purged",
         Duration::from_secs(30),
         || async {
-            let mut response = server
-                .client
-                .get(server.url("/metrics"))
-                .send()
-                .await
-                .ok()?;
-            let body = response.body().await.ok()?;
             let purged = metric(
-                &String::from_utf8_lossy(&body),
+                &metrics_text(&server).await,
                 "oglogstream_bus_stale_messages_purged_total",
             )?;
             (purged == published).then_some(purged)

@@ -6,7 +6,10 @@
 //!
 //! `routing` and `failover` run the same HAProxy configuration on loopback,
 //! in front of real processes of the binary; [`loopback_haproxy_config`] is
-//! the one transformation they apply to it.
+//! the one transformation they apply to it. `observability` checks the
+//! Grafana dashboard and the Prometheus rules (`deploy/`) with `promtool`
+//! and against a real scrape; `kubernetes` the manifests in `k8s/` with
+//! `kubernetes-validate`.
 
 use crate::support::Server;
 use std::collections::HashMap;
@@ -16,7 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod compose_cluster;
 mod failover;
+mod kubernetes;
+mod nats_cluster;
+mod observability;
 mod routing;
 
 pub const HAPROXY_CONFIG: &str = "haproxy/haproxy.cfg";
@@ -48,6 +55,82 @@ pub fn system_tool(name: &str, debian_package: &str) -> PathBuf {
                  `make test` installs it)"
             )
         })
+}
+
+/// A program from the tests' Python virtual environment (`target/test-venv`,
+/// packages pinned in `tests/requirements.txt`). Fails the test, naming the
+/// command that installs it, when it is missing.
+pub fn test_venv_tool(name: &str) -> PathBuf {
+    let tool = repository_file("target/test-venv/bin").join(name);
+    assert!(
+        tool.is_file(),
+        "{} is missing: run scripts/install-test-deps.sh (make test does), which installs \
+         tests/requirements.txt into target/test-venv",
+        tool.display()
+    );
+    tool
+}
+
+/// Every document of a YAML file (`---`-separated), as JSON values: PyYAML
+/// (pinned in tests/requirements.txt) parses, serde_json carries them here.
+pub fn yaml_documents(relative: &str) -> Vec<serde_json::Value> {
+    parse_yaml(relative, &read_repository_file(relative))
+}
+
+/// [`yaml_documents`] of a text; `what` names it in a failure.
+pub fn parse_yaml(what: &str, text: &str) -> Vec<serde_json::Value> {
+    let script = "import json, sys, yaml\n\
+                  json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)";
+    let mut python = Command::new(test_venv_tool("python"))
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    python
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write YAML to python");
+    let output = python.wait_with_output().expect("python");
+    assert!(
+        output.status.success(),
+        "{what} is not valid YAML: {}",
+        describe(&output)
+    );
+    serde_json::from_slice(&output.stdout).expect("PyYAML's JSON")
+}
+
+/// The strings of a JSON array (nothing for anything else).
+pub fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| item.as_str().expect("a string").to_string())
+        .collect()
+}
+
+/// `(source, target)` of each volume of a service in resolved compose
+/// output (`SOURCE:TARGET[:MODE]`; sources of bind mounts are absolute).
+pub fn compose_mounts(service: &serde_json::Value) -> Vec<(String, String)> {
+    strings(&service["volumes"])
+        .iter()
+        .map(|volume| {
+            let parts: Vec<&str> = volume.split(':').collect();
+            (parts[0].to_string(), parts[1].to_string())
+        })
+        .collect()
+}
+
+/// Runs a tool and fails the test with its output unless it exits 0.
+pub fn assert_succeeds(what: &str, command: &mut Command) -> Output {
+    let output = run(command);
+    assert!(output.status.success(), "{what}: {}", describe(&output));
+    output
 }
 
 fn run(command: &mut Command) -> Output {
@@ -198,6 +281,24 @@ impl HaProxy {
         }
     }
 
+    /// In front of one instance per role (`--role all` may fill all
+    /// three), once HAProxy has every one of them in rotation.
+    pub async fn one_of_each(ingest: u16, process: u16, query: u16) -> HaProxy {
+        let haproxy = HaProxy::in_front_of(&HashMap::from([
+            ("ingest", vec![ingest]),
+            ("process", vec![process]),
+            ("query", vec![query]),
+        ]));
+        haproxy
+            .wait_for_states(&[
+                ("ingest", "ingest1", "UP"),
+                ("process", "process1", "UP"),
+                ("query", "query1", "UP"),
+            ])
+            .await;
+        haproxy
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.http_port)
     }
@@ -333,21 +434,28 @@ fn the_loopback_config_differs_from_the_shipped_one_only_in_addresses() {
 
 /// `docker-compose config`: parses, validates and prints the resolved file.
 fn compose_config(profile: Option<&str>) -> String {
+    compose_config_of(&["compose.yaml"], profile)
+}
+
+/// `docker-compose -f FILE... config`: the files merged as compose merges
+/// them (later files override earlier ones), validated and resolved.
+pub fn compose_config_of(files: &[&str], profile: Option<&str>) -> String {
     let mut command = Command::new(system_tool("docker-compose", "docker-compose"));
     command
         .current_dir(repository_file(""))
         .env_remove("COMPOSE_FILE")
         .env_remove("COMPOSE_PROFILES")
-        .env_remove("CLICKHOUSE_PASSWORD")
-        .arg("-f")
-        .arg("compose.yaml");
+        .env_remove("CLICKHOUSE_PASSWORD");
+    for file in files {
+        command.arg("-f").arg(file);
+    }
     if let Some(profile) = profile {
         command.arg("--profile").arg(profile);
     }
     let output = run(command.arg("config"));
     assert!(
         output.status.success(),
-        "compose.yaml does not parse (profile {profile:?}): {}",
+        "{files:?} do not parse (profile {profile:?}): {}",
         describe(&output)
     );
     String::from_utf8(output.stdout).expect("utf-8 config")

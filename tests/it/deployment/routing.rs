@@ -1,5 +1,6 @@
 //! What `haproxy/haproxy.cfg` itself decides, with one `--role all` instance
-//! behind every backend: which backend a path reaches, the body limits it
+//! behind every backend: which backend a path reaches (the shippers' paths
+//! included), the body limits it
 //! enforces before any instance sees the request, the request id it passes
 //! on, and the answers it gives itself (`/health`, no instance available).
 
@@ -7,7 +8,6 @@ use super::HaProxy;
 use crate::support::Server;
 use awc::http::StatusCode;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -55,18 +55,7 @@ async fn sessions(haproxy: &HaProxy, backend: &str) -> u64 {
 #[actix_web::test]
 async fn haproxy_routes_limits_and_answers_for_the_platform() {
     let server = Server::start().await;
-    let haproxy = HaProxy::in_front_of(&HashMap::from([
-        ("ingest", vec![server.port]),
-        ("process", vec![server.port]),
-        ("query", vec![server.port]),
-    ]));
-    haproxy
-        .wait_for_states(&[
-            ("ingest", "ingest1", "UP"),
-            ("process", "process1", "UP"),
-            ("query", "query1", "UP"),
-        ])
-        .await;
+    let haproxy = HaProxy::one_of_each(server.port, server.port, server.port).await;
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();
@@ -136,11 +125,83 @@ async fn haproxy_routes_limits_and_answers_for_the_platform() {
     assert_eq!(sessions(&haproxy, "ingest").await, ingest_before + 1);
     assert_eq!(sessions(&haproxy, "query").await, query_before + 3);
 
+    // The shippers' paths reach the ingest backend too; `GET /`, an
+    // Elasticsearch client's first call, the query backend, which answers
+    // it as Elasticsearch.
+    let (ingest_before, query_before) = (
+        sessions(&haproxy, "ingest").await,
+        sessions(&haproxy, "query").await,
+    );
+    let bulk = "{\"index\":{}}\n{\"message\":\"routed\",\"service\":\"routing\"}\n";
+    for (path, content_type, body, status) in [
+        (
+            "/v1/logs",
+            "application/json",
+            r#"{"resourceLogs":[]}"#,
+            StatusCode::OK,
+        ),
+        (
+            "/loki/api/v1/push",
+            "application/json",
+            r#"{"streams":[]}"#,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "/routing-index/_bulk",
+            "application/x-ndjson",
+            bulk,
+            StatusCode::OK,
+        ),
+        (
+            "/_bulk",
+            "application/x-ndjson",
+            "{\"index\":{\"_index\":\"r\"}}\n{\"msg\":\"x\"}\n",
+            StatusCode::OK,
+        ),
+    ] {
+        let mut response = client
+            .post(haproxy.url(path))
+            .insert_header(("Content-Type", content_type))
+            .send_body(body)
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), status, "{path}");
+        let _ = response.body().await;
+    }
+    let mut response = client
+        .get(haproxy.url("/"))
+        .insert_header(("Accept", "application/json"))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get("x-elastic-product")
+            .expect("the product header"),
+        "Elasticsearch"
+    );
+    let info: Value = response.json().await.expect("JSON");
+    assert!(
+        info["version"]["number"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("8.")),
+        "{info}"
+    );
+    assert_eq!(sessions(&haproxy, "ingest").await, ingest_before + 4);
+    assert_eq!(sessions(&haproxy, "query").await, query_before + 1);
+
     // Bodies over the services' limits are refused by HAProxy from the
     // declared length, in the services' error shape; the instance never
     // sees them (it would have added an X-Request-Id).
     let ingest_before = sessions(&haproxy, "ingest").await;
-    for (path, limit) in [("/log", 51_200usize), ("/log/bulk", 10 * 1024 * 1024)] {
+    for (path, limit) in [
+        ("/log", 51_200usize),
+        ("/log/bulk", 10 * 1024 * 1024),
+        ("/v1/logs", 10 * 1024 * 1024),
+        ("/my-index/_bulk", 10 * 1024 * 1024),
+    ] {
         let answer = raw_exchange(haproxy.http_port, &post_head(path, limit + 1, b""));
         assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
         assert!(

@@ -5,7 +5,7 @@
 use super::deps::ClickHouse;
 use oglogstream::domain::query::{FieldName, TextField};
 use oglogstream::domain::{Level, LevelSet, LogBatch, LogRecord};
-use oglogstream::store::clickhouse::ClickHouseStore;
+use oglogstream::store::clickhouse::{ClickHouseStore, Options, Stepping};
 use oglogstream::store::facets::{FacetQuery, Facets, FieldFacet, KeyCount};
 use oglogstream::store::sqlite::SqliteStore;
 use oglogstream::store::{
@@ -48,7 +48,7 @@ const MESSAGES: [&str; 12] = [
 /// Records spread over three hours, with timestamps on and off minute and
 /// hour boundaries, several sharing a timestamp; ids rise in insertion order
 /// (as ingest's ids do), which is the tie-break both stores share.
-fn dataset() -> Vec<LogRecord> {
+pub fn dataset() -> Vec<LogRecord> {
     let offsets = [
         0,
         1,
@@ -170,7 +170,7 @@ fn levels(list: &[Level]) -> Option<LevelSet> {
 }
 
 /// Filters exercising every condition alone and together.
-fn filters() -> Vec<LogFilter> {
+pub fn filters() -> Vec<LogFilter> {
     let text = |s: &str| Some(s.to_lowercase());
     let mut filters = vec![
         LogFilter::default(),
@@ -257,6 +257,25 @@ fn filters() -> Vec<LogFilter> {
 
 pub fn language(query: &str) -> oglogstream::domain::query::Expr {
     oglogstream::domain::query::parse(query).unwrap_or_else(|e| panic!("{query:?}: {e}"))
+}
+
+/// Waits until a store that connects in the background is ready.
+pub async fn ready(store: &dyn Store) {
+    crate::support::eventually("the store to be ready", Duration::from_secs(30), || async {
+        store.check().await.ok()
+    })
+    .await;
+}
+
+/// The ids of the page a store answers for `query`.
+pub async fn page_ids(store: &dyn Store, query: &LogQuery) -> Vec<String> {
+    store
+        .logs(query)
+        .await
+        .expect("logs")
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
 }
 
 /// The ids a store must answer for `query`, by `LogFilter::matches` over
@@ -431,19 +450,21 @@ pub async fn store_contract(store: Arc<dyn Store>) {
     }
 
     // A redelivered batch: which of its ids are stored. Stored records mixed
-    // with new ones (more than one lookup's worth, with timestamps inside and
-    // beyond the stored range), and nothing for an empty batch.
-    let unseen: Vec<LogRecord> = (0..1200)
+    // with new ones (several lookups' worth: more ids than one statement may
+    // hold, with timestamps inside and beyond the stored range), and nothing
+    // for an empty batch.
+    let unseen: Vec<LogRecord> = (0..6000)
         .map(|n| LogRecord {
-            id: format!("unseen-{n:05}"),
-            timestamp: T0 + (n as i64 - 600) * MINUTE,
+            // As long as ingest's ids, so the lookups are as large.
+            id: format!("01a209eb-e653-76eb-a88b-{n:012}"),
+            timestamp: T0 + (n as i64 - 3000) * SECOND,
             ..records[n % records.len()].clone()
         })
         .collect();
     let redelivered: Vec<LogBatch> = vec![
-        unseen[..700].into(),
+        unseen[..3500].into(),
         records[..60].into(),
-        unseen[700..].into(),
+        unseen[3500..].into(),
         records[60..].into(),
     ];
     let existing = store
@@ -475,15 +496,8 @@ pub async fn store_contract(store: Arc<dyn Store>) {
                 order,
                 after: None,
             };
-            let got: Vec<String> = store
-                .logs(&query)
-                .await
-                .expect("logs")
-                .into_iter()
-                .map(|r| r.id)
-                .collect();
             assert_eq!(
-                got,
+                page_ids(store.as_ref(), &query).await,
                 expected_logs(&records, &query),
                 "{}: logs for {query:?}",
                 store.kind()
@@ -732,16 +746,20 @@ async fn sqlite_store_meets_the_contract() {
 #[actix_web::test]
 async fn clickhouse_store_meets_the_contract() {
     let clickhouse = ClickHouse::start().await;
+    // Windows of a few logs each, so every page below steps through several.
+    let options = Options {
+        stepping: Stepping {
+            first_rows: 4,
+            filtered_first_rows: 4,
+            growth: 2,
+            max_growth: 4,
+            first_width: None,
+        },
+        ..Options::default()
+    };
     let store: Arc<dyn Store> =
-        Arc::new(ClickHouseStore::open(&clickhouse.dsn("contract")).unwrap());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while let Err(error) = store.check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ClickHouse store did not become ready: {error}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+        Arc::new(ClickHouseStore::open_with(&clickhouse.dsn("contract"), options).unwrap());
+    ready(store.as_ref()).await;
     store_contract(Arc::clone(&store)).await;
     store.close().await;
 }

@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-const DATABASE: &str = "split";
+pub(super) const DATABASE: &str = "split";
 
 /// A role wired to the test's NATS (and ClickHouse, for roles with a store),
 /// with short timings so redelivery and batching show within seconds.
-fn role(role: &str, nats: &Nats, clickhouse: Option<&ClickHouse>) -> Launch {
+pub(super) fn role(role: &str, nats: &Nats, clickhouse: Option<&ClickHouse>) -> Launch {
     let mut launch = Launch::default()
         .arg("--role")
         .arg(role)
@@ -29,14 +29,14 @@ fn role(role: &str, nats: &Nats, clickhouse: Option<&ClickHouse>) -> Launch {
     launch
 }
 
-fn marked(marker: &str, n: usize) -> Value {
+pub(super) fn marked(marker: &str, n: usize) -> Value {
     let level = ["debug", "info", "warn", "error", "fatal"][n % 5];
     json!({"level": level, "service": format!("svc-{}", n % 7), "message": format!("{marker}-{n}")})
 }
 
 /// Posts a bulk request until it is accepted, as a log shipper would:
 /// 503 means "retry shortly". Returns how many 503s it took.
-async fn ship(server: &Server, body: &str, expect_accepted: usize) -> usize {
+pub(super) async fn ship(server: &Server, body: &str, expect_accepted: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut refused = 0;
     loop {
@@ -67,7 +67,11 @@ async fn stored_markers(clickhouse: &ClickHouse, marker: &str) -> HashSet<String
         .unwrap_or_default()
 }
 
-async fn wait_all_stored(clickhouse: &ClickHouse, marker: &str, accepted: &HashSet<String>) {
+pub(super) async fn wait_all_stored(
+    clickhouse: &ClickHouse,
+    marker: &str,
+    accepted: &HashSet<String>,
+) {
     eventually(
         &format!("{} accepted logs in ClickHouse", accepted.len()),
         Duration::from_secs(90),
@@ -229,7 +233,11 @@ async fn post_one(server: &Server, marker: &str, n: usize) -> (StatusCode, Optio
 async fn ingest_answers_503_while_nats_is_down_and_recovers_without_losing_accepted_logs() {
     let mut nats = Nats::start().await;
     let clickhouse = ClickHouse::start().await;
-    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    // A publish waits this long for a lost connection to come back before
+    // the broker counts as down and publishes fail at once.
+    let ingest =
+        Server::launch(role("ingest", &nats, None).env("OGLOGSTREAM_NATS__PUBLISH_TIMEOUT", "2s"))
+            .await;
     let _process = Server::launch(role("process", &nats, Some(&clickhouse))).await;
     let mut accepted = HashSet::new();
     let mut n = 0;

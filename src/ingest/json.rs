@@ -1,0 +1,176 @@
+//! Our own JSON: `POST /log` (one log) and `POST /log/bulk` (a JSON array
+//! or NDJSON), answered `202`.
+
+use super::IngestState;
+use crate::domain::LogBatch;
+use crate::domain::parse::{BulkFormat, parse_bulk, parse_log};
+use crate::domain::time::{format_rfc3339, now_micros};
+use crate::http::body::{is_json, media_type, read_limited};
+use crate::http::error::ApiError;
+use crate::metrics::{Protocol, Rejection};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+/// Rejected entries listed in a bulk answer; the count covers all of them.
+const MAX_LISTED_ERRORS: usize = 100;
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/log", web::post().to(post_log))
+        .route("/log/bulk", web::post().to(post_bulk));
+}
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    status: &'static str,
+    id: &'a str,
+    timestamp: String,
+}
+
+/// Counts a refused request under its reason.
+fn counted(
+    state: &IngestState,
+    result: Result<HttpResponse, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    if let Err(error) = &result {
+        state.count_refusal(Protocol::Json, error);
+    }
+    result
+}
+
+async fn post_log(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IngestState>,
+) -> Result<HttpResponse, ApiError> {
+    let result = accept_one(&request, payload, &state).await;
+    counted(&state, result)
+}
+
+async fn accept_one(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &IngestState,
+) -> Result<HttpResponse, ApiError> {
+    if !media_type(request).is_some_and(|t| is_json(&t)) {
+        return Err(ApiError::unsupported_media_type("application/json"));
+    }
+    let body = read_limited(
+        request,
+        payload,
+        state.config.max_body_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
+    // After reading the body, so the keep-alive connection stays usable.
+    state.ensure_room(1)?;
+    let log = parse_log(&body, &state.config.limits)
+        .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
+    let record = state.stamp(log, now_micros());
+    let response = HttpResponse::Accepted().json(Accepted {
+        status: "accepted",
+        id: &record.id,
+        timestamp: format_rfc3339(record.timestamp),
+    });
+    state
+        .publish(Protocol::Json, LogBatch::from(vec![record]))
+        .await?;
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct BulkAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    accepted: usize,
+    rejected: usize,
+    errors: Vec<BulkEntryError>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    errors_truncated: bool,
+}
+
+#[derive(Serialize)]
+struct BulkEntryError {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+async fn post_bulk(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IngestState>,
+) -> Result<HttpResponse, ApiError> {
+    let result = accept_bulk(&request, payload, &state).await;
+    counted(&state, result)
+}
+
+async fn accept_bulk(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &IngestState,
+) -> Result<HttpResponse, ApiError> {
+    let format = match media_type(request).as_deref() {
+        Some("application/x-ndjson" | "application/jsonl" | "application/jsonlines") => {
+            BulkFormat::Ndjson
+        }
+        Some(t) if is_json(t) => BulkFormat::JsonArray,
+        _ => {
+            return Err(ApiError::unsupported_media_type(
+                "application/json (an array of logs) or application/x-ndjson (one log per line)",
+            ));
+        }
+    };
+    let body = read_limited(
+        request,
+        payload,
+        state.config.max_bulk_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
+    if format == BulkFormat::Ndjson {
+        // Lines bound the logs from above; counting them costs next to nothing.
+        state.ensure_room(memchr::memchr_iter(b'\n', &body).count())?;
+    } else {
+        state.ensure_room(1)?;
+    }
+    let outcome = parse_bulk(&body, format, &state.config.limits)
+        .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
+    let rejected = outcome.rejected.len();
+    state
+        .metrics
+        .reject(Protocol::Json, Rejection::Invalid, rejected as u64);
+    let errors = outcome
+        .rejected
+        .into_iter()
+        .take(MAX_LISTED_ERRORS)
+        .map(|entry| BulkEntryError {
+            index: entry.index,
+            line: entry.line,
+            error: entry.error.message,
+            field: entry.error.field,
+        })
+        .collect();
+    let mut answer = BulkAnswer {
+        error: None,
+        accepted: outcome.accepted.len(),
+        rejected,
+        errors,
+        errors_truncated: rejected > MAX_LISTED_ERRORS,
+    };
+    if outcome.accepted.is_empty() {
+        answer.error = Some(if rejected == 0 {
+            "the body holds no logs".into()
+        } else {
+            "no valid log in the body: see errors".into()
+        });
+        // Counted above, entry by entry; not an error for `counted`.
+        return Ok(HttpResponse::BadRequest().json(answer));
+    }
+    let batch = state.stamp_all(outcome.accepted, now_micros());
+    state.publish(Protocol::Json, batch).await?;
+    Ok(HttpResponse::Accepted().json(answer))
+}
