@@ -7,7 +7,7 @@
 
 use super::schema::Layout;
 use super::sql::text_literal;
-use super::{ClickHouseStore, One, collect, int, string, take};
+use super::{ClickHouseStore, collect, int, run, string, take};
 use crate::domain::time::Micros;
 use crate::store::StoreError;
 use crate::store::alert_records::{AlertRecord, AlertRecords, RecordKind};
@@ -148,23 +148,22 @@ impl AlertRecords for ClickHouseStore {
             .await
     }
 
-    /// A mutation: ClickHouse applies it in the background.
+    /// A mutation, which ClickHouse applies in the background. Mutations
+    /// belong to the local tables: on a cluster every host prunes its own.
     async fn prune_alert_records(
         &self,
         kind: RecordKind,
         cutoff: Micros,
     ) -> Result<(), StoreError> {
         let statement = format!(
-            "ALTER TABLE {}.alert_records DELETE WHERE kind = {} AND updated_us < {cutoff}",
+            "ALTER TABLE {}.{} DELETE WHERE kind = {} AND updated_us < {cutoff}",
             self.inner.dsn.database,
+            self.inner.layout().local("alert_records"),
             text_literal(kind.as_str())
         );
-        self.inner
-            .with_client(|client| async move {
-                client.execute(statement).await?;
-                Ok(One(0u8))
-            })
-            .await
-            .map(|_| ())
+        for client in self.inner.host_clients().await? {
+            run(&client, client.execute(statement.clone())).await?;
+        }
+        Ok(())
     }
 }
