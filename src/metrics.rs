@@ -3,6 +3,7 @@
 //! increment or two, and the label sets are fixed or bounded by the route
 //! table, so cardinality cannot grow with traffic.
 
+pub use crate::alerts::metrics::{AlertMetrics, NotificationOutcome};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,7 +99,7 @@ fn is_bulk_path(path: &str) -> bool {
 }
 
 /// Latency buckets in seconds, from half a millisecond to ten seconds.
-const SECONDS_BUCKETS: &[f64] = &[
+pub(crate) const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 const BATCH_SIZE_BUCKETS: &[f64] = &[
@@ -115,7 +116,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
+    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds,
             counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -137,7 +138,7 @@ impl Histogram {
         self.observe(duration.as_secs_f64());
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
         let separator = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
@@ -192,6 +193,8 @@ pub struct Metrics {
     pub queries_abandoned: AtomicU64,
     pub batch_sizes: Histogram,
     pub store_write_seconds: Histogram,
+    /// Alert evaluations and notifications.
+    pub alerts: AlertMetrics,
     requests: RwLock<BTreeMap<RequestKey, Arc<Histogram>>>,
 }
 
@@ -216,6 +219,7 @@ impl Default for Metrics {
             queries_abandoned: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZE_BUCKETS),
             store_write_seconds: Histogram::new(SECONDS_BUCKETS),
+            alerts: AlertMetrics::default(),
             requests: RwLock::new(BTreeMap::new()),
         }
     }
@@ -496,11 +500,12 @@ impl Metrics {
                 );
             }
         }
+        self.alerts.render(&mut out);
         out
     }
 }
 
-fn escape_label(value: &str) -> String {
+pub(crate) fn escape_label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

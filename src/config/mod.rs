@@ -7,6 +7,7 @@
 //! the rest of the program uses. This module merges the layers, composes the
 //! sections and holds the helpers they share.
 
+mod alerts;
 mod clickhouse;
 mod ingest;
 mod log;
@@ -19,6 +20,7 @@ mod server;
 mod storage;
 mod syslog;
 
+pub use alerts::AlertsConfig;
 pub use clickhouse::ClickHouseConfig;
 pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
@@ -66,6 +68,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "rate_limit",
     "syslog",
     "query",
+    "alerts",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -84,6 +87,7 @@ struct RawConfig {
     rate_limit: security::RawRateLimit,
     syslog: syslog::RawSyslog,
     query: query::RawQuery,
+    alerts: alerts::RawAlerts,
 }
 
 impl Default for RawConfig {
@@ -101,6 +105,7 @@ impl Default for RawConfig {
             rate_limit: Default::default(),
             syslog: Default::default(),
             query: Default::default(),
+            alerts: Default::default(),
         }
     }
 }
@@ -122,6 +127,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub syslog: SyslogConfig,
     pub query: QueryConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -231,6 +237,7 @@ impl Config {
                 ),
             ));
         }
+        let alerts = raw.alerts.validate(&server.listen)?;
         Ok(Config {
             roles,
             server,
@@ -246,6 +253,7 @@ impl Config {
             security: raw.security.validate(&raw.rate_limit)?,
             syslog: raw.syslog.validate()?,
             query: raw.query.validate()?,
+            alerts,
         })
     }
 }

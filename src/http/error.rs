@@ -97,6 +97,11 @@ impl ApiError {
         ApiError::new(StatusCode::FORBIDDEN, error, None)
     }
 
+    /// Forbidden because of what `field` names (a read-only alert rule's id).
+    pub fn forbidden_field(field: &str, error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, error, Some(field.to_string()))
+    }
+
     /// No detail: whether a key was missing or wrong is not the caller's business.
     pub fn unauthorized() -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid API key", None)

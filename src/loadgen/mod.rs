@@ -18,10 +18,13 @@
 //! - `query`: pre-fills the store (bulk, timestamps spread over a week) to
 //!   each size asked for, then measures `/api/logs`, `/api/stats` and
 //!   `/api/histogram` latencies one request at a time.
+//! - `alerts`: one alert rule evaluation per shape on that store (with the
+//!   last five minutes filled), and the CPU of 100 rules (`alerts.rs`).
 //!
 //! Everything runs on one thread, like wrk's single thread, so the generator
 //! takes at most one of the machine's cores from the server.
 
+mod alerts;
 pub mod client;
 pub mod corpus;
 pub mod shippers;
@@ -54,10 +57,10 @@ pub struct Options {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Phases to run, comma separated, in order: query (pre-fills to each
-    /// size first), ingest, live, bulk, shippers
+    /// size first), alerts, ingest, live, bulk, shippers
     #[arg(
         long,
-        default_value = "query,ingest,live,bulk,shippers",
+        default_value = "query,alerts,ingest,live,bulk,shippers",
         value_delimiter = ','
     )]
     pub phases: Vec<String>,
@@ -98,6 +101,13 @@ pub struct Options {
     /// The floor server's process id, for its CPU use
     #[arg(long)]
     pub floor_pid: Option<u32>,
+    /// Logs the alerts phase stamps over the last five minutes first
+    #[arg(long, default_value_t = 300_000)]
+    pub alert_recent_logs: u64,
+    /// Seconds the alerts phase measures CPU without rules, and again with
+    /// 100 rules (0: skip)
+    #[arg(long, default_value_t = 60)]
+    pub alert_seconds: u64,
     /// The server's syslog TCP listener (HOST:PORT, loopback), for the
     /// syslog part of the `shippers` phase
     #[arg(long)]
@@ -182,9 +192,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "live" => bench.live_tail().await?,
             "bulk" => bench.bulk_ingest().await?,
             "query" => bench.queries().await?,
+            "alerts" => bench.alerts().await?,
             "shippers" => bench.shippers().await?,
             other => {
-                anyhow::bail!("unknown phase {other:?}: use ingest, live, bulk, query, shippers")
+                anyhow::bail!(
+                    "unknown phase {other:?}: use query, alerts, ingest, live, bulk, shippers"
+                )
             }
         }
     }

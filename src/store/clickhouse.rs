@@ -15,6 +15,7 @@
 //! connection before its result is trusted: an insert reported `Ok` has
 //! certainly been committed, and a read is never silently cut short.
 
+mod alert_records;
 mod dsn;
 mod query_sql;
 mod schema;

@@ -4,6 +4,7 @@
 //! (production). Role modules see only [`Store`]; only `store/sqlite.rs` knows
 //! rusqlite and only `store/clickhouse.rs` knows klickhouse.
 
+pub mod alert_records;
 pub mod clickhouse;
 pub mod facets;
 pub mod filter;

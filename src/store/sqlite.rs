@@ -23,6 +23,8 @@
 //!   rows (stats over a week): the 5-minute and day grains came with schema
 //!   2, when the 24 h histogram took 0.8 s on 10M logs.
 //! - `message_blocks`: the search blocks (`search_blocks.rs`).
+//! - `alert_records` (schema 5): alerting's rules, state and notifications as
+//!   JSON documents (`sqlite/alert_records.rs`).
 //!
 //! Writes happen on one connection (SQLite has a single writer anyway) inside
 //! `spawn_blocking`; WAL checkpoints on a thread of their own
@@ -30,6 +32,7 @@
 //! lets run concurrently with the writer. The query language becomes SQL in
 //! `sqlite/expr.rs`.
 
+mod alert_records;
 mod checkpoint;
 mod expr;
 mod facet_blocks;
@@ -387,21 +390,12 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
         unique_page_index(connection)?;
     }
     if version < 5 {
-        // Schema 5 is the alerts' table (issue 13); the same statement as
-        // theirs, so whichever branch created it, it is there.
+        // Alerting's rules, state and notifications (alert_records.rs).
         connection
-            .execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS alert_records (
-                     kind       TEXT NOT NULL,
-                     id         TEXT NOT NULL,
-                     body       TEXT NOT NULL,
-                     updated_us INTEGER NOT NULL,
-                     PRIMARY KEY (kind, id)
-                 ) WITHOUT ROWID;
-                 PRAGMA user_version = 5;
-                 COMMIT;",
-            )
+            .execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 5; COMMIT;",
+                alert_records::CREATE_TABLE
+            ))
             .map_err(sql_error)?;
     }
     if version < 6 {
@@ -1241,6 +1235,38 @@ fn count_facets(connection: &Connection, query: &FacetQuery) -> Result<Facets, S
     })
 }
 
+/// Ids to look up per statement: far below SQLite's bound-parameter limit.
+const IDS_PER_LOOKUP: usize = 500;
+
+/// Which of `ids` are stored with a timestamp in `[from, to]`. The time range
+/// keeps the lookup on the page index's leading `ts` column, so it reads the
+/// batch's stretch of the index rather than the table.
+fn stored_ids(
+    connection: &Connection,
+    ids: &[String],
+    from: Micros,
+    to: Micros,
+) -> Result<HashSet<String>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(IDS_PER_LOOKUP) {
+        let placeholders = vec!["?"; chunk.len()].join(", ");
+        let sql =
+            format!("SELECT id FROM logs WHERE ts >= ? AND ts <= ? AND id IN ({placeholders})");
+        let mut params = vec![Value::Integer(from), Value::Integer(to)];
+        params.extend(chunk.iter().map(|id| Value::Text(id.clone())));
+        let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
+        let rows = statement
+            .query_map(params_from_iter(params.iter()), |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(sql_error)?;
+        for id in rows {
+            found.insert(id.map_err(sql_error)?);
+        }
+    }
+    Ok(found)
+}
+
 /// A query with `id:X` among its top-level terms reads only the blocks
 /// whose id range holds X (there is no index on ids alone: see schema 4).
 /// `None`: no such term, or the ranges would not narrow the search.
@@ -1312,38 +1338,6 @@ fn raw_log(row: &rusqlite::Row, ts_column: usize) -> rusqlite::Result<RawLog> {
         message: row.get(at(4))?,
         attributes_json: row.get(at(5))?,
     })
-}
-
-/// Ids to look up per statement: far below SQLite's bound-parameter limit.
-const IDS_PER_LOOKUP: usize = 500;
-
-/// Which of `ids` are stored with a timestamp in `[from, to]`. The time range
-/// keeps the lookup on the page index's leading `ts` column, so it reads the
-/// batch's stretch of the index rather than the table.
-fn stored_ids(
-    connection: &Connection,
-    ids: &[String],
-    from: Micros,
-    to: Micros,
-) -> Result<HashSet<String>, StoreError> {
-    let mut found = HashSet::new();
-    for chunk in ids.chunks(IDS_PER_LOOKUP) {
-        let placeholders = vec!["?"; chunk.len()].join(", ");
-        let sql =
-            format!("SELECT id FROM logs WHERE ts >= ? AND ts <= ? AND id IN ({placeholders})");
-        let mut params = vec![Value::Integer(from), Value::Integer(to)];
-        params.extend(chunk.iter().map(|id| Value::Text(id.clone())));
-        let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
-        let rows = statement
-            .query_map(params_from_iter(params.iter()), |row| {
-                row.get::<_, String>(0)
-            })
-            .map_err(sql_error)?;
-        for id in rows {
-            found.insert(id.map_err(sql_error)?);
-        }
-    }
-    Ok(found)
 }
 
 /// A log from the columns `ts, id, level, service name, message,

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod alerts;
 mod cluster;
 mod config_and_lifecycle;
 mod dashboard_assets;

@@ -26,6 +26,9 @@
 //!   parallel arrays sorted by key, written by every insert, for the query
 //!   language's attribute tests, facets and attribute keys; `attributes`
 //!   (JSON) stays what reads return.
+//! - `alert_records` (version 10): alerting's rules, state and notifications
+//!   as JSON documents (see `alert_records.rs`); on a cluster
+//!   `alert_records_local` on every host and a `Distributed` `alert_records`.
 //! - `schema_migrations`: the versions applied.
 //!
 //! What each server version gets (read from `SELECT version()` at start and
@@ -89,10 +92,12 @@ impl Features {
 
 /// The newest version this binary knows. Version 2 is not used: it was the
 /// attribute columns' number on an unmerged branch (now version 5, whose
-/// `ADD COLUMN` tolerates the columns being there already). A version this
-/// binary does not know is neither applied nor recorded; the runner applies
-/// every version not yet recorded, in order.
-pub const LATEST: u32 = 5;
+/// `ADD COLUMN` tolerates the columns being there already). Versions 6 to 9
+/// are not used either (alerting took 10 while the store's own numbers were
+/// still being handed out). A version this binary does not know is neither
+/// applied nor recorded; the runner applies every version not yet recorded,
+/// in order.
+pub const LATEST: u32 = 10;
 
 /// Attribute keys of a stored JSON object, by regex: for rows stored before
 /// version 5, which computes them at read time from `attributes` (18.16 has
@@ -130,7 +135,13 @@ impl Layout {
     }
 
     /// `MergeTree` or `SummingMergeTree(n)`, replicated when asked.
-    fn engine(&self, database: &str, table: &str, family: &str, arguments: &str) -> String {
+    pub(super) fn engine(
+        &self,
+        database: &str,
+        table: &str,
+        family: &str,
+        arguments: &str,
+    ) -> String {
         if self.replicated {
             let comma = if arguments.is_empty() { "" } else { ", " };
             format!(
@@ -277,6 +288,12 @@ pub fn migration(
         ),
         5 => Some(
             attribute_columns(database, layout)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
+        10 => Some(
+            super::alert_records::create_tables(database, layout)
                 .into_iter()
                 .map(Step::Sql)
                 .collect(),

@@ -6,6 +6,7 @@
 
 use super::contract::{ready, store_contract};
 use super::deps::{ClickHouse, ZooKeeper, cluster_xml};
+use crate::alerts::records::records_contract;
 use crate::support::eventually;
 use oglogstream::domain::{Level, LogRecord};
 use oglogstream::store::clickhouse::{ClickHouseStore, Options};
@@ -57,10 +58,12 @@ async fn clickhouse_two_shards_answer_like_one_server() {
         cluster: Some(CLUSTER.into()),
         ..Options::default()
     };
-    let store: Arc<dyn Store> =
-        Arc::new(ClickHouseStore::open_with(&one.dsn("sharded"), options).unwrap());
+    let clickhouse = Arc::new(ClickHouseStore::open_with(&one.dsn("sharded"), options).unwrap());
+    let store: Arc<dyn Store> = clickhouse.clone();
     ready(store.as_ref()).await;
     store_contract(Arc::clone(&store)).await;
+    // Alerting's records too (a Distributed table over per-host ones).
+    records_contract(clickhouse).await;
 
     // Rows really are spread: each shard's local table holds some.
     let batch = records("spread", 200);
