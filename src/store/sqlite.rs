@@ -971,9 +971,29 @@ fn query_logs<T>(
     // (and a cursor's id) in the index; CROSS JOIN keeps `logs` the outer
     // loop, so the walk stops after `offset + limit` matches instead of
     // sorting every match.
+    page_rows(
+        connection,
+        "INDEXED BY logs_page",
+        conditions,
+        query,
+        direction,
+        map,
+    )
+}
+
+/// One page of rows matching `conditions`, in page order, read the way
+/// `access` says (an `INDEXED BY`/`NOT INDEXED` clause on `logs`).
+fn page_rows<T>(
+    connection: &Connection,
+    access: &str,
+    conditions: Conditions,
+    query: &LogQuery,
+    direction: &str,
+    map: fn(&rusqlite::Row, usize) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
     let sql = format!(
         "SELECT l.ts, l.id, l.level, s.name, l.message, l.attributes
-         FROM logs l INDEXED BY logs_page CROSS JOIN services s ON s.id = l.service_id
+         FROM logs l {access} CROSS JOIN services s ON s.id = l.service_id
          {}
          ORDER BY l.ts {direction}, l.id {direction}
          LIMIT ? OFFSET ?",
@@ -1308,22 +1328,7 @@ fn by_id<T>(
             .iter()
             .flat_map(|(first, last)| [Value::Integer(*first), Value::Integer(*last)]),
     );
-    let sql = format!(
-        "SELECT l.ts, l.id, l.level, s.name, l.message, l.attributes
-         FROM logs l NOT INDEXED CROSS JOIN services s ON s.id = l.service_id
-         {}
-         ORDER BY l.ts {direction}, l.id {direction}
-         LIMIT ? OFFSET ?",
-        conditions.where_clause()
-    );
-    let mut params = conditions.params;
-    params.push(Value::Integer(query.limit as i64));
-    params.push(Value::Integer(query.offset as i64));
-    let mut statement = connection.prepare(&sql).map_err(sql_error)?;
-    let rows = statement
-        .query_map(params_from_iter(params.iter()), |row| map(row, 0))
-        .map_err(sql_error)?;
-    Ok(Some(rows.collect::<Result<_, _>>().map_err(sql_error)?))
+    page_rows(connection, "NOT INDEXED", conditions, query, direction, map).map(Some)
 }
 
 /// The same columns as `log_record`, the attributes left as stored.
