@@ -1,7 +1,12 @@
 //! The one place that picks implementations (bus, store) and starts the
 //! roles this process runs, then serves HTTP until told to stop.
 
+use crate::alerts::evaluator::Evaluator;
+use crate::alerts::lease::{LEASE_NAME, Leadership};
+use crate::alerts::notify::deliver::{Notifier, NotifierSettings, NotifierTask};
+use crate::alerts::{self, Alerts};
 use crate::bus::Bus;
+use crate::bus::coordination::LeaseKeeper;
 use crate::bus::memory::MemoryBus;
 use crate::bus::nats::{NatsBus, NatsSettings};
 use crate::config::Config;
@@ -18,6 +23,7 @@ use crate::security::cors::CorsPolicy;
 use crate::security::guard::{Decision, Guard, add_cors_headers};
 use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
+use crate::store::alert_records::AlertRecords;
 use crate::store::clickhouse::{self, ClickHouseStore};
 use crate::store::sqlite::SqliteStore;
 use actix_web::dev::Service;
@@ -52,27 +58,36 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .context("starting the NATS bus")?,
         ),
     };
-    // An ingest-only process never touches a store.
-    let store: Option<Arc<dyn Store>> = if roles.process || roles.query {
+    // An ingest-only process never touches a store. Alerting keeps its
+    // records in the same store.
+    let stores: Option<(Arc<dyn Store>, Arc<dyn AlertRecords>)> = if roles.process || roles.query {
         match &config.clickhouse_url {
-            None => Some(Arc::new(
-                SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
-            )),
+            None => {
+                let store = Arc::new(
+                    SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
+                );
+                Some((store.clone(), store))
+            }
             Some(url) => {
                 let options = clickhouse::Options {
                     cluster: config.clickhouse.cluster.clone(),
                     replicated: config.clickhouse.replicated,
+                    // The server stops a read at the same bound the query
+                    // endpoints answer 503 at.
+                    read_timeout: config.query.timeout,
                     ..clickhouse::Options::default()
                 };
-                Some(Arc::new(
+                let store = Arc::new(
                     ClickHouseStore::open_with(url, options)
                         .context("opening the ClickHouse store")?,
-                ))
+                );
+                Some((store.clone(), store))
             }
         }
     } else {
         None
     };
+    let store: Option<Arc<dyn Store>> = stores.as_ref().map(|(store, _)| Arc::clone(store));
 
     let dead_letters = DeadLetterFile::new(&config.data_dir);
     let dead_letters_before_start = dead_letters.count_existing();
@@ -94,6 +109,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         cors: CorsPolicy::new(&security.cors_allowed_origins),
         ingest_keys: security.ingest_keys.clone(),
         read_keys: security.read_keys.clone(),
+        admin_keys: security.admin_keys.clone(),
         ingest_limit: security
             .ingest_rate
             .map(|r| RateLimiter::new(r.per_second, r.burst)),
@@ -149,9 +165,24 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             bus: Arc::clone(&bus),
             metrics: Arc::clone(&metrics),
             stopping,
+            timeout: config.query.timeout,
         })),
         _ => None,
     };
+
+    let alerting = match (&stores, roles.query) {
+        (Some((store, records)), true) => Some(start_alerting(
+            &config,
+            &bus,
+            Arc::clone(store),
+            Arc::clone(records),
+            Arc::clone(&metrics),
+        )),
+        _ => None,
+    };
+    let alerts_state = alerting
+        .as_ref()
+        .map(|a| web::Data::from(Arc::clone(&a.alerts)));
 
     let shutdown_timeout = config.server.shutdown_timeout;
     let mut server = HttpServer::new(move || {
@@ -165,6 +196,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .route("/metrics", web::get().to(telemetry::metrics));
         if let Some(state) = &ingest_state {
             app = app.app_data(state.clone()).configure(ingest::routes);
+        }
+        if let Some(state) = &alerts_state {
+            app = app.app_data(state.clone()).configure(alerts::api::routes);
         }
         // Elasticsearch clients ask `GET /` what they talk to before
         // shipping; behind HAProxy `/` reaches a query instance, so both
@@ -251,6 +285,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .boxed_local()
         })
     })
+    // Queries stop when their client goes away: see query::client_gone.
+    .on_connect(query::client_gone::remember_socket)
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
     .client_request_timeout(Duration::from_secs(10));
@@ -273,6 +309,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
     handle.stop(true).await;
     let _ = serving.await;
+    if let Some(alerting) = alerting {
+        alerting.stop().await;
+    }
     // Syslog connections stop reading at once and publish what they have
     // read, before the bus closes.
     if let Some(mut syslog) = syslog
@@ -345,5 +384,82 @@ pub async fn termination_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+/// Alerting on a query instance: the notifier, the API's shared state and
+/// the evaluation loop, which acts only while this instance holds the
+/// `alerts` lease (kept by the lease keeper on the bus's coordination).
+struct Alerting {
+    alerts: Arc<Alerts>,
+    notifier: NotifierTask,
+    evaluator: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    lease: LeaseKeeper,
+}
+
+fn start_alerting(
+    config: &Config,
+    bus: &Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    records: Arc<dyn AlertRecords>,
+    metrics: Arc<Metrics>,
+) -> Alerting {
+    // Unique per process, readable in the broker's key-value bucket.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let holder = format!("{host}-{}-{}", std::process::id(), config.server.listen)
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
+    let lease = LeaseKeeper::start(bus.coordination(), LEASE_NAME, &holder);
+    let leadership = Leadership::new(lease.held());
+    let (notifier, notifier_task) = Notifier::start(
+        Arc::clone(&records),
+        Arc::clone(&metrics),
+        leadership.clone(),
+        NotifierSettings {
+            external_url: config.alerts.external_url.clone(),
+            max_delivery_time: config.alerts.max_delivery_time,
+            request_timeout: Duration::from_secs(10),
+        },
+    );
+    let alerts = Arc::new(Alerts {
+        config: config.alerts.clone(),
+        store,
+        records,
+        notifier,
+        metrics,
+        ids: IdGenerator::new(),
+        read_timeout: config.query.timeout,
+    });
+    let (stop, stopped) = watch::channel(false);
+    let evaluator = actix_web::rt::spawn(
+        Evaluator {
+            alerts: Arc::clone(&alerts),
+            leadership,
+            stop: stopped,
+        }
+        .run(),
+    );
+    Alerting {
+        alerts,
+        notifier: notifier_task,
+        evaluator,
+        stop,
+        lease,
+    }
+}
+
+impl Alerting {
+    /// Stops evaluating and abandons deliveries in flight (they stay pending
+    /// in the store): a shutdown resolves nothing and sends nothing new.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.evaluator.await {
+            tracing::error!(%error, "alert evaluator failed");
+        }
+        self.notifier.stop().await;
+        // Released, so another instance takes over without waiting out the TTL.
+        self.lease.stop().await;
     }
 }

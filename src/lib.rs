@@ -6,6 +6,8 @@
 //! - `store`: the seam between process (writes) and query (reads).
 //! - `ingest`, `process`, `query`: one module per role. Roles depend on
 //!   `domain`, `bus` and `store`, never on each other.
+//! - `alerts`: rules evaluated by the query role (the instance holding the
+//!   `alerts` lease), notifications to Slack, webhooks and PagerDuty.
 //! - `http`: the error shape, body limits, health, telemetry.
 //! - `security`: API keys, rate limits, CORS, client addresses.
 //! - `config`, `cli`: configuration layers; `app`: wiring and lifecycle.
@@ -15,6 +17,7 @@
 //! Invariant: only `app` chooses implementations; role modules see the
 //! `Bus` and `Store` traits only.
 
+pub mod alerts;
 pub mod app;
 pub mod bus;
 pub mod cli;

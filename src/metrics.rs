@@ -3,6 +3,7 @@
 //! increment or two, and the label sets are fixed or bounded by the route
 //! table, so cardinality cannot grow with traffic.
 
+pub use crate::alerts::metrics::{AlertMetrics, NotificationOutcome};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,7 +99,7 @@ fn is_bulk_path(path: &str) -> bool {
 }
 
 /// Latency buckets in seconds, from half a millisecond to ten seconds.
-const SECONDS_BUCKETS: &[f64] = &[
+pub(crate) const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 const BATCH_SIZE_BUCKETS: &[f64] = &[
@@ -115,7 +116,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
+    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds,
             counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -137,7 +138,7 @@ impl Histogram {
         self.observe(duration.as_secs_f64());
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
         let separator = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
@@ -186,8 +187,14 @@ pub struct Metrics {
     pub bus_stale_messages_purged: AtomicU64,
     pub live_clients: AtomicU64,
     pub live_clients_cut_off: AtomicU64,
+    /// Store reads cancelled for running past `query.timeout`.
+    pub queries_timed_out: AtomicU64,
+    /// Store reads cancelled because their client went away.
+    pub queries_abandoned: AtomicU64,
     pub batch_sizes: Histogram,
     pub store_write_seconds: Histogram,
+    /// Alert evaluations and notifications.
+    pub alerts: AlertMetrics,
     requests: RwLock<BTreeMap<RequestKey, Arc<Histogram>>>,
 }
 
@@ -208,8 +215,11 @@ impl Default for Metrics {
             bus_stale_messages_purged: AtomicU64::new(0),
             live_clients: AtomicU64::new(0),
             live_clients_cut_off: AtomicU64::new(0),
+            queries_timed_out: AtomicU64::new(0),
+            queries_abandoned: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZE_BUCKETS),
             store_write_seconds: Histogram::new(SECONDS_BUCKETS),
+            alerts: AlertMetrics::default(),
             requests: RwLock::new(BTreeMap::new()),
         }
     }
@@ -226,6 +236,8 @@ pub struct Gauges {
     pub queue_capacity: Option<u64>,
     pub dead_letters_total: u64,
     pub store_size_bytes: Option<u64>,
+    /// Stored logs the store's background indexes do not cover yet.
+    pub store_index_backlog: Option<u64>,
     /// The durable bus's stream: bytes held and its `max_bytes`, where known.
     pub stream_fill: Option<crate::bus::StreamFill>,
 }
@@ -377,6 +389,18 @@ impl Metrics {
             "Live-tail clients closed for being too slow.",
             Metrics::get(&self.live_clients_cut_off),
         );
+        counter(
+            &mut out,
+            "oglogstream_queries_timed_out_total",
+            "Store reads cancelled for running past query.timeout.",
+            Metrics::get(&self.queries_timed_out),
+        );
+        counter(
+            &mut out,
+            "oglogstream_queries_abandoned_total",
+            "Store reads cancelled because their client went away.",
+            Metrics::get(&self.queries_abandoned),
+        );
         gauge(
             &mut out,
             "oglogstream_live_clients",
@@ -438,6 +462,14 @@ impl Metrics {
                 size,
             );
         }
+        if let Some(backlog) = gauges.store_index_backlog {
+            gauge(
+                &mut out,
+                "oglogstream_store_index_backlog_logs",
+                "Stored logs not yet in the store's background indexes (facet blocks); reads cover them from rows.",
+                backlog,
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP oglogstream_batch_size_logs Logs per store write.\n# TYPE oglogstream_batch_size_logs histogram"
@@ -468,11 +500,12 @@ impl Metrics {
                 );
             }
         }
+        self.alerts.render(&mut out);
         out
     }
 }
 
-fn escape_label(value: &str) -> String {
+pub(crate) fn escape_label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

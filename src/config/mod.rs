@@ -7,22 +7,26 @@
 //! the rest of the program uses. This module merges the layers, composes the
 //! sections and holds the helpers they share.
 
+mod alerts;
 mod clickhouse;
 mod ingest;
 mod log;
 mod nats;
 mod process;
+mod query;
 mod roles;
 mod security;
 mod server;
 mod storage;
 mod syslog;
 
+pub use alerts::AlertsConfig;
 pub use clickhouse::ClickHouseConfig;
 pub use ingest::IngestConfig;
 pub use log::{LogConfig, LogFormat};
 pub use nats::NatsConfig;
 pub use process::ProcessConfig;
+pub use query::QueryConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
@@ -63,6 +67,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "security",
     "rate_limit",
     "syslog",
+    "query",
+    "alerts",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -80,6 +86,8 @@ struct RawConfig {
     security: security::RawSecurity,
     rate_limit: security::RawRateLimit,
     syslog: syslog::RawSyslog,
+    query: query::RawQuery,
+    alerts: alerts::RawAlerts,
 }
 
 impl Default for RawConfig {
@@ -96,6 +104,8 @@ impl Default for RawConfig {
             security: Default::default(),
             rate_limit: Default::default(),
             syslog: Default::default(),
+            query: Default::default(),
+            alerts: Default::default(),
         }
     }
 }
@@ -116,6 +126,8 @@ pub struct Config {
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
     pub syslog: SyslogConfig,
+    pub query: QueryConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -225,6 +237,7 @@ impl Config {
                 ),
             ));
         }
+        let alerts = raw.alerts.validate(&server.listen)?;
         Ok(Config {
             roles,
             server,
@@ -239,6 +252,8 @@ impl Config {
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
             syslog: raw.syslog.validate()?,
+            query: raw.query.validate()?,
+            alerts,
         })
     }
 }

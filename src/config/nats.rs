@@ -31,7 +31,9 @@ impl Default for RawNats {
             ack_wait: "30s".into(),
             replicas: 1,
             publish_timeout: "10s".into(),
-            lease_ttl: "15s".into(),
+            // A takeover needs up to the TTL plus a third of it (the
+            // survivor's next attempt): 12 s, within alerting's 15 s.
+            lease_ttl: "9s".into(),
         }
     }
 }
@@ -201,7 +203,7 @@ mod tests {
             assert!(config.nats.servers.is_empty());
             assert_eq!(config.nats.replicas, 1);
             assert_eq!(config.nats.publish_timeout, Duration::from_secs(10));
-            assert_eq!(config.nats.lease_ttl, Duration::from_secs(15));
+            assert_eq!(config.nats.lease_ttl, Duration::from_secs(9));
             jail.set_env(
                 "NATS_URL",
                 "nats://u:p@10.0.0.1:4222, nats://10.0.0.2:4222,10.0.0.3",

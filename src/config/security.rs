@@ -12,6 +12,8 @@ pub(super) struct RawSecurity {
     pub cors_allowed_origins: Vec<String>,
     pub ingest_keys: Vec<String>,
     pub read_keys: Vec<String>,
+    /// Keys that may also change things (alert rules and channels).
+    pub admin_keys: Vec<String>,
     pub trusted_proxies: Vec<String>,
 }
 
@@ -29,6 +31,9 @@ pub struct SecurityConfig {
     pub cors_allowed_origins: Vec<String>,
     pub ingest_keys: KeySet,
     pub read_keys: KeySet,
+    /// Needed for changes (`POST`, `PUT`, `DELETE` under `/api/alerts`)
+    /// when any is set; an admin key also reads.
+    pub admin_keys: KeySet,
     pub trusted_proxies: Vec<IpNet>,
     pub ingest_rate: Option<RateLimit>,
     pub query_rate: Option<RateLimit>,
@@ -48,6 +53,8 @@ impl RawSecurity {
                 .map_err(|e| invalid("security.ingest_keys", e))?,
             read_keys: KeySet::parse(&self.read_keys)
                 .map_err(|e| invalid("security.read_keys", e))?,
+            admin_keys: KeySet::parse(&self.admin_keys)
+                .map_err(|e| invalid("security.admin_keys", e))?,
             trusted_proxies: self
                 .trusted_proxies
                 .iter()
@@ -111,7 +118,12 @@ mod tests {
                 "[\"read-key-0123456789abcdef\"]",
             );
             jail.set_env("OGLOGSTREAM_SECURITY__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
+            jail.set_env(
+                "OGLOGSTREAM_SECURITY__ADMIN_KEYS",
+                "[\"admin-key-0123456789abcdef\"]",
+            );
             let config = load(Cli::default()).unwrap();
+            assert!(!config.security.admin_keys.is_open());
             let rate = config.security.ingest_rate.expect("ingest rate limit");
             assert_eq!((rate.per_second, rate.burst), (2.5, 5.0));
             assert!(config.security.query_rate.is_none());

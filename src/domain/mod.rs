@@ -4,6 +4,7 @@ pub mod id;
 pub mod level;
 pub mod log;
 pub mod parse;
+pub mod query;
 pub mod shippers;
 pub mod time;
 

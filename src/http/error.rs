@@ -21,6 +21,9 @@ struct ErrorBody {
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// For a `query` that does not parse: the 1-based character column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<usize>,
 }
 
 impl ApiError {
@@ -30,6 +33,7 @@ impl ApiError {
             body: ErrorBody {
                 error: error.into(),
                 field,
+                position: None,
             },
             retry_after_secs: None,
         }
@@ -44,6 +48,18 @@ impl ApiError {
             Some(name.to_string()),
             format!("query parameter {name}: {error}"),
         )
+    }
+
+    /// Names the field or parameter at fault.
+    pub fn with_field(mut self, field: &str) -> ApiError {
+        self.body.field = Some(field.to_string());
+        self
+    }
+
+    /// Points the error at a character column of the parameter's value.
+    pub fn at_position(mut self, position: Option<usize>) -> ApiError {
+        self.body.position = position;
+        self
     }
 
     pub fn payload_too_large(limit: usize) -> ApiError {
@@ -79,6 +95,11 @@ impl ApiError {
 
     pub fn forbidden(error: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, error, None)
+    }
+
+    /// Forbidden because of what `field` names (a read-only alert rule's id).
+    pub fn forbidden_field(field: &str, error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, error, Some(field.to_string()))
     }
 
     /// No detail: whether a key was missing or wrong is not the caller's business.

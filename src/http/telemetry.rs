@@ -47,6 +47,7 @@ pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
         dead_letters_total: state.dead_letters_before_start
             + Metrics::get(&state.metrics.dead_letter_logs),
         store_size_bytes: state.store.as_ref().and_then(|store| store.size_bytes()),
+        store_index_backlog: state.store.as_ref().and_then(|store| store.index_backlog()),
         stream_fill: state.bus.stream_fill(),
     };
     HttpResponse::Ok()

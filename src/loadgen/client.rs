@@ -13,7 +13,26 @@ use tokio::net::TcpStream;
 
 pub struct Response {
     pub status: u16,
+    /// The status line and headers, as sent.
+    pub head: String,
     pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The value of header `name` (any case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.split("\r\n").skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+struct Head {
+    status: u16,
+    text: String,
+    content_length: Option<usize>,
+    chunked: bool,
 }
 
 pub struct HttpConnection {
@@ -92,22 +111,56 @@ impl HttpConnection {
     }
 
     async fn read_response(&mut self) -> io::Result<Response> {
+        let head = self.read_head().await?;
+        let mut body = Vec::new();
+        self.read_body(&head, &mut |bytes| body.extend_from_slice(bytes))
+            .await?;
+        Ok(Response {
+            status: head.status,
+            head: head.text,
+            body,
+        })
+    }
+
+    /// A GET whose body is handed to `each` piece by piece as it arrives,
+    /// never held whole (an export of millions of rows). Returns the head.
+    pub async fn get_streamed(
+        &mut self,
+        path_and_query: &str,
+        each: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<Response> {
+        let request = format!(
+            "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.host
+        );
+        self.stream.write_all(request.as_bytes()).await?;
+        let head = self.read_head().await?;
+        self.read_body(&head, each).await?;
+        Ok(Response {
+            status: head.status,
+            head: head.text,
+            body: Vec::new(),
+        })
+    }
+
+    async fn read_head(&mut self) -> io::Result<Head> {
         let head_end = loop {
             if let Some(position) = find(&self.buffer[self.start..], b"\r\n\r\n") {
                 break self.start + position + 4;
             }
             self.fill().await?;
         };
-        let head = std::str::from_utf8(&self.buffer[self.start..head_end])
-            .map_err(|_| invalid("response head is not UTF-8"))?;
-        let status: u16 = head
+        let text = std::str::from_utf8(&self.buffer[self.start..head_end])
+            .map_err(|_| invalid("response head is not UTF-8"))?
+            .to_string();
+        let status: u16 = text
             .split(' ')
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid(format!("bad status line in {head:?}")))?;
+            .ok_or_else(|| invalid(format!("bad status line in {text:?}")))?;
         let mut content_length = None;
         let mut chunked = false;
-        for line in head.split("\r\n").skip(1) {
+        for line in text.split("\r\n").skip(1) {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
             };
@@ -121,22 +174,28 @@ impl HttpConnection {
             }
         }
         self.start = head_end;
-        let body = if chunked {
-            self.read_chunked().await?
-        } else {
-            let length = content_length.unwrap_or(0);
-            while self.buffer.len() - self.start < length {
-                self.fill().await?;
-            }
-            let body = self.buffer[self.start..self.start + length].to_vec();
-            self.start += length;
-            body
-        };
-        Ok(Response { status, body })
+        Ok(Head {
+            status,
+            text,
+            content_length,
+            chunked,
+        })
     }
 
-    async fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
-        let mut body = Vec::new();
+    async fn read_body(&mut self, head: &Head, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        if !head.chunked {
+            let mut left = head.content_length.unwrap_or(0);
+            while left > 0 {
+                if self.start == self.buffer.len() {
+                    self.fill().await?;
+                }
+                let take = left.min(self.buffer.len() - self.start);
+                each(&self.buffer[self.start..self.start + take]);
+                self.start += take;
+                left -= take;
+            }
+            return Ok(());
+        }
         loop {
             let line_end = loop {
                 if let Some(position) = find(&self.buffer[self.start..], b"\r\n") {
@@ -149,13 +208,22 @@ impl HttpConnection {
             let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|_| invalid("bad chunk size"))?;
             self.start = line_end + 2;
-            while self.buffer.len() - self.start < size + 2 {
+            let mut left = size;
+            while left > 0 {
+                if self.start == self.buffer.len() {
+                    self.fill().await?;
+                }
+                let take = left.min(self.buffer.len() - self.start);
+                each(&self.buffer[self.start..self.start + take]);
+                self.start += take;
+                left -= take;
+            }
+            while self.buffer.len() - self.start < 2 {
                 self.fill().await?;
             }
-            body.extend_from_slice(&self.buffer[self.start..self.start + size]);
-            self.start += size + 2;
+            self.start += 2;
             if size == 0 {
-                return Ok(body);
+                return Ok(());
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Logs of realistic variety for benchmarks: many services with skewed
 //! volumes, skewed levels, messages from a few bytes to a couple of
-//! kilobytes, zero to four attributes. Deterministic for a given seed, so two
+//! kilobytes, and about six attributes (region, Kubernetes pod, HTTP status,
+//! trace id...) of realistic cardinality. Deterministic for a given seed, so two
 //! runs ingest the same data.
 
 use serde::Serialize;
@@ -134,9 +135,18 @@ pub struct GeneratedLog<'a> {
     pub attributes: BTreeMap<&'static str, String>,
 }
 
+/// FNV-1a: a stable per-service number for pod names.
+fn hash_text(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// Produces logs; `timestamp` is written only when the caller gives one.
 pub struct Corpus {
     rng: Rng,
+    /// The current trace id, shared by consecutive logs of one trace.
+    trace: String,
     /// Cumulative weights over `SERVICES` (Zipf-like, exponent 1).
     service_weights: Vec<f64>,
 }
@@ -153,6 +163,7 @@ impl Corpus {
         let service_weights = service_weights.iter().map(|w| w / total).collect();
         Corpus {
             rng: Rng::new(seed),
+            trace: String::new(),
             service_weights,
         }
     }
@@ -181,24 +192,7 @@ impl Corpus {
         let level = self.level();
         let service = self.service();
         let message = self.message(level);
-        let mut attributes = BTreeMap::new();
-        let rng = &mut self.rng;
-        let attribute_count = rng.below(5);
-        if attribute_count > 0 {
-            attributes.insert(
-                "region",
-                REGIONS[rng.below(REGIONS.len() as u64) as usize].to_string(),
-            );
-        }
-        if attribute_count > 1 {
-            attributes.insert("request_id", format!("r-{:012x}", rng.next_u64() >> 16));
-        }
-        if attribute_count > 2 {
-            attributes.insert("user_id", (rng.below(5_000_000)).to_string());
-        }
-        if attribute_count > 3 {
-            attributes.insert("version", format!("1.{}.{}", rng.below(30), rng.below(10)));
-        }
+        let attributes = self.attributes(service, level);
         GeneratedLog {
             level,
             message,
@@ -206,6 +200,77 @@ impl Corpus {
             timestamp,
             attributes,
         }
+    }
+
+    /// Attributes as shippers send them: the Kubernetes pod and region on
+    /// most logs, HTTP fields on request logs, a trace id shared by the few
+    /// logs of one trace, and ids with millions of values. About six per log.
+    fn attributes(&mut self, service: &str, level: &str) -> BTreeMap<&'static str, String> {
+        let mut attributes = BTreeMap::new();
+        let rng = &mut self.rng;
+        if rng.below(10) < 9 {
+            attributes.insert(
+                "region",
+                REGIONS[rng.below(REGIONS.len() as u64) as usize].to_string(),
+            );
+        }
+        if rng.below(100) < 85 {
+            // A handful of pods per service: a few hundred values in all.
+            let pod = rng.below(6);
+            attributes.insert(
+                "k8s.pod.name",
+                format!(
+                    "{service}-{:05x}-{:05x}",
+                    hash_text(service) & 0xfffff,
+                    pod * 7919
+                ),
+            );
+            attributes.insert(
+                "k8s.namespace",
+                if rng.below(10) == 0 {
+                    "staging"
+                } else {
+                    "prod"
+                }
+                .to_string(),
+            );
+        }
+        if rng.below(2) == 0 {
+            // Request logs: errors answer 5xx more often.
+            let server_error = match level {
+                "error" | "fatal" => rng.below(2) == 0,
+                _ => rng.below(100) < 2,
+            };
+            let status = if server_error {
+                [500, 502, 503, 504][rng.below(4) as usize]
+            } else {
+                [200, 200, 200, 200, 200, 201, 204, 301, 304, 400, 401, 404][rng.below(12) as usize]
+            };
+            attributes.insert("http.status", status.to_string());
+            attributes.insert(
+                "http.method",
+                METHODS[rng.below(METHODS.len() as u64) as usize].to_string(),
+            );
+            attributes.insert(
+                "http.route",
+                PATHS[rng.below(PATHS.len() as u64) as usize].to_string(),
+            );
+            attributes.insert("duration_ms", (1 + rng.below(900)).to_string());
+        }
+        if rng.below(10) < 6 {
+            // One trace spans a few logs: reuse the last id now and then.
+            if self.trace.is_empty() || rng.below(3) != 0 {
+                self.trace = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+            }
+            attributes.insert("trace_id", self.trace.clone());
+        }
+        if rng.below(4) == 0 {
+            attributes.insert("user_id", rng.below(5_000_000).to_string());
+        }
+        if rng.below(5) == 0 {
+            attributes.insert("version", format!("1.{}.{}", rng.below(30), rng.below(10)));
+        }
+        attributes
     }
 
     /// One JSON object, no trailing newline.
@@ -341,5 +406,42 @@ mod tests {
         assert!(services.len() > 40, "{}", services.len());
         assert_eq!(levels.len(), 5);
         assert!(longest > 1000, "{longest}");
+    }
+
+    #[test]
+    fn attributes_have_realistic_spread() {
+        let mut corpus = Corpus::new(11);
+        let mut keys: std::collections::HashMap<&str, std::collections::HashSet<String>> =
+            Default::default();
+        let mut server_errors = 0;
+        let rounds = 20_000;
+        let mut total = 0;
+        for _ in 0..rounds {
+            let log = corpus.log(None);
+            total += log.attributes.len();
+            if log
+                .attributes
+                .get("http.status")
+                .is_some_and(|s| s.starts_with('5'))
+            {
+                server_errors += 1;
+            }
+            for (key, value) in log.attributes {
+                keys.entry(key).or_default().insert(value);
+            }
+        }
+        let average = total as f64 / rounds as f64;
+        assert!((4.5..7.0).contains(&average), "{average}");
+        assert_eq!(keys["region"].len(), REGIONS.len());
+        assert!(
+            (100..1000).contains(&keys["k8s.pod.name"].len()),
+            "{}",
+            keys["k8s.pod.name"].len()
+        );
+        assert!(keys["trace_id"].len() > 5000, "high cardinality");
+        assert!(
+            (100..1500).contains(&server_errors),
+            "{server_errors} 5xx of {rounds}"
+        );
     }
 }

@@ -18,10 +18,13 @@
 //! - `query`: pre-fills the store (bulk, timestamps spread over a week) to
 //!   each size asked for, then measures `/api/logs`, `/api/stats` and
 //!   `/api/histogram` latencies one request at a time.
+//! - `alerts`: one alert rule evaluation per shape on that store (with the
+//!   last five minutes filled), and the CPU of 100 rules (`alerts.rs`).
 //!
 //! Everything runs on one thread, like wrk's single thread, so the generator
 //! takes at most one of the machine's cores from the server.
 
+mod alerts;
 pub mod client;
 pub mod corpus;
 pub mod shippers;
@@ -54,10 +57,10 @@ pub struct Options {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Phases to run, comma separated, in order: query (pre-fills to each
-    /// size first), ingest, live, bulk, shippers
+    /// size first), alerts, ingest, live, bulk, shippers
     #[arg(
         long,
-        default_value = "query,ingest,live,bulk,shippers",
+        default_value = "query,alerts,ingest,live,bulk,shippers",
         value_delimiter = ','
     )]
     pub phases: Vec<String>,
@@ -98,6 +101,13 @@ pub struct Options {
     /// The floor server's process id, for its CPU use
     #[arg(long)]
     pub floor_pid: Option<u32>,
+    /// Logs the alerts phase stamps over the last five minutes first
+    #[arg(long, default_value_t = 300_000)]
+    pub alert_recent_logs: u64,
+    /// Seconds the alerts phase measures CPU without rules, and again with
+    /// 100 rules (0: skip)
+    #[arg(long, default_value_t = 60)]
+    pub alert_seconds: u64,
     /// The server's syslog TCP listener (HOST:PORT, loopback), for the
     /// syslog part of the `shippers` phase
     #[arg(long)]
@@ -182,9 +192,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "live" => bench.live_tail().await?,
             "bulk" => bench.bulk_ingest().await?,
             "query" => bench.queries().await?,
+            "alerts" => bench.alerts().await?,
             "shippers" => bench.shippers().await?,
             other => {
-                anyhow::bail!("unknown phase {other:?}: use ingest, live, bulk, query, shippers")
+                anyhow::bail!(
+                    "unknown phase {other:?}: use query, alerts, ingest, live, bulk, shippers"
+                )
             }
         }
     }
@@ -954,6 +967,7 @@ impl Bench {
         let sent_for = started.elapsed();
         let drained = self.drain().await?;
         self.note_machine(&format!("pre-fill to {}", thousands(size as f64)), &sample);
+        self.await_indexes(size).await?;
         let sustained = outcome.accepted as f64 / (sent_for + drained).as_secs_f64();
         self.rows.push(Row {
             what: format!(
@@ -970,6 +984,46 @@ impl Bench {
             latency: String::new(),
             target: "≥ 250,000 logs/s sustained".into(),
             met: Some(sustained >= 250_000.0),
+        });
+        Ok(())
+    }
+
+    /// Waits (at most 10 minutes) until the store's background indexes
+    /// cover the pre-filled logs, so queries measure the indexed store, and
+    /// reports how long that took. Stores without such indexes answer at
+    /// once (the gauge is absent).
+    async fn await_indexes(&mut self, size: u64) -> anyhow::Result<()> {
+        const GAUGE: &str = "oglogstream_store_index_backlog_logs";
+        let started = Instant::now();
+        let mut connection = self.connect().await?;
+        loop {
+            let response = connection.get("/metrics").await?;
+            let text = String::from_utf8_lossy(&response.body);
+            let backlog: Option<u64> = text
+                .lines()
+                .find_map(|line| line.strip_prefix(GAUGE)?.trim().parse().ok());
+            match backlog {
+                None => return Ok(()),
+                Some(left) if left < 2048 => break,
+                Some(_) if started.elapsed() > Duration::from_secs(600) => {
+                    eprintln!("query: indexes still behind after 10 minutes; measuring anyway");
+                    break;
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        self.rows.push(Row {
+            what: format!(
+                "facet blocks built for the pre-filled logs ({} logs)",
+                thousands(size as f64)
+            ),
+            result: format!(
+                "{:.1} s after the last was stored (a background thread at low priority)",
+                started.elapsed().as_secs_f64()
+            ),
+            latency: String::new(),
+            target: String::new(),
+            met: None,
         });
         Ok(())
     }
@@ -998,6 +1052,8 @@ impl Bench {
         eprintln!("query: latencies on {label}");
         let from = format_rfc3339(span_start);
         let to = format_rfc3339(now_micros() + 60_000_000);
+        // The pre-filled logs end an hour before the week does.
+        let span_end = span_start + 7 * 24 * HOUR - HOUR;
         let service = |i: usize| SERVICES[i % 12];
         // Each kind: a name, a target p95 in ms, and the i-th request's path.
         type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
@@ -1065,6 +1121,51 @@ impl Bench {
                 Some(100.0),
                 Box::new(|_| "/api/histogram".to_string()),
             ),
+            (
+                "`/api/logs?query=level:>=error service:checkout region:eu-west-1`",
+                Some(50.0),
+                Box::new(|_| {
+                    with_query(
+                        "/api/logs?",
+                        "level:>=error service:checkout region:eu-west-1",
+                    )
+                }),
+            ),
+            (
+                "`/api/logs?query=http.status:>=500`",
+                Some(200.0),
+                Box::new(|_| with_query("/api/logs?", "http.status:>=500")),
+            ),
+            (
+                "`/api/logs?query=~\"…\"`, a regex over the last hour",
+                Some(500.0),
+                Box::new(move |_| {
+                    with_query(
+                        &format!(
+                            "/api/logs?from={}&to={}&",
+                            (span_end - HOUR) / 1000,
+                            span_end / 1000
+                        ),
+                        "~\"timeout after [0-9]{4}ms\"",
+                    )
+                }),
+            ),
+            (
+                "`/api/facets` over the last 24 h",
+                Some(300.0),
+                Box::new(move |_| {
+                    format!(
+                        "/api/facets?from={}&to={}",
+                        (span_end - 24 * HOUR) / 1000,
+                        span_end / 1000
+                    )
+                }),
+            ),
+            (
+                "`/api/facets` over every log",
+                Some(1000.0),
+                Box::new(|_| "/api/facets".to_string()),
+            ),
         ];
         let mut connection = self.connect().await?;
         for (name, target, path) in kinds {
@@ -1098,6 +1199,120 @@ impl Bench {
                 met: target.filter(|_| size >= 10_000_000).map(|t| p95 < t),
             });
         }
+        self.deep_cursor_page(&mut connection, &label, size).await?;
+        self.export(&label, size).await?;
+        Ok(())
+    }
+
+    /// Walks 999,900 rows by cursor once, then times page 10,000 (of 100
+    /// rows) from its cursor: a keyset page costs the same however deep.
+    async fn deep_cursor_page(
+        &mut self,
+        connection: &mut HttpConnection,
+        label: &str,
+        size: u64,
+    ) -> anyhow::Result<()> {
+        const PAGE: u64 = 100;
+        const WANTED_PAGE: u64 = 10_000;
+        let mut skipped = 0u64;
+        let mut cursor: Option<String> = None;
+        let depth = PAGE * (WANTED_PAGE - 1);
+        while skipped < depth {
+            let limit = (depth - skipped).min(1000);
+            let path = match &cursor {
+                Some(cursor) => format!("/api/logs?limit={limit}&cursor={cursor}"),
+                None => format!("/api/logs?limit={limit}"),
+            };
+            let response = connection.get(&path).await?;
+            anyhow::ensure!(
+                response.status == 200,
+                "{path} answered {}",
+                response.status
+            );
+            let Some(next) = response.header("x-next-cursor") else {
+                eprintln!("query: fewer than {depth} logs, no page {WANTED_PAGE}");
+                return Ok(());
+            };
+            cursor = Some(next.to_string());
+            skipped += limit;
+        }
+        let path = format!(
+            "/api/logs?limit={PAGE}&cursor={}",
+            cursor.unwrap_or_default()
+        );
+        let mut latencies = Latencies::default();
+        let started = Instant::now();
+        let budget = Duration::from_secs(self.options.query_seconds);
+        let mut i = 0;
+        let mut rows = 0;
+        while i < self.options.query_count && (i < 3 || started.elapsed() < budget) {
+            let sent = Instant::now();
+            let response = connection.get(&path).await?;
+            latencies.record(sent);
+            anyhow::ensure!(
+                response.status == 200,
+                "{path} answered {}",
+                response.status
+            );
+            rows = count_results(&response.body);
+            i += 1;
+        }
+        let (p50, p95, p99, _) = latencies.summary();
+        self.rows.push(Row {
+            what: format!(
+                "`/api/logs` page {WANTED_PAGE} by cursor (rows 999,901–1,000,000) on {label}"
+            ),
+            result: format!("{i} requests, {rows} rows"),
+            latency: format!("p50 {} · p95 {} · p99 {}", ms(p50), ms(p95), ms(p99)),
+            target: "p95 < 50 ms".into(),
+            met: (size >= 10_000_000).then_some(p95 < 50.0),
+        });
+        Ok(())
+    }
+
+    /// Streams `/api/export` of every log once, counting rows as they
+    /// arrive, and samples the server's resident memory meanwhile.
+    async fn export(&mut self, label: &str, size: u64) -> anyhow::Result<()> {
+        let mut connection = self.connect().await?;
+        let mut rows = 0u64;
+        let mut bytes = 0u64;
+        let mut peak_kib = 0u64;
+        let mut since_sample = 0u64;
+        let machine = &self.machine;
+        let started = Instant::now();
+        let response = connection
+            .get_streamed("/api/export", &mut |piece: &[u8]| {
+                rows += memchr::memchr_iter(b'\n', piece).count() as u64;
+                bytes += piece.len() as u64;
+                since_sample += piece.len() as u64;
+                if since_sample > 16 << 20 {
+                    since_sample = 0;
+                    if let Some(memory) = machine.memory() {
+                        peak_kib = peak_kib.max(memory.current_kib);
+                    }
+                }
+            })
+            .await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            response.status == 200,
+            "/api/export answered {}",
+            response.status
+        );
+        let per_second = rows as f64 / elapsed;
+        self.rows.push(Row {
+            what: format!("`/api/export` (NDJSON) of every log on {label}"),
+            result: format!(
+                "{} rows/s ({} rows, {:.0} MB in {elapsed:.1} s), server RSS at most {} MB",
+                thousands(per_second),
+                thousands(rows as f64),
+                bytes as f64 / 1e6,
+                peak_kib / 1024
+            ),
+            latency: String::new(),
+            target: "≥ 300,000 rows/s, RSS < 150 MB".into(),
+            met: (size >= 10_000_000).then_some(per_second >= 300_000.0 && peak_kib < 150 * 1024),
+        });
         Ok(())
     }
 
@@ -1130,6 +1345,16 @@ impl Bench {
         }
         out
     }
+}
+
+const HOUR: i64 = 3_600_000_000;
+
+/// `prefix` (ending in `?` or `&`) with `query=` and the URL-encoded text.
+fn with_query(prefix: &str, query: &str) -> String {
+    format!(
+        "{prefix}{}",
+        serde_urlencoded::to_string([("query", query)]).unwrap_or_default()
+    )
 }
 
 fn accepted_id(body: &[u8]) -> Option<String> {

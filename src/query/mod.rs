@@ -1,8 +1,15 @@
 //! The query role: `/api/logs`, `/api/stats`, `/api/histogram`,
-//! `/api/services` and the `/ws/live` stream. Reads go to the store; live
-//! tail comes from the bus, never from the store.
+//! `/api/services`, `/api/facets`, `/api/fields`, `/api/export`,
+//! `/api/logs/{id}/context` and the `/ws/live` stream. Reads go to the
+//! store, each bounded by `query.timeout`; live tail comes from the bus,
+//! never from the store.
 
+pub mod client_gone;
+pub mod context;
+pub mod cursor;
 pub mod dashboard;
+pub mod export;
+pub mod facets;
 pub mod live;
 pub mod params;
 
@@ -11,12 +18,15 @@ use crate::domain::Level;
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{LogKey, Store, StoreError};
 use actix_web::{HttpRequest, HttpResponse, web};
+use client_gone::ClientSocket;
 use params::ParamError;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 pub struct QueryState {
@@ -25,20 +35,59 @@ pub struct QueryState {
     pub metrics: Arc<Metrics>,
     /// Flips to `true` when the server is stopping: live streams close.
     pub stopping: watch::Receiver<bool>,
+    /// `query.timeout`: the longest one store read may run.
+    pub timeout: Duration,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/api/logs", web::get().to(get_logs))
+        .route("/api/logs/{id}/context", web::get().to(context::context))
         .route("/api/stats", web::get().to(get_stats))
         .route("/api/histogram", web::get().to(get_histogram))
         .route("/api/services", web::get().to(get_services))
+        .route("/api/facets", web::get().to(facets::facets))
+        .route("/api/fields", web::get().to(facets::fields))
+        .route("/api/export", web::get().to(export::export))
         .route("/ws/live", web::get().to(live::stream));
+}
+
+impl QueryState {
+    /// Runs a store read for at most `query.timeout` and while its client
+    /// (`socket`) is there. A read that runs longer, or whose client went
+    /// away, is dropped, which cancels it in the store; both are counted.
+    /// The first answers 503; nobody reads the second's answer.
+    pub async fn read<T>(
+        &self,
+        socket: Option<ClientSocket>,
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, ApiError> {
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(self.timeout, read) => outcome,
+            () = client_gone::gone(socket) => {
+                Metrics::add(&self.metrics.queries_abandoned, 1);
+                return Err(ApiError::bad_request(None, "the client went away"));
+            }
+        };
+        match outcome {
+            Ok(outcome) => Ok(outcome?),
+            Err(_) => {
+                Metrics::add(&self.metrics.queries_timed_out, 1);
+                Err(ApiError::unavailable(
+                    format!(
+                        "the query took longer than query.timeout ({:?}) and was cancelled: narrow it (a shorter time range, more filters) or raise query.timeout",
+                        self.timeout
+                    ),
+                    1,
+                ))
+            }
+        }
+    }
 }
 
 impl From<ParamError> for ApiError {
     fn from(error: ParamError) -> ApiError {
-        ApiError::bad_parameter(&error.name, error.message)
+        ApiError::bad_parameter(&error.name, error.message).at_position(error.position)
     }
 }
 
@@ -50,9 +99,32 @@ async fn get_logs(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params::log_query(&decoded(&request)?)?;
-    let logs = state.store.logs(&query).await?;
-    Ok(HttpResponse::Ok().json(logs))
+    let pairs = decoded(&request)?;
+    let query = params::log_query(&pairs)?;
+    let logs = state
+        .read(ClientSocket::of(&request), state.store.logs(&query))
+        .await?;
+    let mut response = HttpResponse::Ok();
+    // A full page may have a next one: say where it starts.
+    if logs.len() == query.limit
+        && let Some(last) = logs.last()
+    {
+        let token = cursor::encode(&LogKey::of(last), &query.filter, query.order);
+        let mut next: Vec<(&str, &str)> = pairs
+            .iter()
+            .filter(|(name, _)| name != "cursor" && name != "offset")
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        next.push(("cursor", &token));
+        let link = format!(
+            "<{}?{}>; rel=\"next\"",
+            request.path(),
+            serde_urlencoded::to_string(&next).unwrap_or_default()
+        );
+        response.insert_header(("X-Next-Cursor", token.clone()));
+        response.insert_header(("Link", link));
+    }
+    Ok(response.json(logs))
 }
 
 #[derive(Serialize)]
@@ -67,7 +139,12 @@ async fn get_stats(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = params::filter_only(&decoded(&request)?)?;
-    let counts = state.store.level_service_counts(&filter).await?;
+    let counts = state
+        .read(
+            ClientSocket::of(&request),
+            state.store.level_service_counts(&filter),
+        )
+        .await?;
     let mut stats = Stats {
         total_logs: 0,
         logs_by_level: Level::ALL.iter().map(|l| (l.as_str(), 0)).collect(),
@@ -92,7 +169,12 @@ async fn get_services(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
     let (filter, limit) = params::services_query(&decoded(&request)?)?;
-    let counts = state.store.level_service_counts(&filter).await?;
+    let counts = state
+        .read(
+            ClientSocket::of(&request),
+            state.store.level_service_counts(&filter),
+        )
+        .await?;
     let mut by_service: HashMap<String, u64> = HashMap::new();
     for group in counts {
         *by_service.entry(group.service).or_default() += group.count;
@@ -136,7 +218,12 @@ async fn get_histogram(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = params::histogram_query(&decoded(&request)?, now_micros())?;
-    let counts = state.store.bucket_counts(&query).await?;
+    let counts = state
+        .read(
+            ClientSocket::of(&request),
+            state.store.bucket_counts(&query),
+        )
+        .await?;
     let (from, to) = query.filter.bounds();
     let interval = query.interval;
     let first = from - from.rem_euclid(interval);

@@ -1,9 +1,11 @@
 //! Query-string parsing for `/api/*` and `/ws/live`: pure functions from
 //! decoded pairs to the store's query model, every error naming its parameter.
 
+use super::export::Format;
 use crate::domain::LevelSet;
+use crate::domain::query::{self as language, Expr, FieldName, TextField};
 use crate::domain::time::{MAX_MICROS, Micros, parse_instant};
-use crate::store::{HistogramQuery, LogFilter, LogQuery, Order};
+use crate::store::{FacetQuery, HistogramQuery, LogFilter, LogQuery, Order};
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
@@ -18,12 +20,15 @@ const DAY: Micros = 86_400 * SECOND;
 pub struct ParamError {
     pub name: String,
     pub message: String,
+    /// For `query`: the 1-based character column of the fault.
+    pub position: Option<usize>,
 }
 
-fn error(name: &str, message: impl Into<String>) -> ParamError {
+pub(crate) fn error(name: &str, message: impl Into<String>) -> ParamError {
     ParamError {
         name: name.to_string(),
         message: message.into(),
+        position: None,
     }
 }
 
@@ -52,7 +57,7 @@ impl<'a> Params<'a> {
     }
 
     /// The single value of `name`; empty values count as absent.
-    fn one(&self, name: &str) -> Result<Option<&'a str>, ParamError> {
+    pub fn one(&self, name: &str) -> Result<Option<&'a str>, ParamError> {
         let mut values = self
             .pairs
             .iter()
@@ -66,7 +71,7 @@ impl<'a> Params<'a> {
         Ok(first)
     }
 
-    fn number(
+    pub fn number(
         &self,
         name: &str,
         default: usize,
@@ -107,7 +112,32 @@ impl<'a> Params<'a> {
         Ok(Some(text.to_lowercase()))
     }
 
-    /// `level`, `service`, `q`, `from`, `to`. Repeated `level` values add up.
+    /// `query`, parsed by the query language; absent or blank matches all.
+    fn expr(&self) -> Result<Expr, ParamError> {
+        let Some(text) = self.one("query")? else {
+            return Ok(Expr::everything());
+        };
+        language::parse(text).map_err(|e| ParamError {
+            name: "query".into(),
+            message: e.to_string(),
+            position: Some(e.position),
+        })
+    }
+
+    /// The order of rows, `desc` (newest first) by default.
+    pub fn order(&self) -> Result<Order, ParamError> {
+        match self.one("order")?.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("desc") => Ok(Order::Desc),
+            Some("asc") => Ok(Order::Asc),
+            Some(other) => Err(error(
+                "order",
+                format!("expected asc or desc, got {other:?}"),
+            )),
+        }
+    }
+
+    /// `level`, `service`, `q`, `from`, `to`, `query`. Repeated `level`
+    /// values add up.
     pub fn filter(&self) -> Result<LogFilter, ParamError> {
         let mut levels: Option<LevelSet> = None;
         for (_, value) in self.pairs.iter().filter(|(n, _)| n == "level") {
@@ -124,6 +154,7 @@ impl<'a> Params<'a> {
             text: self.text("q", MAX_TEXT_CHARS)?,
             from: self.instant("from")?,
             to: self.instant("to")?,
+            expr: self.expr()?,
         };
         if let (Some(from), Some(to)) = (filter.from, filter.to)
             && from > to
@@ -134,28 +165,182 @@ impl<'a> Params<'a> {
     }
 }
 
-pub const FILTER_PARAMS: &[&str] = &["level", "service", "q", "from", "to"];
+pub const FILTER_PARAMS: &[&str] = &["level", "service", "q", "from", "to", "query"];
 
+/// `/api/logs`: the filters, `limit`, `order` and either `offset` or a
+/// `cursor` (checked against the filters and order it was made for).
 pub fn log_query(pairs: &[(String, String)]) -> Result<LogQuery, ParamError> {
     let params = Params::new(
         pairs,
-        &[FILTER_PARAMS, &["limit", "offset", "order"]].concat(),
+        &[FILTER_PARAMS, &["limit", "offset", "order", "cursor"]].concat(),
     )?;
-    let order = match params.one("order")?.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("desc") => Order::Desc,
-        Some("asc") => Order::Asc,
-        Some(other) => {
+    let filter = params.filter()?;
+    let order = params.order()?;
+    let after = match params.one("cursor")? {
+        None => None,
+        Some(_) if params.one("offset")?.is_some() => {
             return Err(error(
-                "order",
-                format!("expected asc or desc, got {other:?}"),
+                "cursor",
+                "cannot be combined with offset: a cursor already says where the page starts; drop offset",
             ));
+        }
+        Some(token) => {
+            Some(super::cursor::decode(token, &filter, order).map_err(|e| error("cursor", e))?)
         }
     };
     Ok(LogQuery {
-        filter: params.filter()?,
         limit: params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?,
         offset: params.number("offset", 0, 0, MAX_OFFSET)?,
+        filter,
         order,
+        after,
+    })
+}
+
+/// Fields a facet query may name at most.
+pub const MAX_FACET_FIELDS: usize = 50;
+/// Attribute columns a CSV export may name at most.
+pub const MAX_EXPORT_COLUMNS: usize = 64;
+pub const MAX_EXPORT_LIMIT: usize = 100_000_000;
+pub const MAX_CONTEXT: usize = 500;
+
+/// A comma list (`fields=level,region`): trimmed, empty entries dropped,
+/// duplicates dropped.
+fn name_list(params: &Params, name: &str, most: usize) -> Result<Option<Vec<String>>, ParamError> {
+    let Some(text) = params.one(name)? else {
+        return Ok(None);
+    };
+    let mut names: Vec<String> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if !names.iter().any(|n| n == entry) {
+            names.push(entry.to_string());
+        }
+    }
+    if names.len() > most {
+        return Err(error(
+            name,
+            format!("at most {most} names, got {}", names.len()),
+        ));
+    }
+    Ok(Some(names).filter(|names| !names.is_empty()))
+}
+
+/// `/api/facets`: the filters, `fields` and `limit` (values per field).
+pub fn facet_query(pairs: &[(String, String)]) -> Result<FacetQuery, ParamError> {
+    let params = Params::new(pairs, &[FILTER_PARAMS, &["fields", "limit"]].concat())?;
+    let fields = name_list(&params, "fields", MAX_FACET_FIELDS)?
+        .map(|names| {
+            names
+                .iter()
+                .map(|name| match FieldName::parse_reference(name) {
+                    FieldName::Text(TextField::Message | TextField::Id) => Err(error(
+                        "fields",
+                        format!(
+                            "{name:?} has a different value on nearly every log: facet level, service or attributes (@{name} for an attribute of that name)"
+                        ),
+                    )),
+                    FieldName::Text(TextField::Attribute(key)) if key.is_empty() => {
+                        Err(error("fields", "@ must be followed by an attribute name"))
+                    }
+                    field => Ok(field),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    Ok(FacetQuery {
+        filter: params.filter()?,
+        fields,
+        limit: params.number("limit", 10, 1, 100)?,
+    })
+}
+
+/// What `/api/export` streams.
+#[derive(Debug)]
+pub struct ExportQuery {
+    pub filter: LogFilter,
+    pub order: Order,
+    pub format: Format,
+    /// Rows at most; every matching row when absent.
+    pub limit: Option<u64>,
+}
+
+/// `/api/export`: the filters, `order`, `format` (`ndjson`, the default, or
+/// `csv`), `limit` and, for CSV, `columns`.
+pub fn export_query(pairs: &[(String, String)]) -> Result<ExportQuery, ParamError> {
+    let params = Params::new(
+        pairs,
+        &[FILTER_PARAMS, &["format", "order", "limit", "columns"]].concat(),
+    )?;
+    let columns = name_list(&params, "columns", MAX_EXPORT_COLUMNS)?.map(|names| {
+        names
+            .into_iter()
+            .map(|name| name.strip_prefix('@').map(str::to_string).unwrap_or(name))
+            .collect::<Vec<_>>()
+    });
+    let format = match params
+        .one("format")?
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("ndjson") => {
+            if columns.is_some() {
+                return Err(error(
+                    "columns",
+                    "only for format=csv: NDJSON rows carry every attribute",
+                ));
+            }
+            Format::Ndjson
+        }
+        Some("csv") => Format::Csv { columns },
+        Some(other) => {
+            return Err(error(
+                "format",
+                format!("expected ndjson or csv, got {other:?}"),
+            ));
+        }
+    };
+    let limit = match params.one("limit")? {
+        None => None,
+        Some(_) => Some(params.number("limit", 0, 1, MAX_EXPORT_LIMIT)? as u64),
+    };
+    Ok(ExportQuery {
+        filter: params.filter()?,
+        order: params.order()?,
+        format,
+        limit,
+    })
+}
+
+/// What `/api/logs/{id}/context` reads around the log.
+#[derive(Debug)]
+pub struct ContextQuery {
+    pub filter: LogFilter,
+    pub before: usize,
+    pub after: usize,
+    /// `scope=all`: every service, not only the log's own.
+    pub all_services: bool,
+}
+
+pub fn context_query(pairs: &[(String, String)]) -> Result<ContextQuery, ParamError> {
+    let params = Params::new(
+        pairs,
+        &[FILTER_PARAMS, &["before", "after", "scope"]].concat(),
+    )?;
+    let all_services = match params.one("scope")?.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("service") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(error(
+                "scope",
+                format!("expected service or all, got {other:?}"),
+            ));
+        }
+    };
+    Ok(ContextQuery {
+        filter: params.filter()?,
+        before: params.number("before", 20, 0, MAX_CONTEXT)?,
+        after: params.number("after", 20, 0, MAX_CONTEXT)?,
+        all_services,
     })
 }
 
@@ -169,9 +354,14 @@ pub fn services_query(pairs: &[(String, String)]) -> Result<(LogFilter, usize), 
     Ok((params.filter()?, params.number("limit", 100, 1, 10_000)?))
 }
 
-/// `/ws/live`: `level`, `service` and `q` (time bounds make no sense live).
+/// `/ws/live`: `level`, `service`, `q` and `query` (time bounds make no
+/// sense live).
 pub fn live_filter(pairs: &[(String, String)], extra: &[&str]) -> Result<LogFilter, ParamError> {
-    Params::new(pairs, &[&["level", "service", "q"], extra].concat())?.filter()
+    Params::new(
+        pairs,
+        &[&["level", "service", "q", "query"], extra].concat(),
+    )?
+    .filter()
 }
 
 /// Nice bucket widths, in seconds, for automatic histogram intervals.

@@ -22,6 +22,7 @@ pub struct Guard {
     pub cors: CorsPolicy,
     pub ingest_keys: KeySet,
     pub read_keys: KeySet,
+    pub admin_keys: KeySet,
     pub ingest_limit: Option<RateLimiter>,
     pub query_limit: Option<RateLimiter>,
     pub trusted_proxies: Vec<IpNet>,
@@ -77,10 +78,10 @@ impl Guard {
             });
         }
 
-        let access = Access::of(request.path());
+        let access = Access::of(request.method(), request.path());
         let limiter = match access {
             Access::Ingest => self.ingest_limit.as_ref(),
-            Access::Read => self.query_limit.as_ref(),
+            Access::Read | Access::Admin => self.query_limit.as_ref(),
             Access::Open => None,
         };
         if let Some(limiter) = limiter {
@@ -98,16 +99,34 @@ impl Guard {
             }
         }
 
-        let keys = match access {
-            Access::Ingest => &self.ingest_keys,
-            Access::Read => &self.read_keys,
-            Access::Open => return Decision::Continue { allowed_origin },
-        };
         let presented = presented_keys(request);
-        let allowed = if presented.is_empty() {
-            keys.allows(None)
-        } else {
-            presented.iter().any(|key| keys.allows(Some(key)))
+        let allows = |keys: &KeySet| {
+            if presented.is_empty() {
+                keys.allows(None)
+            } else {
+                presented.iter().any(|key| keys.allows(Some(key)))
+            }
+        };
+        let allowed = match access {
+            Access::Open => return Decision::Continue { allowed_origin },
+            Access::Ingest => allows(&self.ingest_keys),
+            // An admin key reads too.
+            Access::Read => {
+                allows(&self.read_keys) || (!self.admin_keys.is_open() && allows(&self.admin_keys))
+            }
+            Access::Admin if self.admin_keys.is_open() => allows(&self.read_keys),
+            Access::Admin if allows(&self.admin_keys) => true,
+            Access::Admin => {
+                if !presented.is_empty() && !self.read_keys.is_open() && allows(&self.read_keys) {
+                    return self.refuse(
+                        ApiError::forbidden(
+                            "this key may read but not change: use a key from security.admin_keys",
+                        ),
+                        &allowed_origin,
+                    );
+                }
+                false
+            }
         };
         if !allowed {
             self.count_ingest_refusal(request.path(), Rejection::Unauthorized);

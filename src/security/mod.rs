@@ -17,13 +17,21 @@ pub enum Access {
     Ingest,
     /// `/api/*`, `/ws/*`, `/metrics`: needs a read key, counts against the query limit.
     Read,
+    /// Changes under `/api/alerts` (any method but `GET`/`HEAD`): needs an
+    /// admin key when admin keys are set (else what reads need), counts
+    /// against the query limit.
+    Admin,
     /// `/health` (load balancers) and the dashboard's static files.
     Open,
 }
 
 impl Access {
-    pub fn of(path: &str) -> Access {
-        if crate::metrics::Protocol::of_path(path).is_some() {
+    pub fn of(method: &actix_web::http::Method, path: &str) -> Access {
+        use actix_web::http::Method;
+        let changes = !matches!(*method, Method::GET | Method::HEAD);
+        if changes && (path == "/api/alerts" || path.starts_with("/api/alerts/")) {
+            Access::Admin
+        } else if crate::metrics::Protocol::of_path(path).is_some() {
             Access::Ingest
         } else if path.starts_with("/api/") || path.starts_with("/ws/") || path == "/metrics" {
             Access::Read
@@ -39,18 +47,38 @@ mod tests {
 
     #[test]
     fn paths_are_classified() {
-        assert_eq!(Access::of("/log"), Access::Ingest);
-        assert_eq!(Access::of("/log/bulk"), Access::Ingest);
-        assert_eq!(Access::of("/logs"), Access::Open);
-        assert_eq!(Access::of("/v1/logs"), Access::Ingest);
-        assert_eq!(Access::of("/loki/api/v1/push"), Access::Ingest);
-        assert_eq!(Access::of("/_bulk"), Access::Ingest);
-        assert_eq!(Access::of("/my-index/_bulk"), Access::Ingest);
-        assert_eq!(Access::of("/"), Access::Open);
-        assert_eq!(Access::of("/api/stats"), Access::Read);
-        assert_eq!(Access::of("/ws/live"), Access::Read);
-        assert_eq!(Access::of("/metrics"), Access::Read);
-        assert_eq!(Access::of("/health"), Access::Open);
-        assert_eq!(Access::of("/explorer"), Access::Open);
+        use actix_web::http::Method;
+        let of = |path| Access::of(&Method::GET, path);
+        assert_eq!(Access::of(&Method::POST, "/log"), Access::Ingest);
+        assert_eq!(Access::of(&Method::POST, "/log/bulk"), Access::Ingest);
+        assert_eq!(of("/logs"), Access::Open);
+        assert_eq!(Access::of(&Method::POST, "/v1/logs"), Access::Ingest);
+        assert_eq!(
+            Access::of(&Method::POST, "/loki/api/v1/push"),
+            Access::Ingest
+        );
+        assert_eq!(Access::of(&Method::POST, "/_bulk"), Access::Ingest);
+        assert_eq!(Access::of(&Method::POST, "/my-index/_bulk"), Access::Ingest);
+        assert_eq!(of("/"), Access::Open);
+        assert_eq!(of("/api/stats"), Access::Read);
+        assert_eq!(of("/ws/live"), Access::Read);
+        assert_eq!(of("/metrics"), Access::Read);
+        assert_eq!(of("/health"), Access::Open);
+        assert_eq!(of("/explorer"), Access::Open);
+        assert_eq!(of("/api/alerts"), Access::Read);
+        assert_eq!(
+            Access::of(&Method::POST, "/api/alerts/rules"),
+            Access::Admin
+        );
+        assert_eq!(
+            Access::of(&Method::PUT, "/api/alerts/rules/x"),
+            Access::Admin
+        );
+        assert_eq!(
+            Access::of(&Method::DELETE, "/api/alerts/rules/x"),
+            Access::Admin
+        );
+        assert_eq!(Access::of(&Method::POST, "/api/alertsx"), Access::Read);
+        assert_eq!(Access::of(&Method::POST, "/api/logs"), Access::Read);
     }
 }

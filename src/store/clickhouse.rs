@@ -15,16 +15,20 @@
 //! connection before its result is trusted: an insert reported `Ok` has
 //! certainly been committed, and a read is never silently cut short.
 
+mod alert_records;
 mod dsn;
+mod query_sql;
 mod schema;
 mod sql;
 mod windows;
 
 pub use windows::Stepping;
 
-use super::filter::{HistogramQuery, LogFilter, LogQuery};
+use super::facets::{self, FacetQuery, Facets, KeyCount, Tally};
+use super::filter::{HistogramQuery, LogFilter, LogQuery, Order};
 use super::{BucketCount, LevelServiceCount, Store, StoreError};
 use crate::domain::log::{attributes_from_json, attributes_to_json};
+use crate::domain::query::{FieldName, TextField};
 use crate::domain::time::{MAX_MICROS, Micros};
 use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
@@ -593,6 +597,13 @@ async fn execute(client: &Client, statement: &str) -> Result<(), StoreError> {
     match outcome {
         // Two instances creating the same object at once: the other won.
         Err(StoreError::Internal(text)) if text.contains("(57)") || text.contains("(82)") => Ok(()),
+        // The same for a column (18.16 has no ADD COLUMN IF NOT EXISTS), or
+        // a replica that got the ALTER from another one already.
+        Err(StoreError::Internal(text))
+            if text.contains("(44)") && text.contains("already exists") =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -783,10 +794,11 @@ impl<T: FromValue> Row for One<T> {
 /// A row of `logs`, in `INSERT` column order.
 struct LogRow(LogRecord);
 
-use sql::LOG_COLUMNS;
+use sql::INSERT_COLUMNS;
 
 impl Row for LogRow {
-    const COLUMN_COUNT: Option<usize> = Some(6);
+    /// Six read (`sql::LOG_COLUMNS`), eight written (`INSERT_COLUMNS`).
+    const COLUMN_COUNT: Option<usize> = None;
 
     fn column_names() -> Option<Vec<Cow<'static, str>>> {
         None
@@ -841,6 +853,27 @@ impl Row for LogRow {
                         .into_bytes(),
                 ),
             ),
+            // Sorted by key: the map is a BTreeMap.
+            (
+                Cow::Borrowed("attr_keys"),
+                Value::Array(
+                    record
+                        .attributes
+                        .keys()
+                        .map(|key| Value::String(key.clone().into_bytes()))
+                        .collect(),
+                ),
+            ),
+            (
+                Cow::Borrowed("attr_values"),
+                Value::Array(
+                    record
+                        .attributes
+                        .into_values()
+                        .map(|value| Value::String(value.into_bytes()))
+                        .collect(),
+                ),
+            ),
         ])
     }
 }
@@ -863,6 +896,45 @@ read_only_row!(CountRow, 4, |values| {
 });
 
 /// Collects every row, failing on the first error.
+/// A row of any shape, read by position.
+struct Cells(std::vec::IntoIter<Value>);
+
+impl Row for Cells {
+    const COLUMN_COUNT: Option<usize> = None;
+
+    fn column_names() -> Option<Vec<Cow<'static, str>>> {
+        None
+    }
+
+    fn deserialize_row(map: Vec<(&str, &Type, Value)>) -> Result<Self, KlickhouseError> {
+        let values: Vec<Value> = map.into_iter().map(|(_, _, value)| value).collect();
+        Ok(Cells(values.into_iter()))
+    }
+
+    fn serialize_row(
+        self,
+        _: &klickhouse::IndexMap<String, Type>,
+    ) -> Result<Vec<(Cow<'static, str>, Value)>, KlickhouseError> {
+        Err(KlickhouseError::SerializeError("read-only row".into()))
+    }
+}
+
+impl Cells {
+    fn take(&mut self) -> Result<Value, StoreError> {
+        self.0
+            .next()
+            .ok_or_else(|| StoreError::Internal("clickhouse answered too few columns".into()))
+    }
+
+    fn string(&mut self) -> Result<String, StoreError> {
+        string(self.take()?).map_err(|e| StoreError::Internal(e.to_string()))
+    }
+
+    fn count(&mut self) -> Result<u64, StoreError> {
+        u64::from_value(self.take()?).map_err(|e| StoreError::Internal(e.to_string()))
+    }
+}
+
 async fn collect<T: Row>(client: &Client, statement: String) -> Result<Vec<T>, KlickhouseError> {
     let mut rows = client.query::<T, _>(statement).await?;
     let mut out = Vec::new();
@@ -1083,7 +1155,7 @@ impl Store for ClickHouseStore {
         }
         // 18.16 needs the explicit column list to accept a Native block.
         let statement = format!(
-            "INSERT INTO {}.logs ({LOG_COLUMNS}) FORMAT Native",
+            "INSERT INTO {}.logs ({INSERT_COLUMNS}) FORMAT Native",
             self.inner.dsn.database
         );
         let outcome = self
@@ -1112,7 +1184,19 @@ impl Store for ClickHouseStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (from, to) = query.filter.bounds();
+        let (mut from, mut to) = query.filter.bounds();
+        // A cursor narrows the range the windows step through to the side
+        // still to read; the rows of its own microsecond are then told
+        // apart by id (`sql::window_page`).
+        if let Some(after) = &query.after {
+            match query.order {
+                Order::Desc => to = to.min(after.timestamp.saturating_add(1)),
+                Order::Asc => from = from.max(after.timestamp),
+            }
+        }
+        if from >= to {
+            return Ok(Vec::new());
+        }
         let extent = self.extent(&budget).await?;
         let mut windows = windows::Windows::new(
             &extent,
@@ -1134,7 +1218,7 @@ impl Store for ClickHouseStore {
                 let counted: Vec<One<u64>> = self
                     .read(
                         &budget,
-                        &sql::window_count(database, features, &query.filter, window),
+                        &sql::window_count(database, features, query, window),
                     )
                     .await?;
                 let in_window = counted.first().map_or(0, |One(n)| *n);
@@ -1155,9 +1239,8 @@ impl Store for ClickHouseStore {
             let statement = sql::window_page(
                 database,
                 features,
-                &query.filter,
+                query,
                 window,
-                query.order,
                 (server_skip, fetch),
                 self.inner.options.cluster.is_some(),
             );
@@ -1174,6 +1257,120 @@ impl Store for ClickHouseStore {
         }
         page.truncate(limit as usize);
         Ok(page)
+    }
+
+    /// Counted exactly by the server: level and service from the counts
+    /// (the rollups when the filter allows), attributes by `ARRAY JOIN` over
+    /// the attribute arrays (through `Distributed` on a cluster, which
+    /// merges the shards' groups).
+    async fn facets(&self, query: &FacetQuery) -> Result<Facets, StoreError> {
+        let keys = match &query.fields {
+            None => self.attribute_keys(&query.filter).await?,
+            Some(_) => Vec::new(),
+        };
+        let fields = facets::chosen_fields(query, &keys);
+        let mut tallies: Vec<Tally> = fields.iter().map(|_| Tally::default()).collect();
+        let mut total = 0;
+        for group in self.level_service_counts(&query.filter).await? {
+            total += group.count;
+            for (field, tally) in fields.iter().zip(tallies.iter_mut()) {
+                match field {
+                    FieldName::Level => tally.add(group.level.as_str(), group.count),
+                    FieldName::Text(TextField::Service) => tally.add(&group.service, group.count),
+                    _ => {}
+                }
+            }
+        }
+        let mut finished: Vec<facets::FieldFacet> = fields
+            .iter()
+            .cloned()
+            .zip(tallies)
+            .map(|(field, tally)| tally.finish(field, query.limit))
+            .collect();
+        let attribute_keys: Vec<&str> = fields
+            .iter()
+            .filter_map(|field| match field {
+                FieldName::Text(TextField::Attribute(key)) => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !attribute_keys.is_empty() && total > 0 {
+            let (database, features) = (self.database(), self.features());
+            let budget = ReadBudget::new(self.inner.options.read_timeout);
+            let top: Vec<Cells> = self
+                .read(
+                    &budget,
+                    &query_sql::attribute_top_values(
+                        database,
+                        features,
+                        &query.filter,
+                        &attribute_keys,
+                        query.limit,
+                    ),
+                )
+                .await?;
+            let totals: Vec<Cells> = self
+                .read(
+                    &budget,
+                    &query_sql::attribute_value_totals(
+                        database,
+                        features,
+                        &query.filter,
+                        &attribute_keys,
+                    ),
+                )
+                .await?;
+            let positions: std::collections::HashMap<String, usize> = finished
+                .iter()
+                .enumerate()
+                .filter_map(|(at, facet)| match &facet.field {
+                    FieldName::Text(TextField::Attribute(key)) => Some((key.clone(), at)),
+                    _ => None,
+                })
+                .collect();
+            let mut having: Vec<u64> = vec![0; finished.len()];
+            for mut row in totals {
+                let (key, logs, distinct) = (row.string()?, row.count()?, row.count()?);
+                if let Some(&at) = positions.get(&key) {
+                    having[at] = logs;
+                    finished[at].distinct = distinct;
+                }
+            }
+            for mut row in top {
+                let (key, value, count) = (row.string()?, row.string()?, row.count()?);
+                if let Some(&at) = positions.get(&key) {
+                    finished[at].values.push((value, count));
+                }
+            }
+            for (facet, having) in finished.iter_mut().zip(having) {
+                if matches!(facet.field, FieldName::Text(TextField::Attribute(_))) {
+                    let listed: u64 = facet.values.iter().map(|(_, n)| n).sum();
+                    facet.other = having.saturating_sub(listed);
+                }
+            }
+        }
+        Ok(Facets {
+            total,
+            approximate: false,
+            fields: finished,
+        })
+    }
+
+    async fn attribute_keys(&self, filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
+        let budget = ReadBudget::new(self.inner.options.read_timeout);
+        let statement = query_sql::attribute_key_counts(self.database(), self.features(), filter);
+        let rows: Vec<Cells> = self.read(&budget, &statement).await?;
+        let mut keys = rows
+            .into_iter()
+            .map(|mut row| {
+                Ok(KeyCount {
+                    key: row.string()?,
+                    count: row.count()?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        facets::sort_key_counts(&mut keys);
+        Ok(keys)
     }
 
     async fn level_service_counts(
@@ -1332,7 +1529,7 @@ impl Store for ClickHouseStore {
 /// current engine's statements in chdb (ClickHouse in-process) and compares
 /// the answers with those of the 18.16 server the other tests use.
 pub mod check {
-    use super::{schema, sql};
+    use super::{query_sql, schema, sql};
     use crate::domain::time::Micros;
     use crate::store::filter::{LogFilter, LogQuery};
 
@@ -1368,9 +1565,8 @@ pub mod check {
         Some(sql::window_page(
             database,
             features(version)?,
-            &query.filter,
+            query,
             (from, to),
-            query.order,
             (query.offset as u64, query.limit as u64),
             false,
         ))
@@ -1378,6 +1574,32 @@ pub mod check {
 
     /// Counts by level and service, or by `interval` bucket and level:
     /// `(bucket, level, service, count)` rows.
+    /// `SELECT key, logs` for the attribute keys of the matching logs.
+    pub fn attribute_keys(version: &str, database: &str, filter: &LogFilter) -> Option<String> {
+        Some(query_sql::attribute_key_counts(
+            database,
+            features(version)?,
+            filter,
+        ))
+    }
+
+    /// `SELECT key, value, logs`: the facet values of attribute `keys`.
+    pub fn attribute_values(
+        version: &str,
+        database: &str,
+        filter: &LogFilter,
+        keys: &[&str],
+        limit: usize,
+    ) -> Option<String> {
+        Some(query_sql::attribute_top_values(
+            database,
+            features(version)?,
+            filter,
+            keys,
+            limit,
+        ))
+    }
+
     pub fn counts(
         version: &str,
         database: &str,

@@ -1,7 +1,12 @@
-//! The query model shared by the query role and both stores.
+//! The query model shared by the query role and both stores: the seed's
+//! filters (`level`, `service`, `q`, `from`, `to`) and the `query`
+//! language's expression, ANDed. [`LogFilter::matches`] is the definition;
+//! each store's SQL must agree with it (the store contract checks).
 
+use crate::domain::query::{Expr, Predicate, TextField};
 use crate::domain::time::{MAX_MICROS, Micros};
 use crate::domain::{LevelSet, LogRecord};
+use std::cmp::Ordering;
 
 /// What a set of logs must match. Every condition is optional.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -15,6 +20,8 @@ pub struct LogFilter {
     pub from: Option<Micros>,
     /// Exclusive.
     pub to: Option<Micros>,
+    /// The `query` parameter, parsed; `Expr::everything()` when absent.
+    pub expr: Expr,
 }
 
 impl LogFilter {
@@ -32,6 +39,28 @@ impl LogFilter {
                 .text
                 .as_deref()
                 .is_none_or(|needle| contains_ignore_case(&record.message, needle))
+            && self.expr.matches(record)
+    }
+
+    /// Whether counts can come from rollups keyed by (time, level,
+    /// service): no message search, and an expression over levels and
+    /// services only.
+    pub fn countable_by_level_and_service(&self) -> bool {
+        if self.text.is_some() {
+            return false;
+        }
+        let mut only_dimensions = true;
+        self.expr.for_each_predicate(&mut |predicate| {
+            only_dimensions &= matches!(
+                predicate,
+                Predicate::Levels(_)
+                    | Predicate::Text {
+                        field: TextField::Service,
+                        ..
+                    }
+            );
+        });
+        only_dimensions
     }
 
     /// The time range with open ends closed at the representable limits.
@@ -53,6 +82,43 @@ pub struct LogQuery {
     pub limit: usize,
     pub offset: usize,
     pub order: Order,
+    /// Keyset paging: only rows strictly after this one in `order` (a
+    /// cursor's position). Combines with `offset` only in tests.
+    pub after: Option<LogKey>,
+}
+
+/// A row's place in page order: timestamp, then id compared as a string
+/// (byte order). `desc` reverses both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LogKey {
+    pub timestamp: Micros,
+    pub id: String,
+}
+
+impl LogKey {
+    pub fn of(record: &LogRecord) -> LogKey {
+        LogKey {
+            timestamp: record.timestamp,
+            id: record.id.clone(),
+        }
+    }
+
+    /// Ascending page order.
+    pub fn compare(&self, other: &LogKey) -> Ordering {
+        self.timestamp
+            .cmp(&other.timestamp)
+            .then_with(|| self.id.as_bytes().cmp(other.id.as_bytes()))
+    }
+
+    /// Whether `record` comes after this key in `order`.
+    pub fn precedes(&self, record: &LogRecord, order: Order) -> bool {
+        let ordering =
+            (self.timestamp, self.id.as_bytes()).cmp(&(record.timestamp, record.id.as_bytes()));
+        match order {
+            Order::Asc => ordering == Ordering::Less,
+            Order::Desc => ordering == Ordering::Greater,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -62,48 +128,5 @@ pub struct HistogramQuery {
     pub interval: Micros,
 }
 
-/// Case-insensitive substring test used wherever a store evaluates filters in
-/// our code (SQLite's custom function, live-tail filtering). `needle` must
-/// already be lowercase. ASCII text, by far the common case, is compared
-/// without allocating.
-pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if haystack.is_ascii() && needle.is_ascii() {
-        // memchr finds candidates for the first byte (either case) many bytes
-        // at a time; comparing every window was the top symbol (19%) of a
-        // search that scans the store.
-        let (needle, haystack) = (needle.as_bytes(), haystack.as_bytes());
-        let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
-            return false;
-        };
-        let (first, rest) = (needle[0], &needle[1..]);
-        return memchr::memchr2_iter(
-            first.to_ascii_lowercase(),
-            first.to_ascii_uppercase(),
-            &haystack[..=last_start],
-        )
-        .any(|start| haystack[start + 1..start + needle.len()].eq_ignore_ascii_case(rest));
-    }
-    haystack.to_lowercase().contains(needle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn substring_ignores_case_in_any_script() {
-        assert!(contains_ignore_case("Payment TIMEOUT after 3s", "timeout"));
-        assert!(!contains_ignore_case("payment ok", "timeout"));
-        assert!(contains_ignore_case("Ошибка БАЗЫ", "базы"));
-        assert!(contains_ignore_case("anything", ""));
-        assert!(contains_ignore_case("100% done_now", "% done_"));
-        assert!(contains_ignore_case("xTiMeOuT", "timeout"));
-        assert!(contains_ignore_case("timeout", "timeout"));
-        assert!(!contains_ignore_case("timeou", "timeout"));
-        assert!(!contains_ignore_case("tttimeou", "timeout"));
-        assert!(contains_ignore_case("a", "a") && !contains_ignore_case("", "a"));
-    }
-}
+/// Kept here for the stores' use; defined beside the query language.
+pub use crate::domain::query::contains_ignore_case;

@@ -4,17 +4,77 @@
 //! (production). Role modules see only [`Store`]; only `store/sqlite.rs` knows
 //! rusqlite and only `store/clickhouse.rs` knows klickhouse.
 
+pub mod alert_records;
 pub mod clickhouse;
+pub mod facets;
 pub mod filter;
 pub mod search_blocks;
 pub mod sqlite;
 
-pub use filter::{HistogramQuery, LogFilter, LogQuery, Order};
-
 use crate::domain::time::Micros;
 use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
+pub use facets::{FacetQuery, Facets, KeyCount};
+pub use filter::{HistogramQuery, LogFilter, LogKey, LogQuery, Order};
 use std::collections::HashSet;
+
+/// A stored log with its attributes as JSON text (see `Store::raw_logs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawLog {
+    pub timestamp: Micros,
+    pub id: String,
+    pub level: Level,
+    pub service: String,
+    pub message: String,
+    /// A JSON object of strings; `None` when there are no attributes.
+    pub attributes_json: Option<String>,
+}
+
+impl RawLog {
+    pub fn key(&self) -> LogKey {
+        LogKey {
+            timestamp: self.timestamp,
+            id: self.id.clone(),
+        }
+    }
+
+    /// The attributes as a JSON object (`{}` for none).
+    pub fn attributes_json(&self) -> &str {
+        self.attributes_json.as_deref().unwrap_or("{}")
+    }
+
+    /// The `/api/logs` row, exactly as `LogRecord` serialises it.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut timestamp = String::with_capacity(27);
+        crate::domain::time::write_rfc3339(&mut timestamp, self.timestamp);
+        out.write_all(b"{\"id\":")?;
+        serde_json::to_writer(&mut *out, &self.id)?;
+        out.write_all(b",\"timestamp\":\"")?;
+        out.write_all(timestamp.as_bytes())?;
+        out.write_all(b"\",\"level\":\"")?;
+        out.write_all(self.level.as_str().as_bytes())?;
+        out.write_all(b"\",\"message\":")?;
+        serde_json::to_writer(&mut *out, &self.message)?;
+        out.write_all(b",\"service\":")?;
+        serde_json::to_writer(&mut *out, &self.service)?;
+        out.write_all(b",\"attributes\":")?;
+        out.write_all(self.attributes_json().as_bytes())?;
+        out.write_all(b"}")
+    }
+}
+
+impl From<LogRecord> for RawLog {
+    fn from(record: LogRecord) -> RawLog {
+        RawLog {
+            attributes_json: crate::domain::log::attributes_to_json(&record.attributes),
+            timestamp: record.timestamp,
+            id: record.id,
+            level: record.level,
+            service: record.service,
+            message: record.message,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,7 +106,9 @@ pub struct BucketCount {
 
 /// Contract shared by both stores (the store test suite runs against each):
 /// - `insert` is all-or-nothing per call; a failed call may be retried with
-///   the same batches without creating partial duplicates.
+///   the same batches without creating partial duplicates. The embedded
+///   store skips a log whose id it already holds (a redelivered batch does
+///   not show twice, in rows or counts).
 /// - reads see every insert that returned `Ok` before the read started.
 /// - filters mean the same thing everywhere: see [`LogFilter`].
 #[async_trait]
@@ -64,8 +126,42 @@ pub trait Store: Send + Sync {
     /// the lookup by it; a log's id and timestamp never change).
     async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError>;
 
-    /// A page of logs, ordered by timestamp (then arrival) as asked.
+    /// A page of logs in page order: timestamp, then id compared as a
+    /// string (`desc` reverses both); after `query.after` when given.
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// The same page as `logs`, each log's attributes left as the JSON the
+    /// store keeps: an export streams millions of rows, and parsing each
+    /// one's attributes into a map only to write them out again was most
+    /// of its time. Stores that keep attributes otherwise need not override.
+    async fn raw_logs(&self, query: &LogQuery) -> Result<Vec<RawLog>, StoreError> {
+        Ok(self
+            .logs(query)
+            .await?
+            .into_iter()
+            .map(RawLog::from)
+            .collect())
+    }
+
+    /// The most frequent values of fields among the matching logs. Counts
+    /// are exact below `facets::EXACT_BELOW` matching logs; above, a store
+    /// may count a sample and scale (`approximate`).
+    /// (Both stores implement it; the default serves test doubles.)
+    async fn facets(&self, _query: &FacetQuery) -> Result<Facets, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot count facets",
+            self.kind()
+        )))
+    }
+
+    /// Every attribute key present in the matching logs with the number of
+    /// logs having it, most frequent first (ties by key).
+    async fn attribute_keys(&self, _filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot list attribute keys",
+            self.kind()
+        )))
+    }
 
     /// Counts grouped by level and service: the source of stats and services.
     async fn level_service_counts(
@@ -83,6 +179,13 @@ pub trait Store: Send + Sync {
 
     /// Size on disk, where the store can tell cheaply (for `/metrics`).
     fn size_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    /// Stored logs that indexes built in the background do not cover yet
+    /// (answers are complete meanwhile, only slower), where the store has
+    /// such indexes (for `/metrics`).
+    fn index_backlog(&self) -> Option<u64> {
         None
     }
 
@@ -106,4 +209,38 @@ pub fn ids_and_range(batches: &[LogBatch]) -> Option<(Vec<&str>, Micros, Micros)
         ids.push(record.id.as_str());
     }
     Some((ids, from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_rows_write_what_records_serialise() {
+        for attributes in [
+            Default::default(),
+            [
+                ("k\"ey".to_string(), "v\\al\u{0}ue\n".to_string()),
+                ("region".into(), "日本".into()),
+            ]
+            .into(),
+        ] {
+            let record = LogRecord {
+                id: "id-\"1".into(),
+                timestamp: 1_735_689_600_000_001,
+                level: Level::Fatal,
+                service: "svc\t".into(),
+                message: "line\none \u{1} é".into(),
+                attributes,
+            };
+            let mut written = Vec::new();
+            RawLog::from(record.clone())
+                .write_json(&mut written)
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&record).unwrap()
+            );
+        }
+    }
 }

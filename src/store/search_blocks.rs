@@ -79,6 +79,11 @@ pub struct OpenBlock {
     rows: u32,
     min_ts: Micros,
     max_ts: Micros,
+    /// The least and greatest id (as strings), so a log is found by id
+    /// without an index on ids: ingest makes ids time-ordered, so a
+    /// block's range is narrow.
+    min_id: String,
+    max_id: String,
     bloom: Vec<u8>,
     /// The `seq` the next log gets.
     next_seq: i64,
@@ -107,13 +112,14 @@ impl OpenBlock {
             );
         }
         let mut rows = transaction
-            .prepare("SELECT seq, ts, message FROM logs WHERE seq >= ?1 ORDER BY seq")?;
+            .prepare("SELECT seq, ts, id, message FROM logs WHERE seq >= ?1 ORDER BY seq")?;
         let mut rows = rows.query([start_seq])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let ts: Micros = row.get(1)?;
-            let message: String = row.get(2)?;
-            open.add_row(transaction, seq, ts, &message)?;
+            let id: String = row.get(2)?;
+            let message: String = row.get(3)?;
+            open.add_row(transaction, seq, ts, &id, &message)?;
         }
         Ok(open)
     }
@@ -124,6 +130,8 @@ impl OpenBlock {
             rows: 0,
             min_ts: Micros::MAX,
             max_ts: Micros::MIN,
+            min_id: String::new(),
+            max_id: String::new(),
             bloom: vec![0; BLOOM_BYTES],
             next_seq: block << BLOCK_SHIFT,
         }
@@ -143,6 +151,7 @@ impl OpenBlock {
         transaction: &Transaction,
         seq: i64,
         ts: Micros,
+        id: &str,
         message: &str,
     ) -> rusqlite::Result<()> {
         let block = block_of(seq);
@@ -154,6 +163,15 @@ impl OpenBlock {
             };
         }
         self.next_seq = self.next_seq.max(seq + 1);
+        if self.rows == 0 || id < self.min_id.as_str() {
+            self.min_id.clear();
+            self.min_id.push_str(id);
+        }
+        if self.rows == 0 || id > self.max_id.as_str() {
+            // Reuses the buffer: ids mostly rise, so this runs per row.
+            self.max_id.clear();
+            self.max_id.push_str(id);
+        }
         self.rows += 1;
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
@@ -172,14 +190,16 @@ impl OpenBlock {
         }
         transaction
             .prepare_cached(
-                "INSERT OR REPLACE INTO message_blocks (block, min_ts, max_ts, bloom)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO message_blocks (block, min_ts, max_ts, bloom, min_id, max_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(rusqlite::params![
                 self.block,
                 self.min_ts,
                 self.max_ts,
-                self.bloom
+                self.bloom,
+                self.min_id,
+                self.max_id
             ])?;
         Ok(())
     }
@@ -211,35 +231,54 @@ struct Candidate {
     max_ts: Micros,
 }
 
-/// One matching row: its sort key and what the caller maps it to.
+/// One matching row: its place in page order and what the caller maps it
+/// to.
 struct Hit<T> {
     ts: Micros,
-    seq: i64,
+    id: String,
     row: T,
 }
 
 /// Runs a `q` search through the search blocks. `conditions` is the
 /// caller's WHERE clause over `logs l` (the needle among them) with its
-/// parameters; `select` the column list, starting with `l.seq, l.ts`, and
+/// parameters; `select` the column list, starting with `l.seq, l.ts, l.id`,
+/// and
 /// `from` the FROM clause. `None` means "use the plain scan": the needle is
 /// too short, the page too deep, or the blocks did not narrow the search.
+///
+/// `also` narrows the blocks further (the attribute filters of the facet
+/// blocks): a block is read only when both filters may hold a match. With
+/// no `needle`, `also` alone decides.
+#[allow(clippy::too_many_arguments)]
 pub fn search<T>(
     connection: &Connection,
     query: &LogQuery,
-    needle: &str,
+    needle: Option<&str>,
+    also: &dyn Fn(i64) -> rusqlite::Result<bool>,
     select_from: &str,
     conditions: &[String],
     params: &[Value],
     map: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Option<Vec<T>>> {
-    let Some(wanted) = needle_positions(needle) else {
-        return Ok(None);
+    let wanted = match needle {
+        Some(needle) => match needle_positions(needle) {
+            Some(wanted) => Some(wanted),
+            None => return Ok(None),
+        },
+        None => None,
     };
     let top = query.offset + query.limit;
     if top > MAX_TOP {
         return Ok(None);
     }
-    let (from, to) = query.filter.bounds();
+    let (mut from, mut to) = query.filter.bounds();
+    // A cursor's key narrows the blocks worth reading.
+    if let Some(after) = &query.after {
+        match query.order {
+            Order::Desc => to = to.min(after.timestamp.saturating_add(1)),
+            Order::Asc => from = from.max(after.timestamp),
+        }
+    }
     // One snapshot for the filters and the rows, so a block the writer
     // completes meanwhile is either among the filters or in the open tail.
     let snapshot = connection.unchecked_transaction()?;
@@ -294,7 +333,7 @@ pub fn search<T>(
     let mut hits: Vec<Hit<T>> = Vec::new();
     let mut scanned: i64 = 0;
     let better = |a: &Hit<T>, b: &Hit<T>| {
-        let ordering = (a.ts, a.seq).cmp(&(b.ts, b.seq));
+        let ordering = (a.ts, a.id.as_bytes()).cmp(&(b.ts, b.id.as_bytes()));
         if newest_first {
             ordering.reverse()
         } else {
@@ -316,12 +355,17 @@ pub fn search<T>(
             }
         }
         if let Some(block) = candidate.block {
-            let holds = filter
-                .query_row([block], |row| {
-                    Ok(may_hold(row.get_ref(0)?.as_blob().unwrap_or(&[]), &wanted))
-                })
-                .optional()?;
-            if holds != Some(true) {
+            if let Some(wanted) = &wanted {
+                let holds = filter
+                    .query_row([block], |row| {
+                        Ok(may_hold(row.get_ref(0)?.as_blob().unwrap_or(&[]), wanted))
+                    })
+                    .optional()?;
+                if holds != Some(true) {
+                    continue;
+                }
+            }
+            if !also(block)? {
                 continue;
             }
         }
@@ -337,8 +381,8 @@ pub fn search<T>(
         let mut rows = statement.query(params_from_iter(bound))?;
         while let Some(row) = rows.next()? {
             hits.push(Hit {
-                seq: row.get(0)?,
                 ts: row.get(1)?,
+                id: row.get(2)?,
                 row: map(row)?,
             });
         }
@@ -351,6 +395,54 @@ pub fn search<T>(
             .map(|hit| hit.row)
             .collect(),
     ))
+}
+
+/// Schema 4: the id range of every stored block, read from its rows once.
+pub fn add_id_ranges(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch(&format!(
+        "ALTER TABLE message_blocks ADD COLUMN min_id TEXT;
+         ALTER TABLE message_blocks ADD COLUMN max_id TEXT;
+         UPDATE message_blocks SET
+             min_id = (SELECT MIN(id) FROM logs WHERE seq >= block << {BLOCK_SHIFT} AND seq < (block + 1) << {BLOCK_SHIFT}),
+             max_id = (SELECT MAX(id) FROM logs WHERE seq >= block << {BLOCK_SHIFT} AND seq < (block + 1) << {BLOCK_SHIFT});
+         CREATE INDEX message_blocks_ids ON message_blocks (max_id, min_id);"
+    ))
+}
+
+/// The `seq` ranges that may hold the log with `id`: the stored blocks
+/// whose id range covers it, and everything after the last stored block.
+/// `None` when so many blocks qualify (ids far out of order) that a scan
+/// is the better plan.
+pub fn seq_ranges_for_id(
+    connection: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<Vec<(i64, i64)>>> {
+    const MOST_BLOCKS: usize = 256;
+    let mut statement = connection.prepare_cached(
+        "SELECT block FROM message_blocks INDEXED BY message_blocks_ids
+         WHERE max_id >= ?1 AND min_id <= ?1 LIMIT ?2",
+    )?;
+    let blocks = statement
+        .query_map(rusqlite::params![id, MOST_BLOCKS as i64 + 1], |row| {
+            row.get::<_, i64>(0)
+        })?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    if blocks.len() > MOST_BLOCKS {
+        return Ok(None);
+    }
+    let last_stored: Option<i64> =
+        connection.query_row("SELECT MAX(block) FROM message_blocks", [], |row| {
+            row.get(0)
+        })?;
+    let mut ranges: Vec<(i64, i64)> = blocks
+        .into_iter()
+        .map(|block| (block << BLOCK_SHIFT, ((block + 1) << BLOCK_SHIFT) - 1))
+        .collect();
+    ranges.push((
+        last_stored.map_or(0, |block| (block + 1) << BLOCK_SHIFT),
+        i64::MAX,
+    ));
+    Ok(Some(ranges))
 }
 
 /// Drops the filters of blocks whose rows retention deleted.

@@ -3,6 +3,7 @@
 //! so a regression fails `cargo test` without a fuzzer installed.
 
 use oglogstream::domain::parse::{BulkFormat, LogLimits, parse_bulk, parse_log};
+use oglogstream::domain::query;
 use oglogstream::query::params;
 use std::path::Path;
 
@@ -129,4 +130,22 @@ fn captured_client_requests_decode() {
     let bulk_body = seed("elasticsearch_bulk", "python-helpers.ndjson");
     let bulk = elasticsearch::decode_bulk(&bulk_body, None, &limits).expect("a bulk body");
     assert_eq!((bulk.logs.len(), bulk.refused()), (2, 0));
+}
+
+#[test]
+fn parse_query_seeds() {
+    let mut accepted = 0;
+    for (name, data) in inputs("parse_query") {
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        match query::parse(text) {
+            Ok(_) => accepted += 1,
+            Err(error) => assert!(
+                (1..=text.chars().count() + 1).contains(&error.position),
+                "{name}: {error}"
+            ),
+        }
+    }
+    assert!(accepted >= 2, "the valid seeds parse");
 }

@@ -129,3 +129,45 @@ async fn a_stuck_client_is_cut_off_without_slowing_ingestion() {
         "{metrics}"
     );
 }
+
+#[actix_web::test]
+async fn the_query_language_filters_the_stream() {
+    let server = Server::start().await;
+    let query = "level:>=error region:eu-* -healthcheck";
+    let encoded = serde_urlencoded::to_string([("query", query)]).unwrap();
+    let mut connection = connect(&server, &format!("?{encoded}")).await;
+    let with = |level: &str, message: &str, region: Option<&str>| {
+        let mut log = log(level, "web", message);
+        if let Some(region) = region {
+            log["attributes"] = serde_json::json!({ "region": region });
+        }
+        log
+    };
+    server
+        .accept(&with("info", "quiet", Some("eu-west-1")))
+        .await;
+    server.accept(&with("error", "no region", None)).await;
+    server
+        .accept(&with("error", "healthcheck failed", Some("eu-west-1")))
+        .await;
+    server
+        .accept(&with("fatal", "elsewhere", Some("us-east-1")))
+        .await;
+    let wanted = server
+        .accept(&with("fatal", "disk full", Some("EU-central-1")))
+        .await;
+    let frame = next_log(&mut connection, Duration::from_secs(5))
+        .await
+        .expect("the matching log");
+    assert_eq!(
+        frame["id"],
+        wanted.as_str(),
+        "the first frame is the only match"
+    );
+    assert!(
+        next_log(&mut connection, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "nothing else matches"
+    );
+}

@@ -3,15 +3,18 @@
 
 mod support;
 
+mod alerts;
 mod cluster;
 mod config_and_lifecycle;
 mod dashboard_assets;
 mod deployment;
+mod facet_blocks;
 mod fuzz_corpus;
 mod ingest_rules;
 mod live_tail;
 mod operations;
 mod query_api;
+mod query_language;
 mod search_blocks;
 mod shippers;
 mod split;

@@ -91,6 +91,7 @@ async fn every_search_agrees(store: &SqliteStore, all: &[LogRecord], stage: &str
                             limit,
                             offset,
                             order,
+                            after: None,
                         };
                         let got: Vec<String> = store
                             .logs(&query)

@@ -9,141 +9,22 @@
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import fs from 'node:fs'
-import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
-
-const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const REPO_DIR = path.resolve(WEB_DIR, '..')
-// $OGLOGSTREAM_BIN is taken relative to the current directory; the default relative to web/.
-const BIN = process.env.OGLOGSTREAM_BIN
-  ? path.resolve(process.env.OGLOGSTREAM_BIN)
-  : path.resolve(WEB_DIR, '../target/debug/oglogstream')
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const SHOTS = path.join(WEB_DIR, 'test-output', 'screenshots')
-const WAIT = 10_000
-
-let server = null
-let serverLog = ''
-let dataDir = ''
-let base = ''
-let browser = null
-let context = null
-const dialogs = []
-
-// ------------------------------------------------------------------ helpers
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.unref()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-function serverOutput() {
-  return serverLog.split('\n').slice(-40).join('\n')
-}
-
-async function waitForHealth(deadlineMs) {
-  const deadline = Date.now() + deadlineMs
-  let last = ''
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null || server.signalCode !== null) {
-      throw new Error(`server exited early (code ${server.exitCode}, signal ${server.signalCode}):\n${serverOutput()}`)
-    }
-    try {
-      const res = await fetch(`${base}/health`, { signal: AbortSignal.timeout(2000) })
-      if (res.status === 200) return
-      last = `HTTP ${res.status}`
-    } catch (e) {
-      last = e.message
-    }
-    await new Promise((r) => setTimeout(r, 100)) // poll interval while the server boots
-  }
-  throw new Error(`/health did not answer 200 within ${deadlineMs} ms (last: ${last}):\n${serverOutput()}`)
-}
-
-async function postLog(log) {
-  const res = await fetch(`${base}/log`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(log),
-  })
-  const body = await res.text()
-  assert.equal(res.status, 202, `POST /log -> ${res.status} ${body}`)
-  const json = JSON.parse(body)
-  assert.equal(json.status, 'accepted')
-  return json
-}
-
-/** ms since epoch of an RFC 3339 timestamp with any fractional precision. */
-function tsMs(ts) {
-  return Date.parse(ts.replace(/(\.\d{3})\d+/, '$1'))
-}
-
-async function newPage({ colorScheme = 'light' } = {}) {
-  await context?.close()
-  context = await browser.newContext({
-    viewport: { width: 1280, height: 800 },
-    colorScheme,
-    timezoneId: 'UTC',
-    locale: 'en-US',
-  })
-  const page = await context.newPage()
-  page.on('dialog', (d) => {
-    dialogs.push(d.message())
-    void d.dismiss()
-  })
-  page.on('pageerror', (e) => console.error('[pageerror]', e.message))
-  return page
-}
-
-/** Texts of every element with this test id, in DOM order. */
-function texts(page, testid) {
-  return page.$$eval(`[data-testid="${testid}"]`, (els) => els.map((e) => e.textContent ?? ''))
-}
-
-/** Wait until the rows' messages are exactly `expected` (any order). */
-async function waitForMessages(page, expected, { row = 'log-row', timeout = WAIT } = {}) {
-  const want = [...expected].sort()
-  try {
-    await page.waitForFunction(
-      ([row, want]) => {
-        const got = Array.from(document.querySelectorAll(`[data-testid="${row}"] [data-testid="log-message"]`))
-          .map((e) => e.textContent ?? '')
-          .sort()
-        return got.length === want.length && got.every((g, i) => g === want[i])
-      },
-      [row, want],
-      { timeout, polling: 50 },
-    )
-  } catch (e) {
-    const got = await page
-      .$$eval(`[data-testid="${row}"] [data-testid="log-message"]`, (els) => els.map((x) => x.textContent))
-      .catch(() => [])
-    throw new Error(`rows did not become ${JSON.stringify(want)}; last seen ${JSON.stringify(got)} at ${page.url()}\n${e.message}`)
-  }
-}
-
-async function waitForQuery(page, key, value) {
-  await page.waitForFunction(([k, v]) => new URL(location.href).searchParams.get(k) === v, [key, value], {
-    timeout: WAIT,
-  })
-}
-
-async function shot(page, name) {
-  fs.mkdirSync(SHOTS, { recursive: true })
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) })
-}
+import {
+  WAIT,
+  base,
+  dialogs,
+  newPage,
+  postBulk,
+  postLog,
+  shot,
+  startSuite,
+  stopSuite,
+  texts,
+  tsMs,
+  waitForMessages,
+  waitForQuery,
+} from './support.mjs'
+import { searchSuite } from './search.mjs'
 
 // ------------------------------------------------------------------ data
 
@@ -167,38 +48,7 @@ let boundaryMs = 0
 // ------------------------------------------------------------------ lifecycle
 
 before(async () => {
-  if (!fs.existsSync(BIN)) {
-    throw new Error(`OgLogStream binary not found at ${BIN} (set OGLOGSTREAM_BIN or run cargo build)`)
-  }
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (set CHROMIUM_PATH)`)
-  if (!fs.existsSync(path.join(WEB_DIR, 'dist', 'index.html'))) {
-    throw new Error('web/dist/index.html is missing: run `npm run build` in web/ first')
-  }
-
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oglogstream-e2e-'))
-  const port = await freePort()
-  base = `http://127.0.0.1:${port}`
-  server = spawn(BIN, ['--role', 'all', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
-    cwd: REPO_DIR,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  })
-  const collect = (d) => {
-    serverLog += d.toString()
-    if (serverLog.length > 200_000) serverLog = serverLog.slice(-100_000)
-  }
-  server.stdout.on('data', collect)
-  server.stderr.on('data', collect)
-  await waitForHealth(30_000)
-
-  // The server must serve the dashboard (SPA) itself, to a browser: `/`
-  // without `text/html` in Accept answers as Elasticsearch's root.
-  for (const p of ['/', '/explorer', '/live']) {
-    const res = await fetch(base + p, { headers: { Accept: 'text/html' } })
-    const html = await res.text()
-    assert.equal(res.status, 200, `GET ${p} -> ${res.status}: ${html.slice(0, 200)}`)
-    assert.match(html, /<div id="app">/, `GET ${p} did not return the dashboard's index.html`)
-  }
+  await startSuite()
 
   let lastOld = 0
   for (const l of OLD) lastOld = Math.max(lastOld, tsMs((await postLog(l)).timestamp))
@@ -209,34 +59,9 @@ before(async () => {
     const r = await postLog(l)
     assert.ok(tsMs(r.timestamp) >= boundaryMs, `server timestamp ${r.timestamp} should be after the boundary`)
   }
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-quic',
-    ],
-  })
 })
 
-after(async () => {
-  await context?.close().catch(() => {})
-  await browser?.close().catch(() => {})
-  if (server && server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise((r) => server.once('exit', r))
-    server.kill('SIGTERM')
-    const timer = setTimeout(() => server.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(timer)
-  }
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
-})
+after(stopSuite)
 
 // ------------------------------------------------------------------ tests
 
@@ -294,15 +119,16 @@ describe('OgLogStream dashboard', { timeout: 120_000 }, () => {
     await page.goto(`${base}/explorer`)
     await waitForMessages(page, ALL)
 
-    // q (Enter applies at once; typing alone applies after a short debounce)
-    await page.fill('[data-testid="search-input"]', 'timeout')
-    await waitForQuery(page, 'q', 'timeout')
+    // the query bar (Enter applies): a word, then a phrase (case-insensitive)
+    await page.fill('[data-testid="query-input"]', 'timeout')
+    await page.press('[data-testid="query-input"]', 'Enter')
+    await waitForQuery(page, 'query', 'timeout')
     await waitForMessages(page, msgs((l) => /timeout/i.test(l.message)))
-    await page.fill('[data-testid="search-input"]', 'TIMEOUT FOR')
-    await page.press('[data-testid="search-input"]', 'Enter')
+    await page.fill('[data-testid="query-input"]', '"TIMEOUT FOR"')
+    await page.click('[data-testid="query-submit"]')
     await waitForMessages(page, ['payment retry timeout for order 1002'])
-    await page.fill('[data-testid="search-input"]', '')
-    await page.press('[data-testid="search-input"]', 'Enter')
+    await page.fill('[data-testid="query-input"]', '')
+    await page.press('[data-testid="query-input"]', 'Enter')
     await waitForMessages(page, ALL)
 
     // level (multi-select)
@@ -352,9 +178,9 @@ describe('OgLogStream dashboard', { timeout: 120_000 }, () => {
   test('a shared URL restores every filter', async () => {
     const page = await newPage()
     const from = new Date(boundaryMs).toISOString()
-    await page.goto(`${base}/explorer?q=user&level=info,debug&service=auth-api&from=${encodeURIComponent(from)}`)
+    await page.goto(`${base}/explorer?query=user&level=info,debug&service=auth-api&from=${encodeURIComponent(from)}`)
     await waitForMessages(page, ['login ok for user 9'])
-    assert.equal(await page.inputValue('[data-testid="search-input"]'), 'user')
+    assert.equal(await page.inputValue('[data-testid="query-input"]'), 'user')
     assert.equal(await page.getAttribute('[data-testid="level-filter-info"]', 'aria-pressed'), 'true')
     assert.equal(await page.getAttribute('[data-testid="level-filter-debug"]', 'aria-pressed'), 'true')
     assert.equal(await page.getAttribute('[data-testid="level-filter-error"]', 'aria-pressed'), 'false')
@@ -362,10 +188,12 @@ describe('OgLogStream dashboard', { timeout: 120_000 }, () => {
     assert.equal(await page.getAttribute('[data-testid="range-custom"]', 'aria-pressed'), 'true')
     assert.equal(await page.inputValue('[data-testid="range-from"]'), from.slice(0, 19))
 
-    // Same filters with a preset range instead: the older debug log is back.
+    // Same filters with a preset range instead: the older debug log is back. The seed's `q`
+    // still works in old links and shows as a removable chip.
     await page.goto(`${base}/explorer?q=user&level=info,debug&service=auth-api&range=1h`)
     await waitForMessages(page, ['login ok for user 9', 'token refreshed for user 7'])
     assert.equal(await page.getAttribute('[data-testid="range-preset-1h"]', 'aria-pressed'), 'true')
+    assert.match(await page.textContent('[data-testid="q-chip"]'), /message contains “user”/)
   })
 
   test('live page shows new logs within 2 s, honours filters and pause', async () => {
@@ -445,18 +273,50 @@ describe('OgLogStream dashboard', { timeout: 120_000 }, () => {
     await waitForMessages(page, await currentAll())
   })
 
-  test('"Load more" pages through results', async () => {
-    for (let i = 0; i < 130; i++) await postLog({ level: 'debug', service: 'bulk', message: `bulk ${String(i).padStart(3, '0')}` })
+  test('scrolling down loads the next pages on the cursor', async () => {
+    const name = (i) => `bulk ${String(i).padStart(3, '0')}`
+    const t0 = Date.now() - 60_000
+    await postBulk(
+      Array.from({ length: 230 }, (_, i) => ({
+        level: 'debug',
+        service: 'bulk',
+        message: name(i),
+        timestamp: new Date(t0 + i).toISOString(),
+      })),
+    )
     const page = await newPage()
-    await page.goto(`${base}/explorer?service=bulk&order=asc`)
-    const first = Array.from({ length: 100 }, (_, i) => `bulk ${String(i).padStart(3, '0')}`)
-    await waitForMessages(page, first)
-    assert.deepEqual((await texts(page, 'log-message')).slice(0, 2), ['bulk 000', 'bulk 001'])
-    await page.click('[data-testid="load-more"]')
-    await waitForMessages(page, Array.from({ length: 130 }, (_, i) => `bulk ${String(i).padStart(3, '0')}`))
+    const asked = []
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/logs') asked.push(new URL(r.url()).searchParams)
+    })
+    await page.goto(`${base}/explorer?query=service:bulk&order=asc`)
+    await waitForMessages(
+      page,
+      Array.from({ length: 100 }, (_, i) => name(i)),
+      { ordered: true },
+    )
+    // The list's end comes into view: the next pages load by themselves, each row once, in order.
+    await page.locator('[data-testid="rows-shown"]').scrollIntoViewIfNeeded()
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="log-row"]').length >= 200, null, { timeout: WAIT })
+    await page.locator('[data-testid="rows-shown"]').scrollIntoViewIfNeeded()
+    await page.locator('[data-testid="end-of-results"]').waitFor({ timeout: WAIT })
+    await waitForMessages(
+      page,
+      Array.from({ length: 230 }, (_, i) => name(i)),
+      { ordered: true },
+    )
+    const pages = asked.filter((p) => p.get('query') === 'service:bulk')
+    assert.equal(pages.length, 3, pages.map(String).join('\n'))
+    assert.equal(pages[0].get('cursor'), null)
+    for (const p of pages.slice(1)) {
+      assert.ok(p.get('cursor'), `a later page asks by cursor: ${p}`)
+      assert.equal(p.get('offset'), null)
+    }
     assert.equal(await page.locator('[data-testid="load-more"]').count(), 0)
   })
 })
+
+searchSuite()
 
 /** Messages of every log now stored (the live test added some). */
 async function currentAll() {

@@ -53,22 +53,88 @@ export interface PostLogResult {
   timestamp: string
 }
 
+/** One page of /api/logs and the token for the next (the `X-Next-Cursor` header), if any. */
+export interface LogPage {
+  rows: LogEntry[]
+  nextCursor: string | null
+}
+
+export interface FacetValue {
+  value: string
+  count: number
+}
+
+export interface Facet {
+  /** As the API names it: `level`, `service`, an attribute key, `@level` for the attribute `level`. */
+  field: string
+  values: FacetValue[]
+  /** Matching logs having this field with a value not listed. */
+  other: number
+  distinct: number
+}
+
+export interface Facets {
+  total: number
+  /** Counts come from a sample and are scaled. */
+  approximate: boolean
+  facets: Facet[]
+}
+
+export interface FieldCount {
+  field: string
+  count: number
+}
+
+export interface LogContext {
+  log: LogEntry
+  /** Oldest first. */
+  before: LogEntry[]
+  /** Oldest first. */
+  after: LogEntry[]
+}
+
+export type ExportFormat = 'ndjson' | 'csv'
+
 export type ApiErrorKind = 'http' | 'network' | 'parse' | 'unauthorized'
 
 export class ApiError extends Error {
   readonly status: number
   readonly kind: ApiErrorKind
   readonly field?: string
+  /** 1-based character column of the fault in a `query` (400 answers). */
+  readonly position?: number
   readonly path: string
 
-  constructor(opts: { message: string; status: number; kind: ApiErrorKind; path: string; field?: string }) {
+  constructor(opts: {
+    message: string
+    status: number
+    kind: ApiErrorKind
+    path: string
+    field?: string
+    position?: number
+  }) {
     super(opts.message)
     this.name = 'ApiError'
     this.status = opts.status
     this.kind = opts.kind
     this.path = opts.path
     this.field = opts.field
+    this.position = opts.position
   }
+}
+
+/** A query the server refused to parse: its message and the column of the fault. */
+export interface QueryFault {
+  message: string
+  position: number | null
+}
+
+/** The query error in `e`, if `e` is the server refusing the `query` parameter. */
+export function queryFault(e: unknown): QueryFault | null {
+  if (!(e instanceof ApiError) || e.status !== 400 || e.field !== 'query') return null
+  // Shown under the query bar, with the column marked: the server's prefix and suffix would repeat both.
+  const message = e.message.replace(/^query parameter query: /, '').replace(/ \(at column \d+\)$/, '')
+  return { message: message || e.message, position: e.position ?? null }
 }
 
 export function isAbortError(e: unknown): boolean {
@@ -224,11 +290,16 @@ export function createApiClient(opts: ApiClientOptions = {}) {
   const baseUrl = opts.baseUrl ?? ''
   const doFetch: typeof fetch = opts.fetch ?? ((...args) => globalThis.fetch(...args))
 
-  async function request<T>(path: string, ro: RequestOptions = {}): Promise<T> {
-    const url = `${baseUrl}${path}${buildQuery(ro.params)}`
-    const headers: Record<string, string> = { Accept: 'application/json' }
+  function authHeaders(accept: string): Record<string, string> {
+    const headers: Record<string, string> = { Accept: accept }
     const key = keyStore.get()
     if (key) headers.Authorization = `Bearer ${key}`
+    return headers
+  }
+
+  async function send(path: string, ro: RequestOptions, accept: string): Promise<Response> {
+    const url = `${baseUrl}${path}${buildQuery(ro.params)}`
+    const headers = authHeaders(accept)
     let body: string | undefined
     if (ro.body !== undefined) {
       headers['Content-Type'] = 'application/json'
@@ -247,7 +318,45 @@ export function createApiClient(opts: ApiClientOptions = {}) {
         path,
       })
     }
+    if (!res.ok) throw await errorFrom(res, path)
+    return res
+  }
 
+  /** The ApiError for a non-2xx answer, from its JSON body `{"error", "field", "position"}` when it has one. */
+  async function errorFrom(res: Response, path: string): Promise<ApiError> {
+    const text = await res.text().catch(() => '')
+    let json: unknown = undefined
+    try {
+      json = text ? JSON.parse(text) : undefined
+    } catch {
+      json = undefined
+    }
+    const obj = (json && typeof json === 'object' ? json : {}) as {
+      error?: unknown
+      field?: unknown
+      message?: unknown
+      position?: unknown
+    }
+    const msg =
+      (typeof obj.error === 'string' && obj.error) ||
+      (typeof obj.message === 'string' && obj.message) ||
+      (text && text.length < 300 ? text.trim() : '') ||
+      res.statusText ||
+      'request failed'
+    const err = new ApiError({
+      message: msg,
+      status: res.status,
+      kind: res.status === 401 ? 'unauthorized' : 'http',
+      path,
+      field: typeof obj.field === 'string' ? obj.field : undefined,
+      position: typeof obj.position === 'number' && obj.position >= 1 ? obj.position : undefined,
+    })
+    if (res.status === 401) opts.onUnauthorized?.(err)
+    return err
+  }
+
+  async function requestWithHeaders<T>(path: string, ro: RequestOptions = {}): Promise<{ json: T; headers: Headers }> {
+    const res = await send(path, ro, 'application/json')
     const text = await res.text().catch(() => '')
     let json: unknown = undefined
     if (text) {
@@ -258,25 +367,6 @@ export function createApiClient(opts: ApiClientOptions = {}) {
       }
     }
 
-    if (!res.ok) {
-      const obj = (json && typeof json === 'object' ? json : {}) as { error?: unknown; field?: unknown; message?: unknown }
-      const msg =
-        (typeof obj.error === 'string' && obj.error) ||
-        (typeof obj.message === 'string' && obj.message) ||
-        (text && text.length < 300 ? text.trim() : '') ||
-        res.statusText ||
-        'request failed'
-      const err = new ApiError({
-        message: msg,
-        status: res.status,
-        kind: res.status === 401 ? 'unauthorized' : 'http',
-        path,
-        field: typeof obj.field === 'string' ? obj.field : undefined,
-      })
-      if (res.status === 401) opts.onUnauthorized?.(err)
-      throw err
-    }
-
     if (json === undefined) {
       throw new ApiError({
         message: text ? 'The server sent a response that is not JSON' : 'The server sent an empty response',
@@ -285,7 +375,18 @@ export function createApiClient(opts: ApiClientOptions = {}) {
         path,
       })
     }
-    return json as T
+    return { json: json as T, headers: res.headers }
+  }
+
+  async function request<T>(path: string, ro: RequestOptions = {}): Promise<T> {
+    return (await requestWithHeaders<T>(path, ro)).json
+  }
+
+  function logRows(raw: unknown, path: string): LogEntry[] {
+    if (!Array.isArray(raw)) {
+      throw new ApiError({ message: 'Expected a JSON array of logs', status: 200, kind: 'parse', path })
+    }
+    return raw.map((r) => normalizeLog(r as Partial<LogEntry>))
   }
 
   return {
@@ -293,11 +394,52 @@ export function createApiClient(opts: ApiClientOptions = {}) {
     keyStore,
 
     async logs(params: Params, signal?: AbortSignal): Promise<LogEntry[]> {
-      const raw = await request<unknown>('/api/logs', { params, signal })
-      if (!Array.isArray(raw)) {
-        throw new ApiError({ message: 'Expected a JSON array of logs', status: 200, kind: 'parse', path: '/api/logs' })
+      return logRows(await request<unknown>('/api/logs', { params, signal }), '/api/logs')
+    },
+
+    /** One page of /api/logs with the cursor for the next one. */
+    async logsPage(params: Params, signal?: AbortSignal): Promise<LogPage> {
+      const { json, headers } = await requestWithHeaders<unknown>('/api/logs', { params, signal })
+      return { rows: logRows(json, '/api/logs'), nextCursor: headers.get('X-Next-Cursor') || null }
+    },
+
+    async facets(params: Params, signal?: AbortSignal): Promise<Facets> {
+      return normalizeFacets(await request<Partial<Facets>>('/api/facets', { params, signal }))
+    },
+
+    async fields(params: Params, signal?: AbortSignal): Promise<FieldCount[]> {
+      const raw = await request<unknown>('/api/fields', { params, signal })
+      if (!Array.isArray(raw)) return []
+      return raw.map((r) => ({ field: String((r as FieldCount).field ?? ''), count: Number((r as FieldCount).count ?? 0) }))
+    },
+
+    async context(id: string, params: Params, signal?: AbortSignal): Promise<LogContext> {
+      const path = `/api/logs/${encodeURIComponent(id)}/context`
+      const raw = await request<Partial<Record<keyof LogContext, unknown>>>(path, { params, signal })
+      if (!raw.log || typeof raw.log !== 'object') {
+        throw new ApiError({ message: 'Expected {"log", "before", "after"}', status: 200, kind: 'parse', path })
       }
-      return raw.map((r) => normalizeLog(r as Partial<LogEntry>))
+      return {
+        log: normalizeLog(raw.log as Partial<LogEntry>),
+        before: Array.isArray(raw.before) ? logRows(raw.before, path) : [],
+        after: Array.isArray(raw.after) ? logRows(raw.after, path) : [],
+      }
+    },
+
+    /** Same-origin URL of /api/export for these params (a plain link downloads it without an API key). */
+    exportUrl(format: ExportFormat, params: Params): string {
+      return `${baseUrl}/api/export${buildQuery({ ...params, format })}`
+    },
+
+    /**
+     * /api/export fetched with the API key (a link cannot send the
+     * Authorization header): the whole file as a Blob, with its file name.
+     */
+    async exportBlob(format: ExportFormat, params: Params, signal?: AbortSignal): Promise<{ blob: Blob; filename: string }> {
+      const accept = format === 'csv' ? 'text/csv' : 'application/x-ndjson'
+      const res = await send('/api/export', { params: { ...params, format }, signal }, accept)
+      const filename = filenameFrom(res.headers.get('Content-Disposition')) ?? `oglogstream-export.${format}`
+      return { blob: await res.blob(), filename }
     },
 
     async stats(params: Params, signal?: AbortSignal): Promise<Stats> {
@@ -323,6 +465,32 @@ export function createApiClient(opts: ApiClientOptions = {}) {
     health(signal?: AbortSignal): Promise<{ status: string }> {
       return request<{ status: string }>('/health', { signal })
     },
+  }
+}
+
+function normalizeFacets(raw: Partial<Facets>): Facets {
+  const facets = Array.isArray(raw.facets) ? raw.facets : []
+  return {
+    total: Number(raw.total ?? 0),
+    approximate: raw.approximate === true,
+    facets: facets.map((f) => ({
+      field: String(f.field ?? ''),
+      values: (Array.isArray(f.values) ? f.values : []).map((v) => ({ value: String(v.value ?? ''), count: Number(v.count ?? 0) })),
+      other: Number(f.other ?? 0),
+      distinct: Number(f.distinct ?? 0),
+    })),
+  }
+}
+
+/** The file name of `Content-Disposition: attachment; filename="…"`. */
+export function filenameFrom(disposition: string | null): string | null {
+  if (!disposition) return null
+  const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition)
+  if (!m) return null
+  try {
+    return decodeURIComponent(m[1]).replace(/[\\/]/g, '_')
+  } catch {
+    return m[1]
   }
 }
 

@@ -24,7 +24,9 @@ export const PRESET_LABELS: Record<RangePreset, string> = {
 export type Order = 'desc' | 'asc'
 
 export interface Filters {
-  /** Case-insensitive substring of the message. */
+  /** Query-language text (`service:checkout level:>=error -healthcheck`), sent as `query`. */
+  query: string
+  /** Case-insensitive substring of the message (the seed's `q`, still honoured in URLs). */
   q: string
   /** Selected levels (empty = all), in canonical order. */
   levels: Level[]
@@ -36,10 +38,12 @@ export interface Filters {
   from: number | null
   to: number | null
   order: Order
+  /** Facet fields chosen in the Explorer's sidebar, as API references (`region`, `@level`); empty = the server's choice. */
+  facets: string[]
 }
 
 export function defaultFilters(): Filters {
-  return { q: '', levels: [], service: '', range: DEFAULT_RANGE, from: null, to: null, order: 'desc' }
+  return { query: '', q: '', levels: [], service: '', range: DEFAULT_RANGE, from: null, to: null, order: 'desc', facets: [] }
 }
 
 /** What vue-router (or URLSearchParams collected by key) gives us for one key. */
@@ -104,11 +108,13 @@ function isPreset(s: string | undefined): s is RangePreset {
 /** URL query -> Filters. Anything invalid falls back to the default. */
 export function filtersFromQuery(query: RawQuery): Filters {
   const f = defaultFilters()
+  f.query = (firstValue(query.query) ?? '').trim()
   f.q = (firstValue(query.q) ?? '').trim()
   f.levels = parseLevels(query.level ?? query.levels)
   f.service = (firstValue(query.service) ?? '').trim()
   const order = firstValue(query.order)
   f.order = order === 'asc' ? 'asc' : 'desc'
+  f.facets = parseFacetFields(query.facets)
 
   const from = parseTime(firstValue(query.from))
   const to = parseTime(firstValue(query.to))
@@ -131,6 +137,7 @@ export function filtersFromQuery(query: RawQuery): Filters {
 /** Filters -> URL query (defaults omitted so URLs stay short). */
 export function filtersToQuery(f: Filters): Record<string, string> {
   const out: Record<string, string> = {}
+  if (f.query) out.query = f.query
   if (f.q) out.q = f.q
   if (f.levels.length) out.level = f.levels.join(',')
   if (f.service) out.service = f.service
@@ -141,6 +148,23 @@ export function filtersToQuery(f: Filters): Record<string, string> {
     out.range = f.range
   }
   if (f.order === 'asc') out.order = 'asc'
+  if (f.facets.length) out.facets = f.facets.join(',')
+  return out
+}
+
+/**
+ * `facets=level,region,@level` -> field references, deduplicated in order.
+ * Commas separate fields (as in the API's `fields=`), so a key holding one
+ * cannot be listed.
+ */
+export function parseFacetFields(v: QueryValue): string[] {
+  const out: string[] = []
+  for (const chunk of values(v)) {
+    for (const raw of chunk.split(',')) {
+      const name = raw.trim()
+      if (name && !out.includes(name)) out.push(name)
+    }
+  }
   return out
 }
 
@@ -154,7 +178,7 @@ export function filtersKey(f: Filters): string {
 }
 
 export function hasActiveFilters(f: Filters): boolean {
-  return f.q !== '' || f.levels.length > 0 || f.service !== ''
+  return f.query !== '' || f.q !== '' || f.levels.length > 0 || f.service !== ''
 }
 
 export interface ResolvedRange {
@@ -186,6 +210,7 @@ export type Params = Record<string, string | number | undefined>
 /** Shared filter params (no time range) for /api/logs, /api/stats, /ws/live. */
 export function filterParams(f: Filters): Params {
   const p: Params = {}
+  if (f.query) p.query = f.query
   if (f.levels.length) p.level = f.levels.join(',')
   if (f.service) p.service = f.service
   if (f.q) p.q = f.q

@@ -2,6 +2,8 @@ import { createRouter, createWebHistory } from 'vue-router'
 import OverviewPage from './pages/OverviewPage.vue'
 import ExplorerPage from './pages/ExplorerPage.vue'
 import LivePage from './pages/LivePage.vue'
+import AlertsPage from './pages/AlertsPage.vue'
+import ContextPage from './pages/ContextPage.vue'
 import NotFoundPage from './pages/NotFoundPage.vue'
 
 // The dashboard is small: one bundle, no lazy route chunks.
@@ -11,6 +13,8 @@ export const router = createRouter({
     { path: '/', name: 'overview', component: OverviewPage, meta: { title: 'Overview' } },
     { path: '/explorer', name: 'explorer', component: ExplorerPage, meta: { title: 'Explorer' } },
     { path: '/live', name: 'live', component: LivePage, meta: { title: 'Live' } },
+    { path: '/alerts', name: 'alerts', component: AlertsPage, meta: { title: 'Alerts' } },
+    { path: '/context/:id', name: 'context', component: ContextPage, meta: { title: 'Context' } },
     { path: '/:pathMatch(.*)*', name: 'not-found', component: NotFoundPage, meta: { title: 'Not found' } },
   ],
 })

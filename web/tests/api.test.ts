@@ -5,7 +5,9 @@ import {
   buildQuery,
   createApiClient,
   describeError,
+  filenameFrom,
   localStorageKeyStore,
+  queryFault,
   wsUrl,
   type KeyStore,
 } from '../src/api'
@@ -156,6 +158,112 @@ describe('api client', () => {
       keyStore: memStore(),
     })
     expect((await api.services({})).map((s) => s.service)).toEqual(['a', 'b'])
+  })
+})
+
+describe('query language endpoints', () => {
+  it('reads a 400 on the query with its position as a QueryFault', async () => {
+    const body = { error: 'unknown level "loud": use debug, info, warn, error or fatal', field: 'query', position: 7 }
+    const api = createApiClient({ fetch: respond(400, body), keyStore: memStore() })
+    const err = await api.logsPage({ query: 'level:loud' }).catch((e) => e)
+    expect(err).toMatchObject({ status: 400, field: 'query', position: 7 })
+    expect(queryFault(err)).toEqual({ message: body.error, position: 7 })
+    // The server's own framing is dropped: the bar says where and what.
+    const framed = new ApiError({
+      message: 'query parameter query: expected ) (at column 9)',
+      status: 400,
+      kind: 'http',
+      path: '/api/logs',
+      field: 'query',
+      position: 9,
+    })
+    expect(queryFault(framed)).toEqual({ message: 'expected )', position: 9 })
+    // Other errors are not query faults; a position that is not a column is dropped.
+    expect(queryFault(new ApiError({ message: 'x', status: 400, kind: 'http', path: '/', field: 'limit' }))).toBeNull()
+    const odd = await createApiClient({ fetch: respond(400, { error: 'e', field: 'query', position: 'x' }), keyStore: memStore() })
+      .logs({})
+      .catch((e) => e)
+    expect(queryFault(odd)).toEqual({ message: 'e', position: null })
+    expect(queryFault(new Error('x'))).toBeNull()
+  })
+
+  it('returns the next cursor from X-Next-Cursor', async () => {
+    const fetch = vi.fn(
+      async () =>
+        new Response(JSON.stringify([{ id: 'a', timestamp: 't', level: 'info', message: 'm', service: 's' }]), {
+          status: 200,
+          headers: { 'X-Next-Cursor': 'tok.en', Link: '</api/logs?cursor=tok.en>; rel="next"' },
+        }),
+    )
+    const api = createApiClient({ fetch, keyStore: memStore() })
+    const page = await api.logsPage({ query: 'a b', cursor: 'prev', limit: 1 })
+    expect(page.nextCursor).toBe('tok.en')
+    expect(page.rows.map((r) => r.id)).toEqual(['a'])
+    expect((fetch.mock.calls[0] as unknown as [string])[0]).toBe('/api/logs?query=a+b&cursor=prev&limit=1')
+    const last = await createApiClient({ fetch: respond(200, []), keyStore: memStore() }).logsPage({})
+    expect(last).toEqual({ rows: [], nextCursor: null })
+  })
+
+  it('normalizes facets and fields', async () => {
+    const api = createApiClient({
+      fetch: respond(200, {
+        total: 3,
+        approximate: false,
+        facets: [{ field: '@level', values: [{ value: 'x', count: 2 }, { value: 7 }], other: 1, distinct: 3 }, { field: 'f' }],
+      }),
+      keyStore: memStore(),
+    })
+    expect(await api.facets({ fields: '@level,f' })).toEqual({
+      total: 3,
+      approximate: false,
+      facets: [
+        { field: '@level', values: [{ value: 'x', count: 2 }, { value: '7', count: 0 }], other: 1, distinct: 3 },
+        { field: 'f', values: [], other: 0, distinct: 0 },
+      ],
+    })
+    const fields = createApiClient({ fetch: respond(200, [{ field: 'region', count: 4 }]), keyStore: memStore() })
+    expect(await fields.fields({})).toEqual([{ field: 'region', count: 4 }])
+  })
+
+  it('fetches a context and reports an unknown id as 404', async () => {
+    const row = { id: 'x/y', timestamp: 't', level: 'info', message: 'm', service: 's' }
+    const fetch = respond(200, { log: row, before: [row], after: [] })
+    const api = createApiClient({ fetch, keyStore: memStore() })
+    const c = await api.context('x/y', { before: 5, scope: 'all' })
+    expect(c.before).toHaveLength(1)
+    expect(c.log.id).toBe('x/y')
+    expect((fetch.mock.calls[0] as unknown as [string])[0]).toBe('/api/logs/x%2Fy/context?before=5&scope=all')
+    const missing = createApiClient({ fetch: respond(404, { error: 'no log with id', field: 'id' }), keyStore: memStore() })
+    await expect(missing.context('nope', {})).rejects.toMatchObject({ status: 404, field: 'id' })
+  })
+
+  it('builds export links and downloads with the key', async () => {
+    const plain = createApiClient({ fetch: respond(200, ''), keyStore: memStore() })
+    expect(plain.exportUrl('csv', { query: 'service:"a b"', order: 'asc', limit: undefined })).toBe(
+      '/api/export?query=service%3A%22a+b%22&order=asc&format=csv',
+    )
+    const fetch = vi.fn(
+      async () =>
+        new Response('{"id":"a"}\n', {
+          status: 200,
+          headers: { 'Content-Type': 'application/x-ndjson', 'Content-Disposition': 'attachment; filename="logs-1.ndjson"' },
+        }),
+    )
+    const api = createApiClient({ fetch, keyStore: memStore('k') })
+    const { blob, filename } = await api.exportBlob('ndjson', { query: 'x' })
+    expect(filename).toBe('logs-1.ndjson')
+    expect(await blob.text()).toBe('{"id":"a"}\n')
+    const [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit]
+    expect(url).toBe('/api/export?query=x&format=ndjson')
+    expect((init.headers as Record<string, string>).Authorization).toBe('Bearer k')
+  })
+
+  it('reads file names from Content-Disposition', () => {
+    expect(filenameFrom('attachment; filename="a b.csv"')).toBe('a b.csv')
+    expect(filenameFrom("attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.csv")).toBe('résumé.csv')
+    expect(filenameFrom('attachment; filename="../../etc/x"')).toBe('.._.._etc_x')
+    expect(filenameFrom('attachment')).toBeNull()
+    expect(filenameFrom(null)).toBeNull()
   })
 })
 

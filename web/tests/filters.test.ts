@@ -106,6 +106,29 @@ describe('filters <-> URL query', () => {
     expect(filtersFromQuery({ q: ['  a ', 'b'], service: [' api '] })).toMatchObject({ q: 'a', service: 'api' })
   })
 
+  it('round-trips the query and the facet fields', () => {
+    const f: Filters = {
+      ...defaultFilters(),
+      query: 'service:"pay ments" AND (a OR -b) "x&y=z#"',
+      facets: ['level', '@level', 'http.status', 'my key'],
+      range: '7d',
+    }
+    const sp = new URLSearchParams(filtersToQuery(f))
+    expect(sp.get('query')).toBe(f.query)
+    expect(sp.get('facets')).toBe('level,@level,http.status,my key')
+    const back = filtersFromQuery(Object.fromEntries(sp.entries()))
+    expect(back).toEqual(f)
+    expect(filtersKey(back)).toBe(filtersKey(f))
+    expect(filtersFromQuery({ facets: [' region ,,region', 'level'] }).facets).toEqual(['region', 'level'])
+  })
+
+  it('sends the query with every filter', () => {
+    const f: Filters = { ...defaultFilters(), query: 'level:>=warn', q: 'x', range: '1h', facets: ['region'] }
+    expect(queryParams(f, NOW)).toEqual({ query: 'level:>=warn', q: 'x', from: '2026-11-23T18:30:00.000Z' })
+    expect(hasActiveFilters({ ...defaultFilters(), query: 'a' })).toBe(true)
+    expect(hasActiveFilters({ ...defaultFilters(), facets: ['a'] })).toBe(false)
+  })
+
   it('hasActiveFilters ignores range and order', () => {
     expect(hasActiveFilters({ ...defaultFilters(), range: '7d', order: 'asc' })).toBe(false)
     expect(hasActiveFilters({ ...defaultFilters(), service: 'x' })).toBe(true)

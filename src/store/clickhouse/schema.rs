@@ -22,6 +22,13 @@
 //!   filled by the materialized view `counts_minute_mv` on every insert into
 //!   `logs`. Stats and histograms read it for whole minutes and read `logs`
 //!   only for the ragged edges of the range (see `sql.rs`).
+//! - `attr_keys`, `attr_values` on `logs` (version 5): the attributes as
+//!   parallel arrays sorted by key, written by every insert, for the query
+//!   language's attribute tests, facets and attribute keys; `attributes`
+//!   (JSON) stays what reads return.
+//! - `alert_records` (version 10): alerting's rules, state and notifications
+//!   as JSON documents (see `alert_records.rs`); on a cluster
+//!   `alert_records_local` on every host and a `Distributed` `alert_records`.
 //! - `schema_migrations`: the versions applied.
 //!
 //! What each server version gets (read from `SELECT version()` at start and
@@ -83,11 +90,22 @@ impl Features {
     }
 }
 
-/// The newest version this binary knows. Version 2 is the attribute columns
-/// (issue 12), numbered before this binary had them: a version this binary
-/// does not know is neither applied nor recorded, so a later binary still
-/// applies it (the runner applies every version not yet recorded, in order).
-pub const LATEST: u32 = 4;
+/// The newest version this binary knows. Version 2 is not used: it was the
+/// attribute columns' number on an unmerged branch (now version 5, whose
+/// `ADD COLUMN` tolerates the columns being there already). Versions 6 to 9
+/// are not used either (alerting took 10 while the store's own numbers were
+/// still being handed out). A version this binary does not know is neither
+/// applied nor recorded; the runner applies every version not yet recorded,
+/// in order.
+pub const LATEST: u32 = 10;
+
+/// Attribute keys of a stored JSON object, by regex: for rows stored before
+/// version 5, which computes them at read time from `attributes` (18.16 has
+/// no JSON functions that list keys). Escaped characters stay escaped. The
+/// regex is `"((?:[^"\\]|\\.)*)":`, each backslash doubled again for the SQL
+/// string literal.
+const KEYS_FROM_JSON: &str = r#"extractAll(attributes, '"((?:[^"\\\\]|\\\\.)*)":')"#;
+const VALUES_FROM_JSON: &str = r#"extractAll(attributes, ':"((?:[^"\\\\]|\\\\.)*)"')"#;
 
 /// The sort key pages need: time first, so a time window is a contiguous run
 /// of granules (see `windows.rs`); `id` breaks ties the way pages do.
@@ -117,7 +135,13 @@ impl Layout {
     }
 
     /// `MergeTree` or `SummingMergeTree(n)`, replicated when asked.
-    fn engine(&self, database: &str, table: &str, family: &str, arguments: &str) -> String {
+    pub(super) fn engine(
+        &self,
+        database: &str,
+        table: &str,
+        family: &str,
+        arguments: &str,
+    ) -> String {
         if self.replicated {
             let comma = if arguments.is_empty() { "" } else { ", " };
             format!(
@@ -262,6 +286,18 @@ pub fn migration(
                 .map(Step::Sql)
                 .collect(),
         ),
+        5 => Some(
+            attribute_columns(database, layout)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
+        10 => Some(
+            super::alert_records::create_tables(database, layout)
+                .into_iter()
+                .map(Step::Sql)
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -344,6 +380,27 @@ fn message_index_for_existing_tables(
         ),
         format!("ALTER TABLE {database}.{logs} MATERIALIZE INDEX message_ngrams"),
     ]
+}
+
+/// Version 5: the attributes as two parallel arrays sorted by key. Rows
+/// stored before compute them from their JSON when read (the column
+/// `DEFAULT`) and keep them once parts merge. On a cluster the local table
+/// of every host gets them and so does the `Distributed` one (the runner
+/// runs each statement on every host). 18.16 has no `ADD COLUMN IF NOT
+/// EXISTS`: the store takes "already exists" (44) as done.
+fn attribute_columns(database: &str, layout: &Layout) -> Vec<String> {
+    let columns = format!(
+        "ADD COLUMN attr_keys Array(String) DEFAULT {KEYS_FROM_JSON}, \
+         ADD COLUMN attr_values Array(String) DEFAULT {VALUES_FROM_JSON}"
+    );
+    let mut statements = vec![format!(
+        "ALTER TABLE {database}.{} {columns}",
+        layout.local("logs")
+    )];
+    if layout.cluster.is_some() {
+        statements.push(format!("ALTER TABLE {database}.logs {columns}"));
+    }
+    statements
 }
 
 /// Whether `logs` has column `ts` (1 or 0).
@@ -567,6 +624,16 @@ mod tests {
             "{sql}"
         );
         assert_eq!(migration(3, "db", old, &layout), Some(Vec::new()));
+        let sql = sql_of(migration(5, "db", old, &layout).unwrap());
+        assert!(
+            sql.contains("ALTER TABLE db.logs_local ADD COLUMN attr_keys")
+                && sql.contains("ALTER TABLE db.logs ADD COLUMN attr_keys"),
+            "the attribute arrays on every host's local table and the Distributed one: {sql}"
+        );
+        assert_eq!(
+            migration(5, "db", old, &Layout::default()).unwrap().len(),
+            1
+        );
         let plain = Layout {
             replicated: false,
             ..layout

@@ -9,9 +9,10 @@
 //! rollup for the whole minutes inside `[from, to)` and the raw rows for the
 //! ragged edges, summed in one statement with `UNION ALL`.
 
+use super::query_sql::expr_condition;
 use super::schema::Features;
 use crate::domain::time::Micros;
-use crate::store::filter::{LogFilter, Order};
+use crate::store::filter::{LogFilter, LogKey, LogQuery, Order};
 use std::fmt::Write;
 
 pub const MINUTE: Micros = 60_000_000;
@@ -27,8 +28,10 @@ pub fn text_literal(text: &str) -> String {
     out
 }
 
-/// Conditions on level, service and message, valid on `logs` (and, without
-/// the message, on the rollup).
+/// Conditions on level, service, message and the query language's
+/// expression, valid on `logs` (and, without the message, on the rollups:
+/// they are read only when the expression tests levels and services alone,
+/// `LogFilter::countable_by_level_and_service`).
 fn dimension_conditions(filter: &LogFilter, with_text: bool, features: Features) -> Vec<String> {
     let mut conditions = Vec::new();
     if let Some(levels) = filter.levels {
@@ -44,7 +47,33 @@ fn dimension_conditions(filter: &LogFilter, with_text: bool, features: Features)
     if with_text && let Some(text) = &filter.text {
         conditions.push(text_condition(text, features));
     }
+    if !filter.expr.is_everything() {
+        conditions.push(expr_condition(&filter.expr));
+    }
     conditions
+}
+
+/// Every condition of `filter` on `logs`, time included (facets and
+/// attribute keys, which read every matching log).
+pub fn filter_condition(filter: &LogFilter, features: Features) -> String {
+    let (from, to) = filter.bounds();
+    let mut conditions = vec![time_range("ts_us", from, to)];
+    conditions.extend(dimension_conditions(filter, true, features));
+    where_clause(&conditions)
+}
+
+/// Past the cursor `after` in page order: `(ts_us, id)` beyond it, ids
+/// compared as bytes, as pages order them.
+fn after_condition(after: &LogKey, order: Order) -> String {
+    let beyond = match order {
+        Order::Desc => "<",
+        Order::Asc => ">",
+    };
+    format!(
+        "(ts_us {beyond} {ts} OR (ts_us = {ts} AND id {beyond} {id}))",
+        ts = after.timestamp,
+        id = text_literal(&after.id)
+    )
 }
 
 /// The message contains `needle` (lowercase), ignoring case. Servers with
@@ -104,7 +133,8 @@ fn direction(order: Order) -> &'static str {
 }
 
 /// Up to `limit` logs of one time window (`[start, end)`, already inside
-/// the filter's range) after skipping `offset`, in page order. Ties on the
+/// the filter's range) matching `query` after skipping `offset`, in the
+/// query's order, past its cursor (`after`) when it has one. Ties on the
 /// timestamp fall back to the id, which ingest makes time-ordered, so pages
 /// are stable and follow arrival per instance.
 ///
@@ -117,17 +147,17 @@ fn direction(order: Order) -> &'static str {
 pub fn window_page(
     database: &str,
     features: Features,
-    filter: &LogFilter,
+    query: &LogQuery,
     (start, end): (Micros, Micros),
-    order: Order,
     (offset, limit): (u64, u64),
     distributed: bool,
 ) -> String {
+    let (filter, order) = (&query.filter, query.order);
     // Over a Distributed table the keys are found once, on this server, and
     // the set sent to every shard.
     let in_keys = if distributed { "GLOBAL IN" } else { "IN" };
     let direction = direction(order);
-    let range = time_range("ts_us", start, end);
+    let range = window_range((start, end), query);
     let order_limit = format!("ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}");
     let prewhere = prewhere(filter, features);
     if prewhere.is_empty() {
@@ -140,21 +170,35 @@ pub fn window_page(
     )
 }
 
-/// The columns of a log, in the order the store reads and writes them.
+/// The columns of a log, in the order the store reads them.
 pub const LOG_COLUMNS: &str = "ts_us, id, level, service, message, attributes";
 
-/// How many logs of one window match the filter.
+/// The columns an insert writes: [`LOG_COLUMNS`], then the attributes as
+/// the parallel arrays filters and facets read (schema version 5).
+pub const INSERT_COLUMNS: &str =
+    "ts_us, id, level, service, message, attributes, attr_keys, attr_values";
+
+/// How many logs of one window match the query (past its cursor).
 pub fn window_count(
     database: &str,
     features: Features,
-    filter: &LogFilter,
-    (start, end): (Micros, Micros),
+    query: &LogQuery,
+    window: (Micros, Micros),
 ) -> String {
     format!(
         "SELECT count() FROM {database}.logs{} WHERE {}",
-        prewhere(filter, features),
-        time_range("ts_us", start, end),
+        prewhere(&query.filter, features),
+        window_range(window, query),
     )
+}
+
+/// The window's time range, and the rows past the query's cursor in it.
+fn window_range((start, end): (Micros, Micros), query: &LogQuery) -> String {
+    let range = time_range("ts_us", start, end);
+    match &query.after {
+        Some(after) => format!("{range} AND {}", after_condition(after, query.order)),
+        None => range,
+    }
 }
 
 /// Each part of `logs` with its rows and the first and last second it
@@ -248,7 +292,8 @@ const SOURCES: [Source; 2] = [
 /// the whole hours, the minute rollup for the whole minutes around them, the
 /// raw logs for the ragged edges. Rollups are summed (`sum(n)`), so parts
 /// the server has not merged yet count right. A text filter needs the
-/// messages, and a histogram interval that is not whole hours (minutes)
+/// messages (so does an expression testing more than levels and services),
+/// and a histogram interval that is not whole hours (minutes)
 /// cannot be built from hours (minutes).
 pub fn counts(
     database: &str,
@@ -267,7 +312,7 @@ pub fn counts(
     let mut left = vec![(from, to)];
     let mut parts = Vec::new();
     for source in &SOURCES {
-        let usable = filter.text.is_none()
+        let usable = filter.countable_by_level_and_service()
             && match grouping {
                 Grouping::LevelService => true,
                 Grouping::BucketLevel(interval) => interval % source.width == 0,
@@ -416,12 +461,26 @@ mod tests {
         let mut levels = LevelSet::default();
         levels.insert(Level::Warn);
         levels.insert(Level::Error);
+        let query = |filter, order| LogQuery {
+            filter,
+            limit: 0,
+            offset: 0,
+            order,
+            after: None,
+        };
         let filter = LogFilter {
             levels: Some(levels),
             service: Some("api".into()),
             ..LogFilter::default()
         };
-        let sql = window_page("db", OLD, &filter, (5, 9), Order::Asc, (20, 10), false);
+        let sql = window_page(
+            "db",
+            OLD,
+            &query(filter, Order::Asc),
+            (5, 9),
+            (20, 10),
+            false,
+        );
         assert!(
             sql.contains("(SELECT ts_us, id FROM db.logs PREWHERE level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)"),
             "{sql}"
@@ -430,9 +489,8 @@ mod tests {
         let sql = window_page(
             "db",
             OLD,
-            &LogFilter::default(),
+            &query(LogFilter::default(), Order::Desc),
             (5, 9),
-            Order::Desc,
             (0, 10),
             true,
         );
@@ -445,5 +503,55 @@ mod tests {
             with_time_limit("SELECT 1", 0),
             "SELECT 1 SETTINGS max_execution_time = 1"
         );
+    }
+
+    #[test]
+    fn cursors_and_the_language_narrow_window_pages_and_counts() {
+        let filter = LogFilter {
+            expr: crate::domain::query::parse("region:eu*").unwrap(),
+            ..LogFilter::default()
+        };
+        let after = LogKey {
+            timestamp: 7,
+            id: "b".into(),
+        };
+        let mut query = LogQuery {
+            filter: filter.clone(),
+            limit: 10,
+            offset: 0,
+            order: Order::Desc,
+            after: Some(after),
+        };
+        let sql = window_page("db", OLD, &query, (5, 9), (0, 10), false);
+        assert!(
+            sql.contains("PREWHERE (has(attr_keys, unhex('726567696F6E'))"),
+            "the expression decides which rows qualify: {sql}"
+        );
+        assert!(
+            sql.contains("(ts_us < 7 OR (ts_us = 7 AND id < unhex('62')))"),
+            "{sql}"
+        );
+        query.order = Order::Asc;
+        let sql = window_count("db", OLD, &query, (5, 9));
+        assert!(
+            sql.contains("(ts_us > 7 OR (ts_us = 7 AND id > unhex('62')))"),
+            "{sql}"
+        );
+        let span = LogFilter {
+            from: Some(0),
+            to: Some(2 * HOUR),
+            ..filter
+        };
+        assert!(
+            !counts("db", OLD, &span, Grouping::LevelService).contains("counts_"),
+            "attributes are not in the rollups"
+        );
+        let by_level = LogFilter {
+            expr: crate::domain::query::parse("level:error service:api").unwrap(),
+            ..span
+        };
+        let sql = counts("db", OLD, &by_level, Grouping::LevelService);
+        assert!(sql.contains("FROM db.counts_hour WHERE"), "{sql}");
+        assert!(sql.contains("(level IN (3))"), "{sql}");
     }
 }

@@ -90,7 +90,10 @@ impl Default for Stepping {
 impl Stepping {
     /// The stepping for a page with `filter`.
     pub fn for_filter(self, filter: &LogFilter) -> Stepping {
-        let filtered = filter.levels.is_some() || filter.service.is_some() || filter.text.is_some();
+        let filtered = filter.levels.is_some()
+            || filter.service.is_some()
+            || filter.text.is_some()
+            || !filter.expr.is_everything();
         Stepping {
             first_rows: if filtered {
                 self.filtered_first_rows

@@ -6,6 +6,7 @@
 
 use super::contract::{ready, store_contract};
 use super::deps::{ClickHouse, ZooKeeper, cluster_xml};
+use crate::alerts::records::records_contract;
 use crate::support::eventually;
 use oglogstream::domain::{Level, LogRecord};
 use oglogstream::store::clickhouse::{ClickHouseStore, Options};
@@ -57,10 +58,12 @@ async fn clickhouse_two_shards_answer_like_one_server() {
         cluster: Some(CLUSTER.into()),
         ..Options::default()
     };
-    let store: Arc<dyn Store> =
-        Arc::new(ClickHouseStore::open_with(&one.dsn("sharded"), options).unwrap());
+    let clickhouse = Arc::new(ClickHouseStore::open_with(&one.dsn("sharded"), options).unwrap());
+    let store: Arc<dyn Store> = clickhouse.clone();
     ready(store.as_ref()).await;
     store_contract(Arc::clone(&store)).await;
+    // Alerting's records too (a Distributed table over per-host ones).
+    records_contract(clickhouse).await;
 
     // Rows really are spread: each shard's local table holds some.
     let batch = records("spread", 200);
@@ -163,7 +166,7 @@ async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
     )
     .await;
 
-    two.stop();
+    two.shut_down();
     store
         .check()
         .await
@@ -187,12 +190,20 @@ async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
     .await;
     two.launch().await;
     eventually("replica 2 to catch up", Duration::from_secs(60), || async {
-        (two.number(local).await == 150).then_some(())
+        let rollups = [
+            "SELECT sum(n) FROM replicated.counts_minute_local",
+            "SELECT sum(n) FROM replicated.counts_hour_local",
+        ];
+        let mut counts = vec![two.number(local).await];
+        for rollup in rollups {
+            counts.push(two.number(rollup).await);
+        }
+        counts.iter().all(|count| *count == 150).then_some(())
     })
     .await;
 
     // Replica 1 gone: replica 2 alone has every log and every count.
-    one.stop();
+    one.shut_down();
     let survivor: Arc<dyn Store> =
         Arc::new(ClickHouseStore::open_with(&two.dsn("replicated"), options()).unwrap());
     ready(survivor.as_ref()).await;

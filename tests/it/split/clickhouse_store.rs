@@ -119,6 +119,7 @@ async fn clickhouse_pages_step_through_windows_at_the_edges() {
                         limit,
                         offset,
                         order,
+                        after: None,
                     };
                     let got = page_ids(store.as_ref(), &query).await;
                     assert_eq!(got, expected_logs(&records, &query), "{query:?}");
@@ -155,7 +156,8 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
          FROM old.logs GROUP BY minute, level, service",
         "INSERT INTO old.logs (ts_us, id, level, service, message, attributes) \
          SELECT toInt64(1735689600000000 + number * 3600000000), concat('old-', toString(number)), \
-         toUInt8(number % 5), 'svc', 'before the upgrade', '' FROM numbers(100)",
+         toUInt8(number % 5), 'svc', 'before the upgrade', \
+         if(number % 2 = 0, '{\"region\":\"eu-west-1\",\"zone\":\"b\"}', '') FROM numbers(100)",
     ];
     for statement in version_1 {
         clickhouse
@@ -175,8 +177,8 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
         clickhouse
             .number("SELECT count() FROM system.tables WHERE database = 'old'")
             .await,
-        6,
-        "logs, two rollups and their views, schema_migrations; nothing left over"
+        7,
+        "logs, two rollups and their views, alert_records, schema_migrations; nothing left over"
     );
     let new = LogRecord {
         id: "new-1".into(),
@@ -206,11 +208,29 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
             limit: 2,
             offset: 0,
             order: Order::Asc,
+            after: None,
         })
         .await
         .expect("logs");
     let ids: Vec<&str> = page.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["old-0", "new-1"]);
+    // Rows stored before the attribute arrays (schema version 5) answer
+    // the query language from their JSON (the columns' DEFAULT).
+    let filter = LogFilter {
+        expr: oglogstream::domain::query::parse("region:eu* zone:b").unwrap(),
+        ..LogFilter::default()
+    };
+    let total: u64 = store
+        .level_service_counts(&filter)
+        .await
+        .expect("counts")
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(total, 50, "old rows with attributes");
+    let keys = store.attribute_keys(&LogFilter::default()).await.unwrap();
+    let keys: Vec<(&str, u64)> = keys.iter().map(|k| (k.key.as_str(), k.count)).collect();
+    assert_eq!(keys, [("region", 50), ("zone", 50)]);
     store.close().await;
 }
 

@@ -3,11 +3,13 @@
 //! with `LogFilter::matches`, the definition every store must agree with.
 
 use super::deps::ClickHouse;
+use oglogstream::domain::query::{FieldName, TextField};
 use oglogstream::domain::{Level, LevelSet, LogBatch, LogRecord};
 use oglogstream::store::clickhouse::{ClickHouseStore, Options, Stepping};
+use oglogstream::store::facets::{FacetQuery, Facets, FieldFacet, KeyCount};
 use oglogstream::store::sqlite::SqliteStore;
 use oglogstream::store::{
-    BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogQuery, Order, Store,
+    BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogKey, LogQuery, Order, Store,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,20 +79,89 @@ pub fn dataset() -> Vec<LogRecord> {
                     "{} #{n}",
                     MESSAGES[(i + round as usize * 5) % MESSAGES.len()]
                 ),
-                attributes: if n % 3 == 0 {
-                    [
-                        ("k'ey".to_string(), "v\\al\0ue".to_string()),
-                        ("region".to_string(), "日本".to_string()),
-                    ]
-                    .into()
-                } else {
-                    Default::default()
-                },
+                attributes: attributes(n),
             });
         }
     }
     records
 }
+
+/// Attributes of record `n`: hostile keys and values, regions in several
+/// cases, numbers and non-numbers, a key shadowing `level`, and none at all.
+fn attributes(n: usize) -> oglogstream::domain::Attributes {
+    let mut attributes = oglogstream::domain::Attributes::new();
+    let mut set = |key: &str, value: &str| {
+        attributes.insert(key.to_string(), value.to_string());
+    };
+    if n % 3 == 0 {
+        set("k'ey", "v\\al\0ue");
+        set("region", "日本");
+    }
+    match n % 4 {
+        1 => set("region", "eu-west-1"),
+        2 => set("region", "EU-Central-1"),
+        _ => {}
+    }
+    if n % 2 == 0 {
+        set(
+            "http.status",
+            ["200", "503", "abc", "-2.5", "500"][n / 2 % 5],
+        );
+    }
+    if n % 7 == 0 {
+        set("trace_id", &format!("T{}", n % 3));
+    }
+    if n % 11 == 0 {
+        set("level", "custom");
+    }
+    if n % 13 == 0 {
+        set("my key", "A \"quoted\" value");
+    }
+    attributes
+}
+
+/// Queries in the language exercising every kind of predicate, alone and
+/// combined; each store must answer them as `Expr::matches` does.
+const QUERIES: &[&str] = &[
+    "service:api",
+    "service:API*",
+    "service:*svc*",
+    "service:\"pay%ments\"",
+    "service:(billing_worker OR 日本サービス)",
+    "-service:api*",
+    "level:>=error",
+    "level:<warn service:api-gateway",
+    "level:(debug OR fatal)",
+    "timeout",
+    "\"it's quoted\"",
+    "\"C:\\\\tmp\"",
+    "under*name",
+    "~\"#[0-9]{3}$\"",
+    "~\"(?i)échec\"",
+    "message:~\"^nul\"",
+    "id:id-00007",
+    "id:~\"-0001[0-9]$\"",
+    "region:eu-west-1",
+    "region:eu-*",
+    "region:日本",
+    "-region:eu-*",
+    "region:*",
+    "-region:*",
+    "region:~\"^EU\"",
+    "\"k'ey\":\"v\\\\al\u{0}ue\"",
+    "http.status:>=500",
+    "http.status:<0",
+    "-http.status:>=500",
+    "http.status:>200 http.status:<=503",
+    "http.status:(abc OR >=503)",
+    "trace_id:t1 OR trace_id:T2",
+    "@level:custom",
+    "@level:* level:info",
+    "\"my key\":*quoted*",
+    "(timeout OR \"100%\") -level:debug",
+    "NOT (region:* OR http.status:*)",
+    "level:error region:eu-* OR service:api -timeout",
+];
 
 fn levels(list: &[Level]) -> Option<LevelSet> {
     let mut set = LevelSet::default();
@@ -164,8 +235,28 @@ pub fn filters() -> Vec<LogFilter> {
         levels: levels(&[Level::Debug, Level::Info, Level::Warn]),
         from: Some(T0 + SECOND),
         to: Some(T0 + 3 * HOUR),
+        ..Default::default()
+    });
+    for query in QUERIES {
+        filters.push(LogFilter {
+            expr: language(query),
+            ..Default::default()
+        });
+    }
+    // The language ANDed with the other filters.
+    filters.push(LogFilter {
+        levels: levels(&[Level::Error, Level::Warn, Level::Info]),
+        service: text("a"),
+        from: Some(T0 + MINUTE),
+        to: Some(T0 + 2 * HOUR + 15 * MINUTE),
+        expr: language("region:* -http.status:abc"),
+        ..Default::default()
     });
     filters
+}
+
+pub fn language(query: &str) -> oglogstream::domain::query::Expr {
+    oglogstream::domain::query::parse(query).unwrap_or_else(|e| panic!("{query:?}: {e}"))
 }
 
 /// Waits until a store that connects in the background is ready.
@@ -190,12 +281,17 @@ pub async fn page_ids(store: &dyn Store, query: &LogQuery) -> Vec<String> {
 /// The ids a store must answer for `query`, by `LogFilter::matches` over
 /// `records` in insertion order (which breaks ties in time, as stores do).
 pub fn expected_logs(records: &[LogRecord], query: &LogQuery) -> Vec<String> {
-    let mut matching: Vec<(usize, &LogRecord)> = records
+    let mut matching: Vec<&LogRecord> = records
         .iter()
-        .enumerate()
-        .filter(|(_, r)| query.filter.matches(r))
+        .filter(|r| query.filter.matches(r))
+        .filter(|r| {
+            query
+                .after
+                .as_ref()
+                .is_none_or(|after| after.precedes(r, query.order))
+        })
         .collect();
-    matching.sort_by_key(|(i, r)| (r.timestamp, *i));
+    matching.sort_by(|a, b| (a.timestamp, a.id.as_bytes()).cmp(&(b.timestamp, b.id.as_bytes())));
     if query.order == Order::Desc {
         matching.reverse();
     }
@@ -203,7 +299,7 @@ pub fn expected_logs(records: &[LogRecord], query: &LogQuery) -> Vec<String> {
         .into_iter()
         .skip(query.offset)
         .take(query.limit)
-        .map(|(_, r)| r.id.clone())
+        .map(|r| r.id.clone())
         .collect()
 }
 
@@ -246,6 +342,73 @@ fn expected_buckets(records: &[LogRecord], query: &HistogramQuery) -> Vec<(i64, 
     totals.into_iter().map(|((b, l), n)| (b, l, n)).collect()
 }
 
+/// Attribute keys of the matching logs, most frequent first, ties by key.
+pub fn expected_keys(records: &[LogRecord], filter: &LogFilter) -> Vec<KeyCount> {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for record in records.iter().filter(|r| filter.matches(r)) {
+        for key in record.attributes.keys() {
+            *counts.entry(key.clone()).or_default() += 1;
+        }
+    }
+    let mut keys: Vec<KeyCount> = counts
+        .into_iter()
+        .map(|(key, count)| KeyCount { key, count })
+        .collect();
+    keys.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
+    keys
+}
+
+/// Facets as the issue defines them, counted in memory.
+pub fn expected_facets(records: &[LogRecord], query: &FacetQuery) -> Facets {
+    let matching: Vec<&LogRecord> = records.iter().filter(|r| query.filter.matches(r)).collect();
+    let fields = query.fields.clone().unwrap_or_else(|| {
+        let mut fields = vec![FieldName::Level, FieldName::Text(TextField::Service)];
+        fields.extend(
+            expected_keys(records, &query.filter)
+                .into_iter()
+                .take(10)
+                .map(|k| FieldName::Text(TextField::Attribute(k.key))),
+        );
+        fields
+    });
+    let fields = fields
+        .into_iter()
+        .map(|field| {
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            for record in &matching {
+                let value = match &field {
+                    FieldName::Level => Some(record.level.as_str().to_string()),
+                    FieldName::Text(TextField::Service) => Some(record.service.clone()),
+                    FieldName::Text(TextField::Attribute(key)) => {
+                        record.attributes.get(key).cloned()
+                    }
+                    FieldName::Text(_) => None,
+                };
+                if let Some(value) = value {
+                    *counts.entry(value).or_default() += 1;
+                }
+            }
+            let having: u64 = counts.values().sum();
+            let distinct = counts.len() as u64;
+            let mut values: Vec<(String, u64)> = counts.into_iter().collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.as_bytes().cmp(b.0.as_bytes())));
+            values.truncate(query.limit);
+            let listed: u64 = values.iter().map(|(_, n)| n).sum();
+            FieldFacet {
+                field,
+                values,
+                other: having - listed,
+                distinct,
+            }
+        })
+        .collect();
+    Facets {
+        total: matching.len() as u64,
+        approximate: false,
+        fields,
+    }
+}
+
 /// The contract. Every store must pass it unchanged.
 pub async fn store_contract(store: Arc<dyn Store>) {
     let records = dataset();
@@ -265,6 +428,7 @@ pub async fn store_contract(store: Arc<dyn Store>) {
             limit: 1000,
             offset: 0,
             order: Order::Asc,
+            after: None,
         })
         .await
         .expect("logs");
@@ -330,6 +494,7 @@ pub async fn store_contract(store: Arc<dyn Store>) {
                 limit,
                 offset,
                 order,
+                after: None,
             };
             assert_eq!(
                 page_ids(store.as_ref(), &query).await,
@@ -346,6 +511,115 @@ pub async fn store_contract(store: Arc<dyn Store>) {
             sorted_counts(counts),
             expected_counts(&records, &filter),
             "{}: counts for {filter:?}",
+            store.kind()
+        );
+    }
+
+    // Keyset pages list every row once, in order, whatever the page size.
+    for filter in [
+        LogFilter::default(),
+        LogFilter {
+            expr: language("region:* OR level:error"),
+            ..Default::default()
+        },
+        LogFilter {
+            text: Some("quoted #".into()),
+            ..Default::default()
+        },
+    ] {
+        for order in [Order::Asc, Order::Desc] {
+            for limit in [1, 7, 50] {
+                let mut got = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = store
+                        .logs(&LogQuery {
+                            filter: filter.clone(),
+                            limit,
+                            offset: 0,
+                            order,
+                            after: after.clone(),
+                        })
+                        .await
+                        .expect("logs");
+                    got.extend(page.iter().map(|r| r.id.clone()));
+                    if page.len() < limit {
+                        break;
+                    }
+                    after = page.last().map(LogKey::of);
+                }
+                let everything = LogQuery {
+                    filter: filter.clone(),
+                    limit: 1000,
+                    offset: 0,
+                    order,
+                    after: None,
+                };
+                assert_eq!(
+                    got,
+                    expected_logs(&records, &everything),
+                    "{}: keyset pages of {limit}, {order:?}, {filter:?}",
+                    store.kind()
+                );
+            }
+        }
+    }
+
+    // Facets and attribute keys.
+    let attribute = |key: &str| FieldName::Text(TextField::Attribute(key.into()));
+    for filter in [
+        LogFilter::default(),
+        LogFilter {
+            expr: language("level:>=warn"),
+            ..Default::default()
+        },
+        LogFilter {
+            expr: language("region:* -http.status:abc"),
+            ..Default::default()
+        },
+        LogFilter {
+            text: Some("e".into()),
+            service: Some("a".into()),
+            from: Some(T0 + MINUTE),
+            to: Some(T0 + 2 * HOUR),
+            ..Default::default()
+        },
+        LogFilter {
+            expr: language("service:nobody"),
+            ..Default::default()
+        },
+    ] {
+        for (fields, limit) in [
+            (None, 3),
+            (None, 100),
+            (
+                Some(vec![
+                    FieldName::Level,
+                    FieldName::Text(TextField::Service),
+                    attribute("region"),
+                    attribute("level"),
+                    attribute("http.status"),
+                    attribute("absent"),
+                ]),
+                2,
+            ),
+        ] {
+            let query = FacetQuery {
+                filter: filter.clone(),
+                fields,
+                limit,
+            };
+            assert_eq!(
+                store.facets(&query).await.expect("facets"),
+                expected_facets(&records, &query),
+                "{}: facets for {query:?}",
+                store.kind()
+            );
+        }
+        assert_eq!(
+            store.attribute_keys(&filter).await.expect("keys"),
+            expected_keys(&records, &filter),
+            "{}: attribute keys for {filter:?}",
             store.kind()
         );
     }
@@ -444,6 +718,7 @@ pub async fn store_contract(store: Arc<dyn Store>) {
                 limit: 1000,
                 offset: 0,
                 order: Order::Asc,
+                after: None,
             })
             .await
             .expect("logs");

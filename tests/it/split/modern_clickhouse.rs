@@ -9,8 +9,11 @@
 use super::contract::{dataset, filters, page_ids, ready};
 use super::deps::ClickHouse;
 use oglogstream::domain::LogRecord;
+use oglogstream::domain::log::attributes_to_json;
+use oglogstream::domain::query::{FieldName, TextField};
 use oglogstream::store::clickhouse::{ClickHouseStore, check};
-use oglogstream::store::{HistogramQuery, LogFilter, LogQuery, Order, Store};
+use oglogstream::store::facets::FacetQuery;
+use oglogstream::store::{HistogramQuery, LogFilter, LogKey, LogQuery, Order, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -22,6 +25,8 @@ const DATABASE: &str = "modern";
 /// contract's data.
 const BIG: &str = "modern_big";
 const MINUTE: i64 = 60_000_000;
+/// Attributes whose facet values are compared.
+const FACET_KEYS: [&str; 3] = ["region", "http.status", "k'ey"];
 const HOUR: i64 = 60 * MINUTE;
 /// 2025-01-01T00:00:00Z, where the contract's data starts.
 const T0: i64 = 1_735_689_600_000_000;
@@ -31,22 +36,29 @@ fn hex(text: &str) -> String {
     format!("unhex('{digits}')")
 }
 
+/// The rows as the store writes them: attributes as JSON and as the
+/// sorted key and value arrays the query language and facets read.
 fn insert(records: &[LogRecord]) -> String {
+    let list = |items: Vec<String>| format!("[{}]", items.join(", "));
     let rows: Vec<String> = records
         .iter()
         .map(|r| {
             format!(
-                "({}, {}, {}, {}, {}, '')",
+                "({}, {}, {}, {}, {}, {}, {}, {})",
                 r.timestamp,
                 hex(&r.id),
                 r.level.code(),
                 hex(&r.service),
-                hex(&r.message)
+                hex(&r.message),
+                hex(&attributes_to_json(&r.attributes).unwrap_or_default()),
+                list(r.attributes.keys().map(|k| hex(k)).collect()),
+                list(r.attributes.values().map(|v| hex(v)).collect()),
             )
         })
         .collect();
     format!(
-        "INSERT INTO {DATABASE}.logs (ts_us, id, level, service, message, attributes) VALUES {}",
+        "INSERT INTO {DATABASE}.logs \
+         (ts_us, id, level, service, message, attributes, attr_keys, attr_values) VALUES {}",
         rows.join(", ")
     )
 }
@@ -154,11 +166,76 @@ async fn modern_clickhouse_answers_like_18_16() {
                 limit,
                 offset,
                 order,
+                after: None,
             };
             let name = format!("page {n} {order:?} {limit} {offset}");
             queries.insert(name.clone(), check::page(MODERN, DATABASE, &query).unwrap());
             expected.insert(name, json!(page_ids(store.as_ref(), &query).await));
         }
+        // A cursor page: past the third log of the newest page.
+        let newest = store
+            .logs(&LogQuery {
+                filter: filter.clone(),
+                limit: 3,
+                offset: 0,
+                order: Order::Desc,
+                after: None,
+            })
+            .await
+            .unwrap();
+        if let Some(third) = newest.get(2) {
+            let query = LogQuery {
+                filter: filter.clone(),
+                limit: 5,
+                offset: 0,
+                order: Order::Desc,
+                after: Some(LogKey::of(third)),
+            };
+            let name = format!("page {n} after");
+            queries.insert(name.clone(), check::page(MODERN, DATABASE, &query).unwrap());
+            expected.insert(name, json!(page_ids(store.as_ref(), &query).await));
+        }
+        // The query language's attribute reads: keys, and the facet values
+        // of a few keys (attribute arrays, ARRAY JOIN).
+        let name = format!("keys {n}");
+        queries.insert(
+            name.clone(),
+            check::attribute_keys(MODERN, DATABASE, &filter).unwrap(),
+        );
+        let keys: Vec<(String, u64)> = store
+            .attribute_keys(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.key, k.count))
+            .collect();
+        expected.insert(name, json!(keys));
+        let name = format!("values {n}");
+        queries.insert(
+            name.clone(),
+            check::attribute_values(MODERN, DATABASE, &filter, &FACET_KEYS, 3).unwrap(),
+        );
+        let facets = store
+            .facets(&FacetQuery {
+                filter: filter.clone(),
+                fields: Some(
+                    FACET_KEYS
+                        .iter()
+                        .map(|k| FieldName::Text(TextField::Attribute(k.to_string())))
+                        .collect(),
+                ),
+                limit: 3,
+            })
+            .await
+            .unwrap();
+        let mut values: Vec<(String, String, u64)> = Vec::new();
+        for facet in facets.fields {
+            if let FieldName::Text(TextField::Attribute(key)) = &facet.field {
+                values.extend(facet.values.into_iter().map(|(v, c)| (key.clone(), v, c)));
+            }
+        }
+        values.sort();
+        expected.insert(name, json!(values));
         let name = format!("counts {n}");
         queries.insert(
             name.clone(),
@@ -218,6 +295,7 @@ async fn modern_clickhouse_answers_like_18_16() {
         limit: 100,
         offset: 0,
         order: Order::Desc,
+        after: None,
     };
     let page_sql = check::page(MODERN, BIG, &absent_page).unwrap();
     queries.insert("big zanzibar".into(), page_sql.clone());
@@ -258,6 +336,21 @@ async fn modern_clickhouse_answers_like_18_16() {
         let rows = cells(&answer["results"][name]);
         let got = if name.starts_with("page") {
             json!(rows.iter().map(|row| row[1].clone()).collect::<Vec<_>>())
+        } else if name.starts_with("keys") {
+            let mut keys: Vec<(String, u64)> = rows
+                .into_iter()
+                .map(|row| (row[0].clone(), row[1].parse().unwrap()))
+                .collect();
+            // The store's order: most logs first, then by key.
+            keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            json!(keys)
+        } else if name.starts_with("values") {
+            let mut values: Vec<(String, String, u64)> = rows
+                .into_iter()
+                .map(|row| (row[0].clone(), row[1].clone(), row[2].parse().unwrap()))
+                .collect();
+            values.sort();
+            json!(values)
         } else {
             json!(count_rows(rows))
         };

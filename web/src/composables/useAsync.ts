@@ -6,6 +6,8 @@ import { describeError, isAbortError } from '../api'
 export interface AsyncState<T> {
   data: ShallowRef<T | null>
   error: Ref<string | null>
+  /** The error itself (an ApiError carries the status, field and position). */
+  failure: ShallowRef<unknown>
   loading: Ref<boolean>
   /** True once the first request finished (successfully or not). */
   settled: Ref<boolean>
@@ -16,6 +18,7 @@ export interface AsyncState<T> {
 export function useAsync<T>(fn: (signal: AbortSignal) => Promise<T>): AsyncState<T> {
   const data = shallowRef<T | null>(null)
   const error = ref<string | null>(null)
+  const failure = shallowRef<unknown>(null)
   const loading = ref(false)
   const settled = ref(false)
   let ctrl: AbortController | null = null
@@ -30,9 +33,11 @@ export function useAsync<T>(fn: (signal: AbortSignal) => Promise<T>): AsyncState
       if (ctrl !== mine) return
       data.value = v
       error.value = null
+      failure.value = null
     } catch (e) {
       if (ctrl !== mine || isAbortError(e)) return
       error.value = describeError(e)
+      failure.value = e
     } finally {
       if (ctrl === mine) {
         loading.value = false
@@ -49,5 +54,5 @@ export function useAsync<T>(fn: (signal: AbortSignal) => Promise<T>): AsyncState
   }
 
   onBeforeUnmount(abort)
-  return { data, error, loading, settled, run, abort }
+  return { data, error, failure, loading, settled, run, abort }
 }
