@@ -197,10 +197,21 @@ fn judge_status(status: u16, logs: u64) -> impl Fn(&Response) -> Option<Judged> 
     }
 }
 
+/// An answer without errors says so at its head (`{"took":N,"errors":false,`):
+/// that is all a shipper reads then. Parsing the whole ~90 KB answer took
+/// the load generator 44% of a core, which it took from the server on two
+/// cores; an answer with errors is still read item by item.
 fn judge_bulk_items(logs: u64) -> impl Fn(&Response) -> Option<Judged> {
     move |response| {
         if response.status != 200 {
             return None;
+        }
+        let head = &response.body[..response.body.len().min(64)];
+        if memchr::memmem::find(head, br#""errors":false,"#).is_some() {
+            return Some(Judged {
+                accepted: logs,
+                refused: 0,
+            });
         }
         let answer: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
         let refused = answer["items"]

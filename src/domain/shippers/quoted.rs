@@ -9,7 +9,8 @@ use std::borrow::Cow;
 /// quote is never closed. `unescape` maps the character after a backslash
 /// to what it stands for, or `None` to keep the backslash and the character.
 pub fn quoted(text: &str, unescape: fn(char) -> Option<char>) -> Option<(Cow<'_, str>, &str)> {
-    let end = text.find(['"', '\\'])?;
+    // A byte search: both are ASCII, never inside a multi-byte character.
+    let end = memchr::memchr2(b'"', b'\\', text.as_bytes())?;
     if text.as_bytes()[end] == b'"' {
         return Some((Cow::Borrowed(&text[..end]), &text[end + 1..]));
     }

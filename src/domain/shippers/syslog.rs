@@ -175,7 +175,7 @@ fn rfc5424(rest: &str) -> Parts<'_> {
 fn structured_data(mut rest: &str) -> Option<(Parameters<'_>, &str)> {
     let mut parameters = Vec::new();
     while let Some(element) = rest.strip_prefix('[') {
-        let id_end = element.find([' ', ']'])?;
+        let id_end = memchr::memchr2(b' ', b']', element.as_bytes())?;
         let id = &element[..id_end];
         rest = &element[id_end..];
         loop {
