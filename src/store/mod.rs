@@ -1,8 +1,9 @@
 //! The store seam: process writes batches, query reads them back.
 //!
 //! Two implementations: `sqlite` (embedded, the default) and `clickhouse`
-//! (production). Role modules see only [`Store`]; only `store/sqlite.rs` knows
-//! rusqlite and only `store/clickhouse.rs` knows klickhouse.
+//! (production). Role modules see only [`Store`]; only `store/sqlite.rs` (and
+//! `store/sqlite/`, `store/search_blocks.rs`) knows rusqlite and only
+//! `store/clickhouse.rs` (and `store/clickhouse/`) knows klickhouse.
 
 pub mod alert_records;
 pub mod clickhouse;
