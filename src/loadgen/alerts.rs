@@ -12,10 +12,10 @@
 
 use super::client::HttpConnection;
 use super::corpus::{Corpus, SERVICES};
-use super::{Bench, Latencies, Row, ms, thousands};
+use super::{Bench, Row, ms, thousands};
 use crate::domain::time::{format_rfc3339, now_micros};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FIVE_MINUTES: i64 = 300_000_000;
 const RULES: usize = 100;
@@ -66,28 +66,10 @@ impl Bench {
         let mut reading_p50: Option<f64> = None;
         for (name, target, query, group_by) in SHAPES {
             let path = preview_path(query, group_by);
-            let mut latencies = Latencies::default();
-            let started = Instant::now();
-            let budget = Duration::from_secs(self.options.query_seconds);
-            let mut count = 0;
-            let mut i = 0;
-            while i < self.options.query_count && (i < 3 || started.elapsed() < budget) {
-                let sent = Instant::now();
-                let response = connection.get(&path).await?;
-                latencies.record(sent);
-                anyhow::ensure!(
-                    response.status == 200,
-                    "{path} answered {}: {}",
-                    response.status,
-                    String::from_utf8_lossy(&response.body)
-                );
-                if i == 0 {
-                    let answer: Value = serde_json::from_slice(&response.body).unwrap_or_default();
-                    count = answer["count"].as_u64().unwrap_or(0);
-                }
-                i += 1;
-            }
-            let (p50, p95, p99, _) = latencies.summary();
+            let mut timed = self.timed_gets(&mut connection, |_| path.clone()).await?;
+            let answer: Value = serde_json::from_slice(&timed.first_body).unwrap_or_default();
+            let (i, count) = (timed.sent, answer["count"].as_u64().unwrap_or(0));
+            let (p50, p95, p99, _) = timed.latencies.summary();
             if target.is_none() {
                 reading_p50 = Some(reading_p50.map_or(p50, |m: f64| m.max(p50)));
             }

@@ -234,6 +234,13 @@ fn loopback_address(url: &str) -> anyhow::Result<String> {
     Ok(first.to_string())
 }
 
+/// What [`Bench::timed_gets`] measured.
+struct TimedGets {
+    latencies: Latencies,
+    sent: usize,
+    first_body: Vec<u8>,
+}
+
 /// Latencies in microseconds.
 #[derive(Default)]
 struct Latencies(Vec<u32>);
@@ -1169,28 +1176,9 @@ impl Bench {
         ];
         let mut connection = self.connect().await?;
         for (name, target, path) in kinds {
-            let mut latencies = Latencies::default();
-            let started = Instant::now();
-            let budget = Duration::from_secs(self.options.query_seconds);
-            let mut i = 0;
-            let mut results = 0usize;
-            while i < self.options.query_count && (i < 3 || started.elapsed() < budget) {
-                let sent = Instant::now();
-                let response = connection.get(&path(i)).await?;
-                latencies.record(sent);
-                anyhow::ensure!(
-                    response.status == 200,
-                    "{} answered {}: {}",
-                    path(i),
-                    response.status,
-                    String::from_utf8_lossy(&response.body)
-                );
-                if i == 0 {
-                    results = count_results(&response.body);
-                }
-                i += 1;
-            }
-            let (p50, p95, p99, _) = latencies.summary();
+            let mut timed = self.timed_gets(&mut connection, path).await?;
+            let (i, results) = (timed.sent, count_results(&timed.first_body));
+            let (p50, p95, p99, _) = timed.latencies.summary();
             self.rows.push(Row {
                 what: format!("{name} on {label}"),
                 result: format!("{i} requests, {results} rows/groups"),
@@ -1202,6 +1190,41 @@ impl Bench {
         self.deep_cursor_page(&mut connection, &label, size).await?;
         self.export(&label, size).await?;
         Ok(())
+    }
+
+    /// Times `GET path(i)` for `query_count` requests or `query_seconds`,
+    /// whichever ends first (at least 3); any answer but `200` fails the run.
+    async fn timed_gets(
+        &self,
+        connection: &mut HttpConnection,
+        path: impl Fn(usize) -> String,
+    ) -> anyhow::Result<TimedGets> {
+        let mut latencies = Latencies::default();
+        let started = Instant::now();
+        let budget = Duration::from_secs(self.options.query_seconds);
+        let mut sent = 0;
+        let mut first_body = Vec::new();
+        while sent < self.options.query_count && (sent < 3 || started.elapsed() < budget) {
+            let path = path(sent);
+            let asked = Instant::now();
+            let response = connection.get(&path).await?;
+            latencies.record(asked);
+            anyhow::ensure!(
+                response.status == 200,
+                "{path} answered {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            );
+            if sent == 0 {
+                first_body = response.body;
+            }
+            sent += 1;
+        }
+        Ok(TimedGets {
+            latencies,
+            sent,
+            first_body,
+        })
     }
 
     /// Walks 999,900 rows by cursor once, then times page 10,000 (of 100
@@ -1240,24 +1263,9 @@ impl Bench {
             "/api/logs?limit={PAGE}&cursor={}",
             cursor.unwrap_or_default()
         );
-        let mut latencies = Latencies::default();
-        let started = Instant::now();
-        let budget = Duration::from_secs(self.options.query_seconds);
-        let mut i = 0;
-        let mut rows = 0;
-        while i < self.options.query_count && (i < 3 || started.elapsed() < budget) {
-            let sent = Instant::now();
-            let response = connection.get(&path).await?;
-            latencies.record(sent);
-            anyhow::ensure!(
-                response.status == 200,
-                "{path} answered {}",
-                response.status
-            );
-            rows = count_results(&response.body);
-            i += 1;
-        }
-        let (p50, p95, p99, _) = latencies.summary();
+        let mut timed = self.timed_gets(connection, |_| path.clone()).await?;
+        let (i, rows) = (timed.sent, count_results(&timed.first_body));
+        let (p50, p95, p99, _) = timed.latencies.summary();
         self.rows.push(Row {
             what: format!(
                 "`/api/logs` page {WANTED_PAGE} by cursor (rows 999,901–1,000,000) on {label}"
