@@ -26,6 +26,7 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod loadgen;
+pub mod logging;
 pub mod metrics;
 pub mod process;
 pub mod query;

@@ -1,8 +1,7 @@
 use clap::Parser;
 use oglogstream::cli::Cli;
-use oglogstream::config::{Config, LogFormat};
+use oglogstream::config::Config;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 /// Exit code for configuration errors (usage errors, as in sysexits' spirit).
 const EXIT_CONFIG: u8 = 2;
@@ -16,7 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_tracing(&config);
+    oglogstream::logging::init(&config.log);
     tracing::info!(config = %config.summary(), "starting oglogstream {}", env!("CARGO_PKG_VERSION"));
 
     let system = actix_web::rt::System::new();
@@ -30,18 +29,5 @@ fn main() -> ExitCode {
             eprintln!("oglogstream: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing(config: &Config) {
-    // RUST_LOG, when set, refines the configured level (e.g. per module).
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},actix_server=warn", config.log.level)));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }

@@ -25,9 +25,11 @@ pub mod lease;
 pub mod metrics;
 pub mod notify;
 pub mod rule;
+mod settings;
 pub mod state;
 
-use crate::config::AlertsConfig;
+pub use settings::{AlertsConfig, RawAlerts};
+
 use crate::domain::id::IdGenerator;
 use crate::domain::query::quote;
 use crate::domain::time::now_micros;

@@ -3,8 +3,8 @@
 //! evaluator and the notifier use. Pure: the same checks give the config's
 //! exit-2 error and the API's `400`, both naming the field.
 
-use crate::config::parse_duration;
 use crate::domain::query::{self, Expr, FieldName, TextField};
+use crate::domain::settings::parse_duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

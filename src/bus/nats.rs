@@ -48,13 +48,15 @@
 //!   key-value buckets.
 
 mod coordination;
+mod settings;
 mod stream;
+
+pub use settings::{NatsConfig, RawNats};
 
 use super::coordination::Coordination;
 use super::live::LiveFanOut;
 use super::wire;
 use super::{Ack, Bus, BusError, Delivery, StreamFill, WorkQueue};
-use crate::config::NatsConfig;
 use crate::domain::LogBatch;
 use crate::metrics::Metrics;
 use async_nats::connection::State;
@@ -205,7 +207,7 @@ impl NatsBus {
         let url = config
             .servers
             .iter()
-            .map(|server| crate::config::redact_url(server))
+            .map(|server| crate::domain::settings::redact_url(server))
             .collect::<Vec<_>>()
             .join(",");
         // When the connection dropped, so publishes can wait for the client

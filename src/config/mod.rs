@@ -2,43 +2,45 @@
 //! merged with figment, then validated into [`Config`]. Any error is one line
 //! naming the key (and the environment variables that set it).
 //!
-//! One module per section of the file: each holds the section's raw form (as
-//! people write it, with its defaults) and turns it into the validated form
-//! the rest of the program uses. This module merges the layers, composes the
-//! sections and holds the helpers they share.
+//! Each section of the file belongs to the component it configures, which
+//! holds its raw form (as people write it, with its defaults) and turns it
+//! into its own validated settings (`bus::nats::RawNats` into `NatsConfig`,
+//! say), reporting a `domain::settings::InvalidSetting` that names the key.
+//! This module merges the layers, composes the sections into [`Config`] and
+//! turns a refusal into a [`ConfigError`] naming the environment variables
+//! that set the key. It imports the components; none imports it.
 
-mod alerts;
-mod clickhouse;
-mod ingest;
-mod log;
-mod nats;
-mod process;
-mod query;
-mod roles;
-mod security;
-mod server;
 mod storage;
-mod syslog;
 
-pub use alerts::AlertsConfig;
-pub use clickhouse::ClickHouseConfig;
-pub use ingest::IngestConfig;
-pub use log::{LogConfig, LogFormat};
-pub use nats::NatsConfig;
-pub use process::ProcessConfig;
-pub use query::QueryConfig;
-pub use roles::{Role, Roles};
-pub use security::{RateLimit, SecurityConfig};
-pub use server::ServerConfig;
-pub use syslog::SyslogConfig;
+pub use crate::alerts::AlertsConfig;
+pub use crate::bus::nats::NatsConfig;
+pub use crate::http::server::ServerConfig;
+pub use crate::ingest::IngestConfig;
+pub use crate::ingest::syslog::SyslogConfig;
+pub use crate::logging::{LogConfig, LogFormat};
+pub use crate::process::ProcessConfig;
+pub use crate::query::QueryConfig;
+pub use crate::security::{RateLimit, SecurityConfig};
+pub use crate::store::clickhouse::ClickHouseConfig;
 
+use crate::alerts::RawAlerts;
+use crate::bus::nats::RawNats;
 use crate::cli::Cli;
+use crate::domain::roles::Roles;
+use crate::domain::settings::{self, InvalidSetting, redact_url};
+use crate::http::server::{RawServer, split_listen};
+use crate::ingest::RawIngest;
+use crate::ingest::syslog::RawSyslog;
+use crate::logging::RawLog;
+use crate::process::RawProcess;
+use crate::query::RawQuery;
+use crate::security::{RawRateLimit, RawSecurity};
+use crate::store::clickhouse::RawClickHouse;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub const DEFAULT_CONFIG_FILE: &str = "config/oglogstream.toml";
 
@@ -76,18 +78,18 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     role: String,
-    server: server::RawServer,
+    server: RawServer,
     storage: storage::RawStorage,
-    ingest: ingest::RawIngest,
-    process: process::RawProcess,
-    nats: nats::RawNats,
-    clickhouse: clickhouse::RawClickHouse,
-    log: log::RawLog,
-    security: security::RawSecurity,
-    rate_limit: security::RawRateLimit,
-    syslog: syslog::RawSyslog,
-    query: query::RawQuery,
-    alerts: alerts::RawAlerts,
+    ingest: RawIngest,
+    process: RawProcess,
+    nats: RawNats,
+    clickhouse: RawClickHouse,
+    log: RawLog,
+    security: RawSecurity,
+    rate_limit: RawRateLimit,
+    syslog: RawSyslog,
+    query: RawQuery,
+    alerts: RawAlerts,
 }
 
 impl Default for RawConfig {
@@ -157,6 +159,24 @@ fn invalid(key: &str, problem: impl fmt::Display) -> ConfigError {
     ConfigError(format!("{key} ({}): {problem}", sources.join(" or ")))
 }
 
+/// A component's refusal of its setting. A plain key (`nats.ack_wait`)
+/// also names its environment variables; an item of a list
+/// (`alerts.rules[0].query`) has none of its own, since a variable sets the
+/// whole list.
+impl From<InvalidSetting> for ConfigError {
+    fn from(error: InvalidSetting) -> ConfigError {
+        let plain_key = error
+            .key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        if plain_key {
+            invalid(&error.key, error.problem)
+        } else {
+            ConfigError(error.to_string())
+        }
+    }
+}
+
 impl Config {
     /// Resolves the configuration from the flags and the process environment.
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
@@ -207,7 +227,7 @@ impl Config {
             figment = figment.merge(("role", role));
         }
         if let Some(listen) = &cli.listen {
-            let (host, port) = server::split_listen(listen).ok_or_else(|| {
+            let (host, port) = split_listen(listen).ok_or_else(|| {
                 ConfigError(format!(
                     "--listen {listen:?}: expected HOST:PORT such as 127.0.0.1:8080"
                 ))
@@ -225,8 +245,7 @@ impl Config {
     fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         let roles = Roles::parse(&raw.role).map_err(|e| invalid("role", e))?;
         let server = raw.server.validate()?;
-        let body_read_timeout =
-            duration("server.body_read_timeout", &raw.server.body_read_timeout)?;
+        let body_read_timeout = raw.server.body_read_timeout()?;
         let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let nats_url = non_empty(&raw.nats.url);
         if !roles.is_all() && nats_url.is_none() {
@@ -259,38 +278,7 @@ impl Config {
 }
 
 fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<usize, ConfigError> {
-    if value < min || value > max {
-        return Err(invalid(
-            key,
-            format!("{value} is out of range ({min} to {max})"),
-        ));
-    }
-    Ok(value as usize)
-}
-
-/// `250ms`, `2s`, `1.5s`, `5m`, `1h`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
-fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    parse_duration(text).ok_or_else(|| {
-        invalid(
-            key,
-            format!("expected a duration such as 250ms, 2s, 5m or 1h, got {text:?}"),
-        )
-    })
+    Ok(settings::in_range(key, value, min, max)?)
 }
 
 fn describe_figment_error(error: figment::Error) -> ConfigError {
@@ -365,133 +353,7 @@ fn listen_or_off(address: Option<std::net::SocketAddr>) -> String {
         .unwrap_or_else(|| "off".into())
 }
 
-/// `scheme://user:secret@host` -> `scheme://user:***@host`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    let user = credentials.split(':').next().unwrap_or("");
-    format!("{scheme}://{user}:***@{host}")
-}
-
 #[cfg(test)]
 // figment's Jail API returns its large error type from every closure.
 #[allow(clippy::result_large_err)]
-pub(super) mod tests {
-    use super::*;
-    use figment::Jail;
-
-    pub(super) fn load(cli: Cli) -> Result<Config, String> {
-        Config::load(&cli).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        Jail::expect_with(|_| {
-            let config = load(Cli::default()).unwrap();
-            assert!(config.roles.is_all());
-            assert_eq!(config.server.listen, "0.0.0.0:8080");
-            assert_eq!(config.process.max_retries, 3);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn layers_override_in_order() {
-        Jail::expect_with(|jail| {
-            jail.create_file(
-                "custom.toml",
-                "[process]\nbatch_size = 10\nmax_retries = 7\n[server]\nport = 9000\n",
-            )?;
-            jail.set_env("BATCH_SIZE", "20");
-            jail.set_env("OGLOGSTREAM_PROCESS__BATCH_SIZE", "30");
-            jail.set_env("HTTP_PORT", "9100");
-            jail.set_env("OGLOGSTREAM_BIN", "/ignored/because/not/a/section");
-            let cli = Cli {
-                config: Some("custom.toml".into()),
-                listen: Some("127.0.0.1:9200".into()),
-                ..Cli::default()
-            };
-            let config = load(cli).unwrap();
-            assert_eq!(config.process.batch_size, 30);
-            assert_eq!(config.process.max_retries, 7);
-            assert_eq!(config.server.listen, "127.0.0.1:9200");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        Jail::expect_with(|jail| {
-            jail.set_env("FLUSH_TIMEOUT", "abc");
-            let error = load(Cli::default()).unwrap_err();
-            assert!(
-                error.contains("process.flush_timeout") && error.contains("FLUSH_TIMEOUT"),
-                "{error}"
-            );
-            Ok(())
-        });
-        Jail::expect_with(|jail| {
-            jail.set_env("HTTP_PORT", "99999");
-            let error = load(Cli::default()).unwrap_err();
-            assert!(error.contains("server.port"), "{error}");
-            Ok(())
-        });
-        Jail::expect_with(|jail| {
-            jail.set_env("LOG_LEVEL", "loud");
-            assert!(load(Cli::default()).unwrap_err().contains("log.level"));
-            Ok(())
-        });
-        Jail::expect_with(|jail| {
-            jail.set_env("HTTP_PORT", "eighty");
-            assert!(load(Cli::default()).unwrap_err().contains("server.port"));
-            Ok(())
-        });
-        Jail::expect_with(|jail| {
-            jail.create_file("typo.toml", "[process]\nbatch_sise = 10\n")?;
-            let cli = Cli {
-                config: Some("typo.toml".into()),
-                ..Cli::default()
-            };
-            assert!(load(cli).unwrap_err().contains("batch_sise"));
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn split_roles_need_nats() {
-        Jail::expect_with(|_| {
-            let cli = Cli {
-                role: Some("ingest".into()),
-                ..Cli::default()
-            };
-            assert!(load(cli).unwrap_err().contains("NATS_URL"));
-            let cli = Cli {
-                role: Some("ingest,process,query".into()),
-                ..Cli::default()
-            };
-            assert!(load(cli).is_ok());
-            let cli = Cli {
-                role: Some("ingest,nope".into()),
-                ..Cli::default()
-            };
-            assert!(load(cli).unwrap_err().contains("unknown role"));
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn durations_and_redaction() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2"), None);
-        assert_eq!(parse_duration("abc"), None);
-        assert_eq!(
-            redact_url("clickhouse://u:p@h:9000/db"),
-            "clickhouse://u:***@h:9000/db"
-        );
-    }
-}
+mod tests;

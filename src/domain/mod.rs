@@ -5,6 +5,8 @@ pub mod level;
 pub mod log;
 pub mod parse;
 pub mod query;
+pub mod roles;
+pub mod settings;
 pub mod shippers;
 pub mod time;
 

@@ -2,7 +2,7 @@
 //! 503 naming the failing part otherwise, so a load balancer routes around it.
 
 use crate::bus::Bus;
-use crate::config::Roles;
+use crate::domain::roles::Roles;
 use crate::domain::time::{format_rfc3339, now_micros};
 use crate::metrics::Metrics;
 use crate::store::Store;

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod server;
 pub mod telemetry;
 
 use actix_web::HttpRequest;

@@ -11,10 +11,10 @@ mod elasticsearch;
 mod json;
 mod loki;
 mod otlp;
+mod settings;
 pub mod syslog;
 
 use crate::bus::{Bus, BusError};
-use crate::config::IngestConfig;
 use crate::domain::id::IdGenerator;
 use crate::domain::parse::NewLog;
 use crate::domain::shippers::{DecodeError, compression};
@@ -30,6 +30,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 pub use elasticsearch::{PRODUCT_HEADER, cluster_info, wants_cluster_info};
+pub use settings::{IngestConfig, RawIngest};
 
 pub struct IngestState {
     pub bus: Arc<dyn Bus>,

@@ -235,5 +235,5 @@ impl Bench {
 
 /// `10s`, `1m`, `1h` (as `/api/alerts` writes the interval) in seconds.
 fn overview_interval_secs(text: &str) -> f64 {
-    crate::config::parse_duration(text).map_or(10.0, |d| d.as_secs_f64().max(1.0))
+    crate::domain::settings::parse_duration(text).map_or(10.0, |d| d.as_secs_f64().max(1.0))
 }

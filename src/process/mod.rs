@@ -4,9 +4,11 @@
 //! only once they are stored or safely in the dead-letter file.
 
 pub mod dead_letter;
+mod settings;
+
+pub use settings::{ProcessConfig, RawProcess};
 
 use crate::bus::{Bus, Delivery};
-use crate::config::ProcessConfig;
 use crate::domain::LogBatch;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};

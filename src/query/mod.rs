@@ -12,6 +12,9 @@ pub mod export;
 pub mod facets;
 pub mod live;
 pub mod params;
+mod settings;
+
+pub use settings::{QueryConfig, RawQuery};
 
 use crate::bus::Bus;
 use crate::domain::Level;

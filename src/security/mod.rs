@@ -7,6 +7,9 @@ pub mod client_ip;
 pub mod cors;
 pub mod guard;
 pub mod rate_limit;
+mod settings;
+
+pub use settings::{RateLimit, RawRateLimit, RawSecurity, SecurityConfig};
 
 /// What a request touches, which decides the key and the limit it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,9 +19,11 @@ mod alert_records;
 mod dsn;
 mod query_sql;
 mod schema;
+mod settings;
 mod sql;
 mod windows;
 
+pub use settings::{ClickHouseConfig, RawClickHouse};
 pub use windows::Stepping;
 
 use super::facets::{self, FacetQuery, Facets, KeyCount, Tally};
@@ -135,7 +137,7 @@ impl ClickHouseStore {
         let dsn = Dsn::parse(url).map_err(|e| {
             StoreError::Rejected(format!(
                 "clickhouse url {}: {e}",
-                crate::config::redact_url(url)
+                crate::domain::settings::redact_url(url)
             ))
         })?;
         let inner = Arc::new(Inner {

@@ -1,13 +1,13 @@
 //! `[ingest]`: body limits, the in-memory queue and per-log limits.
 
-use super::{ConfigError, in_range};
 use crate::domain::parse::LogLimits;
+use crate::domain::settings::{InvalidSetting, in_range};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawIngest {
+pub struct RawIngest {
     pub max_body_bytes: i64,
     pub max_bulk_bytes: i64,
     pub queue_capacity: i64,
@@ -45,10 +45,7 @@ pub struct IngestConfig {
 
 impl RawIngest {
     /// `body_read_timeout` lives in `[server]` but governs ingest bodies.
-    pub(super) fn validate(
-        &self,
-        body_read_timeout: Duration,
-    ) -> Result<IngestConfig, ConfigError> {
+    pub fn validate(&self, body_read_timeout: Duration) -> Result<IngestConfig, InvalidSetting> {
         let limits = LogLimits {
             max_message_bytes: in_range(
                 "ingest.max_message_bytes",

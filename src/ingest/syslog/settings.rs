@@ -1,13 +1,13 @@
 //! `[syslog]`: the syslog listeners of the ingest role (TCP and UDP, each
 //! off unless given an address) and their limits.
 
-use super::{ConfigError, in_range, invalid};
+use crate::domain::settings::{InvalidSetting, in_range};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSyslog {
+pub struct RawSyslog {
     pub tcp_listen: String,
     pub udp_listen: String,
     pub max_connections: i64,
@@ -39,7 +39,7 @@ pub struct SyslogConfig {
 }
 
 impl RawSyslog {
-    pub(super) fn validate(&self) -> Result<SyslogConfig, ConfigError> {
+    pub fn validate(&self) -> Result<SyslogConfig, InvalidSetting> {
         Ok(SyslogConfig {
             tcp_listen: address("syslog.tcp_listen", &self.tcp_listen)?,
             udp_listen: address("syslog.udp_listen", &self.udp_listen)?,
@@ -55,50 +55,15 @@ impl RawSyslog {
 }
 
 /// Empty means off; otherwise `HOST:PORT` with an IP address.
-fn address(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+fn address(key: &str, text: &str) -> Result<Option<SocketAddr>, InvalidSetting> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
     text.parse().map(Some).map_err(|_| {
-        invalid(
+        InvalidSetting::new(
             key,
             format!("expected an address such as 0.0.0.0:5514, or empty for off; got {text:?}"),
         )
     })
-}
-
-#[cfg(test)]
-// figment's Jail API returns its large error type from every closure.
-#[allow(clippy::result_large_err)]
-mod tests {
-    use super::super::tests::load;
-    use crate::cli::Cli;
-    use figment::Jail;
-
-    #[test]
-    fn off_by_default_and_set_from_the_environment() {
-        Jail::expect_with(|jail| {
-            let config = load(Cli::default()).unwrap();
-            assert!(config.syslog.tcp_listen.is_none() && config.syslog.udp_listen.is_none());
-            jail.set_env("OGLOGSTREAM_SYSLOG__TCP_LISTEN", "127.0.0.1:5514");
-            jail.set_env("OGLOGSTREAM_SYSLOG__UDP_LISTEN", "[::1]:5515");
-            jail.set_env("OGLOGSTREAM_SYSLOG__MAX_CONNECTIONS", "10");
-            let config = load(Cli::default()).unwrap();
-            assert_eq!(
-                config.syslog.tcp_listen.map(|a| a.to_string()).as_deref(),
-                Some("127.0.0.1:5514")
-            );
-            assert_eq!(config.syslog.udp_listen.map(|a| a.port()), Some(5515));
-            assert_eq!(config.syslog.max_connections, 10);
-            jail.set_env("OGLOGSTREAM_SYSLOG__TCP_LISTEN", "localhost");
-            let error = load(Cli::default()).unwrap_err();
-            assert!(
-                error.contains("syslog.tcp_listen")
-                    && error.contains("OGLOGSTREAM_SYSLOG__TCP_LISTEN"),
-                "{error}"
-            );
-            Ok(())
-        });
-    }
 }

@@ -1,12 +1,12 @@
 //! `[process]`: how the batcher groups and retries store writes.
 
-use super::{ConfigError, duration, in_range, invalid};
+use crate::domain::settings::{InvalidSetting, duration, in_range};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawProcess {
+pub struct RawProcess {
     pub batch_size: i64,
     pub flush_timeout: String,
     pub max_retries: i64,
@@ -34,7 +34,7 @@ pub struct ProcessConfig {
 }
 
 impl RawProcess {
-    pub(super) fn validate(&self) -> Result<ProcessConfig, ConfigError> {
+    pub fn validate(&self) -> Result<ProcessConfig, InvalidSetting> {
         let process = ProcessConfig {
             batch_size: in_range("process.batch_size", self.batch_size, 1, 1_000_000)?,
             flush_timeout: duration("process.flush_timeout", &self.flush_timeout)?,
@@ -42,7 +42,10 @@ impl RawProcess {
             stall_after_store: false,
         };
         if process.flush_timeout.is_zero() {
-            return Err(invalid("process.flush_timeout", "must be more than 0"));
+            return Err(InvalidSetting::new(
+                "process.flush_timeout",
+                "must be more than 0",
+            ));
         }
         Ok(process)
     }

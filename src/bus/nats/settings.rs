@@ -1,12 +1,13 @@
-//! `[nats]`: the JetStream bus used by split roles (selected by `nats.url`).
+//! `[nats]`: the JetStream bus's settings (used by split roles, selected by
+//! `nats.url`), as written in the file and as validated for [`NatsBus`](super::NatsBus).
 
-use super::{ConfigError, duration, in_range, invalid};
+use crate::domain::settings::{InvalidSetting, duration, in_range, redact_url};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawNats {
+pub struct RawNats {
     pub url: String,
     pub stream: String,
     pub subject_prefix: String,
@@ -70,7 +71,7 @@ pub struct NatsConfig {
 impl RawNats {
     /// NATS names end up in subjects and API subjects, where `.`, `*`, `>` and
     /// whitespace have meaning; the prefix may hold dots (it is a subject prefix).
-    pub(super) fn validate(&self) -> Result<NatsConfig, ConfigError> {
+    pub fn validate(&self) -> Result<NatsConfig, InvalidSetting> {
         let name_ok = |name: &str, dots: bool| {
             !name.is_empty()
                 && name.split('.').all(|part| {
@@ -87,7 +88,7 @@ impl RawNats {
             ("nats.subject_prefix", &self.subject_prefix, true),
         ] {
             if !name_ok(value, dots) {
-                return Err(invalid(
+                return Err(InvalidSetting::new(
                     key,
                     format!(
                         "{value:?}: use letters, digits, '-' and '_'{}",
@@ -98,19 +99,25 @@ impl RawNats {
         }
         let ack_wait = duration("nats.ack_wait", &self.ack_wait)?;
         if ack_wait < Duration::from_secs(1) {
-            return Err(invalid("nats.ack_wait", "must be at least 1s"));
+            return Err(InvalidSetting::new("nats.ack_wait", "must be at least 1s"));
         }
         let stream_max_age = duration("nats.stream_max_age", &self.stream_max_age)?;
         if stream_max_age < Duration::from_secs(60) {
-            return Err(invalid("nats.stream_max_age", "must be at least 1m"));
+            return Err(InvalidSetting::new(
+                "nats.stream_max_age",
+                "must be at least 1m",
+            ));
         }
         let publish_timeout = duration("nats.publish_timeout", &self.publish_timeout)?;
         if publish_timeout < Duration::from_secs(1) {
-            return Err(invalid("nats.publish_timeout", "must be at least 1s"));
+            return Err(InvalidSetting::new(
+                "nats.publish_timeout",
+                "must be at least 1s",
+            ));
         }
         let lease_ttl = duration("nats.lease_ttl", &self.lease_ttl)?;
         if lease_ttl < Duration::from_secs(1) {
-            return Err(invalid("nats.lease_ttl", "must be at least 1s"));
+            return Err(InvalidSetting::new("nats.lease_ttl", "must be at least 1s"));
         }
         Ok(NatsConfig {
             servers: server_list(&self.url)?,
@@ -135,7 +142,7 @@ impl RawNats {
 
 /// `nats://a:4222, nats://b:4222` -> one entry per server. Each must name a
 /// host; the client checks the rest when it connects.
-fn server_list(url: &str) -> Result<Vec<String>, ConfigError> {
+fn server_list(url: &str) -> Result<Vec<String>, InvalidSetting> {
     if url.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -145,11 +152,11 @@ fn server_list(url: &str) -> Result<Vec<String>, ConfigError> {
             let host = server.split_once("://").map_or(server, |(_, rest)| rest);
             let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
             if host.is_empty() || server.contains(char::is_whitespace) {
-                Err(invalid(
+                Err(InvalidSetting::new(
                     "nats.url",
                     format!(
                         "{:?}: expected a comma-separated list of servers such as nats://10.0.0.1:4222,nats://10.0.0.2:4222",
-                        super::redact_url(server)
+                        redact_url(server)
                     ),
                 ))
             } else {
@@ -157,90 +164,4 @@ fn server_list(url: &str) -> Result<Vec<String>, ConfigError> {
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-// figment's Jail API returns its large error type from every closure.
-#[allow(clippy::result_large_err)]
-mod tests {
-    use super::super::tests::load;
-    use crate::cli::Cli;
-    use figment::Jail;
-    use std::time::Duration;
-
-    #[test]
-    fn nats_settings_have_defaults_and_are_checked() {
-        Jail::expect_with(|jail| {
-            let config = load(Cli::default()).unwrap();
-            assert_eq!(config.nats.stream, "OGLOGSTREAM");
-            assert_eq!(config.nats.subject_prefix, "oglogstream");
-            assert_eq!(config.nats.ack_wait, Duration::from_secs(30));
-            jail.set_env("OGLOGSTREAM_NATS__STREAM_MAX_BYTES", "1048576");
-            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "team.logs");
-            let config = load(Cli::default()).unwrap();
-            assert_eq!(config.nats.stream_max_bytes, 1 << 20);
-            assert_eq!(config.nats.subject_prefix, "team.logs");
-            jail.set_env("OGLOGSTREAM_NATS__STREAM", "with.dot");
-            assert!(load(Cli::default()).unwrap_err().contains("nats.stream"));
-            jail.set_env("OGLOGSTREAM_NATS__STREAM", "OK");
-            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "wild.*");
-            assert!(
-                load(Cli::default())
-                    .unwrap_err()
-                    .contains("nats.subject_prefix")
-            );
-            jail.set_env("OGLOGSTREAM_NATS__SUBJECT_PREFIX", "ok");
-            jail.set_env("OGLOGSTREAM_NATS__ACK_WAIT", "10ms");
-            assert!(load(Cli::default()).unwrap_err().contains("nats.ack_wait"));
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn cluster_settings() {
-        Jail::expect_with(|jail| {
-            let config = load(Cli::default()).unwrap();
-            assert!(config.nats.servers.is_empty());
-            assert_eq!(config.nats.replicas, 1);
-            assert_eq!(config.nats.publish_timeout, Duration::from_secs(10));
-            assert_eq!(config.nats.lease_ttl, Duration::from_secs(9));
-            jail.set_env(
-                "NATS_URL",
-                "nats://u:p@10.0.0.1:4222, nats://10.0.0.2:4222,10.0.0.3",
-            );
-            jail.set_env("OGLOGSTREAM_NATS__REPLICAS", "3");
-            let config = load(Cli::default()).unwrap();
-            assert_eq!(
-                config.nats.servers,
-                [
-                    "nats://u:p@10.0.0.1:4222",
-                    "nats://10.0.0.2:4222",
-                    "10.0.0.3"
-                ]
-            );
-            assert_eq!(config.nats.replicas, 3);
-            assert!(
-                config
-                    .summary()
-                    .contains("nats=nats://u:***@10.0.0.1:4222,nats://10.0.0.2:4222,10.0.0.3 ")
-            );
-            jail.set_env("OGLOGSTREAM_NATS__REPLICAS", "6");
-            assert!(load(Cli::default()).unwrap_err().contains("nats.replicas"));
-            jail.set_env("OGLOGSTREAM_NATS__REPLICAS", "3");
-            jail.set_env("NATS_URL", "nats://a:4222,,nats://b:4222");
-            let error = load(Cli::default()).unwrap_err();
-            assert!(
-                error.contains("nats.url") && error.contains("NATS_URL"),
-                "{error}"
-            );
-            jail.set_env("NATS_URL", "nats://a:4222");
-            jail.set_env("OGLOGSTREAM_NATS__PUBLISH_TIMEOUT", "100ms");
-            assert!(
-                load(Cli::default())
-                    .unwrap_err()
-                    .contains("nats.publish_timeout")
-            );
-            Ok(())
-        });
-    }
 }

@@ -11,9 +11,12 @@
 //! (`reason="invalid"`) and skipped, an over-long one likewise
 //! (`reason="too_large"`); the connection goes on.
 
+mod settings;
+
+pub use settings::{RawSyslog, SyslogConfig};
+
 use super::IngestState;
 use crate::bus::BusError;
-use crate::config::SyslogConfig;
 use crate::domain::LogBatch;
 use crate::domain::shippers::framing::{Frame, Framer};
 use crate::domain::shippers::syslog;

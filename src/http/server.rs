@@ -1,12 +1,13 @@
-//! `[server]`: where HTTP listens and how long it waits.
+//! `[server]`: where the HTTP server listens, how many workers it runs and
+//! how long it waits, as written in the file and as validated for `app`.
 
-use super::{ConfigError, duration, in_range, invalid};
+use crate::domain::settings::{InvalidSetting, duration, in_range};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawServer {
+pub struct RawServer {
     pub host: String,
     pub port: i64,
     pub shutdown_timeout: String,
@@ -36,16 +37,16 @@ pub struct ServerConfig {
 }
 
 impl RawServer {
-    pub(super) fn validate(&self) -> Result<ServerConfig, ConfigError> {
+    pub fn validate(&self) -> Result<ServerConfig, InvalidSetting> {
         let port = self.port;
         if !(0..=65535).contains(&port) {
-            return Err(invalid(
+            return Err(InvalidSetting::new(
                 "server.port",
                 format!("{port} is not a port (0-65535)"),
             ));
         }
         if self.host.trim().is_empty() {
-            return Err(invalid("server.host", "must not be empty"));
+            return Err(InvalidSetting::new("server.host", "must not be empty"));
         }
         let host = &self.host;
         let listen = if host.contains(':') && !host.starts_with('[') {
@@ -61,8 +62,16 @@ impl RawServer {
     }
 }
 
+impl RawServer {
+    /// How long a client may take to send a request body: written in
+    /// `[server]`, applied by ingest (`IngestConfig::body_read_timeout`).
+    pub fn body_read_timeout(&self) -> Result<Duration, InvalidSetting> {
+        duration("server.body_read_timeout", &self.body_read_timeout)
+    }
+}
+
 /// `HOST:PORT` from `--listen`, IPv6 hosts in brackets.
-pub(super) fn split_listen(listen: &str) -> Option<(String, i64)> {
+pub fn split_listen(listen: &str) -> Option<(String, i64)> {
     let (host, port) = listen.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Some((host.to_string(), port.parse().ok()?))

@@ -1,4 +1,5 @@
-//! `role`: which of the three roles this process runs.
+//! Which of the three roles a process runs (`--role`, `role`): read by the
+//! configuration, reported by `/health`. Pure.
 
 use std::fmt;
 

@@ -1,12 +1,12 @@
 //! `[query]`: limits on the reads the query role runs.
 
-use super::{ConfigError, duration, invalid};
+use crate::domain::settings::{InvalidSetting, duration};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawQuery {
+pub struct RawQuery {
     pub timeout: String,
 }
 
@@ -33,10 +33,13 @@ impl Default for QueryConfig {
 }
 
 impl RawQuery {
-    pub(super) fn validate(&self) -> Result<QueryConfig, ConfigError> {
+    pub fn validate(&self) -> Result<QueryConfig, InvalidSetting> {
         let timeout = duration("query.timeout", &self.timeout)?;
         if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(3600) {
-            return Err(invalid("query.timeout", "must be from 10ms to 1h"));
+            return Err(InvalidSetting::new(
+                "query.timeout",
+                "must be from 10ms to 1h",
+            ));
         }
         Ok(QueryConfig { timeout })
     }

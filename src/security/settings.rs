@@ -1,14 +1,14 @@
 //! `[security]` and `[rate_limit]`: API keys, CORS, trusted proxies and
 //! per-client token buckets.
 
-use super::{ConfigError, invalid};
-use crate::security::auth::KeySet;
-use crate::security::client_ip::IpNet;
+use super::auth::KeySet;
+use super::client_ip::IpNet;
+use crate::domain::settings::InvalidSetting;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSecurity {
+pub struct RawSecurity {
     pub cors_allowed_origins: Vec<String>,
     pub ingest_keys: Vec<String>,
     pub read_keys: Vec<String>,
@@ -19,7 +19,7 @@ pub(super) struct RawSecurity {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRateLimit {
+pub struct RawRateLimit {
     pub ingest_per_second: f64,
     pub ingest_burst: f64,
     pub query_per_second: f64,
@@ -46,21 +46,21 @@ pub struct RateLimit {
 }
 
 impl RawSecurity {
-    pub(super) fn validate(&self, rates: &RawRateLimit) -> Result<SecurityConfig, ConfigError> {
+    pub fn validate(&self, rates: &RawRateLimit) -> Result<SecurityConfig, InvalidSetting> {
         Ok(SecurityConfig {
             cors_allowed_origins: self.cors_allowed_origins.clone(),
             ingest_keys: KeySet::parse(&self.ingest_keys)
-                .map_err(|e| invalid("security.ingest_keys", e))?,
+                .map_err(|e| InvalidSetting::new("security.ingest_keys", e))?,
             read_keys: KeySet::parse(&self.read_keys)
-                .map_err(|e| invalid("security.read_keys", e))?,
+                .map_err(|e| InvalidSetting::new("security.read_keys", e))?,
             admin_keys: KeySet::parse(&self.admin_keys)
-                .map_err(|e| invalid("security.admin_keys", e))?,
+                .map_err(|e| InvalidSetting::new("security.admin_keys", e))?,
             trusted_proxies: self
                 .trusted_proxies
                 .iter()
                 .map(|entry| IpNet::parse(entry))
                 .collect::<Result<_, _>>()
-                .map_err(|e| invalid("security.trusted_proxies", e))?,
+                .map_err(|e| InvalidSetting::new("security.trusted_proxies", e))?,
             ingest_rate: rate_limit(
                 "rate_limit.ingest",
                 rates.ingest_per_second,
@@ -77,16 +77,16 @@ impl RawSecurity {
 
 /// `per_second = 0` turns the limit off; `burst = 0` means twice the rate
 /// (at least one request).
-fn rate_limit(key: &str, per_second: f64, burst: f64) -> Result<Option<RateLimit>, ConfigError> {
+fn rate_limit(key: &str, per_second: f64, burst: f64) -> Result<Option<RateLimit>, InvalidSetting> {
     if !per_second.is_finite() || per_second < 0.0 {
-        return Err(invalid(
-            &format!("{key}_per_second"),
+        return Err(InvalidSetting::new(
+            format!("{key}_per_second"),
             "must be 0 (off) or more",
         ));
     }
     if !burst.is_finite() || burst < 0.0 {
-        return Err(invalid(
-            &format!("{key}_burst"),
+        return Err(InvalidSetting::new(
+            format!("{key}_burst"),
             "must be 0 (twice the rate) or more",
         ));
     }
@@ -99,38 +99,4 @@ fn rate_limit(key: &str, per_second: f64, burst: f64) -> Result<Option<RateLimit
         burst
     };
     Ok(Some(RateLimit { per_second, burst }))
-}
-
-#[cfg(test)]
-// figment's Jail API returns its large error type from every closure.
-#[allow(clippy::result_large_err)]
-mod tests {
-    use super::super::tests::load;
-    use crate::cli::Cli;
-    use figment::Jail;
-
-    #[test]
-    fn security_and_rate_limits_from_the_environment() {
-        Jail::expect_with(|jail| {
-            jail.set_env("OGLOGSTREAM_RATE_LIMIT__INGEST_PER_SECOND", "2.5");
-            jail.set_env(
-                "OGLOGSTREAM_SECURITY__READ_KEYS",
-                "[\"read-key-0123456789abcdef\"]",
-            );
-            jail.set_env("OGLOGSTREAM_SECURITY__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
-            jail.set_env(
-                "OGLOGSTREAM_SECURITY__ADMIN_KEYS",
-                "[\"admin-key-0123456789abcdef\"]",
-            );
-            let config = load(Cli::default()).unwrap();
-            assert!(!config.security.admin_keys.is_open());
-            let rate = config.security.ingest_rate.expect("ingest rate limit");
-            assert_eq!((rate.per_second, rate.burst), (2.5, 5.0));
-            assert!(config.security.query_rate.is_none());
-            assert!(!config.security.read_keys.is_open());
-            assert!(config.security.ingest_keys.is_open());
-            assert_eq!(config.security.trusted_proxies.len(), 1);
-            Ok(())
-        });
-    }
 }

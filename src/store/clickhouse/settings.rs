@@ -1,11 +1,12 @@
-//! `[clickhouse]`: the production store; empty `url` keeps the embedded one.
+//! `[clickhouse]`: the production store's settings; an empty `url` keeps the
+//! embedded store.
 
-use super::{ConfigError, invalid};
+use crate::domain::settings::InvalidSetting;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawClickHouse {
+pub struct RawClickHouse {
     pub url: String,
     /// A cluster of the servers' `remote_servers`; empty for one server.
     pub cluster: String,
@@ -25,7 +26,7 @@ pub struct ClickHouseConfig {
 }
 
 impl RawClickHouse {
-    pub(super) fn validate(&self) -> Result<ClickHouseConfig, ConfigError> {
+    pub fn validate(&self) -> Result<ClickHouseConfig, InvalidSetting> {
         let cluster = self.cluster.trim();
         // The name is written into DDL (`ON CLUSTER name`, `Distributed(name, …)`).
         let identifier = cluster
@@ -33,13 +34,13 @@ impl RawClickHouse {
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !cluster.starts_with(|c: char| c.is_ascii_digit());
         if !identifier {
-            return Err(invalid(
+            return Err(InvalidSetting::new(
                 "clickhouse.cluster",
                 format!("{cluster:?}: use letters, digits and '_' (a name from remote_servers)"),
             ));
         }
         if self.replicated && cluster.is_empty() {
-            return Err(invalid(
+            return Err(InvalidSetting::new(
                 "clickhouse.replicated",
                 "needs clickhouse.cluster: the cluster names the replicas of each shard",
             ));
