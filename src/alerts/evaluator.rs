@@ -14,12 +14,12 @@
 
 use super::counting::{CountError, count_groups};
 use super::lease::Leadership;
-use super::metrics::EvaluationOutcome;
 use super::notify::{Delivery, DeliveryState, Notification, Status};
 use super::rule::{Channel, Rule, RuleSpec};
 use super::state::{Change, RuleState, Timing, Transition};
 use super::{Alerts, StoredState, explorer_query, state_record};
 use crate::domain::time::{Micros, now_micros};
+use crate::metrics::EvaluationOutcome;
 use crate::store::StoreError;
 use crate::store::alert_records::{AlertRecord, RecordKind};
 use futures_util::StreamExt;

@@ -22,7 +22,6 @@ pub mod api;
 pub mod counting;
 pub mod evaluator;
 pub mod lease;
-pub mod metrics;
 pub mod notify;
 pub mod rule;
 mod settings;

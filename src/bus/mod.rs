@@ -14,6 +14,9 @@ pub mod memory;
 pub mod nats;
 pub mod wire;
 
+/// A gauge of `/metrics`, so defined there; a bus with a stream reports it.
+pub use crate::metrics::StreamFill;
+
 use crate::domain::LogBatch;
 use async_trait::async_trait;
 use coordination::Coordination;
@@ -91,13 +94,6 @@ pub trait Bus: Send + Sync {
     /// Stops accepting publishes; work queues end once drained and live
     /// subscriptions end.
     async fn close(&self);
-}
-
-/// Bytes held by a durable bus's stream, and its limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StreamFill {
-    pub bytes: u64,
-    pub max_bytes: u64,
 }
 
 #[async_trait]

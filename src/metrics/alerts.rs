@@ -2,8 +2,10 @@
 //! by channel and outcome, evaluations by outcome and their duration, firing
 //! groups, and whether this instance holds the evaluation lease. Channel
 //! names come from the configuration and the admin API, so they are few.
+//! Here rather than in `alerts/`, so that `/metrics` can render them without
+//! importing alerting.
 
-use crate::metrics::{Histogram, SECONDS_BUCKETS, escape_label};
+use super::{Histogram, SECONDS_BUCKETS, escape_label};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::RwLock;

@@ -1,9 +1,13 @@
 //! Metrics shared by the roles of one process, rendered in the Prometheus
 //! text format at `/metrics`. Hand-rolled on atomics: the hot path does an
 //! increment or two, and the label sets are fixed or bounded by the route
-//! table, so cardinality cannot grow with traffic.
+//! table, so cardinality cannot grow with traffic. Alerting's own metrics
+//! are in `alerts.rs`. This module knows no component: the parts that own a
+//! value hand it over as a [`Gauges`] at scrape time.
 
-pub use crate::alerts::metrics::{AlertMetrics, NotificationOutcome};
+mod alerts;
+
+pub use alerts::{AlertMetrics, EvaluationOutcome, NotificationOutcome};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -225,6 +229,13 @@ impl Default for Metrics {
     }
 }
 
+/// Bytes held by a durable bus's stream, and its limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamFill {
+    pub bytes: u64,
+    pub max_bytes: u64,
+}
+
 /// Values read at scrape time from the parts that own them.
 #[derive(Debug, Default)]
 pub struct Gauges {
@@ -239,7 +250,7 @@ pub struct Gauges {
     /// Stored logs the store's background indexes do not cover yet.
     pub store_index_backlog: Option<u64>,
     /// The durable bus's stream: bytes held and its `max_bytes`, where known.
-    pub stream_fill: Option<crate::bus::StreamFill>,
+    pub stream_fill: Option<StreamFill>,
 }
 
 impl Metrics {
