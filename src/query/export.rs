@@ -7,7 +7,8 @@
 //! drops (and so cancels) the read in flight.
 
 use super::client_gone::ClientSocket;
-use super::{QueryState, decoded, params};
+use super::params::{self, Format};
+use super::{QueryState, decoded};
 use crate::domain::log::attributes_from_json;
 use crate::domain::time::{format_rfc3339, now_micros, write_rfc3339};
 use crate::http::error::ApiError;
@@ -19,15 +20,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// Rows per store read: large enough that a read's fixed cost is small,
 /// small enough that a page is a few megabytes.
 const PAGE_ROWS: usize = 5000;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Format {
-    Ndjson,
-    /// `columns`: one column per named attribute instead of `attributes`.
-    Csv {
-        columns: Option<Vec<String>>,
-    },
-}
 
 pub async fn export(
     request: HttpRequest,

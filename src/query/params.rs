@@ -1,7 +1,6 @@
 //! Query-string parsing for `/api/*` and `/ws/live`: pure functions from
 //! decoded pairs to the store's query model, every error naming its parameter.
 
-use super::export::Format;
 use crate::domain::LevelSet;
 use crate::domain::query::{self as language, Expr, FieldName, TextField};
 use crate::domain::time::{MAX_MICROS, Micros, parse_instant};
@@ -252,6 +251,16 @@ pub fn facet_query(pairs: &[(String, String)]) -> Result<FacetQuery, ParamError>
         fields,
         limit: params.number("limit", 10, 1, 100)?,
     })
+}
+
+/// How `/api/export` writes rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    /// `columns`: one column per named attribute instead of `attributes`.
+    Csv {
+        columns: Option<Vec<String>>,
+    },
 }
 
 /// What `/api/export` streams.
