@@ -105,6 +105,29 @@ pub struct BucketCount {
     pub count: u64,
 }
 
+impl BucketCount {
+    /// Histogram cells from counts that may name one (bucket, level) more
+    /// than once (a store sums several sources): added up, empty cells left
+    /// out, ordered by bucket start, then level.
+    pub fn summed(counts: impl IntoIterator<Item = (Micros, Level, u64)>) -> Vec<BucketCount> {
+        let mut totals: std::collections::BTreeMap<(Micros, u8), u64> = Default::default();
+        for (bucket_start, level, count) in counts {
+            *totals.entry((bucket_start, level.code())).or_default() += count;
+        }
+        totals
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .filter_map(|((bucket_start, code), count)| {
+                Some(BucketCount {
+                    bucket_start,
+                    level: Level::from_code(code)?,
+                    count,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Contract shared by both stores (the store test suite runs against each):
 /// - `insert` is all-or-nothing per call; a failed call may be retried with
 ///   the same batches without creating partial duplicates. The embedded
@@ -215,6 +238,31 @@ pub fn ids_and_range(batches: &[LogBatch]) -> Option<(Vec<&str>, Micros, Micros)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_counts_are_summed_sorted_and_never_empty() {
+        let cells = BucketCount::summed([
+            (60, Level::Error, 2),
+            (0, Level::Info, 0),
+            (60, Level::Error, 3),
+            (0, Level::Warn, 1),
+        ]);
+        assert_eq!(
+            cells,
+            [
+                BucketCount {
+                    bucket_start: 0,
+                    level: Level::Warn,
+                    count: 1
+                },
+                BucketCount {
+                    bucket_start: 60,
+                    level: Level::Error,
+                    count: 5
+                },
+            ]
+        );
+    }
 
     #[test]
     fn raw_rows_write_what_records_serialise() {

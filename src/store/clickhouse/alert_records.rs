@@ -3,46 +3,18 @@
 //! is a version with `deleted = 1`); reads take each id's latest version with
 //! `argMax`, which is exact whether or not the background merges that drop
 //! old versions have run yet. One call is one insert of one block, which
-//! ClickHouse applies whole or not at all.
+//! ClickHouse applies whole or not at all. The table itself is made by a
+//! migration (`schema.rs`, version 10).
 
-use super::schema::Layout;
+use super::client::{collect, run};
+use super::pool::Pool;
+use super::rows::{int, string, take};
 use super::sql::text_literal;
-use super::{ClickHouseStore, collect, int, run, string, take};
 use crate::domain::time::Micros;
 use crate::store::StoreError;
-use crate::store::alert_records::{AlertRecord, AlertRecords, RecordKind};
-use async_trait::async_trait;
+use crate::store::alert_records::{AlertRecord, RecordKind};
 use klickhouse::{KlickhouseError, Row, Type, Value};
 use std::borrow::Cow;
-
-/// The table (schema version 10): on one server `alert_records` itself; on
-/// a cluster `alert_records_local` on every host (replicated when the logs
-/// are) and a `Distributed` `alert_records` over them, sharded by id so all
-/// versions of a record meet on one shard. Reads `argMax` per id through the
-/// `Distributed` table (aggregated across shards), so they are exact either
-/// way; inserts are synchronous like the logs' (`insert_distributed_sync`).
-pub(super) fn create_tables(database: &str, layout: &Layout) -> Vec<String> {
-    let local = layout.local("alert_records");
-    let engine = layout.engine(database, &local, "ReplacingMergeTree", "updated_us");
-    let mut statements = vec![format!(
-        "CREATE TABLE IF NOT EXISTS {database}.{local} (
-            kind String,
-            id String,
-            body String,
-            updated_us Int64,
-            deleted UInt8
-        ) ENGINE = {engine}
-        ORDER BY (kind, id)"
-    )];
-    if let Some(cluster) = &layout.cluster {
-        statements.push(format!(
-            "CREATE TABLE IF NOT EXISTS {database}.alert_records (
-                kind String, id String, body String, updated_us Int64, deleted UInt8
-            ) ENGINE = Distributed({cluster}, {database}, {local}, cityHash64(id))"
-        ));
-    }
-    statements
-}
 
 fn latest(database: &str, kind: RecordKind, limit: Option<usize>) -> String {
     let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
@@ -102,68 +74,63 @@ impl Row for RecordRow {
     }
 }
 
-#[async_trait]
-impl AlertRecords for ClickHouseStore {
-    async fn alert_records(
-        &self,
-        kind: RecordKind,
-        limit: Option<usize>,
-    ) -> Result<Vec<AlertRecord>, StoreError> {
-        let statement = latest(&self.inner.dsn.database, kind, limit);
-        let rows = self
-            .inner
-            .with_client(|client| async move { collect::<RecordRow>(&client, statement).await })
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| AlertRecord {
-                kind,
-                id: row.id,
-                body: Some(row.body),
-                updated: row.updated,
-            })
-            .collect())
-    }
+pub async fn alert_records(
+    pool: &Pool,
+    kind: RecordKind,
+    limit: Option<usize>,
+) -> Result<Vec<AlertRecord>, StoreError> {
+    let statement = latest(pool.database(), kind, limit);
+    let rows = pool
+        .with_client(|client| async move { collect::<RecordRow>(&client, statement).await })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| AlertRecord {
+            kind,
+            id: row.id,
+            body: Some(row.body),
+            updated: row.updated,
+        })
+        .collect())
+}
 
-    async fn put_alert_records(&self, records: &[AlertRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<RecordRow> = records
-            .iter()
-            .map(|record| RecordRow {
-                kind: record.kind,
-                id: record.id.clone(),
-                body: record.body.clone().unwrap_or_default(),
-                updated: record.updated,
-                deleted: record.body.is_none(),
-            })
-            .collect();
-        let statement = format!(
-            "INSERT INTO {}.alert_records (kind, id, body, updated_us, deleted) FORMAT Native",
-            self.inner.dsn.database
-        );
-        self.inner
-            .with_client(|client| async move { client.insert_native_block(statement, rows).await })
-            .await
+pub async fn put_alert_records(pool: &Pool, records: &[AlertRecord]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<RecordRow> = records
+        .iter()
+        .map(|record| RecordRow {
+            kind: record.kind,
+            id: record.id.clone(),
+            body: record.body.clone().unwrap_or_default(),
+            updated: record.updated,
+            deleted: record.body.is_none(),
+        })
+        .collect();
+    let statement = format!(
+        "INSERT INTO {}.alert_records (kind, id, body, updated_us, deleted) FORMAT Native",
+        pool.database()
+    );
+    pool.with_client(|client| async move { client.insert_native_block(statement, rows).await })
+        .await
+}
 
-    /// A mutation, which ClickHouse applies in the background. Mutations
-    /// belong to the local tables: on a cluster every host prunes its own.
-    async fn prune_alert_records(
-        &self,
-        kind: RecordKind,
-        cutoff: Micros,
-    ) -> Result<(), StoreError> {
-        let statement = format!(
-            "ALTER TABLE {}.{} DELETE WHERE kind = {} AND updated_us < {cutoff}",
-            self.inner.dsn.database,
-            self.inner.layout().local("alert_records"),
-            text_literal(kind.as_str())
-        );
-        for client in self.inner.host_clients().await? {
-            run(&client, client.execute(statement.clone())).await?;
-        }
-        Ok(())
+/// A mutation, which ClickHouse applies in the background. Mutations
+/// belong to the local tables: on a cluster every host prunes its own.
+pub async fn prune_alert_records(
+    pool: &Pool,
+    kind: RecordKind,
+    cutoff: Micros,
+) -> Result<(), StoreError> {
+    let statement = format!(
+        "ALTER TABLE {}.{} DELETE WHERE kind = {} AND updated_us < {cutoff}",
+        pool.database(),
+        pool.layout().local("alert_records"),
+        text_literal(kind.as_str())
+    );
+    for client in pool.host_clients().await? {
+        run(&client, client.execute(statement.clone())).await?;
     }
+    Ok(())
 }

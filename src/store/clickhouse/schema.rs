@@ -27,7 +27,7 @@
 //!   language's attribute tests, facets and attribute keys; `attributes`
 //!   (JSON) stays what reads return.
 //! - `alert_records` (version 10): alerting's rules, state and notifications
-//!   as JSON documents (see `alert_records.rs`); on a cluster
+//!   as JSON documents (read and written by `alert_records.rs`); on a cluster
 //!   `alert_records_local` on every host and a `Distributed` `alert_records`.
 //! - `schema_migrations`: the versions applied.
 //!
@@ -293,13 +293,42 @@ pub fn migration(
                 .collect(),
         ),
         10 => Some(
-            super::alert_records::create_tables(database, layout)
+            alert_records_tables(database, layout)
                 .into_iter()
                 .map(Step::Sql)
                 .collect(),
         ),
         _ => None,
     }
+}
+
+/// The table (schema version 10): on one server `alert_records` itself; on
+/// a cluster `alert_records_local` on every host (replicated when the logs
+/// are) and a `Distributed` `alert_records` over them, sharded by id so all
+/// versions of a record meet on one shard. Reads `argMax` per id through the
+/// `Distributed` table (aggregated across shards), so they are exact either
+/// way; inserts are synchronous like the logs' (`insert_distributed_sync`).
+fn alert_records_tables(database: &str, layout: &Layout) -> Vec<String> {
+    let local = layout.local("alert_records");
+    let engine = layout.engine(database, &local, "ReplacingMergeTree", "updated_us");
+    let mut statements = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {database}.{local} (
+            kind String,
+            id String,
+            body String,
+            updated_us Int64,
+            deleted UInt8
+        ) ENGINE = {engine}
+        ORDER BY (kind, id)"
+    )];
+    if let Some(cluster) = &layout.cluster {
+        statements.push(format!(
+            "CREATE TABLE IF NOT EXISTS {database}.alert_records (
+                kind String, id String, body String, updated_us Int64, deleted UInt8
+            ) ENGINE = Distributed({cluster}, {database}, {local}, cityHash64(id))"
+        ));
+    }
+    statements
 }
 
 fn service_type(features: Features) -> &'static str {

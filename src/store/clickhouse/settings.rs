@@ -1,8 +1,12 @@
 //! `[clickhouse]`: the production store's settings; an empty `url` keeps the
-//! embedded store.
+//! embedded store. [`Options`] is what the store is opened with: these plus
+//! the query role's read timeout.
 
+use super::client::STATEMENT_TIMEOUT;
+use super::windows::Stepping;
 use crate::domain::settings::InvalidSetting;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,5 +53,31 @@ impl RawClickHouse {
             cluster: (!cluster.is_empty()).then(|| cluster.to_string()),
             replicated: self.replicated,
         })
+    }
+}
+
+/// Tuning of the store; the defaults are what the server runs with.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A cluster from the servers' `remote_servers`: local tables on every
+    /// host, `Distributed` ones over them (see `schema.rs`).
+    pub cluster: Option<String>,
+    /// `Replicated*MergeTree` local tables (with `cluster`).
+    pub replicated: bool,
+    /// Every read (all the statements of one answer together) is bounded by
+    /// this, on the server too (`max_execution_time`).
+    pub read_timeout: Duration,
+    /// How page queries step through time windows.
+    pub stepping: Stepping,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cluster: None,
+            replicated: false,
+            read_timeout: STATEMENT_TIMEOUT,
+            stepping: Stepping::default(),
+        }
     }
 }

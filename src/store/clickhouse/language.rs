@@ -18,10 +18,8 @@
 //!   `\d`, `\w`, `\b` in Rust are ASCII in RE2);
 //! - every fragment is 0 or 1, never NULL, so `NOT` is a plain complement.
 
-use super::schema::Features;
-use super::sql::{filter_condition, text_literal};
+use super::sql::text_literal;
 use crate::domain::query::{CompareOp, Expr, Matcher, Pattern, Predicate, TextField};
-use crate::store::filter::LogFilter;
 use std::fmt::Write;
 
 /// `expr` as a condition on `logs`; `1` for the blank query.
@@ -179,55 +177,6 @@ fn wildcard_regex(pattern: &Pattern, anchored: bool) -> String {
     } else {
         format!("(?s){body}")
     }
-}
-
-/// `SELECT key, logs` for every attribute key of the matching logs.
-pub fn attribute_key_counts(database: &str, features: Features, filter: &LogFilter) -> String {
-    format!(
-        "SELECT k, toUInt64(count()) FROM {database}.logs ARRAY JOIN attr_keys AS k \
-         WHERE {} GROUP BY k",
-        filter_condition(filter, features)
-    )
-}
-
-fn key_list(keys: &[&str]) -> String {
-    keys.iter()
-        .map(|key| text_literal(key))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `SELECT key, value, logs`: the `limit` most frequent values of each of
-/// `keys`, ties by value in byte order.
-pub fn attribute_top_values(
-    database: &str,
-    features: Features,
-    filter: &LogFilter,
-    keys: &[&str],
-    limit: usize,
-) -> String {
-    format!(
-        "SELECT k, v, c FROM (SELECT k, v, toUInt64(count()) AS c FROM {database}.logs \
-         ARRAY JOIN attr_keys AS k, attr_values AS v WHERE {} AND k IN ({}) GROUP BY k, v) \
-         ORDER BY k, c DESC, v LIMIT {limit} BY k",
-        filter_condition(filter, features),
-        key_list(keys)
-    )
-}
-
-/// `SELECT key, logs having it, distinct values` for each of `keys`.
-pub fn attribute_value_totals(
-    database: &str,
-    features: Features,
-    filter: &LogFilter,
-    keys: &[&str],
-) -> String {
-    format!(
-        "SELECT k, toUInt64(count()), toUInt64(uniqExact(v)) FROM {database}.logs \
-         ARRAY JOIN attr_keys AS k, attr_values AS v WHERE {} AND k IN ({}) GROUP BY k",
-        filter_condition(filter, features),
-        key_list(keys)
-    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,94 @@
+//! The SQL this store sends to a server of a given version, for checking it
+//! on an engine not run as a server here: the test suite executes the
+//! current engine's statements in chdb (ClickHouse in-process) and compares
+//! the answers with those of the 18.16 server the other tests use.
+
+use super::counts::{self, Grouping};
+use super::{facets, read, schema};
+use crate::domain::time::Micros;
+use crate::store::filter::{LogFilter, LogQuery};
+
+fn features(version: &str) -> Option<schema::Features> {
+    schema::ServerVersion::parse(version).map(schema::Features::of)
+}
+
+/// Every statement a new database gets, in order; `None` for a version
+/// that does not parse.
+pub fn schema(version: &str, database: &str) -> Option<Vec<String>> {
+    let features = features(version)?;
+    let mut statements = vec![
+        schema::create_database(database),
+        schema::create_migrations_table(database),
+    ];
+    for version in 1..=schema::LATEST {
+        for step in schema::migration(version, database, features, &schema::Layout::default())
+            .unwrap_or_default()
+        {
+            // The upgrade finds a new database already in shape.
+            if let schema::Step::Sql(statement) = step {
+                statements.push(statement);
+            }
+        }
+    }
+    Some(statements)
+}
+
+/// A page as one window over the query's whole range (the store steps
+/// through several; each is this statement with a narrower range).
+pub fn page(version: &str, database: &str, query: &LogQuery) -> Option<String> {
+    let (from, to) = query.filter.bounds();
+    Some(read::window_page(
+        database,
+        features(version)?,
+        query,
+        (from, to),
+        (query.offset as u64, query.limit as u64),
+        false,
+    ))
+}
+
+/// `SELECT key, logs` for the attribute keys of the matching logs.
+pub fn attribute_keys(version: &str, database: &str, filter: &LogFilter) -> Option<String> {
+    Some(facets::attribute_key_counts(
+        database,
+        features(version)?,
+        filter,
+    ))
+}
+
+/// `SELECT key, value, logs`: the facet values of attribute `keys`.
+pub fn attribute_values(
+    version: &str,
+    database: &str,
+    filter: &LogFilter,
+    keys: &[&str],
+    limit: usize,
+) -> Option<String> {
+    Some(facets::attribute_top_values(
+        database,
+        features(version)?,
+        filter,
+        keys,
+        limit,
+    ))
+}
+
+/// Counts by level and service, or by `interval` bucket and level:
+/// `(bucket, level, service, count)` rows.
+pub fn counts(
+    version: &str,
+    database: &str,
+    filter: &LogFilter,
+    interval: Option<Micros>,
+) -> Option<String> {
+    let grouping = match interval {
+        Some(interval) => Grouping::BucketLevel(interval),
+        None => Grouping::LevelService,
+    };
+    Some(counts::statement(
+        database,
+        features(version)?,
+        filter,
+        grouping,
+    ))
+}

@@ -1,0 +1,174 @@
+//! Bringing the schema up to date on the server we connected to: read its
+//! version (which decides the table features, see `schema.rs`), then apply
+//! each migration not yet recorded, on every host of a cluster.
+
+use super::client::{collect, everywhere, execute, run, run_for};
+use super::dsn::Dsn;
+use super::rows::One;
+use super::schema::{self, Features, Layout, ServerVersion};
+use crate::store::StoreError;
+use klickhouse::Client;
+use std::time::Duration;
+
+/// The server's version as it reports it, and what that version can do.
+pub async fn server_features(client: &Client) -> Result<(String, Features), StoreError> {
+    let version: String = run(client, async {
+        let row: One<String> = client.query_one("SELECT version()").await?;
+        Ok(row.0)
+    })
+    .await?;
+    let server = ServerVersion::parse(&version).ok_or_else(|| {
+        StoreError::Unavailable(format!(
+            "clickhouse reported an unreadable version {version:?}"
+        ))
+    })?;
+    Ok((version, Features::of(server)))
+}
+
+/// Applies every migration the database lacks; `version` is the server's
+/// (for the log line), `features` what it can do.
+pub async fn migrate(
+    client: &Client,
+    dsn: &Dsn,
+    layout: &Layout,
+    version: &str,
+    features: Features,
+) -> Result<(), StoreError> {
+    let database = &dsn.database;
+    execute(client, &schema::create_database(database)).await?;
+    execute(client, &schema::create_migrations_table(database)).await?;
+    let applied: Vec<One<u32>> = run(
+        client,
+        collect::<One<u32>>(client, schema::applied_versions(database)),
+    )
+    .await?;
+    let applied: Vec<u32> = applied.into_iter().map(|One(v)| v).collect();
+    if let Some(newest) = applied.iter().max().filter(|v| **v > schema::LATEST) {
+        return Err(StoreError::Unavailable(format!(
+            "clickhouse schema version {newest} is newer than this binary understands ({}); upgrade oglogstream",
+            schema::LATEST
+        )));
+    }
+    // On a cluster, tables are made on every host, one statement at a
+    // time (each idempotent), so no ZooKeeper is needed for DDL. Only
+    // then must every host answer: a store starting while a replica is
+    // down still starts.
+    let mut hosts: Option<Vec<Client>> = None;
+    for version in 1..=schema::LATEST {
+        if applied.contains(&version) {
+            continue;
+        }
+        let Some(steps) = schema::migration(version, database, features, layout) else {
+            continue;
+        };
+        if hosts.is_none() {
+            let clients = everywhere(dsn, layout.cluster.as_deref(), client).await?;
+            for host in &clients {
+                execute(host, &schema::create_database(database)).await?;
+                execute(host, &schema::create_migrations_table(database)).await?;
+            }
+            hosts = Some(clients);
+        }
+        let hosts = hosts.as_deref().unwrap_or_default();
+        for step in steps {
+            match step {
+                schema::Step::Sql(statement) => {
+                    for host in hosts {
+                        execute(host, &statement).await?;
+                    }
+                }
+                schema::Step::UpgradeLogs => upgrade_logs(client, database, features).await?,
+            }
+        }
+        // Recorded on every host, so a store whose DSN names another
+        // host (or starts while this one is down) knows it is done.
+        for host in hosts {
+            execute(host, &schema::record_version(database, version)).await?;
+        }
+        tracing::info!(version, database = %database, "clickhouse schema migrated");
+    }
+    tracing::info!(
+        server = %version,
+        ?features,
+        database = %database,
+        "clickhouse ready"
+    );
+    Ok(())
+}
+
+/// One statement of a rebuild copies a whole day of logs.
+const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// [`schema::Step::UpgradeLogs`]: gives a version-1 `logs` the `ts`
+/// column and the time-first sort key, keeping every row and column, and
+/// adds the hour rollup. Writers should be stopped meanwhile (the README's
+/// upgrade note): rows written to the old table after its partition was
+/// copied would not be carried over, nor counted while the views are away.
+async fn upgrade_logs(
+    client: &Client,
+    database: &str,
+    features: Features,
+) -> Result<(), StoreError> {
+    let number = |statement: String| async move {
+        run(client, async {
+            let One(n): One<u64> = client.query_one(statement).await?;
+            Ok(n)
+        })
+        .await
+    };
+    if number(schema::has_ts_column(database)).await? == 0 {
+        execute(client, &schema::add_ts_column(database)).await?;
+    }
+    let keys: Vec<One<String>> = run(
+        client,
+        collect::<One<String>>(client, schema::logs_keys(database)),
+    )
+    .await?;
+    let rebuilt = keys
+        .first()
+        .is_some_and(|One(keys)| *keys == schema::current_logs_keys());
+    if !rebuilt {
+        let before = number(format!("SELECT count() FROM {database}.logs")).await?;
+        let partitions: Vec<One<String>> = run(
+            client,
+            collect::<One<String>>(
+                client,
+                format!(
+                    "SELECT DISTINCT partition_id FROM system.parts \
+                     WHERE database = '{database}' AND table = 'logs' AND active"
+                ),
+            ),
+        )
+        .await?;
+        let partitions: Vec<String> = partitions
+            .into_iter()
+            .map(|One(p)| p)
+            .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .collect();
+        tracing::info!(
+            database = %database,
+            rows = before,
+            "rebuilding clickhouse logs with the time-first sort key"
+        );
+        for statement in schema::rebuild_logs(database, &partitions) {
+            if statement.starts_with("DROP TABLE IF EXISTS") && statement.ends_with("_mv") {
+                // klickhouse can report a dropped connection as success: the
+                // copy is checked before anything of the old layout goes.
+                let copied = number(format!("SELECT count() FROM {database}.logs_rebuild")).await?;
+                if copied < before {
+                    return Err(StoreError::Unavailable(format!(
+                        "rebuilding {database}.logs copied {copied} of {before} rows; will retry"
+                    )));
+                }
+            }
+            run_for(COPY_TIMEOUT, client, client.execute(statement.as_str())).await?;
+        }
+    }
+    let hour_view = number(schema::table_exists(database, "counts_hour_mv")).await? == 1;
+    if !rebuilt || !hour_view {
+        for statement in schema::hour_rollup_backfill(database, features) {
+            run_for(COPY_TIMEOUT, client, client.execute(statement.as_str())).await?;
+        }
+    }
+    Ok(())
+}

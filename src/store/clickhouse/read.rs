@@ -1,0 +1,312 @@
+//! A page of logs: the window loop. A read steps through time windows from
+//! the edge the order starts at (`windows.rs` sizes them from the parts'
+//! metadata, [`extent`]) and asks each window for the rest of the page
+//! ([`window_page`]), until the page is full. Deep offsets count a window
+//! first ([`window_count`]) and skip it whole when they can. Every
+//! statement of a page runs within one [`ReadBudget`]. This file calls the
+//! others (pool, conditions, rows, windows); none of them calls back.
+
+use super::conditions::{after_condition, prewhere};
+use super::pool::{Pool, ReadBudget};
+use super::rows::{LogRow, One, PartRow};
+use super::schema::Features;
+use super::sql::time_range;
+use super::windows;
+use crate::domain::LogRecord;
+use crate::domain::time::Micros;
+use crate::store::StoreError;
+use crate::store::filter::{LogQuery, Order};
+
+/// A page query with at most this many logs to skip fetches them and drops
+/// them here; beyond it each window is counted first and skipped whole when
+/// it can be.
+const FETCH_TO_SKIP: u64 = 1000;
+
+/// The columns of a log, in the order the store reads them.
+pub const LOG_COLUMNS: &str = "ts_us, id, level, service, message, attributes";
+
+/// Steps through time windows from the edge the order starts at (see
+/// `windows.rs`) until the page is full, so a page reads about what it
+/// returns rather than sorting the whole range.
+pub async fn logs(pool: &Pool, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+    let budget = ReadBudget::new(pool.options.read_timeout);
+    let limit = query.limit as u64;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let (mut from, mut to) = query.filter.bounds();
+    // A cursor narrows the range the windows step through to the side
+    // still to read; the rows of its own microsecond are then told
+    // apart by id ([`window_page`]).
+    if let Some(after) = &query.after {
+        match query.order {
+            Order::Desc => to = to.min(after.timestamp.saturating_add(1)),
+            Order::Asc => from = from.max(after.timestamp),
+        }
+    }
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let extent = extent(pool, &budget).await?;
+    let mut windows = windows::Windows::new(
+        &extent,
+        from,
+        to,
+        query.order,
+        query.offset as u64 + limit,
+        pool.options.stepping.for_filter(&query.filter),
+    );
+    let database = pool.database();
+    let features = pool.features();
+    let mut skip = query.offset as u64;
+    let mut page = Vec::new();
+    while (page.len() as u64) < limit {
+        let Some(window) = windows.next_window() else {
+            break;
+        };
+        if skip > FETCH_TO_SKIP {
+            let counted: Vec<One<u64>> = pool
+                .read(&budget, &window_count(database, features, query, window))
+                .await?;
+            let in_window = counted.first().map_or(0, |One(n)| *n);
+            if in_window <= skip {
+                skip -= in_window;
+                windows.found(in_window, skip + limit - page.len() as u64);
+                continue;
+            }
+        }
+        let want = limit - page.len() as u64;
+        // Skipping up to FETCH_TO_SKIP rows here rather than on the
+        // server tells how many the window held when it falls short.
+        let (server_skip, fetch) = if skip > FETCH_TO_SKIP {
+            (skip, want)
+        } else {
+            (0, skip + want)
+        };
+        let statement = window_page(
+            database,
+            features,
+            query,
+            window,
+            (server_skip, fetch),
+            pool.options.cluster.is_some(),
+        );
+        let rows: Vec<LogRow> = pool.read(&budget, &statement).await?;
+        let matched = server_skip + rows.len() as u64;
+        let skipped_here = (skip - server_skip).min(rows.len() as u64);
+        skip -= server_skip + skipped_here;
+        page.extend(
+            rows.into_iter()
+                .skip(skipped_here as usize)
+                .map(|row| row.0),
+        );
+        windows.found(matched, skip + limit.saturating_sub(page.len() as u64));
+    }
+    page.truncate(limit as usize);
+    Ok(page)
+}
+
+/// Where the logs are, from part metadata.
+async fn extent(pool: &Pool, budget: &ReadBudget) -> Result<windows::Extent, StoreError> {
+    let statement = extent_statement(pool.database(), pool.options.cluster.as_deref());
+    let rows: Vec<PartRow> = pool.read(budget, &statement).await?;
+    Ok(windows::Extent {
+        parts: rows.into_iter().map(PartRow::span).collect(),
+    })
+}
+
+/// Up to `limit` logs of one time window (`[start, end)`, already inside
+/// the filter's range) matching `query` after skipping `offset`, in the
+/// query's order, past its cursor (`after`) when it has one. Ties on the
+/// timestamp fall back to the id, which ingest makes time-ordered, so pages
+/// are stable and follow arrival per instance.
+///
+/// With a filter, the page's keys are found first reading only the key and
+/// filter columns, and only the granules holding those keys are then read
+/// whole (`(ts_us, id) IN (…)` is answered from the primary index): a
+/// window of a million rows with a hundred matches reads the messages of a
+/// hundred logs, not of every match. Without one, the window is about the
+/// page and is read directly.
+pub fn window_page(
+    database: &str,
+    features: Features,
+    query: &LogQuery,
+    (start, end): (Micros, Micros),
+    (offset, limit): (u64, u64),
+    distributed: bool,
+) -> String {
+    let (filter, order) = (&query.filter, query.order);
+    // Over a Distributed table the keys are found once, on this server, and
+    // the set sent to every shard.
+    let in_keys = if distributed { "GLOBAL IN" } else { "IN" };
+    let direction = direction(order);
+    let range = window_range((start, end), query);
+    let order_limit = format!("ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}");
+    let prewhere = prewhere(filter, features);
+    if prewhere.is_empty() {
+        return format!("SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} {order_limit}");
+    }
+    format!(
+        "SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} AND (ts_us, id) {in_keys} \
+         (SELECT ts_us, id FROM {database}.logs{prewhere} WHERE {range} {order_limit}) \
+         ORDER BY ts_us {direction}, id {direction}"
+    )
+}
+
+/// How many logs of one window match the query (past its cursor).
+pub fn window_count(
+    database: &str,
+    features: Features,
+    query: &LogQuery,
+    window: (Micros, Micros),
+) -> String {
+    format!(
+        "SELECT count() FROM {database}.logs{} WHERE {}",
+        prewhere(&query.filter, features),
+        window_range(window, query),
+    )
+}
+
+/// The window's time range, and the rows past the query's cursor in it.
+fn window_range((start, end): (Micros, Micros), query: &LogQuery) -> String {
+    let range = time_range("ts_us", start, end);
+    match &query.after {
+        Some(after) => format!("{range} AND {}", after_condition(after, query.order)),
+        None => range,
+    }
+}
+
+/// Each part of `logs` with its rows and the first and last second it
+/// holds: metadata, answered without reading any data.
+/// On a cluster, the parts of every host's local table.
+fn extent_statement(database: &str, cluster: Option<&str>) -> String {
+    let (parts, table) = match cluster {
+        Some(cluster) => (format!("cluster('{cluster}', system, parts)"), "logs_local"),
+        None => ("system.parts".to_string(), "logs"),
+    };
+    format!(
+        "SELECT toUInt64(rows), toUInt64(toUInt32(min_time)), toUInt64(toUInt32(max_time)) \
+         FROM {parts} WHERE database = '{database}' AND table = '{table}' AND active"
+    )
+}
+
+fn direction(order: Order) -> &'static str {
+    match order {
+        Order::Desc => "DESC",
+        Order::Asc => "ASC",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::counts::{Grouping, statement as counts};
+    use super::super::sql::{HOUR, with_time_limit};
+    use super::*;
+    use crate::domain::{Level, LevelSet};
+    use crate::store::filter::{LogFilter, LogKey};
+
+    const OLD: Features = Features {
+        low_cardinality: false,
+        codecs: false,
+        text_index: false,
+    };
+
+    #[test]
+    fn window_pages_filter_early_and_order_stably() {
+        let mut levels = LevelSet::default();
+        levels.insert(Level::Warn);
+        levels.insert(Level::Error);
+        let query = |filter, order| LogQuery {
+            filter,
+            limit: 0,
+            offset: 0,
+            order,
+            after: None,
+        };
+        let filter = LogFilter {
+            levels: Some(levels),
+            service: Some("api".into()),
+            ..LogFilter::default()
+        };
+        let sql = window_page(
+            "db",
+            OLD,
+            &query(filter, Order::Asc),
+            (5, 9),
+            (20, 10),
+            false,
+        );
+        assert!(
+            sql.contains("(SELECT ts_us, id FROM db.logs PREWHERE level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)"),
+            "{sql}"
+        );
+        assert!(sql.ends_with(") ORDER BY ts_us ASC, id ASC"), "{sql}");
+        let sql = window_page(
+            "db",
+            OLD,
+            &query(LogFilter::default(), Order::Desc),
+            (5, 9),
+            (0, 10),
+            true,
+        );
+        assert!(!sql.contains("PREWHERE"), "{sql}");
+        assert!(
+            sql.contains("ORDER BY ts_us DESC, id DESC LIMIT 0, 10"),
+            "{sql}"
+        );
+        assert_eq!(
+            with_time_limit("SELECT 1", 0),
+            "SELECT 1 SETTINGS max_execution_time = 1"
+        );
+    }
+
+    #[test]
+    fn cursors_and_the_language_narrow_window_pages_and_counts() {
+        let filter = LogFilter {
+            expr: crate::domain::query::parse("region:eu*").unwrap(),
+            ..LogFilter::default()
+        };
+        let after = LogKey {
+            timestamp: 7,
+            id: "b".into(),
+        };
+        let mut query = LogQuery {
+            filter: filter.clone(),
+            limit: 10,
+            offset: 0,
+            order: Order::Desc,
+            after: Some(after),
+        };
+        let sql = window_page("db", OLD, &query, (5, 9), (0, 10), false);
+        assert!(
+            sql.contains("PREWHERE (has(attr_keys, unhex('726567696F6E'))"),
+            "the expression decides which rows qualify: {sql}"
+        );
+        assert!(
+            sql.contains("(ts_us < 7 OR (ts_us = 7 AND id < unhex('62')))"),
+            "{sql}"
+        );
+        query.order = Order::Asc;
+        let sql = window_count("db", OLD, &query, (5, 9));
+        assert!(
+            sql.contains("(ts_us > 7 OR (ts_us = 7 AND id > unhex('62')))"),
+            "{sql}"
+        );
+        let span = LogFilter {
+            from: Some(0),
+            to: Some(2 * HOUR),
+            ..filter
+        };
+        assert!(
+            !counts("db", OLD, &span, Grouping::LevelService).contains("counts_"),
+            "attributes are not in the rollups"
+        );
+        let by_level = LogFilter {
+            expr: crate::domain::query::parse("level:error service:api").unwrap(),
+            ..span
+        };
+        let sql = counts("db", OLD, &by_level, Grouping::LevelService);
+        assert!(sql.contains("FROM db.counts_hour WHERE"), "{sql}");
+        assert!(sql.contains("(level IN (3))"), "{sql}");
+    }
+}

@@ -1,0 +1,66 @@
+//! Retention: logs older than a cutoff leave `logs` and the rollups.
+
+use super::client::{STATEMENT_TIMEOUT, collect, run};
+use super::pool::{Pool, ReadBudget};
+use super::rows::One;
+use crate::domain::time::{Micros, format_rfc3339};
+use crate::store::StoreError;
+
+/// Whole days before the cutoff go by dropping their partitions (cheap);
+/// the rest of the cutoff's day, and the rollup, by an `ALTER ... DELETE`
+/// mutation, which ClickHouse applies in the background: reads may see
+/// the old rows for a few seconds more.
+pub async fn delete_older_than(pool: &Pool, cutoff: Micros) -> Result<u64, StoreError> {
+    let database = pool.database().to_string();
+    let layout = pool.layout();
+    let cutoff_day = format_rfc3339(cutoff);
+    // "2025-01-31T..." -> 20250131, the partition id of that day.
+    let cutoff_day: u32 = cutoff_day[..10].replace('-', "").parse().unwrap_or(0);
+    let budget = ReadBudget::new(STATEMENT_TIMEOUT);
+    let expired: Vec<One<u64>> = pool
+        .read(
+            &budget,
+            &format!("SELECT count() FROM {database}.logs WHERE ts_us < {cutoff}"),
+        )
+        .await?;
+    let expired = expired.first().map_or(0, |One(n)| *n);
+    if expired == 0 {
+        return Ok(0);
+    }
+    // Partitions and mutations belong to the local tables: on a cluster,
+    // every host deletes its own rows.
+    let logs = layout.local("logs");
+    for client in pool.host_clients().await? {
+        let partitions: Vec<One<String>> = run(
+            &client,
+            collect(
+                &client,
+                format!(
+                    "SELECT DISTINCT partition_id FROM system.parts \
+                     WHERE database = '{database}' AND table = '{logs}' AND active"
+                ),
+            ),
+        )
+        .await?;
+        for One(partition) in partitions {
+            if let Ok(day) = partition.parse::<u32>()
+                && day < cutoff_day
+            {
+                let statement = format!("ALTER TABLE {database}.{logs} DROP PARTITION {day}");
+                run(&client, client.execute(statement)).await?;
+            }
+        }
+        for (table, column) in [
+            ("logs", "ts_us"),
+            ("counts_minute", "minute"),
+            ("counts_hour", "hour"),
+        ] {
+            let statement = format!(
+                "ALTER TABLE {database}.{} DELETE WHERE {column} < {cutoff}",
+                layout.local(table)
+            );
+            run(&client, client.execute(statement)).await?;
+        }
+    }
+    Ok(expired)
+}
