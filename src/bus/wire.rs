@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 #[derive(Debug, thiserror::Error)]
-pub enum WireError {
+pub enum MessageError {
     /// One record alone is larger than a message may be.
     #[error("a log of {size} bytes does not fit in a message of at most {limit} bytes")]
     TooLarge { size: usize, limit: usize },
@@ -47,7 +47,7 @@ pub struct Message {
 }
 
 /// Encodes `batch` into messages of at most `max_message_bytes` each.
-pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Message>, WireError> {
+pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Message>, MessageError> {
     let mut messages = Vec::new();
     let mut current: Vec<u8> = Vec::new();
     let mut first_id: &str = "";
@@ -68,10 +68,10 @@ pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Messa
                 a: record.attributes.clone(),
             },
         )
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
+        .map_err(|e| MessageError::Malformed(e.to_string()))?;
         line.push(b'\n');
         if line.len() > max_message_bytes {
-            return Err(WireError::TooLarge {
+            return Err(MessageError::TooLarge {
                 size: line.len(),
                 limit: max_message_bytes,
             });
@@ -99,16 +99,16 @@ pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Messa
 }
 
 /// Decodes one message back into records.
-pub fn decode(message: &[u8]) -> Result<LogBatch, WireError> {
+pub fn decode(message: &[u8]) -> Result<LogBatch, MessageError> {
     let mut records = Vec::new();
     for (number, line) in message.split(|b| *b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
         }
         let wire: WireRecord = serde_json::from_slice(line)
-            .map_err(|e| WireError::Malformed(format!("line {}: {e}", number + 1)))?;
+            .map_err(|e| MessageError::Malformed(format!("line {}: {e}", number + 1)))?;
         let level = Level::from_code(wire.l).ok_or_else(|| {
-            WireError::Malformed(format!(
+            MessageError::Malformed(format!(
                 "line {}: unknown level code {}",
                 number + 1,
                 wire.l
@@ -187,7 +187,7 @@ mod tests {
         let batch = [record(1, &"x".repeat(2000))];
         assert!(matches!(
             encode(&batch, 1000),
-            Err(WireError::TooLarge { limit: 1000, .. })
+            Err(MessageError::TooLarge { limit: 1000, .. })
         ));
     }
 

@@ -65,8 +65,8 @@ impl fmt::Display for DecodeError {
     }
 }
 
-impl From<protobuf::WireError> for DecodeError {
-    fn from(error: protobuf::WireError) -> DecodeError {
+impl From<protobuf::ProtobufError> for DecodeError {
+    fn from(error: protobuf::ProtobufError) -> DecodeError {
         DecodeError::Malformed(format!("malformed protobuf: {error}"))
     }
 }

@@ -13,7 +13,7 @@
 //! `record`).
 
 use super::flatten::{FlatSink, KeyPath, double_text};
-use super::protobuf::{Fields, Value, WireError, put_bytes_field, put_varint_field, values_of};
+use super::protobuf::{Fields, ProtobufError, Value, put_bytes_field, put_varint_field, values_of};
 use super::record::{Fields as LogFields, Oversize, RecordBuilder};
 use super::{DecodeError, Decoded, RejectedRecord};
 use crate::domain::level::Level;
@@ -343,7 +343,7 @@ fn read_scope_logs(message: &[u8], mapper: &mut Mapper<'_>) -> Result<(), Decode
     Ok(())
 }
 
-fn log_record(message: &[u8]) -> Result<Record<'_>, WireError> {
+fn log_record(message: &[u8]) -> Result<Record<'_>, ProtobufError> {
     let mut record = Record::default();
     for field in Fields::new(message) {
         match field? {
@@ -363,7 +363,7 @@ fn log_record(message: &[u8]) -> Result<Record<'_>, WireError> {
 }
 
 /// `KeyValue { string key = 1; AnyValue value = 2; }`
-fn key_value(message: &[u8], depth: usize) -> Result<(Cow<'_, str>, AnyValue<'_>), WireError> {
+fn key_value(message: &[u8], depth: usize) -> Result<(Cow<'_, str>, AnyValue<'_>), ProtobufError> {
     let mut key = "";
     let mut value = AnyValue::Empty;
     for field in Fields::new(message) {
@@ -378,9 +378,9 @@ fn key_value(message: &[u8], depth: usize) -> Result<(Cow<'_, str>, AnyValue<'_>
 
 /// `AnyValue { oneof { string = 1; bool = 2; int64 = 3; double = 4;
 /// ArrayValue = 5; KeyValueList = 6; bytes = 7; } }`
-fn any_value(message: &[u8], depth: usize) -> Result<AnyValue<'_>, WireError> {
+fn any_value(message: &[u8], depth: usize) -> Result<AnyValue<'_>, ProtobufError> {
     if depth > MAX_NESTING {
-        return Err(WireError("attribute values are nested too deeply"));
+        return Err(ProtobufError("attribute values are nested too deeply"));
     }
     let mut value = AnyValue::Empty;
     for field in Fields::new(message) {

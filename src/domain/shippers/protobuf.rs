@@ -10,10 +10,11 @@
 
 use std::fmt;
 
+/// Why bytes are not the protobuf message a decoder expected.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WireError(pub &'static str);
+pub struct ProtobufError(pub &'static str);
 
-impl fmt::Display for WireError {
+impl fmt::Display for ProtobufError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
     }
@@ -30,24 +31,24 @@ pub enum Value<'a> {
 }
 
 impl<'a> Value<'a> {
-    pub fn bytes(self) -> Result<&'a [u8], WireError> {
+    pub fn bytes(self) -> Result<&'a [u8], ProtobufError> {
         match self {
             Value::Bytes(bytes) => Ok(bytes),
-            _ => Err(WireError("expected a length-delimited field")),
+            _ => Err(ProtobufError("expected a length-delimited field")),
         }
     }
 
-    pub fn string(self) -> Result<&'a str, WireError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| WireError("a string field is not UTF-8"))
+    pub fn string(self) -> Result<&'a str, ProtobufError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| ProtobufError("a string field is not UTF-8"))
     }
 
     /// Varint and fixed-width integers alike (fields are read by number, so
     /// a sender using another integer encoding still decodes).
-    pub fn integer(self) -> Result<u64, WireError> {
+    pub fn integer(self) -> Result<u64, ProtobufError> {
         match self {
             Value::Varint(value) | Value::Fixed64(value) => Ok(value),
             Value::Fixed32(value) => Ok(u64::from(value)),
-            Value::Bytes(_) => Err(WireError("expected an integer field")),
+            Value::Bytes(_) => Err(ProtobufError("expected an integer field")),
         }
     }
 }
@@ -62,7 +63,7 @@ impl<'a> Fields<'a> {
         Fields { rest: message }
     }
 
-    fn varint(&mut self) -> Result<u64, WireError> {
+    fn varint(&mut self) -> Result<u64, ProtobufError> {
         let mut value = 0u64;
         for (index, byte) in self.rest.iter().enumerate().take(10) {
             value |= u64::from(byte & 0x7f) << (7 * index);
@@ -71,45 +72,49 @@ impl<'a> Fields<'a> {
                 return Ok(value);
             }
         }
-        Err(WireError("truncated or overlong varint"))
+        Err(ProtobufError("truncated or overlong varint"))
     }
 
-    fn take(&mut self, length: usize) -> Result<&'a [u8], WireError> {
+    fn take(&mut self, length: usize) -> Result<&'a [u8], ProtobufError> {
         if length > self.rest.len() {
-            return Err(WireError("a field runs past the end of its message"));
+            return Err(ProtobufError("a field runs past the end of its message"));
         }
         let (taken, rest) = self.rest.split_at(length);
         self.rest = rest;
         Ok(taken)
     }
 
-    fn field(&mut self) -> Result<(u32, Value<'a>), WireError> {
+    fn field(&mut self) -> Result<(u32, Value<'a>), ProtobufError> {
         let key = self.varint()?;
         let number = u32::try_from(key >> 3)
             .ok()
             .filter(|number| *number > 0)
-            .ok_or(WireError("invalid field number"))?;
+            .ok_or(ProtobufError("invalid field number"))?;
         let value = match key & 7 {
             0 => Value::Varint(self.varint()?),
             1 => Value::Fixed64(u64::from_le_bytes(
-                self.take(8)?.try_into().map_err(|_| WireError("fixed64"))?,
+                self.take(8)?
+                    .try_into()
+                    .map_err(|_| ProtobufError("fixed64"))?,
             )),
             2 => {
                 let length = usize::try_from(self.varint()?)
-                    .map_err(|_| WireError("length out of range"))?;
+                    .map_err(|_| ProtobufError("length out of range"))?;
                 Value::Bytes(self.take(length)?)
             }
             5 => Value::Fixed32(u32::from_le_bytes(
-                self.take(4)?.try_into().map_err(|_| WireError("fixed32"))?,
+                self.take(4)?
+                    .try_into()
+                    .map_err(|_| ProtobufError("fixed32"))?,
             )),
-            _ => return Err(WireError("unsupported wire type (groups are not used)")),
+            _ => return Err(ProtobufError("unsupported wire type (groups are not used)")),
         };
         Ok((number, value))
     }
 }
 
 impl<'a> Iterator for Fields<'a> {
-    type Item = Result<(u32, Value<'a>), WireError>;
+    type Item = Result<(u32, Value<'a>), ProtobufError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
@@ -130,7 +135,7 @@ impl<'a> Iterator for Fields<'a> {
 pub fn values_of(
     message: &[u8],
     number: u32,
-) -> impl Iterator<Item = Result<Value<'_>, WireError>> {
+) -> impl Iterator<Item = Result<Value<'_>, ProtobufError>> {
     Fields::new(message).filter_map(move |field| match field {
         Ok((found, value)) if found == number => Some(Ok(value)),
         Ok(_) => None,
