@@ -91,7 +91,8 @@ fn parsing(c: &mut Criterion) {
 /// `parse/bulk NDJSON, 1000 logs` (snappy and gzip undone by the caller are
 /// measured apart: `unsnappy` is in the Loki row, as the handler runs it).
 fn shippers(c: &mut Criterion) {
-    use oglogstream::domain::shippers::{compression, elasticsearch, framing, loki, otlp, syslog};
+    use oglogstream::domain::shippers::{compression, framing};
+    use oglogstream::ingest::{elasticsearch, loki, otlp, syslog};
     use oglogstream::loadgen::shippers::{elasticsearch_body, loki_body, otlp_body, syslog_frames};
     let limits = LogLimits::default();
     let mut corpus = Corpus::new(11);

@@ -3,6 +3,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oglogstream::domain::shippers::fuzzing;
+use oglogstream::ingest::fuzzing;
 
 fuzz_target!(|data: &[u8]| fuzzing::otlp_logs(data));

@@ -2,10 +2,11 @@
 //! or NDJSON), answered `202`.
 
 use super::IngestState;
+use super::body::{BodyFormat, BodySize, ContentEncoding};
 use crate::domain::LogBatch;
 use crate::domain::parse::{BulkFormat, parse_bulk, parse_log};
 use crate::domain::time::{format_rfc3339, now_micros};
-use crate::http::body::{is_json, media_type, read_limited};
+use crate::http::body::is_json;
 use crate::http::error::ApiError;
 use crate::metrics::{Protocol, Rejection};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -18,6 +19,47 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/log", web::post().to(post_log))
         .route("/log/bulk", web::post().to(post_bulk));
+}
+
+/// `POST /log`'s body: one log as a JSON object.
+#[derive(Clone, Copy, Debug)]
+struct OneLog;
+
+impl BodyFormat for OneLog {
+    const EXPECTED: &'static str = "application/json";
+    const SIZE: BodySize = BodySize::Single;
+    const CONTENT_ENCODING: ContentEncoding = ContentEncoding::Ignored;
+
+    fn of_media_type(media_type: Option<&str>) -> Option<OneLog> {
+        media_type.is_some_and(is_json).then_some(OneLog)
+    }
+}
+
+/// `POST /log/bulk`'s body: a JSON array, or NDJSON.
+impl BodyFormat for BulkFormat {
+    const EXPECTED: &'static str =
+        "application/json (an array of logs) or application/x-ndjson (one log per line)";
+    const SIZE: BodySize = BodySize::Bulk;
+    const CONTENT_ENCODING: ContentEncoding = ContentEncoding::Ignored;
+
+    fn of_media_type(media_type: Option<&str>) -> Option<BulkFormat> {
+        match media_type {
+            Some("application/x-ndjson" | "application/jsonl" | "application/jsonlines") => {
+                Some(BulkFormat::Ndjson)
+            }
+            Some(t) if is_json(t) => Some(BulkFormat::JsonArray),
+            _ => None,
+        }
+    }
+
+    /// NDJSON: lines bound the logs from above, and counting them costs next
+    /// to nothing.
+    fn logs_at_most(self, body: &[u8]) -> usize {
+        match self {
+            BulkFormat::Ndjson => memchr::memchr_iter(b'\n', body).count(),
+            BulkFormat::JsonArray => 1,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -52,18 +94,7 @@ async fn accept_one(
     payload: web::Payload,
     state: &IngestState,
 ) -> Result<HttpResponse, ApiError> {
-    if !media_type(request).is_some_and(|t| is_json(&t)) {
-        return Err(ApiError::unsupported_media_type("application/json"));
-    }
-    let body = read_limited(
-        request,
-        payload,
-        state.config.max_body_bytes,
-        state.config.body_read_timeout,
-    )
-    .await?;
-    // After reading the body, so the keep-alive connection stays usable.
-    state.ensure_room(1)?;
+    let (OneLog, body) = state.read_body::<OneLog>(request, payload).await?;
     let log = parse_log(&body, &state.config.limits)
         .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
     let record = state.stamp(log, now_micros());
@@ -113,30 +144,7 @@ async fn accept_bulk(
     payload: web::Payload,
     state: &IngestState,
 ) -> Result<HttpResponse, ApiError> {
-    let format = match media_type(request).as_deref() {
-        Some("application/x-ndjson" | "application/jsonl" | "application/jsonlines") => {
-            BulkFormat::Ndjson
-        }
-        Some(t) if is_json(t) => BulkFormat::JsonArray,
-        _ => {
-            return Err(ApiError::unsupported_media_type(
-                "application/json (an array of logs) or application/x-ndjson (one log per line)",
-            ));
-        }
-    };
-    let body = read_limited(
-        request,
-        payload,
-        state.config.max_bulk_bytes,
-        state.config.body_read_timeout,
-    )
-    .await?;
-    if format == BulkFormat::Ndjson {
-        // Lines bound the logs from above; counting them costs next to nothing.
-        state.ensure_room(memchr::memchr_iter(b'\n', &body).count())?;
-    } else {
-        state.ensure_room(1)?;
-    }
+    let (format, body) = state.read_body::<BulkFormat>(request, payload).await?;
     let outcome = parse_bulk(&body, format, &state.config.limits)
         .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
     let rejected = outcome.rejected.len();

@@ -1,32 +1,34 @@
-//! The ingest role: our own `POST /log` and `POST /log/bulk` (`json`), and
-//! the shippers' protocols: OTLP/HTTP logs (`otlp`), Loki push (`loki`),
-//! Elasticsearch bulk (`elasticsearch`) and syslog over TCP and UDP
-//! (`syslog`). Each handler reads the body within the limits, hands it to
-//! its pure decoder (`domain::parse`, `domain::shippers`), stamps ids and
-//! receipt times, publishes to the bus and answers in its protocol's shape:
-//! a success only once the bus has taken the logs, 503 + Retry-After when it
-//! cannot.
+//! The ingest role: our own `POST /log` and `POST /log/bulk` (`json.rs`),
+//! and the shippers' protocols, one folder each with its handler, its pure
+//! decoder (`decoder.rs`) and their tests: OTLP/HTTP logs (`otlp/`), Loki
+//! push (`loki/`), Elasticsearch bulk (`elasticsearch/`) and syslog over TCP
+//! and UDP (`syslog/`). Each HTTP handler reads its body through
+//! [`IngestState::read_body`] (`body.rs`: media type, size cap,
+//! decompression, room in the queue), hands it to its decoder (ours is
+//! `domain::parse`), stamps ids and receipt times, publishes to the bus and
+//! answers in its protocol's shape: a success only once the bus has taken
+//! the logs, 503 + Retry-After when it cannot. What the decoders share is in
+//! `domain::shippers`.
 
-mod elasticsearch;
+mod body;
+pub mod elasticsearch;
+pub mod fuzzing;
 mod json;
-mod loki;
-mod otlp;
+pub mod loki;
+pub mod otlp;
 mod settings;
 pub mod syslog;
 
 use crate::bus::{Bus, BusError};
 use crate::domain::id::IdGenerator;
 use crate::domain::parse::NewLog;
-use crate::domain::shippers::{DecodeError, compression};
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
-use crate::http::body::read_limited;
 use crate::http::error::ApiError;
 use crate::metrics::{Metrics, Protocol, Rejection};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpRequest, web};
-use bytes::Bytes;
+use actix_web::web;
 use std::sync::Arc;
 
 pub use elasticsearch::{PRODUCT_HEADER, cluster_info, wants_cluster_info};
@@ -98,47 +100,6 @@ impl IngestState {
         };
         self.metrics.reject(protocol, reason, 1);
     }
-
-    /// A shipper's body: read within `ingest.max_bulk_bytes` (chunked or
-    /// not) and, with `Content-Encoding: gzip`, inflated within the same
-    /// limit, so a zip bomb gets 413 having cost at most that much memory.
-    async fn read_shipper_body(
-        &self,
-        request: &HttpRequest,
-        payload: web::Payload,
-    ) -> Result<Bytes, ApiError> {
-        let limit = self.config.max_bulk_bytes;
-        let encoding = request
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .map(|value| value.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-        let gzipped = match encoding.as_deref() {
-            None | Some("" | "identity") => false,
-            Some("gzip" | "x-gzip") => true,
-            Some(_) => {
-                return Err(ApiError::unsupported_encoding(
-                    "the body as it is (identity) or gzip",
-                ));
-            }
-        };
-        let body = read_limited(request, payload, limit, self.config.body_read_timeout).await?;
-        if !gzipped {
-            return Ok(body.freeze());
-        }
-        compression::gunzip(&body, limit)
-            .map(Bytes::from)
-            .map_err(decode_error)
-    }
-}
-
-/// The protocols that take protobuf or JSON: which one the request's
-/// `Content-Type` names, if either.
-fn protobuf_or_json<T>(request: &HttpRequest, protobuf: T, json: T) -> Option<T> {
-    match crate::http::body::media_type(request).as_deref() {
-        Some("application/x-protobuf") => Some(protobuf),
-        Some(media) if crate::http::body::is_json(media) => Some(json),
-        _ => None,
-    }
 }
 
 /// A refusal's status and `Retry-After`, for a protocol to add its body.
@@ -149,14 +110,6 @@ fn refusal_head(error: &ApiError) -> actix_web::HttpResponseBuilder {
         response.insert_header((header::RETRY_AFTER, seconds));
     }
     response
-}
-
-/// A body the decoder cannot read: 400, or 413 when it inflates too far.
-fn decode_error(error: DecodeError) -> ApiError {
-    match error {
-        DecodeError::Malformed(message) => ApiError::bad_request(None, message),
-        DecodeError::TooLarge(limit) => ApiError::payload_too_large(limit),
-    }
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

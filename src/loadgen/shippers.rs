@@ -486,7 +486,8 @@ fn describe(measured: &Measured, cpu_ratio: Option<f64>) -> String {
 mod tests {
     use super::*;
     use crate::domain::parse::LogLimits;
-    use crate::domain::shippers::{compression, elasticsearch, framing, loki, otlp, syslog};
+    use crate::domain::shippers::{compression, framing};
+    use crate::ingest::{elasticsearch, loki, otlp, syslog};
 
     /// What the benchmark sends decodes to the same logs on the server.
     #[test]

@@ -76,7 +76,7 @@ fn query_params_seeds() {
 /// among them) and every past crash through the fuzz targets' checks.
 #[test]
 fn shipper_decoder_seeds() {
-    use oglogstream::domain::shippers::fuzzing;
+    use oglogstream::ingest::fuzzing;
     type Check = fn(&[u8]);
     let targets: [(&str, Check); 4] = [
         ("otlp_logs", fuzzing::otlp_logs),
@@ -94,7 +94,7 @@ fn shipper_decoder_seeds() {
 /// Requests captured from the real clients decode to the logs they carry.
 #[test]
 fn captured_client_requests_decode() {
-    use oglogstream::domain::shippers::{elasticsearch, loki, otlp};
+    use oglogstream::ingest::{elasticsearch, loki, otlp};
     let limits = LogLimits::default();
     let seed = |target: &str, file: &str| {
         std::fs::read(

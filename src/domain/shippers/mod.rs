@@ -1,8 +1,9 @@
-//! Decoders for the protocols log shippers already speak: OTLP/HTTP logs,
-//! Loki push, Elasticsearch bulk and syslog. Each is a pure function from
+//! What the decoders of the shippers' protocols share (OTLP/HTTP logs, Loki
+//! push, Elasticsearch bulk and syslog; each decoder lives with its handler
+//! in `ingest/<protocol>/decoder.rs`). Each decoder is a pure function from
 //! the bytes of a request (or a syslog frame) to our [`NewLog`]s plus the
-//! records it refused, and each maps its protocol through one table of data
-//! (severities, which label or field names the service).
+//! records it refused ([`Decoded`]), and maps its protocol through one table
+//! of data (severities, which label or field names the service).
 //!
 //! What the four share lives here once, so they cannot drift apart:
 //! - [`record`]: one log from a shipper's record within `LogLimits`,
@@ -16,16 +17,11 @@
 //! Levels go through `Level::parse_alias`, the one level-name table.
 
 pub mod compression;
-pub mod elasticsearch;
 pub mod flatten;
 pub mod framing;
-pub mod fuzzing;
-pub mod loki;
-pub mod otlp;
 pub mod protobuf;
-mod quoted;
+pub mod quoted;
 pub mod record;
-pub mod syslog;
 
 use super::parse::NewLog;
 use std::fmt;

@@ -1,7 +1,7 @@
 //! Syslog listeners of the ingest role: TCP (many messages per connection,
 //! octet-counted or newline-framed) and UDP (one message per datagram).
-//! Frames are cut by `domain::shippers::framing`, decoded by
-//! `domain::shippers::syslog`, stamped and published like HTTP ingest.
+//! Frames are cut by `domain::shippers::framing`, decoded by `decoder.rs`,
+//! stamped and published like HTTP ingest.
 //!
 //! Syslog has no acknowledgement, so the pipeline's back-pressure travels
 //! the only way it can: while the bus refuses a batch, a TCP connection
@@ -11,15 +11,16 @@
 //! (`reason="invalid"`) and skipped, an over-long one likewise
 //! (`reason="too_large"`); the connection goes on.
 
+mod decoder;
 mod settings;
 
+pub use decoder::decode;
 pub use settings::{RawSyslog, SyslogConfig};
 
 use super::IngestState;
 use crate::bus::BusError;
 use crate::domain::LogBatch;
 use crate::domain::shippers::framing::{Frame, Framer};
-use crate::domain::shippers::syslog;
 use crate::domain::time::now_micros;
 use crate::metrics::{Metrics, Protocol, Rejection};
 use actix_web::web;
@@ -153,7 +154,7 @@ fn decode_frames(framer: &mut Framer, at_end: bool, state: &IngestState) -> LogB
     let mut records = Vec::new();
     let mut refused = [0u64; 2];
     let mut take = |frame: Frame<'_>| match frame {
-        Frame::Message(bytes) => match syslog::decode(bytes, received, &state.config.limits) {
+        Frame::Message(bytes) => match decode(bytes, received, &state.config.limits) {
             Ok(log) => records.push(state.stamp(log, received)),
             Err(_) => refused[0] += 1,
         },
@@ -219,7 +220,7 @@ async fn serve_udp(
             if read > max_line {
                 refused[1] += 1;
             } else {
-                match syslog::decode(&datagram[..read], received_at, &state.config.limits) {
+                match decode(&datagram[..read], received_at, &state.config.limits) {
                     Ok(log) => records.push(state.stamp(log, received_at)),
                     Err(_) => refused[0] += 1,
                 }

@@ -2,10 +2,16 @@
 //! `ExportLogsServiceResponse` in the request's encoding (records refused,
 //! those without a body, counted in `partial_success`), or an error status
 //! with a `google.rpc.Status` body, also in the request's encoding.
+//! `decoder.rs` reads the request.
 
-use super::{IngestState, decode_error, protobuf_or_json, refusal_head};
-use crate::domain::shippers::otlp::{self, Encoding};
+mod decoder;
+
+pub use decoder::{Encoding, decode, response};
+
+use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
+use super::{IngestState, refusal_head};
 use crate::domain::time::now_micros;
+use crate::http::body::media_type;
 use crate::http::error::ApiError;
 use crate::metrics::{Protocol, Rejection};
 use actix_web::http::StatusCode;
@@ -13,6 +19,16 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config.route("/v1/logs", web::post().to(post_logs));
+}
+
+impl BodyFormat for Encoding {
+    const EXPECTED: &'static str = "application/x-protobuf or application/json (OTLP/HTTP)";
+    const SIZE: BodySize = BodySize::Bulk;
+    const CONTENT_ENCODING: ContentEncoding = ContentEncoding::IdentityOrGzip;
+
+    fn of_media_type(media_type: Option<&str>) -> Option<Encoding> {
+        protobuf_or_json(media_type, Encoding::Protobuf, Encoding::Json)
+    }
 }
 
 fn content_type(encoding: Encoding) -> &'static str {
@@ -27,15 +43,10 @@ async fn post_logs(
     payload: web::Payload,
     state: web::Data<IngestState>,
 ) -> HttpResponse {
-    let encoding = protobuf_or_json(&request, Encoding::Protobuf, Encoding::Json);
-    let result = match encoding {
-        Some(encoding) => accept(&request, payload, &state, encoding).await,
-        None => Err(ApiError::unsupported_media_type(
-            "application/x-protobuf or application/json (OTLP/HTTP)",
-        )),
-    };
+    let result = accept(&request, payload, &state).await;
     result.unwrap_or_else(|error| {
         state.count_refusal(Protocol::Otlp, &error);
+        let encoding = Encoding::of_media_type(media_type(&request).as_deref());
         refusal(&error, encoding.unwrap_or(Encoding::Json))
     })
 }
@@ -44,11 +55,9 @@ async fn accept(
     request: &HttpRequest,
     payload: web::Payload,
     state: &IngestState,
-    encoding: Encoding,
 ) -> Result<HttpResponse, ApiError> {
-    let body = state.read_shipper_body(request, payload).await?;
-    state.ensure_room(1)?;
-    let decoded = otlp::decode(&body, encoding, &state.config.limits).map_err(decode_error)?;
+    let (encoding, body) = state.read_body::<Encoding>(request, payload).await?;
+    let decoded = decode(&body, encoding, &state.config.limits).map_err(decode_error)?;
     let rejected = decoded.rejected.len();
     state
         .metrics
@@ -67,7 +76,7 @@ async fn accept(
         .unwrap_or_default();
     Ok(HttpResponse::Ok()
         .content_type(content_type(encoding))
-        .body(otlp::response(rejected, &error_message, encoding)))
+        .body(response(rejected, &error_message, encoding)))
 }
 
 /// The HTTP status stays ours; the body is the `google.rpc.Status` OTLP
@@ -83,5 +92,5 @@ fn refusal(error: &ApiError, encoding: Encoding) -> HttpResponse {
     };
     refusal_head(error)
         .content_type(content_type(encoding))
-        .body(otlp::status(code, error.message(), encoding))
+        .body(decoder::status(code, error.message(), encoding))
 }

@@ -11,11 +11,11 @@
 //! refuse one item, so a document breaking a limit gets its item's 400, as
 //! `/log` would refuse it.
 
-use super::DecodeError;
-use super::flatten::{FlatSink, FlattenJson, KeyPath};
-use super::record::{Fields as LogFields, Oversize, RecordBuilder};
 use crate::domain::level::Level;
 use crate::domain::parse::{LogLimits, NewLog};
+use crate::domain::shippers::DecodeError;
+use crate::domain::shippers::flatten::{FlatSink, FlattenJson, KeyPath};
+use crate::domain::shippers::record::{Fields as LogFields, Oversize, RecordBuilder};
 use crate::domain::time::{MAX_MICROS, Micros, parse_rfc3339};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};

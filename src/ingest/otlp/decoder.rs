@@ -12,12 +12,14 @@
 //! without a body is refused; nothing else is (over-long values are cut, see
 //! `record`).
 
-use super::flatten::{FlatSink, KeyPath, double_text};
-use super::protobuf::{Fields, ProtobufError, Value, put_bytes_field, put_varint_field, values_of};
-use super::record::{Fields as LogFields, Oversize, RecordBuilder};
-use super::{DecodeError, Decoded, RejectedRecord};
 use crate::domain::level::Level;
 use crate::domain::parse::LogLimits;
+use crate::domain::shippers::flatten::{FlatSink, KeyPath, double_text};
+use crate::domain::shippers::protobuf::{
+    Fields, ProtobufError, Value, put_bytes_field, put_varint_field, values_of,
+};
+use crate::domain::shippers::record::{Fields as LogFields, Oversize, RecordBuilder};
+use crate::domain::shippers::{DecodeError, Decoded, RejectedRecord};
 use crate::domain::time::{MAX_MICROS, Micros};
 use base64::Engine;
 use serde::Deserialize;

@@ -5,11 +5,11 @@
 //! invariant breaks: every record is accepted or refused (none lost or
 //! invented) and every accepted log keeps the limits.
 
-use super::compression::unsnappy;
-use super::framing::{Frame, Framer};
-use super::record::TRUNCATED_ATTRIBUTE;
 use super::{elasticsearch, loki, otlp, syslog};
 use crate::domain::parse::{LogLimits, NewLog};
+use crate::domain::shippers::compression::unsnappy;
+use crate::domain::shippers::framing::{Frame, Framer};
+use crate::domain::shippers::record::TRUNCATED_ATTRIBUTE;
 
 /// Limits small enough that fuzzed inputs reach them.
 pub fn limits() -> LogLimits {

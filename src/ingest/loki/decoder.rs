@@ -11,12 +11,12 @@
 //! so over-long values are cut (see `record`) and an empty line is refused
 //! and counted.
 
-use super::protobuf::{Fields, values_of};
-use super::quoted::quoted;
-use super::record::{Fields as LogFields, Oversize, RecordBuilder};
-use super::{DecodeError, Decoded, RejectedRecord};
 use crate::domain::level::Level;
 use crate::domain::parse::LogLimits;
+use crate::domain::shippers::protobuf::{Fields, values_of};
+use crate::domain::shippers::quoted::quoted;
+use crate::domain::shippers::record::{Fields as LogFields, Oversize, RecordBuilder};
+use crate::domain::shippers::{DecodeError, Decoded, RejectedRecord};
 use crate::domain::time::{MAX_MICROS, Micros, parse_rfc3339};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};

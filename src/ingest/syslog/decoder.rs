@@ -10,10 +10,10 @@
 //! A line without a `<PRI>` is not syslog: it is refused, for the caller to
 //! count and skip.
 
-use super::quoted::quoted;
-use super::record::{Fields as LogFields, Oversize, RecordBuilder};
 use crate::domain::level::Level;
 use crate::domain::parse::{LogLimits, NewLog};
+use crate::domain::shippers::quoted::quoted;
+use crate::domain::shippers::record::{Fields as LogFields, Oversize, RecordBuilder};
 use crate::domain::time::{Micros, parse_rfc3339};
 use std::borrow::Cow;
 

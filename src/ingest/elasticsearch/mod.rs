@@ -2,17 +2,22 @@
 //! and the cluster information (`GET`/`HEAD /`) its clients ask for first.
 //! Answers in Elasticsearch's shapes, with `X-Elastic-Product:
 //! Elasticsearch` (the official clients refuse a server without it; `app`
-//! adds it to every answer on these paths, refusals included).
+//! adds it to every answer on these paths, refusals included). `decoder.rs`
+//! reads the bulk body.
 
-use super::{IngestState, decode_error, refusal_head};
+mod decoder;
+
+pub use decoder::{Bulk, decode_bulk};
+
+use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error};
+use super::{IngestState, refusal_head};
 use crate::domain::LogRecord;
-use crate::domain::shippers::elasticsearch::{Bulk, Item, decode_bulk};
 use crate::domain::time::now_micros;
-use crate::http::body::media_type;
 use crate::http::error::ApiError;
 use crate::metrics::{Protocol, Rejection};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use decoder::Item;
 use serde_json::json;
 use std::io::Write as _;
 use std::time::Instant;
@@ -74,6 +79,26 @@ async fn post_bulk(
     })
 }
 
+/// A bulk body: action and document lines.
+#[derive(Clone, Copy, Debug)]
+struct BulkBody;
+
+impl BodyFormat for BulkBody {
+    const EXPECTED: &'static str =
+        "application/x-ndjson or application/json (action and document lines)";
+    const SIZE: BodySize = BodySize::Bulk;
+    const CONTENT_ENCODING: ContentEncoding = ContentEncoding::IdentityOrGzip;
+
+    fn of_media_type(media_type: Option<&str>) -> Option<BulkBody> {
+        is_bulk_media_type(media_type).then_some(BulkBody)
+    }
+
+    /// Two lines per document bound the logs from above.
+    fn logs_at_most(self, body: &[u8]) -> usize {
+        memchr::memchr_iter(b'\n', body).count() / 2
+    }
+}
+
 /// JSON, NDJSON and their Elasticsearch-versioned forms (`compatible-with`
 /// is a parameter); a missing type is taken as NDJSON, as curl users send.
 fn is_bulk_media_type(media: Option<&str>) -> bool {
@@ -95,14 +120,7 @@ async fn accept(
     state: &IngestState,
     started: Instant,
 ) -> Result<HttpResponse, ApiError> {
-    if !is_bulk_media_type(media_type(request).as_deref()) {
-        return Err(ApiError::unsupported_media_type(
-            "application/x-ndjson or application/json (action and document lines)",
-        ));
-    }
-    let body = state.read_shipper_body(request, payload).await?;
-    // Two lines per document bound the logs from above.
-    state.ensure_room(memchr::memchr_iter(b'\n', &body).count() / 2)?;
+    let (BulkBody, body) = state.read_body::<BulkBody>(request, payload).await?;
     let path_index = request.match_info().get("index");
     let bulk = decode_bulk(&body, path_index, &state.config.limits).map_err(decode_error)?;
     if bulk.items.is_empty() {
@@ -234,8 +252,8 @@ mod tests {
 
     #[test]
     fn the_bulk_answer_has_elasticsearch_shape_items_in_order() {
+        use super::decoder::{Action, ItemError};
         use crate::domain::Level;
-        use crate::domain::shippers::elasticsearch::{Action, ItemError};
         use std::borrow::Cow;
         let record = |id: &str| LogRecord {
             id: id.into(),
