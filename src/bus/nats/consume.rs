@@ -1,0 +1,224 @@
+//! What comes from the broker: the work queue's deliveries, pulled from the
+//! durable consumer and acknowledged (or handed back) by the batcher, and
+//! the live feed, forwarded into the instance's live fan-out.
+
+use super::shared::{REPUBLISHED_HEADER, Setup, Shared, reconnect_delay, until_closed};
+use crate::bus::{Ack, Delivery, WorkQueue, wire};
+use async_nats::jetstream::consumer::{PullConsumer, pull};
+use async_nats::jetstream::message::{AckKind, Acker};
+use async_trait::async_trait;
+use futures_util::{FutureExt, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Messages one pull request asks for; also what an instance may hold
+/// unacknowledged in its client buffer.
+const PULL_BATCH: usize = 256;
+/// Decoded deliveries waiting for the batcher.
+pub(super) const DELIVERY_BUFFER: usize = 64;
+
+/// Feeds the live subject into the live fan-out. Decoding is skipped while
+/// nobody watches.
+pub(super) async fn forward_live(shared: Arc<Shared>) {
+    let mut closed = shared.closed.subscribe();
+    let mut attempt: u32 = 0;
+    let mut subscription = loop {
+        match shared.client.subscribe(shared.live_subject.clone()).await {
+            Ok(subscription) => break subscription,
+            Err(error) => {
+                tracing::warn!(%error, "cannot subscribe to the live subject; retrying");
+                attempt = attempt.saturating_add(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(reconnect_delay(attempt)) => {}
+                    _ = until_closed(&mut closed) => return,
+                }
+            }
+        }
+    };
+    loop {
+        let message = tokio::select! {
+            message = subscription.next() => message,
+            _ = until_closed(&mut closed) => return,
+        };
+        let Some(message) = message else { return };
+        if !shared.live.is_watched() {
+            continue;
+        }
+        match wire::decode(&message.payload) {
+            Ok(batch) => shared.live.send(batch),
+            Err(error) => tracing::warn!(%error, "skipping an undecodable live message"),
+        }
+    }
+}
+
+/// Pulls from the durable consumer into `deliveries` until the bus closes.
+/// Any error (broker restart, leader change, consumer lost) asks setup to
+/// check the stream and consumer, and pulls again.
+pub(super) async fn pull(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>) {
+    let mut closed = shared.closed.subscribe();
+    let mut setup = shared.setup.subscribe();
+    let mut attempt: u32 = 0;
+    loop {
+        let consumer = tokio::select! {
+            ready = setup.wait_for(|s| matches!(s, Setup::Ready(_))) => match ready {
+                Ok(ready) => match &*ready {
+                    Setup::Ready(consumer) => PullConsumer::clone(consumer),
+                    Setup::Pending(_) => continue,
+                },
+                Err(_) => return,
+            },
+            _ = until_closed(&mut closed) => return,
+        };
+        if attempt > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(reconnect_delay(attempt)) => {}
+                _ = until_closed(&mut closed) => return,
+            }
+        }
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(PULL_BATCH)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut messages = match messages {
+            Ok(messages) => messages,
+            Err(error) => {
+                if attempt == 0 {
+                    tracing::warn!(%error, "cannot pull from NATS; retrying");
+                }
+                attempt = attempt.saturating_add(1);
+                continue;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = until_closed(&mut closed) => {
+                    return_buffered(&shared, &mut messages).await;
+                    return;
+                }
+                next = messages.next() => next,
+            };
+            let message = match next {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    if attempt == 0 {
+                        tracing::warn!(%error, "NATS pull failed; pulling again");
+                    }
+                    attempt = attempt.saturating_add(1);
+                    shared.verify.notify_one();
+                    return_buffered(&shared, &mut messages).await;
+                    break;
+                }
+                None => break,
+            };
+            attempt = 0;
+            // Delivered more than once (a consumer took it before and never
+            // acknowledged it), or a publish retried after a lost ack that
+            // the broker may have stored twice: the store may hold some of
+            // it already.
+            let redelivered = message.info().is_ok_and(|info| info.delivered > 1)
+                || message
+                    .headers
+                    .as_ref()
+                    .is_some_and(|headers| headers.get(REPUBLISHED_HEADER).is_some());
+            let (message, acker) = message.split();
+            let batch = match wire::decode(&message.payload) {
+                Ok(batch) => batch,
+                Err(error) => {
+                    // Redelivering cannot fix it: terminate, loudly.
+                    tracing::error!(%error, subject = %message.subject, "dropping an undecodable NATS message");
+                    let _ = acker.ack_with(AckKind::Term).await;
+                    continue;
+                }
+            };
+            shared.outstanding.fetch_add(1, Ordering::AcqRel);
+            let delivery = Delivery {
+                batch,
+                redelivered,
+                ack: Box::new(NatsAck {
+                    shared: Arc::clone(&shared),
+                    acker: Some(acker),
+                }),
+            };
+            tokio::select! {
+                sent = deliveries.send(delivery) => if sent.is_err() { return },
+                // The delivery is dropped unsettled: `NatsAck::drop` hands it back.
+                _ = until_closed(&mut closed) => {
+                    return_buffered(&shared, &mut messages).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Hands back, for immediate redelivery elsewhere, what the client buffered
+/// but nobody took, instead of leaving it to wait for `ack_wait`.
+async fn return_buffered(shared: &Shared, messages: &mut pull::Stream) {
+    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), shared.client.flush()).await;
+}
+
+pub(super) struct NatsWorkQueue {
+    pub(super) deliveries: mpsc::Receiver<Delivery>,
+}
+
+#[async_trait]
+impl WorkQueue for NatsWorkQueue {
+    /// Cancel-safe: receiving from a channel loses nothing when dropped.
+    async fn next(&mut self) -> Option<Delivery> {
+        self.deliveries.recv().await
+    }
+}
+
+struct NatsAck {
+    shared: Arc<Shared>,
+    acker: Option<Acker>,
+}
+
+#[async_trait]
+impl Ack for NatsAck {
+    async fn ack(mut self: Box<Self>) {
+        if let Some(acker) = self.acker.take() {
+            self.shared.settle(&acker, AckKind::Ack).await;
+        }
+    }
+
+    async fn retry_later(mut self: Box<Self>) {
+        if let Some(acker) = self.acker.take() {
+            // The delay keeps a dead store from turning into a redelivery storm.
+            let delay = Some(Duration::from_secs(2));
+            self.shared.settle(&acker, AckKind::Nak(delay)).await;
+        }
+    }
+
+    async fn in_progress(&self) {
+        if let Some(acker) = &self.acker
+            && let Err(error) = acker.ack_with(AckKind::Progress).await
+        {
+            tracing::debug!(%error, "could not extend a NATS delivery");
+        }
+    }
+}
+
+impl Drop for NatsAck {
+    /// A delivery dropped unsettled (shutdown, a panic) is handed back so the
+    /// broker redelivers it now rather than after `ack_wait`.
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take() {
+            let shared = Arc::clone(&self.shared);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { shared.settle(&acker, AckKind::Nak(None)).await });
+            } else {
+                shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
