@@ -10,10 +10,10 @@
 //!    (`scripts/bench.sh` sets 10 s), each for `--alert-seconds`; then
 //!    deletes the rules.
 
-use super::client::HttpConnection;
-use super::corpus::{Corpus, SERVICES};
-use super::{Bench, Row, ms, thousands};
 use crate::domain::time::{format_rfc3339, now_micros};
+use crate::loadgen::bench::{Bench, Row, bulk_answer, ms, thousands};
+use crate::loadgen::client::HttpConnection;
+use crate::loadgen::corpus::{Corpus, SERVICES};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ fn preview_path(query: &str, group_by: &str) -> String {
 }
 
 impl Bench {
-    pub(super) async fn alerts(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn alerts(&mut self) -> anyhow::Result<()> {
         self.fill_recent().await?;
         let stored = self.stored_total().await?;
         let label = format!("{} logs", thousands(stored as f64));
@@ -117,7 +117,7 @@ impl Bench {
             connections,
             None,
             |k| bodies.get(k as usize).cloned(),
-            super::bulk_answer,
+            bulk_answer,
         )
         .await?;
         self.drain().await?;
