@@ -7,7 +7,7 @@
 //! body is paid for; and the format's own compression (Loki's snappy) is
 //! undone. The handler then only decodes and answers.
 
-use super::IngestState;
+use super::state::IngestState;
 use crate::domain::shippers::{DecodeError, compression};
 use crate::http::body::{media_type, read_limited};
 use crate::http::error::ApiError;

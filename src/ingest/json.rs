@@ -1,8 +1,8 @@
 //! Our own JSON: `POST /log` (one log) and `POST /log/bulk` (a JSON array
 //! or NDJSON), answered `202`.
 
-use super::IngestState;
 use super::body::{BodyFormat, BodySize, ContentEncoding};
+use super::state::IngestState;
 use crate::domain::LogBatch;
 use crate::domain::parse::{BulkFormat, parse_bulk, parse_log};
 use crate::domain::time::{format_rfc3339, now_micros};

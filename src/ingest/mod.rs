@@ -7,7 +7,8 @@
 //! decompression, room in the queue), hands it to its decoder (ours is
 //! `domain::parse`), stamps ids and receipt times, publishes to the bus and
 //! answers in its protocol's shape: a success only once the bus has taken
-//! the logs, 503 + Retry-After when it cannot. What the decoders share is in
+//! the logs, 503 + Retry-After when it cannot. What the handlers share is in
+//! `state.rs` (and `ensure_room` here); what the decoders share is in
 //! `domain::shippers`.
 
 mod body;
@@ -17,49 +18,18 @@ mod json;
 pub mod loki;
 pub mod otlp;
 mod settings;
+mod state;
 pub mod syslog;
 
-use crate::bus::{Bus, BusError};
-use crate::domain::id::IdGenerator;
-use crate::domain::parse::NewLog;
-use crate::domain::time::Micros;
-use crate::domain::{LogBatch, LogRecord};
+use crate::bus::BusError;
 use crate::http::error::ApiError;
-use crate::metrics::{Metrics, Protocol, Rejection};
-use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::web;
-use std::sync::Arc;
 
 pub use elasticsearch::{PRODUCT_HEADER, cluster_info, wants_cluster_info};
 pub use settings::{IngestConfig, RawIngest};
-
-pub struct IngestState {
-    pub bus: Arc<dyn Bus>,
-    pub config: IngestConfig,
-    pub ids: IdGenerator,
-    pub metrics: Arc<Metrics>,
-}
+pub use state::IngestState;
 
 impl IngestState {
-    fn stamp(&self, log: NewLog, received: Micros) -> LogRecord {
-        let timestamp = log.timestamp.unwrap_or(received);
-        LogRecord {
-            id: self.ids.next((received / 1000) as u64),
-            timestamp,
-            level: log.level,
-            service: log.service,
-            message: log.message,
-            attributes: log.attributes,
-        }
-    }
-
-    fn stamp_all(&self, logs: Vec<NewLog>, received: Micros) -> LogBatch {
-        logs.into_iter()
-            .map(|log| self.stamp(log, received))
-            .collect()
-    }
-
     /// Refuses work the queue cannot take before paying for parsing it: under
     /// overload, parsing bodies only to answer 503 took the CPU the batcher
     /// needed to drain the queue (measured: most of the server's time during
@@ -75,41 +45,6 @@ impl IngestState {
         }
         Ok(())
     }
-
-    /// Hands the batch to the bus; `Ok` means it is taken (an empty batch
-    /// needs nothing).
-    async fn publish(&self, protocol: Protocol, batch: LogBatch) -> Result<(), BusError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let count = batch.len() as u64;
-        self.bus.publish(batch).await?;
-        self.metrics.accept(protocol, count);
-        Ok(())
-    }
-
-    /// Counts a refused request under its reason (records refused one by
-    /// one inside an accepted request are counted where they are found).
-    fn count_refusal(&self, protocol: Protocol, error: &ApiError) {
-        use actix_web::ResponseError;
-        let reason = match error.status_code() {
-            StatusCode::PAYLOAD_TOO_LARGE => Rejection::TooLarge,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Rejection::MediaType,
-            StatusCode::SERVICE_UNAVAILABLE => Rejection::Overloaded,
-            _ => Rejection::Invalid,
-        };
-        self.metrics.reject(protocol, reason, 1);
-    }
-}
-
-/// A refusal's status and `Retry-After`, for a protocol to add its body.
-fn refusal_head(error: &ApiError) -> actix_web::HttpResponseBuilder {
-    use actix_web::ResponseError;
-    let mut response = actix_web::HttpResponse::build(error.status_code());
-    if let Some(seconds) = error.retry_after_secs() {
-        response.insert_header((header::RETRY_AFTER, seconds));
-    }
-    response
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

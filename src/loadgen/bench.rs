@@ -2,9 +2,9 @@
 //! and what the phases share: connecting, waiting for the store, timing
 //! GETs, sending bulk bodies, latency figures and the final table.
 
-use super::Options;
 use super::client::{HttpConnection, Response};
 use super::machine::{CpuSample, Machine};
+use super::options::Options;
 use futures_util::future::join_all;
 use std::cell::Cell;
 use std::fmt::Write as _;

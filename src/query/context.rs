@@ -3,7 +3,8 @@
 //! the filters given. Two keyset reads from the log's place, one each way.
 
 use super::client_gone::ClientSocket;
-use super::{QueryState, decoded, params};
+use super::params;
+use super::state::{QueryState, decoded};
 use crate::domain::LogRecord;
 use crate::domain::query::{Expr, Matcher, Predicate, TextField};
 use crate::http::error::ApiError;

@@ -8,7 +8,7 @@
 
 use super::client_gone::ClientSocket;
 use super::params::{self, Format};
-use super::{QueryState, decoded};
+use super::state::{QueryState, decoded};
 use crate::domain::log::attributes_from_json;
 use crate::domain::time::{format_rfc3339, now_micros, write_rfc3339};
 use crate::http::error::ApiError;

@@ -2,7 +2,8 @@
 //! `GET /api/fields` (attribute keys with counts, for autocomplete).
 
 use super::client_gone::ClientSocket;
-use super::{QueryState, decoded, params};
+use super::params;
+use super::state::{QueryState, decoded};
 use crate::http::error::ApiError;
 use crate::store::facets::FieldFacet;
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -6,7 +6,8 @@
 //! cannot be sent within `SEND_TIMEOUT`, it is closed with a reason and can
 //! reconnect. Ingestion never waits for it.
 
-use super::{QueryState, decoded, params};
+use super::params;
+use super::state::{QueryState, decoded};
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
 use actix_web::{HttpRequest, HttpResponse, web};

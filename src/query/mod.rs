@@ -13,34 +13,20 @@ pub mod facets;
 pub mod live;
 pub mod params;
 mod settings;
+mod state;
 
 pub use settings::{QueryConfig, RawQuery};
+pub use state::QueryState;
 
-use crate::bus::Bus;
 use crate::domain::Level;
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::http::error::ApiError;
-use crate::metrics::Metrics;
-use crate::store::{LogKey, Store, StoreError};
+use crate::store::LogKey;
 use actix_web::{HttpRequest, HttpResponse, web};
 use client_gone::ClientSocket;
-use params::ParamError;
 use serde::Serialize;
+use state::decoded;
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::watch;
-
-pub struct QueryState {
-    pub store: Arc<dyn Store>,
-    pub bus: Arc<dyn Bus>,
-    pub metrics: Arc<Metrics>,
-    /// Flips to `true` when the server is stopping: live streams close.
-    pub stopping: watch::Receiver<bool>,
-    /// `query.timeout`: the longest one store read may run.
-    pub timeout: Duration,
-}
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -53,49 +39,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/fields", web::get().to(facets::fields))
         .route("/api/export", web::get().to(export::export))
         .route("/ws/live", web::get().to(live::stream));
-}
-
-impl QueryState {
-    /// Runs a store read for at most `query.timeout` and while its client
-    /// (`socket`) is there. A read that runs longer, or whose client went
-    /// away, is dropped, which cancels it in the store; both are counted.
-    /// The first answers 503; nobody reads the second's answer.
-    pub async fn read<T>(
-        &self,
-        socket: Option<ClientSocket>,
-        read: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, ApiError> {
-        let outcome = tokio::select! {
-            outcome = tokio::time::timeout(self.timeout, read) => outcome,
-            () = client_gone::gone(socket) => {
-                Metrics::add(&self.metrics.queries_abandoned, 1);
-                return Err(ApiError::bad_request(None, "the client went away"));
-            }
-        };
-        match outcome {
-            Ok(outcome) => Ok(outcome?),
-            Err(_) => {
-                Metrics::add(&self.metrics.queries_timed_out, 1);
-                Err(ApiError::unavailable(
-                    format!(
-                        "the query took longer than query.timeout ({:?}) and was cancelled: narrow it (a shorter time range, more filters) or raise query.timeout",
-                        self.timeout
-                    ),
-                    1,
-                ))
-            }
-        }
-    }
-}
-
-impl From<ParamError> for ApiError {
-    fn from(error: ParamError) -> ApiError {
-        ApiError::bad_parameter(&error.name, error.message).at_position(error.position)
-    }
-}
-
-fn decoded(request: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
-    Ok(params::decode(request.query_string())?)
 }
 
 async fn get_logs(

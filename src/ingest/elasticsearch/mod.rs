@@ -10,7 +10,7 @@ mod decoder;
 pub use decoder::{Bulk, decode_bulk};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error};
-use super::{IngestState, refusal_head};
+use super::state::{IngestState, refusal_head};
 use crate::domain::LogRecord;
 use crate::domain::time::now_micros;
 use crate::http::error::ApiError;

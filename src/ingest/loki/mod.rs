@@ -7,7 +7,7 @@ mod decoder;
 pub use decoder::{Format, decode};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
-use super::{IngestState, refusal_head};
+use super::state::{IngestState, refusal_head};
 use crate::domain::shippers::{DecodeError, compression};
 use crate::domain::time::now_micros;
 use crate::http::error::ApiError;

@@ -9,7 +9,7 @@ mod decoder;
 pub use decoder::{Encoding, decode, response};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
-use super::{IngestState, refusal_head};
+use super::state::{IngestState, refusal_head};
 use crate::domain::time::now_micros;
 use crate::http::body::media_type;
 use crate::http::error::ApiError;

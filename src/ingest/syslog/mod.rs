@@ -17,7 +17,7 @@ mod settings;
 pub use decoder::decode;
 pub use settings::{RawSyslog, SyslogConfig};
 
-use super::IngestState;
+use super::state::IngestState;
 use crate::bus::BusError;
 use crate::domain::LogBatch;
 use crate::domain::shippers::framing::{Frame, Framer};

@@ -3,11 +3,11 @@
 //! write them all (end to end through a split deployment with
 //! `--stored-url`).
 
-use crate::loadgen::Topology;
 use crate::loadgen::bench::{Bench, Outcomes, Row, bulk_answer, loopback_address, thousands};
 use crate::loadgen::client::HttpConnection;
 use crate::loadgen::corpus::Corpus;
 use crate::loadgen::machine::CpuSample;
+use crate::loadgen::options::Topology;
 use std::time::{Duration, Instant};
 
 impl Bench {

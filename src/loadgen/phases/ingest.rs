@@ -3,11 +3,11 @@
 //! request; then, with `--floor-url`, the same load on a bare actix-web
 //! server, to show the machine's ceiling.
 
-use crate::loadgen::Topology;
 use crate::loadgen::bench::{Bench, Latencies, Outcomes, Row, loopback_address, ms, thousands};
 use crate::loadgen::client::{HttpConnection, Response};
 use crate::loadgen::corpus::Corpus;
 use crate::loadgen::machine::Machine;
+use crate::loadgen::options::Topology;
 use futures_util::future::join_all;
 use std::cell::Cell;
 use std::rc::Rc;

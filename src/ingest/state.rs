@@ -1,0 +1,81 @@
+//! What every ingest handler shares: the bus it publishes to, its settings,
+//! the id generator, and the steps after decoding (stamp, publish, count a
+//! refusal, shape a refusal's head). `ensure_room` is in `mod.rs`.
+
+use super::settings::IngestConfig;
+use crate::bus::{Bus, BusError};
+use crate::domain::id::IdGenerator;
+use crate::domain::parse::NewLog;
+use crate::domain::time::Micros;
+use crate::domain::{LogBatch, LogRecord};
+use crate::http::error::ApiError;
+use crate::metrics::{Metrics, Protocol, Rejection};
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use std::sync::Arc;
+
+pub struct IngestState {
+    pub bus: Arc<dyn Bus>,
+    pub config: IngestConfig,
+    pub ids: IdGenerator,
+    pub metrics: Arc<Metrics>,
+}
+
+impl IngestState {
+    pub(super) fn stamp(&self, log: NewLog, received: Micros) -> LogRecord {
+        let timestamp = log.timestamp.unwrap_or(received);
+        LogRecord {
+            id: self.ids.next((received / 1000) as u64),
+            timestamp,
+            level: log.level,
+            service: log.service,
+            message: log.message,
+            attributes: log.attributes,
+        }
+    }
+
+    pub(super) fn stamp_all(&self, logs: Vec<NewLog>, received: Micros) -> LogBatch {
+        logs.into_iter()
+            .map(|log| self.stamp(log, received))
+            .collect()
+    }
+
+    /// Hands the batch to the bus; `Ok` means it is taken (an empty batch
+    /// needs nothing).
+    pub(super) async fn publish(
+        &self,
+        protocol: Protocol,
+        batch: LogBatch,
+    ) -> Result<(), BusError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let count = batch.len() as u64;
+        self.bus.publish(batch).await?;
+        self.metrics.accept(protocol, count);
+        Ok(())
+    }
+
+    /// Counts a refused request under its reason (records refused one by
+    /// one inside an accepted request are counted where they are found).
+    pub(super) fn count_refusal(&self, protocol: Protocol, error: &ApiError) {
+        use actix_web::ResponseError;
+        let reason = match error.status_code() {
+            StatusCode::PAYLOAD_TOO_LARGE => Rejection::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Rejection::MediaType,
+            StatusCode::SERVICE_UNAVAILABLE => Rejection::Overloaded,
+            _ => Rejection::Invalid,
+        };
+        self.metrics.reject(protocol, reason, 1);
+    }
+}
+
+/// A refusal's status and `Retry-After`, for a protocol to add its body.
+pub(super) fn refusal_head(error: &ApiError) -> actix_web::HttpResponseBuilder {
+    use actix_web::ResponseError;
+    let mut response = actix_web::HttpResponse::build(error.status_code());
+    if let Some(seconds) = error.retry_after_secs() {
+        response.insert_header((header::RETRY_AFTER, seconds));
+    }
+    response
+}

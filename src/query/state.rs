@@ -1,0 +1,69 @@
+//! What every query handler shares: the store and bus it reads, and how
+//! a store read is bounded (`query.timeout`, the client still there).
+
+use super::client_gone::{self, ClientSocket};
+use super::params::{self, ParamError};
+use crate::bus::Bus;
+use crate::http::error::ApiError;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use actix_web::HttpRequest;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct QueryState {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub metrics: Arc<Metrics>,
+    /// Flips to `true` when the server is stopping: live streams close.
+    pub stopping: watch::Receiver<bool>,
+    /// `query.timeout`: the longest one store read may run.
+    pub timeout: Duration,
+}
+
+impl QueryState {
+    /// Runs a store read for at most `query.timeout` and while its client
+    /// (`socket`) is there. A read that runs longer, or whose client went
+    /// away, is dropped, which cancels it in the store; both are counted.
+    /// The first answers 503; nobody reads the second's answer.
+    pub async fn read<T>(
+        &self,
+        socket: Option<ClientSocket>,
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, ApiError> {
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(self.timeout, read) => outcome,
+            () = client_gone::gone(socket) => {
+                Metrics::add(&self.metrics.queries_abandoned, 1);
+                return Err(ApiError::bad_request(None, "the client went away"));
+            }
+        };
+        match outcome {
+            Ok(outcome) => Ok(outcome?),
+            Err(_) => {
+                Metrics::add(&self.metrics.queries_timed_out, 1);
+                Err(ApiError::unavailable(
+                    format!(
+                        "the query took longer than query.timeout ({:?}) and was cancelled: narrow it (a shorter time range, more filters) or raise query.timeout",
+                        self.timeout
+                    ),
+                    1,
+                ))
+            }
+        }
+    }
+}
+
+impl From<ParamError> for ApiError {
+    fn from(error: ParamError) -> ApiError {
+        ApiError::bad_parameter(&error.name, error.message).at_position(error.position)
+    }
+}
+
+/// The request's query string as name-value pairs (400 when it is not
+/// one).
+pub(super) fn decoded(request: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    Ok(params::decode(request.query_string())?)
+}
