@@ -4,6 +4,7 @@
 mod support;
 
 mod alerts;
+mod architecture;
 mod cluster;
 mod config_and_lifecycle;
 mod dashboard_assets;
