@@ -95,6 +95,17 @@ pub(super) fn ms(value: f64) -> String {
     }
 }
 
+/// A [`Latencies::summary`] as the table shows it.
+pub(super) fn latency_text((p50, p95, p99, max): (f64, f64, f64, f64)) -> String {
+    format!(
+        "p50 {} · p95 {} · p99 {} · max {}",
+        ms(p50),
+        ms(p95),
+        ms(p99),
+        ms(max)
+    )
+}
+
 pub(super) fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
@@ -215,6 +226,28 @@ impl Bench {
             sent,
             first_body,
         })
+    }
+
+    /// Posts `bodies` round robin on `connections` connections for
+    /// `--seconds` (see [`Bench::send_bulk`]). Returns the outcomes, the body
+    /// bytes accepted and how long sending took.
+    pub(super) async fn send_for_seconds(
+        &self,
+        connections: usize,
+        bodies: &[Vec<u8>],
+        judge: impl Fn(&Response) -> Option<Judged>,
+    ) -> anyhow::Result<(Outcomes, u64, Duration)> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(self.options.seconds);
+        let (outcome, bytes) = self
+            .send_bulk(
+                connections,
+                Some(deadline),
+                |k| (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone()),
+                judge,
+            )
+            .await?;
+        Ok((outcome, bytes, started.elapsed()))
     }
 
     /// Posts the bodies `body(k)` yields (k = 0, 1, ...) until it yields

@@ -43,17 +43,9 @@ impl Bench {
             None => 0,
         };
         let sample = self.machine.sample();
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs(seconds);
-        let (outcome, bytes) = self
-            .send_bulk(
-                connections,
-                Some(deadline),
-                |k| (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone()),
-                bulk_answer,
-            )
+        let (outcome, bytes, sent_for) = self
+            .send_for_seconds(connections, &bodies, bulk_answer)
             .await?;
-        let sent_for = started.elapsed();
         if let Some(address) = &stored_at {
             return self
                 .report_stored_end_to_end(address, stored_before, outcome, bytes, sent_for, &sample)

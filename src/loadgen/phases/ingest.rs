@@ -3,7 +3,9 @@
 //! request; then, with `--floor-url`, the same load on a bare actix-web
 //! server, to show the machine's ceiling.
 
-use crate::loadgen::bench::{Bench, Latencies, Outcomes, Row, loopback_address, ms, thousands};
+use crate::loadgen::bench::{
+    Bench, Latencies, Outcomes, Row, latency_text, loopback_address, thousands,
+};
 use crate::loadgen::client::{HttpConnection, Response};
 use crate::loadgen::corpus::Corpus;
 use crate::loadgen::machine::Machine;
@@ -28,14 +30,9 @@ impl Bench {
         self.note_machine("ingest", &sample);
         let rate = outcomes.accepted as f64 / elapsed.as_secs_f64();
         let stored_rate = outcomes.accepted as f64 / (elapsed + drained).as_secs_f64();
-        let (p50, p95, p99, max) = latencies.summary();
-        let latency = format!(
-            "p50 {} · p95 {} · p99 {} · max {}",
-            ms(p50),
-            ms(p95),
-            ms(p99),
-            ms(max)
-        );
+        let summary = latencies.summary();
+        let (_, _, p99, _) = summary;
+        let latency = latency_text(summary);
         let counts = format!(
             "{} accepted, {} × 503, {} errors",
             thousands(outcomes.accepted as f64),
@@ -88,7 +85,7 @@ impl Bench {
                 usage.server, usage.generator, usage.other
             ));
         }
-        let (p50, p95, p99, max) = latencies.summary();
+        let summary = latencies.summary();
         self.rows.push(Row {
             what: "the same load on a bare actix-web handler (202, no parsing, no storage: `benches/floor_server.rs`)".into(),
             result: format!(
@@ -96,13 +93,7 @@ impl Bench {
                 thousands(rate),
                 outcomes.failed
             ),
-            latency: format!(
-                "p50 {} · p95 {} · p99 {} · max {}",
-                ms(p50),
-                ms(p95),
-                ms(p99),
-                ms(max)
-            ),
+            latency: latency_text(summary),
             target: String::new(),
             met: None,
         });

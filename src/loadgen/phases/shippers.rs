@@ -219,17 +219,7 @@ impl Bench {
         judge: impl Fn(&Response) -> Option<Judged>,
     ) -> anyhow::Result<Measured> {
         let sample = self.machine.sample();
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs(self.options.seconds);
-        let (outcome, _) = self
-            .send_bulk(
-                connections,
-                Some(deadline),
-                |k| (Instant::now() < deadline).then(|| bodies[k as usize % bodies.len()].clone()),
-                judge,
-            )
-            .await?;
-        let sent_for = started.elapsed();
+        let (outcome, _, sent_for) = self.send_for_seconds(connections, bodies, judge).await?;
         let drained = self.drain().await?;
         self.note_phase(phase, &sample);
         anyhow::ensure!(

@@ -99,13 +99,8 @@ pub fn prewhere(filter: &LogFilter, features: Features) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::schema::OLD_SERVER as OLD;
     use super::*;
-
-    const OLD: Features = Features {
-        low_cardinality: false,
-        codecs: false,
-        text_index: false,
-    };
 
     #[test]
     fn text_is_searched_the_way_the_server_can_index() {

@@ -179,13 +179,8 @@ pub fn statement(
 
 #[cfg(test)]
 mod tests {
+    use super::super::schema::OLD_SERVER as OLD;
     use super::*;
-
-    const OLD: Features = Features {
-        low_cardinality: false,
-        codecs: false,
-        text_index: false,
-    };
 
     #[test]
     fn whole_spans_keep_whole_widths_only() {

@@ -200,16 +200,11 @@ fn direction(order: Order) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::super::counts::{Grouping, statement as counts};
+    use super::super::schema::OLD_SERVER as OLD;
     use super::super::sql::{HOUR, with_time_limit};
     use super::*;
     use crate::domain::{Level, LevelSet};
     use crate::store::filter::{LogFilter, LogKey};
-
-    const OLD: Features = Features {
-        low_cardinality: false,
-        codecs: false,
-        text_index: false,
-    };
 
     #[test]
     fn window_pages_filter_early_and_order_stably() {

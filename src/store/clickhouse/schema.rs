@@ -90,6 +90,15 @@ impl Features {
     }
 }
 
+/// What an 18.16 server has (none of the newer features), for the tests of
+/// the statements.
+#[cfg(test)]
+pub const OLD_SERVER: Features = Features {
+    low_cardinality: false,
+    codecs: false,
+    text_index: false,
+};
+
 /// The newest version this binary knows. Version 2 is not used: it was the
 /// attribute columns' number on an unmerged branch (now version 5, whose
 /// `ADD COLUMN` tolerates the columns being there already). Versions 6 to 9
