@@ -8,14 +8,18 @@
 //!   `domain`, `bus` and `store`, never on each other.
 //! - `alerts`: rules evaluated by the query role (the instance holding the
 //!   `alerts` lease), notifications to Slack, webhooks and PagerDuty.
-//! - `http`: the error shape, body limits, health, telemetry.
+//! - `http`: the error shape, body limits, health, telemetry, `[server]`.
 //! - `security`: API keys, rate limits, CORS, client addresses.
-//! - `config`, `cli`: configuration layers; `app`: wiring and lifecycle.
+//! - `metrics`: the counters and gauges `/metrics` renders; `logging`: the
+//!   process's own logs.
+//! - `config`, `cli`: configuration layers, composing the settings each
+//!   component owns; `app`: wiring and lifecycle.
 //! - `loadgen`: the load generator behind `oglogstream-bench` (a client of
 //!   the HTTP API only; no role depends on it).
 //!
-//! Invariant: only `app` chooses implementations; role modules see the
-//! `Bus` and `Store` traits only.
+//! Invariants: only `app` chooses implementations; role modules see the
+//! `Bus` and `Store` traits only; each module imports only the layers below
+//! it (ARCHITECTURE.md lists them; `tests/it/architecture.rs` checks).
 
 pub mod alerts;
 pub mod app;
