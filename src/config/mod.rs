@@ -30,6 +30,7 @@ pub use query::QueryConfig;
 pub use roles::{Role, Roles};
 pub use security::{RateLimit, SecurityConfig};
 pub use server::ServerConfig;
+pub use storage::StorageConfig;
 pub use syslog::SyslogConfig;
 
 use crate::cli::Cli;
@@ -115,6 +116,7 @@ pub struct Config {
     pub roles: Roles,
     pub server: ServerConfig,
     pub data_dir: PathBuf,
+    pub storage: StorageConfig,
     pub ingest: IngestConfig,
     pub process: ProcessConfig,
     pub nats_url: Option<String>,
@@ -242,6 +244,7 @@ impl Config {
             roles,
             server,
             data_dir: raw.storage.data_dir.clone(),
+            storage: raw.storage.validate()?,
             ingest: raw.ingest.validate(body_read_timeout)?,
             process: raw.process.validate()?,
             nats: raw.nats.validate()?,

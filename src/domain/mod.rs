@@ -1,5 +1,6 @@
 //! Pure domain logic: what a log is, how it is parsed and validated. No I/O.
 
+pub mod byte_size;
 pub mod id;
 pub mod level;
 pub mod log;

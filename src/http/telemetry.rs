@@ -12,6 +12,25 @@ use actix_web::web;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+tokio::task_local! {
+    /// The id of the request a handler is serving, for an answer that must
+    /// name it (a 500's body: the client quotes it, the log line carries it).
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// Runs a request's handling with its id available to [`current_request_id`].
+pub fn with_request_id<F: std::future::Future>(
+    id: String,
+    handling: F,
+) -> impl std::future::Future<Output = F::Output> {
+    CURRENT_REQUEST_ID.scope(id, handling)
+}
+
+/// The id of the request being served, inside [`with_request_id`].
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// Ids are echoed into logs and headers, so only short, printable ones are taken.
 pub fn request_id(incoming: Option<&HeaderValue>, ids: &IdGenerator) -> String {
     incoming
@@ -47,6 +66,11 @@ pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
         dead_letters_total: state.dead_letters_before_start
             + Metrics::get(&state.metrics.dead_letter_logs),
         store_size_bytes: state.store.as_ref().and_then(|store| store.size_bytes()),
+        disk: state
+            .store
+            .as_ref()
+            .and_then(|store| store.disk_watch())
+            .map(|watch| watch.status()),
         store_index_backlog: state.store.as_ref().and_then(|store| store.index_backlog()),
         stream_fill: state.bus.stream_fill(),
     };
