@@ -245,6 +245,9 @@ pub struct Gauges {
     pub queue_capacity: Option<u64>,
     pub dead_letters_total: u64,
     pub store_size_bytes: Option<u64>,
+    /// What the stored logs take inside the store (what `storage.max_bytes`
+    /// bounds), where the store can tell.
+    pub store_used_bytes: Option<u64>,
     /// The free space of the embedded store's disk, where it watches one.
     pub disk: Option<crate::store::disk::DiskStatus>,
     /// Stored logs the store's background indexes do not cover yet.
@@ -503,6 +506,14 @@ impl Metrics {
                 out,
                 "oglogstream_dependency_up{{dependency=\"{dependency}\"}} {}",
                 u8::from(*up)
+            );
+        }
+        if let Some(used) = gauges.store_used_bytes {
+            gauge(
+                &mut out,
+                "oglogstream_store_used_bytes",
+                "Bytes the stored logs take inside the store (what storage.max_bytes bounds; the file keeps freed pages for reuse).",
+                used,
             );
         }
         if let Some(size) = gauges.store_size_bytes {

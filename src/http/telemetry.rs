@@ -56,7 +56,14 @@ pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
             None => None,
         }
     };
-    let (bus_up, storage_up) = tokio::join!(is_up(state.bus.check()), storage_check);
+    let used_bytes = async {
+        match &state.store {
+            Some(store) => store.used_bytes().await,
+            None => None,
+        }
+    };
+    let (bus_up, storage_up, store_used_bytes) =
+        tokio::join!(is_up(state.bus.check()), storage_check, used_bytes);
     let mut dependencies_up = vec![("bus", bus_up)];
     dependencies_up.extend(storage_up.map(|up| ("storage", up)));
     let gauges = crate::metrics::Gauges {
@@ -66,6 +73,7 @@ pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
         dead_letters_total: state.dead_letters_before_start
             + Metrics::get(&state.metrics.dead_letter_logs),
         store_size_bytes: state.store.as_ref().and_then(|store| store.size_bytes()),
+        store_used_bytes,
         disk: state
             .store
             .as_ref()

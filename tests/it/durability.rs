@@ -388,3 +388,76 @@ async fn a_full_disk_under_the_process_role_leaves_its_logs_in_the_stream() {
     let stored = stored_markers(&reader, "stream").await;
     assert_eq!(stored.len(), LOGS);
 }
+
+/// The number a `/metrics` line gives `name` (with its labels), if present.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[actix_web::test]
+async fn storage_max_bytes_deletes_the_oldest_logs_first() {
+    const MINUTES: i64 = 120;
+    const PER_MINUTE: usize = 250;
+    let server =
+        Server::launch(Launch::default().env("OGLOGSTREAM_STORAGE__MAX_BYTES", "4MiB")).await;
+    // Two hours of logs, oldest first: about 10 MB of rows, more than twice
+    // the bound.
+    let start = oglogstream::domain::time::now_micros() - MINUTES * 60_000_000;
+    let mut sent = 0;
+    for minute in 0..MINUTES {
+        let body: String = (0..PER_MINUTE)
+            .map(|i| {
+                let ts = start + minute * 60_000_000 + i as i64 * 1000;
+                json!({
+                    "level": "info",
+                    "service": "sized",
+                    "message": format!("sized-{minute}-{i} {}", "y".repeat(200)),
+                    "timestamp": oglogstream::domain::time::format_rfc3339(ts),
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        let (status, answer) = server
+            .post("/log/bulk", Some("application/x-ndjson"), body)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        sent += PER_MINUTE;
+    }
+    let (used, deleted) = eventually(
+        "size retention to bring the store under its bound",
+        Duration::from_secs(60),
+        || async {
+            let (_, text) = server.get("/metrics").await;
+            let text = text.as_str().unwrap_or_default().to_string();
+            let used = metric(&text, "oglogstream_store_used_bytes")?;
+            let deleted = metric(
+                &text,
+                "oglogstream_retention_deleted_logs_total{reason=\"size\"}",
+            )?;
+            (deleted > 0.0 && used <= (4 << 20) as f64).then_some((used, deleted))
+        },
+    )
+    .await;
+    let (_, stats) = server.get("/api/stats").await;
+    let total = stats["total_logs"].as_u64().unwrap();
+    assert_eq!(total as f64 + deleted, sent as f64, "{stats} used={used}");
+    // The oldest went, the newest stayed.
+    let (_, oldest) = server.get("/api/logs?order=asc&limit=1").await;
+    let (_, newest) = server.get("/api/logs?order=desc&limit=1").await;
+    let first_kept: i64 = oldest[0]["message"].as_str().unwrap()[6..]
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first_kept > 0, "{oldest}");
+    assert!(
+        newest[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("sized-{}-", MINUTES - 1)),
+        "{newest}"
+    );
+}
