@@ -28,6 +28,7 @@ mod alerts;
 pub mod client;
 pub mod corpus;
 pub mod shippers;
+mod soak;
 
 use client::{HttpConnection, Response};
 use corpus::{ABSENT_TERM, COMMON_TERM, Corpus, RARE_TERM, SERVICES};
@@ -125,6 +126,17 @@ pub struct Options {
     /// phase, for scripts that compare setups
     #[arg(long, value_name = "FILE")]
     pub result_file: Option<std::path::PathBuf>,
+    /// Instead of the phases: a soak run of this many minutes (mixed ingest
+    /// over every protocol, queries, live tails, exports, alert rules),
+    /// sampling the server's RSS, descriptors and p99s every 10 s
+    #[arg(long, value_name = "MINUTES")]
+    pub soak_minutes: Option<u64>,
+    /// With --soak-minutes: the samples as CSV
+    #[arg(long, value_name = "FILE")]
+    pub soak_csv: Option<std::path::PathBuf>,
+    /// With --soak-minutes: an SVG plot of the samples
+    #[arg(long, value_name = "FILE")]
+    pub soak_plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -168,6 +180,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         health.status,
         String::from_utf8_lossy(&health.body)
     );
+    if let Some(minutes) = options.soak_minutes {
+        return soak::run(soak::SoakSettings {
+            address,
+            pid: options.pid,
+            syslog_tcp: options.syslog_tcp.clone(),
+            minutes,
+            csv: options.soak_csv.clone(),
+            plot: options.soak_plot.clone(),
+        })
+        .await;
+    }
     let mut bench = Bench {
         machine: Machine::new(options.pid),
         options,
