@@ -3,7 +3,9 @@
 pub mod id;
 pub mod level;
 pub mod log;
+pub mod logql;
 pub mod parse;
+pub mod patterns;
 pub mod query;
 pub mod shippers;
 pub mod time;
