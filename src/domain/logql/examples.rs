@@ -161,6 +161,7 @@ pub const EXAMPLE_QUERIES: &[&str] = &[
     r#"{service_name=~"(?i)checkout"}"#,
     r#"{service_name=~".+", env!=""}"#,
     r#"{service_name=~".+", env=""} |= "s""#,
+    r#"{service_name=~".+", env=~".*"}"#,
     r#"{service_name=~".+", service_name!="checkout"} != "timeout""#,
     r#"{service_name=~".+"} != """#,
     r#"{service_name=~".+"} != "payment" or "disk""#,

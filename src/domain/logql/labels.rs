@@ -32,6 +32,41 @@ pub fn sanitize_label_name(key: &str) -> String {
         .collect()
 }
 
+/// Original attribute keys by sanitized label name, built from the keys a
+/// store holds (its facets), for [`crate::domain::logql::AttributeKeys`]:
+/// `let keys = AttributeKeyIndex::new(stored_keys); log.push_down(&|label|
+/// keys.keys_for(label))`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttributeKeyIndex {
+    by_label: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl AttributeKeyIndex {
+    pub fn new<I: IntoIterator<Item = String>>(keys: I) -> AttributeKeyIndex {
+        let mut by_label: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for key in keys {
+            let entry = by_label.entry(sanitize_label_name(&key)).or_default();
+            if !entry.contains(&key) {
+                entry.push(key);
+            }
+        }
+        for keys in by_label.values_mut() {
+            keys.sort();
+        }
+        AttributeKeyIndex { by_label }
+    }
+
+    /// The original keys of `label`, sorted; empty when none sanitizes to it.
+    pub fn keys_for(&self, label: &str) -> Vec<String> {
+        self.by_label.get(label).cloned().unwrap_or_default()
+    }
+
+    /// Every label name attributes give (for `labels`, `detected_fields`).
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.by_label.keys().map(String::as_str)
+    }
+}
+
 pub const SERVICE_LABEL: &str = "service_name";
 pub const LEVEL_LABEL: &str = "detected_level";
 pub const LEVEL_ALIAS: &str = "level";
@@ -306,6 +341,20 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         }
+    }
+
+    #[test]
+    fn key_index_groups_keys_by_label() {
+        let index = AttributeKeyIndex::new(
+            ["http_status", "http.status", "env", "http.status"].map(String::from),
+        );
+        assert_eq!(
+            index.keys_for("http_status"),
+            ["http.status", "http_status"]
+        );
+        assert_eq!(index.keys_for("env"), ["env"]);
+        assert!(index.keys_for("nope").is_empty());
+        assert_eq!(index.labels().collect::<Vec<_>>(), ["env", "http_status"]);
     }
 
     #[test]

@@ -20,28 +20,44 @@
 //!
 //! # How the HTTP layer uses it
 //! ```text
-//! let query = logql::parse(text)?;                       // ParseError -> 400
+//! let query = logql::parse(text)?;                  // ParseError: 400, Loki's message
+//! let keys = AttributeKeyIndex::new(store_attribute_keys);
+//! let resolve = |label: &str| keys.keys_for(label);  // sanitized name -> stored keys
+//! let model = LabelModel::new(&config.loki.stream_labels);
 //! match query {
-//!   Query::Log(log) => {
-//!     let plan = log.push_down(&resolver);               // Expr + residual
-//!     // filter.expr = plan.expr; filter.text = plan.text_hint (optional)
-//!     let mut answer = LogQueryEvaluator::new(&plan.residual, &model, options)?;
-//!     for row in store_rows_in_direction { if answer.push(&row)? == Progress::Full { break } }
-//!     let streams = answer.finish();                     // json::streams_data(&streams, categorize)
-//!   }
-//!   Query::Metric(metric) => {
-//!     let plan = MetricPlan::new(&metric, &resolver)?;
-//!     let mut evaluation = plan.evaluator(grid, &model);
-//!     for (leaf, spec) in plan.leaves().iter().enumerate() {
-//!       match spec.countable(&grid) {                   // rollups or GROUP BY buckets
-//!         Some(counting) => evaluation.push_counts(leaf, &counting, &count_rows)?,
-//!         None => for row in rows_of(spec.pushdown.expr, spec.fetch_range(&grid)) { evaluation.push_row(leaf, &row)? },
-//!       }
+//!     Query::Log(log) => {
+//!         let plan = log.push_down(&resolve);       // Pushdown { expr, residual, text_hint }
+//!         // LogFilter { expr: plan.expr, from, to, text: plan.text_hint (optional), .. }
+//!         let options = LogQueryOptions { limit, categorize_labels };
+//!         let mut answer = LogQueryEvaluator::new(&plan.residual, &model, options)?;
+//!         // Rows in the query's direction, page after page (keyset), until
+//!         // `push` says Full or the store has no more:
+//!         for row in rows { if answer.push(&row) == Progress::Full { break } }
+//!         let streams = answer.finish();
+//!         // data = json::StreamsData { streams: &streams, categorize_labels }
 //!     }
-//!     let result = evaluation.finish()?;                 // json::metric_data(&result)
-//!   }
+//!     Query::Metric(metric) => {
+//!         let plan = MetricPlan::new(&metric, &resolve);
+//!         let grid = StepGrid::range(start, end, step)?; // or StepGrid::instant(time)
+//!         let mut evaluation = plan.evaluator(grid, &model);
+//!         for (index, leaf) in plan.leaves().iter().enumerate() {
+//!             match leaf.countable(&grid) {
+//!                 // Rollups when counting.accepts_buckets_of(60 s), else
+//!                 // GROUP BY buckets of counting.width_nanos from origin_nanos:
+//!                 Some(counting) => evaluation.push_counts(index, width, &count_rows)?,
+//!                 // Rows of leaf.pushdown.expr with from < t <= to:
+//!                 None => for row in rows(leaf.fetch_range(&grid)) { evaluation.push_row(index, &row)? },
+//!             }
+//!         }
+//!         let result = evaluation.finish()?;         // EvalError: 400 (limits, pipeline errors)
+//!         // data = json::MetricData(&result)
+//!     }
 //! }
 //! ```
+//! `parse_selector` reads the `match[]`/`query` selectors of `series`,
+//! `labels` and `index/*` (`{}` allowed); `Query`'s `Display` is
+//! `format_query`.
+//!
 //! Every LogQL string the tests use is in [`examples::EXAMPLE_QUERIES`], for
 //! the Node test that checks them against Grafana's own grammar
 //! (`@grafana/lezer-logql`).
@@ -68,7 +84,7 @@ mod units;
 pub use ast::*;
 pub use display::quote;
 pub use ip::IpFilter;
-pub use labels::{LabelModel, LineLabels, sanitize_label_name};
+pub use labels::{AttributeKeyIndex, LabelModel, LineLabels, sanitize_label_name};
 pub use metric::{
     CountDimensions, CountRow, Counting, Leaf, MetricEvaluator, MetricPlan, MetricResult, Sample,
     Series, StepGrid,

@@ -223,7 +223,14 @@ fn value_matcher(matcher: &LabelMatcher) -> Option<Matcher> {
 
 /// A selector matcher or string label filter on a stored label.
 pub(super) fn matcher_expr(matcher: &LabelMatcher, attribute_keys: AttributeKeys<'_>) -> Expr {
+    let regex = matches!(matcher.op, MatchOp::Regex | MatchOp::NotRegex);
+    // `=~".*"` holds for every value, and `service_name=~".+"` (Drilldown's
+    // service list) for every log: a service is never empty. Saying so
+    // keeps such queries on the rollups and out of per-row regexes.
+    let always = regex
+        && (matcher.value == ".*" || (matcher.value == ".+" && matcher.name == SERVICE_LABEL));
     let positive = match matcher.name.as_str() {
+        _ if always => Expr::everything(),
         LEVEL_LABEL | LEVEL_ALIAS => {
             let mut levels = LevelSet::default();
             for level in Level::ALL {

@@ -266,13 +266,15 @@ fn labels_map_to_levels_services_and_every_matching_attribute_key() {
     assert_eq!(plan.expr, Expr::Is(Predicate::Levels(fatal)));
     let plan = log_query(r#"{service_name=~".+"} | nothing_here="x""#).push_down(&keys);
     assert_eq!(
-        plan.expr.conjuncts()[1],
+        plan.expr,
         Expr::Or(Vec::new()),
-        "no such key: no log"
+        "every service; no such key: no log"
     );
+    let plan = log_query(r#"{service_name=~".+", env=~".*"}"#).push_down(&keys);
+    assert!(plan.expr.is_everything(), "{:?}", plan.expr);
     let plan = log_query(r#"{service_name=~".+"} | http_status >= 500"#).push_down(&keys);
     assert_eq!(
-        plan.expr.conjuncts()[1],
+        plan.expr,
         Expr::Or(vec![
             Expr::Is(Predicate::Present {
                 key: "http.status".into()
