@@ -156,7 +156,7 @@ impl Parser {
                 if self.peek_symbol(Symbol::CloseBrace) {
                     break;
                 }
-                return Err(self.expected(", or }"));
+                return Err(self.expected("} or ,"));
             }
         }
         self.advance();
@@ -178,7 +178,7 @@ impl Parser {
             Token::Symbol(Symbol::NotEqual) => MatchOp::NotEqual,
             Token::Symbol(Symbol::RegexMatch) => MatchOp::Regex,
             Token::Symbol(Symbol::RegexNotMatch) => MatchOp::NotRegex,
-            _ => return Err(self.expected("= or != or =~ or !~")),
+            _ => return Err(self.expected("= or =~ or !~ or !=")),
         };
         self.advance();
         let (value, position) = self.expect_string()?;
@@ -523,7 +523,7 @@ impl Parser {
         let name = self.expect_identifier()?;
         let symbol = match self.peek() {
             Token::Symbol(symbol) => *symbol,
-            _ => return Err(self.expected("= or != or =~ or !~ or a comparison")),
+            _ => return Err(self.unexpected()),
         };
         let number_op = match symbol {
             Symbol::Equal | Symbol::CompareEqual => NumberOp::Equal,
@@ -544,7 +544,7 @@ impl Parser {
                     name, op, value, position,
                 )?)));
             }
-            _ => return Err(self.expected("= or != or =~ or !~ or a comparison")),
+            _ => return Err(self.unexpected()),
         };
         self.advance();
         let text_op = match symbol {

@@ -14,6 +14,14 @@
 //! of whole buckets. A store whose buckets are `[b, b + width)` (the
 //! rollups) may feed them as they are: only a log stamped exactly on a
 //! bucket edge lands in the neighbouring step.
+//!
+//! Which counts: the logs matching the leaf's `pushdown.expr` (with no
+//! residual, that is the whole query). The level-and-service rollups serve
+//! only when `LogFilter { expr, .. }.countable_by_level_and_service()` and
+//! there is no attribute dimension, and their bucket width is accepted
+//! ([`Counting::accepts_buckets_of`]); otherwise the store counts its rows
+//! grouped by `bucket_of`-style buckets (`intDiv(ts - origin - 1, width)`)
+//! and the dimensions, which is still exact and reads no message.
 
 use super::super::labels::{LEVEL_LABEL, SERVICE_LABEL};
 use super::super::pushdown::AttributeKeys;

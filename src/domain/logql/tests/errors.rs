@@ -15,11 +15,11 @@ fn syntax_errors_name_the_token_and_its_column() {
     for (query, expected) in [
         (
             r#"{foo="bar""#,
-            "parse error at line 1, col 11: syntax error: unexpected $end, expecting , or }",
+            "parse error at line 1, col 11: syntax error: unexpected $end, expecting } or ,",
         ),
         (
             "{foo}",
-            "parse error at line 1, col 5: syntax error: unexpected }, expecting = or != or =~ or !~",
+            "parse error at line 1, col 5: syntax error: unexpected }, expecting = or =~ or !~ or !=",
         ),
         (
             r#"{foo="bar"} |= bar"#,

@@ -620,3 +620,30 @@ fn counts_fold_to_the_same_answer_as_rows() {
         T0_NANOS + 30_000_000_000
     );
 }
+
+#[test]
+fn grafanas_logs_volume_query_is_countable_by_level() {
+    let query = r#"sum by (level, detected_level) (count_over_time({service_name="checkout"} |= "timeout" | drop __error__[1m]))"#;
+    let keys = |_: &str| Vec::new();
+    let plan = MetricPlan::new(&metric_query(query), &keys);
+    let leaf = &plan.leaves()[0];
+    assert!(
+        leaf.pushdown.residual_is_noop(),
+        "{:?}",
+        leaf.pushdown.residual
+    );
+    let counting = leaf.countable(&minutes(1, 60)).unwrap();
+    assert_eq!(
+        counting.dimensions,
+        CountDimensions {
+            level: true,
+            service: false,
+            attribute: None
+        }
+    );
+    assert!(counting.accepts_buckets_of(MINUTE));
+    assert_eq!(
+        (counting.from_nanos, counting.to_nanos),
+        (T0_NANOS, T0_NANOS + 60 * MINUTE)
+    );
+}
