@@ -333,27 +333,27 @@ fn fold_bucket(clusters: &mut [Cluster], alive: &mut [bool], bucket: &[usize]) {
                 if !alive[keep] || !alive[other] {
                     continue;
                 }
-                let theirs: Vec<Option<String>> = clusters[other]
+                let (mine, theirs) = (&clusters[keep], &clusters[other]);
+                let differing: Vec<usize> = mine
                     .words
                     .iter()
-                    .map(|(w, _)| w.clone())
+                    .zip(&theirs.words)
+                    .enumerate()
+                    .filter(|(_, ((a, _), (b, _)))| a != b)
+                    .map(|(index, _)| index)
                     .collect();
-                let theirs: Vec<Option<&str>> = theirs.iter().map(|w| w.as_deref()).collect();
-                let mine: Vec<Option<&str>> = clusters[keep]
-                    .words
-                    .iter()
-                    .map(|(w, _)| w.as_deref())
-                    .collect();
-                let differing = mine.iter().zip(&theirs).filter(|(a, b)| a != b).count();
-                let covers = mine.iter().zip(&theirs).all(|(a, b)| a.is_none() || a == b);
-                let tolerated = clusters[keep].tolerance().min(clusters[other].tolerance());
-                if covers || differing <= tolerated {
-                    clusters[keep].generalize(&theirs);
-                    let stats = std::mem::take(&mut clusters[other].stats);
-                    clusters[keep].stats.absorb(stats);
-                    alive[other] = false;
-                    folded = true;
+                let covers = differing.iter().all(|&index| mine.words[index].0.is_none());
+                let tolerated = mine.tolerance().min(theirs.tolerance());
+                if !covers && differing.len() > tolerated {
+                    continue;
                 }
+                for index in differing {
+                    clusters[keep].words[index].0 = None;
+                }
+                let stats = std::mem::take(&mut clusters[other].stats);
+                clusters[keep].stats.absorb(stats);
+                alive[other] = false;
+                folded = true;
             }
         }
         if !folded {
