@@ -2,7 +2,7 @@
 # dashboard at http://localhost:8080) and `make test` (every test, installing
 # what the tests need).
 
-.PHONY: run test build lint bench bench-split bench-clickhouse k8s-configmap
+.PHONY: run test build lint bench bench-split bench-clickhouse bench-soak k8s-configmap
 
 run:
 	cargo run --release
@@ -33,6 +33,13 @@ bench:
 # then end to end into a private ClickHouse on one nats-server and on a 3-node R3 cluster.
 bench-split:
 	scripts/bench.sh --split $(BENCH_ARGS)
+
+# 30 minutes (SOAK_MINUTES) of mixed load on the embedded store: every
+# ingest protocol, queries, live tails, exports and alert rules at once;
+# the server's RSS, open descriptors and p99s every 10 s, into docs/soak.csv
+# and the plot docs/soak.svg.
+bench-soak:
+	scripts/bench.sh --soak $(BENCH_ARGS)
 
 # The `make bench` table with the server storing into a private
 # clickhouse-server (needs clickhouse-server; its data stays in the temporary

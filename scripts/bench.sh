@@ -18,6 +18,11 @@
 # (a config of our own, loopback ports, data in the temporary directory; it
 # logs every query to system.query_log, so read_rows can be looked at).
 #
+# `make bench-soak` (`scripts/bench.sh --soak`): instead of the phases, a
+# soak run of SOAK_MINUTES (30) minutes of mixed load on the embedded store,
+# sampling the server every 10 s; the samples go to docs/soak.csv and a plot
+# to docs/soak.svg.
+#
 # Extra arguments go to the load generator, e.g.
 # `scripts/bench.sh --sizes 1000000 --seconds 5`.
 set -euo pipefail
@@ -25,7 +30,11 @@ cd "$(dirname "$0")/.."
 
 topology=all
 store=sqlite
-if [ "${1:-}" = "--split" ]; then
+soak=()
+if [ "${1:-}" = "--soak" ]; then
+    soak=(--soak-minutes "${SOAK_MINUTES:-30}" --soak-csv docs/soak.csv --soak-plot docs/soak.svg)
+    shift
+elif [ "${1:-}" = "--split" ]; then
     topology=split
     shift
 elif [ "${1:-}" = "--clickhouse" ]; then
@@ -105,7 +114,7 @@ if [ "$topology" = all ]; then
 fi
 
 target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
-    --syslog-tcp "127.0.0.1:$syslog_port" "${phases[@]}" "${floor[@]}" "$@"
+    --syslog-tcp "127.0.0.1:$syslog_port" "${phases[@]}" "${floor[@]}" "${soak[@]}" "$@"
 echo "database size: $(du -sh "$workdir" | cut -f1)"
 if [ "$store" = clickhouse ]; then
     echo "clickhouse data: $(du -sh "$workdir/clickhouse/data" | cut -f1)"

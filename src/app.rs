@@ -16,8 +16,10 @@ use crate::http::health::HealthState;
 use crate::http::telemetry::{self, MetricsState};
 use crate::ingest::{self, IngestState};
 use crate::metrics::{Metrics, Protocol};
-use crate::process::Batcher;
 use crate::process::dead_letter::DeadLetterFile;
+use crate::process::retention::Retention;
+use crate::process::spill::{self, SpillFile};
+use crate::process::{Batcher, Drained};
 use crate::query::{self, QueryState};
 use crate::security::cors::CorsPolicy;
 use crate::security::guard::{Decision, Guard, add_cors_headers};
@@ -25,7 +27,8 @@ use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::store::alert_records::AlertRecords;
 use crate::store::clickhouse::{self, ClickHouseStore};
-use crate::store::sqlite::SqliteStore;
+use crate::store::disk::DiskWatch;
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use actix_web::dev::Service;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -42,29 +45,17 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let roles = config.roles;
     let metrics = Arc::new(Metrics::default());
 
-    let bus: Arc<dyn Bus> = match &config.nats_url {
-        None => Arc::new(MemoryBus::new(
-            config.ingest.queue_capacity,
-            config.nats.lease_ttl,
-        )),
-        Some(_) => Arc::new(
-            NatsBus::connect(NatsSettings {
-                config: config.nats.clone(),
-                live: roles.query,
-                client_name: format!("oglogstream {roles}"),
-                metrics: Arc::clone(&metrics),
-            })
-            .await
-            .context("starting the NATS bus")?,
-        ),
-    };
     // An ingest-only process never touches a store. Alerting keeps its
     // records in the same store.
     let stores: Option<(Arc<dyn Store>, Arc<dyn AlertRecords>)> = if roles.process || roles.query {
         match &config.clickhouse_url {
             None => {
+                let options = SqliteOptions {
+                    min_free_bytes: config.storage.min_free_bytes,
+                };
                 let store = Arc::new(
-                    SqliteStore::open(&config.data_dir).context("opening the embedded store")?,
+                    SqliteStore::open_with(&config.data_dir, options)
+                        .context("opening the embedded store")?,
                 );
                 Some((store.clone(), store))
             }
@@ -88,6 +79,28 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         None
     };
     let store: Option<Arc<dyn Store>> = stores.as_ref().map(|(store, _)| Arc::clone(store));
+    let bus: Arc<dyn Bus> = match &config.nats_url {
+        None => {
+            let mut bus = MemoryBus::new(config.ingest.queue_capacity, config.nats.lease_ttl)
+                .with_max_bytes(config.ingest.queue_max_bytes);
+            // The queue's logs go to this process's store: it takes no more
+            // than that store's disk has room for.
+            if let Some(watch) = store.as_ref().and_then(|store| store.disk_watch()) {
+                bus = bus.with_admission(Arc::new(DiskAdmission(watch)));
+            }
+            Arc::new(bus)
+        }
+        Some(_) => Arc::new(
+            NatsBus::connect(NatsSettings {
+                config: config.nats.clone(),
+                live: roles.query,
+                client_name: format!("oglogstream {roles}"),
+                metrics: Arc::clone(&metrics),
+            })
+            .await
+            .context("starting the NATS bus")?,
+        ),
+    };
 
     let dead_letters = DeadLetterFile::new(&config.data_dir);
     let dead_letters_before_start = dead_letters.count_existing();
@@ -121,13 +134,40 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     });
     let request_ids = Arc::new(IdGenerator::new());
 
-    let retention = match (&store, roles.process, config.retention_days) {
-        (Some(store), true, Some(days)) => {
-            Some(tokio::spawn(enforce_retention(Arc::clone(store), days)))
+    let retention = match (&store, roles.process) {
+        (Some(store), true)
+            if config.retention_days.is_some() || config.storage.max_bytes.is_some() =>
+        {
+            Some(tokio::spawn(
+                Retention {
+                    store: Arc::clone(store),
+                    metrics: Arc::clone(&metrics),
+                    max_age_days: config.retention_days,
+                    max_bytes: config.storage.max_bytes,
+                }
+                .run(),
+            ))
         }
         _ => None,
     };
 
+    // An in-memory queue loses what it holds with the process: what a stop
+    // cannot store goes to the spill file, stored first at the next start.
+    let spill = (roles.process && !bus.durable())
+        .then(|| SpillFile::new(&config.data_dir, config.ingest.queue_max_bytes));
+    if let Some(spill) = &spill
+        && let Err(error) = spill.reserve_room()
+    {
+        tracing::warn!(%error, bytes = config.ingest.queue_max_bytes, "cannot reserve room for a spill file: a stop on a full disk may not be able to keep what it could not store");
+    }
+    let spill_recovery = match (&spill, &store) {
+        (Some(_), Some(store)) => Some(tokio::spawn(spill::store_spilled(
+            SpillFile::new(&config.data_dir, config.ingest.queue_max_bytes),
+            Arc::clone(store),
+        ))),
+        _ => None,
+    };
+    let (batcher_stop, batcher_stopped) = watch::channel(None);
     let batcher = match (&store, roles.process) {
         (Some(store), true) => Some(tokio::spawn(
             Batcher {
@@ -136,6 +176,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
                 config: config.process.clone(),
                 dead_letters,
                 metrics: Arc::clone(&metrics),
+                spill,
+                stop: batcher_stopped,
             }
             .run(),
         )),
@@ -261,6 +303,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             let method = request.method().to_string();
             let span = tracing::info_span!("request", request_id = %id);
             let answer = span.in_scope(|| service.call(request));
+            let answer = telemetry::with_request_id(id.clone(), answer);
             let metrics = Arc::clone(&request_metrics);
             async move {
                 let mut response = answer.await?;
@@ -307,6 +350,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     tracing::info!("stopping: finishing requests, then draining the pipeline");
     let _ = stopping_sender.send(true);
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    // From now on the batcher gives up on a full disk at once, and on
+    // anything else at the deadline: what it cannot store is spilled.
+    let _ = batcher_stop.send(Some(deadline));
     handle.stop(true).await;
     let _ = serving.await;
     if let Some(alerting) = alerting {
@@ -326,40 +372,69 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         );
     }
     bus.close().await;
+    let mut unstored = Drained::default();
     if let Some(batcher) = batcher {
-        match tokio::time::timeout_at(deadline, batcher).await {
-            Ok(Ok(Ok(()))) => {}
+        // Past the deadline the batcher spills what is left: give it time to
+        // write that out.
+        match tokio::time::timeout_at(deadline + SPILL_GRACE, batcher).await {
+            Ok(Ok(Ok(drained))) => unstored = drained,
             Ok(Ok(Err(error))) => tracing::error!(%error, "batcher failed"),
             Ok(Err(error)) => tracing::error!(%error, "batcher task failed"),
-            Err(_) => tracing::error!(
-                pending = bus.pending().unwrap_or(0),
-                "shutdown timeout reached before every batch was stored"
-            ),
+            Err(_) => {
+                unstored.lost = bus.pending().unwrap_or(0);
+                tracing::error!(
+                    pending = unstored.lost,
+                    "shutdown timeout reached before every batch was stored or spilled"
+                );
+            }
         }
     }
     if let Some(retention) = retention {
         retention.abort();
     }
+    if let Some(recovery) = spill_recovery {
+        recovery.abort();
+    }
     if let Some(store) = store {
         store.close().await;
+    }
+    if unstored.returned_to_bus > 0 {
+        tracing::warn!(
+            logs = unstored.returned_to_bus,
+            "stopped with logs the store could not take: the stream keeps them for the next process instance"
+        );
+    }
+    if unstored.spilled > 0 || unstored.lost > 0 {
+        let spill_file = config.data_dir.join(spill::FILE_NAME);
+        let message = match unstored.lost {
+            0 => format!(
+                "{} acknowledged logs could not be stored before the stop: they are in {}, which the next start stores first",
+                unstored.spilled,
+                spill_file.display()
+            ),
+            lost => format!(
+                "{lost} acknowledged logs were lost: neither the store nor the spill file {} could take them ({} others spilled)",
+                spill_file.display(),
+                unstored.spilled
+            ),
+        };
+        return Err(anyhow::anyhow!(message));
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Deletes logs older than `days` at start and then hourly. The cutoff is
-/// aligned to the hour so the rollups and the raw rows agree.
-async fn enforce_retention(store: Arc<dyn Store>, days: u32) {
-    const HOUR: i64 = 3_600_000_000;
-    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every_hour.tick().await;
-        let cutoff = crate::domain::time::now_micros() - i64::from(days) * 24 * HOUR;
-        let cutoff = cutoff - cutoff.rem_euclid(HOUR);
-        match store.delete_older_than(cutoff).await {
-            Ok(deleted) => tracing::info!(deleted, days, "retention applied"),
-            Err(error) => tracing::warn!(%error, "retention failed; will retry in an hour"),
-        }
+/// How long after the stop's deadline a batcher has to write its spill.
+const SPILL_GRACE: Duration = Duration::from_secs(10);
+
+/// The embedded store's disk as the in-memory queue's admission.
+struct DiskAdmission(Arc<DiskWatch>);
+
+impl crate::bus::Admission for DiskAdmission {
+    fn admit(&self, queued: u64, incoming: u64) -> Result<(), String> {
+        self.0
+            .admit(queued, incoming)
+            .map_err(|full| full.to_string())
     }
 }
 

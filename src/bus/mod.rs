@@ -35,6 +35,19 @@ pub enum BusError {
     /// The bus is shutting down.
     #[error("bus is closed")]
     Closed,
+    /// What consumes the queue cannot store more now (the embedded store's
+    /// disk is full): taking more would acknowledge logs no write can take.
+    #[error("{0}")]
+    StoreFull(String),
+}
+
+/// Asked by an in-memory queue before it takes a batch: whether whatever
+/// stores the queue's logs has room for them. A durable bus needs none: its
+/// broker keeps what a store cannot take yet.
+pub trait Admission: Send + Sync {
+    /// `queued`: estimated bytes of the logs waiting to be stored;
+    /// `incoming`: of the batch offered. `Err` says why not.
+    fn admit(&self, queued: u64, incoming: u64) -> Result<(), String>;
 }
 
 /// Contract:
@@ -89,6 +102,14 @@ pub trait Bus: Send + Sync {
     /// `/metrics`, so an alert can fire before the queue is full.
     fn capacity(&self) -> Option<u64> {
         None
+    }
+
+    /// Whether a batch of `logs` logs, about `bytes` bytes, would be taken
+    /// now, asked before the request's body is parsed (see
+    /// `ingest::IngestState::ensure_room`). Buses that cannot tell say yes;
+    /// `publish` still decides.
+    fn room_for(&self, _logs: usize, _bytes: u64) -> Result<(), BusError> {
+        Ok(())
     }
 
     /// Stops accepting publishes; work queues end once drained and live

@@ -22,6 +22,7 @@ pub use crate::process::ProcessConfig;
 pub use crate::query::QueryConfig;
 pub use crate::security::{RateLimit, SecurityConfig};
 pub use crate::store::clickhouse::ClickHouseConfig;
+pub use storage::StorageConfig;
 
 use crate::alerts::RawAlerts;
 use crate::bus::nats::RawNats;
@@ -117,6 +118,7 @@ pub struct Config {
     pub roles: Roles,
     pub server: ServerConfig,
     pub data_dir: PathBuf,
+    pub storage: StorageConfig,
     pub ingest: IngestConfig,
     pub process: ProcessConfig,
     pub nats_url: Option<String>,
@@ -261,6 +263,7 @@ impl Config {
             roles,
             server,
             data_dir: raw.storage.data_dir.clone(),
+            storage: raw.storage.validate()?,
             ingest: raw.ingest.validate(body_read_timeout)?,
             process: raw.process.validate()?,
             nats: raw.nats.validate()?,

@@ -22,6 +22,26 @@ pub struct LogRecord {
     pub attributes: Attributes,
 }
 
+impl LogRecord {
+    /// About the bytes this log takes written out as one JSON line (its
+    /// text plus the fixed fields and punctuation): what a queue of logs
+    /// will need on disk, counted without serialising anything.
+    pub fn estimated_bytes(&self) -> u64 {
+        const FIXED: usize = 96;
+        let attributes: usize = self
+            .attributes
+            .iter()
+            .map(|(key, value)| key.len() + value.len() + 6)
+            .sum();
+        (FIXED + self.id.len() + self.service.len() + self.message.len() + attributes) as u64
+    }
+}
+
+/// The estimated bytes of every log in a batch (see [`LogRecord::estimated_bytes`]).
+pub fn batch_bytes(batch: &[LogRecord]) -> u64 {
+    batch.iter().map(LogRecord::estimated_bytes).sum()
+}
+
 /// Records are handed between roles in shared, immutable batches so that the
 /// work queue and every live subscriber read the same allocation.
 pub type LogBatch = Arc<[LogRecord]>;

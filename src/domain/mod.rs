@@ -1,9 +1,12 @@
 //! Pure domain logic: what a log is, how it is parsed and validated. No I/O.
 
+pub mod byte_size;
 pub mod id;
 pub mod level;
 pub mod log;
+pub mod logql;
 pub mod parse;
+pub mod patterns;
 pub mod query;
 pub mod roles;
 pub mod settings;

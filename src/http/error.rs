@@ -24,6 +24,10 @@ struct ErrorBody {
     /// For a `query` that does not parse: the 1-based character column.
     #[serde(skip_serializing_if = "Option::is_none")]
     position: Option<usize>,
+    /// For a failure of ours: the request's id, which the log line of the
+    /// failure carries too, so the client can quote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl ApiError {
@@ -34,6 +38,7 @@ impl ApiError {
                 error: error.into(),
                 field,
                 position: None,
+                request_id: None,
             },
             retry_after_secs: None,
         }
@@ -135,10 +140,18 @@ impl ApiError {
         self.retry_after_secs
     }
 
-    /// A failure of ours: the client learns little, the log learns all.
+    /// A failure of ours: the client learns little (the request id to
+    /// quote), the log learns all (under the same id).
     pub fn internal(cause: impl fmt::Display) -> ApiError {
-        tracing::error!(error = %cause, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+        let request_id = super::telemetry::current_request_id();
+        tracing::error!(error = %cause, request_id = request_id.as_deref().unwrap_or("-"), "request failed");
+        let mut error = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: quote the request_id when reporting it",
+            None,
+        );
+        error.body.request_id = request_id;
+        error
     }
 }
 
@@ -169,6 +182,8 @@ impl From<BusError> for ApiError {
     fn from(error: BusError) -> ApiError {
         match error {
             BusError::Full(_) => ApiError::unavailable(format!("{error}; retry after a second"), 1),
+            // Space comes back when someone frees it: not within a second.
+            BusError::StoreFull(_) => ApiError::unavailable(error.to_string(), 5),
             BusError::Unavailable(_) | BusError::Closed => {
                 ApiError::unavailable(format!("{error}; retry shortly"), 2)
             }
@@ -180,7 +195,33 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::Unavailable(_) => ApiError::unavailable(error.to_string(), 2),
+            StoreError::DiskFull(_) => ApiError::unavailable(error.to_string(), 5),
             StoreError::Rejected(_) | StoreError::Internal(_) => ApiError::internal(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    #[tokio::test]
+    async fn a_failure_of_ours_names_the_request_for_the_client_to_quote() {
+        let response = crate::http::telemetry::with_request_id("req-42".into(), async {
+            ApiError::internal("clickhouse refused: DB::Exception (171)").error_response()
+        })
+        .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().try_into_bytes().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["request_id"], "req-42");
+        assert!(
+            !body.to_string().contains("DB::Exception"),
+            "the cause stays in the log: {body}"
+        );
+        let unavailable = ApiError::from(StoreError::DiskFull("no room".into()));
+        assert_eq!(unavailable.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.retry_after_secs(), Some(5));
     }
 }

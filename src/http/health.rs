@@ -37,12 +37,23 @@ struct Health {
     bus_status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     queue_depth: Option<u64>,
+    /// The embedded store's disk: free space and whether ingest is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<Disk>,
     dead_letters: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failing: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     timestamp: String,
+}
+
+#[derive(Serialize)]
+struct Disk {
+    free_bytes: u64,
+    total_bytes: u64,
+    min_free_bytes: u64,
+    full: bool,
 }
 
 /// The outcome of checking one part, for the body and the failure list.
@@ -99,6 +110,21 @@ pub async fn health(state: web::Data<HealthState>) -> HttpResponse {
             check_part(&format!("{} store", store.kind()), store.check()).await,
         )),
     };
+    // Reads, live tail and export still work on a full disk; the 503 tells a
+    // load balancer to send this instance no more logs, and an operator why.
+    let disk = state
+        .store
+        .as_ref()
+        .and_then(|store| store.disk_watch())
+        .map(|watch| watch.status());
+    if let Some(status) = disk.filter(|status| status.full) {
+        failing.push("disk_full");
+        problems.push(format!(
+            "the store's disk is full: {} free, {} must stay free",
+            crate::store::disk::Bytes(status.free_bytes),
+            crate::store::disk::Bytes(status.min_free_bytes)
+        ));
+    }
     let healthy = failing.is_empty();
     let body = Health {
         status: if healthy { "ok" } else { "unavailable" },
@@ -110,6 +136,12 @@ pub async fn health(state: web::Data<HealthState>) -> HttpResponse {
         bus: state.bus.kind(),
         bus_status,
         queue_depth: state.bus.pending(),
+        disk: disk.map(|status| Disk {
+            free_bytes: status.free_bytes,
+            total_bytes: status.total_bytes,
+            min_free_bytes: status.min_free_bytes,
+            full: status.full,
+        }),
         dead_letters: state.dead_letters_before_start
             + Metrics::get(&state.metrics.dead_letter_logs),
         failing,

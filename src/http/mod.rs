@@ -13,7 +13,7 @@ use error::ApiError;
 /// Unknown paths answer in the same JSON shape as every other error.
 pub async fn not_found(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::not_found(format!(
-        "no route for {} {}: see the API section of the README",
+        "no route for {} {}: see docs/api.md",
         request.method(),
         request.path()
     )))

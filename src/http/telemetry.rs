@@ -12,6 +12,25 @@ use actix_web::web;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+tokio::task_local! {
+    /// The id of the request a handler is serving, for an answer that must
+    /// name it (a 500's body: the client quotes it, the log line carries it).
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// Runs a request's handling with its id available to [`current_request_id`].
+pub fn with_request_id<F: std::future::Future>(
+    id: String,
+    handling: F,
+) -> impl std::future::Future<Output = F::Output> {
+    CURRENT_REQUEST_ID.scope(id, handling)
+}
+
+/// The id of the request being served, inside [`with_request_id`].
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// Ids are echoed into logs and headers, so only short, printable ones are taken.
 pub fn request_id(incoming: Option<&HeaderValue>, ids: &IdGenerator) -> String {
     incoming
@@ -37,7 +56,14 @@ pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
             None => None,
         }
     };
-    let (bus_up, storage_up) = tokio::join!(is_up(state.bus.check()), storage_check);
+    let used_bytes = async {
+        match &state.store {
+            Some(store) => store.used_bytes().await,
+            None => None,
+        }
+    };
+    let (bus_up, storage_up, store_used_bytes) =
+        tokio::join!(is_up(state.bus.check()), storage_check, used_bytes);
     let mut dependencies_up = vec![("bus", bus_up)];
     dependencies_up.extend(storage_up.map(|up| ("storage", up)));
     let gauges = crate::metrics::Gauges {
@@ -47,6 +73,12 @@ pub async fn metrics(state: web::Data<MetricsState>) -> HttpResponse {
         dead_letters_total: state.dead_letters_before_start
             + Metrics::get(&state.metrics.dead_letter_logs),
         store_size_bytes: state.store.as_ref().and_then(|store| store.size_bytes()),
+        store_used_bytes,
+        disk: state
+            .store
+            .as_ref()
+            .and_then(|store| store.disk_watch())
+            .map(|watch| watch.status()),
         store_index_backlog: state.store.as_ref().and_then(|store| store.index_backlog()),
         stream_fill: state.bus.stream_fill(),
     };

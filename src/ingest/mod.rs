@@ -35,7 +35,11 @@ impl IngestState {
     /// needed to drain the queue (measured: most of the server's time during
     /// a saturating bulk load). Only a bus that reports its depth is checked;
     /// the 503 is counted as overloaded by `count_refusal`.
+    /// The bus's own answer counts too: an in-memory queue also refuses
+    /// when it is full in bytes or its store's disk is (the body's bytes are
+    /// not known to it yet; `publish` checks them).
     fn ensure_room(&self, logs: usize) -> Result<(), ApiError> {
+        self.bus.room_for(logs, 0)?;
         let Some(pending) = self.bus.pending() else {
             return Ok(());
         };

@@ -1,5 +1,6 @@
 //! `[ingest]`: body limits, the in-memory queue and per-log limits.
 
+use crate::domain::byte_size::RawByteSize;
 use crate::domain::parse::LogLimits;
 use crate::domain::settings::{InvalidSetting, in_range};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ pub struct RawIngest {
     pub max_body_bytes: i64,
     pub max_bulk_bytes: i64,
     pub queue_capacity: i64,
+    pub queue_max_bytes: RawByteSize,
     pub max_message_bytes: i64,
     pub max_service_chars: i64,
     pub max_attributes: i64,
@@ -25,6 +27,7 @@ impl Default for RawIngest {
             max_body_bytes: 50 * 1024,
             max_bulk_bytes: 10 * 1024 * 1024,
             queue_capacity: 50_000,
+            queue_max_bytes: RawByteSize::Text("32MiB".into()),
             max_message_bytes: limits.max_message_bytes as i64,
             max_service_chars: limits.max_service_chars as i64,
             max_attributes: limits.max_attributes as i64,
@@ -40,6 +43,10 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     pub max_bulk_bytes: usize,
     pub queue_capacity: usize,
+    /// The in-memory queue's bound in bytes (its logs' estimated size): also
+    /// the space kept in reserve for a spill file at a stop that cannot
+    /// store them (see `process::spill`).
+    pub queue_max_bytes: u64,
     pub limits: LogLimits,
 }
 
@@ -78,6 +85,15 @@ impl RawIngest {
             max_body_bytes: in_range("ingest.max_body_bytes", self.max_body_bytes, 256, 1 << 30)?,
             max_bulk_bytes: in_range("ingest.max_bulk_bytes", self.max_bulk_bytes, 256, 1 << 30)?,
             queue_capacity: in_range("ingest.queue_capacity", self.queue_capacity, 1, 100_000_000)?,
+            queue_max_bytes: match self.queue_max_bytes.resolve("ingest.queue_max_bytes")? {
+                Some(bytes) if (64 << 10..=1 << 40).contains(&bytes) => bytes,
+                _ => {
+                    return Err(InvalidSetting::new(
+                        "ingest.queue_max_bytes",
+                        "must be a size from 64KiB to 1TiB",
+                    ));
+                }
+            },
             limits,
         })
     }

@@ -27,7 +27,8 @@
 //! Layout: one file per phase in `phases/`; `bench.rs` holds what they
 //! share (the result rows, timed requests, bulk sending), `machine.rs` the
 //! CPU and memory accounting, `client.rs` the HTTP/1.1 and WebSocket client,
-//! `corpus.rs` the generated logs, `shippers.rs` the shippers' encodings.
+//! `corpus.rs` the generated logs, `shippers.rs` the shippers' encodings,
+//! `soak.rs` the long mixed-load run (`--soak-minutes`) instead of phases.
 
 mod bench;
 pub mod client;
@@ -36,6 +37,7 @@ mod machine;
 mod options;
 mod phases;
 pub mod shippers;
+mod soak;
 
 pub use options::{Options, Topology};
 
@@ -56,6 +58,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         health.status,
         String::from_utf8_lossy(&health.body)
     );
+    if let Some(minutes) = options.soak_minutes {
+        return soak::run(soak::SoakSettings {
+            address,
+            pid: options.pid,
+            syslog_tcp: options.syslog_tcp.clone(),
+            minutes,
+            csv: options.soak_csv.clone(),
+            plot: options.soak_plot.clone(),
+        })
+        .await;
+    }
     let mut bench = Bench {
         machine: Machine::new(options.pid),
         options,

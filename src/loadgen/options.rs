@@ -84,6 +84,17 @@ pub struct Options {
     /// phase, for scripts that compare setups
     #[arg(long, value_name = "FILE")]
     pub result_file: Option<std::path::PathBuf>,
+    /// Instead of the phases: a soak run of this many minutes (mixed ingest
+    /// over every protocol, queries, live tails, exports, alert rules),
+    /// sampling the server's RSS, descriptors and p99s every 10 s
+    #[arg(long, value_name = "MINUTES")]
+    pub soak_minutes: Option<u64>,
+    /// With --soak-minutes: the samples as CSV
+    #[arg(long, value_name = "FILE")]
+    pub soak_csv: Option<std::path::PathBuf>,
+    /// With --soak-minutes: an SVG plot of the samples
+    #[arg(long, value_name = "FILE")]
+    pub soak_plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

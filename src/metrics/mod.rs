@@ -181,6 +181,12 @@ pub struct Metrics {
     pub batches_stored: AtomicU64,
     pub store_write_failures: AtomicU64,
     pub dead_letter_logs: AtomicU64,
+    /// Acknowledged logs a stop wrote to the spill file, not the store.
+    pub spilled_logs: AtomicU64,
+    /// Logs deleted by retention for their age (`storage.retention_days`).
+    pub retention_deleted_by_age: AtomicU64,
+    /// Logs deleted by retention to keep the store under `storage.max_bytes`.
+    pub retention_deleted_by_size: AtomicU64,
     /// Logs of redelivered batches found already stored and not written again.
     pub redelivered_logs_skipped: AtomicU64,
     /// Publishes retried because the broker could not take them yet.
@@ -213,6 +219,9 @@ impl Default for Metrics {
             batches_stored: AtomicU64::new(0),
             store_write_failures: AtomicU64::new(0),
             dead_letter_logs: AtomicU64::new(0),
+            spilled_logs: AtomicU64::new(0),
+            retention_deleted_by_age: AtomicU64::new(0),
+            retention_deleted_by_size: AtomicU64::new(0),
             redelivered_logs_skipped: AtomicU64::new(0),
             bus_publish_retries: AtomicU64::new(0),
             bus_duplicate_publishes: AtomicU64::new(0),
@@ -236,6 +245,17 @@ pub struct StreamFill {
     pub max_bytes: u64,
 }
 
+/// The free space of the disk under the embedded store, as it watches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskStatus {
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+    pub min_free_bytes: u64,
+    /// Writes are refused: too little space, or the last write failed for
+    /// want of it.
+    pub full: bool,
+}
+
 /// Values read at scrape time from the parts that own them.
 #[derive(Debug, Default)]
 pub struct Gauges {
@@ -247,6 +267,11 @@ pub struct Gauges {
     pub queue_capacity: Option<u64>,
     pub dead_letters_total: u64,
     pub store_size_bytes: Option<u64>,
+    /// What the stored logs take inside the store (what `storage.max_bytes`
+    /// bounds), where the store can tell.
+    pub store_used_bytes: Option<u64>,
+    /// The free space of the embedded store's disk, where it watches one.
+    pub disk: Option<DiskStatus>,
     /// Stored logs the store's background indexes do not cover yet.
     pub store_index_backlog: Option<u64>,
     /// The durable bus's stream: bytes held and its `max_bytes`, where known.
@@ -372,6 +397,46 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "oglogstream_spilled_logs_total",
+            "Acknowledged logs a stop could not store and wrote to the spill file, stored at the next start.",
+            Metrics::get(&self.spilled_logs),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP oglogstream_retention_deleted_logs_total Logs deleted by retention, by reason: age (storage.retention_days) or size (storage.max_bytes).\n# TYPE oglogstream_retention_deleted_logs_total counter"
+        );
+        for (reason, counter) in [
+            ("age", &self.retention_deleted_by_age),
+            ("size", &self.retention_deleted_by_size),
+        ] {
+            let _ = writeln!(
+                out,
+                "oglogstream_retention_deleted_logs_total{{reason=\"{reason}\"}} {}",
+                Metrics::get(counter)
+            );
+        }
+        if let Some(disk) = &gauges.disk {
+            gauge(
+                &mut out,
+                "oglogstream_disk_free_bytes",
+                "Free space on the embedded store's filesystem.",
+                disk.free_bytes,
+            );
+            gauge(
+                &mut out,
+                "oglogstream_disk_min_free_bytes",
+                "Free space below which ingest answers 503 (storage.min_free_bytes).",
+                disk.min_free_bytes,
+            );
+            gauge(
+                &mut out,
+                "oglogstream_disk_full",
+                "Whether ingest is refused because the embedded store's disk is full (1) or not (0).",
+                u64::from(disk.full),
+            );
+        }
+        counter(
+            &mut out,
             "oglogstream_redelivered_logs_skipped_total",
             "Logs of batches the bus delivered again that were already stored, so not written twice.",
             Metrics::get(&self.redelivered_logs_skipped),
@@ -463,6 +528,14 @@ impl Metrics {
                 out,
                 "oglogstream_dependency_up{{dependency=\"{dependency}\"}} {}",
                 u8::from(*up)
+            );
+        }
+        if let Some(used) = gauges.store_used_bytes {
+            gauge(
+                &mut out,
+                "oglogstream_store_used_bytes",
+                "Bytes the stored logs take inside the store (what storage.max_bytes bounds; the file keeps freed pages for reuse).",
+                used,
             );
         }
         if let Some(size) = gauges.store_size_bytes {

@@ -2,20 +2,30 @@
 //! batches (flushed at `batch_size` logs or after `flush_timeout`, whichever
 //! comes first), writes them to the store with retries, and acknowledges them
 //! only once they are stored or safely in the dead-letter file.
+//!
+//! A stop never drops what was acknowledged: from the moment the process
+//! stops, a batch the store cannot take (its disk is full, it is away, or
+//! the stop's deadline has come) goes to the spill file, which the next
+//! start stores first (`spill.rs`); on a durable bus it is handed back to the
+//! broker instead, which keeps it for the next processor.
 
 pub mod dead_letter;
+pub mod retention;
 mod settings;
+pub mod spill;
 
 pub use settings::{ProcessConfig, RawProcess};
 
 use crate::bus::{Bus, Delivery};
-use crate::domain::LogBatch;
+use crate::domain::{LogBatch, LogRecord};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use dead_letter::DeadLetterFile;
 use futures_util::FutureExt;
+use spill::SpillFile;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -28,14 +38,36 @@ pub struct Batcher {
     pub config: ProcessConfig,
     pub dead_letters: DeadLetterFile,
     pub metrics: Arc<Metrics>,
+    /// Where a stop puts what it cannot store; `None` on a durable bus,
+    /// whose broker keeps it.
+    pub spill: Option<SpillFile>,
+    /// The stop's deadline, once the process is stopping: from then on a
+    /// batch the store's full disk refuses is given up at once, and at the
+    /// deadline whatever is not stored yet is (see [`Batcher::give_up`]).
+    pub stop: watch::Receiver<Option<Instant>>,
+}
+
+/// What a batcher could not store before it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// In the spill file, for the next start to store.
+    pub spilled: u64,
+    /// Handed back to a durable bus, which delivers them again.
+    pub returned_to_bus: u64,
+    /// Neither stored nor spilled: the spill file could not be written.
+    pub lost: u64,
 }
 
 impl Batcher {
     /// Runs until the bus is closed and every delivery taken is settled.
-    pub async fn run(self) -> anyhow::Result<()> {
+    pub async fn run(self) -> anyhow::Result<Drained> {
         let mut queue = self.bus.work_queue().await?;
         let mut closed = false;
         let mut settling = JoinSet::new();
+        let mut drained = Drained::default();
+        // Once a stop has given up on the store, every later delivery goes
+        // the same way without trying it again.
+        let mut giving_up = false;
         while !closed {
             while settling.try_join_next().is_some() {}
             let Some(first) = queue.next().await else {
@@ -72,13 +104,80 @@ impl Batcher {
                     }
                 }
             }
-            self.flush(pending, &mut settling).await;
+            if giving_up {
+                self.give_up(pending, &mut drained).await;
+                continue;
+            }
+            if let Some(unstored) = self.flush(pending, &mut settling).await {
+                giving_up = true;
+                self.give_up(unstored, &mut drained).await;
+            }
         }
         // Every ack reaches the bus before the batcher reports drained, so a
         // graceful stop leaves nothing to redeliver.
         while settling.join_next().await.is_some() {}
-        tracing::info!("batcher drained");
-        Ok(())
+        if drained == Drained::default() {
+            tracing::info!("batcher drained");
+        } else {
+            tracing::warn!(
+                spilled = drained.spilled,
+                returned_to_bus = drained.returned_to_bus,
+                lost = drained.lost,
+                "batcher stopped before storing everything"
+            );
+        }
+        Ok(drained)
+    }
+
+    /// Deliveries the store cannot take before the stop: into the spill
+    /// file (then acknowledged: they are safe), or back to a durable bus.
+    async fn give_up(&self, deliveries: Vec<Delivery>, drained: &mut Drained) {
+        let records: Vec<&LogRecord> = deliveries.iter().flat_map(|d| d.batch.iter()).collect();
+        let count = records.len() as u64;
+        let Some(spill) = &self.spill else {
+            drained.returned_to_bus += count;
+            settle(deliveries, false).await;
+            return;
+        };
+        match spill.write(&records) {
+            Ok(written) => {
+                drained.spilled += written;
+                Metrics::add(&self.metrics.spilled_logs, written);
+            }
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    logs = count,
+                    file = %spill.path().display(),
+                    "acknowledged logs lost: neither the store nor the spill file could take them"
+                );
+                drained.lost += count;
+            }
+        }
+        settle(deliveries, true).await;
+    }
+
+    /// Waits `pause`, or less if the process starts stopping meanwhile (a
+    /// full disk then gives up at once rather than after the pause).
+    async fn pause(&self, pause: Duration) {
+        if self.stopping() {
+            sleep(pause).await;
+            return;
+        }
+        let mut stop = self.stop.clone();
+        let stopping = async move {
+            if stop.wait_for(Option::is_some).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = sleep(pause) => {}
+            () = stopping => {}
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.borrow().is_some()
     }
 
     /// Stores one batch. Acknowledging a stored batch (and freeing its logs)
@@ -87,10 +186,16 @@ impl Batcher {
     /// 5000 logs with their attributes was 9% of the server's time in bulk).
     /// While the batch is being stored, the bus is told so (progress acks),
     /// so a slow write is not redelivered to another processor meanwhile.
-    async fn flush(&self, deliveries: Vec<Delivery>, settling: &mut JoinSet<()>) {
+    /// Returns the deliveries when the stop gave up on storing them.
+    async fn flush(
+        &self,
+        deliveries: Vec<Delivery>,
+        settling: &mut JoinSet<()>,
+    ) -> Option<Vec<Delivery>> {
         let outcome = tokio::select! {
             outcome = self.store_batch(&deliveries) => outcome,
             never = keep_in_progress(&deliveries, self.bus.redelivery_after()) => match never {},
+            () = past_deadline(self.stop.clone()) => Outcome::GiveUp,
         };
         match outcome {
             Outcome::Stored(batches) => {
@@ -110,9 +215,11 @@ impl Batcher {
             Outcome::DeadLettered => settle(deliveries, true).await,
             Outcome::ReturnToBus(pause) => {
                 settle(deliveries, false).await;
-                sleep(pause).await;
+                self.pause(pause).await;
             }
+            Outcome::GiveUp => return Some(deliveries),
         }
+        None
     }
 
     /// Writes the deliveries' logs with retries. A redelivered batch, and
@@ -155,17 +262,33 @@ impl Batcher {
             };
             maybe_stored.fill(true);
             Metrics::add(&self.metrics.store_write_failures, 1);
+            let retryable = matches!(error, StoreError::Unavailable(_) | StoreError::DiskFull(_));
+            // Space does not come back by itself within a stop's deadline.
+            if self.stopping() && matches!(error, StoreError::DiskFull(_)) {
+                tracing::warn!(%error, batch_size = count, "stopping with the store's disk full");
+                return Outcome::GiveUp;
+            }
             if attempt < self.config.max_retries {
                 tracing::warn!(%error, attempt, batch_size = count, "store write failed; retrying");
-                sleep(backoff(attempt)).await;
+                self.pause(backoff(attempt)).await;
                 attempt += 1;
                 continue;
             }
             // A durable bus keeps the batch: when the store is merely away,
             // hand it back for redelivery instead of dead-lettering it.
-            if self.bus.durable() && matches!(error, StoreError::Unavailable(_)) {
+            if self.bus.durable() && retryable {
                 tracing::warn!(%error, batch_size = count, "store unavailable; batch returned to the bus");
                 return Outcome::ReturnToBus(backoff(attempt));
+            }
+            // In memory, a store that is away or full keeps the batch here,
+            // holding its place in the queue so ingest answers 503 once the
+            // queue is full; a stop spills it. The dead-letter file is for
+            // logs the store refuses, not for an outage: it sits on the same
+            // disk, and its logs would wait for someone to replay them.
+            if retryable {
+                tracing::warn!(%error, batch_size = count, "store unavailable; keeping the batch and retrying");
+                self.pause(backoff(attempt)).await;
+                continue;
             }
             let records = batches.iter().flat_map(|b| b.iter());
             match self.dead_letters.append(records) {
@@ -183,7 +306,10 @@ impl Batcher {
                     // Nowhere safe to put the logs: keep them and keep trying,
                     // which fills the queue so ingest answers 503 meanwhile.
                     tracing::error!(%error, %io_error, "store and dead-letter file both failed; retrying");
-                    sleep(backoff(attempt)).await;
+                    if self.stopping() {
+                        return Outcome::GiveUp;
+                    }
+                    self.pause(backoff(attempt)).await;
                     attempt = 0;
                 }
             }
@@ -239,6 +365,20 @@ enum Outcome {
     DeadLettered,
     /// Not stored: hand back to the bus, then pause this long.
     ReturnToBus(Duration),
+    /// Not stored, and the process is stopping: spill it (or hand it back).
+    GiveUp,
+}
+
+/// Resolves at the stop's deadline; never before the process stops.
+async fn past_deadline(mut stop: watch::Receiver<Option<Instant>>) {
+    let deadline = match stop.wait_for(Option::is_some).await {
+        Ok(deadline) => *deadline,
+        Err(_) => None,
+    };
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Tells the bus, at a third of its redelivery timeout, that the deliveries
@@ -488,6 +628,8 @@ mod tests {
             },
             dead_letters: DeadLetterFile::new(dir.path()),
             metrics: Arc::new(Metrics::default()),
+            spill: None,
+            stop: watch::channel(None).1,
         };
         let metrics = Arc::clone(&batcher.metrics);
         batcher.run().await.unwrap();
@@ -609,6 +751,8 @@ mod tests {
             },
             dead_letters: DeadLetterFile::new(dir),
             metrics: Arc::new(Metrics::default()),
+            spill: Some(SpillFile::new(dir, 64 << 10)),
+            stop: watch::channel(None).1,
         }
     }
 

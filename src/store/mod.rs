@@ -3,10 +3,11 @@
 //! Two implementations: `sqlite` (embedded, the default) and `clickhouse`
 //! (production). Role modules see only [`Store`]; only `store/sqlite.rs` (and
 //! `store/sqlite/`, `store/search_blocks.rs`) knows rusqlite and only
-//! `store/clickhouse.rs` (and `store/clickhouse/`) knows klickhouse.
+//! `store/clickhouse/` knows klickhouse.
 
 pub mod alert_records;
 pub mod clickhouse;
+pub mod disk;
 pub mod facets;
 pub mod filter;
 pub mod search_blocks;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 pub use facets::{FacetQuery, Facets, KeyCount};
 pub use filter::{HistogramQuery, LogFilter, LogKey, LogQuery, Order};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// A stored log with its attributes as JSON text (see `Store::raw_logs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +84,10 @@ pub enum StoreError {
     /// The store cannot be reached or is not ready; retrying later may work.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store's disk has no room for the write; retrying once space is
+    /// freed will work.
+    #[error("the store's disk is full: {0}")]
+    DiskFull(String),
     /// The store refused this data; retrying the same batch will not help.
     #[error("store rejected the batch: {0}")]
     Rejected(String),
@@ -197,8 +203,8 @@ pub trait Store: Send + Sync {
     async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError>;
 
     /// Deletes logs (and rollup rows) older than `cutoff`, which callers align
-    /// to the hour so rollups and raw rows stay consistent. Returns the number
-    /// of logs deleted, where known.
+    /// to the minute (age retention to the hour) so rollups and raw rows stay
+    /// consistent. Returns the number of logs deleted, where known.
     async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError>;
 
     /// Size on disk, where the store can tell cheaply (for `/metrics`).
@@ -211,6 +217,25 @@ pub trait Store: Send + Sync {
     /// such indexes (for `/metrics`).
     fn index_backlog(&self) -> Option<u64> {
         None
+    }
+
+    /// The watch over the free space of the store's local disk, where the
+    /// store writes to one (the embedded store): ingest asks it before
+    /// acknowledging, `/health` and `/metrics` show it.
+    fn disk_watch(&self) -> Option<Arc<disk::DiskWatch>> {
+        None
+    }
+
+    /// Bytes the stored logs use, where the store can tell cheaply; what
+    /// `storage.max_bytes` bounds. (Not the file size: SQLite reuses the
+    /// pages a deletion frees without shrinking its file.)
+    async fn used_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    /// The timestamp of the oldest stored log, if any.
+    async fn oldest_timestamp(&self) -> Result<Option<Micros>, StoreError> {
+        Ok(None)
     }
 
     /// Cheap readiness check for `/health`.

@@ -37,6 +37,7 @@ mod checkpoint;
 mod expr;
 mod facet_blocks;
 
+use super::disk::DiskWatch;
 use super::facets::{self, FacetQuery, Facets, KeyCount, Tally};
 use super::filter::{HistogramQuery, LogFilter, LogQuery, Order};
 use super::search_blocks::{self, OpenBlock};
@@ -73,6 +74,8 @@ const READER_CACHE_KIB: u32 = 4 * 1024;
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// The free space of the data directory's filesystem (see `store::disk`).
+    disk: Arc<DiskWatch>,
     writer: Arc<Mutex<Writer>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Logs the facet blocks do not cover yet (see `facet_blocks`).
@@ -95,12 +98,30 @@ struct Writer {
     open_block: Option<OpenBlock>,
 }
 
+/// How the embedded store is opened.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SqliteOptions {
+    /// Space that must stay free on the data directory's filesystem before
+    /// writes are refused; `None`: 1% of it or 256 MiB, the smaller.
+    pub min_free_bytes: Option<u64>,
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/oglogstream.db` and migrates it.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(data_dir, SqliteOptions::default())
+    }
+
+    pub fn open_with(data_dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let disk = DiskWatch::start(data_dir, options.min_free_bytes).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot read the free space of {}: {e}",
                 data_dir.display()
             ))
         })?;
@@ -120,6 +141,7 @@ impl SqliteStore {
         let facet_backlog = facet_builder.backlog();
         Ok(SqliteStore {
             path,
+            disk: Arc::new(disk),
             facet_backlog,
             writer: Arc::new(Mutex::new(Writer {
                 connection: Some(connection),
@@ -224,7 +246,8 @@ fn sql_error(error: rusqlite::Error) -> StoreError {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             StoreError::Unavailable(error.to_string())
         }
-        Some(ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+        Some(ErrorCode::DiskFull) => StoreError::DiskFull(error.to_string()),
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
             StoreError::Unavailable(error.to_string())
         }
         _ => StoreError::Internal(error.to_string()),
@@ -1370,7 +1393,13 @@ impl Store for SqliteStore {
     async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError> {
         let writer = Arc::clone(&self.writer);
         let batches = batches.to_vec();
-        run_blocking(move || writer.lock().map_err(poisoned)?.insert(&batches)).await
+        let written = run_blocking(move || writer.lock().map_err(poisoned)?.insert(&batches)).await;
+        match &written {
+            Ok(()) => self.disk.write_succeeded(),
+            Err(StoreError::DiskFull(_)) => self.disk.write_failed_for_space(),
+            Err(_) => {}
+        }
+        written
     }
 
     async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError> {
@@ -1483,25 +1512,37 @@ impl Store for SqliteStore {
                     break;
                 }
             }
-            // The cutoff is hour-aligned, so the minute, 5-minute and hour
-            // rollups split exactly at it; a day bucket may straddle it, so
-            // the cutoff's own day is rebuilt from the hours that remain.
-            let day = cutoff - cutoff.rem_euclid(DAY);
-            connection
-                .execute_batch(&format!(
-                    "BEGIN;
-                     DELETE FROM counts_minute WHERE bucket < {cutoff};
-                     DELETE FROM counts_5min WHERE bucket < {cutoff};
-                     DELETE FROM counts_hour WHERE bucket < {cutoff};
-                     DELETE FROM counts_day WHERE bucket <= {day};
-                     INSERT INTO counts_day (bucket, level, service_id, n)
-                         SELECT {day}, level, service_id, SUM(n) FROM counts_hour
-                         WHERE bucket >= {day} AND bucket < {next_day}
-                         GROUP BY level, service_id;
-                     COMMIT;",
-                    next_day = day + DAY
-                ))
-                .map_err(sql_error)?;
+            // The cutoff is minute-aligned (age retention aligns it to the
+            // hour), so the minute rollup splits exactly at it; a coarser
+            // bucket that straddles it is rebuilt from the next finer grain,
+            // fine to coarse, so every grain keeps agreeing with the rows.
+            let mut rollups = format!(
+                "BEGIN; DELETE FROM counts_minute WHERE bucket < {cutoff};"
+            );
+            for pair in ROLLUPS.windows(2) {
+                let [(_, finer), (grain, table)] = pair else {
+                    continue;
+                };
+                let start = cutoff - cutoff.rem_euclid(*grain);
+                if start == cutoff {
+                    rollups.push_str(&format!("DELETE FROM {table} WHERE bucket < {cutoff};"));
+                } else {
+                    rollups.push_str(&format!(
+                        "DELETE FROM {table} WHERE bucket <= {start};
+                         INSERT INTO {table} (bucket, level, service_id, n)
+                             SELECT {start}, level, service_id, SUM(n) FROM {finer}
+                             WHERE bucket >= {start} AND bucket < {end}
+                             GROUP BY level, service_id;",
+                        end = start + grain
+                    ));
+                }
+            }
+            rollups.push_str("COMMIT;");
+            if let Err(error) = connection.execute_batch(&rollups) {
+                // Not left open: the writer's next transaction would fail.
+                let _ = connection.execute_batch("ROLLBACK");
+                return Err(sql_error(error));
+            }
             search_blocks::forget_before(connection, cutoff).map_err(sql_error)?;
             facet_blocks::forget_before(connection, cutoff).map_err(sql_error)?;
             Ok(deleted)
@@ -1514,6 +1555,36 @@ impl Store for SqliteStore {
             self.facet_backlog
                 .load(std::sync::atomic::Ordering::Relaxed),
         )
+    }
+
+    fn disk_watch(&self) -> Option<Arc<DiskWatch>> {
+        Some(Arc::clone(&self.disk))
+    }
+
+    async fn used_bytes(&self) -> Option<u64> {
+        // The pages in use: the file less its free list, which later writes
+        // fill before the file grows.
+        self.read(|connection| {
+            let pages = |pragma: &str| -> Result<u64, StoreError> {
+                connection
+                    .query_row(&format!("PRAGMA {pragma}"), [], |row| row.get::<_, i64>(0))
+                    .map(|n| n.max(0) as u64)
+                    .map_err(sql_error)
+            };
+            let used = pages("page_count")?.saturating_sub(pages("freelist_count")?);
+            Ok(used * pages("page_size")?)
+        })
+        .await
+        .ok()
+    }
+
+    async fn oldest_timestamp(&self) -> Result<Option<Micros>, StoreError> {
+        self.read(|connection| {
+            connection
+                .query_row("SELECT MIN(ts) FROM logs", [], |row| row.get(0))
+                .map_err(sql_error)
+        })
+        .await
     }
 
     fn size_bytes(&self) -> Option<u64> {

@@ -1,4 +1,4 @@
-//! The embedded store's facet blocks (src/store/sqlite/facet_blocks.rs) on
+//! The embedded store's facet blocks (src/store/sqlite/facet_blocks/) on
 //! enough logs to fill several: facets and attribute keys read from blocks
 //! (and the newest logs, read as rows) must answer exactly what counting
 //! every matching log in memory answers, before and after the builder has

@@ -9,6 +9,8 @@ mod cluster;
 mod config_and_lifecycle;
 mod dashboard_assets;
 mod deployment;
+mod docs;
+mod durability;
 mod facet_blocks;
 mod fuzz_corpus;
 mod ingest_rules;

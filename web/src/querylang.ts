@@ -27,6 +27,9 @@ function isBuiltinName(name: string): boolean {
   return (BUILTIN_FIELDS as readonly string[]).includes(name)
 }
 
+/** Keys the language reads as a term of its own before `:` (`pattern:"a <_> b"`); an attribute with such a name is written `@name` too. */
+const RESERVED_KEYS: readonly string[] = ['pattern']
+
 /**
  * A field as the API names it in `fields=` lists and facet answers:
  * `@key` always means the attribute `key`; a built-in name the field.
@@ -63,7 +66,7 @@ const KEYWORDS = new Set(['AND', 'OR', 'NOT'])
 export function fieldKey(field: FieldRef): string {
   if (!field.attribute) return field.name
   const written = BARE_KEY.test(field.name) ? field.name : quote(field.name)
-  return isBuiltinName(field.name) ? `@${written}` : written
+  return isBuiltinName(field.name) || RESERVED_KEYS.includes(field.name) ? `@${written}` : written
 }
 
 /** A value written so it matches exactly this text (no wildcard, no comparison). */

@@ -72,6 +72,8 @@ describe('field keys', () => {
     expect(fieldKey(attribute('id'))).toBe('@id')
     expect(fieldKey(attribute('message'))).toBe('@message')
     expect(fieldKey(attribute('Level'))).toBe('Level') // names are case-sensitive
+    // `pattern:` is the template term; the attribute needs its @.
+    expect(fieldKey(attribute('pattern'))).toBe('@pattern')
   })
 
   it('round-trips API field references', () => {

@@ -9,6 +9,9 @@
 //! unary    = { "NOT" | "-" } primary           NOT > AND > OR
 //! primary  = "(" or ")"                        at most 32 deep
 //!          | "~" quoted                        regex on the message
+//!          | "pattern:" (quoted | bare)        the message is the template
+//!                                              (`<_>` any run, the rest literal,
+//!                                              case-sensitive)
 //!          | key ":" value                     a field
 //!          | quoted                            phrase: substring of the message
 //!          | word                              substring of the message, * = any run
@@ -24,8 +27,9 @@
 //! quoted   = '"' { char | '\"' | '\\' } '"'    other backslashes are kept
 //! ```
 //!
-//! Fields: `level`, `service`, `message`, `id`; any other key is an
-//! attribute. Keywords are upper case only (`and` is a word). Positions in
+//! Fields: `level`, `service`, `message`, `id`, and `pattern` (a
+//! template, see [`crate::domain::patterns::Template`]); any other key is
+//! an attribute (`@pattern:x` for an attribute called `pattern`). Keywords are upper case only (`and` is a word). Positions in
 //! errors are 1-based character columns. Use [`parse`]; the result's
 //! [`Expr::matches`] is the definition the stores' SQL must agree with.
 
@@ -38,6 +42,9 @@ pub use ast::{CompareOp, Expr, Matcher, Number, Pattern, Predicate, QueryRegex, 
 pub use eval::{contains_ignore_case, lowercase};
 pub use parser::{compile_regex, is_bare_name, parse};
 
+/// The key of the `pattern:"…"` term; an attribute of that name is
+/// written `@pattern`.
+pub const PATTERN_KEY: &str = "pattern";
 /// Longest query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 4000;
 /// Deepest nesting of parentheses accepted.
@@ -115,7 +122,7 @@ impl FieldName {
             FieldName::Text(TextField::Message) => "message".into(),
             FieldName::Text(TextField::Id) => "id".into(),
             FieldName::Text(TextField::Attribute(key)) => {
-                let shadowed = FieldName::parse(key) != *self;
+                let shadowed = FieldName::parse(key) != *self || key == PATTERN_KEY;
                 let bare = is_bare_name(key);
                 match (shadowed, bare) {
                     (false, true) => key.clone(),

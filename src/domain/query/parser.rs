@@ -3,7 +3,8 @@
 
 use super::ast::{CompareOp, Expr, Matcher, Number, Pattern, Predicate, QueryRegex, TextField};
 use super::lexer::{Keyword, Lexer, is_name_char};
-use super::{FieldName, MAX_DEPTH, MAX_QUERY_CHARS, MAX_REGEX_BYTES, QueryError};
+use super::{FieldName, MAX_DEPTH, MAX_QUERY_CHARS, MAX_REGEX_BYTES, PATTERN_KEY, QueryError};
+use crate::domain::patterns::Template;
 use crate::domain::{Level, LevelSet};
 
 pub fn parse(text: &str) -> Result<Expr, QueryError> {
@@ -174,6 +175,9 @@ impl Parser {
                     )));
                 }
                 let name = self.lexer.name();
+                if name == PATTERN_KEY && self.lexer.peek() == Some(':') {
+                    return self.pattern_value();
+                }
                 if !name.is_empty() && self.lexer.peek() == Some(':') {
                     return self.field_value(FieldName::parse(&name), start);
                 }
@@ -240,6 +244,26 @@ impl Parser {
         self.lexer.bump();
         self.end_of_term()?;
         Ok(inner)
+    }
+
+    /// `pattern:"…"` (or a bare template), the cursor on `:`: the message
+    /// is the template, `<_>` standing for any run of characters.
+    fn pattern_value(&mut self) -> Result<Expr, QueryError> {
+        self.lexer.bump();
+        let position = self.lexer.position();
+        let template = match self.lexer.peek() {
+            Some('"') => self.lexer.quoted()?,
+            Some(c) if !c.is_whitespace() && c != '(' && c != ')' => self.lexer.bare(),
+            _ => {
+                return Err(self.error(
+                    "expected a template after pattern:, like pattern:\"connection reset by peer (pool <_>)\"",
+                ));
+            }
+        };
+        self.end_of_term()?;
+        Template::parse(&template)
+            .and_then(|template| template.to_expr())
+            .map_err(|message| QueryError::new(position, message))
     }
 
     /// `~"regex"`, the cursor on `~`.

@@ -557,3 +557,39 @@ fn random_input_never_panics_and_errors_point_inside() {
         }
     }
 }
+
+#[test]
+fn pattern_terms_match_whole_messages_case_sensitively() {
+    check(&[
+        (r#"pattern:"Connection REFUSED by <_>""#, "a"),
+        (r#"pattern:"connection refused by <_>""#, ""),
+        (r#"pattern:"<_> after <_>""#, "b"),
+        (r#"pattern:"disk full: <_>" level:fatal"#, "d"),
+        (r#"-pattern:"<_>ok<_>""#, "abde"),
+        (r#"pattern:"<_>ok<_>" OR pattern:"<_>3s""#, "bc"),
+        ("pattern:timeout<_>", "b"),
+        ("pattern:timeout", ""),
+        ("@pattern:x", ""),
+    ]);
+    // The same template filters the same way in LogQL's `|>`.
+    let template = crate::domain::patterns::Template::parse("Connection REFUSED by <_>").unwrap();
+    assert_eq!(
+        parse(r#"pattern:"Connection REFUSED by <_>""#).unwrap(),
+        template.to_expr().unwrap()
+    );
+    for (query, column) in [
+        ("pattern:", 9),
+        ("pattern: x", 9),
+        ("pattern:\"\"", 9),
+        ("pattern:\"a\"x", 12),
+    ] {
+        assert_eq!(refused(query).0, column, "{query}");
+    }
+    let attribute = FieldName::Text(TextField::Attribute("pattern".into()));
+    assert_eq!(attribute.display(), "@pattern");
+    assert_eq!(
+        FieldName::parse_reference("pattern"),
+        attribute,
+        "lists keep their meaning"
+    );
+}

@@ -145,7 +145,7 @@ impl Bench {
         let mut connection = self.connect().await?;
         let mut ids = Vec::new();
         for n in 0..RULES {
-            // Rules of the README's example's shape (levels and services,
+            // Rules shaped like docs/alerts.md's example (levels and services,
             // counted from the rollups), on every service and level.
             let service = SERVICES[n % SERVICES.len()];
             let (query, group_by) = match n % 4 {
@@ -213,7 +213,7 @@ impl Bench {
             ));
         }
         self.rows.push(Row {
-            what: format!("{RULES} alert rules like the README's (levels and services, 5-min windows) every {interval}"),
+            what: format!("{RULES} alert rules like docs/alerts.md's example (levels and services, 5-min windows) every {interval}"),
             result: format!(
                 "**{cost:.1}% of one core** ({busy:.1}% with the rules, {idle:.1}% idle; {} evaluations in {seconds} s)",
                 thousands(after - before)

@@ -101,9 +101,10 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// [`schema::Step::UpgradeLogs`]: gives a version-1 `logs` the `ts`
 /// column and the time-first sort key, keeping every row and column, and
-/// adds the hour rollup. Writers should be stopped meanwhile (the README's
-/// upgrade note): rows written to the old table after its partition was
-/// copied would not be carried over, nor counted while the views are away.
+/// adds the hour rollup. Writers should be stopped meanwhile (the upgrade
+/// note in docs/split-roles.md): rows written to the old table after its
+/// partition was copied would not be carried over, nor counted while the
+/// views are away.
 async fn upgrade_logs(
     client: &Client,
     database: &str,

@@ -340,11 +340,20 @@ impl Pool {
         budget: &ReadBudget,
         statement: &str,
     ) -> Result<Vec<T>, StoreError> {
+        let shape = statement;
         let (statement, limit) = budget.bound(statement)?;
-        self.with_client_for(limit, Confirm::Done, |client| async move {
-            collect_confirmed::<T>(&client, statement).await
-        })
-        .await
+        let rows = self
+            .with_client_for(limit, Confirm::Done, |client| async move {
+                collect_confirmed::<T>(&client, statement).await
+            })
+            .await;
+        // A refusal is a bug of ours or a layout's SQL dialect: the
+        // statement's shape (its values elided, as they may be users' text)
+        // is what finds it.
+        if let Err(StoreError::Internal(error)) = &rows {
+            tracing::error!(%error, statement = %sql::shape(shape), "clickhouse refused a read");
+        }
+        rows
     }
 
     /// On a cluster, every shard must have a replica that answers: the error

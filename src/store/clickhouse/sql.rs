@@ -5,6 +5,7 @@
 //! `unhex('…')`, whose argument holds only hexadecimal digits, so no quote,
 //! backslash, NUL or multi-byte sequence can end the literal or change the
 //! statement. Numbers are written from integers. Nothing else varies.
+//! [`shape`] is a statement with those values elided, for logs.
 
 use crate::domain::time::Micros;
 use std::fmt::Write;
@@ -46,8 +47,68 @@ pub fn with_time_limit(statement: &str, seconds: u64) -> String {
     )
 }
 
+/// A statement with its values elided, for logs: quoted strings become
+/// `'?'`, numbers `?`, white space one space.
+pub fn shape(statement: &str) -> String {
+    let mut out = String::with_capacity(statement.len().min(4096));
+    let mut chars = statement.chars().peekable();
+    let mut previous_is_word = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    match (c, escaped) {
+                        ('\\', false) => escaped = true,
+                        ('\'', false) => break,
+                        _ => escaped = false,
+                    }
+                }
+                out.push_str("'?'");
+                previous_is_word = false;
+            }
+            c if c.is_ascii_digit() && !previous_is_word => {
+                while chars
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '.')
+                {
+                    chars.next();
+                }
+                out.push('?');
+                previous_is_word = false;
+            }
+            c if c.is_whitespace() => {
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                out.push(' ');
+                previous_is_word = false;
+            }
+            c => {
+                out.push(c);
+                previous_is_word = c.is_alphanumeric() || c == '_';
+            }
+        }
+        if out.len() > 4000 {
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_shape_keeps_the_sql_and_drops_the_values() {
+        assert_eq!(
+            super::shape(
+                "SELECT count() FROM db.logs\n   WHERE ts_us >= 1700000000 AND positionCaseInsensitive(message, unhex('74696d65')) > 0 AND id = 'a\\'b' AND toInt64(x1) = 3.5"
+            ),
+            "SELECT count() FROM db.logs WHERE ts_us >= ? AND positionCaseInsensitive(message, unhex('?')) > ? AND id = '?' AND toInt64(x1) = ?"
+        );
+    }
+
     use super::*;
 
     #[test]

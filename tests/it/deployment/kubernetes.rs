@@ -119,7 +119,7 @@ fn every_manifest_passes_kubernetes_validate_strict_and_a_broken_one_does_not() 
 
 /// `kubectl apply -k k8s/` applies every manifest but the Secret (so
 /// applying again never overwrites the credentials), in the namespace the
-/// README creates.
+/// production docs (docs/production.md) create.
 #[test]
 fn the_kustomization_lists_every_manifest_but_the_secret() {
     let kustomization = &yaml_documents(&format!("{MANIFESTS}/{KUSTOMIZATION}"))[0];

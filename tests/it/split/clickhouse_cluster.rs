@@ -123,14 +123,8 @@ async fn clickhouse_two_shards_answer_like_one_server() {
     store.close().await;
 }
 
-/// One shard, two replicas (`ReplicatedMergeTree` with ZooKeeper, the
-/// `{shard}`/`{replica}` macros): a replica down loses nothing, the one that
-/// comes back catches up, and the other replica alone answers everything; a
-/// block inserted twice is stored once (ClickHouse's replicated block
-/// deduplication), rollups included.
-#[actix_web::test]
-async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
-    let zookeeper = ZooKeeper::start().await;
+/// One shard of two replicas (`ReplicatedMergeTree` through ZooKeeper).
+async fn two_replicas(zookeeper: &ZooKeeper) -> (ClickHouse, ClickHouse) {
     let mut one = ClickHouse::prepare_minimal();
     let mut two = ClickHouse::prepare_minimal();
     let cluster = cluster_xml(CLUSTER, &[vec![&one, &two]], true);
@@ -147,6 +141,37 @@ async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
     }
     one.launch().await;
     two.launch().await;
+    (one, two)
+}
+
+/// Every read of the contract on the replicated layout: a layout-specific
+/// SQL failure (18.16's error 171 on a constant column read through a
+/// `Distributed` table over replicas) cannot hide.
+#[actix_web::test]
+async fn clickhouse_replicated_layout_meets_the_contract() {
+    let zookeeper = ZooKeeper::start().await;
+    let (one, _two) = two_replicas(&zookeeper).await;
+    let options = Options {
+        cluster: Some(CLUSTER.into()),
+        replicated: true,
+        ..Options::default()
+    };
+    let clickhouse = Arc::new(ClickHouseStore::open_with(&one.dsn("replicas"), options).unwrap());
+    let store: Arc<dyn Store> = clickhouse.clone();
+    ready(store.as_ref()).await;
+    store_contract(Arc::clone(&store)).await;
+    records_contract(clickhouse).await;
+}
+
+/// One shard, two replicas (`ReplicatedMergeTree` with ZooKeeper, the
+/// `{shard}`/`{replica}` macros): a replica down loses nothing, the one that
+/// comes back catches up, and the other replica alone answers everything; a
+/// block inserted twice is stored once (ClickHouse's replicated block
+/// deduplication), rollups included.
+#[actix_web::test]
+async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
+    let zookeeper = ZooKeeper::start().await;
+    let (mut one, mut two) = two_replicas(&zookeeper).await;
     let options = || Options {
         cluster: Some(CLUSTER.into()),
         replicated: true,

@@ -348,8 +348,10 @@ async fn process_role_reports_503_until_clickhouse_starts_then_catches_up() {
     wait_all_stored(&clickhouse, "late", &accepted).await;
 }
 
+/// A stream at its byte limit: ingest answers 503 (the broker keeps what it
+/// took), and takes logs again as soon as a processor drains the stream.
 #[actix_web::test]
-async fn a_full_stream_turns_ingest_away_with_503() {
+async fn a_full_stream_turns_ingest_away_with_503_then_recovers() {
     let nats = Nats::start().await;
     let ingest = Server::launch(
         role("ingest", &nats, None).env("OGLOGSTREAM_NATS__STREAM_MAX_BYTES", "65536"),
@@ -357,12 +359,13 @@ async fn a_full_stream_turns_ingest_away_with_503() {
     .await;
     let body: String = (0..50)
         .map(|n| {
-            json!({"level": "info", "service": "fill", "message": format!("{n} {}", "x".repeat(500))})
+            json!({"level": "info", "service": "fill", "message": format!("fill-{n} {}", "x".repeat(500))})
                 .to_string()
                 + "\n"
         })
         .collect();
     let mut full = None;
+    let mut accepted_requests = 0;
     for _ in 0..20 {
         let (status, answer) = ingest
             .post("/log/bulk", Some("application/x-ndjson"), body.clone())
@@ -372,12 +375,71 @@ async fn a_full_stream_turns_ingest_away_with_503() {
             break;
         }
         assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        accepted_requests += 1;
     }
     let answer = full.expect("the stream filled up and ingest said 503");
     assert!(
         answer["error"].as_str().unwrap_or("").contains("limit"),
         "{answer}"
     );
+
+    // A processor drains the stream (into its embedded store): ingest
+    // recovers without a restart, and every accepted log is stored once.
+    let processor = Server::launch(role("process,query", &nats, None)).await;
+    eventually(
+        "ingest to accept again",
+        Duration::from_secs(30),
+        || async {
+            let (status, _) = ingest
+                .post("/log/bulk", Some("application/x-ndjson"), body.clone())
+                .await;
+            (status == StatusCode::ACCEPTED).then_some(())
+        },
+    )
+    .await;
+    processor
+        .wait_stored((accepted_requests + 1) as u64 * 50)
+        .await;
+}
+
+/// ClickHouse away for a minute under load from split roles: ingest keeps
+/// answering 202 (the stream holds the logs), the processor returns what it
+/// cannot store to the stream, and once ClickHouse is back every accepted
+/// log is stored exactly once.
+#[actix_web::test]
+async fn clickhouse_stopped_for_a_minute_under_load_loses_and_duplicates_nothing() {
+    const PER_REQUEST: usize = 100;
+    const OUTAGE: Duration = Duration::from_secs(60);
+    let nats = Nats::start().await;
+    let mut clickhouse = ClickHouse::start().await;
+    let _process = Server::launch(role("process", &nats, Some(&clickhouse))).await;
+    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    let mut accepted = HashSet::new();
+    let mut next = 0;
+    let mut ship_for = async |accepted: &mut HashSet<String>, until: Instant| {
+        while Instant::now() < until {
+            let body: String = (next..next + PER_REQUEST)
+                .map(|n| marked("outage", n).to_string() + "\n")
+                .collect();
+            ship(&ingest, &body, PER_REQUEST).await;
+            accepted.extend((next..next + PER_REQUEST).map(|n| format!("outage-{n}")));
+            next += PER_REQUEST;
+            // A steady load, not a flood: the stream holds a minute of it.
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    ship_for(&mut accepted, Instant::now() + Duration::from_secs(3)).await;
+    clickhouse.stop();
+    ship_for(&mut accepted, Instant::now() + OUTAGE).await;
+    clickhouse.launch().await;
+    ship_for(&mut accepted, Instant::now() + Duration::from_secs(3)).await;
+    wait_all_stored(&clickhouse, "outage", &accepted).await;
+    let rows = clickhouse
+        .number(&format!(
+            "SELECT count() FROM {DATABASE}.logs WHERE startsWith(message, 'outage-')"
+        ))
+        .await;
+    assert_eq!(rows as usize, accepted.len(), "no log stored twice");
 }
 
 #[actix_web::test]

@@ -1,7 +1,8 @@
 // Filters live in the URL query string: the route is the single source of truth.
 import { computed } from 'vue'
 import { useRoute, useRouter } from 'vue-router'
-import { filtersFromQuery, filtersKey, filtersToQuery, type Filters, type RawQuery } from '../filters'
+import { filtersFromQuery, filtersKey, filtersToQuery, type Filters, type Level, type RawQuery } from '../filters'
+import { attribute, toggleTerm, type FieldRef } from '../querylang'
 
 export function useFilters() {
   const route = useRoute()
@@ -16,5 +17,21 @@ export function useFilters() {
     else void router.push(to)
   }
 
-  return { filters, key, setFilters }
+  // What a click on a log row or a facet does to the search: narrow it to a
+  // level or a service, or add (again: remove) a `field:value` term, or its
+  // exclusion, in the query.
+  function filterLevel(level: Level): void {
+    setFilters({ ...filters.value, levels: [level] })
+  }
+  function filterService(service: string): void {
+    setFilters({ ...filters.value, service })
+  }
+  function filterTerm(field: FieldRef, value: string, exclude: boolean): void {
+    setFilters({ ...filters.value, query: toggleTerm(filters.value.query, field, value, exclude) })
+  }
+  function filterAttribute(key: string, value: string, exclude: boolean): void {
+    filterTerm(attribute(key), value, exclude)
+  }
+
+  return { filters, key, setFilters, filterLevel, filterService, filterTerm, filterAttribute }
 }
