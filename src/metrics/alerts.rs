@@ -5,7 +5,7 @@
 //! Here rather than in `alerts/`, so that `/metrics` can render them without
 //! importing alerting.
 
-use super::{Histogram, SECONDS_BUCKETS, escape_label};
+use super::text::{Histogram, SECONDS_BUCKETS, escape_label};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::RwLock;

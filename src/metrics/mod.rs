@@ -6,13 +6,17 @@
 //! value hand it over as a [`Gauges`] at scrape time.
 
 mod alerts;
+mod text;
 
 pub use alerts::{AlertMetrics, EvaluationOutcome, NotificationOutcome};
+pub use text::Histogram;
+
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use text::{SECONDS_BUCKETS, escape_label};
 
 /// Why a request's logs were not accepted: the `reason` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,71 +106,9 @@ fn is_bulk_path(path: &str) -> bool {
     }
 }
 
-/// Latency buckets in seconds, from half a millisecond to ten seconds.
-pub(crate) const SECONDS_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 const BATCH_SIZE_BUCKETS: &[f64] = &[
     1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 10_000.0, 50_000.0, 100_000.0,
 ];
-
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    /// Sum in millionths of the unit, to stay an integer atomic.
-    sum_micro: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Histogram {
-    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_micro: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, value: f64) {
-        if let Some(slot) = self.bounds.iter().position(|bound| value <= *bound) {
-            self.counts[slot].fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_micro
-            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn observe_duration(&self, duration: Duration) {
-        self.observe(duration.as_secs_f64());
-    }
-
-    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let separator = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let total = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {total}"
-        );
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let sum = self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {total}");
-    }
-}
 
 /// Requests by route pattern (never the raw path), method and status.
 type RequestKey = (String, String, u16);
@@ -587,13 +529,6 @@ impl Metrics {
         self.alerts.render(&mut out);
         out
     }
-}
-
-pub(crate) fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
