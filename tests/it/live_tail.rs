@@ -86,10 +86,14 @@ async fn bulk_logs_stream_too_and_bad_filters_are_refused() {
 
 #[actix_web::test]
 async fn a_stuck_client_is_cut_off_without_slowing_ingestion() {
-    // The queue holds the whole flood (200k logs), so a 503 could only come
-    // from waiting on live clients, not from a slow disk.
-    let server =
-        Server::launch(Launch::default().env("OGLOGSTREAM_INGEST__QUEUE_CAPACITY", "250000")).await;
+    // The queue holds the whole flood (200k logs, about 70 MB), so a 503
+    // could only come from waiting on live clients, not from a slow disk.
+    let server = Server::launch(
+        Launch::default()
+            .env("OGLOGSTREAM_INGEST__QUEUE_CAPACITY", "250000")
+            .env("OGLOGSTREAM_INGEST__QUEUE_MAX_BYTES", "1GiB"),
+    )
+    .await;
     let mut stuck = connect(&server, "").await; // never read while we ingest
     let mut healthy = connect(&server, "?q=marker").await;
     let line = log("info", "flood", &"x".repeat(200)).to_string();
