@@ -63,6 +63,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
                 let options = clickhouse::Options {
                     cluster: config.clickhouse.cluster.clone(),
                     replicated: config.clickhouse.replicated,
+                    tls: config.clickhouse.tls.clone(),
+                    password: config.clickhouse.password.clone(),
                     // The server stops a read at the same bound the query
                     // endpoints answer 503 at.
                     read_timeout: config.query.timeout,
@@ -131,6 +133,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .map(|r| RateLimiter::new(r.per_second, r.burst)),
         trusted_proxies: security.trusted_proxies.clone(),
         metrics: Arc::clone(&metrics),
+        ingest_needs_client_certificate: config.server.ingest_needs_client_certificate(),
     });
     let request_ids = Arc::new(IdGenerator::new());
 
@@ -329,18 +332,26 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         })
     })
     // Queries stop when their client goes away: see query::client_gone.
-    .on_connect(query::client_gone::remember_socket)
+    // Under mutual TLS, ingest asks whether the client had a certificate.
+    .on_connect(|connection, extensions| {
+        query::client_gone::remember_socket(connection, extensions);
+        http::tls::remember_client_certificate(connection, extensions);
+    })
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
     .client_request_timeout(Duration::from_secs(10));
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
-    let server = server
-        .bind(&config.server.listen)
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    // HTTPS when `[server]` has a certificate, read now: an unusable file
+    // stops start-up naming its setting.
+    let server = match http::tls::rustls_config(&config.server)? {
+        None => server.bind(&config.server.listen),
+        Some(tls) => server.bind_rustls_0_23(&config.server.listen, tls),
+    }
+    .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     for address in server.addrs() {
-        tracing::info!(%address, roles = %roles, "listening");
+        tracing::info!(%address, roles = %roles, scheme = config.server.scheme(), "listening");
     }
     let server = server.run();
     let handle = server.handle();

@@ -53,14 +53,17 @@
 //! purges), `shared.rs` (what those tasks share), `stream.rs`,
 //! `coordination.rs`, `settings.rs`.
 
+mod connect;
 mod consume;
 mod coordination;
+mod credentials;
 mod publish;
 mod settings;
 mod shared;
 mod stream;
 mod upkeep;
 
+pub use credentials::NatsCredentials;
 pub use settings::{NatsConfig, RawNats};
 
 use super::coordination::Coordination;
@@ -69,9 +72,9 @@ use super::{Bus, BusError, StreamFill, WorkQueue};
 use crate::domain::LogBatch;
 use crate::domain::settings::redact_url;
 use crate::metrics::Metrics;
-use async_nats::ConnectOptions;
 use async_nats::jetstream::context::ContextBuilder;
 use async_trait::async_trait;
+use connect::{Link, connect_options};
 use consume::{DELIVERY_BUFFER, NatsWorkQueue, forward_live, pull};
 use coordination::NatsCoordination;
 use publish::{GROUP_QUEUE, GroupMember, commit_groups};
@@ -81,7 +84,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use upkeep::{maintain_setup, watch_stream};
 
 /// How long one publish attempt waits for the broker's ack.
@@ -118,25 +120,10 @@ impl NatsBus {
             .join(",");
         // When the connection dropped, so publishes can wait for the client
         // to reconnect (to another node, say) during a blip, but fail fast
-        // once the broker has been away longer than a publish's budget.
-        let disconnected_since: Arc<Mutex<Option<Instant>>> = Arc::default();
-        let link = Arc::clone(&disconnected_since);
-        let client = ConnectOptions::new()
-            .name(&settings.client_name)
-            .event_callback(move |event| {
-                let link = Arc::clone(&link);
-                async move {
-                    if let Ok(mut since) = link.lock() {
-                        match event {
-                            async_nats::Event::Disconnected => {
-                                since.get_or_insert_with(Instant::now);
-                            }
-                            async_nats::Event::Connected => *since = None,
-                            _ => {}
-                        }
-                    }
-                }
-            })
+        // once the broker has been away longer than a publish's budget; and
+        // why connecting fails, for `/health`.
+        let link = Link::default();
+        let client = connect_options(&config, &settings.client_name, &link)?
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(2))
@@ -164,7 +151,7 @@ impl NatsBus {
             stream_max_bytes: AtomicI64::new(config.stream_max_bytes),
             fill: Mutex::new(None),
             purging: AtomicBool::new(false),
-            disconnected_since,
+            link,
             config,
             verify: Notify::new(),
             closed: watch::Sender::new(false),

@@ -58,6 +58,11 @@ const SEED_ALIASES: &[(&str, &str)] = &[
     ("LOG_FORMAT", "log.format"),
 ];
 
+/// Secrets taken from the environment exactly as written. figment reads
+/// other values as TOML-like (`0123` would become the number 123, `[x]` a
+/// list), which would change a password or token, or refuse it.
+const VERBATIM_ENV_KEYS: &[&str] = &["nats.user", "nats.password", "nats.token"];
+
 const TOP_LEVEL_KEYS: &[&str] = &[
     "role",
     "server",
@@ -225,6 +230,15 @@ impl Config {
                 .any(|known| root.eq_ignore_ascii_case(known))
         });
         figment = figment.merge(aliases).merge(prefixed);
+        for key in VERBATIM_ENV_KEYS {
+            let variable = format!(
+                "OGLOGSTREAM_{}",
+                key.to_ascii_uppercase().replace('.', "__")
+            );
+            if let Ok(value) = std::env::var(&variable) {
+                figment = figment.merge((*key, value));
+            }
+        }
         if let Some(role) = &cli.role {
             figment = figment.merge(("role", role));
         }
@@ -258,7 +272,11 @@ impl Config {
                 ),
             ));
         }
-        let alerts = raw.alerts.validate(&server.listen)?;
+        let mut alerts = raw.alerts.validate(&server.listen)?;
+        if server.tls.is_some() && raw.alerts.external_url.trim().is_empty() {
+            // The derived address (see `alerts.external_url`) is ours: HTTPS.
+            alerts.external_url = alerts.external_url.replacen("http://", "https://", 1);
+        }
         Ok(Config {
             roles,
             server,
@@ -308,8 +326,9 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={}",
+            "roles={} listen={}://{} data_dir={} nats={}{} clickhouse={}{} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={} syslog_tls={}",
             self.roles,
+            self.server.scheme(),
             self.server.listen,
             self.data_dir.display(),
             if self.nats.servers.is_empty() {
@@ -319,10 +338,16 @@ impl Config {
                     self.nats.servers.iter().map(|s| redact_url(s)).collect();
                 servers.join(",")
             },
+            nats_security(&self.nats),
             self.clickhouse_url
                 .as_deref()
                 .map(redact_url)
                 .unwrap_or_else(|| "-".into()),
+            if self.clickhouse.tls.is_set() {
+                " (tls_ca)"
+            } else {
+                ""
+            },
             self.process.batch_size,
             self.process.flush_timeout,
             self.ingest.queue_capacity,
@@ -346,7 +371,26 @@ impl Config {
             },
             listen_or_off(self.syslog.tcp_listen),
             listen_or_off(self.syslog.udp_listen),
+            listen_or_off(self.syslog.tls_listen.as_ref().map(|(address, _)| *address)),
         )
+    }
+}
+
+/// How the NATS client signs in and whether it requires TLS, without any
+/// secret: ` (tls, nats.creds_file)`.
+fn nats_security(nats: &NatsConfig) -> String {
+    use crate::bus::nats::NatsCredentials;
+    let mut parts = Vec::new();
+    if nats.tls.is_set() {
+        parts.push("tls".to_string());
+    }
+    if nats.credentials != NatsCredentials::None {
+        parts.push(nats.credentials.settings());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
     }
 }
 

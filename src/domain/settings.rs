@@ -1,9 +1,10 @@
 //! Setting values as people write them: durations (`250ms`, `5m`), whole
-//! numbers within a range, URLs that may carry a password. Each component
+//! numbers within a range, URLs that may carry a password, secrets. Each component
 //! validates its own section of the configuration with these and reports an
 //! [`InvalidSetting`] naming the key; `config` adds the environment variables
 //! that set that key. Pure: no I/O, no knowledge of any component.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
@@ -69,17 +70,118 @@ pub fn duration(key: &str, text: &str) -> Result<Duration, InvalidSetting> {
     })
 }
 
-/// `scheme://user:secret@host` -> `scheme://user:***@host`, for logs and
-/// error messages.
+/// A password or token from the configuration. `Debug` shows `***`, and
+/// there is no `Display`: the value leaves only through [`Secret::expose`],
+/// at the one place that hands it to a client library. (It serializes as
+/// itself, for the configuration layers, whose defaults are empty.)
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// A secret file's contents: one trailing line break is not part of the
+    /// secret (`echo pw > file` writes one); an empty file is refused.
+    pub fn from_file_text(key: &str, path: &str, text: &str) -> Result<Secret, InvalidSetting> {
+        let value = text
+            .strip_suffix('\n')
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            .unwrap_or(text);
+        if value.is_empty() {
+            return Err(InvalidSetting::new(key, format!("{path} is empty")));
+        }
+        Ok(Secret(value.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+/// Query parameters whose value is a credential, by a part of their name
+/// (`password`, `api_key`, `access_token`, `X-Amz-Signature`, …).
+const SECRET_PARAMETERS: &[&str] = &[
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "sig",
+    "credential",
+    "jwt",
+    "nkey",
+    "seed",
+];
+
+/// A URL or DSN fit for logs, errors and `/health`: the password of
+/// `scheme://user:secret@host` becomes `***`, a lone user part (a token, as
+/// in `nats://TOKEN@host`) too, and so does the value of every query
+/// parameter named like a credential (`?password=…`, `&token=…`). When in
+/// doubt it hides more: the credentials end at the last `@`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
     };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_string();
+    let (authority, tail) = match rest.rfind('@') {
+        Some(at) => {
+            let (credentials, host) = (&rest[..at], &rest[at + 1..]);
+            let user = match credentials.split_once(':') {
+                Some((user, _)) => format!("{user}:***@"),
+                None => "***@".to_string(),
+            };
+            (user, host)
+        }
+        None => (String::new(), rest),
     };
-    let user = credentials.split(':').next().unwrap_or("");
-    format!("{scheme}://{user}:***@{host}")
+    let redacted = format!("{authority}{}", redact_query(tail));
+    match scheme {
+        Some(scheme) => format!("{scheme}://{redacted}"),
+        None => redacted,
+    }
+}
+
+/// `path?password=x&db=y#f` -> `path?password=***&db=y#f`.
+fn redact_query(text: &str) -> String {
+    let Some((before, query)) = text.split_once('?') else {
+        return text.to_string();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_parameter(name) => format!("{name}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    let mut out = format!("{before}?{}", pairs.join("&"));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMETERS.iter().any(|part| name.contains(part))
 }
 
 #[cfg(test)]
@@ -96,6 +198,46 @@ mod tests {
             redact_url("clickhouse://u:p@h:9000/db"),
             "clickhouse://u:***@h:9000/db"
         );
+    }
+
+    #[test]
+    fn urls_lose_every_credential_and_keep_the_rest() {
+        let cases = [
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("nats://s3cr3t@h:4222", "nats://***@h:4222"),
+            ("tls://u:p@h:4222", "tls://u:***@h:4222"),
+            // An unescaped '@' or '/' in the password still hides all of it.
+            (
+                "clickhouse://u:p@ss/w@h:9000/db",
+                "clickhouse://u:***@h:9000/db",
+            ),
+            (
+                "clickhouse://h:9000/db?secure=true&password=s3cr3t&x=1",
+                "clickhouse://h:9000/db?secure=true&password=***&x=1",
+            ),
+            (
+                "https://h/hook?api_key=k1&Access_Token=t2&X-Amz-Signature=s3#top",
+                "https://h/hook?api_key=***&Access_Token=***&X-Amz-Signature=***#top",
+            ),
+            ("h:9000?pwd=x", "h:9000?pwd=***"),
+            ("no url at all", "no url at all"),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_url(url), redacted, "{url}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_and_secret_files_lose_one_line_break() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "***");
+        assert_eq!(secret.expose(), "hunter2");
+        let read = Secret::from_file_text("nats.password_file", "/p", "pw\r\n").unwrap();
+        assert_eq!(read.expose(), "pw");
+        let read = Secret::from_file_text("nats.password_file", "/p", " pw \n\n").unwrap();
+        assert_eq!(read.expose(), " pw \n");
+        let error = Secret::from_file_text("nats.password_file", "/p", "\n").unwrap_err();
+        assert_eq!(error.key, "nats.password_file");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! HTTP plumbing shared by the roles: the error shape, bounded body reading,
-//! health.
+//! health, the listener's settings and its TLS.
 
 pub mod body;
 pub mod error;
 pub mod health;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 
 use actix_web::HttpRequest;
 use error::ApiError;

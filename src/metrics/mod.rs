@@ -119,6 +119,7 @@ pub struct Metrics {
     rejected: [[AtomicU64; 6]; 5],
     pub syslog_connections: AtomicU64,
     pub syslog_connections_refused: AtomicU64,
+    pub syslog_tls_handshake_failures: AtomicU64,
     pub logs_stored: AtomicU64,
     pub batches_stored: AtomicU64,
     pub store_write_failures: AtomicU64,
@@ -157,6 +158,7 @@ impl Default for Metrics {
             rejected: Default::default(),
             syslog_connections: AtomicU64::new(0),
             syslog_connections_refused: AtomicU64::new(0),
+            syslog_tls_handshake_failures: AtomicU64::new(0),
             logs_stored: AtomicU64::new(0),
             batches_stored: AtomicU64::new(0),
             store_write_failures: AtomicU64::new(0),
@@ -318,6 +320,12 @@ impl Metrics {
             "oglogstream_syslog_connections_refused_total",
             "Syslog TCP connections closed at once: syslog.max_connections were open.",
             Metrics::get(&self.syslog_connections_refused),
+        );
+        counter(
+            &mut out,
+            "oglogstream_syslog_tls_handshake_failures_total",
+            "Syslog-over-TLS connections closed because the TLS handshake failed (a client that does not trust our certificate, or has none syslog.tls_client_ca accepts).",
+            Metrics::get(&self.syslog_tls_handshake_failures),
         );
         counter(
             &mut out,

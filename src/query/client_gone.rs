@@ -18,10 +18,11 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 #[derive(Clone, Copy, Debug)]
 pub struct ClientSocket(#[cfg(unix)] std::os::fd::RawFd);
 
-/// For `HttpServer::on_connect`: keeps the socket of plain TCP connections.
+/// For `HttpServer::on_connect`: keeps the socket of TCP connections, the
+/// one under TLS too.
 pub fn remember_socket(connection: &dyn Any, extensions: &mut Extensions) {
     #[cfg(unix)]
-    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+    if let Some(stream) = crate::http::tls::tcp_stream(connection) {
         use std::os::fd::AsRawFd;
         extensions.insert(ClientSocket(stream.as_raw_fd()));
     }

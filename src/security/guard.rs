@@ -1,7 +1,8 @@
 //! One middleware applying the security rules in order: CORS preflights are
 //! answered first (they carry no credentials), then the client's rate limit
-//! (before keys, so guessing keys is rate limited too), then API keys. Every
-//! answer, refusals included, gets the CORS headers its origin deserves.
+//! (before keys, so guessing keys is rate limited too), then the client
+//! certificate ingest needs under mutual TLS, then API keys. Every answer,
+//! refusals included, gets the CORS headers its origin deserves.
 
 use super::Access;
 use super::auth::KeySet;
@@ -9,6 +10,7 @@ use super::client_ip::{IpNet, client_ip};
 use super::cors::{ALLOWED_HEADERS, ALLOWED_METHODS, CorsPolicy, EXPOSED_HEADERS};
 use super::rate_limit::RateLimiter;
 use crate::http::error::ApiError;
+use crate::http::tls::ClientCertificate;
 use crate::metrics::{Metrics, Protocol, Rejection};
 use actix_web::HttpResponse;
 use actix_web::ResponseError;
@@ -27,6 +29,10 @@ pub struct Guard {
     pub query_limit: Option<RateLimiter>,
     pub trusted_proxies: Vec<IpNet>,
     pub metrics: Arc<Metrics>,
+    /// `server.tls_client_ca` with `tls_client_auth = "ingest"`: the ingest
+    /// paths need a client certificate (machines), the rest do not
+    /// (browsers).
+    pub ingest_needs_client_certificate: bool,
 }
 
 pub enum Decision {
@@ -97,6 +103,19 @@ impl Guard {
                 let seconds = wait.as_secs_f64().ceil().max(1.0) as u32;
                 return self.refuse(ApiError::rate_limited(seconds), &allowed_origin);
             }
+        }
+
+        if access == Access::Ingest
+            && self.ingest_needs_client_certificate
+            && request.conn_data::<ClientCertificate>().is_none()
+        {
+            self.count_ingest_refusal(request.path(), Rejection::Unauthorized);
+            return self.refuse(
+                ApiError::forbidden(
+                    "ingest needs a client certificate signed by server.tls_client_ca",
+                ),
+                &allowed_origin,
+            );
         }
 
         let presented = presented_keys(request);

@@ -33,18 +33,23 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "the process's own logs need only settings helpers",
     ),
     (
+        "tls",
+        &["domain"],
+        "TLS files and configurations serve every hop and know no component",
+    ),
+    (
         "bus",
-        &["domain", "metrics"],
+        &["domain", "metrics", "tls"],
         "a seam sits below the roles and config: it knows the domain, not the other seam",
     ),
     (
         "store",
-        &["domain", "metrics"],
+        &["domain", "metrics", "tls"],
         "a seam sits below the roles and config: it knows the domain, not the other seam",
     ),
     (
         "http",
-        &["domain", "metrics", "bus", "store"],
+        &["domain", "metrics", "bus", "store", "tls"],
         "HTTP plumbing maps the seams' errors and checks their health, and serves no role",
     ),
     (
@@ -59,7 +64,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "ingest",
-        &["domain", "metrics", "bus", "http"],
+        &["domain", "metrics", "bus", "http", "tls"],
         "a role depends on domain, the seams and http, never on another role; ingest never touches the store",
     ),
     (
@@ -75,16 +80,16 @@ const RULES: &[(&str, &[&str], &str)] = &[
     (
         "config",
         &[
-            "cli", "domain", "logging", "metrics", "bus", "store", "http", "security", "alerts",
-            "ingest", "process", "query",
+            "cli", "domain", "logging", "metrics", "tls", "bus", "store", "http", "security",
+            "alerts", "ingest", "process", "query",
         ],
         "config composes the components' own settings; only app and main import it",
     ),
     (
         "app",
         &[
-            "config", "logging", "domain", "metrics", "bus", "store", "http", "security", "alerts",
-            "ingest", "process", "query",
+            "config", "logging", "domain", "metrics", "tls", "bus", "store", "http", "security",
+            "alerts", "ingest", "process", "query",
         ],
         "app wires every component, and nothing imports app but main",
     ),

@@ -21,3 +21,4 @@ mod query_language;
 mod search_blocks;
 mod shippers;
 mod split;
+mod tls;

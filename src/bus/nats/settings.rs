@@ -1,7 +1,9 @@
 //! `[nats]`: the JetStream bus's settings (used by split roles, selected by
 //! `nats.url`), as written in the file and as validated for [`NatsBus`](super::NatsBus).
 
-use crate::domain::settings::{InvalidSetting, duration, in_range, redact_url};
+use super::credentials::{CredentialSettings, NatsCredentials};
+use crate::domain::settings::{InvalidSetting, Secret, duration, in_range, redact_url};
+use crate::tls::client::ClientTls;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -18,6 +20,19 @@ pub struct RawNats {
     pub replicas: i64,
     pub publish_timeout: String,
     pub lease_ttl: String,
+    /// PEM files: the CA that signed the servers' certificates, and this
+    /// client's certificate and key for servers that verify clients.
+    pub tls_ca: String,
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// One way of signing in, at most (see `credentials.rs`).
+    pub user: String,
+    pub password: Secret,
+    pub password_file: String,
+    pub token: Secret,
+    pub token_file: String,
+    pub nkey_seed_file: String,
+    pub creds_file: String,
 }
 
 impl Default for RawNats {
@@ -35,6 +50,16 @@ impl Default for RawNats {
             // A takeover needs up to the TTL plus a third of it (the
             // survivor's next attempt): 12 s, within alerting's 15 s.
             lease_ttl: "9s".into(),
+            tls_ca: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            user: String::new(),
+            password: Secret::default(),
+            password_file: String::new(),
+            token: Secret::default(),
+            token_file: String::new(),
+            nkey_seed_file: String::new(),
+            creds_file: String::new(),
         }
     }
 }
@@ -66,6 +91,10 @@ pub struct NatsConfig {
     pub publish_timeout: Duration,
     /// How long a coordination lease outlives its holder's last renewal.
     pub lease_ttl: Duration,
+    /// TLS to the servers: required when anything here is set (and used
+    /// whenever a server asks for it).
+    pub tls: ClientTls,
+    pub credentials: NatsCredentials,
 }
 
 impl RawNats {
@@ -136,6 +165,16 @@ impl RawNats {
             replicas: in_range("nats.replicas", self.replicas, 1, 5)?,
             publish_timeout,
             lease_ttl,
+            tls: ClientTls::from_settings("nats", &self.tls_ca, &self.tls_cert, &self.tls_key)?,
+            credentials: NatsCredentials::from_settings(&CredentialSettings {
+                user: &self.user,
+                password: &self.password,
+                password_file: &self.password_file,
+                token: &self.token,
+                token_file: &self.token_file,
+                nkey_seed_file: &self.nkey_seed_file,
+                creds_file: &self.creds_file,
+            })?,
         })
     }
 }

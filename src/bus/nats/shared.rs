@@ -2,6 +2,7 @@
 //! readiness, and the small rules they all follow (reconnect delays,
 //! stopping when the bus closes).
 
+use super::connect::Link;
 use super::coordination::NatsCoordination;
 use super::settings::NatsConfig;
 use crate::bus::BusError;
@@ -54,9 +55,9 @@ pub(super) struct Shared {
     /// Set once this instance consumes (process role): it then also purges
     /// acknowledged messages left in the stream.
     pub(super) purging: AtomicBool,
-    /// Since when the client has been disconnected after having been
-    /// connected (`None` while connected, or before the first connection).
-    pub(super) disconnected_since: Arc<Mutex<Option<Instant>>>,
+    /// Since when the client has been disconnected, and why it cannot
+    /// connect (see `connect.rs`).
+    pub(super) link: Link,
     pub(super) metrics: Arc<Metrics>,
     pub(super) coordination: Arc<NatsCoordination>,
 }
@@ -78,14 +79,26 @@ impl Shared {
             return Err(BusError::Closed);
         }
         if self.client.connection_state() != State::Connected {
-            return Err(BusError::Unavailable(format!(
-                "not connected to NATS at {}; reconnecting",
-                self.url
-            )));
+            return Err(BusError::Unavailable(self.not_connected("reconnecting")));
         }
         match &*self.setup.borrow() {
             Setup::Ready(_) => Ok(()),
             Setup::Pending(reason) => Err(BusError::Unavailable(reason.clone())),
+        }
+    }
+
+    /// Why the client is not connected, for `/health` and the log: the
+    /// setting to fix when the server refused us, else that it is away.
+    pub(super) fn not_connected(&self, doing: &str) -> String {
+        let problem = self
+            .link
+            .problem
+            .lock()
+            .ok()
+            .and_then(|problem| problem.clone());
+        match problem {
+            Some(problem) => format!("cannot connect to NATS at {}: {problem}; {doing}", self.url),
+            None => format!("not connected to NATS at {}; {doing}", self.url),
         }
     }
 
@@ -96,6 +109,7 @@ impl Shared {
             let outcome = self.ready();
             let reconnecting = self.client.connection_state() != State::Connected
                 && self
+                    .link
                     .disconnected_since
                     .lock()
                     .ok()

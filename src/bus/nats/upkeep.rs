@@ -36,7 +36,7 @@ pub(super) async fn maintain_setup(shared: Arc<Shared>) {
         let outcome = if shared.client.connection_state() == State::Connected {
             shared.ensure_stream_and_consumer().await
         } else {
-            Err(format!("cannot reach NATS at {}; retrying", shared.url))
+            Err(shared.not_connected("retrying"))
         };
         let was_ready = matches!(&*shared.setup.borrow(), Setup::Ready(_));
         match outcome {

@@ -1,5 +1,6 @@
 //! Syslog listeners of the ingest role: TCP (many messages per connection,
-//! octet-counted or newline-framed) and UDP (one message per datagram).
+//! octet-counted or newline-framed), the same over TLS (RFC 5425, its own
+//! listener: see `settings.rs`) and UDP (one message per datagram).
 //! Frames are cut by `domain::shippers::framing`, decoded by `decoder.rs`,
 //! stamped and published like HTTP ingest.
 //!
@@ -28,10 +29,11 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 /// Bytes read from a connection at a time: one read's frames are one batch.
 const READ_CHUNK: usize = 64 * 1024;
@@ -40,6 +42,9 @@ const UDP_BATCH: usize = 512;
 /// Retry delays while the bus refuses a TCP batch.
 const FIRST_RETRY: Duration = Duration::from_millis(5);
 const LONGEST_RETRY: Duration = Duration::from_millis(500);
+/// A TLS sender must finish its handshake within this long, so a
+/// connection that never speaks cannot hold a slot for ever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the configured listeners (an error names the address) and serves
 /// them until `stopping` turns true; the tasks end after publishing what
@@ -57,6 +62,22 @@ pub async fn start(
         tracing::info!(address = %listener.local_addr()?, "listening for syslog over TCP");
         tasks.spawn(serve_tcp(
             listener,
+            None,
+            state.clone(),
+            config.clone(),
+            stopping.clone(),
+        ));
+    }
+    if let Some((address, tls)) = &config.tls_listen {
+        // A certificate that cannot be used stops start-up, naming its setting.
+        let acceptor = TlsAcceptor::from(Arc::new(tls.server_config()?));
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen for syslog over TLS on tcp {address}"))?;
+        tracing::info!(address = %listener.local_addr()?, "listening for syslog over TLS");
+        tasks.spawn(serve_tcp(
+            listener,
+            Some(acceptor),
             state.clone(),
             config.clone(),
             stopping.clone(),
@@ -80,6 +101,7 @@ async fn stopped(stopping: &mut watch::Receiver<bool>) {
 
 async fn serve_tcp(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     state: web::Data<IngestState>,
     config: SyslogConfig,
     mut stopping: watch::Receiver<bool>,
@@ -97,9 +119,15 @@ async fn serve_tcp(
                         let state = state.clone();
                         let stopping = stop_connections.clone();
                         let max_line = config.max_line_bytes;
+                        let tls = tls.clone();
                         connections.spawn(async move {
                             let _slot = slot;
-                            serve_connection(stream, &state, max_line, stopping).await;
+                            match tls {
+                                None => serve_connection(stream, &state, max_line, stopping).await,
+                                Some(tls) => {
+                                    serve_tls_connection(stream, tls, &state, max_line, stopping).await
+                                }
+                            }
                         });
                     }
                     Err(_) => Metrics::add(&state.metrics.syslog_connections_refused, 1),
@@ -116,8 +144,32 @@ async fn serve_tcp(
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
+/// The TLS handshake (bounded, and abandoned when the process stops), then
+/// the connection as over plain TCP.
+async fn serve_tls_connection(
+    stream: TcpStream,
+    tls: TlsAcceptor,
+    state: &IngestState,
+    max_line: usize,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let peer = stream.peer_addr().ok();
+    let handshake = tokio::select! {
+        _ = stopped(&mut stopping) => return,
+        handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)) => handshake,
+    };
+    let failure = match handshake {
+        Ok(Ok(stream)) => return serve_connection(stream, state, max_line, stopping).await,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+    };
+    // Counted rather than logged at warn: anyone can connect and fail.
+    Metrics::add(&state.metrics.syslog_tls_handshake_failures, 1);
+    tracing::debug!(?peer, error = %failure, "syslog TLS handshake failed");
+}
+
+async fn serve_connection<S: AsyncRead + Unpin>(
+    mut stream: S,
     state: &IngestState,
     max_line: usize,
     mut stopping: watch::Receiver<bool>,

@@ -1,7 +1,13 @@
-//! `[syslog]`: the syslog listeners of the ingest role (TCP and UDP, each
-//! off unless given an address) and their limits.
+//! `[syslog]`: the syslog listeners of the ingest role (TCP, TLS and UDP,
+//! each off unless given an address) and their limits.
+//!
+//! Syslog over TLS (RFC 5425) has a listener of its own, `tls_listen`,
+//! rather than TLS on `tcp_listen`: the RFC gives it its own port (6514),
+//! senders choose TLS by port, and a plain listener for old senders can run
+//! beside it.
 
 use crate::domain::settings::{InvalidSetting, in_range};
+use crate::tls::server::{ClientCertificates, ListenerTls};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -12,6 +18,13 @@ pub struct RawSyslog {
     pub udp_listen: String,
     pub max_connections: i64,
     pub max_line_bytes: i64,
+    /// Syslog over TLS: the address (RFC 5425's port is 6514), the PEM
+    /// certificate chain and key, and optionally the CA whose client
+    /// certificates senders must present.
+    pub tls_listen: String,
+    pub tls_cert: String,
+    pub tls_key: String,
+    pub tls_client_ca: String,
 }
 
 impl Default for RawSyslog {
@@ -21,6 +34,10 @@ impl Default for RawSyslog {
             udp_listen: String::new(),
             max_connections: 1000,
             max_line_bytes: 64 * 1024,
+            tls_listen: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_client_ca: String::new(),
         }
     }
 }
@@ -31,6 +48,8 @@ pub struct SyslogConfig {
     pub tcp_listen: Option<SocketAddr>,
     /// `None`: no UDP listener.
     pub udp_listen: Option<SocketAddr>,
+    /// `None`: no syslog over TLS; else its address and TLS settings.
+    pub tls_listen: Option<(SocketAddr, ListenerTls)>,
     /// Open TCP connections at most; more are closed at once (and counted).
     pub max_connections: usize,
     /// A longer message (line or octet-counted frame, or datagram) is
@@ -40,9 +59,35 @@ pub struct SyslogConfig {
 
 impl RawSyslog {
     pub fn validate(&self) -> Result<SyslogConfig, InvalidSetting> {
+        // A CA here means senders must present a certificate it signed:
+        // RFC 5425 expects both ends to authenticate when they can.
+        let tls = ListenerTls::from_settings(
+            "syslog",
+            &self.tls_cert,
+            &self.tls_key,
+            &self.tls_client_ca,
+            ClientCertificates::Required,
+        )?;
+        let tls_listen = match (address("syslog.tls_listen", &self.tls_listen)?, tls) {
+            (None, None) => None,
+            (Some(address), Some(tls)) => Some((address, tls)),
+            (Some(_), None) => {
+                return Err(InvalidSetting::new(
+                    "syslog.tls_cert",
+                    "syslog.tls_listen is set: give the certificate (syslog.tls_cert) and key (syslog.tls_key) to present",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(InvalidSetting::new(
+                    "syslog.tls_listen",
+                    "syslog.tls_cert is set: give the address to listen on for syslog over TLS (RFC 5425's port is 6514, e.g. 0.0.0.0:6514)",
+                ));
+            }
+        };
         Ok(SyslogConfig {
             tcp_listen: address("syslog.tcp_listen", &self.tcp_listen)?,
             udp_listen: address("syslog.udp_listen", &self.udp_listen)?,
+            tls_listen,
             max_connections: in_range(
                 "syslog.max_connections",
                 self.max_connections,

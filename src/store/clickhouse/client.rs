@@ -14,15 +14,38 @@ use crate::store::StoreError;
 use futures_util::StreamExt;
 use klickhouse::{Client, ClientOptions, KlickhouseError, Row};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A write (or a migration step) running longer is abandoned with its
 /// connection; reads have `Options::read_timeout`.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A connection to `host:port` with the DSN's credentials.
+/// TLS to the server (its secure port, `tcp_port_secure`): the rustls
+/// client configuration and the setting to name when the server's
+/// certificate is refused.
+#[derive(Clone)]
+pub struct Tls {
+    pub connector: TlsConnector,
+    pub trust_setting: String,
+}
+
+impl Tls {
+    pub fn new(config: tokio_rustls::rustls::ClientConfig, trust_setting: String) -> Tls {
+        Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+            trust_setting,
+        }
+    }
+}
+
+/// A connection to `host:port` with the DSN's credentials, over TLS when
+/// the DSN says so.
 pub async fn connect_to(dsn: &Dsn, host: &str, port: u16) -> Result<Client, StoreError> {
     let options = ClientOptions {
         username: dsn.user.clone(),
@@ -31,15 +54,69 @@ pub async fn connect_to(dsn: &Dsn, host: &str, port: u16) -> Result<Client, Stor
         default_database: String::new(),
         ..ClientOptions::default()
     };
-    let address = (host.to_string(), port);
-    match timeout(CONNECT_TIMEOUT, Client::connect(address, options)).await {
+    let over = if dsn.tls.is_some() { " over TLS" } else { "" };
+    match timeout(CONNECT_TIMEOUT, open(dsn.tls.as_ref(), host, port, options)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(error)) => Err(StoreError::Unavailable(format!(
-            "cannot connect to clickhouse at {host}:{port}: {error}"
+            "cannot connect to clickhouse at {host}:{port}{over}: {error}"
         ))),
         Err(_) => Err(StoreError::Unavailable(format!(
-            "cannot connect to clickhouse at {host}:{port}: no answer within {CONNECT_TIMEOUT:?}"
+            "cannot connect to clickhouse at {host}:{port}{over}: no answer within {CONNECT_TIMEOUT:?}"
         ))),
+    }
+}
+
+/// Opens the connection and signs in; the error in words that name what
+/// to fix (the CA setting, the DSN's password).
+async fn open(
+    tls: Option<&Tls>,
+    host: &str,
+    port: u16,
+    options: ClientOptions,
+) -> Result<Client, String> {
+    let signed_in = match tls {
+        None => Client::connect((host, port), options).await,
+        Some(tls) => {
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|_| format!("{host:?} is not a name TLS can verify"))?;
+            let stream = TcpStream::connect((host, port))
+                .await
+                .map_err(|error| error.to_string())?;
+            stream
+                .set_nodelay(options.tcp_nodelay)
+                .map_err(|error| error.to_string())?;
+            let stream = tls
+                .connector
+                .connect(name, stream)
+                .await
+                .map_err(|error| handshake_failure(&error, &tls.trust_setting))?;
+            let (read, write) = tokio::io::split(stream);
+            Client::connect_stream(read, write, options).await
+        }
+    };
+    signed_in.map_err(|error| match &error {
+        // Unknown user, wrong password (18.x), authentication failed (later).
+        KlickhouseError::ServerException {
+            code,
+            name,
+            message,
+            ..
+        } if matches!(code, 192 | 193 | 516) => format!(
+            "clickhouse refused: {name} ({code}): {message} (check the user and password: the DSN's, or clickhouse.password_file)"
+        ),
+        _ => error.to_string(),
+    })
+}
+
+fn handshake_failure(error: &std::io::Error, trust_setting: &str) -> String {
+    let refused = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>());
+    match refused {
+        Some(refusal @ tokio_rustls::rustls::Error::InvalidCertificate(_)) => {
+            format!("the server's TLS certificate is not trusted ({trust_setting}): {refusal}")
+        }
+        _ => format!("TLS handshake failed: {error} (is this ClickHouse's tcp_port_secure?)"),
     }
 }
 

@@ -1,12 +1,15 @@
 //! `clickhouse://user:password@host:9000/database`, the seed's DSN form.
 //! `tcp://` is accepted as a synonym; user, password and database are
 //! optional (`default`, empty, `default`); `%XX` escapes are decoded in the
-//! user and password. Options after `?` are ignored (the seed's Go driver
-//! had some; none applies to the native protocol client used here).
+//! user and password. Of the options after `?` (the seed's Go driver had
+//! several), `secure=true` asks for TLS, as clickhouse-go's does, and
+//! `skip_verify=true` is refused (give the CA instead); the rest do not
+//! apply to the native protocol client used here and are ignored.
 
+use super::client::Tls;
 use std::fmt;
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Dsn {
     pub host: String,
     pub port: u16,
@@ -14,14 +17,27 @@ pub struct Dsn {
     pub password: String,
     /// Checked to be a plain identifier, so it can be written into SQL.
     pub database: String,
+    /// `secure=` as written (`None` when absent).
+    pub secure: Option<bool>,
+    /// TLS for every connection (decided from `secure` and the settings
+    /// when the store opens); plain TCP when `None`.
+    pub tls: Option<Tls>,
 }
 
 impl fmt::Debug for Dsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "clickhouse://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.database
+            "clickhouse://{}@{}:{}/{}{}",
+            self.user,
+            self.host,
+            self.port,
+            self.database,
+            if self.tls.is_some() {
+                "?secure=true"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -32,7 +48,11 @@ impl Dsn {
             .strip_prefix("clickhouse://")
             .or_else(|| text.strip_prefix("tcp://"))
             .ok_or_else(|| "expected clickhouse://user:password@host:9000/database".to_string())?;
-        let rest = rest.split(['?', '#']).next().unwrap_or("");
+        let (rest, query) = match rest.split('#').next().unwrap_or("").split_once('?') {
+            Some((rest, query)) => (rest, query),
+            None => (rest.split('#').next().unwrap_or(""), ""),
+        };
+        let secure = secure_option(query)?;
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (credentials, address) = match authority.rsplit_once('@') {
             Some((credentials, address)) => (Some(credentials), address),
@@ -69,8 +89,31 @@ impl Dsn {
             user,
             password,
             database,
+            secure,
+            tls: None,
         })
     }
+}
+
+/// `secure=` from the query string; `skip_verify=true` refused.
+fn secure_option(query: &str) -> Result<Option<bool>, String> {
+    let mut secure = None;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        let flag = || match value.to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(format!("{name}={value:?}: expected true or false")),
+        };
+        match name {
+            "secure" => secure = Some(flag()?),
+            "skip_verify" if flag()? => {
+                return Err("skip_verify=true is not supported: trust the server's CA with clickhouse.tls_ca instead".into());
+            }
+            _ => {}
+        }
+    }
+    Ok(secure)
 }
 
 pub fn is_identifier(name: &str) -> bool {
@@ -151,6 +194,22 @@ mod tests {
             ("::1", 9000, "default")
         );
         assert!(!format!("{dsn:?}").contains("p@ss"));
+        assert_eq!(dsn.secure, None);
+    }
+
+    #[test]
+    fn secure_and_skip_verify() {
+        let dsn = Dsn::parse("clickhouse://u:p@h:9440/db?secure=true&dial_timeout=1s").unwrap();
+        assert_eq!((dsn.secure, dsn.database.as_str()), (Some(true), "db"));
+        let dsn = Dsn::parse("clickhouse://h?secure=false").unwrap();
+        assert_eq!(
+            (dsn.secure, dsn.database.as_str()),
+            (Some(false), "default")
+        );
+        assert!(Dsn::parse("clickhouse://h/db?secure=maybe").is_err());
+        let error = Dsn::parse("clickhouse://h/db?secure=true&skip_verify=true").unwrap_err();
+        assert!(error.contains("clickhouse.tls_ca"), "{error}");
+        assert!(Dsn::parse("clickhouse://h/db?skip_verify=false").is_ok());
     }
 
     #[test]

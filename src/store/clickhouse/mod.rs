@@ -72,9 +72,10 @@ impl ClickHouseStore {
     }
 
     pub fn open_with(url: &str, options: Options) -> Result<ClickHouseStore, StoreError> {
-        let dsn = Dsn::parse(url).map_err(|e| {
+        let mut dsn = Dsn::parse(url).map_err(|e| {
             StoreError::Rejected(format!("clickhouse url {}: {e}", redact_url(url)))
         })?;
+        secure(&mut dsn, &options)?;
         let pool = Arc::new(Pool::new(dsn, options));
         let starter = tokio::spawn(pool::prepare_until_ready(Arc::clone(&pool)));
         Ok(ClickHouseStore {
@@ -82,6 +83,38 @@ impl ClickHouseStore {
             starter: Mutex::new(Some(starter)),
         })
     }
+}
+
+/// The password from `clickhouse.password_file`, and TLS when the DSN says
+/// `secure=true` or a CA is given; contradictions are refused, named.
+fn secure(dsn: &mut Dsn, options: &Options) -> Result<(), StoreError> {
+    if let Some(password) = &options.password {
+        if !dsn.password.is_empty() {
+            return Err(StoreError::Rejected(
+                "clickhouse.password_file: the DSN has a password too; give it one way".into(),
+            ));
+        }
+        dsn.password = password.expose().to_string();
+    }
+    let wanted = match (dsn.secure, options.tls.is_set()) {
+        (Some(false), true) => {
+            return Err(StoreError::Rejected(
+                "clickhouse.tls_ca asks for TLS but the DSN says secure=false".into(),
+            ));
+        }
+        (secure, ca) => secure == Some(true) || ca,
+    };
+    if wanted {
+        let (config, _) = options
+            .tls
+            .client_config()
+            .map_err(|error| StoreError::Rejected(error.to_string()))?;
+        dsn.tls = Some(client::Tls::new(
+            config,
+            options.tls.trust_setting("clickhouse"),
+        ));
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -4,7 +4,8 @@
 
 use super::client::STATEMENT_TIMEOUT;
 use super::windows::Stepping;
-use crate::domain::settings::InvalidSetting;
+use crate::domain::settings::{InvalidSetting, Secret};
+use crate::tls::client::ClientTls;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -17,6 +18,12 @@ pub struct RawClickHouse {
     /// `ReplicatedMergeTree` (the servers need ZooKeeper and the `{shard}`
     /// and `{replica}` macros).
     pub replicated: bool,
+    /// The CA (PEM) that signed the server's certificate: TLS to the
+    /// secure port, trusting only it. `secure=true` in the DSN asks for TLS
+    /// trusting the system's roots.
+    pub tls_ca: String,
+    /// A file holding the password, instead of writing it in the DSN.
+    pub password_file: String,
 }
 
 /// How the ClickHouse store lays out its tables; used only when
@@ -27,6 +34,9 @@ pub struct ClickHouseConfig {
     /// tables over them.
     pub cluster: Option<String>,
     pub replicated: bool,
+    pub tls: ClientTls,
+    /// From `password_file`; the DSN's password otherwise.
+    pub password: Option<Secret>,
 }
 
 impl RawClickHouse {
@@ -49,9 +59,27 @@ impl RawClickHouse {
                 "needs clickhouse.cluster: the cluster names the replicas of each shard",
             ));
         }
+        let password = match self.password_file.trim() {
+            "" => None,
+            path => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    InvalidSetting::new(
+                        "clickhouse.password_file",
+                        format!("{path}: cannot read it: {error}"),
+                    )
+                })?;
+                Some(Secret::from_file_text(
+                    "clickhouse.password_file",
+                    path,
+                    &text,
+                )?)
+            }
+        };
         Ok(ClickHouseConfig {
             cluster: (!cluster.is_empty()).then(|| cluster.to_string()),
             replicated: self.replicated,
+            tls: ClientTls::from_settings("clickhouse", &self.tls_ca, "", "")?,
+            password,
         })
     }
 }
@@ -69,6 +97,10 @@ pub struct Options {
     pub read_timeout: Duration,
     /// How page queries step through time windows.
     pub stepping: Stepping,
+    /// TLS settings (`clickhouse.tls_ca`); with the DSN's `secure=`.
+    pub tls: ClientTls,
+    /// Replaces the DSN's password (`clickhouse.password_file`).
+    pub password: Option<Secret>,
 }
 
 impl Default for Options {
@@ -78,6 +110,8 @@ impl Default for Options {
             replicated: false,
             read_timeout: STATEMENT_TIMEOUT,
             stepping: Stepping::default(),
+            tls: ClientTls::default(),
+            password: None,
         }
     }
 }

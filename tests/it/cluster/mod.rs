@@ -47,6 +47,8 @@ pub async fn bus(servers: &str, replicas: usize, lease_ttl: Duration) -> NatsBus
             replicas,
             publish_timeout: Duration::from_secs(10),
             lease_ttl,
+            tls: Default::default(),
+            credentials: Default::default(),
         },
         live: false,
         client_name: "oglogstream test".into(),

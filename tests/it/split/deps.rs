@@ -35,17 +35,30 @@ pub struct Nats {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// More of the server's configuration (TLS, authorization).
+    extra_config: String,
 }
 
 impl Nats {
     pub async fn start() -> Nats {
+        Nats::start_with("").await
+    }
+
+    /// With `extra_config` added to the server's configuration file.
+    pub async fn start_with(extra_config: &str) -> Nats {
         let mut nats = Nats {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
+            extra_config: extra_config.to_string(),
         };
         nats.resume().await;
         nats
+    }
+
+    /// The server's own log (its refusals, for a failing test's message).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -65,9 +78,10 @@ impl Nats {
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{store}\", max_file_store: {MAX_FILE_STORE} }}\n",
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{store}\", max_file_store: {MAX_FILE_STORE} }}\n{extra}\n",
                 port = self.port,
                 store = self.dir.path().join("jetstream").display(),
+                extra = self.extra_config,
             ),
         )
         .expect("write nats.conf");

@@ -4,12 +4,15 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+
 use awc::http::StatusCode;
 use serde_json::Value;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_oglogstream");
@@ -64,6 +67,9 @@ pub struct Launch {
     pub data_dir: Option<PathBuf>,
     /// Skip waiting for `/health` to answer 200.
     pub no_wait: bool,
+    /// Talk HTTPS to the server with this client configuration (its CA,
+    /// maybe a client certificate); plain HTTP when `None`.
+    pub https: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Launch {
@@ -81,6 +87,11 @@ impl Launch {
         self.data_dir = Some(dir.to_path_buf());
         self
     }
+
+    pub fn https(mut self, client: rustls::ClientConfig) -> Launch {
+        self.https = Some(Arc::new(client));
+        self
+    }
 }
 
 pub struct Server {
@@ -91,6 +102,8 @@ pub struct Server {
     _workspace: tempfile::TempDir,
     stderr_path: PathBuf,
     pub client: awc::Client,
+    /// `http` or `https`.
+    scheme: &'static str,
 }
 
 impl Server {
@@ -126,15 +139,27 @@ impl Server {
             command.env(key, value);
         }
         let child = command.spawn().expect("start oglogstream");
+        let client = match &launch.https {
+            None => awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .finish(),
+            Some(tls) => awc::Client::builder()
+                .connector(awc::Connector::new().rustls_0_23(Arc::clone(tls)))
+                .timeout(Duration::from_secs(30))
+                .finish(),
+        };
         let server = Server {
             child,
             port,
             data_dir,
             _workspace: workspace,
             stderr_path,
-            client: awc::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .finish(),
+            client,
+            scheme: if launch.https.is_some() {
+                "https"
+            } else {
+                "http"
+            },
         };
         if !launch.no_wait {
             server.wait_healthy().await;
@@ -143,11 +168,12 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.scheme == "https" { "wss" } else { "ws" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     pub fn logs(&self) -> String {
@@ -184,6 +210,13 @@ impl Server {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let body = response.body().limit(64 << 20).await.expect("body");
         (response.status(), parse_body(&body))
+    }
+
+    /// [`get`](Server::get), or `None` while the server does not answer.
+    pub async fn try_get(&self, path: &str) -> Option<(StatusCode, Value)> {
+        let mut response = self.client.get(self.url(path)).send().await.ok()?;
+        let body = response.body().limit(64 << 20).await.ok()?;
+        Some((response.status(), parse_body(&body)))
     }
 
     pub async fn post(
