@@ -351,7 +351,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     }
     .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     for address in server.addrs() {
-        tracing::info!(%address, roles = %roles, scheme = config.server.scheme(), "listening");
+        tracing::info!(%address, roles = %roles, scheme = %config.server.scheme(), "listening");
     }
     let server = server.run();
     let handle = server.handle();
