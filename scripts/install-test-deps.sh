@@ -3,8 +3,9 @@
 # the real dependencies the integration tests start privately (NATS,
 # ClickHouse, ZooKeeper, HAProxy, Chromium, promtool, docker-compose for
 # parsing, curl for scripts/smoke-test.sh, rsyslog with its Elasticsearch
-# output and util-linux's logger for the syslog and Elasticsearch shipper
-# tests), the tests' pinned Python packages (in a virtual environment under
+# output and its GnuTLS driver and util-linux's logger for the syslog and
+# Elasticsearch shipper tests and syslog over TLS, openssl for the TLS
+# tests' private CAs), the tests' pinned Python packages (in a virtual environment under
 # target/), the Node.js shippers the tests drive (tests/clients) and the
 # dashboard's npm packages. Safe to run again: it only installs what is absent.
 set -euo pipefail
@@ -22,6 +23,7 @@ declare -A wanted=(
   [curl]=curl
   [rsyslogd]=rsyslog
   [logger]=bsdutils
+  [openssl]=openssl
 )
 missing=()
 for command in "${!wanted[@]}"; do
@@ -29,8 +31,9 @@ for command in "${!wanted[@]}"; do
     missing+=("${wanted[$command]}")
   fi
 done
-# Packages that bring no command of their own (rsyslog's omelasticsearch module).
-for package in rsyslog-elasticsearch; do
+# Packages that bring no command of their own (rsyslog's omelasticsearch
+# module, its gtls network stream driver for syslog over TLS).
+for package in rsyslog-elasticsearch rsyslog-gnutls; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$package")
   fi
