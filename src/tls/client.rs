@@ -1,16 +1,18 @@
 //! The client side, for NATS and ClickHouse: which CA to trust (the
 //! operator's, or the system's roots), an optional client certificate for
 //! mutual TLS, TLS 1.2 and 1.3 only; and, since some clients report a failed
-//! handshake only as "TLS error" or "IO error", a record of why the last
-//! server certificate was refused ([`CertificateCheck`]) for the error an
+//! handshake only as "TLS error" or "IO error", a record of what the last
+//! handshake met ([`CertificateCheck`]: the server's certificate refused, or
+//! a client certificate asked for that we do not have) for the error an
 //! operator reads.
 
 use super::pem::PemFile;
 use super::{PROTOCOL_VERSIONS, provider};
 use crate::domain::settings::InvalidSetting;
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 use std::sync::{Arc, Mutex};
 
@@ -103,7 +105,7 @@ impl ClientTls {
                 inner: verifier,
                 check: check.clone(),
             }));
-        let config = match &self.identity {
+        let mut config = match &self.identity {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => builder
                 .with_client_auth_cert(cert.certificates()?, key.private_key()?)
@@ -114,6 +116,10 @@ impl ClientTls {
                     ))
                 })?,
         };
+        config.client_auth_cert_resolver = Arc::new(WatchedIdentity {
+            inner: Arc::clone(&config.client_auth_cert_resolver),
+            check: check.clone(),
+        });
         Ok((config, check))
     }
 }
@@ -131,13 +137,58 @@ fn system_roots() -> RootCertStore {
     roots
 }
 
-/// Why the last server certificate was refused, if it was.
+/// What the last handshake met.
 #[derive(Clone, Debug, Default)]
-pub struct CertificateCheck(Arc<Mutex<Option<String>>>);
+pub struct CertificateCheck(Arc<Mutex<Handshake>>);
+
+#[derive(Debug, Default)]
+struct Handshake {
+    /// Why the server's certificate was refused, if it was.
+    refusal: Option<String>,
+    /// A server asked for a client certificate and none is configured.
+    /// Never reset: TLS 1.3 asks before the server's certificate is
+    /// verified, so there is no earlier point that marks a new handshake,
+    /// and with the configuration fixed for the process's life, a server
+    /// that asked once will ask again.
+    identity_missing: bool,
+}
 
 impl CertificateCheck {
     pub fn last_refusal(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|refusal| refusal.clone())
+        self.0.lock().ok().and_then(|last| last.refusal.clone())
+    }
+
+    /// The server asked for a client certificate we do not have.
+    pub fn identity_missing(&self) -> bool {
+        self.0.lock().is_ok_and(|last| last.identity_missing)
+    }
+}
+
+/// The configured client certificate (or none), noting when a server asks
+/// for one and there is none.
+#[derive(Debug)]
+struct WatchedIdentity {
+    inner: Arc<dyn ResolvesClientCert>,
+    check: CertificateCheck,
+}
+
+impl ResolvesClientCert for WatchedIdentity {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        let identity = self.inner.resolve(root_hint_subjects, sigschemes);
+        if identity.is_none()
+            && let Ok(mut last) = self.check.0.lock()
+        {
+            last.identity_missing = true;
+        }
+        identity
+    }
+
+    fn has_certs(&self) -> bool {
+        self.inner.has_certs()
     }
 }
 
@@ -164,8 +215,8 @@ impl ServerCertVerifier for Recording {
             ocsp_response,
             now,
         );
-        if let Ok(mut refusal) = self.check.0.lock() {
-            *refusal = verdict.as_ref().err().map(|error| error.to_string());
+        if let Ok(mut last) = self.check.0.lock() {
+            last.refusal = verdict.as_ref().err().map(|error| error.to_string());
         }
         verdict
     }

@@ -147,6 +147,16 @@ impl Explainer {
                         self.tls.trust_setting("nats")
                     ));
                 }
+                if self
+                    .check
+                    .as_ref()
+                    .is_some_and(CertificateCheck::identity_missing)
+                {
+                    return Some(
+                        "NATS asks for a client certificate: set nats.tls_cert and nats.tls_key"
+                            .to_string(),
+                    );
+                }
                 if kind.contains("TLS") {
                     return Some(format!(
                         "TLS with NATS failed ({kind}): check that the server has TLS, and nats.tls_ca, nats.tls_cert and nats.tls_key"

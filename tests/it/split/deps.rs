@@ -95,11 +95,20 @@ impl Nats {
             .expect("start nats-server");
         self.child = Some(child);
         let address = format!("127.0.0.1:{}", self.port);
-        eventually("nats-server to listen", Duration::from_secs(20), || {
-            let up = std::net::TcpStream::connect(&address).is_ok();
-            async move { up.then_some(()) }
-        })
-        .await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            // A configuration it refuses makes it exit: say why.
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            assert!(
+                exited.is_none() && std::time::Instant::now() < deadline,
+                "nats-server did not listen (exit: {exited:?}); its log:\n{}",
+                self.log()
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

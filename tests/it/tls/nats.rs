@@ -332,6 +332,8 @@ fn creds(user_jwt: &str, user: &KeyPair) -> String {
 #[actix_web::test]
 async fn operator_account_and_user_jwts_with_a_memory_resolver() {
     let operator = KeyPair::new_operator();
+    // JetStream needs a system account in operator mode.
+    let system = KeyPair::new_account();
     let account = KeyPair::new_account();
     let user = KeyPair::new_user();
     let operator_jwt = jwt(
@@ -364,9 +366,17 @@ async fn operator_account_and_user_jwts_with_a_memory_resolver() {
             "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1
         }),
     );
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({"type": "account", "version": 2, "limits": {"conn": -1}}),
+    );
     let nats = Nats::start_with(&format!(
-        "operator: \"{operator_jwt}\"\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{account_jwt}\"\n}}\n",
-        account.public_key()
+        "operator: \"{operator_jwt}\"\nsystem_account: {system}\nresolver: MEMORY\n\
+         resolver_preload: {{\n  {system}: \"{system_jwt}\"\n  {account}: \"{account_jwt}\"\n}}\n",
+        system = system.public_key(),
+        account = account.public_key()
     ))
     .await;
     let dir = tempfile::tempdir().expect("temp dir");
