@@ -102,11 +102,20 @@ async fn open(
             message,
             ..
         } if matches!(code, 192 | 193 | 516) => format!(
-            "clickhouse refused: {name} ({code}): {message} (check the user and password: the DSN's, or clickhouse.password_file)"
+            "clickhouse refused: {name} ({code}): {message} ({CHECK_CREDENTIALS})"
+        ),
+        // klickhouse logs the server's refusal during sign-in and returns
+        // only this: the connection itself was fine, the sign-in was not.
+        KlickhouseError::ProtocolError(text) if text.contains("channel closed") => format!(
+            "the server closed the connection while signing in ({CHECK_CREDENTIALS}; or, without secure=true, is this ClickHouse's tcp_port_secure?): {error}"
         ),
         _ => error.to_string(),
     })
 }
+
+/// What to look at when the server will not let us sign in.
+const CHECK_CREDENTIALS: &str =
+    "check the user and password: the DSN's, or clickhouse.password_file";
 
 fn handshake_failure(error: &std::io::Error, trust_setting: &str) -> String {
     let refused = error

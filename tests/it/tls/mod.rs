@@ -3,6 +3,7 @@
 //! TLS from rsyslog, NATS with TLS and each kind of credential, ClickHouse
 //! on its secure port, and secrets kept out of logs and answers.
 
+mod clickhouse;
 mod https;
 mod nats;
 mod syslog;
