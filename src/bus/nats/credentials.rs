@@ -4,7 +4,9 @@
 //! `.creds` file, for servers run in operator mode with accounts).
 //! Secrets come from the configuration, the environment or a file
 //! (`*_file`), are read once at start, and never appear in a log line or an
-//! error (see `Secret`).
+//! error (see `Secret`). Credentials written in `nats.url` are taken out of
+//! the servers' addresses too ([`take_from_urls`]): the client library
+//! prints those addresses in its debug log.
 
 use crate::domain::settings::{InvalidSetting, Secret};
 
@@ -120,12 +122,81 @@ impl NatsCredentials {
     pub fn settings(&self) -> String {
         match self {
             NatsCredentials::None => "none set: nats.user and nats.password, nats.token, nats.nkey_seed_file or nats.creds_file".to_string(),
+            NatsCredentials::UserPassword { from, .. } if *from == URL => URL.to_string(),
             NatsCredentials::UserPassword { from, .. } => format!("nats.user and {from}"),
             NatsCredentials::Token { from, .. } => from.to_string(),
             NatsCredentials::Nkey(_) => "nats.nkey_seed_file".to_string(),
             NatsCredentials::Jwt(_) => "nats.creds_file".to_string(),
         }
     }
+}
+
+const URL: &str = "nats.url";
+
+/// Takes credentials out of the servers' addresses (`nats://user:password@host`
+/// or `nats://token@host`, %-escapes decoded), leaving the addresses bare.
+/// Every server that carries some must carry the same.
+pub fn take_from_urls(servers: &mut [String]) -> Result<NatsCredentials, InvalidSetting> {
+    let mut found: Option<(String, Option<String>)> = None;
+    for server in servers.iter_mut() {
+        let (scheme, rest) = match server.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest),
+            None => (None, server.as_str()),
+        };
+        let Some((userinfo, host)) = rest.rsplit_once('@') else {
+            continue;
+        };
+        let credentials = match userinfo.split_once(':') {
+            Some((user, password)) => (percent_decode(user)?, Some(percent_decode(password)?)),
+            None => (percent_decode(userinfo)?, None),
+        };
+        if found.as_ref().is_some_and(|first| *first != credentials) {
+            return Err(InvalidSetting::new(
+                URL,
+                "the servers carry different credentials: give one set (or use nats.user and nats.password)",
+            ));
+        }
+        found = Some(credentials);
+        let bare = match scheme {
+            Some(scheme) => format!("{scheme}://{host}"),
+            None => host.to_string(),
+        };
+        *server = bare;
+    }
+    Ok(match found {
+        None => NatsCredentials::None,
+        Some((user, Some(password))) => NatsCredentials::UserPassword {
+            user,
+            password: Secret::new(password),
+            from: URL,
+        },
+        Some((token, None)) => NatsCredentials::Token {
+            token: Secret::new(token),
+            from: URL,
+        },
+    })
+}
+
+/// `%XX` escapes of a URL's user part; never quotes the text (a secret).
+fn percent_decode(text: &str) -> Result<String, InvalidSetting> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let byte = text
+                .get(at + 1..at + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| InvalidSetting::new(URL, "a bad %-escape in the credentials"))?;
+            out.push(byte);
+            at += 3;
+        } else {
+            out.push(bytes[at]);
+            at += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| InvalidSetting::new(URL, "the credentials are not UTF-8 once %-decoded"))
 }
 
 fn non_empty(text: &str) -> Option<&str> {
@@ -226,6 +297,43 @@ mod tests {
         .unwrap();
         assert_eq!(credentials.settings(), "nats.token_file");
         assert!(!format!("{credentials:?}").contains("t0k3n"));
+    }
+
+    #[test]
+    fn credentials_leave_the_urls() {
+        let mut servers = vec![
+            "nats://app:p%40ss@10.0.0.1:4222".to_string(),
+            "10.0.0.2:4222".to_string(),
+            "nats://app:p%40ss@10.0.0.3:4222".to_string(),
+        ];
+        let credentials = take_from_urls(&mut servers).unwrap();
+        assert_eq!(
+            servers,
+            [
+                "nats://10.0.0.1:4222",
+                "10.0.0.2:4222",
+                "nats://10.0.0.3:4222"
+            ]
+        );
+        assert_eq!(
+            credentials,
+            NatsCredentials::UserPassword {
+                user: "app".into(),
+                password: Secret::new("p@ss"),
+                from: URL
+            }
+        );
+        assert_eq!(credentials.settings(), "nats.url");
+        let mut servers = vec!["tls://t0k3n@h:4222".to_string()];
+        let token = take_from_urls(&mut servers).unwrap();
+        assert_eq!(servers, ["tls://h:4222"]);
+        assert!(matches!(token, NatsCredentials::Token { .. }));
+        let mut servers = vec!["nats://a:1@h1".to_string(), "nats://b:2@h2".to_string()];
+        let error = take_from_urls(&mut servers).unwrap_err();
+        assert!(
+            !error.problem.contains('1') && !error.problem.contains('2'),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `[nats]`: the JetStream bus's settings (used by split roles, selected by
 //! `nats.url`), as written in the file and as validated for [`NatsBus`](super::NatsBus).
 
-use super::credentials::{CredentialSettings, NatsCredentials};
+use super::credentials::{CredentialSettings, NatsCredentials, take_from_urls};
 use crate::domain::settings::{InvalidSetting, Secret, duration, in_range, redact_url};
 use crate::tls::client::ClientTls;
 use serde::{Deserialize, Serialize};
@@ -148,8 +148,35 @@ impl RawNats {
         if lease_ttl < Duration::from_secs(1) {
             return Err(InvalidSetting::new("nats.lease_ttl", "must be at least 1s"));
         }
+        let mut servers = server_list(&self.url)?;
+        let in_urls = take_from_urls(&mut servers)?;
+        let credentials = match (
+            in_urls,
+            NatsCredentials::from_settings(&CredentialSettings {
+                user: &self.user,
+                password: &self.password,
+                password_file: &self.password_file,
+                token: &self.token,
+                token_file: &self.token_file,
+                nkey_seed_file: &self.nkey_seed_file,
+                creds_file: &self.creds_file,
+            })?,
+        ) {
+            (NatsCredentials::None, credentials) | (credentials, NatsCredentials::None) => {
+                credentials
+            }
+            (_, settings) => {
+                return Err(InvalidSetting::new(
+                    "nats.url",
+                    format!(
+                        "carries credentials, and {} gives some too: give them one way",
+                        settings.settings()
+                    ),
+                ));
+            }
+        };
         Ok(NatsConfig {
-            servers: server_list(&self.url)?,
+            servers,
             stream: self.stream.clone(),
             subject_prefix: self.subject_prefix.clone(),
             consumer: self.consumer.clone(),
@@ -166,15 +193,7 @@ impl RawNats {
             publish_timeout,
             lease_ttl,
             tls: ClientTls::from_settings("nats", &self.tls_ca, &self.tls_cert, &self.tls_key)?,
-            credentials: NatsCredentials::from_settings(&CredentialSettings {
-                user: &self.user,
-                password: &self.password,
-                password_file: &self.password_file,
-                token: &self.token,
-                token_file: &self.token_file,
-                nkey_seed_file: &self.nkey_seed_file,
-                creds_file: &self.creds_file,
-            })?,
+            credentials,
         })
     }
 }

@@ -6,4 +6,5 @@
 mod clickhouse;
 mod https;
 mod nats;
+mod secrets;
 mod syslog;
