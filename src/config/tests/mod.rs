@@ -6,6 +6,7 @@ mod nats;
 mod security;
 mod storage;
 mod syslog;
+mod tls;
 
 use super::*;
 use crate::cli::Cli;

@@ -4,6 +4,7 @@
 //! on its secure port, and secrets kept out of logs and answers.
 
 mod clickhouse;
+mod docs;
 mod https;
 mod nats;
 mod secrets;
