@@ -47,10 +47,17 @@
 //! - Coordination ([`coordination`]): leases and state in JetStream
 //!   key-value buckets.
 //!
-//! Files: this one connects and answers the `Bus` calls; `publish.rs`
-//! (group commits, acks, retries), `consume.rs` (pulls, acks, the live
-//! feed), `upkeep.rs` (the stream and consumer kept in place, fill level,
-//! purges), `shared.rs` (what those tasks share), `stream.rs`,
+//! - TLS and credentials (`connect.rs`, `credentials.rs`): `nats.tls_*`,
+//!   and one way of signing in (user and password, token, nkey, a `.creds`
+//!   JWT). While the client cannot connect, `check` says why and names the
+//!   setting to fix (refused credentials, an untrusted certificate, a
+//!   client certificate the server asks for).
+//!
+//! Files: this one connects and answers the `Bus` calls; `connect.rs` (the
+//! client's options and what its events mean), `credentials.rs`,
+//! `publish.rs` (group commits, acks, retries), `consume.rs` (pulls, acks,
+//! the live feed), `upkeep.rs` (the stream and consumer kept in place, fill
+//! level, purges), `shared.rs` (what those tasks share), `stream.rs`,
 //! `coordination.rs`, `settings.rs`.
 
 mod connect;
