@@ -201,6 +201,17 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         ),
         None => None,
     };
+    let otlp_grpc = match &ingest_state {
+        Some(state) => ingest::otlp::grpc::start(
+            &config.otlp,
+            state.clone(),
+            Arc::new(IngestGate(Arc::clone(&guard))),
+            stopping.clone(),
+        )
+        .await
+        .context("starting the OTLP gRPC listener")?,
+        None => None,
+    };
     let query_state = match (&store, roles.query) {
         (Some(store), true) => Some(web::Data::new(QueryState {
             store: Arc::clone(store),
@@ -358,6 +369,15 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     if let Some(alerting) = alerting {
         alerting.stop().await;
     }
+    // gRPC calls in flight finish (new ones are refused with GOAWAY) before
+    // the bus closes.
+    if let Some(listener) = otlp_grpc
+        && tokio::time::timeout_at(deadline, listener.serving)
+            .await
+            .is_err()
+    {
+        tracing::error!("shutdown timeout reached before the OTLP gRPC calls in flight finished");
+    }
     // Syslog connections stop reading at once and publish what they have
     // read, before the bus closes.
     if let Some(mut syslog) = syslog
@@ -422,6 +442,22 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The HTTP ingest paths' key and rate-limit rules, for OTLP over gRPC
+/// (`ingest` cannot import `security`).
+struct IngestGate(Arc<Guard>);
+
+impl ingest::otlp::grpc::Gate for IngestGate {
+    fn admit(&self, caller: &ingest::otlp::grpc::Caller<'_>) -> Result<(), http::error::ApiError> {
+        self.0.admit_ingest(
+            Protocol::Otlp,
+            caller.peer,
+            caller.forwarded_for,
+            caller.authorization,
+            caller.api_key,
+        )
+    }
 }
 
 /// How long after the stop's deadline a batcher has to write its spill.

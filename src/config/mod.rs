@@ -16,6 +16,7 @@ pub use crate::alerts::AlertsConfig;
 pub use crate::bus::nats::NatsConfig;
 pub use crate::http::server::ServerConfig;
 pub use crate::ingest::IngestConfig;
+pub use crate::ingest::otlp::OtlpConfig;
 pub use crate::ingest::syslog::SyslogConfig;
 pub use crate::logging::{LogConfig, LogFormat};
 pub use crate::process::ProcessConfig;
@@ -31,6 +32,7 @@ use crate::domain::roles::Roles;
 use crate::domain::settings::{self, InvalidSetting, redact_url};
 use crate::http::server::{RawServer, split_listen};
 use crate::ingest::RawIngest;
+use crate::ingest::otlp::RawOtlp;
 use crate::ingest::syslog::RawSyslog;
 use crate::logging::RawLog;
 use crate::process::RawProcess;
@@ -70,6 +72,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "security",
     "rate_limit",
     "syslog",
+    "otlp",
     "query",
     "alerts",
 ];
@@ -89,6 +92,7 @@ struct RawConfig {
     security: RawSecurity,
     rate_limit: RawRateLimit,
     syslog: RawSyslog,
+    otlp: RawOtlp,
     query: RawQuery,
     alerts: RawAlerts,
 }
@@ -107,6 +111,7 @@ impl Default for RawConfig {
             security: Default::default(),
             rate_limit: Default::default(),
             syslog: Default::default(),
+            otlp: Default::default(),
             query: Default::default(),
             alerts: Default::default(),
         }
@@ -130,6 +135,7 @@ pub struct Config {
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
     pub syslog: SyslogConfig,
+    pub otlp: OtlpConfig,
     pub query: QueryConfig,
     pub alerts: AlertsConfig,
 }
@@ -274,6 +280,7 @@ impl Config {
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
             syslog: raw.syslog.validate()?,
+            otlp: raw.otlp.validate()?,
             query: raw.query.validate()?,
             alerts,
         })
@@ -308,7 +315,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={}",
+            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={} otlp_grpc={}",
             self.roles,
             self.server.listen,
             self.data_dir.display(),
@@ -346,6 +353,7 @@ impl Config {
             },
             listen_or_off(self.syslog.tcp_listen),
             listen_or_off(self.syslog.udp_listen),
+            listen_or_off(self.otlp.grpc_listen),
         )
     }
 }

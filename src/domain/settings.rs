@@ -69,6 +69,25 @@ pub fn duration(key: &str, text: &str) -> Result<Duration, InvalidSetting> {
     })
 }
 
+/// A listener's address: empty means off; otherwise `HOST:PORT` with an IP
+/// address (`example` shows one in the error).
+pub fn optional_address(
+    key: &str,
+    text: &str,
+    example: &str,
+) -> Result<Option<std::net::SocketAddr>, InvalidSetting> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        InvalidSetting::new(
+            key,
+            format!("expected an address such as {example}, or empty for off; got {text:?}"),
+        )
+    })
+}
+
 /// `scheme://user:secret@host` -> `scheme://user:***@host`, for logs and
 /// error messages.
 pub fn redact_url(url: &str) -> String {

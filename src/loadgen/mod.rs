@@ -33,6 +33,7 @@
 mod bench;
 pub mod client;
 pub mod corpus;
+pub mod grpc;
 mod machine;
 mod options;
 mod phases;

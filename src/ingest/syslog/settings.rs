@@ -1,7 +1,7 @@
 //! `[syslog]`: the syslog listeners of the ingest role (TCP and UDP, each
 //! off unless given an address) and their limits.
 
-use crate::domain::settings::{InvalidSetting, in_range};
+use crate::domain::settings::{InvalidSetting, in_range, optional_address};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -41,8 +41,8 @@ pub struct SyslogConfig {
 impl RawSyslog {
     pub fn validate(&self) -> Result<SyslogConfig, InvalidSetting> {
         Ok(SyslogConfig {
-            tcp_listen: address("syslog.tcp_listen", &self.tcp_listen)?,
-            udp_listen: address("syslog.udp_listen", &self.udp_listen)?,
+            tcp_listen: optional_address("syslog.tcp_listen", &self.tcp_listen, "0.0.0.0:5514")?,
+            udp_listen: optional_address("syslog.udp_listen", &self.udp_listen, "0.0.0.0:5514")?,
             max_connections: in_range(
                 "syslog.max_connections",
                 self.max_connections,
@@ -52,18 +52,4 @@ impl RawSyslog {
             max_line_bytes: in_range("syslog.max_line_bytes", self.max_line_bytes, 256, 1 << 24)?,
         })
     }
-}
-
-/// Empty means off; otherwise `HOST:PORT` with an IP address.
-fn address(key: &str, text: &str) -> Result<Option<SocketAddr>, InvalidSetting> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
-        InvalidSetting::new(
-            key,
-            format!("expected an address such as 0.0.0.0:5514, or empty for off; got {text:?}"),
-        )
-    })
 }

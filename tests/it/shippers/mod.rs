@@ -8,6 +8,7 @@
 //! and checks with [`assert_arrived`] that every planned log was stored
 //! once, with its service, level, message, timestamp and attributes.
 
+mod grpc_rules;
 mod real_clients;
 mod rules;
 mod split;
