@@ -4,7 +4,9 @@
 //! gzip, partial success, and the gRPC codes exporters act on. The real
 //! SDKs' exporters are in `real_clients` and `split`.
 
+use super::real_clients::{Target, grpc_plan, otlp_grpc_python};
 use super::rules::{gzip, messages_of, metric, otlp_protobuf, send, wait_metric};
+use super::{Plan, client_command, client_output};
 use crate::support::{Launch, Server, eventually, free_port};
 use awc::http::StatusCode;
 use oglogstream::domain::shippers::protobuf::{Fields, values_of};
@@ -257,4 +259,86 @@ async fn a_full_queue_answers_resource_exhausted_with_a_retry_delay() {
     .await;
     server.wait_stored(11).await;
     assert_eq!(messages_of(&server, "grpc-full").await.len(), 1);
+}
+
+/// The OpenTelemetry Python SDK's exporter against a full pipeline: told
+/// `RESOURCE_EXHAUSTED` with a retry delay, it waits and retries, and every
+/// log is stored once; with no key or a wrong one it gets `UNAUTHENTICATED`
+/// and nothing is stored.
+#[actix_web::test]
+async fn the_python_sdk_retries_a_full_pipeline_and_is_refused_without_a_key() {
+    let port = free_port();
+    let server = Server::launch(with_grpc(
+        Launch::default()
+            .env("OGLOGSTREAM_SECURITY__INGEST_KEYS", &format!("[\"{KEY}\"]"))
+            .env("OGLOGSTREAM_INGEST__QUEUE_CAPACITY", "10")
+            .env("BATCH_SIZE", "1000")
+            .env("FLUSH_TIMEOUT", "3s"),
+        port,
+    ))
+    .await;
+    let target = Target {
+        url: server.url(""),
+        reader: &server.client,
+        key: Some(KEY),
+        otlp_grpc: format!("127.0.0.1:{port}"),
+        syslog_tcp: 0,
+        syslog_udp: None,
+    };
+
+    for key in [None, Some("wrong-key-0123456789")] {
+        let plan = Plan::new("grpc-refused", &[]);
+        let stdin = grpc_plan(
+            &plan,
+            &Target {
+                key,
+                ..target.clone()
+            },
+            json!({"timeout_s": 5}),
+        );
+        let output = client_output(
+            "OpenTelemetry Python SDK, gRPC, no key",
+            client_command("otlp_grpc_logs.py"),
+            stdin,
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{key:?}: refused");
+        assert!(stderr.contains("UNAUTHENTICATED"), "{key:?}: {stderr}");
+    }
+
+    let fill: String = (0..10)
+        .map(|n| {
+            format!(
+                "{}\n",
+                json!({"level": "info", "service": "filler", "message": format!("fill {n}")})
+            )
+        })
+        .collect();
+    let (status, _, _) = send(
+        &server,
+        "POST",
+        "/log/bulk",
+        &[("Content-Type", "application/x-ndjson"), ("x-api-key", KEY)],
+        fill.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let counts = otlp_grpc_python(&target, "x-api-key").await;
+    assert_eq!(counts["exports"], 1, "{counts}");
+    assert!(
+        counts["retries"]
+            .as_u64()
+            .is_some_and(|retries| retries >= 1),
+        "the first export met the full queue and was retried: {counts}"
+    );
+    assert!(
+        metric(
+            &server,
+            "oglogstream_logs_rejected_total{protocol=\"otlp\",reason=\"overloaded\"}"
+        )
+        .await
+        .is_some_and(|refused| refused >= 1)
+    );
+    assert!(messages_of(&server, "grpc-refused").await.is_empty());
 }

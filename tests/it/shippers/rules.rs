@@ -67,7 +67,7 @@ fn status_of(body: &[u8]) -> (u64, String) {
 
 /// One OTLP resource with `service`, one scope, these records (each a
 /// `(body, severity_number)`; no body when `None`).
-pub(super) fn otlp_protobuf(service: &str, records: &[(Option<&str>, u64)]) -> Vec<u8> {
+pub(crate) fn otlp_protobuf(service: &str, records: &[(Option<&str>, u64)]) -> Vec<u8> {
     let message = |build: &dyn Fn(&mut Vec<u8>)| {
         let mut out = Vec::new();
         build(&mut out);
