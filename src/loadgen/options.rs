@@ -71,6 +71,10 @@ pub struct Options {
     /// syslog part of the `shippers` phase
     #[arg(long)]
     pub syslog_tcp: Option<String>,
+    /// The server's OTLP gRPC listener (HOST:PORT, loopback), for the OTLP
+    /// over gRPC part of the `shippers` phase
+    #[arg(long)]
+    pub otlp_grpc: Option<String>,
     /// With `--topology split`: a `--role query` instance reading the store
     /// the process instances write; the bulk phase then waits until every
     /// accepted log is stored there and reports the end-to-end stored rate
