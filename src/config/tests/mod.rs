@@ -5,6 +5,7 @@ mod alerts;
 mod nats;
 mod otlp;
 mod security;
+mod storage;
 mod syslog;
 
 use super::*;
