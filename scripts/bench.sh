@@ -74,6 +74,9 @@ port=$(free_port)
 # The shippers phase sends syslog over TCP to the server's listener.
 syslog_port=$(free_port)
 export OGLOGSTREAM_SYSLOG__TCP_LISTEN="127.0.0.1:$syslog_port"
+# ... and OTLP over gRPC to its gRPC listener.
+grpc_port=$(free_port)
+export OGLOGSTREAM_OTLP__GRPC_LISTEN="127.0.0.1:$grpc_port"
 if [ "$store" = clickhouse ]; then
     start_clickhouse
 fi
@@ -114,7 +117,7 @@ if [ "$topology" = all ]; then
 fi
 
 target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
-    --syslog-tcp "127.0.0.1:$syslog_port" "${phases[@]}" "${floor[@]}" "${soak[@]}" "$@"
+    --syslog-tcp "127.0.0.1:$syslog_port" --otlp-grpc "127.0.0.1:$grpc_port" "${phases[@]}" "${floor[@]}" "${soak[@]}" "$@"
 echo "database size: $(du -sh "$workdir" | cut -f1)"
 if [ "$store" = clickhouse ]; then
     echo "clickhouse data: $(du -sh "$workdir/clickhouse/data" | cut -f1)"

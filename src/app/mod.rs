@@ -38,7 +38,16 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let pipeline = pipeline::start_pipeline(&config, &bus, store.as_ref(), dead_letters, &metrics);
 
     let (stopping_sender, stopping) = watch::channel(false);
-    let roles = roles::start_roles(&config, &bus, stores.as_ref(), &metrics, stopping).await?;
+    let guard = Arc::new(build_guard(&config, &metrics));
+    let roles = roles::start_roles(
+        &config,
+        &bus,
+        stores.as_ref(),
+        &metrics,
+        &guard,
+        stopping,
+    )
+    .await?;
 
     let server = server::serve(
         &config,
@@ -56,7 +65,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
                 store: store.clone(),
                 dead_letters_before_start,
             }),
-            guard: Arc::new(build_guard(&config, &metrics)),
+            guard,
             ingest: roles.ingest.clone(),
             query: roles.query.clone(),
             alerts: roles

@@ -1,5 +1,5 @@
 //! The roles' shared state and background parts: ingest (and its syslog
-//! listeners), query, and alerting on a query instance.
+//! and OTLP/gRPC listeners), query, and alerting on a query instance.
 
 use crate::alerts::Alerts;
 use crate::alerts::evaluator::Evaluator;
@@ -9,8 +9,11 @@ use crate::bus::Bus;
 use crate::bus::coordination::LeaseKeeper;
 use crate::config::Config;
 use crate::domain::id::IdGenerator;
+use crate::http::error::ApiError;
+use crate::ingest::otlp::grpc::{Caller, Gate, GrpcListener};
 use crate::ingest::{self, IngestState};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Protocol};
+use crate::security::guard::Guard;
 use crate::query::QueryState;
 use crate::store::Store;
 use crate::store::alert_records::AlertRecords;
@@ -27,17 +30,20 @@ use super::wiring::Stores;
 pub struct Roles {
     pub ingest: Option<web::Data<IngestState>>,
     pub syslog: Option<JoinSet<()>>,
+    pub otlp_grpc: Option<GrpcListener>,
     pub query: Option<web::Data<QueryState>>,
     pub alerting: Option<Alerting>,
 }
 
-/// `stopping` turns true when the process starts stopping (live streams
-/// and syslog connections end on it).
+/// `stopping` turns true when the process starts stopping (live streams,
+/// syslog connections and gRPC calls end on it). `guard` holds the HTTP
+/// ingest paths' key and rate-limit rules, which OTLP/gRPC applies too.
 pub async fn start_roles(
     config: &Config,
     bus: &Arc<dyn Bus>,
     stores: Option<&Stores>,
     metrics: &Arc<Metrics>,
+    guard: &Arc<Guard>,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<Roles> {
     let roles = config.roles;
@@ -55,6 +61,17 @@ pub async fn start_roles(
                 .await
                 .context("starting the syslog listeners")?,
         ),
+        None => None,
+    };
+    let otlp_grpc = match &ingest {
+        Some(state) => ingest::otlp::grpc::start(
+            &config.otlp,
+            state.clone(),
+            Arc::new(IngestGate(Arc::clone(guard))),
+            stopping.clone(),
+        )
+        .await
+        .context("starting the OTLP gRPC listener")?,
         None => None,
     };
     let (query, alerting) = match stores {
@@ -79,17 +96,29 @@ pub async fn start_roles(
     Ok(Roles {
         ingest,
         syslog,
+        otlp_grpc,
         query,
         alerting,
     })
 }
 
 impl Roles {
-    /// After the HTTP server has stopped: alerting stops, and syslog
-    /// connections publish what they have read, before the bus closes.
+    /// After the HTTP server has stopped: alerting stops, gRPC calls in
+    /// flight finish (new ones were refused with GOAWAY at the stop) and
+    /// syslog connections publish what they have read, before the bus
+    /// closes.
     pub async fn stop(self, deadline: tokio::time::Instant) {
         if let Some(alerting) = self.alerting {
             alerting.stop().await;
+        }
+        if let Some(listener) = self.otlp_grpc {
+            match tokio::time::timeout_at(deadline, listener.serving).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the OTLP gRPC listener task failed"),
+                Err(_) => tracing::error!(
+                    "shutdown timeout reached before the OTLP gRPC calls in flight finished"
+                ),
+            }
         }
         if let Some(mut syslog) = self.syslog
             && tokio::time::timeout_at(deadline, async {
@@ -102,6 +131,22 @@ impl Roles {
                 "shutdown timeout reached before the syslog listeners published what they read"
             );
         }
+    }
+}
+
+/// The HTTP ingest paths' key and rate-limit rules, for OTLP over gRPC
+/// (`ingest` cannot import `security`).
+struct IngestGate(Arc<Guard>);
+
+impl Gate for IngestGate {
+    fn admit(&self, caller: &Caller<'_>) -> Result<(), ApiError> {
+        self.0.admit_ingest(
+            Protocol::Otlp,
+            caller.peer,
+            caller.forwarded_for,
+            caller.authorization,
+            caller.api_key,
+        )
     }
 }
 

@@ -14,6 +14,7 @@ pub use crate::alerts::AlertsConfig;
 pub use crate::bus::nats::NatsConfig;
 pub use crate::http::server::ServerConfig;
 pub use crate::ingest::IngestConfig;
+pub use crate::ingest::otlp::OtlpConfig;
 pub use crate::ingest::syslog::SyslogConfig;
 pub use crate::logging::{LogConfig, LogFormat};
 pub use crate::process::ProcessConfig;
@@ -29,6 +30,7 @@ use crate::domain::roles::Roles;
 use crate::domain::settings::{InvalidSetting, redact_url};
 use crate::http::server::{RawServer, split_listen};
 use crate::ingest::RawIngest;
+use crate::ingest::otlp::RawOtlp;
 use crate::ingest::syslog::RawSyslog;
 use crate::logging::RawLog;
 use crate::process::RawProcess;
@@ -73,6 +75,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "security",
     "rate_limit",
     "syslog",
+    "otlp",
     "query",
     "alerts",
 ];
@@ -92,6 +95,7 @@ struct RawConfig {
     security: RawSecurity,
     rate_limit: RawRateLimit,
     syslog: RawSyslog,
+    otlp: RawOtlp,
     query: RawQuery,
     alerts: RawAlerts,
 }
@@ -110,6 +114,7 @@ impl Default for RawConfig {
             security: Default::default(),
             rate_limit: Default::default(),
             syslog: Default::default(),
+            otlp: Default::default(),
             query: Default::default(),
             alerts: Default::default(),
         }
@@ -133,6 +138,7 @@ pub struct Config {
     pub retention_days: Option<u32>,
     pub security: SecurityConfig,
     pub syslog: SyslogConfig,
+    pub otlp: OtlpConfig,
     pub query: QueryConfig,
     pub alerts: AlertsConfig,
 }
@@ -290,6 +296,7 @@ impl Config {
             retention_days: raw.storage.retention_days()?,
             security: raw.security.validate(&raw.rate_limit)?,
             syslog: raw.syslog.validate()?,
+            otlp: raw.otlp.validate()?,
             query: raw.query.validate()?,
             alerts,
         })
@@ -320,7 +327,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={}://{} data_dir={} nats={}{} clickhouse={}{} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={} syslog_tls={}",
+            "roles={} listen={}://{} data_dir={} nats={}{} clickhouse={}{} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={} syslog_tls={} otlp_grpc={}",
             self.roles,
             self.server.scheme(),
             self.server.listen,
@@ -366,6 +373,7 @@ impl Config {
             listen_or_off(self.syslog.tcp_listen),
             listen_or_off(self.syslog.udp_listen),
             listen_or_off(self.syslog.tls_listen.as_ref().map(|(address, _)| *address)),
+            listen_or_off(self.otlp.grpc_listen),
         )
     }
 }

@@ -1,6 +1,7 @@
 //! Pure domain logic: what a log is, how it is parsed and validated. No I/O.
 
 pub mod byte_size;
+pub mod flatten;
 pub mod id;
 pub mod level;
 pub mod log;

@@ -6,11 +6,13 @@
 //! instead of building a `serde_json::Value`: it allocates only the strings it
 //! keeps, and it knows which field it was reading when something went wrong.
 
+use super::flatten::{Arrays, FlatSink, FlattenJson, KeyPath};
 use super::level::Level;
 use super::log::Attributes;
 use super::time::{Micros, parse_rfc3339};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
@@ -512,50 +514,67 @@ struct AttributesSeed<'a> {
 
 impl<'de> DeserializeSeed<'de> for AttributesSeed<'_> {
     type Value = Attributes;
+
+    /// Structured loggers' attributes: strings as they are, numbers and
+    /// booleans as their JSON text, nested objects flattened to dotted keys
+    /// (the shippers' flattening), `null` dropped; arrays refused. Every
+    /// flattened leaf counts against the same limits a string did.
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Attributes, D::Error> {
-        deserializer.deserialize_map(self)
+        let mut path = KeyPath::default();
+        let mut sink = AttributeSink {
+            limits: self.limits,
+            attributes: Attributes::new(),
+            refused: None,
+        };
+        let flattened = FlattenJson::new(&mut path, &mut sink)
+            .arrays(Arrays::Refuse)
+            .object(deserializer);
+        if let Err(error) = flattened {
+            // The path still names the value being read when it failed.
+            if !path.as_str().is_empty() {
+                self.tracker.blame(format!("attributes.{}", path.as_str()));
+            }
+            return Err(error);
+        }
+        match sink.refused {
+            Some((key, error)) => {
+                self.tracker.blame(format!("attributes.{key}"));
+                Err(de::Error::custom(error))
+            }
+            None => Ok(sink.attributes),
+        }
     }
 }
 
-impl<'de> Visitor<'de> for AttributesSeed<'_> {
-    type Value = Attributes;
+/// Keeps the flattened attributes within the limits; the first one that
+/// breaks a rule is remembered (with its key) and ends the keeping.
+struct AttributeSink<'a> {
+    limits: &'a LogLimits,
+    attributes: Attributes,
+    refused: Option<(String, String)>,
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a flat object of string keys to string values")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attributes, A::Error> {
-        let limits = self.limits;
-        let mut attributes = Attributes::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let field = || format!("attributes.{key}");
-            if let Some(error) = limits.attribute_count_error(attributes.len()) {
-                return Err(de::Error::custom(error));
-            }
-            if let Some(error) = limits.attribute_key_error(&key) {
-                self.tracker.blame(field());
-                return Err(de::Error::custom(error));
-            }
-            let value = match map.next_value::<String>() {
-                Ok(value) => value,
-                Err(e) => {
-                    self.tracker.blame(field());
-                    return Err(de::Error::custom(format!(
-                        "attribute values must be strings ({e})"
-                    )));
-                }
-            };
-            if let Some(error) = limits.attribute_value_error(&value) {
-                self.tracker.blame(field());
-                return Err(de::Error::custom(error));
-            }
-            if attributes.contains_key(&key) {
-                self.tracker.blame(field());
-                return Err(de::Error::custom("duplicate attribute key"));
-            }
-            attributes.insert(key, value);
+impl FlatSink for AttributeSink<'_> {
+    fn leaf(&mut self, key: &str, value: Cow<'_, str>) {
+        if self.refused.is_some() {
+            return;
         }
-        Ok(attributes)
+        let limits = self.limits;
+        let error = limits
+            .attribute_count_error(self.attributes.len())
+            .or_else(|| limits.attribute_key_error(key))
+            .or_else(|| limits.attribute_value_error(&value))
+            .or_else(|| {
+                self.attributes
+                    .contains_key(key)
+                    .then(|| "duplicate attribute key".to_string())
+            });
+        match error {
+            Some(error) => self.refused = Some((key.to_string(), error)),
+            None => {
+                self.attributes.insert(key.to_string(), value.into_owned());
+            }
+        }
     }
 }
 
@@ -626,20 +645,89 @@ mod tests {
         );
         assert_eq!(
             field_of(
-                r#"{"level":"info","message":"m","service":"s","attributes":{"a":{"b":"c"}}}"#
+                r#"{"level":"info","message":"m","service":"s","attributes":{"a":{"b":["c"]}}}"#
             )
             .as_deref(),
-            Some("attributes.a")
+            Some("attributes.a.b")
         );
         assert_eq!(
-            field_of(r#"{"level":"info","message":"m","service":"s","attributes":{"n":1}}"#)
+            field_of(r#"{"level":"info","message":"m","service":"s","attributes":"n=1"}"#)
                 .as_deref(),
-            Some("attributes.n")
+            Some("attributes")
         );
         assert_eq!(
             field_of(r#"{"level":"info","level":"warn","message":"m","service":"s"}"#).as_deref(),
             Some("level")
         );
+    }
+
+    #[test]
+    fn attributes_as_structured_loggers_send_them() {
+        let log = parse(
+            r#"{"level":"info","message":"m","service":"s","attributes":{
+                "text":"as is","count":3,"big":18446744073709551615,"negative":-7,
+                "ratio":0.25,"exp":1e21,"ok":true,"cached":false,"gone":null,
+                "http":{"method":"GET","status":200,"timing":{"ms":1.5},"none":null},
+                "empty":{}}}"#,
+        )
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = log
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("big", "18446744073709551615"),
+                ("cached", "false"),
+                ("count", "3"),
+                ("exp", "1e+21"),
+                ("http.method", "GET"),
+                ("http.status", "200"),
+                ("http.timing.ms", "1.5"),
+                ("negative", "-7"),
+                ("ok", "true"),
+                ("ratio", "0.25"),
+                ("text", "as is"),
+            ]
+        );
+    }
+
+    #[test]
+    fn flattened_attributes_keep_the_rules() {
+        let refused = |attributes: &str| {
+            let body = format!(
+                r#"{{"level":"info","message":"m","service":"s","attributes":{attributes}}}"#
+            );
+            let error = parse(&body).expect_err(attributes);
+            (error.field.unwrap_or_default(), error.message)
+        };
+        let (field, message) = refused(r#"{"tags":["a","b"]}"#);
+        assert_eq!(field, "attributes.tags");
+        assert!(message.contains("arrays are not accepted"), "{message}");
+        let (field, message) = refused(r#"{"a.b":"x","a":{"b":"y"}}"#);
+        assert_eq!(field, "attributes.a.b");
+        assert!(message.starts_with("duplicate attribute key"), "{message}");
+        let limits = LogLimits::default();
+        let long_key = format!(
+            r#"{{"outer":{{"{}":1}}}}"#,
+            "k".repeat(limits.max_attribute_key_bytes)
+        );
+        let (field, message) = refused(&long_key);
+        assert!(field.starts_with("attributes.outer.k"), "{field}");
+        assert!(message.contains("attribute keys must be"), "{message}");
+        let nested: Vec<String> = (0..=limits.max_attributes)
+            .map(|i| format!(r#""k{i}":{i}"#))
+            .collect();
+        let (_, message) = refused(&format!(r#"{{"n":{{{}}}}}"#, nested.join(",")));
+        assert!(message.contains("too many attributes"), "{message}");
+        let (field, message) = refused(&format!(
+            r#"{{"deep":{{"v":"{}"}}}}"#,
+            "v".repeat(limits.max_attribute_value_bytes + 1)
+        ));
+        assert_eq!(field, "attributes.deep.v");
+        assert!(message.contains("attribute value is"), "{message}");
     }
 
     #[test]

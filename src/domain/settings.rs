@@ -127,6 +127,25 @@ const SECRET_PARAMETERS: &[&str] = &[
     "seed",
 ];
 
+/// A listener's address: empty means off; otherwise `HOST:PORT` with an IP
+/// address (`example` shows one in the error).
+pub fn optional_address(
+    key: &str,
+    text: &str,
+    example: &str,
+) -> Result<Option<std::net::SocketAddr>, InvalidSetting> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        InvalidSetting::new(
+            key,
+            format!("expected an address such as {example}, or empty for off; got {text:?}"),
+        )
+    })
+}
+
 /// A URL or DSN fit for logs, errors and `/health`: the password of
 /// `scheme://user:secret@host` becomes `***`, a lone user part (a token, as
 /// in `nats://TOKEN@host`) too, and so does the value of every query

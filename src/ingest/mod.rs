@@ -39,13 +39,21 @@ impl IngestState {
     /// when it is full in bytes or its store's disk is (the body's bytes are
     /// not known to it yet; `publish` checks them).
     fn ensure_room(&self, logs: usize) -> Result<(), ApiError> {
+        Ok(self.room(logs)?)
+    }
+
+    /// [`IngestState::ensure_room`] as the bus says it, for protocols that
+    /// answer a full queue in their own terms (gRPC).
+    fn room(&self, logs: usize) -> Result<(), BusError> {
         self.bus.room_for(logs, 0)?;
         let Some(pending) = self.bus.pending() else {
             return Ok(());
         };
         let wanted = (logs.max(1) as u64).min(self.config.queue_capacity as u64);
         if pending + wanted > self.config.queue_capacity as u64 {
-            return Err(BusError::Full(format!("{pending} logs are waiting to be stored")).into());
+            return Err(BusError::Full(format!(
+                "{pending} logs are waiting to be stored"
+            )));
         }
         Ok(())
     }

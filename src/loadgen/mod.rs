@@ -34,6 +34,7 @@ mod api;
 mod bench;
 pub mod client;
 pub mod corpus;
+pub mod grpc;
 mod machine;
 mod options;
 mod phases;
@@ -47,6 +48,9 @@ use client::HttpConnection;
 use machine::Machine;
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
+    if let Some(directory) = &options.write_bodies {
+        return shippers::write_bodies(directory, options.bulk_size.max(1));
+    }
     let address = loopback_address(&options.url)?;
     let mut probe = HttpConnection::connect(&address)
         .await

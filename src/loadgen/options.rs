@@ -71,6 +71,17 @@ pub struct Options {
     /// syslog part of the `shippers` phase
     #[arg(long)]
     pub syslog_tcp: Option<String>,
+    /// The server's OTLP gRPC listener (HOST:PORT, loopback), for the OTLP
+    /// over gRPC part of the `shippers` phase
+    #[arg(long)]
+    pub otlp_grpc: Option<String>,
+    /// Instead of running: write one request body of `--bulk-size` corpus
+    /// logs per protocol into this directory (ndjson, otlp.pb, loki.pb.sz,
+    /// elasticsearch.ndjson, syslog.frames) and exit, for profiling a
+    /// server with them (docs/performance.md, "How the CPU per log was
+    /// profiled")
+    #[arg(long, value_name = "DIR")]
+    pub write_bodies: Option<std::path::PathBuf>,
     /// With `--topology split`: a `--role query` instance reading the store
     /// the process instances write; the bulk phase then waits until every
     /// accepted log is stored there and reports the end-to-end stored rate

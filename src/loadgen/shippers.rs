@@ -157,6 +157,31 @@ pub fn syslog_frames(logs: &[GeneratedLog<'_>], time_us: i64) -> Vec<u8> {
     out
 }
 
+/// One body of `size` corpus logs (the shippers phase's first) in each
+/// protocol's encoding, as files in `directory` (`--write-bodies`).
+pub fn write_bodies(directory: &std::path::Path, size: usize) -> anyhow::Result<()> {
+    use super::corpus::Corpus;
+    let mut corpus = Corpus::new(11);
+    let logs: Vec<GeneratedLog<'static>> = (0..size).map(|_| corpus.log(None)).collect();
+    let time = crate::domain::time::now_micros();
+    let mut ndjson = Vec::new();
+    for log in &logs {
+        serde_json::to_writer(&mut ndjson, log)?;
+        ndjson.push(b'\n');
+    }
+    std::fs::create_dir_all(directory)?;
+    for (name, body) in [
+        ("ndjson", ndjson),
+        ("otlp.pb", otlp_body(&logs, time)),
+        ("loki.pb.sz", loki_body(&logs, time)),
+        ("elasticsearch.ndjson", elasticsearch_body(&logs, time)),
+        ("syslog.frames", syslog_frames(&logs, time)),
+    ] {
+        std::fs::write(directory.join(name), body)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

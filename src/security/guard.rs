@@ -17,6 +17,7 @@ use actix_web::ResponseError;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,9 +49,14 @@ impl Guard {
             .headers()
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok());
-        let host = request.connection_info().host().to_string();
+        // The host is only asked for when there is an origin to compare:
+        // `connection_info` parses and allocates, and most requests (shippers,
+        // /log) carry no Origin.
         let allowed_origin = origin
-            .filter(|origin| self.cors.allows(origin, Some(&host)))
+            .filter(|origin| {
+                let info = request.connection_info();
+                self.cors.allows(origin, Some(info.host()))
+            })
             .and_then(|origin| HeaderValue::from_str(origin).ok());
 
         if request.method() == Method::OPTIONS
@@ -90,19 +96,14 @@ impl Guard {
             Access::Read | Access::Admin => self.query_limit.as_ref(),
             Access::Open => None,
         };
-        if let Some(limiter) = limiter {
-            let peer = request.peer_addr().map(|address| address.ip());
-            let forwarded = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok());
-            if let Some(client) = client_ip(peer, forwarded, &self.trusted_proxies)
-                && let Err(wait) = limiter.check(client, Instant::now())
-            {
-                self.count_ingest_refusal(request.path(), Rejection::RateLimited);
-                let seconds = wait.as_secs_f64().ceil().max(1.0) as u32;
-                return self.refuse(ApiError::rate_limited(seconds), &allowed_origin);
-            }
+        let peer = request.peer_addr().map(|address| address.ip());
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        if let Some(seconds) = self.over_limit(limiter, peer, forwarded) {
+            self.count_ingest_refusal(request.path(), Rejection::RateLimited);
+            return self.refuse(ApiError::rate_limited(seconds), &allowed_origin);
         }
 
         if access == Access::Ingest
@@ -119,13 +120,7 @@ impl Guard {
         }
 
         let presented = presented_keys(request);
-        let allows = |keys: &KeySet| {
-            if presented.is_empty() {
-                keys.allows(None)
-            } else {
-                presented.iter().any(|key| keys.allows(Some(key)))
-            }
-        };
+        let allows = |keys: &KeySet| allows(keys, &presented);
         let allowed = match access {
             Access::Open => return Decision::Continue { allowed_origin },
             Access::Ingest => allows(&self.ingest_keys),
@@ -152,6 +147,43 @@ impl Guard {
             return self.refuse(ApiError::unauthorized(), &allowed_origin);
         }
         Decision::Continue { allowed_origin }
+    }
+
+    /// The ingest paths' rules for a caller that is no HTTP request (OTLP
+    /// over gRPC): the ingest rate limit, then the ingest keys, from
+    /// `authorization` or `x-api-key` as HTTP reads them. Refusals are
+    /// counted under `protocol`, as the middleware counts its own.
+    pub fn admit_ingest(
+        &self,
+        protocol: Protocol,
+        peer: Option<IpAddr>,
+        forwarded: Option<&str>,
+        authorization: Option<&str>,
+        api_key: Option<&str>,
+    ) -> Result<(), ApiError> {
+        if let Some(seconds) = self.over_limit(self.ingest_limit.as_ref(), peer, forwarded) {
+            self.metrics.reject(protocol, Rejection::RateLimited, 1);
+            return Err(ApiError::rate_limited(seconds));
+        }
+        if !allows(&self.ingest_keys, &keys_presented(authorization, api_key)) {
+            self.metrics.reject(protocol, Rejection::Unauthorized, 1);
+            return Err(ApiError::unauthorized());
+        }
+        Ok(())
+    }
+
+    /// Seconds to wait when the client is over `limiter`'s rate.
+    fn over_limit(
+        &self,
+        limiter: Option<&RateLimiter>,
+        peer: Option<IpAddr>,
+        forwarded: Option<&str>,
+    ) -> Option<u32> {
+        // No limit, nothing to work out (most deployments, every request).
+        let limiter = limiter?;
+        let client = client_ip(peer, forwarded, &self.trusted_proxies)?;
+        let wait = limiter.check(client, Instant::now()).err()?;
+        Some(wait.as_secs_f64().ceil().max(1.0) as u32)
     }
 
     fn count_ingest_refusal(&self, path: &str, reason: Rejection) {
@@ -187,14 +219,14 @@ pub fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
 /// query parameter of `/ws/*`.
 fn presented_keys(request: &ServiceRequest) -> Vec<String> {
     let headers = request.headers();
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        return keys_from_authorization(value);
-    }
-    if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return vec![value.trim().to_string()];
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let keys = keys_presented(header(header::AUTHORIZATION.as_str()), header("x-api-key"));
+    if !keys.is_empty() {
+        return keys;
     }
     if request.path().starts_with("/ws/") {
         let pairs: Vec<(String, String)> =
@@ -207,6 +239,25 @@ fn presented_keys(request: &ServiceRequest) -> Vec<String> {
             .collect();
     }
     Vec::new()
+}
+
+/// The keys in an `Authorization` value or else an `X-API-Key` value (HTTP
+/// headers, or gRPC metadata of the same names).
+fn keys_presented(authorization: Option<&str>, api_key: Option<&str>) -> Vec<String> {
+    match (authorization, api_key) {
+        (Some(value), _) => keys_from_authorization(value),
+        (None, Some(value)) => vec![value.trim().to_string()],
+        (None, None) => Vec::new(),
+    }
+}
+
+/// No key presented asks whether `keys` are open; otherwise any key may match.
+fn allows(keys: &KeySet, presented: &[String]) -> bool {
+    if presented.is_empty() {
+        keys.allows(None)
+    } else {
+        presented.iter().any(|key| keys.allows(Some(key)))
+    }
 }
 
 fn keys_from_authorization(value: &str) -> Vec<String> {

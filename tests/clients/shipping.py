@@ -6,6 +6,7 @@ null, "logs": [{"message": "...", "level": "debug|info|warn|error|fatal",
 "time_ms": 1735732800123, "attributes": {"k": "v"}}]}
 """
 
+import contextlib
 import json
 import logging
 import sys
@@ -24,10 +25,16 @@ def read_plan():
     return json.load(sys.stdin)
 
 
-def emit_all(logger, plan, extra_of=lambda log: log.get("attributes", {})):
+def emit_all(
+    logger,
+    plan,
+    extra_of=lambda log: log.get("attributes", {}),
+    around=lambda index: contextlib.nullcontext(),
+):
     """Logs every planned log through `logger`'s handlers, with the planned
-    time as the record's creation time (what handlers send as its time)."""
-    for log in plan["logs"]:
+    time as the record's creation time (what handlers send as its time),
+    each inside `around(index)` (a span, say)."""
+    for index, log in enumerate(plan["logs"]):
         record = logger.makeRecord(
             logger.name,
             LEVELS[log["level"]],
@@ -39,7 +46,8 @@ def emit_all(logger, plan, extra_of=lambda log: log.get("attributes", {})):
             extra=extra_of(log),
         )
         record.created = log["time_ms"] / 1000
-        logger.handle(record)
+        with around(index):
+            logger.handle(record)
 
 
 def fail_loudly(handler):

@@ -162,24 +162,79 @@ async fn wrong_types_are_rejected() {
     .await;
 }
 
+/// Structured loggers' attributes (pino, structlog, zap): numbers and
+/// booleans stored as their JSON text, nested objects as dotted keys, null
+/// dropped, through `/log` and both forms of `/log/bulk`, read back from
+/// `/api/logs` as docs/api.md documents.
 #[actix_web::test]
-async fn nested_or_non_string_attributes_are_rejected() {
+async fn attributes_of_every_json_type_are_stored_as_documented() {
+    let server = Server::start().await;
+    let attributes = json!({
+        "user": "ada", "attempt": 3, "latency_ms": 12.5, "big": 12345678901234567890u64,
+        "negative": -4, "cached": true, "retried": false, "trace": null,
+        "http": {"method": "GET", "status": 503, "route": {"name": "orders", "id": null}},
+        "empty": {}
+    });
+    let expected = json!({
+        "user": "ada", "attempt": "3", "latency_ms": "12.5", "big": "12345678901234567890",
+        "negative": "-4", "cached": "true", "retried": "false",
+        "http.method": "GET", "http.status": "503", "http.route.name": "orders"
+    });
+    let entry = |service: &str| json!({"level": "info", "message": "typed", "service": service, "attributes": attributes});
+    let (status, answer) = server.post_log(&entry("typed-single")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let array = Value::Array(vec![entry("typed-array"), entry("typed-array")]);
+    let (status, answer) = server
+        .post("/log/bulk", Some("application/json"), array.to_string())
+        .await;
+    assert_eq!(
+        (status, &answer["accepted"]),
+        (StatusCode::ACCEPTED, &json!(2)),
+        "{answer}"
+    );
+    let ndjson = format!("{}\n{}\n", entry("typed-ndjson"), entry("typed-ndjson"));
+    let (status, answer) = server
+        .post("/log/bulk", Some("application/x-ndjson"), ndjson)
+        .await;
+    assert_eq!(
+        (status, &answer["accepted"]),
+        (StatusCode::ACCEPTED, &json!(2)),
+        "{answer}"
+    );
+    server.wait_stored(5).await;
+    let (_, logs) = server.get("/api/logs?limit=10").await;
+    let logs = logs.as_array().expect("rows");
+    assert_eq!(logs.len(), 5);
+    for row in logs {
+        assert_eq!(row["attributes"], expected, "{row}");
+    }
+    // The language compares the text numerically, as for shippers' numbers.
+    let (_, found) = server
+        .get("/api/logs?query=http.status:%3E%3D500%20cached:true")
+        .await;
+    assert_eq!(found.as_array().map(Vec::len), Some(5), "{found}");
+}
+
+#[actix_web::test]
+async fn attributes_break_no_other_rule() {
     let server = Server::start().await;
     rejected_field(
         &server,
-        r#"{"level":"info","message":"m","service":"s","attributes":{"a":{"b":"c"}}}"#,
-        "attributes.a",
+        r#"{"level":"info","message":"m","service":"s","attributes":{"a":{"tags":["x"]}}}"#,
+        "attributes.a.tags",
     )
     .await;
     rejected_field(
         &server,
-        r#"{"level":"info","message":"m","service":"s","attributes":{"n":42}}"#,
-        "attributes.n",
+        r#"{"level":"info","message":"m","service":"s","attributes":{"a.b":"x","a":{"b":1}}}"#,
+        "attributes.a.b",
     )
     .await;
+    // Every flattened leaf counts against the limit of 64.
     let many: serde_json::Map<String, Value> =
-        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let body = json!({"level": "info", "message": "m", "service": "s", "attributes": many});
+        (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
+    let body =
+        json!({"level": "info", "message": "m", "service": "s", "attributes": {"nested": many}});
     let answer = rejected(&server, &body.to_string()).await;
     assert!(
         answer["error"]
@@ -188,6 +243,21 @@ async fn nested_or_non_string_attributes_are_rejected() {
             .contains("too many attributes"),
         "{answer}"
     );
+    // A bulk entry breaking a rule is refused alone.
+    let bulk = format!(
+        "{}\n{}\n",
+        json!({"level": "info", "message": "ok", "service": "s", "attributes": {"n": 1}}),
+        json!({"level": "info", "message": "no", "service": "s", "attributes": {"n": [1]}})
+    );
+    let (status, answer) = server
+        .post("/log/bulk", Some("application/x-ndjson"), bulk)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        (&answer["accepted"], &answer["rejected"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(answer["errors"][0]["field"], "attributes.n", "{answer}");
 }
 
 #[actix_web::test]

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod nats;
+mod otlp;
 mod security;
 mod storage;
 mod syslog;

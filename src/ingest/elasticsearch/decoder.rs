@@ -270,13 +270,10 @@ fn map_document(
     };
     path.leave(0);
     let mut deserializer = serde_json::Deserializer::from_str(source);
-    FlattenJson {
-        path,
-        sink: &mut document,
-    }
-    .object(&mut deserializer)
-    .and_then(|()| deserializer.end())
-    .map_err(|e| parse_error(format!("failed to parse the document: {e}")))?;
+    FlattenJson::new(path, &mut document)
+        .object(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .map_err(|e| parse_error(format!("failed to parse the document: {e}")))?;
 
     let (message, ()) = document.take(Role::Message, |_| Some(())).ok_or_else(|| {
         parse_error("the document has no message: send it in message, log or msg".into())

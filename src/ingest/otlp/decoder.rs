@@ -652,6 +652,22 @@ impl<'de> Deserialize<'de> for Severity {
 
 // ---- answers -------------------------------------------------------------------
 
+/// `partial_success.error_message`: how many records were refused, and why
+/// the first was; empty when none was.
+pub fn rejection_message(rejected: &[RejectedRecord]) -> String {
+    rejected
+        .first()
+        .map(|first| {
+            format!(
+                "{} log record(s) refused; the first, record {}: {}",
+                rejected.len(),
+                first.index,
+                first.error
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// `ExportLogsServiceResponse`: empty when every record was stored, else
 /// `partial_success { rejected_log_records, error_message }`.
 pub fn response(rejected: usize, error_message: &str, encoding: Encoding) -> Vec<u8> {

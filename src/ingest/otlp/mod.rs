@@ -1,12 +1,16 @@
-//! `POST /v1/logs`: OTLP/HTTP logs, protobuf or JSON. Answers `200` with an
+//! `POST /v1/logs`: OTLP/HTTP logs, protobuf or JSON (OTLP over gRPC, which
+//! shares the decoder, is `grpc/`). Answers `200` with an
 //! `ExportLogsServiceResponse` in the request's encoding (records refused,
 //! those without a body, counted in `partial_success`), or an error status
 //! with a `google.rpc.Status` body, also in the request's encoding.
 //! `decoder.rs` reads the request.
 
 mod decoder;
+pub mod grpc;
+mod settings;
 
-pub use decoder::{Encoding, decode, response};
+pub use decoder::{Encoding, decode, rejection_message, response};
+pub use settings::{OtlpConfig, RawOtlp};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
 use super::state::{IngestState, refusal_head};
@@ -64,16 +68,7 @@ async fn accept(
         .reject(Protocol::Otlp, Rejection::Invalid, rejected as u64);
     let batch = state.stamp_all(decoded.logs, now_micros());
     state.publish(Protocol::Otlp, batch).await?;
-    let error_message = decoded
-        .rejected
-        .first()
-        .map(|first| {
-            format!(
-                "{rejected} log record(s) refused; the first, record {}: {}",
-                first.index, first.error
-            )
-        })
-        .unwrap_or_default();
+    let error_message = rejection_message(&decoded.rejected);
     Ok(HttpResponse::Ok()
         .content_type(content_type(encoding))
         .body(response(rejected, &error_message, encoding)))

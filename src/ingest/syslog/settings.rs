@@ -6,7 +6,7 @@
 //! senders choose TLS by port, and a plain listener for old senders can run
 //! beside it.
 
-use crate::domain::settings::{InvalidSetting, in_range};
+use crate::domain::settings::{InvalidSetting, in_range, optional_address};
 use crate::tls::server::{ClientCertificates, ListenerTls};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -68,7 +68,7 @@ impl RawSyslog {
             &self.tls_client_ca,
             ClientCertificates::Required,
         )?;
-        let tls_listen = match (address("syslog.tls_listen", &self.tls_listen)?, tls) {
+        let tls_listen = match (optional_address("syslog.tls_listen", &self.tls_listen, "0.0.0.0:6514")?, tls) {
             (None, None) => None,
             (Some(address), Some(tls)) => Some((address, tls)),
             (Some(_), None) => {
@@ -85,8 +85,8 @@ impl RawSyslog {
             }
         };
         Ok(SyslogConfig {
-            tcp_listen: address("syslog.tcp_listen", &self.tcp_listen)?,
-            udp_listen: address("syslog.udp_listen", &self.udp_listen)?,
+            tcp_listen: optional_address("syslog.tcp_listen", &self.tcp_listen, "0.0.0.0:5514")?,
+            udp_listen: optional_address("syslog.udp_listen", &self.udp_listen, "0.0.0.0:5514")?,
             tls_listen,
             max_connections: in_range(
                 "syslog.max_connections",
@@ -97,18 +97,4 @@ impl RawSyslog {
             max_line_bytes: in_range("syslog.max_line_bytes", self.max_line_bytes, 256, 1 << 24)?,
         })
     }
-}
-
-/// Empty means off; otherwise `HOST:PORT` with an IP address.
-fn address(key: &str, text: &str) -> Result<Option<SocketAddr>, InvalidSetting> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
-        InvalidSetting::new(
-            key,
-            format!("expected an address such as 0.0.0.0:5514, or empty for off; got {text:?}"),
-        )
-    })
 }

@@ -1,6 +1,7 @@
 //! The `shippers` phase: the same corpus sent as each shipper protocol —
 //! OTLP protobuf, Loki snappy protobuf and Elasticsearch bulk (1000 logs a
-//! request, like `/log/bulk`), and syslog over one TCP connection — after a
+//! request, like `/log/bulk`), OTLP over gRPC (the same messages, with
+//! `--otlp-grpc`), and syslog over one TCP connection — after a
 //! `/log/bulk` NDJSON run under the same conditions, so each protocol's
 //! rate and server CPU per log stand beside NDJSON's.
 
@@ -8,10 +9,15 @@ use crate::domain::time::now_micros;
 use crate::loadgen::bench::{Bench, Judged, Row, bulk_answer, thousands};
 use crate::loadgen::client::{HttpConnection, Response};
 use crate::loadgen::corpus::{Corpus, GeneratedLog};
+use crate::loadgen::grpc::{GrpcConnection, frame};
 use crate::loadgen::machine::CpuSample;
 use crate::loadgen::shippers::{elasticsearch_body, loki_body, otlp_body, syslog_frames};
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
+
+/// OTLP over gRPC's one method.
+const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// Distinct request bodies per protocol (sent round robin).
 const BODIES: usize = 32;
@@ -149,6 +155,25 @@ impl Bench {
                 &baseline,
                 HTTP_TARGET,
             );
+        }
+        if let Some(grpc) = self.options.otlp_grpc.clone() {
+            eprintln!("shippers: OTLP over gRPC to {grpc} for {seconds} s");
+            let messages: Vec<Bytes> = batches
+                .iter()
+                .map(|logs| frame(&otlp_body(logs, now), false))
+                .collect();
+            let measured = self
+                .measure_grpc(&grpc, connections, &messages, logs)
+                .await?;
+            self.push_compared(
+                format!("OTLP/gRPC `LogsService/Export` protobuf, {size} logs/request, {connections} connections, {seconds} s"),
+                &measured,
+                &baseline,
+                HTTP_TARGET,
+            );
+        } else {
+            self.notes
+                .push("shippers: no --otlp-grpc given, OTLP over gRPC not measured".into());
         }
         if let Some(syslog) = self.options.syslog_tcp.clone() {
             eprintln!("shippers: syslog over one TCP connection to {syslog} for {seconds} s");
@@ -291,6 +316,58 @@ impl Bench {
         self.note_phase("shippers: syslog", &sample);
         let _ = wrote_for;
         Ok(self.measured(sent, 0, published_for, published_for + drained, &sample))
+    }
+
+    /// Calls `Export` with the prepared messages on `connections` HTTP/2
+    /// connections (one call in flight on each, as an exporter's batch
+    /// processor sends) for `--seconds`; `RESOURCE_EXHAUSTED` is counted as
+    /// overloaded and retried at once, like a 503 over HTTP.
+    async fn measure_grpc(
+        &mut self,
+        address: &str,
+        connections: usize,
+        messages: &[Bytes],
+        per_message: u64,
+    ) -> anyhow::Result<Measured> {
+        let mut pool = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            pool.push(
+                GrpcConnection::connect(address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot connect to gRPC at {address}: {e}"))?,
+            );
+        }
+        let sample = self.machine.sample();
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(self.options.seconds);
+        let next = std::cell::Cell::new(0usize);
+        let next = &next;
+        let workers = pool.into_iter().map(|mut connection| async move {
+            let (mut accepted, mut overloaded) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let k = next.get();
+                next.set(k + 1);
+                let message = messages[k % messages.len()].clone();
+                let answer = connection.call(GRPC_EXPORT, &[], message).await?;
+                match answer.code {
+                    0 => accepted += per_message,
+                    8 => overloaded += 1,
+                    code => anyhow::bail!("Export answered {code}: {}", answer.message),
+                }
+            }
+            Ok::<_, anyhow::Error>((accepted, overloaded))
+        });
+        let mut accepted = 0;
+        let mut overloaded = 0;
+        for result in futures_util::future::join_all(workers).await {
+            let (worker_accepted, worker_overloaded) = result?;
+            accepted += worker_accepted;
+            overloaded += worker_overloaded;
+        }
+        let sent_for = started.elapsed();
+        let drained = self.drain().await?;
+        self.note_phase("shippers: OTLP/gRPC", &sample);
+        Ok(self.measured(accepted, overloaded, sent_for, sent_for + drained, &sample))
     }
 
     async fn accepted_syslog(&self) -> anyhow::Result<u64> {

@@ -339,6 +339,34 @@ fn the_manifests_fit_together() {
             "{name}: CLICKHOUSE_DSN where the role touches the store"
         );
 
+        // Ingest listens for OTLP over gRPC on the port it names otlp-grpc,
+        // which its Service exposes as 4317.
+        if role == "ingest" {
+            let listen = environment
+                .get("OGLOGSTREAM_OTLP__GRPC_LISTEN")
+                .unwrap_or_else(|| panic!("{name}: OGLOGSTREAM_OTLP__GRPC_LISTEN"));
+            let grpc_port = container["ports"]
+                .as_array()
+                .expect("ports")
+                .iter()
+                .find(|port| port["name"] == "otlp-grpc")
+                .and_then(|port| port["containerPort"].as_u64())
+                .unwrap_or_else(|| panic!("{name}: a container port named otlp-grpc"));
+            assert!(
+                listen.ends_with(&format!(":{grpc_port}")),
+                "{name}: listens for gRPC on {listen}, the pod exposes {grpc_port}"
+            );
+            let service = resource(&resources, "Service", &name);
+            assert!(
+                service["spec"]["ports"]
+                    .as_array()
+                    .expect("ports")
+                    .iter()
+                    .any(|port| port["targetPort"] == "otlp-grpc" && port["port"] == 4317),
+                "{name}: the Service exposes OTLP/gRPC on 4317"
+            );
+        }
+
         // Its Service sends to these pods' named port.
         let service = resource(&resources, "Service", &name);
         assert!(
@@ -586,7 +614,12 @@ async fn each_role_starts_with_its_kubernetes_settings() {
                 launch = launch.arg(&argument);
             }
         }
-        for (key, value) in container_environment(&resources, &container) {
+        for (key, mut value) in container_environment(&resources, &container) {
+            if key == "OGLOGSTREAM_OTLP__GRPC_LISTEN" {
+                // The pod's 0.0.0.0:4317 is this machine's, maybe taken:
+                // the same setting on a free loopback port.
+                value = format!("127.0.0.1:{}", crate::support::free_port());
+            }
             launch = launch.env(&key, &value);
         }
         let server = Server::launch(launch).await;

@@ -170,8 +170,11 @@ pub fn assert_haproxy_accepts(config_file: &Path) {
 ///   port given for that prefix (the parameters, health checks included, are
 ///   kept as written; `resolvers` and `init-addr` only apply to host names,
 ///   so they are inert on addresses);
-/// - each `bind :<port>` line becomes `bind 127.0.0.1:<free port>`, through
-///   `binds` (shipped port -> port to use).
+/// - each `bind :<port>` line becomes `bind 127.0.0.1:<free port>` (its
+///   options kept), through `binds` (shipped port -> port to use);
+/// - a template's `port <n>` (a check on another port of the same
+///   instance) becomes the port of that instance in the template whose
+///   address has port `n`.
 ///
 /// Every other line is kept byte for byte. Panics when the file has a
 /// template or a bind the caller did not map, so the file cannot drift away
@@ -190,7 +193,30 @@ pub fn loopback_haproxy_config(
                 let ports = servers.get(prefix).unwrap_or_else(|| {
                     panic!("{HAPROXY_CONFIG}: no ports given for server-template {prefix}")
                 });
+                // `check port N`: the same instance's port of another
+                // template (the one whose address has port N).
+                let check_port_of = parameters
+                    .iter()
+                    .position(|word| *word == "port")
+                    .map(|at| {
+                        let shipped = parameters.get(at + 1).copied().unwrap_or_default();
+                        let template = check_port_templates(original, shipped);
+                        let ports = servers.get(template.as_str()).unwrap_or_else(|| {
+                            panic!("{HAPROXY_CONFIG}: no ports given for {template}, whose port {prefix} checks")
+                        });
+                        (at + 1, ports)
+                    });
                 for (index, port) in ports.iter().enumerate() {
+                    let mut parameters: Vec<String> =
+                        parameters.iter().map(|word| word.to_string()).collect();
+                    if let Some((at, check_ports)) = check_port_of {
+                        parameters[at] = check_ports
+                            .get(index)
+                            .unwrap_or_else(|| {
+                                panic!("{prefix}: a check port for server {}", index + 1)
+                            })
+                            .to_string();
+                    }
                     generated.push_str(&format!(
                         "{indent}server {prefix}{} 127.0.0.1:{port} {}\n",
                         index + 1,
@@ -198,7 +224,7 @@ pub fn loopback_haproxy_config(
                     ));
                 }
             }
-            ["bind", address] => {
+            ["bind", address, options @ ..] => {
                 let shipped: u16 = address
                     .strip_prefix(':')
                     .and_then(|port| port.parse().ok())
@@ -208,9 +234,11 @@ pub fn loopback_haproxy_config(
                 let port = binds.get(&shipped).unwrap_or_else(|| {
                     panic!("{HAPROXY_CONFIG}: no loopback port given for bind :{shipped}")
                 });
-                generated.push_str(&format!("{indent}bind 127.0.0.1:{port}\n"));
+                // Options (`proto h2`) are kept as written.
+                let options: String = options.iter().map(|option| format!(" {option}")).collect();
+                generated.push_str(&format!("{indent}bind 127.0.0.1:{port}{options}\n"));
             }
-            ["bind", ..] => panic!("{HAPROXY_CONFIG}: expected `bind :PORT`, found {line:?}"),
+            ["bind"] => panic!("{HAPROXY_CONFIG}: expected `bind :PORT`, found {line:?}"),
             _ => {
                 generated.push_str(line);
                 generated.push('\n');
@@ -220,12 +248,35 @@ pub fn loopback_haproxy_config(
     generated
 }
 
+/// The template whose servers listen on `port` of the same hosts (for a
+/// `check port` of another template): `ingest` for the ingest instances'
+/// HTTP port 8080, say.
+fn check_port_templates(original: &str, port: &str) -> String {
+    original
+        .lines()
+        .find_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["server-template", prefix, _count, address, ..]
+                    if address.rsplit(':').next() == Some(port)
+                        && !line.contains(&format!("port {port}")) =>
+                {
+                    Some(prefix.to_string())
+                }
+                _ => None,
+            }
+        })
+        .unwrap_or_else(|| panic!("{HAPROXY_CONFIG}: no server-template listens on port {port}"))
+}
+
 /// HAProxy running the shipped configuration in the foreground (`-db`) on
 /// loopback, killed on drop.
 pub struct HaProxy {
     child: Child,
     pub http_port: u16,
     pub stats_port: u16,
+    /// The OTLP/gRPC frontend.
+    pub grpc_port: u16,
     log_path: PathBuf,
     client: awc::Client,
     _workspace: tempfile::TempDir,
@@ -248,12 +299,20 @@ pub struct StatsRow {
 impl HaProxy {
     /// `haproxy/haproxy.cfg` through [`loopback_haproxy_config`], with the
     /// servers of each template on the given ports, on free ports.
+    /// Without an `ingest_grpc` entry its backend has no server (and
+    /// the gRPC frontend no instance to reach).
     pub fn in_front_of(servers: &HashMap<&str, Vec<u16>>) -> HaProxy {
-        let (http_port, stats_port) = (crate::support::free_port(), crate::support::free_port());
+        let (http_port, stats_port, grpc_port) = (
+            crate::support::free_port(),
+            crate::support::free_port(),
+            crate::support::free_port(),
+        );
+        let mut servers = servers.clone();
+        servers.entry("ingest_grpc").or_default();
         let config = loopback_haproxy_config(
             &read_repository_file(HAPROXY_CONFIG),
-            &HashMap::from([(80, http_port), (8404, stats_port)]),
-            servers,
+            &HashMap::from([(80, http_port), (8404, stats_port), (4317, grpc_port)]),
+            &servers,
         );
         let workspace = tempfile::tempdir().expect("temp dir");
         let config_path = workspace.path().join("haproxy.cfg");
@@ -273,6 +332,7 @@ impl HaProxy {
             child,
             http_port,
             stats_port,
+            grpc_port,
             log_path,
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -297,6 +357,36 @@ impl HaProxy {
             ])
             .await;
         haproxy
+    }
+
+    /// In front of one instance per role, the ingest instance's OTLP gRPC
+    /// listener on `ingest_grpc`, once all are in rotation.
+    pub async fn one_of_each_with_grpc(
+        ingest: u16,
+        ingest_grpc: u16,
+        process: u16,
+        query: u16,
+    ) -> HaProxy {
+        let haproxy = HaProxy::in_front_of(&HashMap::from([
+            ("ingest", vec![ingest]),
+            ("ingest_grpc", vec![ingest_grpc]),
+            ("process", vec![process]),
+            ("query", vec![query]),
+        ]));
+        haproxy
+            .wait_for_states(&[
+                ("ingest", "ingest1", "UP"),
+                ("ingest_grpc", "ingest_grpc1", "UP"),
+                ("process", "process1", "UP"),
+                ("query", "query1", "UP"),
+            ])
+            .await;
+        haproxy
+    }
+
+    /// HOST:PORT of the OTLP/gRPC frontend.
+    pub fn grpc_address(&self) -> String {
+        format!("127.0.0.1:{}", self.grpc_port)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -393,9 +483,10 @@ fn the_shipped_haproxy_config_is_valid() {
 #[test]
 fn the_loopback_config_differs_from_the_shipped_one_only_in_addresses() {
     let original = read_repository_file(HAPROXY_CONFIG);
-    let binds = HashMap::from([(80, 18000), (8404, 18404)]);
+    let binds = HashMap::from([(80, 18000), (8404, 18404), (4317, 14317)]);
     let servers = HashMap::from([
         ("ingest", vec![19001, 19002, 19003]),
+        ("ingest_grpc", vec![19031, 19032, 19033]),
         ("process", vec![19011, 19012, 19013]),
         ("query", vec![19021, 19022, 19023]),
     ]);
@@ -413,11 +504,20 @@ fn the_loopback_config_differs_from_the_shipped_one_only_in_addresses() {
     assert_eq!(without_addresses(&original), without_addresses(&generated));
     for (prefix, ports) in &servers {
         for (index, port) in ports.iter().enumerate() {
-            let line = format!("server {prefix}{} 127.0.0.1:{port} check", index + 1);
+            let line = match *prefix {
+                // Checked on the same instance's HTTP port.
+                "ingest_grpc" => format!(
+                    "server {prefix}{} 127.0.0.1:{port} proto h2 check port {} ",
+                    index + 1,
+                    servers["ingest"][index]
+                ),
+                _ => format!("server {prefix}{} 127.0.0.1:{port} check", index + 1),
+            };
             assert!(generated.contains(&line), "{line:?} in:\n{generated}");
         }
     }
     assert!(generated.contains("bind 127.0.0.1:18000\n"));
+    assert!(generated.contains("bind 127.0.0.1:14317 proto h2\n"));
     assert!(generated.contains("bind 127.0.0.1:18404\n"));
     assert!(
         !generated
@@ -506,8 +606,17 @@ fn compose_file_parses_and_its_roles_scale() {
     }
     let haproxy = service_block(&config, "haproxy").join("\n");
     assert!(
-        haproxy.contains("published: 80") && haproxy.contains("published: 8404"),
+        haproxy.contains("published: 80")
+            && haproxy.contains("published: 8404")
+            && haproxy.contains("published: 4317"),
         "{haproxy}"
+    );
+    // HAProxy's gRPC backend reaches the ingest instances' gRPC listener.
+    let ingest = service_block(&config, "ingest").join("\n");
+    assert!(
+        ingest.contains("OGLOGSTREAM_OTLP__GRPC_LISTEN: 0.0.0.0:4317")
+            && read_repository_file(HAPROXY_CONFIG).contains(" ingest:4317 proto h2 "),
+        "{ingest}"
     );
     assert!(
         haproxy.contains("/usr/local/etc/haproxy/haproxy.cfg"),

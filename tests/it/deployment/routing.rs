@@ -276,3 +276,50 @@ async fn haproxy_routes_limits_and_answers_for_the_platform() {
     let stats = stats.body().await.expect("stats page");
     assert!(String::from_utf8_lossy(&stats).contains("Statistics Report"));
 }
+
+/// OTLP over gRPC through HAProxy's HTTP/2 frontend (:4317): calls reach
+/// the ingest instance's gRPC listener (the `ingest_grpc` backend, in
+/// rotation while the instance's `/health` answers), the instance's gRPC
+/// answers come back as they are; with the instance gone the backend
+/// leaves rotation.
+#[actix_web::test]
+async fn haproxy_carries_otlp_grpc_to_the_ingest_instances() {
+    use oglogstream::loadgen::grpc::{GrpcConnection, frame};
+    let grpc = crate::support::free_port();
+    let server = Server::launch(crate::support::Launch::default().env(
+        "OGLOGSTREAM_OTLP__GRPC_LISTEN",
+        &format!("127.0.0.1:{grpc}"),
+    ))
+    .await;
+    let haproxy = HaProxy::one_of_each_with_grpc(server.port, grpc, server.port, server.port).await;
+    let mut connection = GrpcConnection::connect(&haproxy.grpc_address())
+        .await
+        .expect("HAProxy's gRPC frontend");
+    let export = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    let before = sessions(&haproxy, "ingest_grpc").await;
+    // One record: resource service.name "via-haproxy-grpc", body "routed".
+    let request = crate::shippers::rules::otlp_protobuf("via-haproxy-grpc", &[(Some("routed"), 9)]);
+    let answer = connection
+        .call(export, &[], frame(&request, false))
+        .await
+        .expect("an answer");
+    assert_eq!(answer.code, 0, "{answer:?}");
+    let answer = connection
+        .call(
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Nothing",
+            &[],
+            frame(&request, false),
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(answer.code, 12, "the instance's own answer: {answer:?}");
+    assert!(sessions(&haproxy, "ingest_grpc").await > before);
+    server.wait_stored(1).await;
+    let (_, rows) = server.get("/api/logs?service=via-haproxy-grpc").await;
+    assert_eq!(rows[0]["message"], "routed", "{rows}");
+
+    server.signal(libc::SIGKILL);
+    haproxy
+        .wait_for_states(&[("ingest_grpc", "ingest_grpc1", "DOWN")])
+        .await;
+}

@@ -1,5 +1,5 @@
-//! The shippers' protocols end to end (issue 11): OTLP/HTTP logs, Loki
-//! push, Elasticsearch bulk and syslog, sent by the real client libraries
+//! The shippers' protocols end to end (issues 11 and 24): OTLP/HTTP logs,
+//! OTLP over gRPC, Loki push, Elasticsearch bulk and syslog, sent by the real client libraries
 //! and daemons (`tests/clients`, rsyslog, util-linux `logger`) to the real
 //! binary, in `--role all` (`real_clients`) and split behind HAProxy
 //! (`split`); the protocols' rules, limits and refusals (`rules`).
@@ -8,8 +8,9 @@
 //! and checks with [`assert_arrived`] that every planned log was stored
 //! once, with its service, level, message, timestamp and attributes.
 
+mod grpc_rules;
 mod real_clients;
-mod rules;
+pub(crate) mod rules;
 mod split;
 
 use crate::support::eventually;
@@ -220,7 +221,25 @@ pub fn client_command(script: &str) -> Command {
 /// Runs a client to completion with `stdin`, killing it after
 /// [`CLIENT_TIMEOUT`]; fails the test (with its output) unless it exits 0.
 /// Returns its stdout.
-pub async fn run_client(name: &str, mut command: Command, stdin: String) -> String {
+pub async fn run_client(name: &str, command: Command, stdin: String) -> String {
+    let output = client_output(name, command, stdin).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{name} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs a client to completion with `stdin`, killing it after
+/// [`CLIENT_TIMEOUT`]; whatever its exit, its output.
+pub async fn client_output(
+    name: &str,
+    mut command: Command,
+    stdin: String,
+) -> std::process::Output {
     use std::io::Write;
     command
         .stdin(Stdio::piped())
@@ -234,22 +253,14 @@ pub async fn run_client(name: &str, mut command: Command, stdin: String) -> Stri
     }
     let pid = child.id() as i32;
     let waiting = actix_web::rt::task::spawn_blocking(move || child.wait_with_output());
-    let output = match actix_web::rt::time::timeout(CLIENT_TIMEOUT, waiting).await {
+    match actix_web::rt::time::timeout(CLIENT_TIMEOUT, waiting).await {
         Ok(output) => output.expect("client thread").expect("client output"),
         Err(_) => {
             // SAFETY: signalling our own child process.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!("{name}: no exit within {CLIENT_TIMEOUT:?}");
         }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{name} failed ({}):\nstdout: {stdout}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    }
 }
 
 /// Syslog listeners on these loopback ports.
@@ -263,6 +274,14 @@ pub fn with_syslog(launch: crate::support::Launch, tcp: u16, udp: u16) -> crate:
             "OGLOGSTREAM_SYSLOG__UDP_LISTEN",
             &format!("127.0.0.1:{udp}"),
         )
+}
+
+/// OTLP over gRPC on this loopback port.
+pub fn with_otlp_grpc(launch: crate::support::Launch, port: u16) -> crate::support::Launch {
+    launch.env(
+        "OGLOGSTREAM_OTLP__GRPC_LISTEN",
+        &format!("127.0.0.1:{port}"),
+    )
 }
 
 /// A free loopback UDP port (syslog over UDP).

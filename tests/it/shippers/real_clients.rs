@@ -8,7 +8,7 @@
 
 use super::{
     Expect, Plan, Timing, assert_arrived, client_command, free_udp_port, now_us, run_client,
-    stored, with_syslog,
+    stored, with_otlp_grpc, with_syslog,
 };
 use crate::support::{Launch, Server, eventually, free_port};
 use awc::http::StatusCode;
@@ -23,11 +23,14 @@ pub const KEY: &str = "shipper-ingest-key-0123456789";
 
 /// Where the shippers send: an HTTP base URL (an instance or HAProxy) and
 /// an ingest instance's syslog ports.
+#[derive(Clone)]
 pub struct Target<'a> {
     pub url: String,
     /// Reads back what was stored (`/api/logs`).
     pub reader: &'a awc::Client,
     pub key: Option<&'a str>,
+    /// OTLP over gRPC: HOST:PORT of the listener (or HAProxy's frontend).
+    pub otlp_grpc: String,
     pub syslog_tcp: u16,
     pub syslog_udp: Option<u16>,
 }
@@ -35,17 +38,21 @@ pub struct Target<'a> {
 #[actix_web::test]
 async fn the_real_shippers_deliver_every_log_once_to_role_all() {
     let started = Instant::now();
-    let (tcp, udp) = (free_port(), free_udp_port());
-    let server = Server::launch(with_syslog(
-        Launch::default().env("OGLOGSTREAM_SECURITY__INGEST_KEYS", &format!("[\"{KEY}\"]")),
-        tcp,
-        udp,
+    let (tcp, udp, grpc) = (free_port(), free_udp_port(), free_port());
+    let server = Server::launch(with_otlp_grpc(
+        with_syslog(
+            Launch::default().env("OGLOGSTREAM_SECURITY__INGEST_KEYS", &format!("[\"{KEY}\"]")),
+            tcp,
+            udp,
+        ),
+        grpc,
     ))
     .await;
     let target = Target {
         url: server.url(""),
         reader: &server.client,
         key: Some(KEY),
+        otlp_grpc: format!("127.0.0.1:{grpc}"),
         syslog_tcp: tcp,
         syslog_udp: Some(udp),
     };
@@ -73,7 +80,8 @@ async fn the_real_shippers_deliver_every_log_once_to_role_all() {
         );
     }
     let expected = [
-        "oglogstream_logs_accepted_total{protocol=\"otlp\"} 10",
+        // OTLP/HTTP and OTLP/gRPC, from each SDK.
+        "oglogstream_logs_accepted_total{protocol=\"otlp\"} 20",
         "oglogstream_logs_accepted_total{protocol=\"loki\"} 15",
         "oglogstream_logs_accepted_total{protocol=\"elasticsearch\"} 10",
         "oglogstream_logs_accepted_total{protocol=\"syslog\"} 15",
@@ -89,7 +97,7 @@ async fn the_real_shippers_deliver_every_log_once_to_role_all() {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
     eprintln!(
-        "nine real shippers into --role all: {:.1} s",
+        "eleven real shippers into --role all: {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }
@@ -99,6 +107,8 @@ pub async fn every_shipper(target: &Target<'_>) {
     futures_util::join!(
         otlp_python(target),
         otlp_node(target),
+        otlp_grpc_python(target, "bearer"),
+        otlp_grpc_node(target),
         loki_python(target, "1"),
         winston_loki(target),
         elasticsearch_python(target),
@@ -149,6 +159,107 @@ pub async fn otlp_node(target: &Target<'_>) {
         absent_attributes: &["service.name"],
     };
     assert_arrived("OpenTelemetry JS SDK", &plan, &rows, &expect);
+}
+
+/// Each planned log's span: (trace id, span id) in lowercase hex.
+pub fn spans(plan: &Plan) -> Vec<(String, String)> {
+    (0..plan.logs.len() as u64)
+        .map(|n| {
+            (
+                format!(
+                    "{:032x}",
+                    0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128 + u128::from(n)
+                ),
+                format!("{:016x}", 0x00f0_67aa_0ba9_02b7_u64 + n),
+            )
+        })
+        .collect()
+}
+
+/// The plan's stdin for an OTLP gRPC client: the listener and the spans.
+pub fn grpc_plan(plan: &Plan, target: &Target<'_>, extra: serde_json::Value) -> String {
+    let spans: Vec<serde_json::Value> = spans(plan)
+        .into_iter()
+        .map(|(trace_id, span_id)| json!({"trace_id": trace_id, "span_id": span_id}))
+        .collect();
+    let mut fields = json!({"grpc": target.otlp_grpc, "spans": spans});
+    if let (Some(fields), Some(extra)) = (fields.as_object_mut(), extra.as_object()) {
+        fields.extend(extra.clone());
+    }
+    plan.to_json(&target.url, target.key, fields)
+}
+
+/// Every stored log carries the trace and span ids of its planned span.
+fn assert_spans(client: &str, plan: &Plan, rows: &[serde_json::Value]) {
+    for (log, (trace_id, span_id)) in plan.logs.iter().zip(spans(plan)) {
+        let row = rows
+            .iter()
+            .find(|row| row["message"] == log.message)
+            .unwrap_or_else(|| panic!("{client}: {:?} stored", log.message));
+        assert_eq!(
+            row["attributes"]["trace_id"],
+            trace_id.as_str(),
+            "{client}: {row}"
+        );
+        assert_eq!(
+            row["attributes"]["span_id"],
+            span_id.as_str(),
+            "{client}: {row}"
+        );
+    }
+}
+
+/// The OpenTelemetry Python SDK's gRPC exporter, gzip, the key as
+/// `key_form` ("bearer" or "x-api-key"); returns what the client printed
+/// (`{"exports": N, "retries": N}`).
+pub async fn otlp_grpc_python(target: &Target<'_>, key_form: &str) -> serde_json::Value {
+    let plan = Plan::new(
+        &format!("otlp-grpc-python-{key_form}"),
+        &[("order.id", "A-17"), ("region", "eu")],
+    );
+    let stdin = grpc_plan(&plan, target, json!({"key_form": key_form}));
+    let printed = run_client(
+        "OpenTelemetry Python SDK, gRPC exporter",
+        client_command("otlp_grpc_logs.py"),
+        stdin,
+    )
+    .await;
+    let rows = stored(target.reader, &target.url, &plan.service, plan.logs.len()).await;
+    let expect = Expect {
+        timing: Timing::Planned { tolerance_us: 1000 },
+        extra_attributes: &[
+            ("otel.scope.name", "checkout.orders"),
+            ("telemetry.sdk.language", "python"),
+        ],
+        absent_attributes: &["service.name"],
+    };
+    assert_arrived("OpenTelemetry Python SDK, gRPC", &plan, &rows, &expect);
+    assert_spans("OpenTelemetry Python SDK, gRPC", &plan, &rows);
+    serde_json::from_str(printed.trim())
+        .unwrap_or_else(|_| panic!("the client's counts: {printed}"))
+}
+
+/// The OpenTelemetry JS SDK's gRPC exporter, the key as x-api-key.
+pub async fn otlp_grpc_node(target: &Target<'_>) {
+    let plan = Plan::new("otlp-grpc-node", &[("order.id", "A-17"), ("region", "eu")]);
+    let stdin = grpc_plan(&plan, target, json!({}));
+    run_client(
+        "OpenTelemetry JS SDK, gRPC exporter",
+        client_command("otlp_grpc_logs.mjs"),
+        stdin,
+    )
+    .await;
+    let rows = stored(target.reader, &target.url, &plan.service, plan.logs.len()).await;
+    let expect = Expect {
+        timing: Timing::Planned { tolerance_us: 0 },
+        extra_attributes: &[
+            ("otel.scope.name", "checkout.web"),
+            ("otel.scope.version", "2.1.0"),
+        ],
+        absent_attributes: &["service.name"],
+    };
+    assert_arrived("OpenTelemetry JS SDK, gRPC", &plan, &rows, &expect);
+    assert_spans("OpenTelemetry JS SDK, gRPC", &plan, &rows);
 }
 
 /// `version` "1" is Loki's current JSON form (the library stamps the send

@@ -18,7 +18,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
 /// A request with headers; the status, the headers we look at and the body.
-async fn send(
+pub(super) async fn send(
     server: &Server,
     method: &str,
     path: &str,
@@ -45,7 +45,7 @@ fn json_of(body: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into()))
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(super) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(data).expect("gzip");
     encoder.finish().expect("gzip")
@@ -67,7 +67,7 @@ fn status_of(body: &[u8]) -> (u64, String) {
 
 /// One OTLP resource with `service`, one scope, these records (each a
 /// `(body, severity_number)`; no body when `None`).
-fn otlp_protobuf(service: &str, records: &[(Option<&str>, u64)]) -> Vec<u8> {
+pub(crate) fn otlp_protobuf(service: &str, records: &[(Option<&str>, u64)]) -> Vec<u8> {
     let message = |build: &dyn Fn(&mut Vec<u8>)| {
         let mut out = Vec::new();
         build(&mut out);
@@ -97,7 +97,7 @@ fn otlp_protobuf(service: &str, records: &[(Option<&str>, u64)]) -> Vec<u8> {
     message(&|out| put_bytes_field(out, 1, &resource_logs))
 }
 
-async fn metric(server: &Server, line_start: &str) -> Option<u64> {
+pub(super) async fn metric(server: &Server, line_start: &str) -> Option<u64> {
     let (_, text) = server.get("/metrics").await;
     text.as_str()?
         .lines()
@@ -108,7 +108,7 @@ async fn metric(server: &Server, line_start: &str) -> Option<u64> {
         .ok()
 }
 
-async fn wait_metric(server: &Server, line_start: &str, value: u64) {
+pub(super) async fn wait_metric(server: &Server, line_start: &str, value: u64) {
     eventually(
         &format!("{line_start} {value}"),
         Duration::from_secs(20),
@@ -117,7 +117,7 @@ async fn wait_metric(server: &Server, line_start: &str, value: u64) {
     .await;
 }
 
-async fn messages_of(server: &Server, service: &str) -> Vec<Value> {
+pub(super) async fn messages_of(server: &Server, service: &str) -> Vec<Value> {
     let (_, rows) = server
         .get(&format!("/api/logs?order=asc&service={service}"))
         .await;
