@@ -37,10 +37,17 @@ fn command_the_readme_names(readme: &str, target: &str) -> Option<String> {
 }
 
 /// The recipe of a Makefile target, as `make -n` prints it (nothing runs).
+/// Under `make test` this runs inside make, whose variables would make the
+/// inner make print "Entering directory" around the recipe: they are left
+/// out, and so are the directory lines.
 fn recipe(root: &Path, target: &str) -> String {
     let output = Command::new("make")
+        .arg("--no-print-directory")
         .arg("-n")
         .arg(target)
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
         .current_dir(root)
         .output()
         .expect("make is installed");
