@@ -36,12 +36,15 @@ mod alert_records;
 mod checkpoint;
 mod expr;
 mod facet_blocks;
+mod grouped;
 
 use super::disk::DiskWatch;
 use super::facets::{self, FacetQuery, Facets, KeyCount, Tally};
 use super::filter::{HistogramQuery, LogFilter, LogQuery, Order};
 use super::search_blocks::{self, OpenBlock};
-use super::{BucketCount, LevelServiceCount, RawLog, Store, StoreError};
+use super::{
+    BucketCount, GroupedCount, GroupedCountQuery, LevelServiceCount, RawLog, Store, StoreError,
+};
 use crate::domain::log::attributes_from_json;
 use crate::domain::query::{Expr, FieldName, Matcher, Predicate, TextField};
 use crate::domain::time::Micros;
@@ -1487,6 +1490,15 @@ impl Store for SqliteStore {
                 .collect())
         })
         .await
+    }
+
+    async fn grouped_counts(
+        &self,
+        query: &GroupedCountQuery,
+    ) -> Result<Vec<GroupedCount>, StoreError> {
+        let query = query.clone();
+        self.read(move |connection| grouped::count(connection, &query))
+            .await
     }
 
     async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError> {
