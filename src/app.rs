@@ -208,6 +208,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             metrics: Arc::clone(&metrics),
             stopping,
             timeout: config.query.timeout,
+            loki: config.loki.clone(),
         })),
         _ => None,
     };

@@ -20,6 +20,7 @@ pub use crate::ingest::syslog::SyslogConfig;
 pub use crate::logging::{LogConfig, LogFormat};
 pub use crate::process::ProcessConfig;
 pub use crate::query::QueryConfig;
+pub use crate::query::loki::LokiConfig;
 pub use crate::security::{RateLimit, SecurityConfig};
 pub use crate::store::clickhouse::ClickHouseConfig;
 pub use storage::StorageConfig;
@@ -35,6 +36,7 @@ use crate::ingest::syslog::RawSyslog;
 use crate::logging::RawLog;
 use crate::process::RawProcess;
 use crate::query::RawQuery;
+use crate::query::loki::RawLoki;
 use crate::security::{RawRateLimit, RawSecurity};
 use crate::store::clickhouse::RawClickHouse;
 use figment::Figment;
@@ -72,6 +74,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "syslog",
     "query",
     "alerts",
+    "loki",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -91,6 +94,7 @@ struct RawConfig {
     syslog: RawSyslog,
     query: RawQuery,
     alerts: RawAlerts,
+    loki: RawLoki,
 }
 
 impl Default for RawConfig {
@@ -109,6 +113,7 @@ impl Default for RawConfig {
             syslog: Default::default(),
             query: Default::default(),
             alerts: Default::default(),
+            loki: Default::default(),
         }
     }
 }
@@ -132,6 +137,7 @@ pub struct Config {
     pub syslog: SyslogConfig,
     pub query: QueryConfig,
     pub alerts: AlertsConfig,
+    pub loki: LokiConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -276,6 +282,7 @@ impl Config {
             syslog: raw.syslog.validate()?,
             query: raw.query.validate()?,
             alerts,
+            loki: raw.loki.validate()?,
         })
     }
 }

@@ -165,7 +165,7 @@ pub fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
 /// user and a password), `Authorization: ApiKey <key>` (Elasticsearch
 /// clients; also `ApiKey base64(id:key)`, what they send for an `(id, key)`
 /// pair), or (browsers cannot set headers on a WebSocket) the `api_key`
-/// query parameter of `/ws/*`.
+/// query parameter of `/ws/*` and of Loki's `tail`.
 fn presented_keys(request: &ServiceRequest) -> Vec<String> {
     let headers = request.headers();
     if let Some(value) = headers
@@ -177,7 +177,7 @@ fn presented_keys(request: &ServiceRequest) -> Vec<String> {
     if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return vec![value.trim().to_string()];
     }
-    if request.path().starts_with("/ws/") {
+    if request.path().starts_with("/ws/") || request.path() == "/loki/api/v1/tail" {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
         return pairs
