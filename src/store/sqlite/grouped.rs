@@ -11,11 +11,13 @@
 //! hash map here, as `grouped_counts` does: SQLite's `GROUP BY` sorter was
 //! slower than streaming the rows.
 
-use super::expr::attribute_value;
-use super::{
-    Conditions, MINUTE, ROLLUPS, Source, decompose, dimension_conditions, expression_conditions,
-    matching_service_ids, service_names, sql_error, widen_raw_edge,
+use super::conditions::{
+    Conditions, dimension_conditions, expression_conditions, matching_service_ids, service_names,
 };
+use super::connection::sql_error;
+use super::counts::{Source, decompose, widen_raw_edge};
+use super::expr::attribute_value;
+use super::{MINUTE, ROLLUPS};
 use crate::domain::Level;
 use crate::domain::time::Micros;
 use crate::store::StoreError;
