@@ -12,6 +12,7 @@ pub mod facets;
 pub mod filter;
 pub mod grouped;
 pub mod search_blocks;
+pub mod settings;
 pub mod sqlite;
 
 use crate::domain::time::Micros;

@@ -1,0 +1,130 @@
+//! The one place that picks implementations (bus, store) and starts the
+//! roles this process runs, then serves HTTP until told to stop. Start-up is
+//! a sequence of build steps, each a function whose name says what it
+//! builds (`wiring`: store and bus; `pipeline`: the process role's tasks;
+//! `roles`: ingest, query and alerting; `server`: HTTP), and the stop
+//! unwinds them in the order that loses nothing.
+
+mod pipeline;
+mod roles;
+mod server;
+mod wiring;
+
+use crate::config::Config;
+use crate::http::health::HealthState;
+use crate::http::telemetry::MetricsState;
+use crate::metrics::Metrics;
+use crate::process::dead_letter::DeadLetterFile;
+use crate::security::cors::CorsPolicy;
+use crate::security::guard::Guard;
+use crate::security::rate_limit::RateLimiter;
+use actix_web::web;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Runs until `stop` resolves, then shuts down gracefully: stop accepting,
+/// finish in-flight requests, drain the bus into the store (or the spill
+/// file), close the store. An error means acknowledged logs could not be
+/// stored before the stop (the process then exits non-zero).
+pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let stores = wiring::build_stores(&config)?;
+    let store = stores.as_ref().map(|stores| Arc::clone(&stores.logs));
+    let bus = wiring::build_bus(&config, store.as_ref(), &metrics).await?;
+
+    let dead_letters = DeadLetterFile::new(&config.data_dir);
+    let dead_letters_before_start = dead_letters.count_existing();
+    let pipeline = pipeline::start_pipeline(&config, &bus, store.as_ref(), dead_letters, &metrics);
+
+    let (stopping_sender, stopping) = watch::channel(false);
+    let roles = roles::start_roles(&config, &bus, stores.as_ref(), &metrics, stopping).await?;
+
+    let server = server::serve(
+        &config,
+        server::Routes {
+            health: web::Data::new(HealthState {
+                roles: config.roles,
+                bus: Arc::clone(&bus),
+                store: store.clone(),
+                metrics: Arc::clone(&metrics),
+                dead_letters_before_start,
+            }),
+            metrics: web::Data::new(MetricsState {
+                metrics: Arc::clone(&metrics),
+                bus: Arc::clone(&bus),
+                store: store.clone(),
+                dead_letters_before_start,
+            }),
+            guard: Arc::new(build_guard(&config, &metrics)),
+            ingest: roles.ingest.clone(),
+            query: roles.query.clone(),
+            alerts: roles
+                .alerting
+                .as_ref()
+                .map(|alerting| web::Data::from(Arc::clone(&alerting.alerts))),
+        },
+    )?;
+    let handle = server.handle();
+    let serving = tokio::spawn(server);
+
+    stop.await;
+    tracing::info!("stopping: finishing requests, then draining the pipeline");
+    let _ = stopping_sender.send(true);
+    let deadline = tokio::time::Instant::now() + config.server.shutdown_timeout;
+    pipeline.stopping(deadline);
+    handle.stop(true).await;
+    let _ = serving.await;
+    roles.stop(deadline).await;
+    bus.close().await;
+    let unstored = pipeline.stop(deadline, &bus).await;
+    if let Some(store) = store {
+        store.close().await;
+    }
+    pipeline::outcome(&config, unstored)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The security rules every request passes: CORS, rate limits, API keys.
+fn build_guard(config: &Config, metrics: &Arc<Metrics>) -> Guard {
+    let security = &config.security;
+    Guard {
+        cors: CorsPolicy::new(&security.cors_allowed_origins),
+        ingest_keys: security.ingest_keys.clone(),
+        read_keys: security.read_keys.clone(),
+        admin_keys: security.admin_keys.clone(),
+        ingest_limit: security
+            .ingest_rate
+            .map(|r| RateLimiter::new(r.per_second, r.burst)),
+        query_limit: security
+            .query_rate
+            .map(|r| RateLimiter::new(r.per_second, r.burst)),
+        trusted_proxies: security.trusted_proxies.clone(),
+        metrics: Arc::clone(metrics),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
