@@ -73,7 +73,9 @@ pub async fn split_histogram(
                 interval: Some(query.interval),
                 origin: 0,
                 group_by: vec![dimension(&field)?],
-                limit_groups: Some(TOP_VALUES),
+                // One more: logs without the attribute are a group of their
+                // own, which is not one of the values listed.
+                limit_groups: Some(TOP_VALUES + 1),
             }),
         )
         .await?;
@@ -92,6 +94,15 @@ pub async fn split_histogram(
         })
         .collect();
     let mut totals: HashMap<String, u64> = HashMap::new();
+    for row in rows.iter().filter(|row| !row.other) {
+        if let Some(value) = value_of(row) {
+            *totals.entry(value).or_default() += row.count;
+        }
+    }
+    let mut values: Vec<(String, u64)> = totals.into_iter().collect();
+    values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    values.truncate(TOP_VALUES);
+    let listed: std::collections::HashSet<&str> = values.iter().map(|(v, _)| v.as_str()).collect();
     for row in &rows {
         let slot = (row.bucket_start - first).div_euclid(interval);
         let Some(bucket) = usize::try_from(slot).ok().and_then(|s| buckets.get_mut(s)) else {
@@ -101,14 +112,12 @@ pub async fn split_histogram(
         match (row.other, value_of(row)) {
             (true, _) => bucket.other += row.count,
             (false, None) => bucket.missing += row.count,
-            (false, Some(value)) => {
-                *totals.entry(value.clone()).or_default() += row.count;
+            (false, Some(value)) if listed.contains(value.as_str()) => {
                 *bucket.counts.entry(value).or_default() += row.count;
             }
+            (false, Some(_)) => bucket.other += row.count,
         }
     }
-    let mut values: Vec<(String, u64)> = totals.into_iter().collect();
-    values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(HttpResponse::Ok().json(SplitHistogram {
         from: format_rfc3339(from),
         to: format_rfc3339(to),
