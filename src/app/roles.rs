@@ -82,6 +82,7 @@ pub async fn start_roles(
                 metrics: Arc::clone(metrics),
                 stopping,
                 timeout: config.query.timeout,
+                loki: config.loki.clone(),
             })),
             Some(start_alerting(
                 config,

@@ -19,6 +19,7 @@ pub use crate::ingest::syslog::SyslogConfig;
 pub use crate::logging::{LogConfig, LogFormat};
 pub use crate::process::ProcessConfig;
 pub use crate::query::QueryConfig;
+pub use crate::query::loki::LokiConfig;
 pub use crate::security::{RateLimit, SecurityConfig};
 pub use crate::store::clickhouse::ClickHouseConfig;
 pub use crate::store::settings::StorageConfig;
@@ -35,6 +36,7 @@ use crate::ingest::syslog::RawSyslog;
 use crate::logging::RawLog;
 use crate::process::RawProcess;
 use crate::query::RawQuery;
+use crate::query::loki::RawLoki;
 use crate::security::{RawRateLimit, RawSecurity};
 use crate::store::clickhouse::RawClickHouse;
 use figment::Figment;
@@ -78,6 +80,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "otlp",
     "query",
     "alerts",
+    "loki",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -98,6 +101,7 @@ struct RawConfig {
     otlp: RawOtlp,
     query: RawQuery,
     alerts: RawAlerts,
+    loki: RawLoki,
 }
 
 impl Default for RawConfig {
@@ -117,6 +121,7 @@ impl Default for RawConfig {
             otlp: Default::default(),
             query: Default::default(),
             alerts: Default::default(),
+            loki: Default::default(),
         }
     }
 }
@@ -141,6 +146,7 @@ pub struct Config {
     pub otlp: OtlpConfig,
     pub query: QueryConfig,
     pub alerts: AlertsConfig,
+    pub loki: LokiConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -299,6 +305,7 @@ impl Config {
             otlp: raw.otlp.validate()?,
             query: raw.query.validate()?,
             alerts,
+            loki: raw.loki.validate()?,
         })
     }
 }

@@ -18,6 +18,8 @@
 //! - `query`: pre-fills the store (bulk, timestamps spread over a week) to
 //!   each size asked for, then measures `/api/logs`, `/api/stats` and
 //!   `/api/histogram` latencies one request at a time.
+//! - `loki`: Grafana's and Logs Drilldown's requests through the Loki query
+//!   API on that store (`loki.rs`).
 //! - `alerts`: one alert rule evaluation per shape on that store (with the
 //!   last five minutes filled), and the CPU of 100 rules (`alerts.rs`).
 //!
@@ -98,11 +100,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "live" => bench.live_tail().await?,
             "bulk" => bench.bulk_ingest().await?,
             "query" => bench.queries().await?,
+            "loki" => bench.loki().await?,
             "alerts" => bench.alerts().await?,
             "shippers" => bench.shippers().await?,
             other => {
                 anyhow::bail!(
-                    "unknown phase {other:?}: use query, alerts, ingest, live, bulk, shippers"
+                    "unknown phase {other:?}: use query, loki, alerts, ingest, live, bulk, shippers"
                 )
             }
         }

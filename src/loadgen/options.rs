@@ -16,10 +16,10 @@ pub struct Options {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Phases to run, comma separated, in order: query (pre-fills to each
-    /// size first), alerts, ingest, live, bulk, shippers
+    /// size first), loki, alerts, ingest, live, bulk, shippers
     #[arg(
         long,
-        default_value = "query,alerts,ingest,live,bulk,shippers",
+        default_value = "query,loki,alerts,ingest,live,bulk,shippers",
         value_delimiter = ','
     )]
     pub phases: Vec<String>,

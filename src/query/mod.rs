@@ -1,6 +1,7 @@
-//! The query role: `/api/logs`, `/api/stats`, `/api/histogram`,
-//! `/api/services`, `/api/facets`, `/api/fields`, `/api/export`,
-//! `/api/logs/{id}/context` and the `/ws/live` stream. Reads go to the
+//! The query role: `/api/logs`, `/api/stats`, `/api/histogram` (split by
+//! any field with `by=`: `split.rs`), `/api/services`, `/api/facets`,
+//! `/api/fields`, `/api/export`, `/api/logs/{id}/context`, `/api/patterns`,
+//! the `/ws/live` stream, and the Loki query API (`loki/`). Reads go to the
 //! store, each bounded by `query.timeout`; live tail comes from the bus,
 //! never from the store.
 
@@ -11,8 +12,11 @@ pub mod dashboard;
 pub mod export;
 pub mod facets;
 pub mod live;
+pub mod loki;
 pub mod params;
+pub mod patterns;
 mod settings;
+pub mod split;
 mod state;
 
 pub use settings::{QueryConfig, RawQuery};
@@ -35,10 +39,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/stats", web::get().to(get_stats))
         .route("/api/histogram", web::get().to(get_histogram))
         .route("/api/services", web::get().to(get_services))
+        .route("/api/patterns", web::get().to(patterns::patterns))
         .route("/api/facets", web::get().to(facets::facets))
         .route("/api/fields", web::get().to(facets::fields))
         .route("/api/export", web::get().to(export::export))
-        .route("/ws/live", web::get().to(live::stream));
+        .route("/ws/live", web::get().to(live::stream))
+        .configure(loki::routes);
 }
 
 async fn get_logs(
@@ -163,7 +169,11 @@ async fn get_histogram(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params::histogram_query(&decoded(&request)?, now_micros())?;
+    let pairs = decoded(&request)?;
+    let query = params::histogram_query(&pairs, now_micros())?;
+    if let Some(field) = params::histogram_split(&pairs)? {
+        return split::split_histogram(&request, &state, query, field).await;
+    }
     let counts = state
         .read(
             ClientSocket::of(&request),

@@ -386,7 +386,7 @@ pub fn histogram_query(
     pairs: &[(String, String)],
     now: Micros,
 ) -> Result<HistogramQuery, ParamError> {
-    let params = Params::new(pairs, &[FILTER_PARAMS, &["interval"]].concat())?;
+    let params = Params::new(pairs, &[FILTER_PARAMS, &["interval", "by"]].concat())?;
     let mut filter = params.filter()?;
     let to = filter.to.unwrap_or(now.min(MAX_MICROS - SECOND) + 1);
     let from = filter.from.unwrap_or((to - DAY).max(0));
@@ -414,6 +414,33 @@ pub fn histogram_query(
     filter.from = Some(from);
     filter.to = Some(to);
     Ok(HistogramQuery { filter, interval })
+}
+
+/// `/api/histogram`'s `by`: the field the counts split by (`level`,
+/// `service` or an attribute, `@name` for one named like a field).
+pub fn histogram_split(pairs: &[(String, String)]) -> Result<Option<FieldName>, ParamError> {
+    let params = Params::new(pairs, &[FILTER_PARAMS, &["interval", "by"]].concat())?;
+    let Some(name) = params.one("by")? else {
+        return Ok(None);
+    };
+    match FieldName::parse_reference(name.trim()) {
+        FieldName::Text(TextField::Message | TextField::Id) => Err(error(
+            "by",
+            format!(
+                "{name:?} differs on nearly every log: split by level, service or an attribute (@{name} for an attribute of that name)"
+            ),
+        )),
+        FieldName::Text(TextField::Attribute(key)) if key.is_empty() => {
+            Err(error("by", "@ must be followed by an attribute name"))
+        }
+        field => Ok(Some(field)),
+    }
+}
+
+/// `/api/patterns`: the filters, `limit` (patterns listed, 50 by default).
+pub fn patterns_query(pairs: &[(String, String)]) -> Result<(LogFilter, usize), ParamError> {
+    let params = Params::new(pairs, &[FILTER_PARAMS, &["limit"]].concat())?;
+    Ok((params.filter()?, params.number("limit", 50, 1, 1000)?))
 }
 
 /// Ceiling division for positive divisors (`i64::div_ceil` is unstable).
@@ -539,6 +566,19 @@ mod tests {
         let query = histogram_query(&pairs(""), 10 * DAY).unwrap();
         assert_eq!(query.filter.to.unwrap() - query.filter.from.unwrap(), DAY);
         assert_eq!(format_interval(300 * SECOND), "5m");
+        assert_eq!(
+            histogram_split(&pairs("by=@level")).unwrap(),
+            Some(FieldName::Text(TextField::Attribute("level".into())))
+        );
+        assert_eq!(
+            histogram_split(&pairs("by=service")).unwrap(),
+            Some(FieldName::Text(TextField::Service))
+        );
+        assert_eq!(
+            histogram_split(&pairs("by=message")).unwrap_err().name,
+            "by"
+        );
+        assert_eq!(histogram_split(&pairs("")).unwrap(), None);
         assert_eq!(format_interval(90 * SECOND), "90s");
     }
 }

@@ -21,6 +21,8 @@ pub struct QueryState {
     pub stopping: watch::Receiver<bool>,
     /// `query.timeout`: the longest one store read may run.
     pub timeout: Duration,
+    /// `[loki]`: the label model of the Loki API.
+    pub loki: super::loki::LokiConfig,
 }
 
 impl QueryState {

@@ -216,7 +216,7 @@ pub fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
 /// user and a password), `Authorization: ApiKey <key>` (Elasticsearch
 /// clients; also `ApiKey base64(id:key)`, what they send for an `(id, key)`
 /// pair), or (browsers cannot set headers on a WebSocket) the `api_key`
-/// query parameter of `/ws/*`.
+/// query parameter of `/ws/*` and of Loki's `tail`.
 fn presented_keys(request: &ServiceRequest) -> Vec<String> {
     let headers = request.headers();
     let header = |name| {
@@ -228,7 +228,7 @@ fn presented_keys(request: &ServiceRequest) -> Vec<String> {
     if !keys.is_empty() {
         return keys;
     }
-    if request.path().starts_with("/ws/") {
+    if request.path().starts_with("/ws/") || request.path() == "/loki/api/v1/tail" {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
         return pairs

@@ -18,7 +18,9 @@ pub enum Access {
     /// `/loki/api/v1/push`, `/_bulk`, `/{index}/_bulk`): needs an ingest
     /// key, counts against the ingest limit.
     Ingest,
-    /// `/api/*`, `/ws/*`, `/metrics`: needs a read key, counts against the query limit.
+    /// `/api/*`, `/ws/*`, `/metrics` and the Loki query API
+    /// (`/loki/api/*` but push): needs a read key, counts against the query
+    /// limit.
     Read,
     /// Changes under `/api/alerts` (any method but `GET`/`HEAD`): needs an
     /// admin key when admin keys are set (else what reads need), counts
@@ -36,7 +38,11 @@ impl Access {
             Access::Admin
         } else if crate::metrics::Protocol::of_path(path).is_some() {
             Access::Ingest
-        } else if path.starts_with("/api/") || path.starts_with("/ws/") || path == "/metrics" {
+        } else if path.starts_with("/api/")
+            || path.starts_with("/ws/")
+            || path == "/metrics"
+            || path.starts_with("/loki/")
+        {
             Access::Read
         } else {
             Access::Open
@@ -65,6 +71,16 @@ mod tests {
         assert_eq!(of("/"), Access::Open);
         assert_eq!(of("/api/stats"), Access::Read);
         assert_eq!(of("/ws/live"), Access::Read);
+        assert_eq!(of("/loki/api/v1/query_range"), Access::Read);
+        assert_eq!(of("/loki/api/v1/tail"), Access::Read);
+        assert_eq!(
+            Access::of(&Method::POST, "/loki/api/v1/series"),
+            Access::Read
+        );
+        assert_eq!(
+            Access::of(&Method::GET, "/loki/api/v1/push"),
+            Access::Ingest
+        );
         assert_eq!(of("/metrics"), Access::Read);
         assert_eq!(of("/health"), Access::Open);
         assert_eq!(of("/explorer"), Access::Open);

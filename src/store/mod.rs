@@ -10,6 +10,7 @@ pub mod clickhouse;
 pub mod disk;
 pub mod facets;
 pub mod filter;
+pub mod grouped;
 pub mod search_blocks;
 pub mod settings;
 pub mod sqlite;
@@ -19,6 +20,7 @@ use crate::domain::{Level, LogBatch, LogRecord};
 use async_trait::async_trait;
 pub use facets::{FacetQuery, Facets, KeyCount};
 pub use filter::{HistogramQuery, LogFilter, LogKey, LogQuery, Order};
+pub use grouped::{Dimension, GroupedCount, GroupedCountQuery};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -202,6 +204,19 @@ pub trait Store: Send + Sync {
 
     /// Counts per bucket and level; empty buckets are omitted.
     async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError>;
+
+    /// Counts per time bucket and per level, service and attribute value as
+    /// asked, counted in the store: see [`grouped`] for the contract.
+    /// (Both stores implement it; the default serves test doubles.)
+    async fn grouped_counts(
+        &self,
+        _query: &GroupedCountQuery,
+    ) -> Result<Vec<GroupedCount>, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot count by group",
+            self.kind()
+        )))
+    }
 
     /// Deletes logs (and rollup rows) older than `cutoff`, which callers align
     /// to the minute (age retention to the hour) so rollups and raw rows stay

@@ -15,6 +15,7 @@ mod facet_blocks;
 mod fuzz_corpus;
 mod ingest_rules;
 mod live_tail;
+mod loki;
 mod operations;
 mod query_api;
 mod query_language;

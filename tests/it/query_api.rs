@@ -255,3 +255,80 @@ async fn concurrent_clients_all_land() {
     let (_, stats) = server.get("/api/stats?service=client-").await;
     assert_eq!(stats["total_logs"], 800);
 }
+
+/// `/api/histogram?by=`: the buckets split by a field, the ten values with
+/// the most logs apart, the rest as `other`, logs without it `missing`.
+#[actix_web::test]
+async fn the_histogram_splits_by_any_field() {
+    let server = Server::start().await;
+    // Region r0 has 13 logs, r1 12, …, r12 1; every fifth log has none.
+    let mut logs = Vec::new();
+    for region in 0..13 {
+        for n in 0..(13 - region) {
+            logs.push(json!({
+                "level": (["info", "error"][n % 2]),
+                "service": format!("svc-{}", region % 3),
+                "message": "split me",
+                "timestamp": format!("2025-01-01T10:{:02}:00Z", (region * 4 + n) % 60),
+                "attributes": {"region": format!("r{region}")},
+            }));
+        }
+    }
+    for n in 0..5 {
+        logs.push(json!({"level": "warn", "service": "svc-0", "message": "no region", "timestamp": format!("2025-01-01T11:{n:02}:00Z")}));
+    }
+    let total = logs.len() as u64;
+    let (status, answer) = server
+        .post(
+            "/log/bulk",
+            Some("application/json"),
+            Value::Array(logs).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    server.wait_stored(total).await;
+    let range = "from=2025-01-01T10:00:00Z&to=2025-01-01T12:00:00Z&interval=1h";
+    let (status, split) = server
+        .get(&format!("/api/histogram?{range}&by=region"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{split}");
+    assert_eq!(split["by"], "region");
+    let values: Vec<&str> = split["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"]
+    );
+    let buckets = split["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 2);
+    let sum = |key: &str| -> u64 { buckets.iter().map(|b| b[key].as_u64().unwrap()).sum() };
+    assert_eq!(sum("total"), total);
+    assert_eq!(sum("other"), 3 + 2 + 1, "r10, r11 and r12");
+    assert_eq!(sum("missing"), 5);
+    assert_eq!(buckets[0]["counts"]["r0"], 13);
+    assert_eq!(buckets[1]["missing"], 5, "{split}");
+    let (_, levels) = server
+        .get(&format!("/api/histogram?{range}&by=level"))
+        .await;
+    assert_eq!(
+        levels["values"],
+        json!(["info", "error", "warn"]),
+        "{levels}"
+    );
+    let (_, services) = server
+        .get(&format!("/api/histogram?{range}&by=service"))
+        .await;
+    assert_eq!(
+        services["buckets"][0]["counts"]["svc-0"],
+        13 + 10 + 7 + 4 + 1
+    );
+    let (status, refused) = server
+        .get(&format!("/api/histogram?{range}&by=message"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["field"], "by");
+}

@@ -25,6 +25,7 @@ import {
   waitForQuery,
 } from './support.mjs'
 import { searchSuite } from './search.mjs'
+import { patternsSuite } from './patterns.mjs'
 
 // ------------------------------------------------------------------ data
 
@@ -320,6 +321,7 @@ describe('OgLogStream dashboard', { timeout: 120_000 }, () => {
 })
 
 searchSuite()
+patternsSuite()
 
 /** Messages of every log now stored (the live test added some). */
 async function currentAll() {

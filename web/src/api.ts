@@ -3,6 +3,7 @@
 
 import type { Level, Params } from './filters'
 import { LEVELS } from './filters'
+import { normalizePatterns, type PatternsAnswer } from './patterns'
 
 export interface LogEntry {
   id: string
@@ -448,6 +449,11 @@ export function createApiClient(opts: ApiClientOptions = {}) {
 
     async histogram(params: Params, signal?: AbortSignal): Promise<Histogram> {
       return normalizeHistogram(await request<Partial<Histogram>>('/api/histogram', { params, signal }))
+    },
+
+    /** /api/patterns: the matching logs' messages grouped into templates. */
+    async patterns(params: Params, signal?: AbortSignal): Promise<PatternsAnswer> {
+      return normalizePatterns(await request<Partial<PatternsAnswer>>('/api/patterns', { params, signal }))
     },
 
     async services(params: Params, signal?: AbortSignal): Promise<ServiceCount[]> {

@@ -5,5 +5,6 @@ mod alerts;
 mod bulk;
 mod ingest;
 mod live;
+mod loki;
 mod query;
 mod shippers;

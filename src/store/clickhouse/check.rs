@@ -4,9 +4,10 @@
 //! the answers with those of the 18.16 server the other tests use.
 
 use super::counts::{self, Grouping};
-use super::{facets, read, schema};
+use super::{facets, grouped, read, schema};
 use crate::domain::time::Micros;
 use crate::store::filter::{LogFilter, LogQuery};
+use crate::store::grouped::GroupedCountQuery;
 
 fn features(version: &str) -> Option<schema::Features> {
     schema::ServerVersion::parse(version).map(schema::Features::of)
@@ -91,4 +92,10 @@ pub fn counts(
         filter,
         grouping,
     ))
+}
+
+/// Grouped counts (`Store::grouped_counts`): `(bucket, level, service,
+/// attribute, has the attribute, count)` rows, summed by the caller.
+pub fn grouped_counts(version: &str, database: &str, query: &GroupedCountQuery) -> Option<String> {
+    Some(grouped::statement(database, features(version)?, query))
 }

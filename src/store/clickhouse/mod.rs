@@ -9,7 +9,9 @@
 //!   redeliveries never store a log twice);
 //! - `read.rs`: pages, stepping through time windows (`windows.rs`);
 //! - `counts.rs`: stats, services and the histogram, from the rollups where
-//!   they are exact; `facets.rs`: facets and attribute keys;
+//!   they are exact; `grouped.rs`: counts by bucket, level, service and
+//!   attribute (LogQL's metric queries, the split histogram); `facets.rs`:
+//!   facets and attribute keys;
 //! - `retention.rs`, `alert_records.rs`: deleting old logs; alerting's
 //!   records;
 //! - beneath them: `pool.rs` (connections, readiness, read budgets), which
@@ -28,6 +30,7 @@ mod conditions;
 mod counts;
 mod dsn;
 mod facets;
+mod grouped;
 mod language;
 mod migrate;
 mod pool;
@@ -46,7 +49,7 @@ pub use windows::Stepping;
 use super::alert_records::{AlertRecord, AlertRecords, RecordKind};
 use super::facets::{FacetQuery, Facets, KeyCount};
 use super::filter::{HistogramQuery, LogFilter, LogQuery};
-use super::{BucketCount, LevelServiceCount, Store, StoreError};
+use super::{BucketCount, GroupedCount, GroupedCountQuery, LevelServiceCount, Store, StoreError};
 use crate::domain::settings::redact_url;
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
@@ -152,6 +155,13 @@ impl Store for ClickHouseStore {
 
     async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError> {
         counts::bucket_counts(&self.pool, query).await
+    }
+
+    async fn grouped_counts(
+        &self,
+        query: &GroupedCountQuery,
+    ) -> Result<Vec<GroupedCount>, StoreError> {
+        grouped::grouped_counts(&self.pool, query).await
     }
 
     async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError> {

@@ -256,6 +256,10 @@ impl Cells {
     pub fn count(&mut self) -> Result<u64, StoreError> {
         u64::from_value(self.take()?).map_err(|e| StoreError::Internal(e.to_string()))
     }
+
+    pub fn int(&mut self) -> Result<i64, StoreError> {
+        i64::from_value(self.take()?).map_err(|e| StoreError::Internal(e.to_string()))
+    }
 }
 
 /// A host of a cluster, from `client::cluster_hosts`.

@@ -40,6 +40,7 @@ mod counts;
 mod expr;
 mod facet_blocks;
 mod facet_counts;
+mod grouped;
 mod pages;
 mod schema;
 mod writer;
@@ -56,7 +57,9 @@ use super::disk::DiskWatch;
 use super::facets::{FacetQuery, Facets, KeyCount};
 use super::filter::{HistogramQuery, LogFilter, LogQuery};
 use super::search_blocks::OpenBlock;
-use super::{BucketCount, LevelServiceCount, RawLog, Store, StoreError};
+use super::{
+    BucketCount, GroupedCount, GroupedCountQuery, LevelServiceCount, RawLog, Store, StoreError,
+};
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
 use async_trait::async_trait;
@@ -259,6 +262,15 @@ impl Store for SqliteStore {
     async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError> {
         let query = query.clone();
         self.read(move |connection| counts::bucket_counts(connection, &query))
+            .await
+    }
+
+    async fn grouped_counts(
+        &self,
+        query: &GroupedCountQuery,
+    ) -> Result<Vec<GroupedCount>, StoreError> {
+        let query = query.clone();
+        self.read(move |connection| grouped::count(connection, &query))
             .await
     }
 

@@ -665,3 +665,35 @@ fn the_compose_monitoring_profile_serves_these_rules_and_this_dashboard() {
         );
     }
 }
+
+/// The monitoring profile's Grafana also reads the logs: a Loki data
+/// source pointing at HAProxy (whose query backend serves the Loki query
+/// API), with a service of that name in the same compose file.
+#[test]
+fn grafana_reads_oglogstream_as_a_loki_data_source() {
+    let resolved = super::compose_config_of(&["compose.yaml"], Some("monitoring"));
+    let config = super::parse_yaml("docker-compose config", &resolved).remove(0);
+    let services = &config["services"];
+    let source = &yaml_documents("deploy/grafana/provisioning/datasources/oglogstream-loki.yaml")
+        [0]["datasources"][0];
+    assert_eq!(source["type"], "loki");
+    assert_eq!(source["access"], "proxy");
+    let url = source["url"].as_str().expect("url");
+    let host = url
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .expect("a host");
+    assert!(services[host].is_object(), "{url} names a compose service");
+    let ports = serde_json::to_string(&services[host]["ports"]).expect("ports");
+    assert!(
+        url.ends_with(":80") && ports.contains("\"target\":80"),
+        "{url} is HAProxy's HTTP port: {ports}"
+    );
+    let grafana_depends = serde_json::to_string(&services["grafana"]["depends_on"]).expect("deps");
+    assert!(grafana_depends.contains(host), "{grafana_depends}");
+    // The Prometheus data source stays the default (the dashboard's).
+    let prometheus = &yaml_documents("deploy/grafana/provisioning/datasources/prometheus.yaml")[0];
+    assert_eq!(prometheus["datasources"][0]["isDefault"], true);
+    assert_eq!(source["isDefault"], false);
+}

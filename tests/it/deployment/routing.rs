@@ -323,3 +323,68 @@ async fn haproxy_carries_otlp_grpc_to_the_ingest_instances() {
         .wait_for_states(&[("ingest_grpc", "ingest_grpc1", "DOWN")])
         .await;
 }
+
+/// Grafana points at HAProxy: the Loki query API's reads (GET and
+/// form-encoded POST, and `tail`'s WebSocket) reach the query backend,
+/// while Loki push stays on ingest.
+#[actix_web::test]
+async fn haproxy_sends_loki_reads_to_query_and_push_to_ingest() {
+    let server = Server::start().await;
+    let haproxy = HaProxy::one_of_each(server.port, server.port, server.port).await;
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    let (ingest_before, query_before) = (
+        sessions(&haproxy, "ingest").await,
+        sessions(&haproxy, "query").await,
+    );
+    let push = r#"{"streams":[{"stream":{"service_name":"grafana-route"},"values":[["1735725600000000000","through haproxy"]]}]}"#;
+    let mut response = client
+        .post(haproxy.url("/loki/api/v1/push"))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(push)
+        .await
+        .expect("POST push");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let _ = response.body().await;
+    server.wait_stored(1).await;
+    let mut answer = client
+        .get(haproxy.url("/loki/api/v1/query?query=vector(1)%2Bvector(1)&time=4000000000"))
+        .send()
+        .await
+        .expect("Save & test through HAProxy");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body["data"]["result"][0]["value"], json!([4, "2"]));
+    let mut lines = client
+        .get(haproxy.url(
+            "/loki/api/v1/query_range?query=%7Bservice_name%3D%22grafana-route%22%7D&start=1735725500000000000&end=1735725700000000000",
+        ))
+        .send()
+        .await
+        .expect("query_range");
+    let lines: Value = lines.json().await.expect("JSON");
+    assert_eq!(
+        lines["data"]["result"][0]["values"][0][1], "through haproxy",
+        "{lines}"
+    );
+    let mut series = client
+        .post(haproxy.url("/loki/api/v1/series"))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .send_body("match%5B%5D=%7B%7D&start=1735725500000000000&end=1735725700000000000")
+        .await
+        .expect("POST series");
+    let series: Value = series.json().await.expect("JSON");
+    assert_eq!(series["data"], json!([{"service_name": "grafana-route"}]));
+    let (_, tail) = client
+        .ws(format!(
+            "ws://127.0.0.1:{}/loki/api/v1/tail?query=%7Bservice_name%3D%22grafana-route%22%7D",
+            haproxy.http_port
+        ))
+        .connect()
+        .await
+        .expect("tail through HAProxy");
+    drop(tail);
+    assert_eq!(sessions(&haproxy, "ingest").await, ingest_before + 1);
+    assert_eq!(sessions(&haproxy, "query").await, query_before + 4);
+}

@@ -9,7 +9,8 @@ use oglogstream::store::clickhouse::{ClickHouseStore, Options, Stepping};
 use oglogstream::store::facets::{FacetQuery, Facets, FieldFacet, KeyCount};
 use oglogstream::store::sqlite::SqliteStore;
 use oglogstream::store::{
-    BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogKey, LogQuery, Order, Store,
+    BucketCount, Dimension, GroupedCount, GroupedCountQuery, HistogramQuery, LevelServiceCount,
+    LogFilter, LogKey, LogQuery, Order, Store,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -340,6 +341,166 @@ fn expected_buckets(records: &[LogRecord], query: &HistogramQuery) -> Vec<(i64, 
             .or_default() += 1;
     }
     totals.into_iter().map(|((b, l), n)| (b, l, n)).collect()
+}
+
+/// A grouped count as the contract compares it.
+type GroupedRow = (
+    i64,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    u64,
+);
+
+/// Grouped counts as `store/grouped.rs` defines them, counted log by log:
+/// `(bucket, other, level, service, attribute, count)`.
+pub fn expected_grouped(records: &[LogRecord], query: &GroupedCountQuery) -> Vec<GroupedRow> {
+    // Levels rank by severity (their code), as the stores order groups.
+    type Group = (Option<u8>, Option<String>, Option<String>);
+    let mut cells: BTreeMap<(i64, Group), u64> = BTreeMap::new();
+    for record in records.iter().filter(|r| query.filter.matches(r)) {
+        let bucket = match query.interval {
+            Some(interval) => {
+                query.origin + (record.timestamp - query.origin).div_euclid(interval) * interval
+            }
+            None => query.filter.from.unwrap_or(0),
+        };
+        let mut group: Group = (None, None, None);
+        for dimension in &query.group_by {
+            match dimension {
+                Dimension::Level => group.0 = Some(record.level.code()),
+                Dimension::Service => group.1 = Some(record.service.clone()),
+                Dimension::Attribute(keys) => {
+                    group.2 = keys.iter().find_map(|k| record.attributes.get(k).cloned())
+                }
+            }
+        }
+        *cells.entry((bucket, group)).or_default() += 1;
+    }
+    let mut totals: BTreeMap<Group, u64> = BTreeMap::new();
+    for ((_, group), n) in &cells {
+        *totals.entry(group.clone()).or_default() += n;
+    }
+    let mut ranked: Vec<(Group, u64)> = totals.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let kept: Vec<Group> = match query.limit_groups {
+        Some(limit) if ranked.len() > limit => {
+            ranked.into_iter().take(limit).map(|(g, _)| g).collect()
+        }
+        _ => ranked.into_iter().map(|(g, _)| g).collect(),
+    };
+    let mut out: BTreeMap<(i64, bool, Group), u64> = BTreeMap::new();
+    for ((bucket, group), n) in cells {
+        let key = if kept.contains(&group) {
+            (bucket, false, group)
+        } else {
+            (bucket, true, (None, None, None))
+        };
+        *out.entry(key).or_default() += n;
+    }
+    let mut rows: Vec<_> = out
+        .into_iter()
+        .map(|((b, other, (l, s, a)), n)| {
+            let level = l.and_then(Level::from_code).map(|l| l.to_string());
+            (b, other, level, s, a, n)
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn grouped_rows(rows: Vec<GroupedCount>) -> Vec<GroupedRow> {
+    let mut out: Vec<_> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.bucket_start,
+                r.other,
+                r.level.map(|l| l.to_string()),
+                r.service,
+                r.attribute,
+                r.count,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Grouped counts over ranges aligned to the rollups and ragged ones,
+/// buckets the rollups tile and ones they do not, every dimension.
+async fn grouped_counts_contract(store: &dyn Store, records: &[LogRecord]) {
+    let attribute =
+        |keys: &[&str]| Dimension::Attribute(keys.iter().map(|k| k.to_string()).collect());
+    let dimensions = [
+        vec![],
+        vec![Dimension::Level],
+        vec![Dimension::Service, Dimension::Level],
+        vec![attribute(&["region"])],
+        vec![Dimension::Level, attribute(&["http.status", "region"])],
+        vec![attribute(&["absent"]), Dimension::Service],
+    ];
+    let buckets: [(Option<i64>, i64); 6] = [
+        (None, 0),
+        (Some(MINUTE), 0),
+        (Some(HOUR), 0),
+        (Some(5 * MINUTE), 90 * SECOND),
+        (Some(7 * SECOND), T0 + 1),
+        (Some(90 * MINUTE), T0 + MINUTE + 1),
+    ];
+    let filters = [
+        LogFilter::default(),
+        LogFilter {
+            levels: levels(&[Level::Error, Level::Info]),
+            service: Some("a".into()),
+            ..Default::default()
+        },
+        LogFilter {
+            text: Some("%".into()),
+            ..Default::default()
+        },
+        LogFilter {
+            expr: language("region:* -http.status:abc"),
+            ..Default::default()
+        },
+        LogFilter {
+            expr: language("level:>=warn service:api*"),
+            ..Default::default()
+        },
+    ];
+    for (from, to) in [
+        (T0, T0 + 3 * HOUR),
+        (T0 + 1, T0 + 3 * HOUR - 1),
+        (T0 - HOUR, T0 + 10 * HOUR),
+    ] {
+        for filter in &filters {
+            for group_by in &dimensions {
+                for (interval, origin) in buckets {
+                    for limit_groups in [None, Some(2)] {
+                        let query = GroupedCountQuery {
+                            filter: LogFilter {
+                                from: Some(from),
+                                to: Some(to),
+                                ..filter.clone()
+                            },
+                            interval,
+                            origin,
+                            group_by: group_by.clone(),
+                            limit_groups,
+                        };
+                        let got = store.grouped_counts(&query).await.expect("grouped_counts");
+                        assert_eq!(
+                            grouped_rows(got),
+                            expected_grouped(records, &query),
+                            "{}: grouped counts for {query:?}",
+                            store.kind()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Attribute keys of the matching logs, most frequent first, ties by key.
@@ -679,6 +840,8 @@ pub async fn store_contract(store: Arc<dyn Store>) {
             store.kind()
         );
     }
+
+    grouped_counts_contract(store.as_ref(), &records).await;
 
     // Retention: a log from days earlier (its own day, its own partition
     // where the store partitions by day) and the first hour go; the cutoff is

@@ -13,7 +13,9 @@ use oglogstream::domain::log::attributes_to_json;
 use oglogstream::domain::query::{FieldName, TextField};
 use oglogstream::store::clickhouse::{ClickHouseStore, check};
 use oglogstream::store::facets::FacetQuery;
-use oglogstream::store::{HistogramQuery, LogFilter, LogKey, LogQuery, Order, Store};
+use oglogstream::store::{
+    Dimension, GroupedCountQuery, HistogramQuery, LogFilter, LogKey, LogQuery, Order, Store,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -281,6 +283,58 @@ async fn modern_clickhouse_answers_like_18_16() {
             expected.insert(name, json!(buckets));
         }
     }
+    // Grouped counts: the rollups where they tile the buckets, `GROUP BY`
+    // the bucket and an attribute read from the arrays elsewhere.
+    let attribute =
+        |keys: &[&str]| Dimension::Attribute(keys.iter().map(|k| k.to_string()).collect());
+    for (n, (interval, origin, group_by)) in [
+        (Some(HOUR), 0, vec![Dimension::Level, Dimension::Service]),
+        (Some(7_000_000), T0 + 1, vec![Dimension::Level]),
+        (None, 0, vec![attribute(&["region"])]),
+        (
+            Some(MINUTE),
+            0,
+            vec![Dimension::Service, attribute(&["http.status", "region"])],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let query = GroupedCountQuery {
+            filter: LogFilter {
+                from: Some(T0 + 1),
+                to: Some(T0 + 3 * HOUR),
+                ..LogFilter::default()
+            },
+            interval,
+            origin,
+            group_by,
+            limit_groups: None,
+        };
+        let name = format!("grouped {n}");
+        queries.insert(
+            name.clone(),
+            check::grouped_counts(MODERN, DATABASE, &query).unwrap(),
+        );
+        let mut rows: Vec<(i64, u8, String, String, u8, u64)> = store
+            .grouped_counts(&query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                (
+                    row.bucket_start,
+                    row.level.map_or(0, |level| level.code()),
+                    row.service.unwrap_or_default(),
+                    row.attribute.clone().unwrap_or_default(),
+                    u8::from(row.attribute.is_some()),
+                    row.count,
+                )
+            })
+            .collect();
+        rows.sort();
+        expected.insert(name, json!(rows));
+    }
     store.close().await;
 
     // After the comparison data: a larger table for the skip index.
@@ -344,6 +398,28 @@ async fn modern_clickhouse_answers_like_18_16() {
             // The store's order: most logs first, then by key.
             keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             json!(keys)
+        } else if name.starts_with("grouped") {
+            let mut totals: BTreeMap<(i64, u8, String, String, u8), u64> = BTreeMap::new();
+            for row in rows {
+                let count: u64 = row[5].parse().unwrap();
+                if count > 0 {
+                    *totals
+                        .entry((
+                            row[0].parse().unwrap(),
+                            row[1].parse().unwrap(),
+                            row[2].clone(),
+                            row[3].clone(),
+                            row[4].parse().unwrap(),
+                        ))
+                        .or_default() += count;
+                }
+            }
+            json!(
+                totals
+                    .into_iter()
+                    .map(|((b, l, s, a, p), n)| (b, l, s, a, p, n))
+                    .collect::<Vec<_>>()
+            )
         } else if name.starts_with("values") {
             let mut values: Vec<(String, String, u64)> = rows
                 .into_iter()

@@ -12,7 +12,9 @@ export function useFilters() {
 
   function setFilters(next: Filters, opts: { replace?: boolean } = {}): void {
     if (filtersKey(next) === key.value) return
-    const to = { path: route.path, query: filtersToQuery(next) }
+    // The Explorer's tab (`view`) is not a filter: it stays as it is.
+    const view = typeof route.query.view === 'string' ? { view: route.query.view } : {}
+    const to = { path: route.path, query: { ...filtersToQuery(next), ...view } }
     if (opts.replace) void router.replace(to)
     else void router.push(to)
   }

@@ -2,12 +2,12 @@
 //! canonical text it writes back.
 
 use super::{listed, log_query, metric_query};
-use crate::domain::logql::examples::EXAMPLE_QUERIES;
+use crate::domain::logql::examples::{BEYOND_GRAFANA_GRAMMAR, EXAMPLE_QUERIES};
 use crate::domain::logql::*;
 
 #[test]
 fn every_example_parses_and_round_trips() {
-    for query in EXAMPLE_QUERIES {
+    for query in EXAMPLE_QUERIES.iter().chain(BEYOND_GRAFANA_GRAMMAR) {
         let parsed = parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
         let written = parsed.to_string();
         let again = parse(&written).unwrap_or_else(|e| panic!("{query} -> {written}: {e}"));
