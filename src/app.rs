@@ -5,6 +5,11 @@ use crate::alerts::evaluator::Evaluator;
 use crate::alerts::lease::{LEASE_NAME, Leadership};
 use crate::alerts::notify::deliver::{Notifier, NotifierSettings, NotifierTask};
 use crate::alerts::{self, Alerts};
+use crate::auth::gate::Gate;
+use crate::auth::middleware::GateMiddleware;
+use crate::auth::provider::Provider;
+use crate::auth::routes::SignIn;
+use crate::auth::session::Sessions;
 use crate::bus::Bus;
 use crate::bus::coordination::LeaseKeeper;
 use crate::bus::memory::MemoryBus;
@@ -12,6 +17,7 @@ use crate::bus::nats::{NatsBus, NatsSettings};
 use crate::config::Config;
 use crate::domain::id::IdGenerator;
 use crate::http;
+use crate::http::audit::AuditLog;
 use crate::http::health::HealthState;
 use crate::http::telemetry::{self, MetricsState};
 use crate::ingest::{self, IngestState};
@@ -21,8 +27,9 @@ use crate::process::retention::Retention;
 use crate::process::spill::{self, SpillFile};
 use crate::process::{Batcher, Drained};
 use crate::query::{self, QueryState};
+use crate::security::auth::KeyRoles;
 use crate::security::cors::CorsPolicy;
-use crate::security::guard::{Decision, Guard, add_cors_headers};
+use crate::security::guard::Guard;
 use crate::security::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::store::alert_records::AlertRecords;
@@ -117,20 +124,15 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         store: store.clone(),
         dead_letters_before_start,
     });
-    let security = &config.security;
-    let guard = Arc::new(Guard {
-        cors: CorsPolicy::new(&security.cors_allowed_origins),
-        ingest_keys: security.ingest_keys.clone(),
-        read_keys: security.read_keys.clone(),
-        admin_keys: security.admin_keys.clone(),
-        ingest_limit: security
-            .ingest_rate
-            .map(|r| RateLimiter::new(r.per_second, r.burst)),
-        query_limit: security
-            .query_rate
-            .map(|r| RateLimiter::new(r.per_second, r.burst)),
-        trusted_proxies: security.trusted_proxies.clone(),
-        metrics: Arc::clone(&metrics),
+    let (audit, audit_task) = AuditLog::start(Arc::clone(&bus), Arc::clone(&metrics));
+    let gate = Arc::new(build_gate(&config, &bus, &metrics, audit.clone()));
+    let sign_in = web::Data::new(SignIn {
+        gate: Arc::clone(&gate),
+        provider: config
+            .auth
+            .oidc
+            .clone()
+            .map(|oidc| Arc::new(Provider::new(oidc))),
     });
     let request_ids = Arc::new(IdGenerator::new());
 
@@ -228,12 +230,13 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 
     let shutdown_timeout = config.server.shutdown_timeout;
     let mut server = HttpServer::new(move || {
-        let guard = Arc::clone(&guard);
+        let gate = Arc::clone(&gate);
         let request_ids = Arc::clone(&request_ids);
         let request_metrics = Arc::clone(&metrics_state.metrics);
         let mut app = App::new()
             .app_data(health.clone())
             .app_data(metrics_state.clone())
+            .app_data(sign_in.clone())
             .route("/health", web::get().to(http::health::health))
             .route("/metrics", web::get().to(telemetry::metrics));
         if let Some(state) = &ingest_state {
@@ -259,43 +262,33 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         let app = match &query_state {
             Some(state) => app
                 .app_data(state.clone())
+                .configure(crate::auth::routes::routes)
                 .configure(query::routes)
                 .default_service(web::to(query::dashboard::serve)),
             None => app.default_service(web::to(http::not_found)),
         };
-        // Inner: security rules. Outer: telemetry, so refusals are counted
-        // and logged with a request id too.
-        app.wrap_fn(move |request, service| {
+        // Inner: the gate (CORS, rate limit, keys, sessions, roles, audit),
+        // then the Elasticsearch header on every answer, refusals included;
+        // outermost: telemetry, so refusals are counted and logged with a
+        // request id too.
+        app.wrap(GateMiddleware(Arc::clone(&gate)))
+        .wrap_fn(|request, service| {
             // Elasticsearch clients refuse any answer without this header,
             // refusals included.
             let elastic = (request.path() == "/" && ingest::wants_cluster_info(request.head()))
                 || Protocol::of_path(request.path()) == Some(Protocol::Elasticsearch);
-            let mark = move |headers: &mut actix_web::http::header::HeaderMap| {
+            let answer = service.call(request);
+            async move {
+                let mut response = answer.await?;
                 if elastic {
-                    headers.insert(
+                    response.headers_mut().insert(
                         actix_web::http::header::HeaderName::from_static(ingest::PRODUCT_HEADER.0),
                         actix_web::http::header::HeaderValue::from_static(ingest::PRODUCT_HEADER.1),
                     );
                 }
-            };
-            match guard.check(&request) {
-                Decision::Respond(mut response) => {
-                    mark(response.headers_mut());
-                    futures_util::future::ready(Ok(request.into_response(response))).boxed_local()
-                }
-                Decision::Continue { allowed_origin } => {
-                    let answer = service.call(request);
-                    async move {
-                        let mut response = answer.await?;
-                        if let Some(origin) = &allowed_origin {
-                            add_cors_headers(response.headers_mut(), origin);
-                        }
-                        mark(response.headers_mut());
-                        Ok(response)
-                    }
-                    .boxed_local()
-                }
+                Ok(response)
             }
+            .boxed_local()
         })
         .wrap_fn(move |request, service| {
             let started = std::time::Instant::now();
@@ -358,6 +351,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     if let Some(alerting) = alerting {
         alerting.stop().await;
     }
+    // What the last requests audited goes out before the bus closes.
+    audit_task.stop().await;
     // Syslog connections stop reading at once and publish what they have
     // read, before the bus closes.
     if let Some(mut syslog) = syslog
@@ -422,6 +417,50 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gate every request passes: the security settings' keys, limits and
+/// CORS, sessions when sign-in is on (their revocations on the bus's
+/// coordination, shared by every instance on the bus).
+fn build_gate(
+    config: &Config,
+    bus: &Arc<dyn Bus>,
+    metrics: &Arc<Metrics>,
+    audit: AuditLog,
+) -> Gate {
+    let security = &config.security;
+    let sign_in = config.auth.oidc.is_some();
+    let guard = Guard {
+        cors: CorsPolicy::new(&security.cors_allowed_origins),
+        ingest_keys: security.ingest_keys.clone(),
+        keys: KeyRoles {
+            read: security.read_keys.clone(),
+            editor: security.editor_keys.clone(),
+            admin: security.admin_keys.clone(),
+            sign_in,
+        },
+        ingest_limit: security
+            .ingest_rate
+            .map(|r| RateLimiter::new(r.per_second, r.burst)),
+        query_limit: security
+            .query_rate
+            .map(|r| RateLimiter::new(r.per_second, r.burst)),
+        trusted_proxies: security.trusted_proxies.clone(),
+        metrics: Arc::clone(metrics),
+    };
+    let sessions = match (&config.auth.session_secret, sign_in) {
+        (Some(secret), true) => Some(Arc::new(Sessions::new(
+            secret.expose(),
+            config.auth.session_ttl,
+            bus.coordination(),
+        ))),
+        _ => None,
+    };
+    Gate {
+        guard,
+        sessions,
+        audit,
+    }
 }
 
 /// How long after the stop's deadline a batcher has to write its spill.

@@ -1,8 +1,9 @@
 //! `/api/alerts`: rules with their state, changes to the API's rules and
 //! channels, test messages, recent notifications and a live preview of a
-//! rule's count. Listing needs a read key, changing an admin key (the guard
-//! decides, see `security`); the config file's rules and channels are
-//! read-only (`403`, `field: "id"` or `"name"`).
+//! rule's count. Listing needs the viewer role, changing the editor role
+//! (the gate decides, see `security::access`); the config file's rules and
+//! channels are read-only (`403`, `field: "id"` or `"name"`). Each change
+//! names itself for the audit log (`describe_change`).
 
 use super::counting::{CountError, count_groups};
 use super::evaluator::test_notification;
@@ -11,6 +12,7 @@ use super::rule::{Channel, ChannelSpec, Rule, RuleContext, RuleSpec, Source, Spe
 use super::state::{AlertState, GroupState};
 use super::{Alerts, Entry, StoredState};
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
+use crate::http::audit::describe_change;
 use crate::http::error::ApiError;
 use crate::store::alert_records::{AlertRecord, RecordKind};
 use actix_web::http::StatusCode;
@@ -217,7 +219,9 @@ async fn create_rule(
     let (rule, _) = validated(&alerts, &body, &id).await?;
     save_rule(&alerts, &rule).await?;
     tracing::info!(rule = %rule.spec.name, %id, "alert rule created");
-    Ok(HttpResponse::Created().json(json!({"id": id})))
+    let mut response = HttpResponse::Created().json(json!({"id": id}));
+    describe_change(&mut response, "alert_rule.create", Some(&id));
+    Ok(response)
 }
 
 /// `PUT /api/alerts/rules/{id}`: replaces the whole rule.
@@ -231,7 +235,9 @@ async fn replace_rule(
     let (rule, _) = validated(&alerts, &body, &id).await?;
     save_rule(&alerts, &rule).await?;
     tracing::info!(rule = %rule.spec.name, id = %id.as_str(), "alert rule replaced");
-    Ok(HttpResponse::Ok().json(json!({"id": id.as_str()})))
+    let mut response = HttpResponse::Ok().json(json!({"id": id.as_str()}));
+    describe_change(&mut response, "alert_rule.replace", Some(&id));
+    Ok(response)
 }
 
 /// `DELETE /api/alerts/rules/{id}`: its firing alerts resolve at the next
@@ -252,7 +258,9 @@ async fn delete_rule(
         }])
         .await?;
     tracing::info!(id = %id.as_str(), "alert rule deleted");
-    Ok(HttpResponse::NoContent().finish())
+    let mut response = HttpResponse::NoContent().finish();
+    describe_change(&mut response, "alert_rule.delete", Some(&id));
+    Ok(response)
 }
 
 /// `POST /api/alerts/rules/{id}/test`: one message to each of the rule's
@@ -291,7 +299,9 @@ async fn test_rule(
         })
     });
     let results = futures_util::future::join_all(sends).await;
-    Ok(HttpResponse::Ok().json(json!({"results": results})))
+    let mut response = HttpResponse::Ok().json(json!({"results": results}));
+    describe_change(&mut response, "alert_rule.test", Some(&rule.id));
+    Ok(response)
 }
 
 fn notification_view(notification: &Notification) -> Value {
@@ -439,7 +449,9 @@ async fn create_channel(
         );
     }
     save_channel(&alerts, &spec, &channel.name).await?;
-    Ok(HttpResponse::Created().json(json!({"name": channel.name})))
+    let mut response = HttpResponse::Created().json(json!({"name": channel.name}));
+    describe_change(&mut response, "alert_channel.create", Some(&channel.name));
+    Ok(response)
 }
 
 /// `PUT /api/alerts/channels/{name}`
@@ -469,7 +481,9 @@ async fn replace_channel(
         )));
     }
     save_channel(&alerts, &spec, &name).await?;
-    Ok(HttpResponse::Ok().json(json!({"name": name.as_str()})))
+    let mut response = HttpResponse::Ok().json(json!({"name": name.as_str()}));
+    describe_change(&mut response, "alert_channel.replace", Some(&name));
+    Ok(response)
 }
 
 /// `DELETE /api/alerts/channels/{name}`: refused while a rule uses it.
@@ -508,5 +522,7 @@ async fn delete_channel(
             updated: now_micros(),
         }])
         .await?;
-    Ok(HttpResponse::build(StatusCode::NO_CONTENT).finish())
+    let mut response = HttpResponse::build(StatusCode::NO_CONTENT).finish();
+    describe_change(&mut response, "alert_channel.delete", Some(&name));
+    Ok(response)
 }

@@ -13,6 +13,7 @@
 mod storage;
 
 pub use crate::alerts::AlertsConfig;
+pub use crate::auth::AuthConfig;
 pub use crate::bus::nats::NatsConfig;
 pub use crate::http::server::ServerConfig;
 pub use crate::ingest::IngestConfig;
@@ -25,6 +26,7 @@ pub use crate::store::clickhouse::ClickHouseConfig;
 pub use storage::StorageConfig;
 
 use crate::alerts::RawAlerts;
+use crate::auth::RawAuth;
 use crate::bus::nats::RawNats;
 use crate::cli::Cli;
 use crate::domain::roles::Roles;
@@ -72,6 +74,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "syslog",
     "query",
     "alerts",
+    "auth",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -91,6 +94,7 @@ struct RawConfig {
     syslog: RawSyslog,
     query: RawQuery,
     alerts: RawAlerts,
+    auth: RawAuth,
 }
 
 impl Default for RawConfig {
@@ -109,6 +113,7 @@ impl Default for RawConfig {
             syslog: Default::default(),
             query: Default::default(),
             alerts: Default::default(),
+            auth: Default::default(),
         }
     }
 }
@@ -132,6 +137,7 @@ pub struct Config {
     pub syslog: SyslogConfig,
     pub query: QueryConfig,
     pub alerts: AlertsConfig,
+    pub auth: AuthConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -276,6 +282,7 @@ impl Config {
             syslog: raw.syslog.validate()?,
             query: raw.query.validate()?,
             alerts,
+            auth: raw.auth.validate()?,
         })
     }
 }
@@ -308,7 +315,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={}",
+            "roles={} listen={} data_dir={} nats={} clickhouse={} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} sign_in={} rate_limits={} syslog_tcp={} syslog_udp={}",
             self.roles,
             self.server.listen,
             self.data_dir.display(),
@@ -339,6 +346,10 @@ impl Config {
             } else {
                 "on"
             },
+            self.auth
+                .oidc
+                .as_ref()
+                .map_or("off", |oidc| oidc.issuer.as_str()),
             if self.security.ingest_rate.is_some() || self.security.query_rate.is_some() {
                 "on"
             } else {

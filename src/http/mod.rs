@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by the roles: the error shape, bounded body reading,
 //! health.
 
+pub mod audit;
 pub mod body;
 pub mod error;
 pub mod health;

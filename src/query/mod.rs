@@ -12,6 +12,7 @@ pub mod export;
 pub mod facets;
 pub mod live;
 pub mod params;
+pub mod scope;
 mod settings;
 mod state;
 
@@ -48,7 +49,10 @@ async fn get_logs(
     let pairs = decoded(&request)?;
     let query = params::log_query(&pairs)?;
     let logs = state
-        .read(ClientSocket::of(&request), state.store.logs(&query))
+        .read(
+            ClientSocket::of(&request),
+            state.scoped(&request).logs(&query),
+        )
         .await?;
     let mut response = HttpResponse::Ok();
     // A full page may have a next one: say where it starts.
@@ -88,7 +92,7 @@ async fn get_stats(
     let counts = state
         .read(
             ClientSocket::of(&request),
-            state.store.level_service_counts(&filter),
+            state.scoped(&request).level_service_counts(&filter),
         )
         .await?;
     let mut stats = Stats {
@@ -118,7 +122,7 @@ async fn get_services(
     let counts = state
         .read(
             ClientSocket::of(&request),
-            state.store.level_service_counts(&filter),
+            state.scoped(&request).level_service_counts(&filter),
         )
         .await?;
     let mut by_service: HashMap<String, u64> = HashMap::new();
@@ -167,7 +171,7 @@ async fn get_histogram(
     let counts = state
         .read(
             ClientSocket::of(&request),
-            state.store.bucket_counts(&query),
+            state.scoped(&request).bucket_counts(&query),
         )
         .await?;
     let (from, to) = query.filter.bounds();

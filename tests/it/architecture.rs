@@ -53,6 +53,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "security answers requests in the shared HTTP shape and knows no role",
     ),
     (
+        "auth",
+        &["domain", "metrics", "bus", "http", "security"],
+        "sign-in builds on the security pieces, keeps revocations on the bus's coordination, and serves no role",
+    ),
+    (
         "alerts",
         &["domain", "metrics", "bus", "store", "http"],
         "alerting reads the store and leases through the bus, never a role",
@@ -75,16 +80,16 @@ const RULES: &[(&str, &[&str], &str)] = &[
     (
         "config",
         &[
-            "cli", "domain", "logging", "metrics", "bus", "store", "http", "security", "alerts",
-            "ingest", "process", "query",
+            "cli", "domain", "logging", "metrics", "bus", "store", "http", "security", "auth",
+            "alerts", "ingest", "process", "query",
         ],
         "config composes the components' own settings; only app and main import it",
     ),
     (
         "app",
         &[
-            "config", "logging", "domain", "metrics", "bus", "store", "http", "security", "alerts",
-            "ingest", "process", "query",
+            "config", "logging", "domain", "metrics", "bus", "store", "http", "security", "auth",
+            "alerts", "ingest", "process", "query",
         ],
         "app wires every component, and nothing imports app but main",
     ),
