@@ -88,11 +88,19 @@ impl Gate {
                     session: None,
                 };
             }
+            // A key where none is needed (no keys configured, say) changes
+            // nothing, as before roles; where one is, it is refused.
             KeyIdentity::Invalid(fingerprint) => {
-                return Identified::Rejected {
-                    actor: fingerprint,
-                    reason: "invalid API key",
-                    clear_cookie: false,
+                return match self.guard.keys.anonymous_role() {
+                    Some(role) => Identified::Principal {
+                        principal: Principal::anonymous(role),
+                        session: None,
+                    },
+                    None => Identified::Rejected {
+                        actor: fingerprint,
+                        reason: "invalid API key",
+                        clear_cookie: false,
+                    },
                 };
             }
             KeyIdentity::None => {}

@@ -166,6 +166,8 @@ struct CallbackQuery {
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    /// RFC 9207: the provider that answered, where it says.
+    iss: Option<String>,
 }
 
 /// A failed sign-in: audited, answered in the usual error shape.
@@ -281,6 +283,23 @@ async fn complete(
                 format!("the provider's answer does not belong to this sign-in: {again}"),
             ),
             "state mismatch",
+        ));
+    }
+    // Another provider's answer sent to us (a mix-up attack) never counts.
+    if query
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss != provider.config.issuer)
+    {
+        return Err(failure(
+            ApiError::bad_request(
+                Some("iss".into()),
+                format!(
+                    "the answer comes from another provider than {}",
+                    provider.config.issuer
+                ),
+            ),
+            "iss mismatch",
         ));
     }
     if let Some(error) = query.error {

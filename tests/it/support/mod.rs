@@ -64,6 +64,9 @@ pub struct Launch {
     pub data_dir: Option<PathBuf>,
     /// Skip waiting for `/health` to answer 200.
     pub no_wait: bool,
+    /// Listen on this port (when the configuration must name it, as a
+    /// sign-in's redirect URL does); a free one otherwise.
+    pub port: Option<u16>,
 }
 
 impl Launch {
@@ -79,6 +82,11 @@ impl Launch {
 
     pub fn data_dir(mut self, dir: &Path) -> Launch {
         self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn port(mut self, port: u16) -> Launch {
+        self.port = Some(port);
         self
     }
 }
@@ -104,7 +112,7 @@ impl Server {
             .data_dir
             .clone()
             .unwrap_or_else(|| workspace.path().join("data"));
-        let port = free_port();
+        let port = launch.port.unwrap_or_else(free_port);
         let stderr_path = workspace.path().join("server.log");
         let mut command = Command::new(BINARY);
         command
