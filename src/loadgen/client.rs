@@ -270,21 +270,25 @@ impl WebSocket {
             while connection.buffer.len() - connection.start < 2 {
                 connection.fill().await?;
             }
-            let at = connection.start;
-            let first = connection.buffer[at];
-            let second = connection.buffer[at + 1];
+            // `fill` may compact the buffer (moving `start` to 0), so
+            // offsets are taken from `start` after every wait, never kept
+            // across one.
+            let first = connection.buffer[connection.start];
+            let second = connection.buffer[connection.start + 1];
             let (length, header) = match second & 0x7f {
                 126 => {
-                    while connection.buffer.len() - at < 4 {
+                    while connection.buffer.len() - connection.start < 4 {
                         connection.fill().await?;
                     }
+                    let at = connection.start;
                     let bytes = [connection.buffer[at + 2], connection.buffer[at + 3]];
                     (u16::from_be_bytes(bytes) as usize, 4)
                 }
                 127 => {
-                    while connection.buffer.len() - at < 10 {
+                    while connection.buffer.len() - connection.start < 10 {
                         connection.fill().await?;
                     }
+                    let at = connection.start;
                     let mut bytes = [0u8; 8];
                     bytes.copy_from_slice(&connection.buffer[at + 2..at + 10]);
                     (u64::from_be_bytes(bytes) as usize, 10)
@@ -293,9 +297,10 @@ impl WebSocket {
             };
             let masked = second & 0x80 != 0;
             let header = header + if masked { 4 } else { 0 };
-            while connection.buffer.len() - at < header + length {
+            while connection.buffer.len() - connection.start < header + length {
                 connection.fill().await?;
             }
+            let at = connection.start;
             let received = Instant::now();
             let payload = connection.buffer[at + header..at + header + length].to_vec();
             connection.start = at + header + length;

@@ -1,7 +1,8 @@
 //! [`AlertRecords`] on the embedded store: the `alert_records` table (schema
 //! version 5), written on the writer connection, one transaction per call.
 
-use super::{SqliteStore, poisoned, run_blocking, sql_error};
+use super::SqliteStore;
+use super::connection::{poisoned, run_blocking, sql_error};
 use crate::domain::time::Micros;
 use crate::store::StoreError;
 use crate::store::alert_records::{AlertRecord, AlertRecords, RecordKind};

@@ -6,7 +6,7 @@ use super::codec::BLOCK_SHIFT;
 use super::filter::dictionaries;
 use crate::domain::query::{Expr, Matcher, Predicate, TextField};
 use crate::store::StoreError;
-use crate::store::sqlite::sql_error;
+use crate::store::sqlite::connection::sql_error;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
 

@@ -8,7 +8,7 @@ use crate::domain::time::Micros;
 use crate::store::StoreError;
 use crate::store::facets::Tally;
 use crate::store::filter::LogFilter;
-use crate::store::sqlite::sql_error;
+use crate::store::sqlite::connection::sql_error;
 use rusqlite::{Connection, OptionalExtension};
 
 /// What a block scan did.

@@ -1,0 +1,237 @@
+//! The schema and its migrations, version by version (`PRAGMA user_version`).
+
+use super::connection::sql_error;
+use super::{
+    DAY, FIVE_MINUTES, HOUR, MINUTE, ROLLUPS, SCHEMA_VERSION, alert_records, facet_blocks,
+};
+use crate::domain::time::Micros;
+use crate::store::StoreError;
+use crate::store::search_blocks::{self};
+use rusqlite::Connection;
+
+pub(super) fn migrate(connection: &Connection) -> Result<(), StoreError> {
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sql_error)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {version} is newer than this binary understands ({SCHEMA_VERSION}); upgrade oglogstream"
+        )));
+    }
+    if version < 1 {
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE services (
+                     id   INTEGER PRIMARY KEY,
+                     name TEXT NOT NULL UNIQUE
+                 );
+                 CREATE TABLE logs (
+                     seq        INTEGER PRIMARY KEY,
+                     id         TEXT NOT NULL,
+                     ts         INTEGER NOT NULL,
+                     level      INTEGER NOT NULL,
+                     service_id INTEGER NOT NULL,
+                     message    TEXT NOT NULL,
+                     attributes TEXT
+                 );
+                 CREATE INDEX logs_by_time ON logs (ts);
+                 CREATE INDEX logs_by_level ON logs (level, ts);
+                 CREATE INDEX logs_by_service ON logs (service_id, ts);
+                 CREATE TABLE counts_minute (
+                     bucket     INTEGER NOT NULL,
+                     service_id INTEGER NOT NULL,
+                     level      INTEGER NOT NULL,
+                     n          INTEGER NOT NULL,
+                     PRIMARY KEY (bucket, service_id, level)
+                 ) WITHOUT ROWID;
+                 CREATE TABLE counts_hour (
+                     bucket     INTEGER NOT NULL,
+                     service_id INTEGER NOT NULL,
+                     level      INTEGER NOT NULL,
+                     n          INTEGER NOT NULL,
+                     PRIMARY KEY (bucket, service_id, level)
+                 ) WITHOUT ROWID;
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(sql_error)?;
+    }
+    if version < 2 {
+        if version == 1 {
+            tracing::info!(
+                "migrating the store to schema 2: building the logs_page index and rollups once"
+            );
+        }
+        // Rollup keys lead with (bucket, level), so a histogram sums them in
+        // key order with no sort; schema 1 had (bucket, service_id, level).
+        let rollup = |table: &str| {
+            format!(
+                "CREATE TABLE {table} (
+                     bucket     INTEGER NOT NULL,
+                     level      INTEGER NOT NULL,
+                     service_id INTEGER NOT NULL,
+                     n          INTEGER NOT NULL,
+                     PRIMARY KEY (bucket, level, service_id)
+                 ) WITHOUT ROWID;"
+            )
+        };
+        let copy = |to: &str, grain: Micros, from: &str| {
+            format!(
+                "INSERT INTO {to} (bucket, level, service_id, n)
+                     SELECT bucket - bucket % {grain}, level, service_id, SUM(n)
+                     FROM {from} GROUP BY 1, 2, 3;"
+            )
+        };
+        // The index build sorts every log: with temp_store = MEMORY it held
+        // 600 MB for a 10M-log store; temporary files bound it by cache_size.
+        connection
+            .execute_batch(&format!(
+                "PRAGMA temp_store = FILE;
+                 BEGIN;
+                 CREATE INDEX IF NOT EXISTS logs_page ON logs (ts, seq, level, service_id);
+                 DROP INDEX IF EXISTS logs_by_time;
+                 DROP INDEX IF EXISTS logs_by_level;
+                 DROP INDEX IF EXISTS logs_by_service;
+                 ALTER TABLE counts_minute RENAME TO counts_minute_v1;
+                 ALTER TABLE counts_hour RENAME TO counts_hour_v1;
+                 {} {} {} {}
+                 {} {} {} {}
+                 DROP TABLE counts_minute_v1;
+                 DROP TABLE counts_hour_v1;
+                 PRAGMA user_version = 2;
+                 COMMIT;
+                 PRAGMA temp_store = MEMORY;",
+                rollup("counts_minute"),
+                rollup("counts_5min"),
+                rollup("counts_hour"),
+                rollup("counts_day"),
+                copy("counts_minute", MINUTE, "counts_minute_v1"),
+                copy("counts_5min", FIVE_MINUTES, "counts_minute_v1"),
+                copy("counts_hour", HOUR, "counts_hour_v1"),
+                copy("counts_day", DAY, "counts_hour_v1"),
+            ))
+            .map_err(sql_error)?;
+    }
+    if version < 3 {
+        // Filled by `OpenBlock::load` when the store opens (search_blocks.rs).
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE message_blocks (
+                     block  INTEGER PRIMARY KEY,
+                     min_ts INTEGER NOT NULL,
+                     max_ts INTEGER NOT NULL,
+                     bloom  BLOB NOT NULL
+                 );
+                 CREATE INDEX message_blocks_time ON message_blocks (max_ts, min_ts);
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )
+            .map_err(sql_error)?;
+    }
+    if version < 4 {
+        unique_page_index(connection)?;
+    }
+    if version < 5 {
+        // Alerting's rules, state and notifications (alert_records.rs).
+        connection
+            .execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 5; COMMIT;",
+                alert_records::CREATE_TABLE
+            ))
+            .map_err(sql_error)?;
+    }
+    if version < 6 {
+        // Filled by the facet block builder after the store opens.
+        connection
+            .execute_batch("BEGIN;")
+            .and_then(|()| facet_blocks::create_tables(connection))
+            .and_then(|()| connection.execute_batch("PRAGMA user_version = 6; COMMIT;"))
+            .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+/// Schema 4: the page index becomes unique and ordered as pages are,
+/// `(ts, id, level, service_id)`. One index gives page order by timestamp
+/// then id, keyset seeks without reading rows, and idempotent inserts: a
+/// log stored again (a batch redelivered after a crash) conflicts and is
+/// skipped. Measured against a second, unique index on `id`: that cost the
+/// writer 0.5 µs more per log (2.3 -> 2.8 µs CPU, 2M corpus logs). Lookups
+/// by id use the id range of each search block instead (schema 4 adds it).
+/// A store that already holds duplicates keeps the first of each and takes
+/// the others out of the rollups, so counts still match rows.
+pub(super) fn unique_page_index(connection: &Connection) -> Result<(), StoreError> {
+    tracing::info!("migrating the store to schema 4: rebuilding the page index once");
+    // The index build sorts every log: temporary files, not memory.
+    connection
+        .execute_batch("PRAGMA temp_store = FILE; BEGIN;")
+        .map_err(sql_error)?;
+    let outcome = (|| {
+        let unique = "CREATE UNIQUE INDEX logs_page ON logs (ts, id, level, service_id)";
+        connection
+            .execute_batch("DROP INDEX IF EXISTS logs_page")
+            .map_err(sql_error)?;
+        match connection.execute_batch(unique) {
+            Ok(()) => {}
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+            {
+                drop_duplicates(connection)?;
+                connection.execute_batch(unique).map_err(sql_error)?;
+            }
+            Err(error) => return Err(sql_error(error)),
+        }
+        search_blocks::add_id_ranges(connection).map_err(sql_error)
+    })();
+    let finish = match outcome {
+        Ok(()) => "PRAGMA user_version = 4; COMMIT; PRAGMA temp_store = MEMORY;",
+        Err(_) => "ROLLBACK; PRAGMA temp_store = MEMORY;",
+    };
+    connection.execute_batch(finish).map_err(sql_error)?;
+    outcome
+}
+
+pub(super) fn drop_duplicates(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch("CREATE INDEX logs_duplicates ON logs (id, seq)")
+        .map_err(sql_error)?;
+    let duplicates: Vec<(i64, Micros, u8, i64)> = {
+        let mut statement = connection
+            .prepare(
+                "SELECT l.seq, l.ts, l.level, l.service_id FROM logs l
+                 WHERE EXISTS (SELECT 1 FROM logs o WHERE o.id = l.id AND o.seq < l.seq
+                     AND o.ts = l.ts AND o.level = l.level AND o.service_id = l.service_id)",
+            )
+            .map_err(sql_error)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(sql_error)?;
+        rows.collect::<Result<_, _>>().map_err(sql_error)?
+    };
+    tracing::warn!(
+        duplicates = duplicates.len(),
+        "removing logs stored twice (redelivered) before schema 4"
+    );
+    for (seq, ts, level, service_id) in duplicates {
+        connection
+            .execute("DELETE FROM logs WHERE seq = ?1", [seq])
+            .map_err(sql_error)?;
+        for (grain, table) in ROLLUPS {
+            connection
+                .execute(
+                    &format!(
+                        "UPDATE {table} SET n = n - 1 WHERE bucket = ?1 AND level = ?2 AND service_id = ?3"
+                    ),
+                    rusqlite::params![ts - ts.rem_euclid(grain), level, service_id],
+                )
+                .map_err(sql_error)?;
+        }
+    }
+    connection
+        .execute_batch("DROP INDEX logs_duplicates")
+        .map_err(sql_error)
+}
