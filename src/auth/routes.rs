@@ -505,14 +505,24 @@ async fn me(request: HttpRequest, sign_in: web::Data<SignIn>) -> Result<HttpResp
             })
         }
         Identified::Nobody => json!({"signed_in": false, "sign_in": sign_in_on}),
+        // An expired or signed-out cookie: nobody is signed in (and the
+        // cookie goes), so the dashboard sends the browser to sign in.
+        Identified::Rejected {
+            reason,
+            clear_cookie: true,
+            ..
+        } => {
+            return Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .append_header((
+                    header::SET_COOKIE,
+                    set_cookie(SESSION_COOKIE, "", 0, sign_in.secure(&request)),
+                ))
+                .json(json!({"signed_in": false, "sign_in": sign_in_on, "reason": reason})));
+        }
         Identified::Rejected { reason, .. } => {
             return Err(ApiError::unauthorized_because(format!(
-                "{reason}: {}",
-                if sign_in_on {
-                    "sign in again (/auth/login)"
-                } else {
-                    "send a valid API key"
-                }
+                "{reason}: send a valid API key"
             )));
         }
         Identified::Unverifiable(_) => {

@@ -284,6 +284,42 @@ fn keys_from_authorization(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::keys_from_authorization;
+    use super::*;
+
+    fn guard(trusted: &[&str]) -> Guard {
+        Guard {
+            cors: CorsPolicy::default(),
+            ingest_keys: KeySet::default(),
+            keys: KeyRoles::default(),
+            ingest_limit: None,
+            query_limit: None,
+            trusted_proxies: trusted.iter().map(|t| IpNet::parse(t).unwrap()).collect(),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    #[test]
+    fn tls_is_believed_from_our_listener_or_a_trusted_proxy_only() {
+        let proxied = actix_web::test::TestRequest::default()
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .to_http_request();
+        let plain = actix_web::test::TestRequest::default().to_http_request();
+        let proxy: Option<IpAddr> = Some("10.0.0.5".parse().unwrap());
+        let stranger: Option<IpAddr> = Some("203.0.113.9".parse().unwrap());
+        let guard = guard(&["10.0.0.0/8"]);
+        assert!(guard.is_secure(proxied.head(), proxy, false));
+        assert!(
+            !guard.is_secure(proxied.head(), stranger, false),
+            "anyone can send the header"
+        );
+        assert!(!guard.is_secure(plain.head(), proxy, false));
+        assert!(
+            guard.is_secure(plain.head(), stranger, true),
+            "our own TLS listener"
+        );
+        let mapped: Option<IpAddr> = Some("::ffff:10.0.0.5".parse().unwrap());
+        assert!(guard.is_secure(proxied.head(), mapped, false));
+    }
 
     #[test]
     fn keys_in_every_authorization_form() {

@@ -29,15 +29,23 @@ export function signIn(): void {
 export const api = createApiClient({
   keyStore,
   csrfToken: () => auth.me?.csrfToken ?? null,
-  onUnauthorized: (e) => {
-    if (auth.me?.signInAvailable && !keyStore.get()) {
+  onUnauthorized: (e) => void unauthorized(e),
+})
+
+/** A 401: to the provider when sign-in is how to get in (and no key is kept here), else the key prompt. */
+async function unauthorized(e: ApiError): Promise<void> {
+  if (!keyStore.get()) {
+    // A page's request may answer before /auth/me has: ask it now.
+    const me = auth.me ?? (await api.me().catch(() => null))
+    if (me) auth.me = me
+    if (me?.signInAvailable) {
       signIn()
       return
     }
-    auth.needKey = true
-    auth.lastError = e.message
-  },
-})
+  }
+  auth.needKey = true
+  auth.lastError = e.message
+}
 
 /** Asks who we are; sends the browser to sign in when that is how to get in. */
 export async function loadMe(): Promise<void> {

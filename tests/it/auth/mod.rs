@@ -363,6 +363,11 @@ impl Browser {
         self.send(url, None, &[]).await
     }
 
+    /// `GET` with headers of our own (a proxy's, say).
+    pub async fn get_with(&mut self, url: &str, headers: &[(&str, &str)]) -> Page {
+        self.send(url, None, headers).await
+    }
+
     pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
         self.send(url, Some(form), &[]).await
     }

@@ -225,8 +225,12 @@ async fn a_rotated_signing_key_is_fetched_once_the_refetch_interval_allows() {
 
 #[actix_web::test]
 async fn changes_with_the_cookie_need_the_csrf_token_and_sign_out_ends_both_sessions() {
-    let (provider, server) =
-        start("RSA", false, &format!("editor_keys = [\"{EDITOR_KEY}\"]")).await;
+    let (provider, server) = start(
+        "RSA",
+        false,
+        &format!("editor_keys = [\"{EDITOR_KEY}\"]\ntrusted_proxies = [\"127.0.0.1\"]"),
+    )
+    .await;
     let mut alice_browser = Browser::new();
     let alice = alice_browser.sign_in(&server, "alice").await;
     let victor = Browser::new().sign_in(&server, "victor").await;
@@ -281,6 +285,48 @@ async fn changes_with_the_cookie_need_the_csrf_token_and_sign_out_ends_both_sess
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["field"], "alerts.write");
+    // A live tail opened with the cookie from another site's page is refused.
+    let live = |origin: String| {
+        server
+            .client
+            .ws(server.ws_url("/ws/live"))
+            .header("Cookie", format!("oglogstream_session={}", alice.cookie))
+            .header("Origin", origin)
+            .connect()
+    };
+    match live("http://evil.example".into()).await {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            assert_eq!(status, StatusCode::FORBIDDEN)
+        }
+        other => panic!(
+            "a foreign origin's WebSocket: {:?}",
+            other.map(|(r, _)| r.status())
+        ),
+    }
+    let (response, _) = live(format!("http://127.0.0.1:{}", server.port))
+        .await
+        .expect("the dashboard's own origin opens the live tail");
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    // Behind a trusted proxy that terminates TLS, cookies are Secure.
+    let mut browser = Browser::new();
+    let plain = browser.get(&server.url("/auth/login")).await;
+    assert!(
+        !plain.set_cookies[0].contains("Secure"),
+        "{:?}",
+        plain.set_cookies
+    );
+    let proxied = browser
+        .get_with(
+            &server.url("/auth/login"),
+            &[("X-Forwarded-Proto", "https")],
+        )
+        .await;
+    assert!(
+        proxied.set_cookies[0].ends_with("; Secure"),
+        "{:?}",
+        proxied.set_cookies
+    );
+
     // A key needs no CSRF token: there is no cookie to ride on.
     let mut response = server
         .client
@@ -324,8 +370,11 @@ async fn changes_with_the_cookie_need_the_csrf_token_and_sign_out_ends_both_sess
     );
     let (status, _) = alice.call(&server, "GET", "/api/logs", None, false).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the cookie is revoked");
-    let (status, _) = alice.call(&server, "GET", "/auth/me", None, false).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // /auth/me says nobody is signed in (so the dashboard signs in again).
+    let (status, me) = alice.call(&server, "GET", "/auth/me", None, false).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["signed_in"], false, "{me}");
+    assert_eq!(me["reason"], "session signed out");
     // At the provider, alice confirms; it ends her session there and sends
     // the browser back to the dashboard.
     let page = alice_browser.get(redirect).await;
