@@ -11,12 +11,15 @@ use super::notify::{Notification, group_text};
 use super::rule::{Channel, ChannelSpec, Rule, RuleContext, RuleSpec, Source, SpecError};
 use super::state::{AlertState, GroupState};
 use super::{Alerts, Entry, StoredState};
+use crate::domain::audit::names_audit_log;
+use crate::domain::principal::Caller;
+use crate::domain::query::Expr;
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::http::audit::describe_change;
 use crate::http::error::ApiError;
 use crate::store::alert_records::{AlertRecord, RecordKind};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -178,8 +181,29 @@ fn writable(entry: &Entry) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Only a caller who may read the audit log may count it: a query naming
+/// it (see `names_audit_log`) is refused to anyone else (`403`, `query`).
+fn may_count(request: &HttpRequest, expr: &Expr) -> Result<(), ApiError> {
+    let may_read_audit = request
+        .extensions()
+        .get::<Caller>()
+        .is_some_and(Caller::may_read_audit);
+    if names_audit_log(expr) && !may_read_audit {
+        return Err(ApiError::forbidden_field(
+            "query",
+            "only an admin may count the audit log (service oglogstream.audit, audit.* attributes)",
+        ));
+    }
+    Ok(())
+}
+
 /// Validates a rule body against the current channels and the other rules.
-async fn validated(alerts: &Alerts, body: &[u8], id: &str) -> Result<(Rule, Vec<Entry>), ApiError> {
+async fn validated(
+    request: &HttpRequest,
+    alerts: &Alerts,
+    body: &[u8],
+    id: &str,
+) -> Result<(Rule, Vec<Entry>), ApiError> {
     let spec = RuleSpec::from_json(&json_body(body)?)?;
     let channels = alerts.channels().await?;
     let rule = spec.validate(
@@ -190,6 +214,7 @@ async fn validated(alerts: &Alerts, body: &[u8], id: &str) -> Result<(Rule, Vec<
             evaluation_interval: alerts.config.evaluation_interval,
         },
     )?;
+    may_count(request, &rule.expr)?;
     let entries = alerts.entries(&channels).await?;
     if entries
         .iter()
@@ -212,11 +237,12 @@ async fn save_rule(alerts: &Alerts, rule: &Rule) -> Result<(), ApiError> {
 
 /// `POST /api/alerts/rules`
 async fn create_rule(
+    request: HttpRequest,
     alerts: web::Data<Alerts>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = alerts.new_id();
-    let (rule, _) = validated(&alerts, &body, &id).await?;
+    let (rule, _) = validated(&request, &alerts, &body, &id).await?;
     save_rule(&alerts, &rule).await?;
     tracing::info!(rule = %rule.spec.name, %id, "alert rule created");
     let mut response = HttpResponse::Created().json(json!({"id": id}));
@@ -226,13 +252,14 @@ async fn create_rule(
 
 /// `PUT /api/alerts/rules/{id}`: replaces the whole rule.
 async fn replace_rule(
+    request: HttpRequest,
     alerts: web::Data<Alerts>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let channels = alerts.channels().await?;
     writable(find(&alerts.entries(&channels).await?, &id)?)?;
-    let (rule, _) = validated(&alerts, &body, &id).await?;
+    let (rule, _) = validated(&request, &alerts, &body, &id).await?;
     save_rule(&alerts, &rule).await?;
     tracing::info!(rule = %rule.spec.name, id = %id.as_str(), "alert rule replaced");
     let mut response = HttpResponse::Ok().json(json!({"id": id.as_str()}));
@@ -376,6 +403,7 @@ async fn preview(
         group_by,
     )
     .map_err(|e| ApiError::bad_parameter(&e.field, e.message))?;
+    may_count(&request, &rule.expr)?;
     let to = now_micros();
     let from = to - rule.window.as_micros() as Micros;
     let mut groups = count_groups(&*alerts.store, &rule, from, to, alerts.read_timeout)

@@ -35,6 +35,39 @@ pub fn hidden_audit_condition() -> Expr {
     })))
 }
 
+/// Whether a query names the audit log: tests its service with a pattern
+/// the audit service matches (`service:"oglogstream.audit"`,
+/// `service:oglog*`), or one of its attributes (`audit.*`). Alert rules see
+/// the audit log only when they name it, and only an admin may make one
+/// that does, so a rule cannot count what its author may not read.
+pub fn names_audit_log(expr: &Expr) -> bool {
+    let audit = LogRecord {
+        id: String::new(),
+        timestamp: 0,
+        level: Level::Info,
+        service: AUDIT_SERVICE.to_string(),
+        message: String::new(),
+        attributes: Attributes::new(),
+    };
+    let mut names = false;
+    expr.for_each_predicate(&mut |predicate| {
+        names |= match predicate {
+            Predicate::Text {
+                field: TextField::Service,
+                ..
+            } => Expr::Is(predicate.clone()).matches(&audit),
+            Predicate::Text {
+                field: TextField::Attribute(key),
+                ..
+            }
+            | Predicate::Present { key }
+            | Predicate::Compare { key, .. } => key.starts_with("audit."),
+            _ => false,
+        };
+    });
+    names
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Success,
@@ -228,6 +261,20 @@ mod tests {
         assert!(!hidden.matches(&record), "hidden in any case");
         record.service = "web".into();
         assert!(hidden.matches(&record));
+    }
+
+    #[test]
+    fn queries_that_name_the_audit_log() {
+        let names = |text: &str| names_audit_log(&crate::domain::query::parse(text).unwrap());
+        assert!(names("service:\"oglogstream.audit\""));
+        assert!(names("service:OGLOG* level:warn"));
+        assert!(names("audit.action:forbidden"));
+        assert!(names("audit.status:>=400"));
+        assert!(names("level:error OR service:oglogstream.audit"));
+        assert!(!names("level:warn"));
+        assert!(!names("service:web"));
+        assert!(!names("auditor:x"));
+        assert!(!names(""));
     }
 
     #[test]

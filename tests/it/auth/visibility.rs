@@ -2,7 +2,7 @@
 //! stats, histogram, services, facets, fields, export, context, live tail)
 //! never shows an audit record, while an admin's shows them all.
 
-use super::{ADMIN_KEY, READ_KEY, get_as, wait_for_audit};
+use super::{ADMIN_KEY, EDITOR_KEY, READ_KEY, get_as, wait_for_audit};
 use crate::support::{Launch, Server, eventually, log, next_log};
 use awc::http::StatusCode;
 use serde_json::Value;
@@ -35,6 +35,10 @@ async fn a_viewer_never_reads_the_audit_log_and_an_admin_always_does() {
             .env(
                 "OGLOGSTREAM_SECURITY__READ_KEYS",
                 &format!("[\"{READ_KEY}\"]"),
+            )
+            .env(
+                "OGLOGSTREAM_SECURITY__EDITOR_KEYS",
+                &format!("[\"{EDITOR_KEY}\"]"),
             )
             .env(
                 "OGLOGSTREAM_SECURITY__ADMIN_KEYS",
@@ -158,6 +162,38 @@ async fn a_viewer_never_reads_the_audit_log_and_an_admin_always_does() {
     )
     .await;
     assert!(!body.to_string().contains(AUDIT), "{body}");
+
+    // Alerting counts the audit log only for a rule that names it, which
+    // only an admin may preview or make.
+    let groups = |preview: &Value| preview["groups"].to_string();
+    let warn_by_service = "/api/alerts/preview?query=level%3A%3E%3Dwarn&window=1h&group_by=service";
+    let (status, preview) = get_as(&server, viewer, warn_by_service).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(!groups(&preview).contains(AUDIT), "{preview}");
+    assert_eq!(preview["count"], 1, "the error log only: {preview}");
+    let audit_preview = "/api/alerts/preview?query=service%3A%22oglogstream.audit%22&window=1h&group_by=audit.actor";
+    let (status, body) = get_as(&server, viewer, audit_preview).await;
+    assert_eq!(
+        (status, &body["field"]),
+        (StatusCode::FORBIDDEN, &serde_json::json!("query")),
+        "{body}"
+    );
+    let (status, preview) = get_as(&server, admin, audit_preview).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(preview["count"].as_u64().unwrap() >= 2, "{preview}");
+    let audit_rule = serde_json::json!({"name": "refusals", "query": "service:\"oglogstream.audit\" audit.outcome:denied",
+                                        "window": "5m", "threshold": 100});
+    let create = |key: &'static str| {
+        let request = server
+            .client
+            .post(server.url("/api/alerts/rules"))
+            .insert_header(("X-API-Key", key))
+            .insert_header(("Content-Type", "application/json"));
+        let body = audit_rule.to_string();
+        async move { request.send_body(body).await.unwrap().status() }
+    };
+    assert_eq!(create(EDITOR_KEY).await, StatusCode::FORBIDDEN);
+    assert_eq!(create(ADMIN_KEY).await, StatusCode::CREATED);
 
     // Live tail: an audit record reaches the admin's stream; the viewer's
     // next frame is the log published after it.
