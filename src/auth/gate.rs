@@ -394,3 +394,178 @@ fn request_event(
     event.request_id = crate::http::telemetry::current_request_id();
     event
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::coordination::{
+        Acquired, Coordination, CoordinationError, Lease, MemoryCoordination, Versioned,
+    };
+    use crate::bus::memory::MemoryBus;
+    use crate::domain::principal::{AccessRole, Credential};
+    use crate::metrics::Metrics;
+    use crate::security::auth::{KeyRoles, KeySet};
+    use crate::security::client_ip::IpNet;
+    use crate::security::cors::CorsPolicy;
+    use async_trait::async_trait;
+    use std::time::Duration;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const EDITOR_KEY: &str = "editor-key-0123456789";
+
+    /// Coordination whose broker cannot be reached.
+    struct Down;
+
+    #[async_trait]
+    impl Coordination for Down {
+        fn lease_ttl(&self) -> Duration {
+            Duration::from_secs(9)
+        }
+        async fn acquire(&self, _: &str, _: &str) -> Result<Acquired, CoordinationError> {
+            Err(CoordinationError::Unavailable("down".into()))
+        }
+        async fn renew(&self, _: &Lease) -> Result<Lease, CoordinationError> {
+            Err(CoordinationError::Unavailable("down".into()))
+        }
+        async fn release(&self, _: &Lease) -> Result<(), CoordinationError> {
+            Err(CoordinationError::Unavailable("down".into()))
+        }
+        async fn load(&self, _: &str) -> Result<Option<Versioned>, CoordinationError> {
+            Err(CoordinationError::Unavailable("down".into()))
+        }
+        async fn store(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<u64, CoordinationError> {
+            Err(CoordinationError::Unavailable("down".into()))
+        }
+        async fn remember(&self, _: &str, _: &str, _: Duration) -> Result<(), CoordinationError> {
+            Err(CoordinationError::Unavailable("down".into()))
+        }
+        async fn remembers(&self, _: &str, _: &str) -> Result<bool, CoordinationError> {
+            Err(CoordinationError::Unavailable("down".into()))
+        }
+    }
+
+    fn gate(coordination: Arc<dyn Coordination>) -> Gate {
+        let metrics = Arc::new(Metrics::default());
+        let bus = Arc::new(MemoryBus::new(100, Duration::from_secs(9)));
+        let (audit, _task) = AuditLog::start(bus, Arc::clone(&metrics));
+        Gate {
+            guard: Guard {
+                cors: CorsPolicy::default(),
+                ingest_keys: KeySet::default(),
+                keys: KeyRoles {
+                    editor: KeySet::parse(&[EDITOR_KEY.into()]).unwrap(),
+                    sign_in: true,
+                    ..KeyRoles::default()
+                },
+                ingest_limit: None,
+                query_limit: None,
+                trusted_proxies: Vec::<IpNet>::new(),
+                metrics,
+            },
+            sessions: Some(Arc::new(Sessions::new(
+                SECRET,
+                Duration::from_secs(3600),
+                coordination,
+            ))),
+            audit,
+        }
+    }
+
+    fn cookie_for(gate: &Gate, exp: i64) -> String {
+        let session = Session {
+            sid: "sid-1".into(),
+            sub: "u1".into(),
+            name: "victor".into(),
+            role: AccessRole::Viewer,
+            tenants: None,
+            exp,
+            id_token: None,
+        };
+        let sealed = gate.sessions.as_ref().unwrap().seal(&session).unwrap();
+        format!("{SESSION_COOKIE}={sealed}")
+    }
+
+    async fn identify(gate: &Gate, headers: &[(&str, String)]) -> Identified {
+        let mut request = actix_web::test::TestRequest::get().uri("/api/logs");
+        for (name, value) in headers {
+            request = request.insert_header((*name, value.clone()));
+        }
+        gate.identify(request.to_http_request().head()).await
+    }
+
+    #[actix_web::test]
+    async fn a_key_beats_the_cookie_and_bad_cookies_are_refused_and_deleted() {
+        let gate = gate(Arc::new(MemoryCoordination::new(Duration::from_secs(9))));
+        let far = now_secs() + 3600;
+        let cookie = cookie_for(&gate, far);
+        match identify(&gate, &[("Cookie", cookie.clone())]).await {
+            Identified::Principal { principal, session } => {
+                assert_eq!(
+                    (principal.name.as_str(), principal.role),
+                    ("victor", AccessRole::Viewer)
+                );
+                assert_eq!(principal.credential, Credential::Session);
+                assert!(session.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Both: the key decides (and no CSRF token is asked of it).
+        let both = [
+            ("Cookie", cookie.clone()),
+            ("Authorization", format!("Bearer {EDITOR_KEY}")),
+        ];
+        match identify(&gate, &both).await {
+            Identified::Principal { principal, session } => {
+                assert_eq!(principal.role, AccessRole::Editor);
+                assert!(session.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let expired = cookie_for(&gate, now_secs() - 1);
+        assert!(matches!(
+            identify(&gate, &[("Cookie", expired)]).await,
+            Identified::Rejected {
+                reason: "session expired",
+                clear_cookie: true,
+                ..
+            }
+        ));
+        let forged = format!(
+            "{SESSION_COOKIE}=AAAA{}",
+            &cookie[SESSION_COOKIE.len() + 5..]
+        );
+        assert!(matches!(
+            identify(&gate, &[("Cookie", forged)]).await,
+            Identified::Rejected {
+                reason: "invalid session cookie",
+                clear_cookie: true,
+                ..
+            }
+        ));
+        assert!(matches!(identify(&gate, &[]).await, Identified::Nobody));
+        assert!(matches!(
+            identify(&gate, &[("X-API-Key", "wrong-key-0123456789".into())]).await,
+            Identified::Rejected {
+                reason: "invalid API key",
+                clear_cookie: false,
+                ..
+            }
+        ));
+    }
+
+    #[actix_web::test]
+    async fn a_session_is_not_trusted_while_revocations_cannot_be_read() {
+        let gate = gate(Arc::new(Down));
+        let cookie = cookie_for(&gate, now_secs() + 3600);
+        assert!(matches!(
+            identify(&gate, &[("Cookie", cookie.clone())]).await,
+            Identified::Unverifiable(_)
+        ));
+        let request = actix_web::test::TestRequest::get()
+            .uri("/api/logs")
+            .insert_header(("Cookie", cookie))
+            .to_srv_request();
+        let refused = gate.admit(&request).await.err().expect("refused");
+        assert_eq!(refused.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
