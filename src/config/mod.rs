@@ -10,8 +10,6 @@
 //! turns a refusal into a [`ConfigError`] naming the environment variables
 //! that set the key. It imports the components; none imports it.
 
-mod storage;
-
 pub use crate::alerts::AlertsConfig;
 pub use crate::auth::AuthConfig;
 pub use crate::bus::nats::NatsConfig;
@@ -23,14 +21,14 @@ pub use crate::process::ProcessConfig;
 pub use crate::query::QueryConfig;
 pub use crate::security::{RateLimit, SecurityConfig};
 pub use crate::store::clickhouse::ClickHouseConfig;
-pub use storage::StorageConfig;
+pub use crate::store::settings::StorageConfig;
 
 use crate::alerts::RawAlerts;
 use crate::auth::RawAuth;
 use crate::bus::nats::RawNats;
 use crate::cli::Cli;
 use crate::domain::roles::Roles;
-use crate::domain::settings::{self, InvalidSetting, redact_url};
+use crate::domain::settings::{InvalidSetting, redact_url};
 use crate::http::server::{RawServer, split_listen};
 use crate::ingest::RawIngest;
 use crate::ingest::syslog::RawSyslog;
@@ -83,7 +81,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 struct RawConfig {
     role: String,
     server: RawServer,
-    storage: storage::RawStorage,
+    storage: crate::store::settings::RawStorage,
     ingest: RawIngest,
     process: RawProcess,
     nats: RawNats,
@@ -285,10 +283,6 @@ impl Config {
             auth: raw.auth.validate()?,
         })
     }
-}
-
-fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<usize, ConfigError> {
-    Ok(settings::in_range(key, value, min, max)?)
 }
 
 fn describe_figment_error(error: figment::Error) -> ConfigError {

@@ -30,6 +30,7 @@
 //! `corpus.rs` the generated logs, `shippers.rs` the shippers' encodings,
 //! `soak.rs` the long mixed-load run (`--soak-minutes`) instead of phases.
 
+mod api;
 mod bench;
 pub mod client;
 pub mod corpus;

@@ -8,11 +8,11 @@
 //! The load is paced, not saturating: a saturated server's latencies
 //! measure its queue, not whether it degrades.
 
+use super::api::create_alert_rule;
 use super::client::HttpConnection;
 use super::corpus::Corpus;
 use super::shippers::{elasticsearch_body, loki_body, otlp_body, syslog_frames};
 use crate::domain::time::{format_rfc3339, now_micros};
-use serde_json::json;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -427,31 +427,12 @@ async fn live(address: String, n: usize, deadline: Instant) -> anyhow::Result<()
 async fn create_alert_rules(address: &str) -> anyhow::Result<()> {
     let mut connection = HttpConnection::connect(address).await?;
     for n in 0..ALERT_RULES {
-        let (query, group_by) = match n % 3 {
-            0 => ("level:>=error", json!(["service"])),
-            1 => ("service:checkout level:>=warn", json!([])),
-            _ => ("timeout", json!([])),
+        let (query, group_by): (&str, &[&str]) = match n % 3 {
+            0 => ("level:>=error", &["service"]),
+            1 => ("service:checkout level:>=warn", &[]),
+            _ => ("timeout", &[]),
         };
-        let rule = json!({
-            "name": format!("soak rule {n}"),
-            "query": query,
-            "window": "5m",
-            "threshold": 1_000_000_000u64,
-            "group_by": group_by,
-        });
-        let request = HttpConnection::post_bytes(
-            connection.host(),
-            "/api/alerts/rules",
-            "application/json",
-            rule.to_string().as_bytes(),
-        );
-        let response = connection.send(&request).await?;
-        anyhow::ensure!(
-            response.status == 201,
-            "creating an alert rule answered {}: {}",
-            response.status,
-            String::from_utf8_lossy(&response.body)
-        );
+        create_alert_rule(&mut connection, &format!("soak rule {n}"), query, group_by).await?;
     }
     Ok(())
 }

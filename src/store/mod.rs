@@ -11,6 +11,7 @@ pub mod disk;
 pub mod facets;
 pub mod filter;
 pub mod search_blocks;
+pub mod settings;
 pub mod sqlite;
 
 use crate::domain::time::Micros;

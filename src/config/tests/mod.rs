@@ -4,6 +4,7 @@
 mod alerts;
 mod nats;
 mod security;
+mod storage;
 mod syslog;
 
 use super::*;

@@ -11,10 +11,11 @@
 //!    deletes the rules.
 
 use crate::domain::time::{format_rfc3339, now_micros};
+use crate::loadgen::api::create_alert_rule;
 use crate::loadgen::bench::{Bench, Row, bulk_answer, ms, thousands};
 use crate::loadgen::client::HttpConnection;
 use crate::loadgen::corpus::{Corpus, SERVICES};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 const FIVE_MINUTES: i64 = 300_000_000;
@@ -157,28 +158,14 @@ impl Bench {
                 ),
                 _ => (format!("level:>=error -service:{service}"), vec!["service"]),
             };
-            let rule = json!({
-                "name": format!("bench rule {n}"),
-                "query": query,
-                "window": "5m",
-                "threshold": 1_000_000_000u64,
-                "group_by": group_by,
-            });
-            let request = HttpConnection::post_bytes(
-                connection.host(),
-                "/api/alerts/rules",
-                "application/json",
-                rule.to_string().as_bytes(),
-            );
-            let response = connection.send(&request).await?;
-            anyhow::ensure!(
-                response.status == 201,
-                "creating a rule answered {}: {}",
-                response.status,
-                String::from_utf8_lossy(&response.body)
-            );
-            let answer: Value = serde_json::from_slice(&response.body)?;
-            ids.push(answer["id"].as_str().unwrap_or_default().to_string());
+            let id = create_alert_rule(
+                &mut connection,
+                &format!("bench rule {n}"),
+                &query,
+                &group_by,
+            )
+            .await?;
+            ids.push(id);
         }
         let evaluations = |body: &[u8]| -> f64 {
             String::from_utf8_lossy(body)

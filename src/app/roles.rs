@@ -1,0 +1,183 @@
+//! The roles' shared state and background parts: ingest (and its syslog
+//! listeners), query, and alerting on a query instance.
+
+use crate::alerts::Alerts;
+use crate::alerts::evaluator::Evaluator;
+use crate::alerts::lease::{LEASE_NAME, Leadership};
+use crate::alerts::notify::deliver::{Notifier, NotifierSettings, NotifierTask};
+use crate::bus::Bus;
+use crate::bus::coordination::LeaseKeeper;
+use crate::config::Config;
+use crate::domain::id::IdGenerator;
+use crate::ingest::{self, IngestState};
+use crate::metrics::Metrics;
+use crate::query::QueryState;
+use crate::store::Store;
+use crate::store::alert_records::AlertRecords;
+use actix_web::web;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::wiring::Stores;
+
+/// What the enabled roles hand the HTTP server, and what they run beside it.
+pub struct Roles {
+    pub ingest: Option<web::Data<IngestState>>,
+    pub syslog: Option<JoinSet<()>>,
+    pub query: Option<web::Data<QueryState>>,
+    pub alerting: Option<Alerting>,
+}
+
+/// `stopping` turns true when the process starts stopping (live streams
+/// and syslog connections end on it).
+pub async fn start_roles(
+    config: &Config,
+    bus: &Arc<dyn Bus>,
+    stores: Option<&Stores>,
+    metrics: &Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<Roles> {
+    let roles = config.roles;
+    let ingest = roles.ingest.then(|| {
+        web::Data::new(IngestState {
+            bus: Arc::clone(bus),
+            config: config.ingest.clone(),
+            ids: IdGenerator::new(),
+            metrics: Arc::clone(metrics),
+        })
+    });
+    let syslog = match &ingest {
+        Some(state) => Some(
+            ingest::syslog::start(&config.syslog, state.clone(), stopping.clone())
+                .await
+                .context("starting the syslog listeners")?,
+        ),
+        None => None,
+    };
+    let (query, alerting) = match stores {
+        Some(stores) if roles.query => (
+            Some(web::Data::new(QueryState {
+                store: Arc::clone(&stores.logs),
+                bus: Arc::clone(bus),
+                metrics: Arc::clone(metrics),
+                stopping,
+                timeout: config.query.timeout,
+            })),
+            Some(start_alerting(
+                config,
+                bus,
+                Arc::clone(&stores.logs),
+                Arc::clone(&stores.alert_records),
+                Arc::clone(metrics),
+            )),
+        ),
+        _ => (None, None),
+    };
+    Ok(Roles {
+        ingest,
+        syslog,
+        query,
+        alerting,
+    })
+}
+
+impl Roles {
+    /// After the HTTP server has stopped: alerting stops, and syslog
+    /// connections publish what they have read, before the bus closes.
+    pub async fn stop(self, deadline: tokio::time::Instant) {
+        if let Some(alerting) = self.alerting {
+            alerting.stop().await;
+        }
+        if let Some(mut syslog) = self.syslog
+            && tokio::time::timeout_at(deadline, async {
+                while syslog.join_next().await.is_some() {}
+            })
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "shutdown timeout reached before the syslog listeners published what they read"
+            );
+        }
+    }
+}
+
+/// Alerting on a query instance: the notifier, the API's shared state and
+/// the evaluation loop, which acts only while this instance holds the
+/// `alerts` lease (kept by the lease keeper on the bus's coordination).
+pub struct Alerting {
+    pub alerts: Arc<Alerts>,
+    notifier: NotifierTask,
+    evaluator: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    lease: LeaseKeeper,
+}
+
+fn start_alerting(
+    config: &Config,
+    bus: &Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    records: Arc<dyn AlertRecords>,
+    metrics: Arc<Metrics>,
+) -> Alerting {
+    // Unique per process, readable in the broker's key-value bucket.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let holder = format!("{host}-{}-{}", std::process::id(), config.server.listen)
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
+    let lease = LeaseKeeper::start(bus.coordination(), LEASE_NAME, &holder);
+    let leadership = Leadership::new(lease.held());
+    let (notifier, notifier_task) = Notifier::start(
+        Arc::clone(&records),
+        Arc::clone(&metrics),
+        leadership.clone(),
+        NotifierSettings {
+            external_url: config.alerts.external_url.clone(),
+            max_delivery_time: config.alerts.max_delivery_time,
+            request_timeout: Duration::from_secs(10),
+        },
+    );
+    let alerts = Arc::new(Alerts {
+        config: config.alerts.clone(),
+        store,
+        records,
+        notifier,
+        metrics,
+        ids: IdGenerator::new(),
+        read_timeout: config.query.timeout,
+    });
+    let (stop, stopped) = watch::channel(false);
+    let evaluator = actix_web::rt::spawn(
+        Evaluator {
+            alerts: Arc::clone(&alerts),
+            leadership,
+            stop: stopped,
+        }
+        .run(),
+    );
+    Alerting {
+        alerts,
+        notifier: notifier_task,
+        evaluator,
+        stop,
+        lease,
+    }
+}
+
+impl Alerting {
+    /// Stops evaluating and abandons deliveries in flight (they stay pending
+    /// in the store): a shutdown resolves nothing and sends nothing new.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.evaluator.await {
+            tracing::error!(%error, "alert evaluator failed");
+        }
+        self.notifier.stop().await;
+        // Released, so another instance takes over without waiting out the TTL.
+        self.lease.stop().await;
+    }
+}

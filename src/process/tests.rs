@@ -1,0 +1,414 @@
+//! The batcher's timing, retry, redelivery and stop rules, with a store
+//! double whose writes fail on demand and a scripted durable bus.
+
+use super::*;
+use crate::bus::memory::MemoryBus;
+use crate::domain::{Level, LogRecord};
+use crate::store::{BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogQuery};
+use async_trait::async_trait;
+use std::sync::Mutex;
+
+/// A store double whose writes fail a chosen number of times (or write
+/// and then report failure, like a store whose answer was lost), or take
+/// a while: a failing SQLite cannot be arranged on demand, and the
+/// batcher's timing, retry and redelivery rules are what is under test.
+#[derive(Default)]
+struct RecordingStore {
+    failures_left: Mutex<u32>,
+    lost_answers_left: Mutex<u32>,
+    write_time: Duration,
+    inserts: Mutex<Vec<usize>>,
+    stored: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Store for RecordingStore {
+    fn kind(&self) -> &'static str {
+        "recording"
+    }
+    async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError> {
+        tokio::time::sleep(self.write_time).await;
+        {
+            let mut failures = self.failures_left.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(StoreError::Internal("refused".into()));
+            }
+        }
+        self.inserts
+            .lock()
+            .unwrap()
+            .push(batches.iter().map(|b| b.len()).sum());
+        self.stored
+            .lock()
+            .unwrap()
+            .extend(batches.iter().flat_map(|b| b.iter().map(|r| r.id.clone())));
+        let mut lost = self.lost_answers_left.lock().unwrap();
+        if *lost > 0 {
+            *lost -= 1;
+            return Err(StoreError::Unavailable("connection reset".into()));
+        }
+        Ok(())
+    }
+    async fn existing_ids(
+        &self,
+        batches: &[LogBatch],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let stored = self.stored.lock().unwrap();
+        Ok(batches
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter(|r| stored.contains(&r.id))
+            .map(|r| r.id.clone())
+            .collect())
+    }
+    async fn logs(&self, _: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn level_service_counts(
+        &self,
+        _: &LogFilter,
+    ) -> Result<Vec<LevelServiceCount>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn bucket_counts(&self, _: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn delete_older_than(&self, _: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn close(&self) {}
+}
+
+/// A durable bus double that hands out scripted deliveries (redelivered
+/// or not) and records how each is settled: the memory bus never
+/// redelivers, and NATS redelivery timing is tested end to end in
+/// tests/it.
+struct ScriptedBus {
+    deliveries: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Delivery>>>,
+    redelivery_after: Option<Duration>,
+}
+
+struct ScriptedQueue(tokio::sync::mpsc::UnboundedReceiver<Delivery>);
+
+#[async_trait]
+impl crate::bus::WorkQueue for ScriptedQueue {
+    async fn next(&mut self) -> Option<Delivery> {
+        self.0.recv().await
+    }
+}
+
+#[async_trait]
+impl Bus for ScriptedBus {
+    fn kind(&self) -> &'static str {
+        "scripted"
+    }
+    fn durable(&self) -> bool {
+        true
+    }
+    async fn publish(&self, _: LogBatch) -> Result<(), crate::bus::BusError> {
+        Err(crate::bus::BusError::Closed)
+    }
+    async fn work_queue(&self) -> Result<Box<dyn crate::bus::WorkQueue>, crate::bus::BusError> {
+        let receiver = self.deliveries.lock().unwrap().take().unwrap();
+        Ok(Box::new(ScriptedQueue(receiver)))
+    }
+    fn subscribe_live(&self) -> tokio::sync::broadcast::Receiver<LogBatch> {
+        tokio::sync::broadcast::channel(1).1
+    }
+    async fn check(&self) -> Result<(), crate::bus::BusError> {
+        Ok(())
+    }
+    fn pending(&self) -> Option<u64> {
+        None
+    }
+    fn redelivery_after(&self) -> Option<Duration> {
+        self.redelivery_after
+    }
+    fn coordination(&self) -> Arc<dyn crate::bus::coordination::Coordination> {
+        Arc::new(crate::bus::coordination::MemoryCoordination::new(
+            Duration::from_secs(5),
+        ))
+    }
+    async fn close(&self) {}
+}
+
+/// Settlements in order: "ack a", "retry a", "progress a".
+type Settled = Arc<Mutex<Vec<String>>>;
+
+struct RecordingAck {
+    name: String,
+    settled: Settled,
+}
+
+#[async_trait]
+impl crate::bus::Ack for RecordingAck {
+    async fn ack(self: Box<Self>) {
+        self.settled
+            .lock()
+            .unwrap()
+            .push(format!("ack {}", self.name));
+    }
+    async fn retry_later(self: Box<Self>) {
+        self.settled
+            .lock()
+            .unwrap()
+            .push(format!("retry {}", self.name));
+    }
+    async fn in_progress(&self) {
+        self.settled
+            .lock()
+            .unwrap()
+            .push(format!("progress {}", self.name));
+    }
+}
+
+fn named(prefix: &str, n: usize) -> LogBatch {
+    (0..n)
+        .map(|i| LogRecord {
+            id: format!("{prefix}-{i}"),
+            ..batch(1)[0].clone()
+        })
+        .collect()
+}
+
+/// Runs a batcher over `deliveries` (name, batch, redelivered) on the
+/// scripted bus until they are all settled.
+async fn run_scripted(
+    store: Arc<RecordingStore>,
+    deliveries: Vec<(&str, LogBatch, bool)>,
+    redelivery_after: Option<Duration>,
+) -> (Vec<String>, Arc<Metrics>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let settled: Settled = Default::default();
+    for (name, batch, redelivered) in deliveries {
+        sender
+            .send(Delivery {
+                batch,
+                redelivered,
+                ack: Box::new(RecordingAck {
+                    name: name.to_string(),
+                    settled: Arc::clone(&settled),
+                }),
+            })
+            .unwrap_or_else(|_| panic!("queued"));
+    }
+    drop(sender);
+    let bus = Arc::new(ScriptedBus {
+        deliveries: Mutex::new(Some(receiver)),
+        redelivery_after,
+    });
+    let batcher = Batcher {
+        bus,
+        store,
+        config: ProcessConfig {
+            batch_size: 1000,
+            flush_timeout: Duration::from_millis(10),
+            max_retries: 2,
+            stall_after_store: false,
+        },
+        dead_letters: DeadLetterFile::new(dir.path()),
+        metrics: Arc::new(Metrics::default()),
+        spill: None,
+        stop: watch::channel(None).1,
+    };
+    let metrics = Arc::clone(&batcher.metrics);
+    batcher.run().await.unwrap();
+    let settled = settled.lock().unwrap().clone();
+    (settled, metrics)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivered_batch_writes_only_what_the_store_lacks() {
+    let store = Arc::new(RecordingStore::default());
+    store
+        .stored
+        .lock()
+        .unwrap()
+        .extend(["a-0".to_string(), "a-1".to_string(), "b-0".to_string()]);
+    let (settled, metrics) = run_scripted(
+        Arc::clone(&store),
+        vec![("a", named("a", 4), true), ("b", named("b", 2), false)],
+        None,
+    )
+    .await;
+    // b was not redelivered, so it is written whole: a log can be stored
+    // already only if its batch was delivered before.
+    assert_eq!(*store.inserts.lock().unwrap(), vec![4]);
+    let stored = store.stored.lock().unwrap().clone();
+    assert_eq!(stored, ["a-0", "a-1", "b-0", "a-2", "a-3", "b-0", "b-1"]);
+    assert_eq!(settled, ["ack a", "ack b"]);
+    assert_eq!(Metrics::get(&metrics.redelivered_logs_skipped), 2);
+    assert_eq!(Metrics::get(&metrics.logs_stored), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivery_stored_whole_is_only_acknowledged() {
+    let store = Arc::new(RecordingStore::default());
+    store
+        .stored
+        .lock()
+        .unwrap()
+        .extend(["a-0".to_string(), "a-1".to_string()]);
+    let (settled, _) =
+        run_scripted(Arc::clone(&store), vec![("a", named("a", 2), true)], None).await;
+    assert!(store.inserts.lock().unwrap().is_empty());
+    assert_eq!(settled, ["ack a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_whose_answer_was_lost_is_not_written_again() {
+    let store = Arc::new(RecordingStore::default());
+    *store.lost_answers_left.lock().unwrap() = 1;
+    let (settled, _) =
+        run_scripted(Arc::clone(&store), vec![("a", named("a", 3), false)], None).await;
+    assert_eq!(
+        *store.stored.lock().unwrap(),
+        ["a-0", "a-1", "a-2"],
+        "the retry found every log stored"
+    );
+    assert_eq!(settled, ["ack a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_write_keeps_its_deliveries_in_progress() {
+    let store = Arc::new(RecordingStore {
+        write_time: Duration::from_secs(10),
+        ..Default::default()
+    });
+    let (settled, _) = run_scripted(
+        Arc::clone(&store),
+        vec![("a", named("a", 1), false), ("b", named("b", 1), false)],
+        Some(Duration::from_secs(3)),
+    )
+    .await;
+    // Every second (a third of the 3 s redelivery timeout) for 10 s.
+    let progress_a = settled.iter().filter(|s| *s == "progress a").count();
+    assert!((9..=10).contains(&progress_a), "{settled:?}");
+    assert_eq!(settled[settled.len() - 2..], ["ack a", "ack b"]);
+    let (settled, _) = run_scripted(
+        Arc::new(RecordingStore {
+            write_time: Duration::from_secs(10),
+            ..Default::default()
+        }),
+        vec![("a", named("a", 1), false)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        settled,
+        ["ack a"],
+        "no progress on a bus that never redelivers"
+    );
+}
+
+fn batch(n: usize) -> LogBatch {
+    (0..n)
+        .map(|i| LogRecord {
+            id: format!("id-{i}"),
+            timestamp: 1_000_000,
+            level: Level::Error,
+            service: "svc".into(),
+            message: format!("message {i}"),
+            attributes: Default::default(),
+        })
+        .collect()
+}
+
+fn batcher(
+    store: Arc<RecordingStore>,
+    bus: Arc<MemoryBus>,
+    dir: &std::path::Path,
+    batch_size: usize,
+) -> Batcher {
+    Batcher {
+        bus,
+        store,
+        config: ProcessConfig {
+            batch_size,
+            flush_timeout: Duration::from_secs(2),
+            max_retries: 2,
+            stall_after_store: false,
+        },
+        dead_letters: DeadLetterFile::new(dir),
+        metrics: Arc::new(Metrics::default()),
+        spill: Some(SpillFile::new(dir, 64 << 10)),
+        stop: watch::channel(None).1,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn flushes_at_batch_size_or_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RecordingStore::default());
+    let bus = Arc::new(MemoryBus::new(1000, Duration::from_secs(15)));
+    let task = tokio::spawn(batcher(Arc::clone(&store), Arc::clone(&bus), dir.path(), 5).run());
+    bus.publish(batch(3)).await.unwrap();
+    bus.publish(batch(3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        *store.inserts.lock().unwrap(),
+        vec![6],
+        "size reached: flushed at once"
+    );
+    bus.publish(batch(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    assert_eq!(
+        store.inserts.lock().unwrap().len(),
+        1,
+        "not before the timeout"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*store.inserts.lock().unwrap(), vec![6, 1]);
+    bus.close().await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_then_dead_letters_and_frees_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RecordingStore::default());
+    *store.failures_left.lock().unwrap() = 3; // more than max_retries = 2
+    let bus = Arc::new(MemoryBus::new(1000, Duration::from_secs(15)));
+    let batcher = batcher(Arc::clone(&store), Arc::clone(&bus), dir.path(), 1);
+    let metrics = Arc::clone(&batcher.metrics);
+    let task = tokio::spawn(batcher.run());
+    bus.publish(batch(2)).await.unwrap();
+    bus.close().await;
+    task.await.unwrap().unwrap();
+    assert!(store.inserts.lock().unwrap().is_empty());
+    let file = DeadLetterFile::new(dir.path());
+    assert_eq!(file.count_existing(), 2);
+    assert_eq!(Metrics::get(&metrics.dead_letter_logs), 2);
+    assert_eq!(bus.pending(), Some(0));
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    let replay = crate::domain::parse::parse_bulk(
+        text.as_bytes(),
+        crate::domain::parse::BulkFormat::Ndjson,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        replay.accepted.len(),
+        2,
+        "dead letters replay through /log/bulk"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_succeeds_stores_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RecordingStore::default());
+    *store.failures_left.lock().unwrap() = 2;
+    let bus = Arc::new(MemoryBus::new(1000, Duration::from_secs(15)));
+    let task = tokio::spawn(batcher(Arc::clone(&store), Arc::clone(&bus), dir.path(), 1).run());
+    bus.publish(batch(4)).await.unwrap();
+    bus.close().await;
+    task.await.unwrap().unwrap();
+    assert_eq!(*store.inserts.lock().unwrap(), vec![4]);
+    assert_eq!(DeadLetterFile::new(dir.path()).count_existing(), 0);
+}
