@@ -63,20 +63,27 @@ where
                         .map_into_right_body());
                 }
             };
-            request.extensions_mut().insert(admitted.caller.clone());
-            let method = request.method().clone();
-            let path = request.path().to_string();
+            // Only what a role guards needs the caller and may be audited
+            // afterwards: ingest's hot path allocates nothing more here.
+            let audited = admitted.audit_change || admitted.audit_refusal;
+            let request_line =
+                audited.then(|| (request.method().clone(), request.path().to_string()));
+            if admitted.caller.principal.is_some() {
+                request.extensions_mut().insert(admitted.caller.clone());
+            }
             let mut response = service.call(request).await?;
             if let Some(origin) = &admitted.allowed_origin {
                 crate::security::guard::add_cors_headers(response.headers_mut(), origin);
             }
-            if let Some(event) = gate.after(
-                &admitted,
-                &method,
-                &path,
-                response.status(),
-                response.response(),
-            ) {
+            if let Some((method, path)) = request_line
+                && let Some(event) = gate.after(
+                    &admitted,
+                    &method,
+                    &path,
+                    response.status(),
+                    response.response(),
+                )
+            {
                 gate.audit.record(event);
             }
             Ok(response.map_into_left_body())

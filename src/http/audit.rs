@@ -11,12 +11,11 @@
 
 use crate::bus::{Bus, BusError};
 use crate::domain::LogBatch;
-use crate::domain::audit::{Actor, AuditEvent, Outcome, audit_record};
+use crate::domain::audit::{AuditEvent, Outcome, audit_record};
 use crate::domain::id::IdGenerator;
-use crate::domain::principal::Caller;
 use crate::domain::time::{Micros, now_micros};
 use crate::metrics::Metrics;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -161,27 +160,11 @@ pub fn describe_change(response: &mut HttpResponse, action: &str, target: Option
     });
 }
 
-/// An event about a request: its caller (as the security middleware left
-/// it), method, path and id.
-pub fn request_event(request: &HttpRequest, action: &str, outcome: Outcome) -> AuditEvent {
-    let caller = request.extensions().get::<Caller>().cloned();
-    let actor = match caller.as_ref().and_then(|c| c.principal.as_ref()) {
-        Some(principal) => Actor::of(principal),
-        None => Actor::unidentified("none"),
-    };
-    let mut event = AuditEvent::new(action, outcome, actor);
-    event.client_ip = caller.and_then(|c| c.client_ip);
-    event.method = Some(request.method().to_string());
-    event.path = Some(request.path().to_string());
-    event.request_id = super::telemetry::current_request_id();
-    event
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bus::memory::MemoryBus;
-    use crate::domain::audit::{AUDIT_SERVICE, action};
+    use crate::domain::audit::{AUDIT_SERVICE, Actor, action};
 
     #[tokio::test]
     async fn events_reach_the_bus_as_audit_records_and_a_stop_publishes_what_is_queued() {
