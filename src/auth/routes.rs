@@ -150,14 +150,15 @@ async fn login(request: HttpRequest, sign_in: web::Data<SignIn>) -> Result<HttpR
         .finish())
 }
 
+/// Discovery failed: the provider is away (a warning), or its answer does
+/// not fit the configuration (an error: an operator must act). Either way
+/// nobody can sign in until it is fixed: `503`.
 fn provider_unavailable(error: ProviderError) -> ApiError {
     match error {
-        ProviderError::Unavailable(_) => {
-            tracing::warn!(%error, "sign-in provider unavailable");
-            ApiError::unavailable(error.to_string(), 5)
-        }
-        other => ApiError::internal(other),
+        ProviderError::Unavailable(_) => tracing::warn!(%error, "sign-in provider unavailable"),
+        _ => tracing::error!(%error, "sign-in provider misconfigured: check auth.oidc.issuer"),
     }
+    ApiError::unavailable(error.to_string(), 5)
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 //! followed once the refetch interval allows, CSRF on changes, and a
 //! sign-out that revokes the session and ends the provider's.
 
-use super::{Browser, EDITOR_KEY, start};
+use super::{Browser, EDITOR_KEY, READ_KEY, start};
 use crate::support::eventually;
 use awc::http::StatusCode;
 use serde_json::json;
@@ -403,4 +403,47 @@ async fn changes_with_the_cookie_need_the_csrf_token_and_sign_out_ends_both_sess
         "{}",
         confirmed.body
     );
+}
+
+#[actix_web::test]
+async fn with_the_provider_away_sign_in_answers_503_and_keys_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oglogstream.toml");
+    let port = crate::support::free_port();
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[auth]
+session_secret = "{secret}"
+[auth.oidc]
+issuer = "http://127.0.0.1:{away}"
+client_id = "oglogstream"
+redirect_url = "http://127.0.0.1:{port}/auth/callback"
+roles = {{ viewer = ["devs"] }}
+[security]
+read_keys = ["{READ_KEY}"]
+"#,
+            secret = super::SESSION_SECRET,
+            away = crate::support::free_port(),
+        ),
+    )
+    .unwrap();
+    let server = crate::support::Server::launch(
+        crate::support::Launch::default()
+            .port(port)
+            .arg("--config")
+            .arg(path.to_str().unwrap()),
+    )
+    .await;
+    let answer = Browser::new().get(&server.url("/auth/login")).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("unavailable"), "{}", answer.body);
+    let (status, _) = super::get_with_key(&server, READ_KEY, "/api/stats").await;
+    assert_eq!(status, StatusCode::OK, "keys do not need the provider");
 }
