@@ -448,10 +448,19 @@ async fn logout(
             "signing out needs the session's CSRF token in X-CSRF-Token",
         ));
     }
-    sessions.revoke(&session, now).await.map_err(|error| {
+    if let Err(error) = sessions.revoke(&session, now).await {
         tracing::warn!(%error, "cannot revoke a session");
-        ApiError::unavailable("cannot sign out now: retry shortly", 2)
-    })?;
+        // The browser forgets the cookie anyway; the session itself stays
+        // valid until it is revoked (retry) or expires.
+        let mut response = actix_web::ResponseError::error_response(&ApiError::unavailable(
+            "cannot sign out on the server now: retry shortly",
+            2,
+        ));
+        if let Ok(value) = header::HeaderValue::from_str(&clear) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        return Ok(response);
+    }
     sign_in.gate.audit.record(sign_in.event(
         &request,
         action::SIGN_OUT,
