@@ -5,8 +5,9 @@
 # parsing, curl for scripts/smoke-test.sh, rsyslog with its Elasticsearch
 # output and its GnuTLS driver and util-linux's logger for the syslog and
 # Elasticsearch shipper tests and syslog over TLS, openssl for the TLS
-# tests' private CAs), the tests' pinned Python packages (in a virtual environment under
-# target/), the Node.js shippers the tests drive (tests/clients) and the
+# tests' private CAs), the tests' pinned Python packages (in a virtual
+# environment under target/), the Node.js shippers and the OpenID Connect
+# provider (oidc-provider) the tests drive (tests/clients) and the
 # dashboard's npm packages. Safe to run again: it only installs what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,7 +78,8 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "npm is missing: install Node 20+ (Debian: apt-get install nodejs npm)" >&2
   exit 1
 fi
-# The Node.js log shippers the shipper tests drive, pinned by their lockfile.
+# The Node.js log shippers the shipper tests drive and the OpenID Connect
+# provider the sign-in tests start (tests/clients), pinned by their lockfile.
 if [ ! -d tests/clients/node_modules ] || [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
   echo "installing the test clients' npm packages (tests/clients)"
   npm --prefix tests/clients ci --no-audit --no-fund

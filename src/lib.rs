@@ -9,7 +9,11 @@
 //! - `alerts`: rules evaluated by the query role (the instance holding the
 //!   `alerts` lease), notifications to Slack, webhooks and PagerDuty.
 //! - `http`: the error shape, body limits, health, telemetry, `[server]`.
-//! - `security`: API keys, rate limits, CORS, client addresses.
+//! - `security`: what each route needs (the roles' table), API keys, rate
+//!   limits, CORS, client addresses.
+//! - `auth`: sign-in with an OpenID Connect provider, sessions, the gate
+//!   every request passes (keys, sessions, roles, CSRF) and the audit of
+//!   sign-ins, refusals and changes.
 //! - `metrics`: the counters and gauges `/metrics` renders; `logging`: the
 //!   process's own logs.
 //! - `config`, `cli`: configuration layers, composing the settings each
@@ -23,6 +27,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;

@@ -1,8 +1,9 @@
 //! `/api/alerts`: rules with their state, changes to the API's rules and
 //! channels, test messages, recent notifications and a live preview of a
-//! rule's count. Listing needs a read key, changing an admin key (the guard
-//! decides, see `security`); the config file's rules and channels are
-//! read-only (`403`, `field: "id"` or `"name"`).
+//! rule's count. Listing needs the viewer role, changing the editor role
+//! (the gate decides, see `security::access`); the config file's rules and
+//! channels are read-only (`403`, `field: "id"` or `"name"`). Each change
+//! names itself for the audit log (`describe_change`).
 
 use super::counting::{CountError, count_groups};
 use super::evaluator::test_notification;
@@ -10,11 +11,15 @@ use super::notify::{Notification, group_text};
 use super::rule::{Channel, ChannelSpec, Rule, RuleContext, RuleSpec, Source, SpecError};
 use super::state::{AlertState, GroupState};
 use super::{Alerts, Entry, StoredState};
+use crate::domain::audit::names_audit_log;
+use crate::domain::principal::Caller;
+use crate::domain::query::Expr;
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
+use crate::http::audit::describe_change;
 use crate::http::error::ApiError;
 use crate::store::alert_records::{AlertRecord, RecordKind};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -176,8 +181,29 @@ fn writable(entry: &Entry) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Only a caller who may read the audit log may count it: a query naming
+/// it (see `names_audit_log`) is refused to anyone else (`403`, `query`).
+fn may_count(request: &HttpRequest, expr: &Expr) -> Result<(), ApiError> {
+    let may_read_audit = request
+        .extensions()
+        .get::<Caller>()
+        .is_some_and(Caller::may_read_audit);
+    if names_audit_log(expr) && !may_read_audit {
+        return Err(ApiError::forbidden_field(
+            "query",
+            "only an admin may count the audit log (service oglogstream.audit, audit.* attributes)",
+        ));
+    }
+    Ok(())
+}
+
 /// Validates a rule body against the current channels and the other rules.
-async fn validated(alerts: &Alerts, body: &[u8], id: &str) -> Result<(Rule, Vec<Entry>), ApiError> {
+async fn validated(
+    request: &HttpRequest,
+    alerts: &Alerts,
+    body: &[u8],
+    id: &str,
+) -> Result<(Rule, Vec<Entry>), ApiError> {
     let spec = RuleSpec::from_json(&json_body(body)?)?;
     let channels = alerts.channels().await?;
     let rule = spec.validate(
@@ -188,6 +214,7 @@ async fn validated(alerts: &Alerts, body: &[u8], id: &str) -> Result<(Rule, Vec<
             evaluation_interval: alerts.config.evaluation_interval,
         },
     )?;
+    may_count(request, &rule.expr)?;
     let entries = alerts.entries(&channels).await?;
     if entries
         .iter()
@@ -210,28 +237,34 @@ async fn save_rule(alerts: &Alerts, rule: &Rule) -> Result<(), ApiError> {
 
 /// `POST /api/alerts/rules`
 async fn create_rule(
+    request: HttpRequest,
     alerts: web::Data<Alerts>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = alerts.new_id();
-    let (rule, _) = validated(&alerts, &body, &id).await?;
+    let (rule, _) = validated(&request, &alerts, &body, &id).await?;
     save_rule(&alerts, &rule).await?;
     tracing::info!(rule = %rule.spec.name, %id, "alert rule created");
-    Ok(HttpResponse::Created().json(json!({"id": id})))
+    let mut response = HttpResponse::Created().json(json!({"id": id}));
+    describe_change(&mut response, "alert_rule.create", Some(&id));
+    Ok(response)
 }
 
 /// `PUT /api/alerts/rules/{id}`: replaces the whole rule.
 async fn replace_rule(
+    request: HttpRequest,
     alerts: web::Data<Alerts>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let channels = alerts.channels().await?;
     writable(find(&alerts.entries(&channels).await?, &id)?)?;
-    let (rule, _) = validated(&alerts, &body, &id).await?;
+    let (rule, _) = validated(&request, &alerts, &body, &id).await?;
     save_rule(&alerts, &rule).await?;
     tracing::info!(rule = %rule.spec.name, id = %id.as_str(), "alert rule replaced");
-    Ok(HttpResponse::Ok().json(json!({"id": id.as_str()})))
+    let mut response = HttpResponse::Ok().json(json!({"id": id.as_str()}));
+    describe_change(&mut response, "alert_rule.replace", Some(&id));
+    Ok(response)
 }
 
 /// `DELETE /api/alerts/rules/{id}`: its firing alerts resolve at the next
@@ -252,7 +285,9 @@ async fn delete_rule(
         }])
         .await?;
     tracing::info!(id = %id.as_str(), "alert rule deleted");
-    Ok(HttpResponse::NoContent().finish())
+    let mut response = HttpResponse::NoContent().finish();
+    describe_change(&mut response, "alert_rule.delete", Some(&id));
+    Ok(response)
 }
 
 /// `POST /api/alerts/rules/{id}/test`: one message to each of the rule's
@@ -291,7 +326,9 @@ async fn test_rule(
         })
     });
     let results = futures_util::future::join_all(sends).await;
-    Ok(HttpResponse::Ok().json(json!({"results": results})))
+    let mut response = HttpResponse::Ok().json(json!({"results": results}));
+    describe_change(&mut response, "alert_rule.test", Some(&rule.id));
+    Ok(response)
 }
 
 fn notification_view(notification: &Notification) -> Value {
@@ -366,6 +403,7 @@ async fn preview(
         group_by,
     )
     .map_err(|e| ApiError::bad_parameter(&e.field, e.message))?;
+    may_count(&request, &rule.expr)?;
     let to = now_micros();
     let from = to - rule.window.as_micros() as Micros;
     let mut groups = count_groups(&*alerts.store, &rule, from, to, alerts.read_timeout)
@@ -439,7 +477,9 @@ async fn create_channel(
         );
     }
     save_channel(&alerts, &spec, &channel.name).await?;
-    Ok(HttpResponse::Created().json(json!({"name": channel.name})))
+    let mut response = HttpResponse::Created().json(json!({"name": channel.name}));
+    describe_change(&mut response, "alert_channel.create", Some(&channel.name));
+    Ok(response)
 }
 
 /// `PUT /api/alerts/channels/{name}`
@@ -469,7 +509,9 @@ async fn replace_channel(
         )));
     }
     save_channel(&alerts, &spec, &name).await?;
-    Ok(HttpResponse::Ok().json(json!({"name": name.as_str()})))
+    let mut response = HttpResponse::Ok().json(json!({"name": name.as_str()}));
+    describe_change(&mut response, "alert_channel.replace", Some(&name));
+    Ok(response)
 }
 
 /// `DELETE /api/alerts/channels/{name}`: refused while a rule uses it.
@@ -508,5 +550,7 @@ async fn delete_channel(
             updated: now_micros(),
         }])
         .await?;
-    Ok(HttpResponse::build(StatusCode::NO_CONTENT).finish())
+    let mut response = HttpResponse::build(StatusCode::NO_CONTENT).finish();
+    describe_change(&mut response, "alert_channel.delete", Some(&name));
+    Ok(response)
 }

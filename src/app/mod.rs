@@ -2,7 +2,8 @@
 //! roles this process runs, then serves HTTP until told to stop. Start-up is
 //! a sequence of build steps, each a function whose name says what it
 //! builds (`wiring`: store and bus; `pipeline`: the process role's tasks;
-//! `roles`: ingest, query and alerting; `server`: HTTP), and the stop
+//! `roles`: ingest, query and alerting; `build_gate`: keys, sessions and the
+//! audit log; `server`: HTTP), and the stop
 //! unwinds them in the order that loses nothing.
 
 mod pipeline;
@@ -10,11 +11,18 @@ mod roles;
 mod server;
 mod wiring;
 
+use crate::auth::gate::Gate;
+use crate::auth::provider::Provider;
+use crate::auth::routes::SignIn;
+use crate::auth::session::Sessions;
+use crate::bus::Bus;
 use crate::config::Config;
+use crate::http::audit::AuditLog;
 use crate::http::health::HealthState;
 use crate::http::telemetry::MetricsState;
 use crate::metrics::Metrics;
 use crate::process::dead_letter::DeadLetterFile;
+use crate::security::auth::KeyRoles;
 use crate::security::cors::CorsPolicy;
 use crate::security::guard::Guard;
 use crate::security::rate_limit::RateLimiter;
@@ -48,6 +56,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         stopping,
     )
     .await?;
+    let (audit, audit_task) = AuditLog::start(Arc::clone(&bus), Arc::clone(&metrics));
+    let gate = Arc::new(build_gate(&config, &bus, guard, audit));
 
     let server = server::serve(
         &config,
@@ -65,7 +75,15 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
                 store: store.clone(),
                 dead_letters_before_start,
             }),
-            guard,
+            sign_in: web::Data::new(SignIn {
+                gate: Arc::clone(&gate),
+                provider: config
+                    .auth
+                    .oidc
+                    .clone()
+                    .map(|oidc| Arc::new(Provider::new(oidc))),
+            }),
+            gate,
             ingest: roles.ingest.clone(),
             query: roles.query.clone(),
             alerts: roles
@@ -85,6 +103,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     handle.stop(true).await;
     let _ = serving.await;
     roles.stop(deadline).await;
+    // What the last requests audited goes out before the bus closes.
+    audit_task.stop().await;
     bus.close().await;
     let unstored = pipeline.stop(deadline, &bus).await;
     if let Some(store) = store {
@@ -95,14 +115,19 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     Ok(())
 }
 
-/// The security rules every request passes: CORS, rate limits, API keys.
+/// The security settings' CORS, rate limits, client certificates and keys.
 fn build_guard(config: &Config, metrics: &Arc<Metrics>) -> Guard {
     let security = &config.security;
+    let sign_in = config.auth.oidc.is_some();
     Guard {
         cors: CorsPolicy::new(&security.cors_allowed_origins),
         ingest_keys: security.ingest_keys.clone(),
-        read_keys: security.read_keys.clone(),
-        admin_keys: security.admin_keys.clone(),
+        keys: KeyRoles {
+            read: security.read_keys.clone(),
+            editor: security.editor_keys.clone(),
+            admin: security.admin_keys.clone(),
+            sign_in,
+        },
         ingest_limit: security
             .ingest_rate
             .map(|r| RateLimiter::new(r.per_second, r.burst)),
@@ -112,6 +137,26 @@ fn build_guard(config: &Config, metrics: &Arc<Metrics>) -> Guard {
         trusted_proxies: security.trusted_proxies.clone(),
         metrics: Arc::clone(metrics),
         ingest_needs_client_certificate: config.server.ingest_needs_client_certificate(),
+    }
+}
+
+/// The gate every request passes: the guard, sessions when sign-in is on
+/// (their revocations on the bus's coordination, shared by every instance
+/// on the bus), the audit log.
+fn build_gate(config: &Config, bus: &Arc<dyn Bus>, guard: Arc<Guard>, audit: AuditLog) -> Gate {
+    let sign_in = config.auth.oidc.is_some();
+    let sessions = match (&config.auth.session_secret, sign_in) {
+        (Some(secret), true) => Some(Arc::new(Sessions::new(
+            secret.expose(),
+            config.auth.session_ttl,
+            bus.coordination(),
+        ))),
+        _ => None,
+    };
+    Gate {
+        guard,
+        sessions,
+        audit,
     }
 }
 

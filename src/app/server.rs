@@ -1,13 +1,16 @@
-//! The HTTP server: every enabled role's routes behind the security rules
-//! and the per-request telemetry, bound to `server.listen`.
+//! The HTTP server: every enabled role's routes behind the gate (keys,
+//! sessions, roles, CSRF, audit) and the per-request telemetry, bound to
+//! `server.listen`.
 
+use crate::auth::gate::Gate;
+use crate::auth::middleware::GateMiddleware;
+use crate::auth::routes::SignIn;
 use crate::http;
 use crate::http::health::HealthState;
 use crate::http::telemetry::{self, MetricsState};
 use crate::ingest::{self, IngestState};
 use crate::metrics::Protocol;
 use crate::query::{self, QueryState};
-use crate::security::guard::{Decision, Guard, add_cors_headers};
 use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -20,7 +23,9 @@ use tracing::Instrument;
 pub struct Routes {
     pub health: web::Data<HealthState>,
     pub metrics: web::Data<MetricsState>,
-    pub guard: Arc<Guard>,
+    pub gate: Arc<Gate>,
+    /// The sign-in flow's endpoints (served by the query role).
+    pub sign_in: web::Data<SignIn>,
     pub ingest: Option<web::Data<IngestState>>,
     pub query: Option<web::Data<QueryState>>,
     pub alerts: Option<web::Data<crate::alerts::Alerts>>,
@@ -31,19 +36,21 @@ pub fn serve(config: &crate::config::Config, routes: Routes) -> anyhow::Result<S
     let Routes {
         health,
         metrics: metrics_state,
-        guard,
+        gate,
+        sign_in,
         ingest: ingest_state,
         query: query_state,
         alerts: alerts_state,
     } = routes;
     let request_ids = Arc::new(crate::domain::id::IdGenerator::new());
     let mut server = HttpServer::new(move || {
-        let guard = Arc::clone(&guard);
+        let gate = Arc::clone(&gate);
         let request_ids = Arc::clone(&request_ids);
         let request_metrics = Arc::clone(&metrics_state.metrics);
         let mut app = App::new()
             .app_data(health.clone())
             .app_data(metrics_state.clone())
+            .app_data(sign_in.clone())
             .route("/health", web::get().to(http::health::health))
             .route("/metrics", web::get().to(telemetry::metrics));
         if let Some(state) = &ingest_state {
@@ -71,43 +78,33 @@ pub fn serve(config: &crate::config::Config, routes: Routes) -> anyhow::Result<S
         let app = match &query_state {
             Some(state) => app
                 .app_data(state.clone())
+                .configure(crate::auth::routes::routes)
                 .configure(query::routes)
                 .default_service(web::to(query::dashboard::serve)),
             None => app.default_service(web::to(http::not_found)),
         };
-        // Inner: security rules. Outer: telemetry, so refusals are counted
-        // and logged with a request id too.
-        app.wrap_fn(move |request, service| {
+        // Inner: the gate (CORS, rate limit, keys, sessions, roles, audit),
+        // then the Elasticsearch header on every answer, refusals included;
+        // outermost: telemetry, so refusals are counted and logged with a
+        // request id too.
+        app.wrap(GateMiddleware(Arc::clone(&gate)))
+        .wrap_fn(|request, service| {
             // Elasticsearch clients refuse any answer without this header,
             // refusals included.
             let elastic = (request.path() == "/" && ingest::wants_cluster_info(request.head()))
                 || Protocol::of_path(request.path()) == Some(Protocol::Elasticsearch);
-            let mark = move |headers: &mut actix_web::http::header::HeaderMap| {
+            let answer = service.call(request);
+            async move {
+                let mut response = answer.await?;
                 if elastic {
-                    headers.insert(
+                    response.headers_mut().insert(
                         actix_web::http::header::HeaderName::from_static(ingest::PRODUCT_HEADER.0),
                         actix_web::http::header::HeaderValue::from_static(ingest::PRODUCT_HEADER.1),
                     );
                 }
-            };
-            match guard.check(&request) {
-                Decision::Respond(mut response) => {
-                    mark(response.headers_mut());
-                    futures_util::future::ready(Ok(request.into_response(response))).boxed_local()
-                }
-                Decision::Continue { allowed_origin } => {
-                    let answer = service.call(request);
-                    async move {
-                        let mut response = answer.await?;
-                        if let Some(origin) = &allowed_origin {
-                            add_cors_headers(response.headers_mut(), origin);
-                        }
-                        mark(response.headers_mut());
-                        Ok(response)
-                    }
-                    .boxed_local()
-                }
+                Ok(response)
             }
+            .boxed_local()
         })
         .wrap_fn(move |request, service| {
             let started = std::time::Instant::now();

@@ -20,6 +20,11 @@
 //!   one expected (`None`: the key must not exist) and returns the new
 //!   revision; revisions of a key only grow.
 //!
+//! - [`Coordination::remember`] adds a key to a named expiring set, where
+//!   [`Coordination::remembers`] finds it for at least the time asked (an
+//!   implementation may keep it longer, never shorter): revoked sessions,
+//!   which every query instance must refuse until they would have expired.
+//!
 //! Implementations: [`MemoryCoordination`] for the in-process bus (one
 //! process: whoever asks first holds the lease), and JetStream key-value
 //! buckets in `bus/nats/` for split roles.
@@ -104,6 +109,32 @@ pub trait Coordination: Send + Sync {
         value: &[u8],
         expected: Option<u64>,
     ) -> Result<u64, CoordinationError>;
+
+    /// Adds `key` to the expiring set `set` for at least `keep_for`.
+    /// Idempotent; `set` and `key` follow [`check_key`] (a set's name
+    /// without dots or slashes).
+    async fn remember(
+        &self,
+        set: &str,
+        key: &str,
+        keep_for: Duration,
+    ) -> Result<(), CoordinationError>;
+
+    /// Whether `key` is in the expiring set `set`.
+    async fn remembers(&self, set: &str, key: &str) -> Result<bool, CoordinationError>;
+}
+
+/// A set's name becomes part of a bucket's name: letters, digits, `-`, `_`.
+pub fn check_set(set: &str) -> Result<(), CoordinationError> {
+    if !set.is_empty()
+        && set
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(CoordinationError::InvalidKey(set.to_string()))
+    }
 }
 
 /// Keys and lease names: what a JetStream key-value key allows, so both
@@ -134,6 +165,8 @@ struct MemoryState {
     /// name -> (holder, revision, expires at)
     leases: HashMap<String, (String, u64, Instant)>,
     values: HashMap<String, Versioned>,
+    /// (set, key) -> forgotten at
+    remembered: HashMap<(String, String), Instant>,
     revision: u64,
 }
 
@@ -245,6 +278,38 @@ impl Coordination for MemoryCoordination {
             },
         );
         Ok(revision)
+    }
+
+    async fn remember(
+        &self,
+        set: &str,
+        key: &str,
+        keep_for: Duration,
+    ) -> Result<(), CoordinationError> {
+        check_set(set)?;
+        check_key(key)?;
+        let now = Instant::now();
+        let mut state = self.state()?;
+        // Forgetting the expired on each addition keeps the set as small as
+        // what is still remembered.
+        state.remembered.retain(|_, until| *until > now);
+        let until = now + keep_for;
+        let entry = state
+            .remembered
+            .entry((set.to_string(), key.to_string()))
+            .or_insert(until);
+        *entry = (*entry).max(until);
+        Ok(())
+    }
+
+    async fn remembers(&self, set: &str, key: &str) -> Result<bool, CoordinationError> {
+        check_set(set)?;
+        check_key(key)?;
+        let state = self.state()?;
+        Ok(state
+            .remembered
+            .get(&(set.to_string(), key.to_string()))
+            .is_some_and(|until| *until > Instant::now()))
     }
 }
 
@@ -401,6 +466,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_expiring_set_remembers_for_as_long_as_asked() {
+        let coordination = MemoryCoordination::new(Duration::from_secs(3));
+        let day = Duration::from_secs(86_400);
+        coordination.remember("revoked", "a", day).await.unwrap();
+        coordination
+            .remember("revoked", "b", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(coordination.remembers("revoked", "a").await.unwrap());
+        assert!(!coordination.remembers("other", "a").await.unwrap());
+        assert!(!coordination.remembers("revoked", "c").await.unwrap());
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert!(!coordination.remembers("revoked", "b").await.unwrap());
+        // A shorter second remember never shortens the first.
+        coordination
+            .remember("revoked", "a", Duration::from_secs(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(coordination.remembers("revoked", "a").await.unwrap());
+        assert_eq!(coordination.state().unwrap().remembered.len(), 1);
+        assert!(matches!(
+            coordination.remember("bad.set", "a", day).await,
+            Err(CoordinationError::InvalidKey(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn keeper_gives_up_a_lease_it_cannot_renew() {
         /// Grants once, then cannot be reached.
         struct Flaky(MemoryCoordination, std::sync::atomic::AtomicBool);
@@ -435,6 +528,17 @@ mod tests {
                 expected: Option<u64>,
             ) -> Result<u64, CoordinationError> {
                 self.0.store(key, value, expected).await
+            }
+            async fn remember(
+                &self,
+                set: &str,
+                key: &str,
+                keep_for: Duration,
+            ) -> Result<(), CoordinationError> {
+                self.0.remember(set, key, keep_for).await
+            }
+            async fn remembers(&self, set: &str, key: &str) -> Result<bool, CoordinationError> {
+                self.0.remembers(set, key).await
             }
         }
         let keeper = LeaseKeeper::start(

@@ -11,6 +11,7 @@
 //! that set the key. It imports the components; none imports it.
 
 pub use crate::alerts::AlertsConfig;
+pub use crate::auth::AuthConfig;
 pub use crate::bus::nats::NatsConfig;
 pub use crate::http::server::ServerConfig;
 pub use crate::ingest::IngestConfig;
@@ -25,6 +26,7 @@ pub use crate::store::clickhouse::ClickHouseConfig;
 pub use crate::store::settings::StorageConfig;
 
 use crate::alerts::RawAlerts;
+use crate::auth::RawAuth;
 use crate::bus::nats::RawNats;
 use crate::cli::Cli;
 use crate::domain::roles::Roles;
@@ -81,6 +83,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "query",
     "alerts",
     "loki",
+    "auth",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -102,6 +105,7 @@ struct RawConfig {
     query: RawQuery,
     alerts: RawAlerts,
     loki: RawLoki,
+    auth: RawAuth,
 }
 
 impl Default for RawConfig {
@@ -122,6 +126,7 @@ impl Default for RawConfig {
             query: Default::default(),
             alerts: Default::default(),
             loki: Default::default(),
+            auth: Default::default(),
         }
     }
 }
@@ -147,6 +152,7 @@ pub struct Config {
     pub query: QueryConfig,
     pub alerts: AlertsConfig,
     pub loki: LokiConfig,
+    pub auth: AuthConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -306,6 +312,7 @@ impl Config {
             query: raw.query.validate()?,
             alerts,
             loki: raw.loki.validate()?,
+            auth: raw.auth.validate()?,
         })
     }
 }
@@ -334,7 +341,7 @@ impl Config {
     /// One line for the start-up log. Credentials in URLs are masked.
     pub fn summary(&self) -> String {
         format!(
-            "roles={} listen={}://{} data_dir={} nats={}{} clickhouse={}{} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} rate_limits={} syslog_tcp={} syslog_udp={} syslog_tls={} otlp_grpc={}",
+            "roles={} listen={}://{} data_dir={} nats={}{} clickhouse={}{} batch_size={} flush_timeout={:?} queue_capacity={} retention_days={} ingest_keys={} read_keys={} sign_in={} rate_limits={} syslog_tcp={} syslog_udp={} syslog_tls={} otlp_grpc={}",
             self.roles,
             self.server.scheme(),
             self.server.listen,
@@ -372,6 +379,10 @@ impl Config {
             } else {
                 "on"
             },
+            self.auth
+                .oidc
+                .as_ref()
+                .map_or("off", |oidc| oidc.issuer.as_str()),
             if self.security.ingest_rate.is_some() || self.security.query_rate.is_some() {
                 "on"
             } else {

@@ -1,5 +1,6 @@
 //! Pure domain logic: what a log is, how it is parsed and validated. No I/O.
 
+pub mod audit;
 pub mod byte_size;
 pub mod flatten;
 pub mod id;
@@ -8,6 +9,7 @@ pub mod log;
 pub mod logql;
 pub mod parse;
 pub mod patterns;
+pub mod principal;
 pub mod query;
 pub mod roles;
 pub mod settings;

@@ -319,6 +319,12 @@ impl RawLog {
         if let Some(error) = limits.service_error(&service) {
             return Err(InvalidLog::new("service", error));
         }
+        if super::audit::is_reserved_service(&service) {
+            return Err(InvalidLog::new(
+                "service",
+                super::audit::RESERVED_SERVICE_ERROR,
+            ));
+        }
         Ok(NewLog {
             level,
             message,
@@ -633,6 +639,11 @@ mod tests {
         assert_eq!(
             field_of(r#"{"level":"info","message":"m","service":" "}"#).as_deref(),
             Some("service")
+        );
+        assert_eq!(
+            field_of(r#"{"level":"info","message":"m","service":"OGLogStream.Audit"}"#).as_deref(),
+            Some("service"),
+            "the audit log's service is reserved"
         );
         assert_eq!(
             field_of(r#"{"level":"info","message":"m","service":"s","timestamp":"noon"}"#)

@@ -112,6 +112,11 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid API key", None)
     }
 
+    /// A 401 saying how to get in (sign in, or a key), no more.
+    pub fn unauthorized_because(error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, error, None)
+    }
+
     pub fn rate_limited(retry_after_secs: u32) -> ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs),
@@ -155,6 +160,14 @@ impl ApiError {
     }
 }
 
+/// What a `401` or `403` said, kept in the response's extensions so the
+/// audit record of the refusal can say it too.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub field: Option<String>,
+    pub error: String,
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.status, self.body.error)
@@ -174,7 +187,17 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
-        response.json(&self.body)
+        let mut response = response.json(&self.body);
+        if matches!(
+            self.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            response.extensions_mut().insert(Refusal {
+                field: self.body.field.clone(),
+                error: self.body.error.clone(),
+            });
+        }
+        response
     }
 }
 

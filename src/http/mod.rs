@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by the roles: the error shape, bounded body reading,
 //! health, the listener's settings and its TLS.
 
+pub mod audit;
 pub mod body;
 pub mod error;
 pub mod health;

@@ -144,6 +144,11 @@ pub struct Metrics {
     pub queries_timed_out: AtomicU64,
     /// Store reads cancelled because their client went away.
     pub queries_abandoned: AtomicU64,
+    /// Audit events published to the bus.
+    pub audit_events: AtomicU64,
+    /// Audit events lost: refusals dropped from a full queue, or a batch
+    /// the bus would not take.
+    pub audit_events_dropped: AtomicU64,
     pub batch_sizes: Histogram,
     pub store_write_seconds: Histogram,
     /// Alert evaluations and notifications.
@@ -174,6 +179,8 @@ impl Default for Metrics {
             live_clients_cut_off: AtomicU64::new(0),
             queries_timed_out: AtomicU64::new(0),
             queries_abandoned: AtomicU64::new(0),
+            audit_events: AtomicU64::new(0),
+            audit_events_dropped: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZE_BUCKETS),
             store_write_seconds: Histogram::new(SECONDS_BUCKETS),
             alerts: AlertMetrics::default(),
@@ -426,6 +433,18 @@ impl Metrics {
             "oglogstream_queries_abandoned_total",
             "Store reads cancelled because their client went away.",
             Metrics::get(&self.queries_abandoned),
+        );
+        counter(
+            &mut out,
+            "oglogstream_audit_events_total",
+            "Audit events (sign-ins, refusals, changes) published to the bus.",
+            Metrics::get(&self.audit_events),
+        );
+        counter(
+            &mut out,
+            "oglogstream_audit_events_dropped_total",
+            "Audit events lost: refusals dropped from a full queue, or batches the bus would not take.",
+            Metrics::get(&self.audit_events_dropped),
         );
         gauge(
             &mut out,

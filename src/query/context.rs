@@ -42,7 +42,10 @@ pub async fn context(
         after: None,
     };
     let log = state
-        .read(ClientSocket::of(&request), state.store.logs(&by_id))
+        .read(
+            ClientSocket::of(&request),
+            state.scoped(&request).logs(&by_id),
+        )
         .await?
         .into_iter()
         .next()
@@ -72,7 +75,9 @@ pub async fn context(
         before = state
             .read(
                 ClientSocket::of(&request),
-                state.store.logs(&around(Order::Desc, wanted.before)),
+                state
+                    .scoped(&request)
+                    .logs(&around(Order::Desc, wanted.before)),
             )
             .await?;
         before.reverse();
@@ -82,7 +87,9 @@ pub async fn context(
         after = state
             .read(
                 ClientSocket::of(&request),
-                state.store.logs(&around(Order::Asc, wanted.after)),
+                state
+                    .scoped(&request)
+                    .logs(&around(Order::Asc, wanted.after)),
             )
             .await?;
     }

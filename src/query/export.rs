@@ -35,8 +35,10 @@ pub async fn export(
         format: export.format,
         remaining: export.limit,
     };
+    // The pages' reads go through the store directly (they outlive the
+    // request): the scope is applied here, once.
     let mut query = LogQuery {
-        filter: export.filter,
+        filter: super::scope::ReadScope::of(&request).applied(export.filter),
         limit: PAGE_ROWS,
         offset: 0,
         order: export.order,

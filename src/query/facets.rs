@@ -52,7 +52,10 @@ pub async fn facets(
 ) -> Result<HttpResponse, ApiError> {
     let query = params::facet_query(&decoded(&request)?)?;
     let facets = state
-        .read(ClientSocket::of(&request), state.store.facets(&query))
+        .read(
+            ClientSocket::of(&request),
+            state.scoped(&request).facets(&query),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(FacetsBody {
         total: facets.total,
@@ -75,7 +78,7 @@ pub async fn fields(
     let keys = state
         .read(
             ClientSocket::of(&request),
-            state.store.attribute_keys(&filter),
+            state.scoped(&request).attribute_keys(&filter),
         )
         .await?;
     Ok(HttpResponse::Ok().json(

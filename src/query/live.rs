@@ -25,7 +25,8 @@ pub async fn stream(
     body: web::Payload,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = params::live_filter(&decoded(&request)?, &["api_key"])?;
+    let filter = super::scope::ReadScope::of(&request)
+        .applied(params::live_filter(&decoded(&request)?, &["api_key"])?);
     let (response, mut session, mut messages) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request(None, format!("WebSocket handshake failed: {e}")))?;
     let mut feed = state.bus.subscribe_live();

@@ -15,6 +15,7 @@ pub mod live;
 pub mod loki;
 pub mod params;
 pub mod patterns;
+pub mod scope;
 mod settings;
 pub mod split;
 mod state;
@@ -54,7 +55,10 @@ async fn get_logs(
     let pairs = decoded(&request)?;
     let query = params::log_query(&pairs)?;
     let logs = state
-        .read(ClientSocket::of(&request), state.store.logs(&query))
+        .read(
+            ClientSocket::of(&request),
+            state.scoped(&request).logs(&query),
+        )
         .await?;
     let mut response = HttpResponse::Ok();
     // A full page may have a next one: say where it starts.
@@ -94,7 +98,7 @@ async fn get_stats(
     let counts = state
         .read(
             ClientSocket::of(&request),
-            state.store.level_service_counts(&filter),
+            state.scoped(&request).level_service_counts(&filter),
         )
         .await?;
     let mut stats = Stats {
@@ -124,7 +128,7 @@ async fn get_services(
     let counts = state
         .read(
             ClientSocket::of(&request),
-            state.store.level_service_counts(&filter),
+            state.scoped(&request).level_service_counts(&filter),
         )
         .await?;
     let mut by_service: HashMap<String, u64> = HashMap::new();
@@ -177,7 +181,7 @@ async fn get_histogram(
     let counts = state
         .read(
             ClientSocket::of(&request),
-            state.store.bucket_counts(&query),
+            state.scoped(&request).bucket_counts(&query),
         )
         .await?;
     let (from, to) = query.filter.bounds();

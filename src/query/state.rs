@@ -3,6 +3,7 @@
 
 use super::client_gone::{self, ClientSocket};
 use super::params::{self, ParamError};
+use super::scope::{ReadScope, ScopedStore};
 use crate::bus::Bus;
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
@@ -26,6 +27,14 @@ pub struct QueryState {
 }
 
 impl QueryState {
+    /// The store as the request's caller may read it.
+    pub fn scoped(&self, request: &HttpRequest) -> ScopedStore<'_> {
+        ScopedStore {
+            store: &*self.store,
+            scope: ReadScope::of(request),
+        }
+    }
+
     /// Runs a store read for at most `query.timeout` and while its client
     /// (`socket`) is there. A read that runs longer, or whose client went
     /// away, is dropped, which cancels it in the store; both are counted.

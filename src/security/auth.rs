@@ -3,6 +3,7 @@
 //! and compared with every digest in constant time, so timing reveals
 //! neither which key nor how much of it matched.
 
+use crate::domain::principal::AccessRole;
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Debug, Default)]
@@ -51,6 +52,68 @@ impl KeySet {
     }
 }
 
+/// `key:sha256:<16 hex digits>`: names a key in the audit log and in logs
+/// without revealing it (the first 64 bits of its SHA-256, which the config
+/// may hold anyway).
+pub fn fingerprint(key: &str) -> String {
+    let hex: String = digest(key)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("key:sha256:{hex}")
+}
+
+/// The access role each kind of key grants, and what callers without any
+/// credentials may do.
+#[derive(Clone, Debug, Default)]
+pub struct KeyRoles {
+    pub read: KeySet,
+    pub editor: KeySet,
+    pub admin: KeySet,
+    /// Sign-in is configured: nothing but ingest (as its keys say) is open
+    /// to callers without credentials.
+    pub sign_in: bool,
+}
+
+impl KeyRoles {
+    /// The role a presented key grants, `None` when no list holds it.
+    /// Without sign-in, editor or admin keys, a read key may also change
+    /// things, as every key could before roles.
+    pub fn role_of(&self, key: &str) -> Option<AccessRole> {
+        let holds = |keys: &KeySet| !keys.is_open() && keys.allows(Some(key));
+        if holds(&self.admin) {
+            Some(AccessRole::Admin)
+        } else if holds(&self.editor) {
+            Some(AccessRole::Editor)
+        } else if holds(&self.read) {
+            Some(if self.read_keys_change() {
+                AccessRole::Editor
+            } else {
+                AccessRole::Viewer
+            })
+        } else {
+            None
+        }
+    }
+
+    fn read_keys_change(&self) -> bool {
+        !self.sign_in && self.editor.is_open() && self.admin.is_open()
+    }
+
+    /// What a caller without credentials may do: everything when no key and
+    /// no sign-in is configured (`make run`), reading when only changes
+    /// need keys, nothing once sign-in is on or reads need a key.
+    pub fn anonymous_role(&self) -> Option<AccessRole> {
+        if self.sign_in || !self.read.is_open() {
+            None
+        } else if self.editor.is_open() && self.admin.is_open() {
+            Some(AccessRole::Admin)
+        } else {
+            Some(AccessRole::Viewer)
+        }
+    }
+}
+
 pub fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
@@ -92,6 +155,55 @@ mod tests {
         assert!(!keys.allows(Some("first-key-012345678")));
         assert!(!keys.allows(None));
         assert!(KeySet::default().allows(None));
+    }
+
+    #[test]
+    fn keys_grant_their_list_s_role() {
+        let keys = |read: &[&str], editor: &[&str], admin: &[&str], sign_in| KeyRoles {
+            read: KeySet::parse(&read.iter().map(|k| k.to_string()).collect::<Vec<_>>()).unwrap(),
+            editor: KeySet::parse(&editor.iter().map(|k| k.to_string()).collect::<Vec<_>>())
+                .unwrap(),
+            admin: KeySet::parse(&admin.iter().map(|k| k.to_string()).collect::<Vec<_>>()).unwrap(),
+            sign_in,
+        };
+        let (r, e, a) = (
+            "read-key-0123456789",
+            "editor-key-0123456789",
+            "admin-key-0123456789",
+        );
+        let full = keys(&[r], &[e], &[a], false);
+        assert_eq!(full.role_of(r), Some(AccessRole::Viewer));
+        assert_eq!(full.role_of(e), Some(AccessRole::Editor));
+        assert_eq!(full.role_of(a), Some(AccessRole::Admin));
+        assert_eq!(full.role_of("other-key-0123456789"), None);
+        assert_eq!(full.anonymous_role(), None);
+        // Only read keys: they change too, as before roles; unless sign-in is on.
+        assert_eq!(
+            keys(&[r], &[], &[], false).role_of(r),
+            Some(AccessRole::Editor)
+        );
+        assert_eq!(
+            keys(&[r], &[], &[], true).role_of(r),
+            Some(AccessRole::Viewer)
+        );
+        // Nothing configured: everything open; reads open when only changes need keys.
+        assert_eq!(
+            keys(&[], &[], &[], false).anonymous_role(),
+            Some(AccessRole::Admin)
+        );
+        assert_eq!(
+            keys(&[], &[], &[a], false).anonymous_role(),
+            Some(AccessRole::Viewer)
+        );
+        assert_eq!(keys(&[], &[], &[], true).anonymous_role(), None);
+        assert_eq!(keys(&[], &[], &[], false).role_of(r), None);
+        let print = fingerprint(r);
+        assert!(
+            print.starts_with("key:sha256:") && print.len() == 27,
+            "{print}"
+        );
+        assert!(!print.contains(r));
+        assert!(hashed_form(r).contains(&print["key:sha256:".len()..]));
     }
 
     #[test]

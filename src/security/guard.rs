@@ -1,20 +1,23 @@
-//! One middleware applying the security rules in order: CORS preflights are
-//! answered first (they carry no credentials), then the client's rate limit
-//! (before keys, so guessing keys is rate limited too), then the client
-//! certificate ingest needs under mutual TLS, then API keys. Every answer,
+//! The request checks that need no session: CORS preflights (answered
+//! first: they carry no credentials), the client's rate limit (before keys,
+//! so guessing keys is rate limited too), the client certificate ingest
+//! needs under mutual TLS, ingest keys, and which role a presented API key
+//! grants. The sign-in layer (`auth::gate`) runs these,
+//! then sessions and the role each route needs ([`Access`]). Every answer,
 //! refusals included, gets the CORS headers its origin deserves.
 
-use super::Access;
-use super::auth::KeySet;
+use super::access::Access;
+use super::auth::{KeyRoles, KeySet, fingerprint};
 use super::client_ip::{IpNet, client_ip};
 use super::cors::{ALLOWED_HEADERS, ALLOWED_METHODS, CorsPolicy, EXPOSED_HEADERS};
 use super::rate_limit::RateLimiter;
+use crate::domain::principal::{Credential, Principal};
 use crate::http::error::ApiError;
 use crate::http::tls::ClientCertificate;
 use crate::metrics::{Metrics, Protocol, Rejection};
 use actix_web::HttpResponse;
 use actix_web::ResponseError;
-use actix_web::dev::ServiceRequest;
+use actix_web::dev::{RequestHead, ServiceRequest};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use std::net::IpAddr;
@@ -24,8 +27,7 @@ use std::time::Instant;
 pub struct Guard {
     pub cors: CorsPolicy,
     pub ingest_keys: KeySet,
-    pub read_keys: KeySet,
-    pub admin_keys: KeySet,
+    pub keys: KeyRoles,
     pub ingest_limit: Option<RateLimiter>,
     pub query_limit: Option<RateLimiter>,
     pub trusted_proxies: Vec<IpNet>,
@@ -36,15 +38,34 @@ pub struct Guard {
     pub ingest_needs_client_certificate: bool,
 }
 
-pub enum Decision {
-    /// Answer now with this response (preflight, 401, 403, 429).
+pub enum Screening {
+    /// Answer now with this response (a preflight, or 429).
     Respond(HttpResponse),
-    /// Go on to the handler; add CORS headers for this origin to its answer.
-    Continue { allowed_origin: Option<HeaderValue> },
+    /// Go on to credentials.
+    Proceed(Screened),
+}
+
+/// What the screening learnt, for the checks after it.
+#[derive(Clone, Debug)]
+pub struct Screened {
+    pub access: Access,
+    /// The `Access-Control-Allow-Origin` this request's answer gets.
+    pub allowed_origin: Option<HeaderValue>,
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The API keys a request presents, as the roles' lists see them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyIdentity {
+    /// No key at all.
+    None,
+    Valid(Principal),
+    /// A key no list holds: its fingerprint, for the audit log.
+    Invalid(String),
 }
 
 impl Guard {
-    pub fn check(&self, request: &ServiceRequest) -> Decision {
+    pub fn screen(&self, request: &ServiceRequest) -> Screening {
         let origin = request
             .headers()
             .get(header::ORIGIN)
@@ -64,7 +85,7 @@ impl Guard {
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
-            return Decision::Respond(match &allowed_origin {
+            return Screening::Respond(match &allowed_origin {
                 Some(origin) => {
                     let mut response = HttpResponse::NoContent().finish();
                     add_cors_headers(response.headers_mut(), origin);
@@ -91,62 +112,86 @@ impl Guard {
         }
 
         let access = Access::of(request.method(), request.path());
+        let client_ip = self.client_ip(request.head(), request.peer_addr().map(|a| a.ip()));
         let limiter = match access {
             Access::Ingest => self.ingest_limit.as_ref(),
-            Access::Read | Access::Admin => self.query_limit.as_ref(),
-            Access::Open => None,
+            access if access.counts_as_query(request.path()) => self.query_limit.as_ref(),
+            _ => None,
         };
-        let peer = request.peer_addr().map(|address| address.ip());
-        let forwarded = request
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        if let Some(seconds) = self.over_limit(limiter, peer, forwarded) {
+        if let Some(seconds) = over_limit(limiter, client_ip) {
             self.count_ingest_refusal(request.path(), Rejection::RateLimited);
-            return self.refuse(ApiError::rate_limited(seconds), &allowed_origin);
+            return Screening::Respond(
+                self.refusal(ApiError::rate_limited(seconds), &allowed_origin),
+            );
         }
-
         if access == Access::Ingest
             && self.ingest_needs_client_certificate
             && request.conn_data::<ClientCertificate>().is_none()
         {
             self.count_ingest_refusal(request.path(), Rejection::Unauthorized);
-            return self.refuse(
+            return Screening::Respond(self.refusal(
                 ApiError::forbidden(
                     "ingest needs a client certificate signed by server.tls_client_ca",
                 ),
                 &allowed_origin,
-            );
+            ));
         }
+        Screening::Proceed(Screened {
+            access,
+            allowed_origin,
+            client_ip,
+        })
+    }
 
-        let presented = presented_keys(request);
-        let allows = |keys: &KeySet| allows(keys, &presented);
-        let allowed = match access {
-            Access::Open => return Decision::Continue { allowed_origin },
-            Access::Ingest => allows(&self.ingest_keys),
-            // An admin key reads too.
-            Access::Read => {
-                allows(&self.read_keys) || (!self.admin_keys.is_open() && allows(&self.admin_keys))
-            }
-            Access::Admin if self.admin_keys.is_open() => allows(&self.read_keys),
-            Access::Admin if allows(&self.admin_keys) => true,
-            Access::Admin => {
-                if !presented.is_empty() && !self.read_keys.is_open() && allows(&self.read_keys) {
-                    return self.refuse(
-                        ApiError::forbidden(
-                            "this key may read but not change: use a key from security.admin_keys",
-                        ),
-                        &allowed_origin,
-                    );
-                }
-                false
-            }
-        };
-        if !allowed {
-            self.count_ingest_refusal(request.path(), Rejection::Unauthorized);
-            return self.refuse(ApiError::unauthorized(), &allowed_origin);
+    /// The client behind trusted proxies.
+    pub fn client_ip(&self, head: &RequestHead, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let forwarded = head
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        client_ip(peer, forwarded, &self.trusted_proxies)
+    }
+
+    /// Whether the client reached us over TLS: our own listener's, or a
+    /// trusted proxy's (`X-Forwarded-Proto: https` from one of them; anyone
+    /// else's header is ignored).
+    pub fn is_secure(&self, head: &RequestHead, peer: Option<IpAddr>, own_tls: bool) -> bool {
+        if own_tls {
+            return true;
         }
-        Decision::Continue { allowed_origin }
+        let from_proxy = peer.is_some_and(|peer| {
+            let peer = match peer {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
+                v4 => v4,
+            };
+            self.trusted_proxies.iter().any(|net| net.contains(peer))
+        });
+        from_proxy
+            && head
+                .headers()
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+    }
+
+    /// Whether the request may ingest: `Err` holds what it presented (a
+    /// key's fingerprint, or `none`) for the audit log.
+    pub fn ingest_allows(&self, head: &RequestHead) -> Result<(), String> {
+        if self.ingest_keys.is_open() {
+            return Ok(());
+        }
+        let presented = presented_keys(head);
+        if presented
+            .iter()
+            .any(|key| self.ingest_keys.allows(Some(key)))
+        {
+            return Ok(());
+        }
+        self.count_ingest_refusal(head.uri.path(), Rejection::Unauthorized);
+        Err(presented
+            .first()
+            .map(|key| fingerprint(key))
+            .unwrap_or_else(|| "none".into()))
     }
 
     /// The ingest paths' rules for a caller that is no HTTP request (OTLP
@@ -161,29 +206,44 @@ impl Guard {
         authorization: Option<&str>,
         api_key: Option<&str>,
     ) -> Result<(), ApiError> {
-        if let Some(seconds) = self.over_limit(self.ingest_limit.as_ref(), peer, forwarded) {
+        let client = client_ip(peer, forwarded, &self.trusted_proxies);
+        if let Some(seconds) = over_limit(self.ingest_limit.as_ref(), client) {
             self.metrics.reject(protocol, Rejection::RateLimited, 1);
             return Err(ApiError::rate_limited(seconds));
         }
-        if !allows(&self.ingest_keys, &keys_presented(authorization, api_key)) {
+        if self.ingest_keys.is_open() {
+            return Ok(());
+        }
+        let presented = keys_presented(authorization, api_key);
+        if !presented
+            .iter()
+            .any(|key| self.ingest_keys.allows(Some(key)))
+        {
             self.metrics.reject(protocol, Rejection::Unauthorized, 1);
             return Err(ApiError::unauthorized());
         }
         Ok(())
     }
 
-    /// Seconds to wait when the client is over `limiter`'s rate.
-    fn over_limit(
-        &self,
-        limiter: Option<&RateLimiter>,
-        peer: Option<IpAddr>,
-        forwarded: Option<&str>,
-    ) -> Option<u32> {
-        // No limit, nothing to work out (most deployments, every request).
-        let limiter = limiter?;
-        let client = client_ip(peer, forwarded, &self.trusted_proxies)?;
-        let wait = limiter.check(client, Instant::now()).err()?;
-        Some(wait.as_secs_f64().ceil().max(1.0) as u32)
+    /// The highest role any presented key grants.
+    pub fn identify_key(&self, head: &RequestHead) -> KeyIdentity {
+        let presented = presented_keys(head);
+        let Some(first) = presented.first() else {
+            return KeyIdentity::None;
+        };
+        presented
+            .iter()
+            .filter_map(|key| Some((self.keys.role_of(key)?, key)))
+            .max_by_key(|(role, _)| *role)
+            .map(|(role, key)| {
+                KeyIdentity::Valid(Principal {
+                    name: fingerprint(key),
+                    role,
+                    credential: Credential::Key,
+                    tenants: None,
+                })
+            })
+            .unwrap_or_else(|| KeyIdentity::Invalid(fingerprint(first)))
     }
 
     fn count_ingest_refusal(&self, path: &str, reason: Rejection) {
@@ -192,13 +252,22 @@ impl Guard {
         }
     }
 
-    fn refuse(&self, error: ApiError, allowed_origin: &Option<HeaderValue>) -> Decision {
+    /// A refusal's answer with the CORS headers its origin deserves.
+    pub fn refusal(&self, error: ApiError, allowed_origin: &Option<HeaderValue>) -> HttpResponse {
         let mut response = error.error_response();
         if let Some(origin) = allowed_origin {
             add_cors_headers(response.headers_mut(), origin);
         }
-        Decision::Respond(response)
+        response
     }
+}
+
+/// Seconds to wait when `client` is over `limiter`'s rate.
+fn over_limit(limiter: Option<&RateLimiter>, client: Option<IpAddr>) -> Option<u32> {
+    // No limit, nothing to work out (most deployments, every request).
+    let limiter = limiter?;
+    let wait = limiter.check(client?, Instant::now()).err()?;
+    Some(wait.as_secs_f64().ceil().max(1.0) as u32)
 }
 
 pub fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
@@ -217,20 +286,17 @@ pub fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
 /// clients; also `ApiKey base64(id:key)`, what they send for an `(id, key)`
 /// pair), or (browsers cannot set headers on a WebSocket) the `api_key`
 /// query parameter of `/ws/*` and of Loki's `tail`.
-fn presented_keys(request: &ServiceRequest) -> Vec<String> {
-    let headers = request.headers();
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
+fn presented_keys(head: &RequestHead) -> Vec<String> {
+    let headers = head.headers();
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let keys = keys_presented(header(header::AUTHORIZATION.as_str()), header("x-api-key"));
     if !keys.is_empty() {
         return keys;
     }
-    if request.path().starts_with("/ws/") || request.path() == "/loki/api/v1/tail" {
+    let path = head.uri.path();
+    if path.starts_with("/ws/") || path == "/loki/api/v1/tail" {
         let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+            serde_urlencoded::from_str(head.uri.query().unwrap_or("")).unwrap_or_default();
         return pairs
             .into_iter()
             .filter(|(name, _)| name == "api_key")
@@ -248,15 +314,6 @@ fn keys_presented(authorization: Option<&str>, api_key: Option<&str>) -> Vec<Str
         (Some(value), _) => keys_from_authorization(value),
         (None, Some(value)) => vec![value.trim().to_string()],
         (None, None) => Vec::new(),
-    }
-}
-
-/// No key presented asks whether `keys` are open; otherwise any key may match.
-fn allows(keys: &KeySet, presented: &[String]) -> bool {
-    if presented.is_empty() {
-        keys.allows(None)
-    } else {
-        presented.iter().any(|key| keys.allows(Some(key)))
     }
 }
 
@@ -292,6 +349,43 @@ fn keys_from_authorization(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::keys_from_authorization;
+    use super::*;
+
+    fn guard(trusted: &[&str]) -> Guard {
+        Guard {
+            cors: CorsPolicy::default(),
+            ingest_keys: KeySet::default(),
+            keys: KeyRoles::default(),
+            ingest_limit: None,
+            query_limit: None,
+            trusted_proxies: trusted.iter().map(|t| IpNet::parse(t).unwrap()).collect(),
+            metrics: Arc::new(Metrics::default()),
+            ingest_needs_client_certificate: false,
+        }
+    }
+
+    #[test]
+    fn tls_is_believed_from_our_listener_or_a_trusted_proxy_only() {
+        let proxied = actix_web::test::TestRequest::default()
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .to_http_request();
+        let plain = actix_web::test::TestRequest::default().to_http_request();
+        let proxy: Option<IpAddr> = Some("10.0.0.5".parse().unwrap());
+        let stranger: Option<IpAddr> = Some("203.0.113.9".parse().unwrap());
+        let guard = guard(&["10.0.0.0/8"]);
+        assert!(guard.is_secure(proxied.head(), proxy, false));
+        assert!(
+            !guard.is_secure(proxied.head(), stranger, false),
+            "anyone can send the header"
+        );
+        assert!(!guard.is_secure(plain.head(), proxy, false));
+        assert!(
+            guard.is_secure(plain.head(), stranger, true),
+            "our own TLS listener"
+        );
+        let mapped: Option<IpAddr> = Some("::ffff:10.0.0.5".parse().unwrap());
+        assert!(guard.is_secure(proxied.head(), mapped, false));
+    }
 
     #[test]
     fn keys_in_every_authorization_form() {

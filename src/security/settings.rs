@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 pub struct RawSecurity {
     pub cors_allowed_origins: Vec<String>,
     pub ingest_keys: Vec<String>,
+    /// Keys of the `viewer` role.
     pub read_keys: Vec<String>,
-    /// Keys that may also change things (alert rules and channels).
+    /// Keys of the `editor` role: they also change alert rules and channels.
+    pub editor_keys: Vec<String>,
+    /// Keys of the `admin` role: they also read the audit log.
     pub admin_keys: Vec<String>,
     pub trusted_proxies: Vec<String>,
 }
@@ -30,9 +33,10 @@ pub struct RawRateLimit {
 pub struct SecurityConfig {
     pub cors_allowed_origins: Vec<String>,
     pub ingest_keys: KeySet,
+    /// `viewer` (see `KeyRoles::role_of` for what they do without editor
+    /// and admin keys).
     pub read_keys: KeySet,
-    /// Needed for changes (`POST`, `PUT`, `DELETE` under `/api/alerts`)
-    /// when any is set; an admin key also reads.
+    pub editor_keys: KeySet,
     pub admin_keys: KeySet,
     pub trusted_proxies: Vec<IpNet>,
     pub ingest_rate: Option<RateLimit>,
@@ -53,6 +57,8 @@ impl RawSecurity {
                 .map_err(|e| InvalidSetting::new("security.ingest_keys", e))?,
             read_keys: KeySet::parse(&self.read_keys)
                 .map_err(|e| InvalidSetting::new("security.read_keys", e))?,
+            editor_keys: KeySet::parse(&self.editor_keys)
+                .map_err(|e| InvalidSetting::new("security.editor_keys", e))?,
             admin_keys: KeySet::parse(&self.admin_keys)
                 .map_err(|e| InvalidSetting::new("security.admin_keys", e))?,
             trusted_proxies: self

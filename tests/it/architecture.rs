@@ -58,6 +58,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "security answers requests in the shared HTTP shape and knows no role",
     ),
     (
+        "auth",
+        &["domain", "metrics", "bus", "http", "security"],
+        "sign-in builds on the security pieces, keeps revocations on the bus's coordination, and serves no role",
+    ),
+    (
         "alerts",
         &["domain", "metrics", "bus", "store", "http"],
         "alerting reads the store and leases through the bus, never a role",
@@ -80,7 +85,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
     (
         "config",
         &[
-            "cli", "domain", "logging", "metrics", "tls", "bus", "store", "http", "security",
+            "cli", "domain", "logging", "metrics", "tls", "bus", "store", "http", "security", "auth",
             "alerts", "ingest", "process", "query",
         ],
         "config composes the components' own settings; only app and main import it",
@@ -88,7 +93,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
     (
         "app",
         &[
-            "config", "logging", "domain", "metrics", "tls", "bus", "store", "http", "security",
+            "config", "logging", "domain", "metrics", "tls", "bus", "store", "http", "security", "auth",
             "alerts", "ingest", "process", "query",
         ],
         "app wires every component, and nothing imports app but main",

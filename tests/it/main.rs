@@ -5,6 +5,7 @@ mod support;
 
 mod alerts;
 mod architecture;
+mod auth;
 mod cluster;
 mod config_and_lifecycle;
 mod dashboard_assets;

@@ -96,6 +96,50 @@ export interface LogContext {
 
 export type ExportFormat = 'ndjson' | 'csv'
 
+export type Role = 'viewer' | 'editor' | 'admin'
+
+/** `GET /auth/me`: who the dashboard acts as, and what it may do. */
+export interface Me {
+  signedIn: boolean
+  /** Sign-in with the organisation's provider is configured. */
+  signInAvailable: boolean
+  name: string | null
+  role: Role | null
+  /** `session` (signed in), `key` (an API key) or `anonymous` (open access). */
+  credential: 'session' | 'key' | 'anonymous' | null
+  tenants: string[] | null
+  /** Sent as X-CSRF-Token with every change made with the session cookie. */
+  csrfToken: string | null
+  /** `logs.read`, `alerts.write`, `views.write`, `audit.read`, ... */
+  permissions: Record<string, boolean>
+}
+
+export function normalizeMe(raw: Record<string, unknown>): Me {
+  const role = raw.role === 'viewer' || raw.role === 'editor' || raw.role === 'admin' ? raw.role : null
+  const credential =
+    raw.credential === 'session' || raw.credential === 'key' || raw.credential === 'anonymous' ? raw.credential : null
+  const permissions: Record<string, boolean> = {}
+  if (raw.permissions && typeof raw.permissions === 'object') {
+    for (const [k, v] of Object.entries(raw.permissions as Record<string, unknown>)) permissions[k] = v === true
+  }
+  return {
+    signedIn: raw.signed_in === true,
+    signInAvailable: raw.sign_in === true,
+    name: typeof raw.name === 'string' ? raw.name : null,
+    role,
+    credential,
+    tenants: Array.isArray(raw.tenants) ? raw.tenants.map(String) : null,
+    csrfToken: typeof raw.csrf_token === 'string' ? raw.csrf_token : null,
+    permissions,
+  }
+}
+
+/** `/auth/login?return_to=…` for the page the browser is on (a path of ours only). */
+export function signInUrl(path: string): string {
+  const back = path.startsWith('/') && !path.startsWith('//') && !path.startsWith('/auth/') ? path : '/'
+  return `/auth/login?return_to=${encodeURIComponent(back)}`
+}
+
 export type ApiErrorKind = 'http' | 'network' | 'parse' | 'unauthorized'
 
 export class ApiError extends Error {
@@ -146,7 +190,8 @@ export function isAbortError(e: unknown): boolean {
 export function describeError(e: unknown): string {
   if (e instanceof ApiError) {
     if (e.kind === 'network') return `Could not reach the server (${e.message}).`
-    if (e.kind === 'unauthorized') return 'The server answered 401: it needs an API key. Enter one with the “API key” button at the top.'
+    if (e.kind === 'unauthorized')
+      return 'The server answered 401: sign in, or enter an API key with the “API key” button at the top.'
     const where = e.field ? ` (field “${e.field}”)` : ''
     return e.status ? `Server answered ${e.status}: ${e.message}${where}` : e.message
   }
@@ -273,8 +318,10 @@ export interface ApiClientOptions {
   keyStore?: KeyStore
   /** Prefix for every path; '' = same origin. */
   baseUrl?: string
-  /** Called whenever the server answers 401 (show the API-key prompt). */
+  /** Called whenever the server answers 401 (sign in, or show the API-key prompt). */
   onUnauthorized?: (err: ApiError) => void
+  /** The session's CSRF token, sent as X-CSRF-Token on every change (signed-in sessions). */
+  csrfToken?: () => string | null
 }
 
 export interface RequestOptions {
@@ -301,6 +348,9 @@ export function createApiClient(opts: ApiClientOptions = {}) {
   async function send(path: string, ro: RequestOptions, accept: string): Promise<Response> {
     const url = `${baseUrl}${path}${buildQuery(ro.params)}`
     const headers = authHeaders(accept)
+    const method = ro.method ?? 'GET'
+    const csrf = opts.csrfToken?.()
+    if (csrf && method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = csrf
     let body: string | undefined
     if (ro.body !== undefined) {
       headers['Content-Type'] = 'application/json'
@@ -309,7 +359,7 @@ export function createApiClient(opts: ApiClientOptions = {}) {
 
     let res: Response
     try {
-      res = await doFetch(url, { method: ro.method ?? 'GET', headers, body, signal: ro.signal })
+      res = await doFetch(url, { method, headers, body, signal: ro.signal, credentials: 'same-origin' })
     } catch (e) {
       if (isAbortError(e)) throw e
       throw new ApiError({
@@ -470,6 +520,17 @@ export function createApiClient(opts: ApiClientOptions = {}) {
 
     health(signal?: AbortSignal): Promise<{ status: string }> {
       return request<{ status: string }>('/health', { signal })
+    },
+
+    /** Who the dashboard acts as (a session, a key, or open access). */
+    async me(signal?: AbortSignal): Promise<Me> {
+      return normalizeMe(await request<Record<string, unknown>>('/auth/me', { signal }))
+    },
+
+    /** Ends the session here; where to send the browser next (the provider's sign-out, or `/`). */
+    async logout(): Promise<string> {
+      const out = await request<{ redirect?: unknown }>('/auth/logout', { method: 'POST' })
+      return typeof out.redirect === 'string' && out.redirect ? out.redirect : '/'
     },
   }
 }

@@ -7,7 +7,9 @@ import {
   describeError,
   filenameFrom,
   localStorageKeyStore,
+  normalizeMe,
   queryFault,
+  signInUrl,
   wsUrl,
   type KeyStore,
 } from '../src/api'
@@ -296,5 +298,59 @@ describe('localStorageKeyStore', () => {
     const b = localStorageKeyStore(broken)
     b.set('mem')
     expect(b.get()).toBe('mem')
+  })
+})
+
+describe('sign-in', () => {
+  it('sends the session CSRF token with changes only', async () => {
+    const fetch = respond(200, { id: 'r' })
+    const api = createApiClient({ fetch, keyStore: memStore(), csrfToken: () => 'tok-1' })
+    await api.request('/api/alerts/rules', { method: 'POST', body: {} })
+    await api.request('/api/alerts')
+    const headers = (n: number) => (fetch.mock.calls[n] as unknown as [string, RequestInit])[1].headers as Record<string, string>
+    expect(headers(0)['X-CSRF-Token']).toBe('tok-1')
+    expect(headers(1)['X-CSRF-Token']).toBeUndefined()
+    expect((fetch.mock.calls[0] as unknown as [string, RequestInit])[1].credentials).toBe('same-origin')
+  })
+
+  it('reads /auth/me into who we are and what we may do', async () => {
+    const fetch = respond(200, {
+      signed_in: true,
+      sign_in: true,
+      name: 'alice',
+      role: 'editor',
+      credential: 'session',
+      tenants: null,
+      csrf_token: 'c',
+      permissions: { 'logs.read': true, 'alerts.write': true, 'audit.read': false },
+    })
+    const me = await createApiClient({ fetch, keyStore: memStore() }).me()
+    expect(me).toEqual({
+      signedIn: true,
+      signInAvailable: true,
+      name: 'alice',
+      role: 'editor',
+      credential: 'session',
+      tenants: null,
+      csrfToken: 'c',
+      permissions: { 'logs.read': true, 'alerts.write': true, 'audit.read': false },
+    })
+    expect(normalizeMe({ role: 'owner', credential: 'x' })).toMatchObject({ role: null, credential: null, signedIn: false })
+  })
+
+  it('signs out to where the server says', async () => {
+    const fetch = respond(200, { signed_out: true, redirect: 'https://id.example/logout?x=1' })
+    expect(await createApiClient({ fetch, keyStore: memStore(), csrfToken: () => 't' }).logout()).toBe(
+      'https://id.example/logout?x=1',
+    )
+    const init = (fetch.mock.calls[0] as unknown as [string, RequestInit])[1]
+    expect(init.method).toBe('POST')
+    expect((init.headers as Record<string, string>)['X-CSRF-Token']).toBe('t')
+  })
+
+  it('returns only to a path of ours after signing in', () => {
+    expect(signInUrl('/explorer?query=a b')).toBe('/auth/login?return_to=%2Fexplorer%3Fquery%3Da%20b')
+    expect(signInUrl('//evil.example')).toBe('/auth/login?return_to=%2F')
+    expect(signInUrl('/auth/logout')).toBe('/auth/login?return_to=%2F')
   })
 })

@@ -9,18 +9,24 @@
 //! - state lives in `<stream>_state` (no expiry): `create` when the caller
 //!   expects no value, else `update` at the expected revision.
 //!
-//! Both buckets keep one revision per key and `nats.replicas` copies. They
+//! - an expiring set `<name>` lives in `<stream>_<name>`, whose `max_age`
+//!   is at least the longest time it was asked to remember a key (never
+//!   lowered, so an instance asking for less cannot shorten another's):
+//!   a key is present until the server drops its last write.
+//!
+//! Every bucket keeps one revision per key and `nats.replicas` copies. They
 //! are created on first use, so instances that never coordinate never touch
 //! them.
 
 use super::stream::{self, MaxAge, Wanted};
 use crate::bus::coordination::{
-    Acquired, Coordination, CoordinationError, Lease, Versioned, check_key,
+    Acquired, Coordination, CoordinationError, Lease, Versioned, check_key, check_set,
 };
 use async_nats::jetstream::context::Context;
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -32,6 +38,9 @@ pub struct NatsCoordination {
     replicas: usize,
     ttl: Duration,
     buckets: OnceCell<(kv::Store, kv::Store)>,
+    stream: String,
+    /// Expiring sets' buckets opened so far, by set.
+    sets: tokio::sync::Mutex<HashMap<String, kv::Store>>,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> CoordinationError {
@@ -47,7 +56,67 @@ impl NatsCoordination {
             replicas,
             ttl,
             buckets: OnceCell::new(),
+            stream: stream.to_string(),
+            sets: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The bucket of an expiring set: created (or its `max_age` raised) to
+    /// keep keys at least `keep_for` when that is given; `None` when it is
+    /// not given and the bucket does not exist (nothing was ever remembered).
+    async fn set_bucket(
+        &self,
+        set: &str,
+        keep_for: Option<Duration>,
+    ) -> Result<Option<kv::Store>, CoordinationError> {
+        check_set(set)?;
+        let mut sets = self.sets.lock().await;
+        let bucket = format!("{}_{set}", self.stream);
+        let stream_name = format!("KV_{bucket}");
+        let known = sets.get(set).cloned();
+        match (known, keep_for) {
+            (Some(store), None) => return Ok(Some(store)),
+            (None, None) => {
+                if stream::info(&self.jetstream, &stream_name)
+                    .await
+                    .map_err(unavailable)?
+                    .is_none()
+                {
+                    return Ok(None);
+                }
+            }
+            (_, Some(keep_for)) => {
+                match stream::info(&self.jetstream, &stream_name)
+                    .await
+                    .map_err(unavailable)?
+                {
+                    Some(info) => {
+                        let wanted = Wanted {
+                            subject: None,
+                            replicas: self.replicas,
+                            max_bytes: None,
+                            max_age: MaxAge::AtLeast(keep_for),
+                        };
+                        stream::ensure(&self.jetstream, &stream_name, info, &wanted)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    None => {
+                        let config = stream::bucket_config(&bucket, keep_for, self.replicas);
+                        stream::create(&self.jetstream, &stream_name, config)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                }
+            }
+        }
+        let store = self
+            .jetstream
+            .get_key_value(&bucket)
+            .await
+            .map_err(|error| unavailable(format!("cannot open bucket {bucket}: {error}")))?;
+        sets.insert(set.to_string(), store.clone());
+        Ok(Some(store))
     }
 
     /// (leases, state), created or brought up to date on first use.
@@ -209,5 +278,31 @@ impl Coordination for NatsCoordination {
                 }
             }),
         }
+    }
+
+    async fn remember(
+        &self,
+        set: &str,
+        key: &str,
+        keep_for: Duration,
+    ) -> Result<(), CoordinationError> {
+        check_key(key)?;
+        let Some(bucket) = self.set_bucket(set, Some(keep_for)).await? else {
+            return Err(unavailable(format!("bucket of set {set} missing")));
+        };
+        bucket
+            .put(key, Bytes::from_static(b"1"))
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn remembers(&self, set: &str, key: &str) -> Result<bool, CoordinationError> {
+        check_key(key)?;
+        let Some(bucket) = self.set_bucket(set, None).await? else {
+            return Ok(false);
+        };
+        let entry = bucket.entry(key).await.map_err(unavailable)?;
+        Ok(entry.is_some_and(|entry| entry.operation == Operation::Put))
     }
 }

@@ -2,6 +2,7 @@
 //! flags): what each section resolves to and how a mistake is named.
 
 mod alerts;
+mod auth;
 mod nats;
 mod otlp;
 mod security;

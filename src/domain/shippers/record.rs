@@ -139,12 +139,21 @@ impl<'l> RecordBuilder<'l> {
         let mut service = service
             .filter(|s| !s.trim().is_empty())
             .unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
+        // Refused under every protocol, truncating or not: a record the
+        // audit log would show as its own must never be stored.
+        if crate::domain::audit::is_reserved_service(&service) {
+            return Err(crate::domain::audit::RESERVED_SERVICE_ERROR.to_string());
+        }
         if let Some(error) = self.limits.service_error(&service) {
             if self.oversize == Oversize::Reject {
                 return Err(error);
             }
             truncate_chars(&mut service, self.limits.max_service_chars);
             self.note("service");
+            // What a cut leaves must not be the reserved name either.
+            if crate::domain::audit::is_reserved_service(&service) {
+                return Err(crate::domain::audit::RESERVED_SERVICE_ERROR.to_string());
+            }
         }
         if !self.cut.is_empty() && self.limits.max_attributes > 0 {
             if self.attributes.len() >= self.limits.max_attributes {
@@ -257,6 +266,13 @@ mod tests {
         assert!(builder.finish(fields("123456789", None)).is_err());
         let builder = RecordBuilder::new(&limits, Oversize::Reject);
         assert!(builder.finish(fields("m", Some("four"))).is_err());
+        for oversize in [Oversize::Reject, Oversize::Truncate] {
+            let builder = RecordBuilder::new(&limits, oversize);
+            let error = builder
+                .finish(fields("m", Some("oglogstream.audit")))
+                .unwrap_err();
+            assert!(error.contains("reserved"), "{error}");
+        }
     }
 
     #[test]

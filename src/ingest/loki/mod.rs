@@ -8,6 +8,7 @@ pub use decoder::{Format, decode};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
 use super::state::{IngestState, refusal_head};
+use crate::domain::audit::RESERVED_SERVICE_ERROR;
 use crate::domain::shippers::{DecodeError, compression};
 use crate::domain::time::now_micros;
 use crate::http::error::ApiError;
@@ -63,7 +64,20 @@ async fn accept(
         Rejection::Invalid,
         decoded.rejected.len() as u64,
     );
+    let reserved = decoded
+        .rejected
+        .iter()
+        .filter(|rejected| rejected.error == RESERVED_SERVICE_ERROR)
+        .count();
     let batch = state.stamp_all(decoded.logs, now_micros());
     state.publish(Protocol::Loki, batch).await?;
+    // Loki answers 400 for entries it refuses (the others are kept): a
+    // shipper writing the audit log's service must hear about it.
+    if reserved > 0 {
+        return Err(ApiError::bad_request(
+            Some("service".into()),
+            format!("{reserved} entries refused: {RESERVED_SERVICE_ERROR}"),
+        ));
+    }
     Ok(HttpResponse::NoContent().finish())
 }

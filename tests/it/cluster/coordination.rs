@@ -87,6 +87,30 @@ pub async fn coordination_contract(first: Arc<dyn Coordination>, second: Arc<dyn
         first.load("no spaces").await,
         Err(CoordinationError::InvalidKey(_))
     ));
+
+    // Expiring sets (revoked sessions): what one instance remembers, every
+    // other finds at once; a shorter remember never shortens a longer one.
+    let set = "revoked_sessions";
+    assert!(!second.remembers(set, "s1").await.unwrap(), "nothing yet");
+    first
+        .remember(set, "s1", Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(second.remembers(set, "s1").await.unwrap());
+    assert!(!second.remembers(set, "s2").await.unwrap());
+    second
+        .remember(set, "s2", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(first.remembers(set, "s2").await.unwrap());
+    assert!(first.remembers(set, "s1").await.unwrap());
+    assert!(!first.remembers("other_set", "s1").await.unwrap());
+    assert!(matches!(
+        first
+            .remember("bad.set", "s1", Duration::from_secs(1))
+            .await,
+        Err(CoordinationError::InvalidKey(_))
+    ));
 }
 
 #[actix_web::test]
@@ -101,6 +125,10 @@ async fn jetstream_coordination_meets_the_contract() {
     let first = bus(&nats.url(), 1, Duration::from_secs(2)).await;
     let second = bus(&nats.url(), 1, Duration::from_secs(2)).await;
     coordination_contract(first.coordination(), second.coordination()).await;
+    // The set's bucket keeps keys as long as the longest remember asked.
+    let admin = JetStreamAdmin::connect(&nats.url()).await.expect("admin");
+    let info = admin.stream_info("KV_OGLOGSTREAM_revoked_sessions").await;
+    assert_eq!(info["config"]["max_age"], 600_000_000_000u64, "{info}");
 }
 
 /// Three instances keep the same lease on an R3 cluster; the holder dies

@@ -70,6 +70,9 @@ pub struct Launch {
     /// Talk HTTPS to the server with this client configuration (its CA,
     /// maybe a client certificate); plain HTTP when `None`.
     pub https: Option<Arc<rustls::ClientConfig>>,
+    /// Listen on this port (when the configuration must name it, as a
+    /// sign-in's redirect URL does); a free one otherwise.
+    pub port: Option<u16>,
 }
 
 impl Launch {
@@ -90,6 +93,11 @@ impl Launch {
 
     pub fn https(mut self, client: rustls::ClientConfig) -> Launch {
         self.https = Some(Arc::new(client));
+        self
+    }
+
+    pub fn port(mut self, port: u16) -> Launch {
+        self.port = Some(port);
         self
     }
 }
@@ -117,7 +125,7 @@ impl Server {
             .data_dir
             .clone()
             .unwrap_or_else(|| workspace.path().join("data"));
-        let port = free_port();
+        let port = launch.port.unwrap_or_else(free_port);
         let stderr_path = workspace.path().join("server.log");
         let mut command = Command::new(BINARY);
         command

@@ -1,0 +1,157 @@
+//! What a request may read, applied to every store read and the live tail.
+//! Today that is whether the audit log's records are visible
+//! (`domain::principal::may_read_audit`: admins only); the tenants a user
+//! may read (`Principal::tenants`) join it with the tenants work.
+//!
+//! Handlers read through [`ScopedStore`] (`QueryState::scoped`), never the
+//! store directly, so no read can forget the scope. Until `store::LogFilter`
+//! carries a read scope of its own, the scope is one more condition ANDed
+//! to the filter's expression (`domain::audit::hidden_audit_condition`),
+//! which every store already translates; once it does, [`ReadScope::apply`]
+//! is the one place to set it instead.
+
+use crate::domain::LogRecord;
+use crate::domain::audit::hidden_audit_condition;
+use crate::domain::principal::Caller;
+use crate::store::facets::{FacetQuery, Facets, KeyCount};
+use crate::store::{
+    BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogQuery, RawLog, Store, StoreError,
+};
+use actix_web::{HttpMessage, HttpRequest};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadScope {
+    audit_visible: bool,
+}
+
+impl ReadScope {
+    /// The scope of the request's caller, as the security middleware left
+    /// it; a request without one sees the least (no audit log).
+    pub fn of(request: &HttpRequest) -> ReadScope {
+        ReadScope {
+            audit_visible: request
+                .extensions()
+                .get::<Caller>()
+                .is_some_and(Caller::may_read_audit),
+        }
+    }
+
+    /// Narrows a filter to the scope.
+    // INTEGRATOR: with `LogFilter`'s read scope on main, set its audit
+    // visibility (and the tenants of `Caller::principal`) here instead.
+    pub fn apply(self, filter: &mut LogFilter) {
+        if !self.audit_visible {
+            filter.expr = std::mem::take(&mut filter.expr).and(hidden_audit_condition());
+        }
+    }
+
+    /// For reads that filter in memory (the live tail).
+    pub fn applied(self, mut filter: LogFilter) -> LogFilter {
+        self.apply(&mut filter);
+        filter
+    }
+}
+
+/// The store's reads, each narrowed to a scope.
+pub struct ScopedStore<'a> {
+    pub store: &'a dyn Store,
+    pub scope: ReadScope,
+}
+
+impl ScopedStore<'_> {
+    fn filter(&self, filter: &LogFilter) -> LogFilter {
+        self.scope.applied(filter.clone())
+    }
+
+    fn query(&self, query: &LogQuery) -> LogQuery {
+        LogQuery {
+            filter: self.filter(&query.filter),
+            ..query.clone()
+        }
+    }
+
+    pub async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        self.store.logs(&self.query(query)).await
+    }
+
+    pub async fn raw_logs(&self, query: &LogQuery) -> Result<Vec<RawLog>, StoreError> {
+        self.store.raw_logs(&self.query(query)).await
+    }
+
+    pub async fn facets(&self, query: &FacetQuery) -> Result<Facets, StoreError> {
+        let query = FacetQuery {
+            filter: self.filter(&query.filter),
+            ..query.clone()
+        };
+        self.store.facets(&query).await
+    }
+
+    pub async fn attribute_keys(&self, filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
+        self.store.attribute_keys(&self.filter(filter)).await
+    }
+
+    pub async fn level_service_counts(
+        &self,
+        filter: &LogFilter,
+    ) -> Result<Vec<LevelServiceCount>, StoreError> {
+        self.store.level_service_counts(&self.filter(filter)).await
+    }
+
+    pub async fn bucket_counts(
+        &self,
+        query: &HistogramQuery,
+    ) -> Result<Vec<BucketCount>, StoreError> {
+        let query = HistogramQuery {
+            filter: self.filter(&query.filter),
+            ..query.clone()
+        };
+        self.store.bucket_counts(&query).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Level;
+    use crate::domain::audit::AUDIT_SERVICE;
+    use crate::domain::principal::{AccessRole, Principal};
+
+    fn record(service: &str) -> LogRecord {
+        LogRecord {
+            id: "1".into(),
+            timestamp: 0,
+            level: Level::Info,
+            service: service.into(),
+            message: "m".into(),
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_admins_see_the_audit_log() {
+        let scope = |role: Option<AccessRole>| {
+            let request = actix_web::test::TestRequest::default().to_http_request();
+            request.extensions_mut().insert(Caller {
+                principal: role.map(Principal::anonymous),
+                client_ip: None,
+            });
+            ReadScope::of(&request)
+        };
+        for (role, visible) in [
+            (None, false),
+            (Some(AccessRole::Viewer), false),
+            (Some(AccessRole::Editor), false),
+            (Some(AccessRole::Admin), true),
+        ] {
+            let filter = scope(role).applied(LogFilter::default());
+            assert_eq!(filter.matches(&record(AUDIT_SERVICE)), visible, "{role:?}");
+            assert!(filter.matches(&record("web")));
+        }
+        let bare = actix_web::test::TestRequest::default().to_http_request();
+        assert!(
+            !ReadScope::of(&bare)
+                .applied(LogFilter::default())
+                .matches(&record(AUDIT_SERVICE))
+        );
+    }
+}
