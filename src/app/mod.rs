@@ -47,15 +47,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 
     let (stopping_sender, stopping) = watch::channel(false);
     let guard = Arc::new(build_guard(&config, &metrics));
-    let roles = roles::start_roles(
-        &config,
-        &bus,
-        stores.as_ref(),
-        &metrics,
-        &guard,
-        stopping,
-    )
-    .await?;
+    let roles =
+        roles::start_roles(&config, &bus, stores.as_ref(), &metrics, &guard, stopping).await?;
     let (audit, audit_task) = AuditLog::start(Arc::clone(&bus), Arc::clone(&metrics));
     let gate = Arc::new(build_gate(&config, &bus, guard, audit));
 

@@ -8,6 +8,7 @@ use super::state::{QueryState, decoded};
 use crate::domain::LogRecord;
 use crate::domain::query::{Expr, Matcher, Predicate, TextField};
 use crate::http::error::ApiError;
+use crate::store::Store;
 use crate::store::{LogFilter, LogKey, LogQuery, Order};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;

@@ -5,6 +5,7 @@ use super::client_gone::ClientSocket;
 use super::params;
 use super::state::{QueryState, decoded};
 use crate::http::error::ApiError;
+use crate::store::Store;
 use crate::store::facets::FieldFacet;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;

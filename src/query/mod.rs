@@ -27,6 +27,7 @@ use crate::domain::Level;
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::http::error::ApiError;
 use crate::store::LogKey;
+use crate::store::Store;
 use actix_web::{HttpRequest, HttpResponse, web};
 use client_gone::ClientSocket;
 use serde::Serialize;

@@ -12,6 +12,7 @@ use super::state::{QueryState, decoded};
 use crate::domain::patterns::{MinerOptions, PatternMiner, PatternSummary, SampleGrid};
 use crate::domain::time::{MAX_MICROS, now_micros};
 use crate::http::error::ApiError;
+use crate::store::Store;
 use crate::store::{LogKey, LogQuery, Order, RawLog, StoreError};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -49,7 +50,7 @@ pub async fn patterns(
         start_micros: from,
         step_micros: step,
     };
-    let store = &state.store;
+    let store = &state.scoped(&request);
     let (patterns, logs, truncated) = state
         .read(ClientSocket::of(&request), async {
             let mut miner = PatternMiner::new(MinerOptions {

@@ -10,14 +10,18 @@
 //! which every store already translates; once it does, [`ReadScope::apply`]
 //! is the one place to set it instead.
 
-use crate::domain::LogRecord;
 use crate::domain::audit::hidden_audit_condition;
 use crate::domain::principal::Caller;
+use crate::domain::time::Micros;
+use crate::domain::{LogBatch, LogRecord};
 use crate::store::facets::{FacetQuery, Facets, KeyCount};
+use crate::store::grouped::{GroupedCount, GroupedCountQuery};
 use crate::store::{
     BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogQuery, RawLog, Store, StoreError,
 };
 use actix_web::{HttpMessage, HttpRequest};
+use async_trait::async_trait;
+use std::collections::HashSet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadScope {
@@ -52,7 +56,10 @@ impl ReadScope {
     }
 }
 
-/// The store's reads, each narrowed to a scope.
+/// The store as one caller may read it: every read narrowed to the scope.
+/// It is a [`Store`] itself, so code written against the trait (the Loki
+/// API's reads, the grouped counts, patterns) reads through it unchanged;
+/// it cannot write.
 pub struct ScopedStore<'a> {
     pub store: &'a dyn Store,
     pub scope: ReadScope,
@@ -69,16 +76,33 @@ impl ScopedStore<'_> {
             ..query.clone()
         }
     }
+}
 
-    pub async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+#[async_trait]
+impl Store for ScopedStore<'_> {
+    fn kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    async fn insert(&self, _batches: &[LogBatch]) -> Result<(), StoreError> {
+        Err(StoreError::Internal(
+            "a read scope cannot write: write through the store".into(),
+        ))
+    }
+
+    async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError> {
+        self.store.existing_ids(batches).await
+    }
+
+    async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
         self.store.logs(&self.query(query)).await
     }
 
-    pub async fn raw_logs(&self, query: &LogQuery) -> Result<Vec<RawLog>, StoreError> {
+    async fn raw_logs(&self, query: &LogQuery) -> Result<Vec<RawLog>, StoreError> {
         self.store.raw_logs(&self.query(query)).await
     }
 
-    pub async fn facets(&self, query: &FacetQuery) -> Result<Facets, StoreError> {
+    async fn facets(&self, query: &FacetQuery) -> Result<Facets, StoreError> {
         let query = FacetQuery {
             filter: self.filter(&query.filter),
             ..query.clone()
@@ -86,27 +110,52 @@ impl ScopedStore<'_> {
         self.store.facets(&query).await
     }
 
-    pub async fn attribute_keys(&self, filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
+    async fn attribute_keys(&self, filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
         self.store.attribute_keys(&self.filter(filter)).await
     }
 
-    pub async fn level_service_counts(
+    async fn level_service_counts(
         &self,
         filter: &LogFilter,
     ) -> Result<Vec<LevelServiceCount>, StoreError> {
         self.store.level_service_counts(&self.filter(filter)).await
     }
 
-    pub async fn bucket_counts(
-        &self,
-        query: &HistogramQuery,
-    ) -> Result<Vec<BucketCount>, StoreError> {
+    async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError> {
         let query = HistogramQuery {
             filter: self.filter(&query.filter),
             ..query.clone()
         };
         self.store.bucket_counts(&query).await
     }
+
+    async fn grouped_counts(
+        &self,
+        query: &GroupedCountQuery,
+    ) -> Result<Vec<GroupedCount>, StoreError> {
+        let query = GroupedCountQuery {
+            filter: self.filter(&query.filter),
+            ..query.clone()
+        };
+        self.store.grouped_counts(&query).await
+    }
+
+    async fn delete_older_than(&self, _cutoff: Micros) -> Result<u64, StoreError> {
+        Err(StoreError::Internal(
+            "a read scope cannot delete: retention runs on the store".into(),
+        ))
+    }
+
+    async fn oldest_timestamp(&self) -> Result<Option<Micros>, StoreError> {
+        self.store.oldest_timestamp().await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.store.check().await
+    }
+
+    /// Closing a view closes nothing: the store is shared.
+    async fn close(&self) {}
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use super::state::QueryState;
 use crate::domain::query::{FieldName, TextField};
 use crate::domain::time::{Micros, format_rfc3339};
 use crate::http::error::ApiError;
+use crate::store::Store;
 use crate::store::{Dimension, GroupedCount, GroupedCountQuery, HistogramQuery};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -68,7 +69,7 @@ pub async fn split_histogram(
     let rows = state
         .read(
             ClientSocket::of(request),
-            state.store.grouped_counts(&GroupedCountQuery {
+            state.scoped(request).grouped_counts(&GroupedCountQuery {
                 filter: query.filter.clone(),
                 interval: Some(query.interval),
                 origin: 0,

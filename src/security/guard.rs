@@ -288,7 +288,11 @@ pub fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
 /// query parameter of `/ws/*` and of Loki's `tail`.
 fn presented_keys(head: &RequestHead) -> Vec<String> {
     let headers = head.headers();
-    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let keys = keys_presented(header(header::AUTHORIZATION.as_str()), header("x-api-key"));
     if !keys.is_empty() {
         return keys;

@@ -85,16 +85,16 @@ const RULES: &[(&str, &[&str], &str)] = &[
     (
         "config",
         &[
-            "cli", "domain", "logging", "metrics", "tls", "bus", "store", "http", "security", "auth",
-            "alerts", "ingest", "process", "query",
+            "cli", "domain", "logging", "metrics", "tls", "bus", "store", "http", "security",
+            "auth", "alerts", "ingest", "process", "query",
         ],
         "config composes the components' own settings; only app and main import it",
     ),
     (
         "app",
         &[
-            "config", "logging", "domain", "metrics", "tls", "bus", "store", "http", "security", "auth",
-            "alerts", "ingest", "process", "query",
+            "config", "logging", "domain", "metrics", "tls", "bus", "store", "http", "security",
+            "auth", "alerts", "ingest", "process", "query",
         ],
         "app wires every component, and nothing imports app but main",
     ),

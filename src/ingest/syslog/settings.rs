@@ -68,7 +68,10 @@ impl RawSyslog {
             &self.tls_client_ca,
             ClientCertificates::Required,
         )?;
-        let tls_listen = match (optional_address("syslog.tls_listen", &self.tls_listen, "0.0.0.0:6514")?, tls) {
+        let tls_listen = match (
+            optional_address("syslog.tls_listen", &self.tls_listen, "0.0.0.0:6514")?,
+            tls,
+        ) {
             (None, None) => None,
             (Some(address), Some(tls)) => Some((address, tls)),
             (Some(_), None) => {

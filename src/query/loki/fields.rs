@@ -21,6 +21,7 @@ use crate::domain::logql::{
 };
 use crate::domain::{Level, LogRecord};
 use crate::query::QueryState;
+use crate::store::Store;
 use crate::store::{Dimension, GroupedCountQuery, Order};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -40,7 +41,7 @@ struct SampleLine {
 
 /// The newest `line_limit` lines of `selection` over `range`.
 async fn sample(
-    state: &QueryState,
+    store: &dyn Store,
     selection: &LogExpr,
     range: (i64, i64),
     line_limit: usize,
@@ -48,13 +49,13 @@ async fn sample(
 ) -> Result<(Vec<SampleLine>, KeyResolver), LokiError> {
     let (from, to) = micros_from_start_end(range.0, range.1);
     let names = super::execute::names_to_resolve(&Query::Log(selection.clone()));
-    let resolver = KeyResolver::for_names(state.store.as_ref(), &names, from, to).await?;
+    let resolver = KeyResolver::for_names(store, &names, from, to).await?;
     let options = LogQueryOptions {
         limit: line_limit.min(crate::domain::logql::MAX_ENTRIES),
         categorize_labels: true,
     };
     let streams = LogRun {
-        store: state.store.as_ref(),
+        store,
         model,
         resolver: &resolver,
     }
@@ -293,6 +294,7 @@ pub async fn detected_fields(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let range = params.range(now_nanos(), DEFAULT_SINCE)?;
     let line_limit = params
@@ -307,7 +309,7 @@ pub async fn detected_fields(
     let limit = params.limit(DEFAULT_LIMIT)?;
     let model = state.loki.label_model();
     let (lines, _) = bounded(&state, &request, async {
-        sample(&state, &selection, range, line_limit, &model).await
+        sample(store, &selection, range, line_limit, &model).await
     })
     .await?;
     let fields: Vec<DetectedField> = fields_of(&lines, &model)
@@ -340,13 +342,14 @@ pub async fn detected_field_values(
     let name = path.into_inner();
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let range = params.range(now_nanos(), DEFAULT_SINCE)?;
     let limit = params.limit(DEFAULT_LIMIT)?;
     let line_limit = DEFAULT_LINE_LIMIT;
     let model = state.loki.label_model();
     let values = bounded(&state, &request, async {
-        let (lines, resolver) = sample(&state, &selection, range, line_limit, &model).await?;
+        let (lines, resolver) = sample(store, &selection, range, line_limit, &model).await?;
         let fields = fields_of(&lines, &model);
         let stored = name == "detected_level"
             || name == "level"
@@ -361,7 +364,7 @@ pub async fn detected_field_values(
         // A stored label: every value of the range, counted by the store.
         let (from, to) = micros_from_start_end(range.0, range.1);
         let (filter, resolver) = super::selection::selection_filter(
-            state.store.as_ref(),
+            store,
             &selection,
             std::slice::from_ref(&name),
             from,

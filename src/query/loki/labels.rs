@@ -72,14 +72,13 @@ struct Selected {
 }
 
 async fn select(
-    state: &QueryState,
+    store: &dyn Store,
     selection: &LogExpr,
     extra_names: &[String],
     range: (i64, i64),
 ) -> Result<Selected, LokiError> {
     let (from, to) = micros_from_start_end(range.0, range.1);
-    let (filter, resolver) =
-        selection_filter(state.store.as_ref(), selection, extra_names, from, to).await?;
+    let (filter, resolver) = selection_filter(store, selection, extra_names, from, to).await?;
     Ok(Selected { filter, resolver })
 }
 
@@ -90,18 +89,14 @@ pub async fn labels(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let range = params.range(now_nanos(), DEFAULT_LABELS_SINCE)?;
     let selection = parse_selection(params.one("query"))?;
     let names = bounded(&state, &request, async {
-        let selected = select(&state, &selection, &[], range).await?;
+        let selected = select(store, &selection, &[], range).await?;
         let mut present = Vec::new();
         for (label, key) in stream_label_names(&state) {
-            let values = label_values(
-                state.store.as_ref(),
-                &selected.filter,
-                stream_dimension(&key),
-            )
-            .await?;
+            let values = label_values(store, &selected.filter, stream_dimension(&key)).await?;
             if !values.is_empty() {
                 present.push(label);
             }
@@ -122,10 +117,11 @@ pub async fn label_values_of(
     let label = path.into_inner();
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let range = params.range(now_nanos(), DEFAULT_LABELS_SINCE)?;
     let selection = parse_selection(params.one("query"))?;
     let values = bounded(&state, &request, async {
-        let selected = select(&state, &selection, std::slice::from_ref(&label), range).await?;
+        let selected = select(store, &selection, std::slice::from_ref(&label), range).await?;
         let stream_key = stream_label_names(&state)
             .into_iter()
             .find(|(name, key)| *name == label && key.is_some())
@@ -134,7 +130,7 @@ pub async fn label_values_of(
             Some(key) => Dimension::Attribute(vec![key]),
             None => dimension_of(&label, &selected.resolver),
         };
-        label_values(state.store.as_ref(), &selected.filter, dimension).await
+        label_values(store, &selected.filter, dimension).await
     })
     .await?;
     let values: Vec<&String> = values.keys().collect();
@@ -148,6 +144,7 @@ pub async fn series(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let range = params.range(now_nanos(), DEFAULT_LABELS_SINCE)?;
     let matches = params.all("match[]");
     if matches.is_empty() {
@@ -164,7 +161,7 @@ pub async fn series(
         let mut sets: BTreeSet<Vec<(String, String)>> = BTreeSet::new();
         let names = stream_label_names(&state);
         for selection in &selections {
-            let selected = select(&state, selection, &[], range).await?;
+            let selected = select(store, selection, &[], range).await?;
             match names.as_slice() {
                 [_service] | [_service, _] => {
                     let mut group_by = vec![Dimension::Service];
@@ -199,17 +196,11 @@ pub async fn series(
                 _ => {
                     // Several stream labels: the sets of the newest rows.
                     let mut read = 0usize;
-                    for_each_row(
-                        state.store.as_ref(),
-                        &selected.filter,
-                        Order::Desc,
-                        5000,
-                        |row| {
-                            sets.insert(model.stream_labels(row));
-                            read += 1;
-                            read < SERIES_SCAN_ROWS
-                        },
-                    )
+                    for_each_row(store, &selected.filter, Order::Desc, 5000, |row| {
+                        sets.insert(model.stream_labels(row));
+                        read += 1;
+                        read < SERIES_SCAN_ROWS
+                    })
                     .await?;
                 }
             }
@@ -247,18 +238,14 @@ pub async fn detected_labels(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let range = params.range(now_nanos(), super::params::DEFAULT_SINCE)?;
     let selection = parse_selection(params.one("query"))?;
     let detected = bounded(&state, &request, async {
-        let selected = select(&state, &selection, &[], range).await?;
+        let selected = select(store, &selection, &[], range).await?;
         let mut detected = Vec::new();
         for (label, key) in stream_label_names(&state) {
-            let values = label_values(
-                state.store.as_ref(),
-                &selected.filter,
-                stream_dimension(&key),
-            )
-            .await?;
+            let values = label_values(store, &selected.filter, stream_dimension(&key)).await?;
             if !values.is_empty() {
                 detected.push(DetectedLabel {
                     label,

@@ -14,6 +14,7 @@ use super::tenants::requested_tenants;
 use crate::domain::logql::{LogQueryEvaluator, LogQueryOptions, Progress, Query};
 use crate::domain::patterns::{MinerOptions, PatternMiner, PatternSummary, SampleGrid};
 use crate::query::QueryState;
+use crate::store::Store;
 use crate::store::{LogFilter, Order};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -31,6 +32,7 @@ pub async fn patterns(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let (start, end) = params.range(now_nanos(), DEFAULT_SINCE)?;
     let step = params
@@ -46,7 +48,7 @@ pub async fn patterns(
     };
     let patterns = bounded(&state, &request, async {
         let names = super::execute::names_to_resolve(&Query::Log(selection.clone()));
-        let resolver = KeyResolver::for_names(state.store.as_ref(), &names, from, to).await?;
+        let resolver = KeyResolver::for_names(store, &names, from, to).await?;
         let plan = selection.push_down(&|label| resolver.keys_for(label));
         let filter = LogFilter {
             expr: plan.expr,
@@ -61,7 +63,7 @@ pub async fn patterns(
         });
         let mut mined = 0usize;
         if plan.residual.is_empty() {
-            for_each_raw_row(state.store.as_ref(), &filter, Order::Desc, PAGE, |row| {
+            for_each_raw_row(store, &filter, Order::Desc, PAGE, |row| {
                 miner.add_message(
                     row.timestamp,
                     row.level,
@@ -79,7 +81,7 @@ pub async fn patterns(
                 limit: 1,
                 categorize_labels: false,
             };
-            for_each_row(state.store.as_ref(), &filter, Order::Desc, PAGE, |row| {
+            for_each_row(store, &filter, Order::Desc, PAGE, |row| {
                 let passes = LogQueryEvaluator::new(&plan.residual, &model, options)
                     .map(|mut evaluator| evaluator.push(row) == Progress::Full)
                     .unwrap_or(false);

@@ -12,6 +12,7 @@ use crate::domain::logql::json::{MetricData, StreamsData};
 use crate::domain::logql::{self, LogExpr, LogQueryOptions, MetricResult, Query, StepGrid, Stream};
 use crate::query::QueryState;
 use crate::store::Order;
+use crate::store::Store;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::time::Instant;
 
@@ -92,6 +93,7 @@ impl LogQueryRun<'_> {
         state: &QueryState,
         started: Instant,
     ) -> Result<HttpResponse, LokiError> {
+        let store: &dyn Store = &state.scoped(request);
         let options = LogQueryOptions {
             limit: self.limit,
             categorize_labels: self.categorize_labels,
@@ -102,9 +104,9 @@ impl LogQueryRun<'_> {
         let (from, to) = micros_from_start_end(self.range.0, self.range.1);
         let mut streams = bounded(state, request, async {
             let names = super::execute::names_to_resolve(&query);
-            let resolver = KeyResolver::for_names(state.store.as_ref(), &names, from, to).await?;
+            let resolver = KeyResolver::for_names(store, &names, from, to).await?;
             LogRun {
-                store: state.store.as_ref(),
+                store,
                 model: &model,
                 resolver: &resolver,
             }
@@ -154,6 +156,7 @@ async fn metric_answer(
     let Query::Metric(metric) = query else {
         return Err(LokiError::bad_request("not a metric query"));
     };
+    let store: &dyn Store = &state.scoped(request);
     let model = state.loki.label_model();
     let mut stats = ReadStats::default();
     let result: MetricResult = bounded(state, request, async {
@@ -164,9 +167,9 @@ async fn metric_answer(
             grid.start_nanos().saturating_sub(max_lookback(query)),
             grid.end_nanos().saturating_add(1),
         );
-        let resolver = KeyResolver::for_names(state.store.as_ref(), &names, from, to).await?;
+        let resolver = KeyResolver::for_names(store, &names, from, to).await?;
         MetricRun {
-            store: state.store.as_ref(),
+            store,
             model: &model,
             resolver: &resolver,
         }

@@ -20,6 +20,8 @@ use crate::domain::logql::{
 };
 use crate::metrics::Metrics;
 use crate::query::QueryState;
+use crate::query::scope::ReadScope;
+use crate::store::Store;
 use crate::store::{LogFilter, Order};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, Session};
@@ -41,6 +43,7 @@ pub async fn tail(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::from_query_string(request.query_string())?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let Query::Log(log) = logql::parse(params.query()?)? else {
         return Err(LokiError::bad_request(
             "tail takes a log query, not a metric query",
@@ -74,11 +77,9 @@ pub async fn tail(
     let (from, to) = micros_from_start_end(start, now.max(start));
     let query = Query::Log(log.clone());
     let (history, resolver) = bounded(&state, &request, async {
-        let resolver =
-            KeyResolver::for_names(state.store.as_ref(), &names_to_resolve(&query), from, to)
-                .await?;
+        let resolver = KeyResolver::for_names(store, &names_to_resolve(&query), from, to).await?;
         let streams = LogRun {
-            store: state.store.as_ref(),
+            store,
             model: &model,
             resolver: &resolver,
         }
@@ -98,11 +99,13 @@ pub async fn tail(
     .await?;
     let plan = log.push_down(&|label| resolver.keys_for(label));
     let follow = Follow {
-        filter: LogFilter {
+        // The live feed is filtered here, not by a store: the caller's
+        // scope applies to it as to the history above.
+        filter: ReadScope::of(&request).applied(LogFilter {
             expr: plan.expr,
             text: plan.text_hint,
             ..Default::default()
-        },
+        }),
         residual: plan.residual,
         model,
         delay: Duration::from_secs(delay),

@@ -14,6 +14,7 @@ use super::tenants::requested_tenants;
 use crate::domain::logql::json::MetricData;
 use crate::domain::logql::{Labels, MetricResult, Sample, Series, sanitize_label_name};
 use crate::query::QueryState;
+use crate::store::Store;
 use crate::store::{Dimension, GroupedCount, GroupedCountQuery};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -78,13 +79,13 @@ impl VolumeRequest {
 /// The counts of a volume request, bucketed by `step` when given.
 async fn volume_counts(
     state: &QueryState,
+    store: &dyn Store,
     request: &VolumeRequest,
     selection: &crate::domain::logql::LogExpr,
     step: Option<i64>,
 ) -> Result<(Vec<(String, Dimension)>, Vec<GroupedCount>), LokiError> {
     let (from, to) = micros_from_start_end(request.range.0, request.range.1);
-    let (filter, resolver) =
-        selection_filter(state.store.as_ref(), selection, &request.labels, from, to).await?;
+    let (filter, resolver) = selection_filter(store, selection, &request.labels, from, to).await?;
     let stream_keys: HashMap<String, String> = state
         .loki
         .stream_labels
@@ -147,10 +148,11 @@ pub async fn volume(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let volume_request = VolumeRequest::of(&params, &selection)?;
     let (dimensions, rows) = bounded(&state, &request, async {
-        volume_counts(&state, &volume_request, &selection, None).await
+        volume_counts(&state, store, &volume_request, &selection, None).await
     })
     .await?;
     let mut totals: BTreeMap<Labels, u64> = BTreeMap::new();
@@ -181,6 +183,7 @@ pub async fn volume_range(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let volume_request = VolumeRequest::of(&params, &selection)?;
     let (start, end) = volume_request.range;
@@ -191,7 +194,7 @@ pub async fn volume_range(
         ));
     }
     let (dimensions, rows) = bounded(&state, &request, async {
-        volume_counts(&state, &volume_request, &selection, Some(step)).await
+        volume_counts(&state, store, &volume_request, &selection, Some(step)).await
     })
     .await?;
     let mut series: BTreeMap<Labels, BTreeMap<i64, u64>> = BTreeMap::new();
@@ -239,6 +242,7 @@ pub async fn index_stats(
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
     let _tenants = requested_tenants(&request);
+    let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(params.one("query"))?;
     let range = params.range(now_nanos(), DEFAULT_SINCE)?;
     let volume_request = VolumeRequest {
@@ -248,7 +252,7 @@ pub async fn index_stats(
         limit: usize::MAX,
     };
     let (_, rows) = bounded(&state, &request, async {
-        volume_counts(&state, &volume_request, &selection, None).await
+        volume_counts(&state, store, &volume_request, &selection, None).await
     })
     .await?;
     let entries: u64 = rows.iter().map(|row| row.count).sum();

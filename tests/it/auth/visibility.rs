@@ -163,6 +163,27 @@ async fn a_viewer_never_reads_the_audit_log_and_an_admin_always_does() {
     .await;
     assert!(!body.to_string().contains(AUDIT), "{body}");
 
+    // The split histogram, patterns and the Loki API read through the same
+    // scope.
+    let (_, split) = get_as(&server, viewer, "/api/histogram?by=service").await;
+    assert!(!split.to_string().contains(AUDIT), "{split}");
+    let (_, split) = get_as(&server, admin, "/api/histogram?by=service").await;
+    assert!(split.to_string().contains(AUDIT), "{split}");
+    let (status, patterns) = get_as(&server, viewer, "/api/patterns").await;
+    assert_eq!(status, StatusCode::OK, "{patterns}");
+    assert!(!patterns.to_string().contains("audit"), "{patterns}");
+    let loki_audit = "/loki/api/v1/query_range?query=%7Bservice_name%3D%22oglogstream.audit%22%7D&limit=100";
+    let (status, answer) = get_as(&server, viewer, loki_audit).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"]["result"], serde_json::json!([]), "{answer}");
+    let (_, answer) = get_as(&server, admin, loki_audit).await;
+    assert_ne!(answer["data"]["result"], serde_json::json!([]), "{answer}");
+    let services_label = "/loki/api/v1/label/service_name/values";
+    let (_, values) = get_as(&server, viewer, services_label).await;
+    assert!(!values.to_string().contains(AUDIT), "{values}");
+    let (_, values) = get_as(&server, admin, services_label).await;
+    assert!(values.to_string().contains(AUDIT), "{values}");
+
     // Alerting counts the audit log only for a rule that names it, which
     // only an admin may preview or make.
     let groups = |preview: &Value| preview["groups"].to_string();
