@@ -231,6 +231,7 @@ mod tests {
             service: "api,v2".into(),
             message: "say \"hi\"\r\nbye".into(),
             attributes: [("region".to_string(), "eu".to_string())].into(),
+            ..Default::default()
         }
     }
 

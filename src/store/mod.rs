@@ -307,6 +307,7 @@ mod tests {
                 service: "svc\t".into(),
                 message: "line\none \u{1} é".into(),
                 attributes,
+                ..Default::default()
             };
             let mut written = Vec::new();
             RawLog::from(record.clone())

@@ -8,6 +8,7 @@ pub use decoder::{Format, decode};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
 use super::state::{IngestState, refusal_head};
+use crate::domain::TenantId;
 use crate::domain::shippers::{DecodeError, compression};
 use crate::domain::time::now_micros;
 use crate::http::error::ApiError;
@@ -63,7 +64,7 @@ async fn accept(
         Rejection::Invalid,
         decoded.rejected.len() as u64,
     );
-    let batch = state.stamp_all(decoded.logs, now_micros());
+    let batch = state.stamp_all(decoded.logs, now_micros(), &TenantId::default());
     state.publish(Protocol::Loki, batch).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -236,5 +236,6 @@ pub(super) fn log_record(row: &rusqlite::Row, ts_column: usize) -> rusqlite::Res
         service: row.get(at(3))?,
         message: row.get(at(4))?,
         attributes: attributes_from_json(attributes.as_deref()),
+        ..Default::default()
     })
 }

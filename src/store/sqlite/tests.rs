@@ -141,6 +141,7 @@ fn record(id: &str, ts: Micros, level: Level) -> LogRecord {
         service: "api".into(),
         message: format!("message {id}"),
         attributes: Default::default(),
+        ..Default::default()
     }
 }
 

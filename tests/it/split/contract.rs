@@ -80,6 +80,7 @@ pub fn dataset() -> Vec<LogRecord> {
                     MESSAGES[(i + round as usize * 5) % MESSAGES.len()]
                 ),
                 attributes: attributes(n),
+                ..Default::default()
             });
         }
     }

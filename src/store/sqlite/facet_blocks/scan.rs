@@ -213,6 +213,7 @@ mod tests {
                     ["eu", "us"][n as usize % 2].to_string(),
                 )]
                 .into(),
+                ..Default::default()
             })
             .collect();
         store.insert(&[batch]).await.unwrap();
