@@ -95,7 +95,9 @@ impl GroupKey {
             FieldName::Text(TextField::Attribute(_)) => {
                 Err("attribute keys are at most 128 bytes".into())
             }
-            FieldName::Text(TextField::Message | TextField::Id) => Err(format!(
+            FieldName::Text(
+                TextField::Message | TextField::Id | TextField::TraceId | TextField::SpanId,
+            ) => Err(format!(
                 "cannot group by {name}: use level, service or an attribute key"
             )),
         }

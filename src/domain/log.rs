@@ -9,6 +9,10 @@ use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The reserved service of the audit log: who signed in, changed what or
+/// was refused. Only admins read it, and no ingest path may write it.
+pub const AUDIT_SERVICE: &str = "oglogstream.audit";
+
 /// Flat string attributes, sorted by key so output is deterministic.
 pub type Attributes = BTreeMap<String, String>;
 

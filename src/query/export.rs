@@ -8,7 +8,7 @@
 
 use super::client_gone::ClientSocket;
 use super::params::{self, Format};
-use super::state::{QueryState, decoded};
+use super::state::{QueryState, decoded, scope_of};
 use crate::domain::log::attributes_from_json;
 use crate::domain::time::{format_rfc3339, now_micros, write_rfc3339};
 use crate::http::error::ApiError;
@@ -25,7 +25,7 @@ pub async fn export(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let export = params::export_query(&decoded(&request)?)?;
+    let export = params::export_query(&decoded(&request)?, &scope_of(&request))?;
     let socket = ClientSocket::of(&request);
     let (content_type, extension) = match export.format {
         Format::Ndjson => ("application/x-ndjson", "ndjson"),

@@ -3,7 +3,7 @@
 
 use super::client_gone::ClientSocket;
 use super::params;
-use super::state::{QueryState, decoded};
+use super::state::{QueryState, decoded, scope_of};
 use crate::http::error::ApiError;
 use crate::store::facets::FieldFacet;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -50,7 +50,7 @@ pub async fn facets(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params::facet_query(&decoded(&request)?)?;
+    let query = params::facet_query(&decoded(&request)?, &scope_of(&request))?;
     let facets = state
         .read(ClientSocket::of(&request), state.store.facets(&query))
         .await?;
@@ -71,7 +71,7 @@ pub async fn fields(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = params::filter_only(&decoded(&request)?)?;
+    let filter = params::filter_only(&decoded(&request)?, &scope_of(&request))?;
     let keys = state
         .read(
             ClientSocket::of(&request),

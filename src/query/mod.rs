@@ -25,7 +25,7 @@ use crate::store::LogKey;
 use actix_web::{HttpRequest, HttpResponse, web};
 use client_gone::ClientSocket;
 use serde::Serialize;
-use state::decoded;
+use state::{decoded, scope_of};
 use std::collections::{BTreeMap, HashMap};
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -46,7 +46,7 @@ async fn get_logs(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
     let pairs = decoded(&request)?;
-    let query = params::log_query(&pairs)?;
+    let query = params::log_query(&pairs, &scope_of(&request))?;
     let logs = state
         .read(ClientSocket::of(&request), state.store.logs(&query))
         .await?;
@@ -84,7 +84,7 @@ async fn get_stats(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = params::filter_only(&decoded(&request)?)?;
+    let filter = params::filter_only(&decoded(&request)?, &scope_of(&request))?;
     let counts = state
         .read(
             ClientSocket::of(&request),
@@ -114,7 +114,7 @@ async fn get_services(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (filter, limit) = params::services_query(&decoded(&request)?)?;
+    let (filter, limit) = params::services_query(&decoded(&request)?, &scope_of(&request))?;
     let counts = state
         .read(
             ClientSocket::of(&request),
@@ -163,7 +163,7 @@ async fn get_histogram(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params::histogram_query(&decoded(&request)?, now_micros())?;
+    let query = params::histogram_query(&decoded(&request)?, now_micros(), &scope_of(&request))?;
     let counts = state
         .read(
             ClientSocket::of(&request),

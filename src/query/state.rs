@@ -6,7 +6,9 @@ use super::params::{self, ParamError};
 use crate::bus::Bus;
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
+use crate::store::filter::Scope;
 use crate::store::{Store, StoreError};
+use actix_web::HttpMessage;
 use actix_web::HttpRequest;
 use std::future::Future;
 use std::sync::Arc;
@@ -60,6 +62,17 @@ impl From<ParamError> for ApiError {
     fn from(error: ParamError) -> ApiError {
         ApiError::bad_parameter(&error.name, error.message).at_position(error.position)
     }
+}
+
+/// Whose logs the request may read: set on the request by the security
+/// guard (its key's or session's tenants, or the tenant header); without
+/// one — tenants off — the `default` tenant, without the audit log.
+pub(super) fn scope_of(request: &HttpRequest) -> Scope {
+    request
+        .extensions()
+        .get::<Scope>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The request's query string as name-value pairs (400 when it is not
