@@ -34,6 +34,7 @@ pub async fn export(
     let writer = RowWriter {
         format: export.format,
         remaining: export.limit,
+        with_tenant: export.filter.scope.is_multi_tenant(),
     };
     let mut query = LogQuery {
         filter: export.filter,
@@ -130,6 +131,8 @@ struct RowWriter {
     format: Format,
     /// Rows still to send when `limit` was given.
     remaining: Option<u64>,
+    /// Rows name their tenant (an export across several).
+    with_tenant: bool,
 }
 
 impl RowWriter {
@@ -165,7 +168,7 @@ impl RowWriter {
             Format::Ndjson => {
                 let mut writer = out.writer();
                 // Writing to memory cannot fail.
-                let _ = record.write_json(&mut writer);
+                let _ = record.write_json(&mut writer, self.with_tenant);
                 writer.into_inner().put_u8(b'\n');
             }
             Format::Csv { columns } => {
@@ -239,6 +242,7 @@ mod tests {
         let mut writer = RowWriter {
             format,
             remaining: None,
+            with_tenant: false,
         };
         let mut out = BytesMut::new();
         writer.header(&mut out);

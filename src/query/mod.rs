@@ -18,6 +18,7 @@ mod state;
 pub use settings::{QueryConfig, RawQuery};
 pub use state::QueryState;
 
+use crate::domain::log::Row;
 use crate::domain::Level;
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::http::error::ApiError;
@@ -69,6 +70,10 @@ async fn get_logs(
         );
         response.insert_header(("X-Next-Cursor", token.clone()));
         response.insert_header(("Link", link));
+    }
+    if query.filter.scope.is_multi_tenant() {
+        let rows: Vec<Row> = logs.iter().map(Row::with_tenant).collect();
+        return Ok(response.json(rows));
     }
     Ok(response.json(logs))
 }
