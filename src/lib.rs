@@ -36,3 +36,4 @@ pub mod process;
 pub mod query;
 pub mod security;
 pub mod store;
+pub mod tenants;
