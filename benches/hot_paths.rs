@@ -44,6 +44,7 @@ fn records(count: usize, seed: u64) -> Vec<LogRecord> {
                 service: log.service,
                 message: log.message,
                 attributes: log.attributes,
+                ..Default::default()
             }
         })
         .collect()

@@ -41,4 +41,5 @@ pub mod process;
 pub mod query;
 pub mod security;
 pub mod store;
+pub mod tenants;
 pub mod tls;

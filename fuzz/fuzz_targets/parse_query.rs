@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
                 service: "Checkout".into(),
                 message: "connection refused after 3s".into(),
                 attributes: [("http.status".to_string(), "503".to_string())].into(),
+                ..Default::default()
             };
             let _ = expr.matches(&record);
         }

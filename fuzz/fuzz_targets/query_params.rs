@@ -13,14 +13,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(pairs) = params::decode(query_string) else {
         return;
     };
-    if let Ok(query) = params::log_query(&pairs) {
+    let scope = oglogstream::store::filter::Scope::default();
+    if let Ok(query) = params::log_query(&pairs, &scope) {
         assert!((1..=params::MAX_LIMIT).contains(&query.limit));
         assert!(query.offset <= params::MAX_OFFSET);
     }
-    let _ = params::filter_only(&pairs);
-    let _ = params::services_query(&pairs);
-    let _ = params::live_filter(&pairs, &["api_key"]);
-    if let Ok(histogram) = params::histogram_query(&pairs, 1_790_000_000_000_000) {
+    let _ = params::filter_only(&pairs, &scope);
+    let _ = params::services_query(&pairs, &scope);
+    let _ = params::live_filter(&pairs, &["api_key"], &scope);
+    if let Ok(histogram) = params::histogram_query(&pairs, 1_790_000_000_000_000, &scope) {
         let (from, to) = histogram.filter.bounds();
         assert!(from < to && histogram.interval > 0);
         let first = from - from.rem_euclid(histogram.interval);

@@ -13,10 +13,11 @@
 use super::rule::{GroupKey, MAX_GROUPS, Rule};
 use super::state::Labels;
 use crate::domain::LogRecord;
-use crate::domain::audit::{hidden_audit_condition, names_audit_log};
+use crate::domain::audit::names_audit_log;
 use crate::domain::query::{FieldName, TextField};
 use crate::domain::time::Micros;
 use crate::store::facets::FacetQuery;
+use crate::store::filter::Scope;
 use crate::store::{LogFilter, LogKey, LogQuery, Order, Store, StoreError};
 use std::collections::HashMap;
 
@@ -80,15 +81,11 @@ async fn count(
     // The audit log counts only for a rule that names it (which only an
     // admin may make: see `api.rs`), so no other rule counts, or groups by,
     // what its author may not read.
-    let expr = if names_audit_log(&rule.expr) {
-        rule.expr.clone()
-    } else {
-        rule.expr.clone().and(hidden_audit_condition())
-    };
     let filter = LogFilter {
         from: Some(from),
         to: Some(to),
-        expr,
+        expr: rule.expr.clone(),
+        scope: Scope::tenant(rule.tenant.clone()).with_audit(names_audit_log(&rule.expr)),
         ..LogFilter::default()
     };
     let attributes: Vec<&String> = rule

@@ -3,6 +3,7 @@
 //! evaluator and the notifier use. Pure: the same checks give the config's
 //! exit-2 error and the API's `400`, both naming the field.
 
+use crate::domain::TenantId;
 use crate::domain::query::{self, Expr, FieldName, TextField};
 use crate::domain::settings::parse_duration;
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,10 @@ pub struct RuleSpec {
     pub channels: Vec<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Whose logs the rule counts (with tenancy on); the default tenant
+    /// when absent. Through the API, the request's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 fn zero_duration() -> String {
@@ -95,7 +100,9 @@ impl GroupKey {
             FieldName::Text(TextField::Attribute(_)) => {
                 Err("attribute keys are at most 128 bytes".into())
             }
-            FieldName::Text(TextField::Message | TextField::Id) => Err(format!(
+            FieldName::Text(
+                TextField::Message | TextField::Id | TextField::TraceId | TextField::SpanId,
+            ) => Err(format!(
                 "cannot group by {name}: use level, service or an attribute key"
             )),
         }
@@ -133,6 +140,7 @@ pub struct Rule {
     pub group_by: Vec<GroupKey>,
     pub for_duration: Duration,
     pub repeat_interval: Option<Duration>,
+    pub tenant: TenantId,
 }
 
 /// What a rule is checked against: the channels it may name and the
@@ -248,7 +256,13 @@ impl RuleSpec {
                 ),
             ));
         }
+        let tenant = match &self.tenant {
+            None => TenantId::default(),
+            Some(text) => TenantId::parse(text)
+                .map_err(|error| SpecError::new("tenant", error.to_string()))?,
+        };
         Ok(Rule {
+            tenant,
             id: id.to_string(),
             source,
             spec: RuleSpec {
@@ -281,6 +295,7 @@ impl RuleSpec {
             repeat_interval: None,
             channels: Vec::new(),
             labels: BTreeMap::new(),
+            tenant: None,
         }
         .validate(
             "preview",
@@ -319,6 +334,7 @@ impl RuleSpec {
             repeat_interval: optional(&mut fields, "repeat_interval")?,
             channels: optional(&mut fields, "channels")?.unwrap_or_default(),
             labels: optional(&mut fields, "labels")?.unwrap_or_default(),
+            tenant: optional(&mut fields, "tenant")?,
         };
         no_other_fields(fields)?;
         Ok(spec)

@@ -79,6 +79,7 @@ mod tests {
             service: "s".into(),
             message: message.into(),
             attributes: Default::default(),
+            ..Default::default()
         }]
         .into()
     }

@@ -246,6 +246,7 @@ mod tests {
                 service: "s".into(),
                 message: "m".into(),
                 attributes: Default::default(),
+                ..Default::default()
             })
             .collect()
     }

@@ -9,7 +9,7 @@
 //! Unknown keys are ignored when decoding, so a newer writer may add fields.
 
 use crate::domain::time::Micros;
-use crate::domain::{Attributes, Level, LogBatch, LogRecord};
+use crate::domain::{Attributes, Level, LogBatch, LogRecord, TenantId};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -34,6 +34,14 @@ struct WireRecord<'a> {
     m: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Attributes::is_empty")]
     a: Attributes,
+    /// The tenant; absent for `default` (and in messages from before tenants).
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    n: Option<Cow<'a, str>>,
+    /// Trace and span ids, when the log has them.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    x: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    y: Option<Cow<'a, str>>,
 }
 
 /// One encoded message and the id the broker deduplicates it by.
@@ -66,6 +74,9 @@ pub fn encode(batch: &[LogRecord], max_message_bytes: usize) -> Result<Vec<Messa
                 // Attributes are small maps; cloning keeps one record type for
                 // both directions.
                 a: record.attributes.clone(),
+                n: (!record.tenant.is_default()).then(|| Cow::Borrowed(record.tenant.as_str())),
+                x: record.trace_id.as_deref().map(Cow::Borrowed),
+                y: record.span_id.as_deref().map(Cow::Borrowed),
             },
         )
         .map_err(|e| MessageError::Malformed(e.to_string()))?;
@@ -114,6 +125,12 @@ pub fn decode(message: &[u8]) -> Result<LogBatch, MessageError> {
                 wire.l
             ))
         })?;
+        let tenant = match wire.n {
+            None => TenantId::default(),
+            Some(name) => TenantId::parse(&name).map_err(|error| {
+                MessageError::Malformed(format!("line {}: {error}", number + 1))
+            })?,
+        };
         records.push(LogRecord {
             id: wire.i.into_owned(),
             timestamp: wire.t,
@@ -121,6 +138,9 @@ pub fn decode(message: &[u8]) -> Result<LogBatch, MessageError> {
             service: wire.s.into_owned(),
             message: wire.m.into_owned(),
             attributes: wire.a,
+            tenant,
+            trace_id: wire.x.map(Cow::into_owned),
+            span_id: wire.y.map(Cow::into_owned),
         });
     }
     Ok(records.into())
@@ -142,6 +162,13 @@ mod tests {
             } else {
                 Attributes::new()
             },
+            tenant: if i % 3 == 0 {
+                TenantId::default()
+            } else {
+                TenantId::parse(&format!("team-{}", i % 3)).unwrap()
+            },
+            trace_id: (i % 2 == 1).then(|| format!("{i:032x}")),
+            span_id: (i % 4 == 1).then(|| format!("{i:016x}")),
         }
     }
 

@@ -13,7 +13,7 @@ use super::time::Micros;
 use std::fmt;
 use std::net::IpAddr;
 
-pub const AUDIT_SERVICE: &str = "oglogstream.audit";
+pub use super::log::AUDIT_SERVICE;
 
 /// Why ingest refuses a log of the audit service.
 pub const RESERVED_SERVICE_ERROR: &str =
@@ -48,6 +48,9 @@ pub fn names_audit_log(expr: &Expr) -> bool {
         service: AUDIT_SERVICE.to_string(),
         message: String::new(),
         attributes: Attributes::new(),
+        tenant: Default::default(),
+        trace_id: None,
+        span_id: None,
     };
     let mut names = false;
     expr.for_each_predicate(&mut |predicate| {
@@ -225,6 +228,11 @@ pub fn audit_record(event: &AuditEvent, id: String, timestamp: Micros) -> LogRec
         service: AUDIT_SERVICE.to_string(),
         message,
         attributes,
+        // The deployment's own log: kept under the default tenant, read by
+        // admins (whatever tenant they name: `Scope::audit`).
+        tenant: Default::default(),
+        trace_id: None,
+        span_id: None,
     }
 }
 

@@ -14,7 +14,9 @@ pub mod query;
 pub mod roles;
 pub mod settings;
 pub mod shippers;
+pub mod tenant;
 pub mod time;
 
 pub use level::{Level, LevelSet};
 pub use log::{Attributes, LogBatch, LogRecord};
+pub use tenant::TenantId;

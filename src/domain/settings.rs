@@ -44,7 +44,7 @@ pub fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<usize, Inva
     Ok(value as usize)
 }
 
-/// `250ms`, `2s`, `1.5s`, `5m`, `1h`.
+/// `250ms`, `2s`, `1.5s`, `5m`, `1h`, `3d`, `2w`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
@@ -55,6 +55,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "s" => number,
         "m" => number * 60.0,
         "h" => number * 3600.0,
+        "d" => number * 86_400.0,
+        "w" => number * 604_800.0,
         _ => return None,
     };
     Duration::try_from_secs_f64(seconds).ok()

@@ -4,6 +4,7 @@
 use super::body::{BodyFormat, BodySize, ContentEncoding};
 use super::state::IngestState;
 use crate::domain::LogBatch;
+use crate::domain::TenantId;
 use crate::domain::parse::{BulkFormat, parse_bulk, parse_log};
 use crate::domain::time::{format_rfc3339, now_micros};
 use crate::http::body::is_json;
@@ -97,7 +98,7 @@ async fn accept_one(
     let (OneLog, body) = state.read_body::<OneLog>(request, payload).await?;
     let log = parse_log(&body, &state.config.limits)
         .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
-    let record = state.stamp(log, now_micros());
+    let record = state.stamp(log, now_micros(), &TenantId::default());
     let response = HttpResponse::Accepted().json(Accepted {
         status: "accepted",
         id: &record.id,
@@ -178,7 +179,7 @@ async fn accept_bulk(
         // Counted above, entry by entry; not an error for `counted`.
         return Ok(HttpResponse::BadRequest().json(answer));
     }
-    let batch = state.stamp_all(outcome.accepted, now_micros());
+    let batch = state.stamp_all(outcome.accepted, now_micros(), &TenantId::default());
     state.publish(Protocol::Json, batch).await?;
     Ok(HttpResponse::Accepted().json(answer))
 }

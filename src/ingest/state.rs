@@ -4,7 +4,9 @@
 
 use super::settings::IngestConfig;
 use crate::bus::{Bus, BusError};
+use crate::domain::TenantId;
 use crate::domain::id::IdGenerator;
+use crate::domain::log::take_trace_ids;
 use crate::domain::parse::NewLog;
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
@@ -22,21 +24,34 @@ pub struct IngestState {
 }
 
 impl IngestState {
-    pub(super) fn stamp(&self, log: NewLog, received: Micros) -> LogRecord {
+    /// A log as the bus carries it: an id, the receipt time when the log
+    /// has none, the request's tenant, and its trace and span ids taken out
+    /// of the attributes they came in.
+    pub(super) fn stamp(&self, log: NewLog, received: Micros, tenant: &TenantId) -> LogRecord {
         let timestamp = log.timestamp.unwrap_or(received);
+        let mut attributes = log.attributes;
+        let (trace_id, span_id) = take_trace_ids(&mut attributes);
         LogRecord {
             id: self.ids.next((received / 1000) as u64),
             timestamp,
             level: log.level,
             service: log.service,
             message: log.message,
-            attributes: log.attributes,
+            attributes,
+            tenant: tenant.clone(),
+            trace_id,
+            span_id,
         }
     }
 
-    pub(super) fn stamp_all(&self, logs: Vec<NewLog>, received: Micros) -> LogBatch {
+    pub(super) fn stamp_all(
+        &self,
+        logs: Vec<NewLog>,
+        received: Micros,
+        tenant: &TenantId,
+    ) -> LogBatch {
         logs.into_iter()
-            .map(|log| self.stamp(log, received))
+            .map(|log| self.stamp(log, received, tenant))
             .collect()
     }
 

@@ -9,7 +9,7 @@
 //! make room when the spill cannot be written otherwise, and made again once
 //! the spill is stored.
 
-use crate::domain::{Level, LogBatch, LogRecord};
+use crate::domain::{Level, LogBatch, LogRecord, TenantId};
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +32,12 @@ struct Spilled<'a> {
     message: std::borrow::Cow<'a, str>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     attributes: crate::domain::Attributes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    span_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 pub struct SpillFile {
@@ -96,6 +102,9 @@ impl SpillFile {
                     service: record.service.as_str().into(),
                     message: record.message.as_str().into(),
                     attributes: record.attributes.clone(),
+                    tenant: (!record.tenant.is_default()).then(|| record.tenant.as_str().into()),
+                    trace_id: record.trace_id.as_deref().map(Into::into),
+                    span_id: record.span_id.as_deref().map(Into::into),
                 },
             )?;
             lines.push(b'\n');
@@ -148,6 +157,15 @@ impl SpillFile {
                     format!("{} line {}: {error}", self.path.display(), number + 1),
                 )
             })?;
+            let tenant = match &spilled.tenant {
+                None => TenantId::default(),
+                Some(name) => TenantId::parse(name).map_err(|error| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} line {}: {error}", self.path.display(), number + 1),
+                    )
+                })?,
+            };
             records.push(LogRecord {
                 id: spilled.id.into_owned(),
                 timestamp: spilled.ts,
@@ -155,6 +173,9 @@ impl SpillFile {
                 service: spilled.service.into_owned(),
                 message: spilled.message.into_owned(),
                 attributes: spilled.attributes,
+                tenant,
+                trace_id: spilled.trace_id.map(|id| id.into_owned()),
+                span_id: spilled.span_id.map(|id| id.into_owned()),
             });
         }
         Ok(records)
@@ -271,6 +292,9 @@ mod tests {
             service: "svc".into(),
             message: format!("line \"{n}\"\nsecond"),
             attributes: [("k.1".to_string(), "v".to_string())].into(),
+            tenant: TenantId::parse(["default", "team-a"][n % 2]).unwrap(),
+            trace_id: (n % 2 == 0).then(|| format!("{n:032x}")),
+            span_id: None,
         }
     }
 

@@ -315,6 +315,7 @@ fn batch(n: usize) -> LogBatch {
             service: "svc".into(),
             message: format!("message {i}"),
             attributes: Default::default(),
+            ..Default::default()
         })
         .collect()
 }

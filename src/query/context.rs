@@ -4,7 +4,7 @@
 
 use super::client_gone::ClientSocket;
 use super::params;
-use super::state::{QueryState, decoded};
+use super::state::{QueryState, decoded, scope_of};
 use crate::domain::LogRecord;
 use crate::domain::query::{Expr, Matcher, Predicate, TextField};
 use crate::http::error::ApiError;
@@ -27,7 +27,7 @@ pub async fn context(
     id: web::Path<String>,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wanted = params::context_query(&decoded(&request)?)?;
+    let wanted = params::context_query(&decoded(&request)?, &scope_of(&request))?;
     let id = id.into_inner();
     let by_id = LogQuery {
         filter: LogFilter {

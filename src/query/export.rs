@@ -8,7 +8,7 @@
 
 use super::client_gone::ClientSocket;
 use super::params::{self, Format};
-use super::state::{QueryState, decoded};
+use super::state::{QueryState, decoded, scope_of};
 use crate::domain::log::attributes_from_json;
 use crate::domain::time::{format_rfc3339, now_micros, write_rfc3339};
 use crate::http::error::ApiError;
@@ -25,7 +25,7 @@ pub async fn export(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let export = params::export_query(&decoded(&request)?)?;
+    let export = params::export_query(&decoded(&request)?, &scope_of(&request))?;
     let socket = ClientSocket::of(&request);
     let (content_type, extension) = match export.format {
         Format::Ndjson => ("application/x-ndjson", "ndjson"),
@@ -34,6 +34,7 @@ pub async fn export(
     let writer = RowWriter {
         format: export.format,
         remaining: export.limit,
+        with_tenant: export.filter.scope.is_multi_tenant(),
     };
     // The pages' reads go through the store directly (they outlive the
     // request): the scope is applied here, once.
@@ -132,6 +133,8 @@ struct RowWriter {
     format: Format,
     /// Rows still to send when `limit` was given.
     remaining: Option<u64>,
+    /// Rows name their tenant (an export across several).
+    with_tenant: bool,
 }
 
 impl RowWriter {
@@ -167,7 +170,7 @@ impl RowWriter {
             Format::Ndjson => {
                 let mut writer = out.writer();
                 // Writing to memory cannot fail.
-                let _ = record.write_json(&mut writer);
+                let _ = record.write_json(&mut writer, self.with_tenant);
                 writer.into_inner().put_u8(b'\n');
             }
             Format::Csv { columns } => {
@@ -233,6 +236,7 @@ mod tests {
             service: "api,v2".into(),
             message: "say \"hi\"\r\nbye".into(),
             attributes: [("region".to_string(), "eu".to_string())].into(),
+            ..Default::default()
         }
     }
 
@@ -240,6 +244,7 @@ mod tests {
         let mut writer = RowWriter {
             format,
             remaining: None,
+            with_tenant: false,
         };
         let mut out = BytesMut::new();
         writer.header(&mut out);

@@ -3,7 +3,7 @@
 
 use super::client_gone::ClientSocket;
 use super::params;
-use super::state::{QueryState, decoded};
+use super::state::{QueryState, decoded, scope_of};
 use crate::http::error::ApiError;
 use crate::store::Store;
 use crate::store::facets::FieldFacet;
@@ -51,7 +51,7 @@ pub async fn facets(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params::facet_query(&decoded(&request)?)?;
+    let query = params::facet_query(&decoded(&request)?, &scope_of(&request))?;
     let facets = state
         .read(
             ClientSocket::of(&request),
@@ -75,7 +75,7 @@ pub async fn fields(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = params::filter_only(&decoded(&request)?)?;
+    let filter = params::filter_only(&decoded(&request)?, &scope_of(&request))?;
     let keys = state
         .read(
             ClientSocket::of(&request),

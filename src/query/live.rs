@@ -7,7 +7,7 @@
 //! reconnect. Ingestion never waits for it.
 
 use super::params;
-use super::state::{QueryState, decoded};
+use super::state::{QueryState, decoded, scope_of};
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -25,8 +25,7 @@ pub async fn stream(
     body: web::Payload,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = super::scope::ReadScope::of(&request)
-        .applied(params::live_filter(&decoded(&request)?, &["api_key"])?);
+    let filter = params::live_filter(&decoded(&request)?, &["api_key"], &scope_of(&request))?;
     let (response, mut session, mut messages) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request(None, format!("WebSocket handshake failed: {e}")))?;
     let mut feed = state.bus.subscribe_live();

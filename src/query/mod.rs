@@ -24,6 +24,7 @@ pub use settings::{QueryConfig, RawQuery};
 pub use state::QueryState;
 
 use crate::domain::Level;
+use crate::domain::log::Row;
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::http::error::ApiError;
 use crate::store::LogKey;
@@ -31,7 +32,7 @@ use crate::store::Store;
 use actix_web::{HttpRequest, HttpResponse, web};
 use client_gone::ClientSocket;
 use serde::Serialize;
-use state::decoded;
+use state::{decoded, scope_of};
 use std::collections::{BTreeMap, HashMap};
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -54,7 +55,7 @@ async fn get_logs(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
     let pairs = decoded(&request)?;
-    let query = params::log_query(&pairs)?;
+    let query = params::log_query(&pairs, &scope_of(&request))?;
     let logs = state
         .read(
             ClientSocket::of(&request),
@@ -81,6 +82,10 @@ async fn get_logs(
         response.insert_header(("X-Next-Cursor", token.clone()));
         response.insert_header(("Link", link));
     }
+    if query.filter.scope.is_multi_tenant() {
+        let rows: Vec<Row> = logs.iter().map(Row::with_tenant).collect();
+        return Ok(response.json(rows));
+    }
     Ok(response.json(logs))
 }
 
@@ -95,7 +100,7 @@ async fn get_stats(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = params::filter_only(&decoded(&request)?)?;
+    let filter = params::filter_only(&decoded(&request)?, &scope_of(&request))?;
     let counts = state
         .read(
             ClientSocket::of(&request),
@@ -125,7 +130,7 @@ async fn get_services(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (filter, limit) = params::services_query(&decoded(&request)?)?;
+    let (filter, limit) = params::services_query(&decoded(&request)?, &scope_of(&request))?;
     let counts = state
         .read(
             ClientSocket::of(&request),
@@ -175,7 +180,7 @@ async fn get_histogram(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
     let pairs = decoded(&request)?;
-    let query = params::histogram_query(&pairs, now_micros())?;
+    let query = params::histogram_query(&pairs, now_micros(), &scope_of(&request))?;
     if let Some(field) = params::histogram_split(&pairs)? {
         return split::split_histogram(&request, &state, query, field).await;
     }

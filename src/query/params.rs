@@ -4,6 +4,7 @@
 use crate::domain::LevelSet;
 use crate::domain::query::{self as language, Expr, FieldName, TextField};
 use crate::domain::time::{MAX_MICROS, Micros, parse_instant};
+use crate::store::filter::Scope;
 use crate::store::{FacetQuery, HistogramQuery, LogFilter, LogQuery, Order};
 
 pub const DEFAULT_LIMIT: usize = 100;
@@ -137,7 +138,9 @@ impl<'a> Params<'a> {
 
     /// `level`, `service`, `q`, `from`, `to`, `query`. Repeated `level`
     /// values add up.
-    pub fn filter(&self) -> Result<LogFilter, ParamError> {
+    /// `scope`: whose logs the request may read (from its key, session or
+    /// tenant header); every filter carries it into the store.
+    pub fn filter(&self, scope: &Scope) -> Result<LogFilter, ParamError> {
         let mut levels: Option<LevelSet> = None;
         for (_, value) in self.pairs.iter().filter(|(n, _)| n == "level") {
             if value.trim().is_empty() {
@@ -154,6 +157,7 @@ impl<'a> Params<'a> {
             from: self.instant("from")?,
             to: self.instant("to")?,
             expr: self.expr()?,
+            scope: scope.clone(),
         };
         if let (Some(from), Some(to)) = (filter.from, filter.to)
             && from > to
@@ -168,12 +172,12 @@ pub const FILTER_PARAMS: &[&str] = &["level", "service", "q", "from", "to", "que
 
 /// `/api/logs`: the filters, `limit`, `order` and either `offset` or a
 /// `cursor` (checked against the filters and order it was made for).
-pub fn log_query(pairs: &[(String, String)]) -> Result<LogQuery, ParamError> {
+pub fn log_query(pairs: &[(String, String)], scope: &Scope) -> Result<LogQuery, ParamError> {
     let params = Params::new(
         pairs,
         &[FILTER_PARAMS, &["limit", "offset", "order", "cursor"]].concat(),
     )?;
-    let filter = params.filter()?;
+    let filter = params.filter(scope)?;
     let order = params.order()?;
     let after = match params.one("cursor")? {
         None => None,
@@ -225,7 +229,7 @@ fn name_list(params: &Params, name: &str, most: usize) -> Result<Option<Vec<Stri
 }
 
 /// `/api/facets`: the filters, `fields` and `limit` (values per field).
-pub fn facet_query(pairs: &[(String, String)]) -> Result<FacetQuery, ParamError> {
+pub fn facet_query(pairs: &[(String, String)], scope: &Scope) -> Result<FacetQuery, ParamError> {
     let params = Params::new(pairs, &[FILTER_PARAMS, &["fields", "limit"]].concat())?;
     let fields = name_list(&params, "fields", MAX_FACET_FIELDS)?
         .map(|names| {
@@ -247,7 +251,7 @@ pub fn facet_query(pairs: &[(String, String)]) -> Result<FacetQuery, ParamError>
         })
         .transpose()?;
     Ok(FacetQuery {
-        filter: params.filter()?,
+        filter: params.filter(scope)?,
         fields,
         limit: params.number("limit", 10, 1, 100)?,
     })
@@ -275,7 +279,7 @@ pub struct ExportQuery {
 
 /// `/api/export`: the filters, `order`, `format` (`ndjson`, the default, or
 /// `csv`), `limit` and, for CSV, `columns`.
-pub fn export_query(pairs: &[(String, String)]) -> Result<ExportQuery, ParamError> {
+pub fn export_query(pairs: &[(String, String)], scope: &Scope) -> Result<ExportQuery, ParamError> {
     let params = Params::new(
         pairs,
         &[FILTER_PARAMS, &["format", "order", "limit", "columns"]].concat(),
@@ -313,7 +317,7 @@ pub fn export_query(pairs: &[(String, String)]) -> Result<ExportQuery, ParamErro
         Some(_) => Some(params.number("limit", 0, 1, MAX_EXPORT_LIMIT)? as u64),
     };
     Ok(ExportQuery {
-        filter: params.filter()?,
+        filter: params.filter(scope)?,
         order: params.order()?,
         format,
         limit,
@@ -330,7 +334,10 @@ pub struct ContextQuery {
     pub all_services: bool,
 }
 
-pub fn context_query(pairs: &[(String, String)]) -> Result<ContextQuery, ParamError> {
+pub fn context_query(
+    pairs: &[(String, String)],
+    scope: &Scope,
+) -> Result<ContextQuery, ParamError> {
     let params = Params::new(
         pairs,
         &[FILTER_PARAMS, &["before", "after", "scope"]].concat(),
@@ -346,31 +353,41 @@ pub fn context_query(pairs: &[(String, String)]) -> Result<ContextQuery, ParamEr
         }
     };
     Ok(ContextQuery {
-        filter: params.filter()?,
+        filter: params.filter(scope)?,
         before: params.number("before", 20, 0, MAX_CONTEXT)?,
         after: params.number("after", 20, 0, MAX_CONTEXT)?,
         all_services,
     })
 }
 
-pub fn filter_only(pairs: &[(String, String)]) -> Result<LogFilter, ParamError> {
-    Params::new(pairs, FILTER_PARAMS)?.filter()
+pub fn filter_only(pairs: &[(String, String)], scope: &Scope) -> Result<LogFilter, ParamError> {
+    Params::new(pairs, FILTER_PARAMS)?.filter(scope)
 }
 
 /// `/api/services`: the filters plus a `limit` on the number of services.
-pub fn services_query(pairs: &[(String, String)]) -> Result<(LogFilter, usize), ParamError> {
+pub fn services_query(
+    pairs: &[(String, String)],
+    scope: &Scope,
+) -> Result<(LogFilter, usize), ParamError> {
     let params = Params::new(pairs, &[FILTER_PARAMS, &["limit"]].concat())?;
-    Ok((params.filter()?, params.number("limit", 100, 1, 10_000)?))
+    Ok((
+        params.filter(scope)?,
+        params.number("limit", 100, 1, 10_000)?,
+    ))
 }
 
 /// `/ws/live`: `level`, `service`, `q` and `query` (time bounds make no
 /// sense live).
-pub fn live_filter(pairs: &[(String, String)], extra: &[&str]) -> Result<LogFilter, ParamError> {
+pub fn live_filter(
+    pairs: &[(String, String)],
+    extra: &[&str],
+    scope: &Scope,
+) -> Result<LogFilter, ParamError> {
     Params::new(
         pairs,
         &[&["level", "service", "q", "query"], extra].concat(),
     )?
-    .filter()
+    .filter(scope)
 }
 
 /// Nice bucket widths, in seconds, for automatic histogram intervals.
@@ -385,9 +402,10 @@ const TARGET_BUCKETS: i64 = 120;
 pub fn histogram_query(
     pairs: &[(String, String)],
     now: Micros,
+    scope: &Scope,
 ) -> Result<HistogramQuery, ParamError> {
     let params = Params::new(pairs, &[FILTER_PARAMS, &["interval", "by"]].concat())?;
-    let mut filter = params.filter()?;
+    let mut filter = params.filter(scope)?;
     let to = filter.to.unwrap_or(now.min(MAX_MICROS - SECOND) + 1);
     let from = filter.from.unwrap_or((to - DAY).max(0));
     if from >= to {
@@ -438,9 +456,12 @@ pub fn histogram_split(pairs: &[(String, String)]) -> Result<Option<FieldName>, 
 }
 
 /// `/api/patterns`: the filters, `limit` (patterns listed, 50 by default).
-pub fn patterns_query(pairs: &[(String, String)]) -> Result<(LogFilter, usize), ParamError> {
+pub fn patterns_query(
+    pairs: &[(String, String)],
+    scope: &Scope,
+) -> Result<(LogFilter, usize), ParamError> {
     let params = Params::new(pairs, &[FILTER_PARAMS, &["limit"]].concat())?;
-    Ok((params.filter()?, params.number("limit", 50, 1, 1000)?))
+    Ok((params.filter(scope)?, params.number("limit", 50, 1, 1000)?))
 }
 
 /// Ceiling division for positive divisors (`i64::div_ceil` is unstable).
@@ -495,12 +516,12 @@ mod tests {
 
     #[test]
     fn log_query_defaults_and_filters() {
-        let query = log_query(&pairs("")).unwrap();
+        let query = log_query(&pairs(""), &Scope::default()).unwrap();
         assert_eq!(
             (query.limit, query.offset, query.order),
             (100, 0, Order::Desc)
         );
-        let query = log_query(&pairs("level=ERROR,warn&service=Pay&q=Time%20Out&from=1000&to=2025-01-01T00:00:00Z&limit=5&offset=10&order=asc")).unwrap();
+        let query = log_query(&pairs("level=ERROR,warn&service=Pay&q=Time%20Out&from=1000&to=2025-01-01T00:00:00Z&limit=5&offset=10&order=asc"), &Scope::default()).unwrap();
         let levels = query.filter.levels.unwrap();
         assert!(
             levels.contains(Level::Error)
@@ -527,18 +548,30 @@ mod tests {
             ("levle=info", "levle"),
             ("limit=1&limit=2", "limit"),
         ] {
-            assert_eq!(log_query(&pairs(query)).unwrap_err().name, name, "{query}");
+            assert_eq!(
+                log_query(&pairs(query), &Scope::default())
+                    .unwrap_err()
+                    .name,
+                name,
+                "{query}"
+            );
         }
         let long = "x".repeat(MAX_TEXT_CHARS + 1);
         assert_eq!(
-            log_query(&pairs(&format!("q={long}"))).unwrap_err().name,
+            log_query(&pairs(&format!("q={long}")), &Scope::default())
+                .unwrap_err()
+                .name,
             "q"
         );
     }
 
     #[test]
     fn repeated_levels_combine_and_empty_values_are_absent() {
-        let query = log_query(&pairs("level=info&level=fatal&q=&service=")).unwrap();
+        let query = log_query(
+            &pairs("level=info&level=fatal&q=&service="),
+            &Scope::default(),
+        )
+        .unwrap();
         assert!(query.filter.levels.unwrap().contains(Level::Fatal));
         assert_eq!(query.filter.text, None);
         assert_eq!(query.filter.service, None);
@@ -547,23 +580,32 @@ mod tests {
     #[test]
     fn histogram_intervals() {
         let hour = 3600 * SECOND;
-        let query = histogram_query(&pairs("from=0&to=3600000"), 0).unwrap();
+        let query = histogram_query(&pairs("from=0&to=3600000"), 0, &Scope::default()).unwrap();
         assert_eq!(query.interval, 30 * SECOND, "1 h / 30 s = 120 buckets");
-        let query = histogram_query(&pairs("from=0&to=3600000&interval=5m"), 0).unwrap();
+        let query = histogram_query(
+            &pairs("from=0&to=3600000&interval=5m"),
+            0,
+            &Scope::default(),
+        )
+        .unwrap();
         assert_eq!(query.interval, 300 * SECOND);
         assert_eq!(
-            histogram_query(&pairs("from=0&to=86400000&interval=1s"), 0)
-                .unwrap_err()
-                .name,
+            histogram_query(
+                &pairs("from=0&to=86400000&interval=1s"),
+                0,
+                &Scope::default()
+            )
+            .unwrap_err()
+            .name,
             "interval"
         );
         assert_eq!(
-            histogram_query(&pairs("interval=5x"), hour)
+            histogram_query(&pairs("interval=5x"), hour, &Scope::default())
                 .unwrap_err()
                 .name,
             "interval"
         );
-        let query = histogram_query(&pairs(""), 10 * DAY).unwrap();
+        let query = histogram_query(&pairs(""), 10 * DAY, &Scope::default()).unwrap();
         assert_eq!(query.filter.to.unwrap() - query.filter.from.unwrap(), DAY);
         assert_eq!(format_interval(300 * SECOND), "5m");
         assert_eq!(

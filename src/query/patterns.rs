@@ -8,7 +8,7 @@
 
 use super::client_gone::ClientSocket;
 use super::params;
-use super::state::{QueryState, decoded};
+use super::state::{QueryState, decoded, scope_of};
 use crate::domain::patterns::{MinerOptions, PatternMiner, PatternSummary, SampleGrid};
 use crate::domain::time::{MAX_MICROS, now_micros};
 use crate::http::error::ApiError;
@@ -39,7 +39,7 @@ pub async fn patterns(
     request: HttpRequest,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (mut filter, limit) = params::patterns_query(&decoded(&request)?)?;
+    let (mut filter, limit) = params::patterns_query(&decoded(&request)?, &scope_of(&request))?;
     // Like the histogram: the last 24 hours unless told otherwise.
     let to = filter.to.unwrap_or(now_micros().min(MAX_MICROS - 1) + 1);
     let from = filter.from.unwrap_or((to - DAY).max(0));

@@ -4,17 +4,14 @@
 //! may read (`Principal::tenants`) join it with the tenants work.
 //!
 //! Handlers read through [`ScopedStore`] (`QueryState::scoped`), never the
-//! store directly, so no read can forget the scope. Until `store::LogFilter`
-//! carries a read scope of its own, the scope is one more condition ANDed
-//! to the filter's expression (`domain::audit::hidden_audit_condition`),
-//! which every store already translates; once it does, [`ReadScope::apply`]
-//! is the one place to set it instead.
+//! store directly, so no read can forget the scope: [`ReadScope::apply`]
+//! sets `LogFilter::scope`, which every store applies.
 
-use crate::domain::audit::hidden_audit_condition;
 use crate::domain::principal::Caller;
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
 use crate::store::facets::{FacetQuery, Facets, KeyCount};
+use crate::store::filter::Scope;
 use crate::store::grouped::{GroupedCount, GroupedCountQuery};
 use crate::store::{
     BucketCount, HistogramQuery, LevelServiceCount, LogFilter, LogQuery, RawLog, Store, StoreError,
@@ -23,34 +20,38 @@ use actix_web::{HttpMessage, HttpRequest};
 use async_trait::async_trait;
 use std::collections::HashSet;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadScope {
-    audit_visible: bool,
+    scope: Scope,
 }
 
 impl ReadScope {
-    /// The scope of the request's caller, as the security middleware left
-    /// it; a request without one sees the least (no audit log).
+    /// The scope of the request's caller, as the gate left it: the tenants
+    /// it resolved (the default tenant when tenancy is off), the audit log
+    /// for admins only. A request the gate left nothing on sees the least.
     pub fn of(request: &HttpRequest) -> ReadScope {
+        let extensions = request.extensions();
+        let tenants = extensions.get::<Scope>().cloned().unwrap_or_default();
+        let audit = extensions
+            .get::<Caller>()
+            .is_some_and(Caller::may_read_audit);
         ReadScope {
-            audit_visible: request
-                .extensions()
-                .get::<Caller>()
-                .is_some_and(Caller::may_read_audit),
+            scope: tenants.with_audit(audit),
         }
     }
 
-    /// Narrows a filter to the scope.
-    // INTEGRATOR: with `LogFilter`'s read scope on main, set its audit
-    // visibility (and the tenants of `Caller::principal`) here instead.
-    pub fn apply(self, filter: &mut LogFilter) {
-        if !self.audit_visible {
-            filter.expr = std::mem::take(&mut filter.expr).and(hidden_audit_condition());
-        }
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Narrows a filter to the scope: the store applies it (tenants first in
+    /// its keys, the audit service left out), whatever the filter said.
+    pub fn apply(&self, filter: &mut LogFilter) {
+        filter.scope = self.scope.clone();
     }
 
     /// For reads that filter in memory (the live tail).
-    pub fn applied(self, mut filter: LogFilter) -> LogFilter {
+    pub fn applied(&self, mut filter: LogFilter) -> LogFilter {
         self.apply(&mut filter);
         filter
     }
@@ -173,6 +174,9 @@ mod tests {
             service: service.into(),
             message: "m".into(),
             attributes: Default::default(),
+            tenant: Default::default(),
+            trace_id: None,
+            span_id: None,
         }
     }
 

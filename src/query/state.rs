@@ -7,6 +7,7 @@ use super::scope::{ReadScope, ScopedStore};
 use crate::bus::Bus;
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
+use crate::store::filter::Scope;
 use crate::store::{Store, StoreError};
 use actix_web::HttpRequest;
 use std::future::Future;
@@ -71,6 +72,13 @@ impl From<ParamError> for ApiError {
     fn from(error: ParamError) -> ApiError {
         ApiError::bad_parameter(&error.name, error.message).at_position(error.position)
     }
+}
+
+/// Whose logs the request may read: set on the request by the security
+/// guard (its key's or session's tenants, or the tenant header); without
+/// one — tenants off — the `default` tenant, without the audit log.
+pub(super) fn scope_of(request: &HttpRequest) -> Scope {
+    ReadScope::of(request).scope().clone()
 }
 
 /// The request's query string as name-value pairs (400 when it is not

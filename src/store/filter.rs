@@ -3,9 +3,10 @@
 //! language's expression, ANDed. [`LogFilter::matches`] is the definition;
 //! each store's SQL must agree with it (the store contract checks).
 
+use crate::domain::log::AUDIT_SERVICE;
 use crate::domain::query::{Expr, Predicate, TextField};
 use crate::domain::time::{MAX_MICROS, Micros};
-use crate::domain::{LevelSet, LogRecord};
+use crate::domain::{LevelSet, LogRecord, TenantId};
 use std::cmp::Ordering;
 
 /// What a set of logs must match. Every condition is optional.
@@ -22,13 +23,80 @@ pub struct LogFilter {
     pub to: Option<Micros>,
     /// The `query` parameter, parsed; `Expr::everything()` when absent.
     pub expr: Expr,
+    /// Whose logs the reader may see. Every store read applies it, so no
+    /// endpoint can forget it; the default sees the `default` tenant only,
+    /// without the audit log.
+    pub scope: Scope,
+}
+
+/// Who is reading: the tenants a request may see (never none) and whether
+/// it may see the audit log (service `oglogstream.audit`, admins only).
+/// Tenancy is data: it travels with the filter into every store read like
+/// any other condition (stores put the tenant first in their keys, so one
+/// tenant's reads cost what they would in a store of its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    tenants: Vec<TenantId>,
+    pub audit: bool,
+}
+
+impl Default for Scope {
+    fn default() -> Scope {
+        Scope {
+            tenants: vec![TenantId::default()],
+            audit: false,
+        }
+    }
+}
+
+impl Scope {
+    /// The tenants given (sorted, without repeats); `None` for none.
+    pub fn of(tenants: impl IntoIterator<Item = TenantId>) -> Option<Scope> {
+        let mut tenants: Vec<TenantId> = tenants.into_iter().collect();
+        tenants.sort();
+        tenants.dedup();
+        (!tenants.is_empty()).then_some(Scope {
+            tenants,
+            audit: false,
+        })
+    }
+
+    /// One tenant.
+    pub fn tenant(tenant: TenantId) -> Scope {
+        Scope {
+            tenants: vec![tenant],
+            audit: false,
+        }
+    }
+
+    /// The same tenants, with the audit log visible or not.
+    pub fn with_audit(mut self, audit: bool) -> Scope {
+        self.audit = audit;
+        self
+    }
+
+    /// Sorted and distinct, never empty.
+    pub fn tenants(&self) -> &[TenantId] {
+        &self.tenants
+    }
+
+    /// More than one tenant: rows then say whose they are.
+    pub fn is_multi_tenant(&self) -> bool {
+        self.tenants.len() > 1
+    }
+
+    pub fn includes(&self, record: &LogRecord) -> bool {
+        self.tenants.contains(&record.tenant) && (self.audit || record.service != AUDIT_SERVICE)
+    }
 }
 
 impl LogFilter {
     /// Evaluates the filter on one record in memory (live tail does this).
     pub fn matches(&self, record: &LogRecord) -> bool {
-        self.levels
-            .is_none_or(|levels| levels.contains(record.level))
+        self.scope.includes(record)
+            && self
+                .levels
+                .is_none_or(|levels| levels.contains(record.level))
             && self.from.is_none_or(|from| record.timestamp >= from)
             && self.to.is_none_or(|to| record.timestamp < to)
             && self

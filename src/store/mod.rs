@@ -16,7 +16,7 @@ pub mod settings;
 pub mod sqlite;
 
 use crate::domain::time::Micros;
-use crate::domain::{Level, LogBatch, LogRecord};
+use crate::domain::{Level, LogBatch, LogRecord, TenantId};
 use async_trait::async_trait;
 pub use facets::{FacetQuery, Facets, KeyCount};
 pub use filter::{HistogramQuery, LogFilter, LogKey, LogQuery, Order};
@@ -34,6 +34,9 @@ pub struct RawLog {
     pub message: String,
     /// A JSON object of strings; `None` when there are no attributes.
     pub attributes_json: Option<String>,
+    pub tenant: TenantId,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
 }
 
 impl RawLog {
@@ -49,8 +52,13 @@ impl RawLog {
         self.attributes_json.as_deref().unwrap_or("{}")
     }
 
-    /// The `/api/logs` row, exactly as `LogRecord` serialises it.
-    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    /// The `/api/logs` row, exactly as `LogRecord` serialises it (with its
+    /// tenant when `with_tenant`, as `Row::with_tenant` writes it).
+    pub fn write_json(
+        &self,
+        out: &mut impl std::io::Write,
+        with_tenant: bool,
+    ) -> std::io::Result<()> {
         let mut timestamp = String::with_capacity(27);
         crate::domain::time::write_rfc3339(&mut timestamp, self.timestamp);
         out.write_all(b"{\"id\":")?;
@@ -65,6 +73,18 @@ impl RawLog {
         serde_json::to_writer(&mut *out, &self.service)?;
         out.write_all(b",\"attributes\":")?;
         out.write_all(self.attributes_json().as_bytes())?;
+        if let Some(trace_id) = &self.trace_id {
+            out.write_all(b",\"trace_id\":")?;
+            serde_json::to_writer(&mut *out, trace_id)?;
+        }
+        if let Some(span_id) = &self.span_id {
+            out.write_all(b",\"span_id\":")?;
+            serde_json::to_writer(&mut *out, span_id)?;
+        }
+        if with_tenant {
+            out.write_all(b",\"tenant\":")?;
+            serde_json::to_writer(&mut *out, self.tenant.as_str())?;
+        }
         out.write_all(b"}")
     }
 }
@@ -78,6 +98,9 @@ impl From<LogRecord> for RawLog {
             level: record.level,
             service: record.service,
             message: record.message,
+            tenant: record.tenant,
+            trace_id: record.trace_id,
+            span_id: record.span_id,
         }
     }
 }
@@ -276,6 +299,27 @@ pub fn ids_and_range(batches: &[LogBatch]) -> Option<(Vec<&str>, Micros, Micros)
     Some((ids, from, to))
 }
 
+/// [`ids_and_range`] for each tenant of the batches: stores keyed by tenant
+/// first look each tenant's ids up in its own range.
+pub fn ids_and_range_by_tenant(
+    batches: &[LogBatch],
+) -> Vec<(TenantId, Vec<String>, Micros, Micros)> {
+    let mut by_tenant: std::collections::BTreeMap<&TenantId, (Vec<String>, Micros, Micros)> =
+        Default::default();
+    for record in batches.iter().flat_map(|batch| batch.iter()) {
+        let entry = by_tenant
+            .entry(&record.tenant)
+            .or_insert_with(|| (Vec::new(), record.timestamp, record.timestamp));
+        entry.0.push(record.id.clone());
+        entry.1 = entry.1.min(record.timestamp);
+        entry.2 = entry.2.max(record.timestamp);
+    }
+    by_tenant
+        .into_iter()
+        .map(|(tenant, (ids, from, to))| (tenant.clone(), ids, from, to))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,10 +366,11 @@ mod tests {
                 service: "svc\t".into(),
                 message: "line\none \u{1} é".into(),
                 attributes,
+                ..Default::default()
             };
             let mut written = Vec::new();
             RawLog::from(record.clone())
-                .write_json(&mut written)
+                .write_json(&mut written, false)
                 .unwrap();
             assert_eq!(
                 String::from_utf8(written).unwrap(),

@@ -56,6 +56,7 @@ fn logs(first: usize, count: usize) -> Vec<LogRecord> {
                 service: format!("svc-{}", n % 7),
                 message: format!("message {n}"),
                 attributes,
+                ..Default::default()
             }
         })
         .collect()

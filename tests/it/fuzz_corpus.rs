@@ -64,11 +64,12 @@ fn query_params_seeds() {
         let Ok(pairs) = params::decode(text) else {
             continue;
         };
-        if let Ok(query) = params::log_query(&pairs) {
+        let scope = oglogstream::store::filter::Scope::default();
+        if let Ok(query) = params::log_query(&pairs, &scope) {
             assert!((1..=params::MAX_LIMIT).contains(&query.limit), "{name}");
         }
-        let _ = params::histogram_query(&pairs, 1_790_000_000_000_000);
-        let _ = params::services_query(&pairs);
+        let _ = params::histogram_query(&pairs, 1_790_000_000_000_000, &scope);
+        let _ = params::services_query(&pairs, &scope);
     }
 }
 

@@ -51,6 +51,7 @@ fn logs(first: usize, count: usize, rng: &mut Lcg) -> Vec<LogRecord> {
                 service: format!("svc-{}", rng.below(7)),
                 message: format!("{word} #{n} user {}", rng.below(100_000)),
                 attributes: Default::default(),
+                ..Default::default()
             }
         })
         .collect()

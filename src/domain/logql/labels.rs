@@ -340,6 +340,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+            ..Default::default()
         }
     }
 

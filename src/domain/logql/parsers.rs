@@ -362,6 +362,7 @@ mod tests {
             service: "api".into(),
             message: String::new(),
             attributes: Default::default(),
+            ..Default::default()
         };
         LabelModel::default().line_labels(&record)
     }

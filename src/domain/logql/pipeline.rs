@@ -268,6 +268,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..Default::default()
         };
         Line::of(&record, &LabelModel::default())
     }

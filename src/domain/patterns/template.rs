@@ -160,6 +160,7 @@ mod tests {
             service: "s".into(),
             message: message.into(),
             attributes: Default::default(),
+            ..Default::default()
         }
     }
 

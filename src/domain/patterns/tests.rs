@@ -169,6 +169,7 @@ fn generate(seed: u64) -> Generated {
             service: ["api", "web", "worker"][template % 3].to_string(),
             message,
             attributes: Default::default(),
+            ..Default::default()
         });
         index += 1;
     }
@@ -280,6 +281,7 @@ fn statistics_per_pattern() {
             service: service.to_string(),
             message: message.to_string(),
             attributes: Default::default(),
+            ..Default::default()
         })
         .collect();
     assert_eq!(records.iter().filter(|r| expr.matches(r)).count(), 3);

@@ -99,6 +99,10 @@ pub enum TextField {
     Message,
     Service,
     Id,
+    /// The OpenTelemetry trace and span ids (a log without one never
+    /// matches).
+    TraceId,
+    SpanId,
     /// An attribute by key, exactly as written (keys are case-sensitive).
     Attribute(String),
 }

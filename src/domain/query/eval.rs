@@ -27,6 +27,14 @@ impl Predicate {
                     TextField::Message => record.message.as_str(),
                     TextField::Service => record.service.as_str(),
                     TextField::Id => record.id.as_str(),
+                    TextField::TraceId => match &record.trace_id {
+                        Some(id) => id.as_str(),
+                        None => return false,
+                    },
+                    TextField::SpanId => match &record.span_id {
+                        Some(id) => id.as_str(),
+                        None => return false,
+                    },
                     TextField::Attribute(key) => match record.attributes.get(key) {
                         Some(value) => value.as_str(),
                         None => return false,

@@ -88,6 +88,8 @@ impl FieldName {
             "service" => FieldName::Text(TextField::Service),
             "message" => FieldName::Text(TextField::Message),
             "id" => FieldName::Text(TextField::Id),
+            "trace_id" => FieldName::Text(TextField::TraceId),
+            "span_id" => FieldName::Text(TextField::SpanId),
             other => FieldName::Text(TextField::Attribute(other.to_string())),
         }
     }
@@ -121,6 +123,8 @@ impl FieldName {
             FieldName::Text(TextField::Service) => "service".into(),
             FieldName::Text(TextField::Message) => "message".into(),
             FieldName::Text(TextField::Id) => "id".into(),
+            FieldName::Text(TextField::TraceId) => "trace_id".into(),
+            FieldName::Text(TextField::SpanId) => "span_id".into(),
             FieldName::Text(TextField::Attribute(key)) => {
                 let shadowed = FieldName::parse(key) != *self || key == PATTERN_KEY;
                 let bare = is_bare_name(key);

@@ -521,8 +521,22 @@ fn literal_value(
             Expr::Is(Predicate::Present { key: key.clone() })
         }
         // Every log has a message, a service and an id.
+        // Not every log has a trace: `trace_id:*` is "has one", as a
+        // pattern that matches any value.
+        FieldName::Text(id @ (TextField::TraceId | TextField::SpanId)) if present => {
+            text(id.clone(), Matcher::Equals(Pattern::wildcard("*")))
+        }
         FieldName::Text(_) if present => Expr::everything(),
         FieldName::Text(TextField::Id) => text(TextField::Id, Matcher::Exact(value.to_string())),
+        // Ids as stored: hex lowercased, as ingest keeps them.
+        FieldName::Text(id @ (TextField::TraceId | TextField::SpanId)) => {
+            let value = if value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                value.to_ascii_lowercase()
+            } else {
+                value.to_string()
+            };
+            text(id.clone(), Matcher::Exact(value))
+        }
         FieldName::Text(TextField::Message) => text(
             TextField::Message,
             Matcher::Contains(pattern(value, wildcards)),

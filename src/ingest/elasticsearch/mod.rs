@@ -12,6 +12,7 @@ pub use decoder::{Bulk, decode_bulk};
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error};
 use super::state::{IngestState, refusal_head};
 use crate::domain::LogRecord;
+use crate::domain::TenantId;
 use crate::domain::time::now_micros;
 use crate::http::error::ApiError;
 use crate::metrics::{Protocol, Rejection};
@@ -135,7 +136,7 @@ async fn accept(
         bulk.refused() as u64,
     );
     let Bulk { logs, items } = bulk;
-    let batch = state.stamp_all(logs, now_micros());
+    let batch = state.stamp_all(logs, now_micros(), &TenantId::default());
     state
         .publish(Protocol::Elasticsearch, batch.clone())
         .await?;
@@ -262,6 +263,7 @@ mod tests {
             service: "s".into(),
             message: "m".into(),
             attributes: Default::default(),
+            ..Default::default()
         };
         let batch = [record("0194a"), record("0194b")];
         let items = [

@@ -14,6 +14,7 @@ pub use settings::{OtlpConfig, RawOtlp};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
 use super::state::{IngestState, refusal_head};
+use crate::domain::TenantId;
 use crate::domain::time::now_micros;
 use crate::http::body::media_type;
 use crate::http::error::ApiError;
@@ -66,7 +67,7 @@ async fn accept(
     state
         .metrics
         .reject(Protocol::Otlp, Rejection::Invalid, rejected as u64);
-    let batch = state.stamp_all(decoded.logs, now_micros());
+    let batch = state.stamp_all(decoded.logs, now_micros(), &TenantId::default());
     state.publish(Protocol::Otlp, batch).await?;
     let error_message = rejection_message(&decoded.rejected);
     Ok(HttpResponse::Ok()

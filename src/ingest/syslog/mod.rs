@@ -21,6 +21,7 @@ pub use settings::{RawSyslog, SyslogConfig};
 use super::state::IngestState;
 use crate::bus::BusError;
 use crate::domain::LogBatch;
+use crate::domain::TenantId;
 use crate::domain::shippers::framing::{Frame, Framer};
 use crate::domain::time::now_micros;
 use crate::metrics::{Metrics, Protocol, Rejection};
@@ -207,7 +208,7 @@ fn decode_frames(framer: &mut Framer, at_end: bool, state: &IngestState) -> LogB
     let mut refused = [0u64; 2];
     let mut take = |frame: Frame<'_>| match frame {
         Frame::Message(bytes) => match decode(bytes, received, &state.config.limits) {
-            Ok(log) => records.push(state.stamp(log, received)),
+            Ok(log) => records.push(state.stamp(log, received, &TenantId::default())),
             Err(_) => refused[0] += 1,
         },
         Frame::TooLong => refused[1] += 1,
@@ -273,7 +274,7 @@ async fn serve_udp(
                 refused[1] += 1;
             } else {
                 match decode(&datagram[..read], received_at, &state.config.limits) {
-                    Ok(log) => records.push(state.stamp(log, received_at)),
+                    Ok(log) => records.push(state.stamp(log, received_at, &TenantId::default())),
                     Err(_) => refused[0] += 1,
                 }
             }

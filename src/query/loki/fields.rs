@@ -113,6 +113,9 @@ fn parsed_fields(line: &str, model: &LabelModel) -> Vec<(String, String, Parser)
         service: String::new(),
         message: line.to_string(),
         attributes: Default::default(),
+        tenant: Default::default(),
+        trace_id: None,
+        span_id: None,
     };
     for (parser, stage) in [
         (Parser::Json, Stage::Json(Vec::new())),

@@ -85,6 +85,15 @@ fn write_predicate(predicate: &Predicate, out: &mut String) {
                 TextField::Message => "message".to_string(),
                 TextField::Service => "toString(service)".to_string(),
                 TextField::Id => "id".to_string(),
+                // Empty for a log without one, which no id equals.
+                TextField::TraceId => {
+                    out.push_str("trace_id != '' AND ");
+                    "trace_id".to_string()
+                }
+                TextField::SpanId => {
+                    out.push_str("span_id != '' AND ");
+                    "span_id".to_string()
+                }
                 TextField::Attribute(key) => {
                     let _ = write!(out, "{} AND ", has_key(key));
                     attribute_value(key)

@@ -149,6 +149,7 @@ impl Row for LogRow {
                     .filter(|a| !a.is_empty())
                     .map(|a| a.as_str()),
             ),
+            ..Default::default()
         }))
     }
 

@@ -3,11 +3,13 @@
 
 use super::connection::sql_error;
 use super::expr;
+use crate::domain::TenantId;
+use crate::domain::log::AUDIT_SERVICE;
 use crate::domain::query::Expr;
 use crate::store::StoreError;
 use crate::store::filter::LogFilter;
-use rusqlite::Connection;
 use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
 
 /// A WHERE clause and its bound parameters, built only from placeholders.
@@ -32,9 +34,111 @@ impl Conditions {
     }
 }
 
+/// The filter's dictionary-valued conditions resolved to ids once per
+/// read: the request's tenants, the audit service when it must stay out of
+/// sight, and the services the `service` parameter names.
+pub(super) struct Dimensions {
+    /// Sorted, never empty (a scope naming only unknown tenants resolves to
+    /// no `Dimensions` at all: nothing can match).
+    tenants: Vec<i64>,
+    /// The audit log's service id, when the reader may not see it.
+    hidden_service: Option<i64>,
+    /// `None` without a service filter.
+    services: Option<Vec<i64>>,
+}
+
+impl Dimensions {
+    /// `None` when nothing can match (no tenant of the scope has a log, or
+    /// no service matches the filter).
+    pub(super) fn resolve(
+        connection: &Connection,
+        filter: &LogFilter,
+    ) -> Result<Option<Dimensions>, StoreError> {
+        let tenants = tenant_ids(connection, filter.scope.tenants())?;
+        if tenants.is_empty() {
+            return Ok(None);
+        }
+        let hidden_service = if filter.scope.audit {
+            None
+        } else {
+            connection
+                .query_row(
+                    "SELECT id FROM services WHERE name = ?1",
+                    [AUDIT_SERVICE],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql_error)?
+        };
+        let services = matching_service_ids(connection, filter)?;
+        if services.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(None);
+        }
+        Ok(Some(Dimensions {
+            tenants,
+            hidden_service,
+            services,
+        }))
+    }
+
+    /// Tenant, level and service conditions, valid on `logs` and on the
+    /// rollups alike (both lead with the tenant). `table` qualifies the
+    /// columns when the query joins.
+    pub(super) fn conditions(&self, conditions: &mut Conditions, filter: &LogFilter, table: &str) {
+        match self.tenants.as_slice() {
+            [tenant] => conditions.push(format!("{table}tenant_id = ?"), [Value::Integer(*tenant)]),
+            tenants => conditions.push(
+                format!("{table}tenant_id IN ({})", placeholders(tenants.len())),
+                tenants.iter().map(|id| Value::Integer(*id)),
+            ),
+        }
+        if let Some(hidden) = self.hidden_service {
+            conditions.push(format!("{table}service_id != ?"), [Value::Integer(hidden)]);
+        }
+        if let Some(levels) = filter.levels {
+            let codes: Vec<Value> = levels
+                .iter()
+                .map(|l| Value::Integer(l.code().into()))
+                .collect();
+            conditions.push(
+                format!("{table}level IN ({})", placeholders(codes.len())),
+                codes,
+            );
+        }
+        if let Some(ids) = &self.services {
+            conditions.push(
+                format!("{table}service_id IN ({})", placeholders(ids.len())),
+                ids.iter().map(|id| Value::Integer(*id)),
+            );
+        }
+    }
+}
+
+/// The ids of the named tenants that the store knows, sorted.
+pub(super) fn tenant_ids(
+    connection: &Connection,
+    tenants: &[TenantId],
+) -> Result<Vec<i64>, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT id FROM tenants WHERE name = ?1")
+        .map_err(sql_error)?;
+    let mut ids = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        if let Some(id) = statement
+            .query_row([tenant.as_str()], |row| row.get::<_, i64>(0))
+            .optional()
+            .map_err(sql_error)?
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// Resolves the service filter against the dictionary: `None` when there is no
 /// service filter, `Some(empty)` when nothing matches.
-pub(super) fn matching_service_ids(
+fn matching_service_ids(
     connection: &Connection,
     filter: &LogFilter,
 ) -> Result<Option<Vec<i64>>, StoreError> {
@@ -86,32 +190,6 @@ pub(super) fn expression_conditions(
 
 pub(super) fn placeholders(count: usize) -> String {
     vec!["?"; count].join(",")
-}
-
-/// Level and service conditions, valid on `logs` and on the rollups alike.
-/// `table` qualifies the columns when the query joins.
-pub(super) fn dimension_conditions(
-    conditions: &mut Conditions,
-    filter: &LogFilter,
-    service_ids: &Option<Vec<i64>>,
-    table: &str,
-) {
-    if let Some(levels) = filter.levels {
-        let codes: Vec<Value> = levels
-            .iter()
-            .map(|l| Value::Integer(l.code().into()))
-            .collect();
-        conditions.push(
-            format!("{table}level IN ({})", placeholders(codes.len())),
-            codes,
-        );
-    }
-    if let Some(ids) = service_ids {
-        conditions.push(
-            format!("{table}service_id IN ({})", placeholders(ids.len())),
-            ids.iter().map(|id| Value::Integer(*id)),
-        );
-    }
 }
 
 pub(super) fn service_names(connection: &Connection) -> Result<HashMap<i64, String>, StoreError> {

@@ -1,9 +1,7 @@
 //! Counts by bucket, level and service: from the rollups for whole minutes,
 //! hours and days of a range, from the rows at its ragged edges.
 
-use super::conditions::{
-    Conditions, dimension_conditions, expression_conditions, matching_service_ids, service_names,
-};
+use super::conditions::{Conditions, Dimensions, expression_conditions, service_names};
 use super::connection::sql_error;
 use super::{MINUTE, ROLLUPS};
 use crate::domain::Level;
@@ -62,6 +60,8 @@ pub(super) fn decompose(
 pub(super) fn widen_raw_edge(
     connection: &Connection,
     slice: &mut (Source, Micros, Micros),
+    filter: &LogFilter,
+    dimensions: &Dimensions,
 ) -> Result<(), StoreError> {
     let (Source::Raw, start, end) = *slice else {
         return Ok(());
@@ -71,14 +71,22 @@ pub(super) fn widen_raw_edge(
     if end > minute_end {
         return Ok(());
     }
-    let mut any = connection
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM logs INDEXED BY logs_page WHERE ts >= ?1 AND ts < ?2)
-                 OR EXISTS (SELECT 1 FROM logs INDEXED BY logs_page WHERE ts >= ?3 AND ts < ?4)",
-        )
-        .map_err(sql_error)?;
+    // Only logs the counts would include matter: the same tenant, level and
+    // service conditions (the rollups answer exactly those).
+    let mut conditions = Conditions::default();
+    dimensions.conditions(&mut conditions, filter, "");
+    let scope = conditions.sql.join(" AND ");
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM logs INDEXED BY logs_page WHERE {scope} AND ts >= ? AND ts < ?)
+             OR EXISTS (SELECT 1 FROM logs INDEXED BY logs_page WHERE {scope} AND ts >= ? AND ts < ?)"
+    );
+    let mut params = conditions.params.clone();
+    params.extend([Value::Integer(minute), Value::Integer(start)]);
+    params.extend(conditions.params);
+    params.extend([Value::Integer(end), Value::Integer(minute_end)]);
+    let mut any = connection.prepare_cached(&sql).map_err(sql_error)?;
     let outside: bool = any
-        .query_row([minute, start, end, minute_end], |row| row.get(0))
+        .query_row(params_from_iter(params.iter()), |row| row.get(0))
         .map_err(sql_error)?;
     if !outside {
         *slice = (Source::Rollup("counts_minute"), minute, minute_end);
@@ -112,17 +120,16 @@ pub(super) fn grouped_counts(
     interval: Option<Micros>,
     mut add: impl FnMut(Micros, u8, i64, u64),
 ) -> Result<(), StoreError> {
-    let service_ids = matching_service_ids(connection, filter)?;
-    if service_ids.as_ref().is_some_and(Vec::is_empty) {
+    let Some(dimensions) = Dimensions::resolve(connection, filter)? else {
         return Ok(());
-    }
+    };
     let (from, to) = filter.bounds();
     let grains = usable_grains(filter, interval);
     let mut slices = Vec::new();
     decompose(from, to, &grains, &mut slices);
     if grains.iter().any(|(grain, _)| *grain == MINUTE) {
         for slice in &mut slices {
-            widen_raw_edge(connection, slice)?;
+            widen_raw_edge(connection, slice, filter, &dimensions)?;
         }
     }
     for (source, start, end) in slices {
@@ -136,7 +143,7 @@ pub(super) fn grouped_counts(
             format!("{time_column} >= ? AND {time_column} < ?"),
             [Value::Integer(start), Value::Integer(end)],
         );
-        dimension_conditions(&mut conditions, filter, &service_ids, "");
+        dimensions.conditions(&mut conditions, filter, "");
         expression_conditions(connection, &mut conditions, &filter.expr, "")?;
         if let (Source::Raw, Some(text)) = (&source, &filter.text) {
             conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);

@@ -124,9 +124,24 @@ fn write_predicate(
             let _ = write!(out.sql, "{prefix}id = ?");
             out.params.push(Value::Text(id.clone()));
         }
+        Predicate::Text {
+            field: field @ (TextField::TraceId | TextField::SpanId),
+            matcher: Matcher::Exact(id),
+        } => {
+            // A plain comparison: the trace id index answers it.
+            let _ = write!(out.sql, "{prefix}{} = ?", id_column(field));
+            out.params.push(Value::Text(id.clone()));
+        }
         Predicate::Text { field, matcher } => {
             let spec = Value::Text(spec(&Test::Matcher(matcher.clone())));
             match field {
+                TextField::TraceId | TextField::SpanId => {
+                    let column = id_column(field);
+                    let _ = write!(
+                        out.sql,
+                        "({prefix}{column} IS NOT NULL AND oglog_matches({prefix}{column}, ?))"
+                    );
+                }
                 TextField::Attribute(key) => {
                     let _ = write!(out.sql, "oglog_attr_matches({prefix}attributes, ?, ?)");
                     out.params.push(Value::Text(key.clone()));
@@ -150,6 +165,14 @@ fn write_predicate(
             out.params
                 .push(Value::Text(spec(&Test::Compare(*op, number.clone()))));
         }
+    }
+}
+
+/// The column of a trace or span id.
+fn id_column(field: &TextField) -> &'static str {
+    match field {
+        TextField::SpanId => "span_id",
+        _ => "trace_id",
     }
 }
 

@@ -1,9 +1,7 @@
 //! Facets and attribute keys: counted from the facet blocks and the newest
 //! rows no block covers yet.
 
-use super::conditions::{
-    Conditions, dimension_conditions, expression_conditions, matching_service_ids, service_names,
-};
+use super::conditions::{Conditions, Dimensions, expression_conditions, service_names};
 use super::connection::sql_error;
 use super::counts::grouped_counts;
 use super::{expr, facet_blocks};
@@ -25,10 +23,9 @@ pub(super) fn for_each_matching(
     seq_from: Option<i64>,
     mut each: impl FnMut(u8, i64, Option<&str>),
 ) -> Result<(), StoreError> {
-    let service_ids = matching_service_ids(connection, filter)?;
-    if service_ids.as_ref().is_some_and(Vec::is_empty) {
+    let Some(dimensions) = Dimensions::resolve(connection, filter)? else {
         return Ok(());
-    }
+    };
     let mut conditions = Conditions::default();
     let (from, to) = filter.bounds();
     conditions.push(
@@ -42,7 +39,7 @@ pub(super) fn for_each_matching(
         }
         None => "logs INDEXED BY logs_page",
     };
-    dimension_conditions(&mut conditions, filter, &service_ids, "");
+    dimensions.conditions(&mut conditions, filter, "");
     expression_conditions(connection, &mut conditions, &filter.expr, "")?;
     if let Some(text) = &filter.text {
         conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);

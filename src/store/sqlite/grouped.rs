@@ -11,9 +11,7 @@
 //! hash map here, as `grouped_counts` does: SQLite's `GROUP BY` sorter was
 //! slower than streaming the rows.
 
-use super::conditions::{
-    Conditions, dimension_conditions, expression_conditions, matching_service_ids, service_names,
-};
+use super::conditions::{Conditions, Dimensions, expression_conditions, service_names};
 use super::connection::sql_error;
 use super::counts::{Source, decompose, widen_raw_edge};
 use super::expr::attribute_value;
@@ -39,10 +37,9 @@ pub(super) fn count(
     query: &GroupedCountQuery,
 ) -> Result<Vec<GroupedCount>, StoreError> {
     let filter = &query.filter;
-    let service_ids = matching_service_ids(connection, filter)?;
-    if service_ids.as_ref().is_some_and(Vec::is_empty) {
+    let Some(dimensions) = Dimensions::resolve(connection, filter)? else {
         return Ok(Vec::new());
-    }
+    };
     let (from, to) = filter.bounds();
     let grains: Vec<(Micros, &'static str)> = if query.countable_from_rollups() {
         ROLLUPS
@@ -57,7 +54,7 @@ pub(super) fn count(
     decompose(from, to, &grains, &mut slices);
     if grains.iter().any(|(grain, _)| *grain == MINUTE) {
         for slice in &mut slices {
-            widen_raw_edge(connection, slice)?;
+            widen_raw_edge(connection, slice, filter, &dimensions)?;
         }
     }
     let by_level = query.by_level();
@@ -93,7 +90,7 @@ pub(super) fn count(
             format!("{time_column} >= ? AND {time_column} < ?"),
             [Value::Integer(start), Value::Integer(end)],
         );
-        dimension_conditions(&mut conditions, filter, &service_ids, "");
+        dimensions.conditions(&mut conditions, filter, "");
         expression_conditions(connection, &mut conditions, &filter.expr, "")?;
         if let (Source::Raw, Some(text)) = (&source, &filter.text) {
             conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);

@@ -68,7 +68,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 const MINUTE: Micros = 60_000_000;
 const FIVE_MINUTES: Micros = 5 * MINUTE;
 const HOUR: Micros = 60 * MINUTE;
@@ -148,6 +148,7 @@ impl SqliteStore {
                 facet_builder,
                 json: Vec::new(),
                 service_ids: HashMap::new(),
+                tenant_ids: HashMap::new(),
                 open_block: Some(open_block),
             })),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -218,12 +219,15 @@ impl Store for SqliteStore {
     }
 
     async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError> {
-        let Some((ids, from, to)) = super::ids_and_range(batches) else {
-            return Ok(HashSet::new());
-        };
-        let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
-        self.read(move |connection| stored_ids(connection, &ids, from, to))
-            .await
+        let lookups = super::ids_and_range_by_tenant(batches);
+        self.read(move |connection| {
+            let mut found = HashSet::new();
+            for (tenant, ids, from, to) in &lookups {
+                found.extend(stored_ids(connection, tenant, ids, *from, *to)?);
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
@@ -309,9 +313,18 @@ impl Store for SqliteStore {
 
     async fn oldest_timestamp(&self) -> Result<Option<Micros>, StoreError> {
         self.read(|connection| {
-            connection
-                .query_row("SELECT MIN(ts) FROM logs", [], |row| row.get(0))
-                .map_err(sql_error)
+            let tenants: Vec<i64> = {
+                let mut statement = connection
+                    .prepare_cached("SELECT id FROM tenants")
+                    .map_err(sql_error)?;
+                let ids = statement
+                    .query_map([], |row| row.get(0))
+                    .map_err(sql_error)?
+                    .collect::<Result<_, _>>()
+                    .map_err(sql_error)?;
+                ids
+            };
+            facet_blocks::oldest_of(connection, &tenants)
         })
         .await
     }

@@ -1,14 +1,12 @@
 //! Pages of logs in page order (keyset), and lookups by id.
 
-use super::conditions::{
-    Conditions, dimension_conditions, expression_conditions, matching_service_ids,
-};
+use super::conditions::{Conditions, Dimensions, expression_conditions, tenant_ids};
 use super::connection::sql_error;
 use super::facet_blocks;
 use crate::domain::log::attributes_from_json;
 use crate::domain::query::{Expr, Matcher, Predicate, TextField};
 use crate::domain::time::Micros;
-use crate::domain::{Level, LogRecord};
+use crate::domain::{Level, LogRecord, TenantId};
 use crate::store::filter::{LogQuery, Order};
 use crate::store::search_blocks::{self};
 use crate::store::{RawLog, StoreError};
@@ -24,10 +22,9 @@ pub(super) fn query_logs<T>(
     map: fn(&rusqlite::Row, usize) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
     let filter = &query.filter;
-    let service_ids = matching_service_ids(connection, filter)?;
-    if service_ids.as_ref().is_some_and(Vec::is_empty) {
+    let Some(dimensions) = Dimensions::resolve(connection, filter)? else {
         return Ok(Vec::new());
-    }
+    };
     let mut conditions = Conditions::default();
     if let Some(from) = filter.from {
         conditions.push("l.ts >= ?", [Value::Integer(from)]);
@@ -35,7 +32,7 @@ pub(super) fn query_logs<T>(
     if let Some(to) = filter.to {
         conditions.push("l.ts < ?", [Value::Integer(to)]);
     }
-    dimension_conditions(&mut conditions, filter, &service_ids, "l.");
+    dimensions.conditions(&mut conditions, filter, "l.");
     expression_conditions(connection, &mut conditions, &filter.expr, "l.")?;
     if let Some(after) = &query.after {
         // Strictly after the key in page order; the first term bounds the
@@ -60,6 +57,18 @@ pub(super) fn query_logs<T>(
     if let Some(found) = by_id(connection, query, &conditions, direction, map)? {
         return Ok(found);
     }
+    // A trace's logs, whatever the range: the trace id index holds them all
+    // (a few rows, sorted here).
+    if has_exact_trace_id(&filter.expr) {
+        return page_rows(
+            connection,
+            "INDEXED BY logs_trace",
+            conditions,
+            query,
+            direction,
+            map,
+        );
+    }
     if let Some(text) = &filter.text {
         conditions.push("oglog_contains(l.message, ?)", [Value::Text(text.clone())]);
     }
@@ -80,8 +89,10 @@ pub(super) fn query_logs<T>(
             query,
             filter.text.as_deref(),
             &also,
-            "SELECT l.seq, l.ts, l.id, l.level, s.name, l.message, l.attributes
-             FROM logs l NOT INDEXED CROSS JOIN services s ON s.id = l.service_id",
+            "SELECT l.seq, l.ts, l.id, l.level, s.name, l.message, l.attributes,
+                    t.name, l.trace_id, l.span_id
+             FROM logs l NOT INDEXED CROSS JOIN services s ON s.id = l.service_id
+                  CROSS JOIN tenants t ON t.id = l.tenant_id",
             &conditions.sql,
             &conditions.params,
             |row| map(row, 1),
@@ -116,8 +127,10 @@ pub(super) fn page_rows<T>(
     map: fn(&rusqlite::Row, usize) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
     let sql = format!(
-        "SELECT l.ts, l.id, l.level, s.name, l.message, l.attributes
+        "SELECT l.ts, l.id, l.level, s.name, l.message, l.attributes,
+                t.name, l.trace_id, l.span_id
          FROM logs l {access} CROSS JOIN services s ON s.id = l.service_id
+              CROSS JOIN tenants t ON t.id = l.tenant_id
          {}
          ORDER BY l.ts {direction}, l.id {direction}
          LIMIT ? OFFSET ?",
@@ -141,16 +154,26 @@ pub(super) const IDS_PER_LOOKUP: usize = 500;
 /// batch's stretch of the index rather than the table.
 pub(super) fn stored_ids(
     connection: &Connection,
+    tenant: &TenantId,
     ids: &[String],
     from: Micros,
     to: Micros,
 ) -> Result<HashSet<String>, StoreError> {
     let mut found = HashSet::new();
+    let Some(&tenant_id) = tenant_ids(connection, std::slice::from_ref(tenant))?.first() else {
+        // A tenant the store has never seen holds none of them.
+        return Ok(found);
+    };
     for chunk in ids.chunks(IDS_PER_LOOKUP) {
         let placeholders = vec!["?"; chunk.len()].join(", ");
-        let sql =
-            format!("SELECT id FROM logs WHERE ts >= ? AND ts <= ? AND id IN ({placeholders})");
-        let mut params = vec![Value::Integer(from), Value::Integer(to)];
+        let sql = format!(
+            "SELECT id FROM logs WHERE tenant_id = ? AND ts >= ? AND ts <= ? AND id IN ({placeholders})"
+        );
+        let mut params = vec![
+            Value::Integer(tenant_id),
+            Value::Integer(from),
+            Value::Integer(to),
+        ];
         params.extend(chunk.iter().map(|id| Value::Text(id.clone())));
         let mut statement = connection.prepare_cached(&sql).map_err(sql_error)?;
         let rows = statement
@@ -163,6 +186,19 @@ pub(super) fn stored_ids(
         }
     }
     Ok(found)
+}
+
+/// `trace_id:X` among the top-level terms.
+fn has_exact_trace_id(expr: &Expr) -> bool {
+    expr.conjuncts().iter().any(|term| {
+        matches!(
+            term,
+            Expr::Is(Predicate::Text {
+                field: TextField::TraceId,
+                matcher: Matcher::Exact(_),
+            })
+        )
+    })
 }
 
 /// A query with `id:X` among its top-level terms reads only the blocks
@@ -220,11 +256,15 @@ pub(super) fn raw_log(row: &rusqlite::Row, ts_column: usize) -> rusqlite::Result
         service: row.get(at(3))?,
         message: row.get(at(4))?,
         attributes_json: row.get(at(5))?,
+        tenant: tenant(row, at(6))?,
+        trace_id: row.get(at(7))?,
+        span_id: row.get(at(8))?,
     })
 }
 
 /// A log from the columns `ts, id, level, service name, message,
-/// attributes`, from `ts_column` on (the block search reads `seq` first).
+/// attributes, tenant name, trace id, span id`, from `ts_column` on (the
+/// block search reads `seq` first).
 pub(super) fn log_record(row: &rusqlite::Row, ts_column: usize) -> rusqlite::Result<LogRecord> {
     let at = |offset: usize| ts_column + offset;
     let level: u8 = row.get(at(2))?;
@@ -236,5 +276,20 @@ pub(super) fn log_record(row: &rusqlite::Row, ts_column: usize) -> rusqlite::Res
         service: row.get(at(3))?,
         message: row.get(at(4))?,
         attributes: attributes_from_json(attributes.as_deref()),
+        tenant: tenant(row, at(6))?,
+        trace_id: row.get(at(7))?,
+        span_id: row.get(at(8))?,
+    })
+}
+
+/// A stored tenant name (valid when it was written).
+fn tenant(row: &rusqlite::Row, column: usize) -> rusqlite::Result<TenantId> {
+    let name = row.get_ref(column)?.as_str()?;
+    TenantId::parse(name).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
     })
 }

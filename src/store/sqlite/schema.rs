@@ -150,6 +150,96 @@ pub(super) fn migrate(connection: &Connection) -> Result<(), StoreError> {
             .and_then(|()| connection.execute_batch("PRAGMA user_version = 6; COMMIT;"))
             .map_err(sql_error)?;
     }
+    if version < 7 {
+        tenants_and_traces(connection, version)?;
+    }
+    Ok(())
+}
+
+/// The ids shippers sent as attributes before schema 7, most common first,
+/// as `json_extract` paths: moved into the `trace_id`/`span_id` columns.
+const TRACE_ID_PATHS: [&str; 3] = ["$.trace_id", "$.traceId", "$.\"trace.id\""];
+const SPAN_ID_PATHS: [&str; 3] = ["$.span_id", "$.spanId", "$.\"span.id\""];
+
+/// Schema 7: tenants and trace ids.
+/// - `tenants`: a dictionary like `services`; id 0 is `default`, the tenant
+///   of every log stored before (the column's default).
+/// - `logs.tenant_id` leads the page index, `(tenant_id, ts, id, level,
+///   service_id)`, and the rollups' keys, `(tenant_id, bucket, level,
+///   service_id)`: one tenant's pages and counts are a contiguous range, so
+///   its reads cost what they would in a store of its own.
+/// - `logs.trace_id`, `logs.span_id` with a partial index on the trace id
+///   (most logs have none): a trace's logs are found whatever the range.
+///   Ids shippers sent as attributes move into them.
+/// - The facet blocks are dropped: rebuilt in the background, now with
+///   each log's tenant (answers read the rows meanwhile).
+fn tenants_and_traces(connection: &Connection, version: i64) -> Result<(), StoreError> {
+    if version > 0 {
+        tracing::info!(
+            "migrating the store to schema 7 (tenants, trace ids): rebuilding the page index and rollups once"
+        );
+    }
+    let mut statements = String::from(
+        "PRAGMA temp_store = FILE;
+         BEGIN;
+         CREATE TABLE tenants (
+             id   INTEGER PRIMARY KEY,
+             name TEXT NOT NULL UNIQUE
+         );
+         INSERT INTO tenants (id, name) VALUES (0, 'default');
+         ALTER TABLE logs ADD COLUMN tenant_id INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE logs ADD COLUMN trace_id TEXT;
+         ALTER TABLE logs ADD COLUMN span_id TEXT;",
+    );
+    for (column, paths) in [("trace_id", TRACE_ID_PATHS), ("span_id", SPAN_ID_PATHS)] {
+        for path in paths {
+            // Hex ids lowercased, as ingest stores them; the attribute goes.
+            statements.push_str(&format!(
+                "UPDATE logs SET
+                     {column} = CASE WHEN json_extract(attributes, '{path}') GLOB '*[^0-9A-Fa-f]*'
+                         THEN json_extract(attributes, '{path}')
+                         ELSE lower(json_extract(attributes, '{path}')) END,
+                     attributes = nullif(json_remove(attributes, '{path}'), '{{}}')
+                 WHERE {column} IS NULL AND attributes IS NOT NULL
+                     AND json_type(attributes, '{path}') = 'text'
+                     AND length(json_extract(attributes, '{path}')) BETWEEN 1 AND 128;"
+            ));
+        }
+    }
+    statements.push_str(
+        "DROP INDEX logs_page;
+         CREATE UNIQUE INDEX logs_page ON logs (tenant_id, ts, id, level, service_id);
+         CREATE INDEX logs_trace ON logs (trace_id) WHERE trace_id IS NOT NULL;",
+    );
+    for (_, table) in ROLLUPS {
+        statements.push_str(&format!(
+            "ALTER TABLE {table} RENAME TO {table}_v6;
+             CREATE TABLE {table} (
+                 tenant_id  INTEGER NOT NULL,
+                 bucket     INTEGER NOT NULL,
+                 level      INTEGER NOT NULL,
+                 service_id INTEGER NOT NULL,
+                 n          INTEGER NOT NULL,
+                 PRIMARY KEY (tenant_id, bucket, level, service_id)
+             ) WITHOUT ROWID;
+             INSERT INTO {table} (tenant_id, bucket, level, service_id, n)
+                 SELECT 0, bucket, level, service_id, n FROM {table}_v6;
+             DROP TABLE {table}_v6;"
+        ));
+    }
+    statements.push_str(
+        "DROP TABLE IF EXISTS facet_blocks;
+         DROP TABLE IF EXISTS attribute_blooms;",
+    );
+    let outcome = connection
+        .execute_batch(&statements)
+        .and_then(|()| facet_blocks::create_tables(connection))
+        .and_then(|()| connection.execute_batch("PRAGMA user_version = 7; COMMIT;"));
+    let _ = connection.execute_batch("PRAGMA temp_store = MEMORY;");
+    if let Err(error) = outcome {
+        let _ = connection.execute_batch("ROLLBACK;");
+        return Err(sql_error(error));
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The embedded store's own tests: migrations, rollup decomposition, duplicates, cancellation.
 
+use super::conditions::Dimensions;
 use super::counts::{Source, decompose, widen_raw_edge};
 use super::*;
 use crate::domain::Level;
@@ -114,18 +115,20 @@ fn a_raw_edge_becomes_the_minute_rollup_only_when_the_rest_of_the_minute_is_empt
             [MINUTE + 10],
         )
         .unwrap();
+    let filter = LogFilter::default();
+    let dimensions = Dimensions::resolve(connection, &filter).unwrap().unwrap();
     let mut edge = (Source::Raw, MINUTE, MINUTE + 20);
-    widen_raw_edge(connection, &mut edge).unwrap();
+    widen_raw_edge(connection, &mut edge, &filter, &dimensions).unwrap();
     assert_eq!(edge, (Source::Rollup("counts_minute"), MINUTE, 2 * MINUTE));
     let mut edge = (Source::Raw, MINUTE, MINUTE + 5);
-    widen_raw_edge(connection, &mut edge).unwrap();
+    widen_raw_edge(connection, &mut edge, &filter, &dimensions).unwrap();
     assert_eq!(
         edge,
         (Source::Raw, MINUTE, MINUTE + 5),
         "a log after the edge"
     );
     let mut edge = (Source::Raw, MINUTE + 20, 2 * MINUTE);
-    widen_raw_edge(connection, &mut edge).unwrap();
+    widen_raw_edge(connection, &mut edge, &filter, &dimensions).unwrap();
     assert_eq!(
         edge,
         (Source::Raw, MINUTE + 20, 2 * MINUTE),
@@ -141,6 +144,7 @@ fn record(id: &str, ts: Micros, level: Level) -> LogRecord {
         service: "api".into(),
         message: format!("message {id}"),
         attributes: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -223,8 +227,10 @@ async fn schema_4_removes_duplicates_from_rows_and_counts() {
         store.close().await;
     }
     {
-        // Back to schema 3, then a redelivered copy of three logs.
+        // Back to schema 3 (undoing schema 7's tenants and trace ids too),
+        // then a redelivered copy of three logs.
         let connection = Connection::open(dir.path().join("oglogstream.db")).unwrap();
+        connection.execute_batch(&before_schema_7()).unwrap();
         connection
             .execute_batch(
                 "DROP INDEX logs_page;
@@ -315,4 +321,112 @@ fn decompose_small_ranges_are_raw() {
     let mut out = Vec::new();
     decompose(10, 20, &[(HOUR, "counts_hour")], &mut out);
     assert_eq!(out, vec![(Source::Raw, 10, 20)]);
+}
+
+/// SQL that takes a schema-7 store back to what schema 6 had: no tenants
+/// table or columns, no trace ids, rollups keyed without a tenant.
+fn before_schema_7() -> String {
+    let mut sql = String::from(
+        "DROP INDEX logs_page;
+         DROP INDEX logs_trace;
+         ALTER TABLE logs DROP COLUMN tenant_id;
+         ALTER TABLE logs DROP COLUMN trace_id;
+         ALTER TABLE logs DROP COLUMN span_id;
+         DROP TABLE tenants;
+         CREATE UNIQUE INDEX logs_page ON logs (ts, id, level, service_id);",
+    );
+    for table in ["counts_minute", "counts_5min", "counts_hour", "counts_day"] {
+        sql.push_str(&format!(
+            "ALTER TABLE {table} RENAME TO {table}_v7;
+             CREATE TABLE {table} (
+                 bucket     INTEGER NOT NULL,
+                 level      INTEGER NOT NULL,
+                 service_id INTEGER NOT NULL,
+                 n          INTEGER NOT NULL,
+                 PRIMARY KEY (bucket, level, service_id)
+             ) WITHOUT ROWID;
+             INSERT INTO {table} SELECT bucket, level, service_id, SUM(n) FROM {table}_v7
+                 GROUP BY bucket, level, service_id;
+             DROP TABLE {table}_v7;"
+        ));
+    }
+    sql.push_str("PRAGMA user_version = 6;");
+    sql
+}
+
+/// A schema-6 store (before tenants and trace ids) keeps every log and
+/// count, all in the `default` tenant, and the trace and span ids its
+/// shippers sent as attributes move into their own fields.
+#[tokio::test]
+async fn a_schema_6_store_migrates_into_the_default_tenant_with_its_trace_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = 1_735_732_800_000_000;
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let logs: LogBatch = (0..300)
+            .map(|i| record(&format!("id-{i:05}"), hour + i * 1_000_000, Level::Error))
+            .collect();
+        store.insert(&[logs]).await.unwrap();
+        store.close().await;
+    }
+    {
+        let connection = Connection::open(dir.path().join("oglogstream.db")).unwrap();
+        connection.execute_batch(&before_schema_7()).unwrap();
+        // As schema 6 kept them: ids among the attributes, in any casing.
+        connection
+            .execute_batch(
+                r#"UPDATE logs SET attributes = '{"region":"eu","traceId":"ABCDEF0123456789ABCDEF0123456789","span_id":"00f067aa0ba902b7"}'
+                   WHERE id = 'id-00007';
+                   UPDATE logs SET attributes = '{"trace.id":"not-hex id"}' WHERE id = 'id-00008';"#,
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(totals(&store).await, (300, 300));
+    let rows = store
+        .logs(&LogQuery {
+            filter: LogFilter {
+                expr: crate::domain::query::parse("trace_id:abcdef0123456789abcdef0123456789")
+                    .unwrap(),
+                ..LogFilter::default()
+            },
+            limit: 10,
+            offset: 0,
+            order: Order::Asc,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, "id-00007");
+    assert!(rows[0].tenant.is_default());
+    assert_eq!(rows[0].span_id.as_deref(), Some("00f067aa0ba902b7"));
+    assert_eq!(
+        rows[0].attributes,
+        [("region".to_string(), "eu".to_string())].into(),
+        "the ids left the attributes"
+    );
+    let rows = store
+        .logs(&LogQuery {
+            filter: LogFilter {
+                expr: crate::domain::query::parse(r#"trace_id:"not-hex id""#).unwrap(),
+                ..LogFilter::default()
+            },
+            limit: 10,
+            offset: 0,
+            order: Order::Asc,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "a non-hex id is kept as it was");
+    assert!(rows[0].attributes.is_empty());
+    // Another tenant sees none of it.
+    let other = LogFilter {
+        scope: crate::store::filter::Scope::tenant(
+            crate::domain::TenantId::parse("team-a").unwrap(),
+        ),
+        ..LogFilter::default()
+    };
+    assert!(store.level_service_counts(&other).await.unwrap().is_empty());
 }

@@ -42,6 +42,7 @@ fn dataset() -> Vec<LogRecord> {
                     "ok".into()
                 },
                 attributes,
+                ..Default::default()
             }
         })
         .collect()

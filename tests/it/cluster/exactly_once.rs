@@ -192,6 +192,7 @@ async fn a_republished_batch_whose_first_copy_was_consumed_is_stored_once() {
         service: "retry".into(),
         message: "stored once".into(),
         attributes: [("k".to_string(), "v".to_string())].into(),
+        ..Default::default()
     };
     let mut messages = oglogstream::bus::wire::encode(&[record], 1 << 20).expect("encodes");
     let message = messages.remove(0);

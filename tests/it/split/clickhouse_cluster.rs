@@ -25,6 +25,7 @@ fn records(prefix: &str, count: usize) -> Vec<LogRecord> {
             service: "svc".into(),
             message: format!("message {n}"),
             attributes: Default::default(),
+            ..Default::default()
         })
         .collect()
 }

@@ -27,6 +27,7 @@ fn record(n: usize, timestamp: i64) -> LogRecord {
         service: "svc".into(),
         message: format!("message {}", if n % 2 == 0 { "even" } else { "odd" }),
         attributes: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -187,6 +188,7 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
         service: "svc".into(),
         message: "after the upgrade".into(),
         attributes: Default::default(),
+        ..Default::default()
     };
     store.insert(&[vec![new].into()]).await.expect("insert");
     let counts = store

@@ -3,10 +3,12 @@
 //! with `LogFilter::matches`, the definition every store must agree with.
 
 use super::deps::ClickHouse;
+use oglogstream::domain::log::AUDIT_SERVICE;
 use oglogstream::domain::query::{FieldName, TextField};
-use oglogstream::domain::{Level, LevelSet, LogBatch, LogRecord};
+use oglogstream::domain::{Level, LevelSet, LogBatch, LogRecord, TenantId};
 use oglogstream::store::clickhouse::{ClickHouseStore, Options, Stepping};
 use oglogstream::store::facets::{FacetQuery, Facets, FieldFacet, KeyCount};
+use oglogstream::store::filter::Scope;
 use oglogstream::store::sqlite::SqliteStore;
 use oglogstream::store::{
     BucketCount, Dimension, GroupedCount, GroupedCountQuery, HistogramQuery, LevelServiceCount,
@@ -81,10 +83,54 @@ pub fn dataset() -> Vec<LogRecord> {
                     MESSAGES[(i + round as usize * 5) % MESSAGES.len()]
                 ),
                 attributes: attributes(n),
+                tenant: TENANTS[n % TENANTS.len()].clone(),
+                trace_id: (n % 7 == 0).then(|| format!("{:032x}", n % 3)),
+                span_id: (n % 7 == 0).then(|| format!("{n:016x}")),
+                ..Default::default()
             });
+            // The audit log: a reserved service only some scopes see.
+            if n % 17 == 0 {
+                records
+                    .last_mut()
+                    .map(|r| r.service = AUDIT_SERVICE.to_string());
+            }
         }
     }
     records
+}
+
+/// Three tenants sharing services, attribute keys and messages, the first
+/// (`default`) holding most logs.
+static TENANTS: std::sync::LazyLock<[TenantId; 5]> = std::sync::LazyLock::new(|| {
+    let tenant = |name: &str| TenantId::parse(name).expect("a tenant id");
+    [
+        TenantId::default(),
+        tenant("team-a"),
+        TenantId::default(),
+        tenant("team-b"),
+        tenant("team-a"),
+    ]
+});
+
+/// The scopes every read is asked with: each tenant alone, several at once,
+/// with and without the audit log, and a tenant the store never saw.
+pub fn scopes() -> Vec<Scope> {
+    let tenant = |name: &str| TenantId::parse(name).expect("a tenant id");
+    vec![
+        Scope::default(),
+        Scope::tenant(tenant("team-a")),
+        Scope::of([tenant("team-a"), tenant("team-b")]).expect("a scope"),
+        Scope::default().with_audit(true),
+        every_tenant(),
+        Scope::tenant(tenant("nobody")),
+    ]
+}
+
+/// Every tenant of the dataset, audit log included: the whole store.
+pub fn every_tenant() -> Scope {
+    Scope::of(TENANTS.iter().cloned())
+        .expect("a scope")
+        .with_audit(true)
 }
 
 /// Attributes of record `n`: hostile keys and values, regions in several
@@ -110,7 +156,7 @@ fn attributes(n: usize) -> oglogstream::domain::Attributes {
         );
     }
     if n % 7 == 0 {
-        set("trace_id", &format!("T{}", n % 3));
+        set("trace", &format!("T{}", n % 3));
     }
     if n % 11 == 0 {
         set("level", "custom");
@@ -155,7 +201,13 @@ const QUERIES: &[&str] = &[
     "-http.status:>=500",
     "http.status:>200 http.status:<=503",
     "http.status:(abc OR >=503)",
-    "trace_id:t1 OR trace_id:T2",
+    "trace:t1 OR trace:T2",
+    "trace_id:00000000000000000000000000000001",
+    "trace_id:00000000000000000000000000000002 level:>=warn",
+    "trace_id:*",
+    "-trace_id:*",
+    "span_id:000000000000001c",
+    "service:oglogstream.audit",
     "@level:custom",
     "@level:* level:info",
     "\"my key\":*quoted*",
@@ -582,10 +634,14 @@ pub async fn store_contract(store: Arc<dyn Store>) {
     store.insert(&[third.into()]).await.expect("insert");
     store.insert(&[]).await.expect("an empty insert is fine");
 
-    // Every record comes back whole: attributes, NUL and multi-byte text.
+    // Every record comes back whole: attributes, NUL and multi-byte text,
+    // tenant, trace and span ids.
     let everything = store
         .logs(&LogQuery {
-            filter: LogFilter::default(),
+            filter: LogFilter {
+                scope: every_tenant(),
+                ..LogFilter::default()
+            },
             limit: 1000,
             offset: 0,
             order: Order::Asc,
@@ -642,7 +698,12 @@ pub async fn store_contract(store: Arc<dyn Store>) {
             .is_empty()
     );
 
-    for filter in filters() {
+    for filter in scopes().into_iter().flat_map(|scope| {
+        filters().into_iter().map(move |filter| LogFilter {
+            scope: scope.clone(),
+            ..filter
+        })
+    }) {
         for (order, limit, offset) in [
             (Order::Desc, 100, 0),
             (Order::Asc, 100, 0),
@@ -685,6 +746,15 @@ pub async fn store_contract(store: Arc<dyn Store>) {
         },
         LogFilter {
             text: Some("quoted #".into()),
+            ..Default::default()
+        },
+        LogFilter {
+            scope: every_tenant(),
+            ..Default::default()
+        },
+        LogFilter {
+            expr: language("region:*"),
+            scope: scopes()[2].clone(),
             ..Default::default()
         },
     ] {
@@ -749,6 +819,23 @@ pub async fn store_contract(store: Arc<dyn Store>) {
             expr: language("service:nobody"),
             ..Default::default()
         },
+        LogFilter {
+            scope: scopes()[1].clone(),
+            ..Default::default()
+        },
+        LogFilter {
+            expr: language("level:>=warn"),
+            scope: scopes()[2].clone(),
+            ..Default::default()
+        },
+        LogFilter {
+            scope: every_tenant(),
+            ..Default::default()
+        },
+        LogFilter {
+            scope: scopes()[5].clone(),
+            ..Default::default()
+        },
     ] {
         for (fields, limit) in [
             (None, 3),
@@ -809,6 +896,15 @@ pub async fn store_contract(store: Arc<dyn Store>) {
                     text: Some("%".into()),
                     ..Default::default()
                 },
+                LogFilter {
+                    scope: scopes()[2].clone(),
+                    ..Default::default()
+                },
+                LogFilter {
+                    levels: levels(&[Level::Error, Level::Info]),
+                    scope: every_tenant(),
+                    ..Default::default()
+                },
             ] {
                 let query = HistogramQuery {
                     filter: LogFilter {
@@ -866,7 +962,10 @@ pub async fn store_contract(store: Arc<dyn Store>) {
         "{}",
         store.kind()
     );
-    let everything = LogFilter::default();
+    let everything = LogFilter {
+        scope: every_tenant(),
+        ..LogFilter::default()
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let counts = sorted_counts(

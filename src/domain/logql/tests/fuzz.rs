@@ -120,6 +120,7 @@ fn check(text: &str) {
         service: "a".into(),
         message: r#"{"a":"1","x":2} level=info a=b"#.into(),
         attributes: [("a".to_string(), "x".to_string())].into(),
+        ..Default::default()
     };
     let keys = |label: &str| vec![label.to_string()];
     let model = LabelModel::default();

@@ -9,6 +9,7 @@
 use super::codec::RawBytes;
 use super::gate::{Caller, Gate};
 use super::status;
+use crate::domain::TenantId;
 use crate::domain::time::now_micros;
 use crate::ingest::otlp::decoder::{Encoding, decode, rejection_message, response};
 use crate::ingest::state::IngestState;
@@ -159,7 +160,7 @@ async fn export(state: &IngestState, message: Bytes) -> Result<Vec<u8>, Status> 
     let rejected = decoded.rejected.len();
     metrics.reject(Protocol::Otlp, Rejection::Invalid, rejected as u64);
     let error_message = rejection_message(&decoded.rejected);
-    let batch = state.stamp_all(decoded.logs, now_micros());
+    let batch = state.stamp_all(decoded.logs, now_micros(), &TenantId::default());
     state
         .publish(Protocol::Otlp, batch)
         .await

@@ -155,7 +155,7 @@ fn build_some(
     let mut built = Vec::new();
     {
         let mut rows = connection.prepare_cached(
-            "SELECT ts, level, service_id, attributes FROM logs WHERE seq >= ?1 AND seq < ?2",
+            "SELECT ts, level, service_id, attributes, tenant_id FROM logs WHERE seq >= ?1 AND seq < ?2",
         )?;
         for block in next..last {
             let mut encoder = Encoder::default();
@@ -174,7 +174,7 @@ fn build_some(
                         return Err(error);
                     }
                 }
-                encoder.row(row.get(0)?, row.get(1)?, row.get(2)?, &pairs);
+                encoder.row(row.get(0)?, row.get(1)?, row.get(2)?, row.get(4)?, &pairs);
             }
             built.push((block, encoder));
         }

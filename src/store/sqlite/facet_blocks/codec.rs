@@ -1,6 +1,6 @@
 //! A block's blob: format byte, row count, the block's dictionary of
 //! (key id, value) pairs, then each row (timestamp delta, level, service
-//! id, dictionary positions of its attributes), all varints. Written by
+//! id, tenant id, dictionary positions of its attributes), all varints. Written by
 //! [`Encoder`], read by [`Block`], which checks every length and position,
 //! so a damaged blob is an error, never a panic.
 
@@ -11,7 +11,8 @@ use std::collections::HashMap;
 /// Must match the search blocks' grouping (`seq >> 10`), so both describe
 /// the same logs.
 pub const BLOCK_SHIFT: u32 = 10;
-const FORMAT: u8 = 1;
+/// 2 since schema 7 (rows carry their tenant); schema 7 drops format-1 blocks.
+const FORMAT: u8 = 2;
 
 /// One block's rows, being encoded.
 #[derive(Default)]
@@ -27,7 +28,14 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    pub fn row(&mut self, ts: Micros, level: u8, service_id: i64, pairs: &[(i64, String)]) {
+    pub fn row(
+        &mut self,
+        ts: Micros,
+        level: u8,
+        service_id: i64,
+        tenant_id: i64,
+        pairs: &[(i64, String)],
+    ) {
         if self.rows == 0 {
             self.min_ts = ts;
             self.max_ts = ts;
@@ -40,6 +48,7 @@ impl Encoder {
         self.last_ts = ts;
         self.body.push(level);
         put_varint(&mut self.body, service_id as u64);
+        put_varint(&mut self.body, tenant_id as u64);
         put_varint(&mut self.body, pairs.len() as u64);
         for (key_id, value) in pairs {
             let next = self.dictionary.len() as u32;
@@ -146,6 +155,7 @@ pub struct Row<'b> {
     pub ts: Micros,
     pub level: u8,
     pub service: i64,
+    pub tenant: i64,
     /// Dictionary positions of its attributes.
     pub pairs: &'b [u32],
 }
@@ -183,6 +193,7 @@ impl<'a> Block<'a> {
             ts += reader.signed()?;
             let level = reader.byte()?;
             let service = reader.varint()? as i64;
+            let tenant = reader.varint()? as i64;
             let count = reader.varint()? as usize;
             pairs.clear();
             for _ in 0..count {
@@ -196,6 +207,7 @@ impl<'a> Block<'a> {
                 ts,
                 level,
                 service,
+                tenant,
                 pairs: &pairs,
             });
         }
@@ -211,9 +223,9 @@ mod tests {
     #[test]
     fn blocks_round_trip() {
         let mut encoder = Encoder::default();
-        encoder.row(100, 3, 7, &[(1, "eu".into()), (2, "503".into())]);
-        encoder.row(90, 1, 7, &[(1, "eu".into())]);
-        encoder.row(5_000_000, 4, 300, &[]);
+        encoder.row(100, 3, 7, 0, &[(1, "eu".into()), (2, "503".into())]);
+        encoder.row(90, 1, 7, 0, &[(1, "eu".into())]);
+        encoder.row(5_000_000, 4, 300, 0, &[]);
         let (min, max) = (encoder.min_ts, encoder.max_ts);
         let (data, bloom) = encoder.finish();
         assert_eq!((min, max), (90, 5_000_000));

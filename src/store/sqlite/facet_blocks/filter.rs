@@ -3,6 +3,7 @@
 //! of each block rather than once per log.
 
 use super::codec::{Block, Row};
+use crate::domain::log::AUDIT_SERVICE;
 use crate::domain::query::{CompareOp, Expr, Matcher, Number, Predicate, TextField};
 use crate::domain::time::Micros;
 use crate::domain::{Level, LevelSet};
@@ -16,6 +17,7 @@ use std::collections::HashMap;
 pub struct Dictionaries {
     pub service_names: HashMap<i64, String>,
     pub key_names: HashMap<i64, String>,
+    pub tenant_names: HashMap<i64, String>,
 }
 
 pub fn dictionaries(connection: &Connection) -> Result<Dictionaries, StoreError> {
@@ -29,6 +31,7 @@ pub fn dictionaries(connection: &Connection) -> Result<Dictionaries, StoreError>
     Ok(Dictionaries {
         service_names: read("SELECT id, name FROM services")?,
         key_names: read("SELECT id, name FROM attribute_keys")?,
+        tenant_names: read("SELECT id, name FROM tenants")?,
     })
 }
 
@@ -38,6 +41,10 @@ pub fn dictionaries(connection: &Connection) -> Result<Dictionaries, StoreError>
 pub struct BlockFilter {
     pub from: Micros,
     pub to: Micros,
+    /// The scope's tenants, by id.
+    pub tenants: Vec<i64>,
+    /// The audit log's service id, when the scope may not see it.
+    pub hidden_service: Option<i64>,
     pub levels: Option<LevelSet>,
     /// Services allowed by the `service` parameter (`None`: any).
     pub services: Option<Vec<bool>>,
@@ -219,9 +226,26 @@ impl BlockFilter {
             allowed
         });
         let (from, to) = filter.bounds();
+        let tenants = dictionaries
+            .tenant_names
+            .iter()
+            .filter(|(_, name)| filter.scope.tenants().iter().any(|t| t.as_str() == *name))
+            .map(|(id, _)| *id)
+            .collect();
+        let hidden_service = (!filter.scope.audit)
+            .then(|| {
+                dictionaries
+                    .service_names
+                    .iter()
+                    .find(|(_, name)| *name == AUDIT_SERVICE)
+                    .map(|(id, _)| *id)
+            })
+            .flatten();
         Some(BlockFilter {
             from,
             to,
+            tenants,
+            hidden_service,
             levels: filter.levels,
             services,
             expr: Compiled::of(
@@ -236,6 +260,8 @@ impl BlockFilter {
     pub fn row_matches(&self, row: &Row, decided: &[Vec<bool>]) -> bool {
         row.ts >= self.from
             && row.ts < self.to
+            && self.tenants.contains(&row.tenant)
+            && self.hidden_service != Some(row.service)
             && self.levels.is_none_or(|levels| {
                 Level::from_code(row.level).is_some_and(|l| levels.contains(l))
             })

@@ -40,7 +40,7 @@ pub use builder::Builder;
 pub use counts::{Counts, Wanted, facets_from, keys_from};
 pub use filter::dictionaries;
 pub use probe::AttributeProbe;
-pub use scan::scan;
+pub use scan::{oldest_of, scan};
 
 use crate::domain::time::Micros;
 use rusqlite::Connection;

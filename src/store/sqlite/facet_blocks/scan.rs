@@ -40,14 +40,7 @@ pub fn scan(
     let tail_from = last_built.map_or(0, |block| (block + 1) << BLOCK_SHIFT);
     // Rows retention deleted are still in their block: start at the oldest
     // log still stored.
-    let oldest: Option<Micros> = connection
-        .query_row(
-            "SELECT ts FROM logs INDEXED BY logs_page ORDER BY ts LIMIT 1",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sql_error)?;
+    let oldest = oldest_of(connection, &block_filter.tenants)?;
     let Some(oldest) = oldest else {
         return Ok(Some(Scan {
             counts: Counts::default(),
@@ -186,6 +179,28 @@ pub fn scan(
     }))
 }
 
+/// The oldest log of these tenants: a seek per tenant on the tenant-first
+/// page index.
+pub fn oldest_of(connection: &Connection, tenants: &[i64]) -> Result<Option<Micros>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT ts FROM logs INDEXED BY logs_page WHERE tenant_id = ?1 ORDER BY ts LIMIT 1",
+        )
+        .map_err(sql_error)?;
+    let mut oldest: Option<Micros> = None;
+    for tenant in tenants {
+        let first: Option<Micros> = statement
+            .query_row([tenant], |row| row.get(0))
+            .optional()
+            .map_err(sql_error)?;
+        oldest = match (oldest, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(oldest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::filter::dictionaries;
@@ -213,6 +228,7 @@ mod tests {
                     ["eu", "us"][n as usize % 2].to_string(),
                 )]
                 .into(),
+                ..Default::default()
             })
             .collect();
         store.insert(&[batch]).await.unwrap();
