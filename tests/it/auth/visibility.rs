@@ -172,7 +172,8 @@ async fn a_viewer_never_reads_the_audit_log_and_an_admin_always_does() {
     let (status, patterns) = get_as(&server, viewer, "/api/patterns").await;
     assert_eq!(status, StatusCode::OK, "{patterns}");
     assert!(!patterns.to_string().contains("audit"), "{patterns}");
-    let loki_audit = "/loki/api/v1/query_range?query=%7Bservice_name%3D%22oglogstream.audit%22%7D&limit=100";
+    let loki_audit =
+        "/loki/api/v1/query_range?query=%7Bservice_name%3D%22oglogstream.audit%22%7D&limit=100";
     let (status, answer) = get_as(&server, viewer, loki_audit).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["data"]["result"], serde_json::json!([]), "{answer}");
