@@ -150,6 +150,7 @@ fn build_gate(config: &Config, bus: &Arc<dyn Bus>, guard: Arc<Guard>, audit: Aud
         guard,
         sessions,
         audit,
+        tenants: config.tenants.clone(),
     }
 }
 

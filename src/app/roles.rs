@@ -5,9 +5,11 @@ use crate::alerts::Alerts;
 use crate::alerts::evaluator::Evaluator;
 use crate::alerts::lease::{LEASE_NAME, Leadership};
 use crate::alerts::notify::deliver::{Notifier, NotifierSettings, NotifierTask};
+use crate::auth::gate::tenant_error;
 use crate::bus::Bus;
 use crate::bus::coordination::LeaseKeeper;
 use crate::config::Config;
+use crate::domain::TenantId;
 use crate::domain::id::IdGenerator;
 use crate::http::error::ApiError;
 use crate::ingest::otlp::grpc::{Caller, Gate, GrpcListener};
@@ -17,6 +19,7 @@ use crate::query::QueryState;
 use crate::security::guard::Guard;
 use crate::store::Store;
 use crate::store::alert_records::AlertRecords;
+use crate::tenants::{self, TenantsConfig};
 use actix_web::web;
 use anyhow::Context;
 use std::sync::Arc;
@@ -67,7 +70,10 @@ pub async fn start_roles(
         Some(state) => ingest::otlp::grpc::start(
             &config.otlp,
             state.clone(),
-            Arc::new(IngestGate(Arc::clone(guard))),
+            Arc::new(IngestGate {
+                guard: Arc::clone(guard),
+                tenants: config.tenants.clone(),
+            }),
             stopping.clone(),
         )
         .await
@@ -137,17 +143,31 @@ impl Roles {
 
 /// The HTTP ingest paths' key and rate-limit rules, for OTLP over gRPC
 /// (`ingest` cannot import `security`).
-struct IngestGate(Arc<Guard>);
+struct IngestGate {
+    guard: Arc<Guard>,
+    tenants: TenantsConfig,
+}
 
 impl Gate for IngestGate {
-    fn admit(&self, caller: &Caller<'_>) -> Result<(), ApiError> {
-        self.0.admit_ingest(
+    fn admit(&self, caller: &Caller<'_>) -> Result<TenantId, ApiError> {
+        let allowed = self.guard.admit_ingest(
             Protocol::Otlp,
             caller.peer,
             caller.forwarded_for,
             caller.authorization,
             caller.api_key,
+        )?;
+        if !self.tenants.enabled {
+            return Ok(TenantId::default());
+        }
+        let tenants = tenants::resolve(
+            &self.tenants,
+            &allowed,
+            caller.tenant,
+            tenants::Access::Write,
         )
+        .map_err(|refusal| tenant_error(&refusal))?;
+        Ok(tenants.into_iter().next().unwrap_or_default())
     }
 }
 

@@ -9,11 +9,13 @@
 use super::session::{CSRF_HEADER, Opened, SESSION_COOKIE, Session, Sessions, cookie, set_cookie};
 use crate::domain::audit::{Actor, AuditEvent, Outcome, action};
 use crate::domain::principal::{Caller, Principal};
+use crate::domain::tenant::{Allowed, RequestTenants, TenantId};
 use crate::domain::time::now_micros;
 use crate::http::audit::{AuditLog, ChangeDetail};
 use crate::http::error::{ApiError, Refusal};
 use crate::security::access::{Access, changes_state};
 use crate::security::guard::{Guard, KeyIdentity, Screening};
+use crate::tenants::{self, TENANT_HEADER, TenantRefusal, TenantsConfig};
 use actix_web::dev::{RequestHead, ServiceRequest};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -27,6 +29,8 @@ pub struct Gate {
     /// `None` while sign-in is off.
     pub sessions: Option<Arc<Sessions>>,
     pub audit: AuditLog,
+    /// `[tenants]`: off, every request acts for the default tenant.
+    pub tenants: TenantsConfig,
 }
 
 /// Who a request acts as.
@@ -61,12 +65,26 @@ pub struct Admitted {
     /// A route that needs a role: a refusal its handler answers is
     /// audited (open routes, the sign-in flow's, audit their own).
     pub audit_refusal: bool,
+    /// With tenancy on, the tenants the request acts for (one for ingest).
+    pub tenants: Option<RequestTenants>,
 }
 
 /// A request refused: the answer, and the audit event it makes.
 pub struct Refused {
     pub response: HttpResponse,
     pub event: Option<AuditEvent>,
+}
+
+/// A tenant refusal in the API's shape, naming the header to fix.
+pub fn tenant_error(refusal: &TenantRefusal) -> ApiError {
+    let message = refusal.to_string();
+    match refusal {
+        TenantRefusal::Missing => ApiError::unauthorized_because(message).with_field(TENANT_HEADER),
+        TenantRefusal::Invalid(_) | TenantRefusal::Several => {
+            ApiError::bad_request(Some(TENANT_HEADER.to_string()), message)
+        }
+        TenantRefusal::NotAllowed(_) => ApiError::forbidden_field(TENANT_HEADER, message),
+    }
 }
 
 fn now_secs() -> i64 {
@@ -184,19 +202,33 @@ impl Gate {
                     allowed_origin: screened.allowed_origin,
                     audit_change: false,
                     audit_refusal: false,
+                    tenants: None,
                 });
             }
             Access::Ingest => {
                 return match self.guard.ingest_allows(head) {
-                    Ok(()) => Ok(Admitted {
-                        caller: Caller {
-                            principal: None,
-                            client_ip,
-                        },
-                        allowed_origin: screened.allowed_origin,
-                        audit_change: false,
-                        audit_refusal: false,
-                    }),
+                    Ok(allowed) => {
+                        let tenants = self
+                            .request_tenants(head, &allowed, tenants::Access::Write)
+                            .map_err(|refusal| {
+                                refused(
+                                    tenant_error(&refusal),
+                                    Actor::unidentified("ingest key"),
+                                    action::FORBIDDEN,
+                                    refusal.to_string(),
+                                )
+                            })?;
+                        Ok(Admitted {
+                            caller: Caller {
+                                principal: None,
+                                client_ip,
+                            },
+                            allowed_origin: screened.allowed_origin,
+                            audit_change: false,
+                            audit_refusal: false,
+                            tenants,
+                        })
+                    }
                     Err(presented) => Err(refused(
                         ApiError::unauthorized(),
                         Actor::unidentified(presented),
@@ -295,7 +327,28 @@ impl Gate {
                 ));
             }
         }
+        let allowed = match &principal.tenants {
+            None => Allowed::Any,
+            Some(names) => Allowed::Only(
+                names
+                    .iter()
+                    .filter_map(|name| TenantId::parse(name).ok())
+                    .collect(),
+            ),
+        };
+        let tenants = match self.request_tenants(head, &allowed, tenants::Access::Read) {
+            Ok(tenants) => tenants,
+            Err(refusal) => {
+                return Err(refused(
+                    tenant_error(&refusal),
+                    actor,
+                    action::FORBIDDEN,
+                    refusal.to_string(),
+                ));
+            }
+        };
         Ok(Admitted {
+            tenants,
             audit_change: changes_state(request.method()) && request.path().starts_with("/api/"),
             audit_refusal: true,
             caller: Caller {
@@ -304,6 +357,30 @@ impl Gate {
             },
             allowed_origin: screened.allowed_origin,
         })
+    }
+
+    /// The tenants a request acts for: `None` with tenancy off (nothing is
+    /// left on the request: the default tenant is implied).
+    fn request_tenants(
+        &self,
+        head: &RequestHead,
+        allowed: &Allowed,
+        access: tenants::Access,
+    ) -> Result<Option<RequestTenants>, TenantRefusal> {
+        if !self.tenants.enabled {
+            return Ok(None);
+        }
+        if matches!(allowed, Allowed::Only(ids) if ids.is_empty()) {
+            return Err(TenantRefusal::NotAllowed(
+                "any: the sign-in grants no tenant".into(),
+            ));
+        }
+        let header = head
+            .headers()
+            .get(TENANT_HEADER)
+            .and_then(|value| value.to_str().ok());
+        tenants::resolve(&self.tenants, allowed, header, access)
+            .map(|ids| Some(RequestTenants(ids)))
     }
 
     fn csrf_holds(&self, head: &RequestHead, session: &Session) -> bool {
@@ -454,7 +531,7 @@ mod tests {
                 cors: CorsPolicy::default(),
                 ingest_keys: KeySet::default(),
                 keys: KeyRoles {
-                    editor: KeySet::parse(&[EDITOR_KEY.into()]).unwrap(),
+                    editor: KeySet::parse(&[EDITOR_KEY]).unwrap(),
                     sign_in: true,
                     ..KeyRoles::default()
                 },
@@ -464,6 +541,7 @@ mod tests {
                 metrics,
                 ingest_needs_client_certificate: false,
             }),
+            tenants: TenantsConfig::default(),
             sessions: Some(Arc::new(Sessions::new(
                 SECRET,
                 Duration::from_secs(3600),

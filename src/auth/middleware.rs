@@ -71,6 +71,9 @@ where
             if admitted.caller.principal.is_some() {
                 request.extensions_mut().insert(admitted.caller.clone());
             }
+            if let Some(tenants) = &admitted.tenants {
+                request.extensions_mut().insert(tenants.clone());
+            }
             let mut response = service.call(request).await?;
             if let Some(origin) = &admitted.allowed_origin {
                 crate::security::guard::add_cors_headers(response.headers_mut(), origin);

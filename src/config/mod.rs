@@ -24,6 +24,7 @@ pub use crate::query::loki::LokiConfig;
 pub use crate::security::{RateLimit, SecurityConfig};
 pub use crate::store::clickhouse::ClickHouseConfig;
 pub use crate::store::settings::StorageConfig;
+pub use crate::tenants::TenantsConfig;
 
 use crate::alerts::RawAlerts;
 use crate::auth::RawAuth;
@@ -41,6 +42,7 @@ use crate::query::RawQuery;
 use crate::query::loki::RawLoki;
 use crate::security::{RawRateLimit, RawSecurity};
 use crate::store::clickhouse::RawClickHouse;
+use crate::tenants::RawTenants;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -84,6 +86,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "alerts",
     "loki",
     "auth",
+    "tenants",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -106,6 +109,7 @@ struct RawConfig {
     alerts: RawAlerts,
     loki: RawLoki,
     auth: RawAuth,
+    tenants: RawTenants,
 }
 
 impl Default for RawConfig {
@@ -127,6 +131,7 @@ impl Default for RawConfig {
             alerts: Default::default(),
             loki: Default::default(),
             auth: Default::default(),
+            tenants: Default::default(),
         }
     }
 }
@@ -153,6 +158,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub loki: LokiConfig,
     pub auth: AuthConfig,
+    pub tenants: TenantsConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -313,6 +319,7 @@ impl Config {
             alerts,
             loki: raw.loki.validate()?,
             auth: raw.auth.validate()?,
+            tenants: raw.tenants.validate()?,
         })
     }
 }

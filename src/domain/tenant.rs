@@ -95,6 +95,38 @@ pub fn parse_tenant_list(text: &str) -> Result<Vec<TenantId>, InvalidTenant> {
     Ok(tenants)
 }
 
+/// What a request's credentials allow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Allowed {
+    /// A plain key, a key bound to `*`, no keys at all: any tenant it names.
+    #[default]
+    Any,
+    /// Only these (never empty).
+    Only(Vec<TenantId>),
+}
+
+impl Allowed {
+    pub fn allows(&self, tenant: &TenantId) -> bool {
+        match self {
+            Allowed::Any => true,
+            Allowed::Only(tenants) => tenants.contains(tenant),
+        }
+    }
+}
+
+/// The tenants a request acts for, as the gate resolved them (one for a
+/// write); left on the request for the handlers (reads scope by them,
+/// ingest stamps the first). Absent with tenancy off: the default tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestTenants(pub Vec<TenantId>);
+
+impl RequestTenants {
+    /// The tenant a write is stored under.
+    pub fn writer(&self) -> TenantId {
+        self.0.first().cloned().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

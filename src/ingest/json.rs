@@ -4,7 +4,6 @@
 use super::body::{BodyFormat, BodySize, ContentEncoding};
 use super::state::IngestState;
 use crate::domain::LogBatch;
-use crate::domain::TenantId;
 use crate::domain::parse::{BulkFormat, parse_bulk, parse_log};
 use crate::domain::time::{format_rfc3339, now_micros};
 use crate::http::body::is_json;
@@ -98,7 +97,11 @@ async fn accept_one(
     let (OneLog, body) = state.read_body::<OneLog>(request, payload).await?;
     let log = parse_log(&body, &state.config.limits)
         .map_err(|invalid| ApiError::bad_request(invalid.field, invalid.message))?;
-    let record = state.stamp(log, now_micros(), &TenantId::default());
+    let record = state.stamp(
+        log,
+        now_micros(),
+        &crate::ingest::state::request_tenant(request),
+    );
     let response = HttpResponse::Accepted().json(Accepted {
         status: "accepted",
         id: &record.id,
@@ -179,7 +182,11 @@ async fn accept_bulk(
         // Counted above, entry by entry; not an error for `counted`.
         return Ok(HttpResponse::BadRequest().json(answer));
     }
-    let batch = state.stamp_all(outcome.accepted, now_micros(), &TenantId::default());
+    let batch = state.stamp_all(
+        outcome.accepted,
+        now_micros(),
+        &crate::ingest::state::request_tenant(request),
+    );
     state.publish(Protocol::Json, batch).await?;
     Ok(HttpResponse::Accepted().json(answer))
 }

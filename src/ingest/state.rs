@@ -94,3 +94,14 @@ pub(super) fn refusal_head(error: &ApiError) -> actix_web::HttpResponseBuilder {
     }
     response
 }
+
+/// The tenant a request's logs are stored under: the one the gate resolved,
+/// or the default tenant (tenancy off leaves nothing on the request).
+pub fn request_tenant(request: &actix_web::HttpRequest) -> TenantId {
+    use actix_web::HttpMessage;
+    request
+        .extensions()
+        .get::<crate::domain::tenant::RequestTenants>()
+        .map(|tenants| tenants.writer())
+        .unwrap_or_default()
+}

@@ -1,13 +1,14 @@
-//! What a request may read, applied to every store read and the live tail.
-//! Today that is whether the audit log's records are visible
-//! (`domain::principal::may_read_audit`: admins only); the tenants a user
-//! may read (`Principal::tenants`) join it with the tenants work.
+//! What a request may read, applied to every store read and the live tail:
+//! the tenants the gate resolved for it (`RequestTenants`; the default
+//! tenant with tenancy off) and whether the audit log's records are visible
+//! (`domain::principal::may_read_audit`: admins only).
 //!
 //! Handlers read through [`ScopedStore`] (`QueryState::scoped`), never the
 //! store directly, so no read can forget the scope: [`ReadScope::apply`]
 //! sets `LogFilter::scope`, which every store applies.
 
 use crate::domain::principal::Caller;
+use crate::domain::tenant::RequestTenants;
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
 use crate::store::facets::{FacetQuery, Facets, KeyCount};
@@ -31,7 +32,10 @@ impl ReadScope {
     /// for admins only. A request the gate left nothing on sees the least.
     pub fn of(request: &HttpRequest) -> ReadScope {
         let extensions = request.extensions();
-        let tenants = extensions.get::<Scope>().cloned().unwrap_or_default();
+        let tenants = extensions
+            .get::<RequestTenants>()
+            .and_then(|tenants| Scope::of(tenants.0.iter().cloned()))
+            .unwrap_or_default();
         let audit = extensions
             .get::<Caller>()
             .is_some_and(Caller::may_read_audit);

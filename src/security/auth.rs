@@ -4,34 +4,110 @@
 //! neither which key nor how much of it matched.
 
 use crate::domain::principal::AccessRole;
+use crate::domain::tenant::{Allowed, TenantId};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// A key as the configuration writes it: a plain string (any tenant), or
+/// `{ key = "sha256:…", tenants = ["team-a"] }` (those tenants only; `"*"`
+/// is any).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawKey {
+    Plain(String),
+    Bound { key: String, tenants: Vec<String> },
+}
+
+impl From<&str> for RawKey {
+    fn from(key: &str) -> RawKey {
+        RawKey::Plain(key.to_string())
+    }
+}
+
+impl From<String> for RawKey {
+    fn from(key: String) -> RawKey {
+        RawKey::Plain(key)
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct KeySet {
     digests: Vec<[u8; 32]>,
+    /// Per digest, the tenants its key may act for.
+    tenants: Vec<Allowed>,
 }
 
 impl KeySet {
-    /// Each entry is a plain key or `sha256:<64 hex digits>`.
-    pub fn parse(entries: &[String]) -> Result<KeySet, String> {
-        let mut digests = Vec::new();
-        for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-            let digest = match entry.strip_prefix("sha256:") {
+    /// Each entry is a plain key or `sha256:<64 hex digits>`, maybe bound to
+    /// tenants.
+    pub fn parse<K: Clone + Into<RawKey>>(entries: &[K]) -> Result<KeySet, String> {
+        let mut set = KeySet::default();
+        for entry in entries.iter().cloned().map(Into::into) {
+            let (key, allowed) = match entry {
+                RawKey::Plain(key) => (key, Allowed::Any),
+                RawKey::Bound { key, tenants } => (key, allowed_tenants(&tenants)?),
+            };
+            let key = key.trim();
+            if key.is_empty() {
+                continue;
+            }
+            set.digests.push(parse_key(key)?);
+            set.tenants.push(allowed);
+        }
+        Ok(set)
+    }
+
+    /// The tenants the presented key may act for: `None` when no key of
+    /// this set is presented (compared in constant time, as `allows`).
+    pub fn tenants_of(&self, presented: &str) -> Option<Allowed> {
+        let presented = digest(presented);
+        let mut found = None;
+        for (known, allowed) in self.digests.iter().zip(&self.tenants) {
+            if constant_time_eq(known, &presented) && found.is_none() {
+                found = Some(allowed.clone());
+            }
+        }
+        found
+    }
+}
+
+/// `tenants = [...]` of a bound key: ids, or `"*"` for any.
+fn allowed_tenants(tenants: &[String]) -> Result<Allowed, String> {
+    if tenants.is_empty() {
+        return Err("a key's tenants must name at least one tenant (or \"*\" for any)".into());
+    }
+    if tenants.iter().any(|t| t.trim() == "*") {
+        return Ok(Allowed::Any);
+    }
+    let mut ids = Vec::new();
+    for tenant in tenants {
+        let id = TenantId::parse(tenant.trim()).map_err(|e| e.to_string())?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(Allowed::Only(ids))
+}
+
+fn parse_key(entry: &str) -> Result<[u8; 32], String> {
+    {
+        {
+            match entry.strip_prefix("sha256:") {
                 Some(hex) => parse_hex_digest(hex).ok_or_else(|| {
                     "a sha256: key needs 64 hex digits after the prefix".to_string()
-                })?,
+                }),
                 None => {
                     if entry.len() < 16 {
                         return Err("keys must be at least 16 characters".into());
                     }
-                    digest(entry)
+                    Ok(digest(entry))
                 }
-            };
-            digests.push(digest);
+            }
         }
-        Ok(KeySet { digests })
     }
+}
 
+impl KeySet {
     /// No keys configured: this kind of access is open.
     pub fn is_open(&self) -> bool {
         self.digests.is_empty()
@@ -94,6 +170,15 @@ impl KeyRoles {
         } else {
             None
         }
+    }
+
+    /// The tenants a presented key may act for, from the list that holds
+    /// it (`Any` for a key no list binds).
+    pub fn tenants_of(&self, key: &str) -> Allowed {
+        [&self.admin, &self.editor, &self.read]
+            .into_iter()
+            .find_map(|keys| keys.tenants_of(key))
+            .unwrap_or_default()
     }
 
     fn read_keys_change(&self) -> bool {
@@ -208,7 +293,7 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused() {
-        assert!(KeySet::parse(&["short".into()]).is_err());
-        assert!(KeySet::parse(&["sha256:abc".into()]).is_err());
+        assert!(KeySet::parse(&["short"]).is_err());
+        assert!(KeySet::parse(&["sha256:abc"]).is_err());
     }
 }

@@ -12,6 +12,7 @@ use super::client_ip::{IpNet, client_ip};
 use super::cors::{ALLOWED_HEADERS, ALLOWED_METHODS, CorsPolicy, EXPOSED_HEADERS};
 use super::rate_limit::RateLimiter;
 use crate::domain::principal::{Credential, Principal};
+use crate::domain::tenant::Allowed;
 use crate::http::error::ApiError;
 use crate::http::tls::ClientCertificate;
 use crate::metrics::{Metrics, Protocol, Rejection};
@@ -174,18 +175,19 @@ impl Guard {
                 .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
     }
 
-    /// Whether the request may ingest: `Err` holds what it presented (a
-    /// key's fingerprint, or `none`) for the audit log.
-    pub fn ingest_allows(&self, head: &RequestHead) -> Result<(), String> {
+    /// Whether the request may ingest, and for which tenants its key may
+    /// write: `Err` holds what it presented (a key's fingerprint, or `none`)
+    /// for the audit log.
+    pub fn ingest_allows(&self, head: &RequestHead) -> Result<Allowed, String> {
         if self.ingest_keys.is_open() {
-            return Ok(());
+            return Ok(Allowed::Any);
         }
         let presented = presented_keys(head);
-        if presented
+        if let Some(allowed) = presented
             .iter()
-            .any(|key| self.ingest_keys.allows(Some(key)))
+            .find_map(|key| self.ingest_keys.tenants_of(key))
         {
-            return Ok(());
+            return Ok(allowed);
         }
         self.count_ingest_refusal(head.uri.path(), Rejection::Unauthorized);
         Err(presented
@@ -205,24 +207,26 @@ impl Guard {
         forwarded: Option<&str>,
         authorization: Option<&str>,
         api_key: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Allowed, ApiError> {
         let client = client_ip(peer, forwarded, &self.trusted_proxies);
         if let Some(seconds) = over_limit(self.ingest_limit.as_ref(), client) {
             self.metrics.reject(protocol, Rejection::RateLimited, 1);
             return Err(ApiError::rate_limited(seconds));
         }
         if self.ingest_keys.is_open() {
-            return Ok(());
+            return Ok(Allowed::Any);
         }
         let presented = keys_presented(authorization, api_key);
-        if !presented
+        match presented
             .iter()
-            .any(|key| self.ingest_keys.allows(Some(key)))
+            .find_map(|key| self.ingest_keys.tenants_of(key))
         {
-            self.metrics.reject(protocol, Rejection::Unauthorized, 1);
-            return Err(ApiError::unauthorized());
+            Some(allowed) => Ok(allowed),
+            None => {
+                self.metrics.reject(protocol, Rejection::Unauthorized, 1);
+                Err(ApiError::unauthorized())
+            }
         }
-        Ok(())
     }
 
     /// The highest role any presented key grants.
@@ -240,7 +244,10 @@ impl Guard {
                     name: fingerprint(key),
                     role,
                     credential: Credential::Key,
-                    tenants: None,
+                    tenants: match self.keys.tenants_of(key) {
+                        Allowed::Any => None,
+                        Allowed::Only(ids) => Some(ids.iter().map(|id| id.to_string()).collect()),
+                    },
                 })
             })
             .unwrap_or_else(|| KeyIdentity::Invalid(fingerprint(first)))

@@ -1,7 +1,7 @@
 //! `[security]` and `[rate_limit]`: API keys, CORS, trusted proxies and
 //! per-client token buckets.
 
-use super::auth::KeySet;
+use super::auth::{KeySet, RawKey};
 use super::client_ip::IpNet;
 use crate::domain::settings::InvalidSetting;
 use serde::{Deserialize, Serialize};
@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct RawSecurity {
     pub cors_allowed_origins: Vec<String>,
-    pub ingest_keys: Vec<String>,
+    /// Each key a string, or `{ key, tenants }` (see [`RawKey`]).
+    pub ingest_keys: Vec<RawKey>,
     /// Keys of the `viewer` role.
-    pub read_keys: Vec<String>,
+    pub read_keys: Vec<RawKey>,
     /// Keys of the `editor` role: they also change alert rules and channels.
-    pub editor_keys: Vec<String>,
+    pub editor_keys: Vec<RawKey>,
     /// Keys of the `admin` role: they also read the audit log.
-    pub admin_keys: Vec<String>,
+    pub admin_keys: Vec<RawKey>,
     pub trusted_proxies: Vec<String>,
 }
 

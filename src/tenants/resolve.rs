@@ -5,28 +5,11 @@
 //! does not cover a named tenant is a `403`; a malformed id a `400`. Pure.
 
 use super::settings::TenantsConfig;
+pub use crate::domain::tenant::Allowed;
 use crate::domain::tenant::{InvalidTenant, TenantId, parse_tenant_list};
 
 /// The header Loki, Grafana, Promtail, Alloy and the Loki clients send.
 pub const TENANT_HEADER: &str = "X-Scope-OrgID";
-
-/// What a request's credentials allow.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Allowed {
-    /// A plain key, a key bound to `*`, no keys at all: any tenant it names.
-    Any,
-    /// Only these (never empty).
-    Only(Vec<TenantId>),
-}
-
-impl Allowed {
-    pub fn allows(&self, tenant: &TenantId) -> bool {
-        match self {
-            Allowed::Any => true,
-            Allowed::Only(tenants) => tenants.contains(tenant),
-        }
-    }
-}
 
 /// Why no tenant: each maps to one status with `field: "X-Scope-OrgID"`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -58,8 +58,13 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "security answers requests in the shared HTTP shape and knows no role",
     ),
     (
+        "tenants",
+        &["domain"],
+        "tenancy's settings, resolution and limits are pure pieces the gate and the roles apply",
+    ),
+    (
         "auth",
-        &["domain", "metrics", "bus", "http", "security"],
+        &["domain", "metrics", "bus", "http", "security", "tenants"],
         "sign-in builds on the security pieces, keeps revocations on the bus's coordination, and serves no role",
     ),
     (
@@ -86,7 +91,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "config",
         &[
             "cli", "domain", "logging", "metrics", "tls", "bus", "store", "http", "security",
-            "auth", "alerts", "ingest", "process", "query",
+            "auth", "tenants", "alerts", "ingest", "process", "query",
         ],
         "config composes the components' own settings; only app and main import it",
     ),
@@ -94,7 +99,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "app",
         &[
             "config", "logging", "domain", "metrics", "tls", "bus", "store", "http", "security",
-            "auth", "alerts", "ingest", "process", "query",
+            "auth", "tenants", "alerts", "ingest", "process", "query",
         ],
         "app wires every component, and nothing imports app but main",
     ),

@@ -23,4 +23,5 @@ mod query_language;
 mod search_blocks;
 mod shippers;
 mod split;
+mod tenants;
 mod tls;

@@ -12,7 +12,6 @@ pub use decoder::{Bulk, decode_bulk};
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error};
 use super::state::{IngestState, refusal_head};
 use crate::domain::LogRecord;
-use crate::domain::TenantId;
 use crate::domain::time::now_micros;
 use crate::http::error::ApiError;
 use crate::metrics::{Protocol, Rejection};
@@ -136,7 +135,11 @@ async fn accept(
         bulk.refused() as u64,
     );
     let Bulk { logs, items } = bulk;
-    let batch = state.stamp_all(logs, now_micros(), &TenantId::default());
+    let batch = state.stamp_all(
+        logs,
+        now_micros(),
+        &crate::ingest::state::request_tenant(request),
+    );
     state
         .publish(Protocol::Elasticsearch, batch.clone())
         .await?;

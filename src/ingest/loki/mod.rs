@@ -8,7 +8,6 @@ pub use decoder::{Format, decode};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
 use super::state::{IngestState, refusal_head};
-use crate::domain::TenantId;
 use crate::domain::audit::RESERVED_SERVICE_ERROR;
 use crate::domain::shippers::{DecodeError, compression};
 use crate::domain::time::now_micros;
@@ -70,7 +69,11 @@ async fn accept(
         .iter()
         .filter(|rejected| rejected.error == RESERVED_SERVICE_ERROR)
         .count();
-    let batch = state.stamp_all(decoded.logs, now_micros(), &TenantId::default());
+    let batch = state.stamp_all(
+        decoded.logs,
+        now_micros(),
+        &crate::ingest::state::request_tenant(request),
+    );
     state.publish(Protocol::Loki, batch).await?;
     // Loki answers 400 for entries it refuses (the others are kept): a
     // shipper writing the audit log's service must hear about it.

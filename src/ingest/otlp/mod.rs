@@ -14,7 +14,6 @@ pub use settings::{OtlpConfig, RawOtlp};
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
 use super::state::{IngestState, refusal_head};
-use crate::domain::TenantId;
 use crate::domain::time::now_micros;
 use crate::http::body::media_type;
 use crate::http::error::ApiError;
@@ -67,7 +66,11 @@ async fn accept(
     state
         .metrics
         .reject(Protocol::Otlp, Rejection::Invalid, rejected as u64);
-    let batch = state.stamp_all(decoded.logs, now_micros(), &TenantId::default());
+    let batch = state.stamp_all(
+        decoded.logs,
+        now_micros(),
+        &crate::ingest::state::request_tenant(request),
+    );
     state.publish(Protocol::Otlp, batch).await?;
     let error_message = rejection_message(&decoded.rejected);
     Ok(HttpResponse::Ok()

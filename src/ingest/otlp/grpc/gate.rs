@@ -3,6 +3,7 @@
 //! `security`, which `ingest` does not import: `app` hands the listener a
 //! [`Gate`] that applies them, so both transports share one implementation.
 
+use crate::domain::TenantId;
 use crate::http::error::ApiError;
 use std::net::IpAddr;
 
@@ -17,12 +18,17 @@ pub struct Caller<'a> {
     pub authorization: Option<&'a str>,
     /// `x-api-key`.
     pub api_key: Option<&'a str>,
+    /// `x-scope-orgid`: the tenant, as Loki's and the Collector's clients
+    /// send it.
+    pub tenant: Option<&'a str>,
 }
 
 pub trait Gate: Send + Sync {
-    /// `Ok` to go on; else the refusal HTTP would answer (401 without a
-    /// valid ingest key, 429 over the ingest rate limit), already counted.
-    fn admit(&self, caller: &Caller<'_>) -> Result<(), ApiError>;
+    /// The tenant the call's logs are stored under, to go on; else the
+    /// refusal HTTP would answer (401 without a valid ingest key or a
+    /// tenant, 403 for a tenant the key may not write, 429 over the ingest
+    /// rate limit), already counted.
+    fn admit(&self, caller: &Caller<'_>) -> Result<TenantId, ApiError>;
 }
 
 /// No keys, no limit: every call goes on (tests, and a gate for roles that
@@ -30,7 +36,7 @@ pub trait Gate: Send + Sync {
 pub struct Open;
 
 impl Gate for Open {
-    fn admit(&self, _caller: &Caller<'_>) -> Result<(), ApiError> {
-        Ok(())
+    fn admit(&self, _caller: &Caller<'_>) -> Result<TenantId, ApiError> {
+        Ok(TenantId::default())
     }
 }

@@ -89,10 +89,12 @@ impl Shared {
             forwarded_for: metadata(&request, "x-forwarded-for"),
             authorization: metadata(&request, "authorization"),
             api_key: metadata(&request, "x-api-key"),
+            tenant: metadata(&request, "x-scope-orgid"),
         };
-        if let Err(refusal) = self.gate.admit(&caller) {
-            return status::of_gate(refusal).into_http();
-        }
+        let tenant = match self.gate.admit(&caller) {
+            Ok(tenant) => tenant,
+            Err(refusal) => return status::of_gate(refusal).into_http(),
+        };
         // How many logs the message holds is not known before it is read:
         // room for one, as OTLP/HTTP asks.
         if let Err(full) = self.state.room(1) {
@@ -102,7 +104,9 @@ impl Shared {
         let mut grpc = Grpc::new(RawBytes)
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(self.state.config.max_bulk_bytes);
-        let response = grpc.unary(Export(self.state.clone()), request).await;
+        let response = grpc
+            .unary(Export(self.state.clone(), tenant), request)
+            .await;
         self.too_large_is_final(response)
     }
 
@@ -131,7 +135,7 @@ impl Shared {
 }
 
 /// One `Export` call, once its message is read.
-struct Export(web::Data<IngestState>);
+struct Export(web::Data<IngestState>, TenantId);
 
 impl UnaryService<Bytes> for Export {
     type Response = Vec<u8>;
@@ -139,8 +143,9 @@ impl UnaryService<Bytes> for Export {
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
+        let tenant = self.1.clone();
         Box::pin(async move {
-            export(&state, request.into_inner())
+            export(&state, request.into_inner(), &tenant)
                 .await
                 .map(tonic::Response::new)
         })
@@ -149,7 +154,7 @@ impl UnaryService<Bytes> for Export {
 
 /// Decodes, stamps and publishes; answers `ExportLogsServiceResponse`, with
 /// `partial_success` counting the records refused (those without a body).
-async fn export(state: &IngestState, message: Bytes) -> Result<Vec<u8>, Status> {
+async fn export(state: &IngestState, message: Bytes, tenant: &TenantId) -> Result<Vec<u8>, Status> {
     let metrics = &state.metrics;
     let decoded = decode(&message, Encoding::Protobuf, &state.config.limits).map_err(|error| {
         metrics.reject(Protocol::Otlp, Rejection::Invalid, 1);
@@ -160,7 +165,7 @@ async fn export(state: &IngestState, message: Bytes) -> Result<Vec<u8>, Status> 
     let rejected = decoded.rejected.len();
     metrics.reject(Protocol::Otlp, Rejection::Invalid, rejected as u64);
     let error_message = rejection_message(&decoded.rejected);
-    let batch = state.stamp_all(decoded.logs, now_micros(), &TenantId::default());
+    let batch = state.stamp_all(decoded.logs, now_micros(), tenant);
     state
         .publish(Protocol::Otlp, batch)
         .await

@@ -78,6 +78,7 @@ pub fn of_gate(error: ApiError) -> Status {
     match error.status_code() {
         StatusCode::UNAUTHORIZED => Status::unauthenticated(error.message()),
         StatusCode::FORBIDDEN => Status::permission_denied(error.message()),
+        StatusCode::BAD_REQUEST => Status::invalid_argument(error.message()),
         StatusCode::TOO_MANY_REQUESTS => retry_after(
             Code::ResourceExhausted,
             error.message(),
