@@ -14,6 +14,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct RawTenants {
     pub enabled: bool,
     /// The tenant of a request that names none (empty: such a request is
@@ -26,19 +27,6 @@ pub struct RawTenants {
     pub overrides_file: String,
     pub defaults: RawLimits,
     pub overrides: BTreeMap<String, RawLimits>,
-}
-
-impl Default for RawTenants {
-    fn default() -> Self {
-        RawTenants {
-            enabled: false,
-            default_tenant: String::new(),
-            otlp_attribute: String::new(),
-            overrides_file: String::new(),
-            defaults: RawLimits::default(),
-            overrides: BTreeMap::new(),
-        }
-    }
 }
 
 /// One tenant's limits as written; absent entries are not limited (or, in
@@ -70,25 +58,13 @@ pub struct RawRetentionRule {
     pub keep: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct TenantsConfig {
     pub enabled: bool,
     pub default_tenant: Option<TenantId>,
     pub otlp_attribute: Option<String>,
     pub overrides_file: Option<PathBuf>,
     pub limits: LimitsTable,
-}
-
-impl Default for TenantsConfig {
-    fn default() -> Self {
-        TenantsConfig {
-            enabled: false,
-            default_tenant: None,
-            otlp_attribute: None,
-            overrides_file: None,
-            limits: LimitsTable::default(),
-        }
-    }
 }
 
 /// A tenant's limits, validated.
