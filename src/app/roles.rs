@@ -19,7 +19,7 @@ use crate::query::QueryState;
 use crate::security::guard::Guard;
 use crate::store::Store;
 use crate::store::alert_records::AlertRecords;
-use crate::tenants::{self, TenantsConfig};
+use crate::tenants::{self, TenantLimiter, TenantsConfig};
 use actix_web::web;
 use anyhow::Context;
 use std::sync::Arc;
@@ -50,12 +50,14 @@ pub async fn start_roles(
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<Roles> {
     let roles = config.roles;
+    let tenant_limits = start_tenant_limits(config, stopping.clone());
     let ingest = roles.ingest.then(|| {
         web::Data::new(IngestState {
             bus: Arc::clone(bus),
             config: config.ingest.clone(),
             ids: IdGenerator::new(),
             metrics: Arc::clone(metrics),
+            tenant_limits: tenant_limits.clone(),
         })
     });
     let syslog = match &ingest {
@@ -139,6 +141,29 @@ impl Roles {
             );
         }
     }
+}
+
+/// Each tenant's limits (tenancy on), kept current from
+/// `tenants.overrides_file` while the process runs.
+fn start_tenant_limits(
+    config: &Config,
+    stopping: watch::Receiver<bool>,
+) -> Option<Arc<TenantLimiter>> {
+    let tenants = &config.tenants;
+    if !tenants.enabled {
+        return None;
+    }
+    let limiter = TenantLimiter::new(tenants.limits.clone());
+    if let Some(path) = &tenants.overrides_file {
+        tokio::spawn(tenants::overrides::watch_file(
+            path.clone(),
+            tenants.configured_defaults.clone(),
+            tenants.configured_overrides.clone(),
+            Arc::clone(&limiter),
+            stopping,
+        ));
+    }
+    Some(limiter)
 }
 
 /// The HTTP ingest paths' key and rate-limit rules, for OTLP over gRPC

@@ -128,6 +128,14 @@ impl ApiError {
         }
     }
 
+    /// 429 with a message of its own (a tenant's limit).
+    pub fn too_many_requests(error: impl Into<String>, retry_after_secs: u32) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, error, None)
+        }
+    }
+
     pub fn request_timeout(error: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::REQUEST_TIMEOUT, error, None)
     }

@@ -12,6 +12,7 @@ use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
 use crate::http::error::ApiError;
 use crate::metrics::{Metrics, Protocol, Rejection};
+use crate::tenants::{LimitExceeded, TenantLimiter};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub struct IngestState {
     pub config: IngestConfig,
     pub ids: IdGenerator,
     pub metrics: Arc<Metrics>,
+    /// Each tenant's ingest rate and daily quota (tenancy on).
+    pub tenant_limits: Option<Arc<TenantLimiter>>,
 }
 
 impl IngestState {
@@ -55,9 +58,47 @@ impl IngestState {
             .collect()
     }
 
-    /// Hands the batch to the bus; `Ok` means it is taken (an empty batch
-    /// needs nothing).
+    /// Takes the batch from its tenant's ingest rate and daily quota (all
+    /// its logs are one tenant's), then hands it to the bus; `Ok` means it
+    /// is taken (an empty batch needs nothing). Over a limit: 429 with
+    /// `Retry-After`, counted as rate limited.
     pub(super) async fn publish(
+        &self,
+        protocol: Protocol,
+        batch: LogBatch,
+    ) -> Result<(), ApiError> {
+        self.admit_tenant(protocol, &batch)?;
+        Ok(self.publish_to_bus(protocol, batch).await?)
+    }
+
+    /// A tenant's limits, for a batch of its logs.
+    pub(super) fn admit_tenant(
+        &self,
+        protocol: Protocol,
+        batch: &LogBatch,
+    ) -> Result<(), ApiError> {
+        let (Some(limits), Some(first)) = (&self.tenant_limits, batch.first()) else {
+            return Ok(());
+        };
+        let bytes = batch.iter().map(LogRecord::estimated_bytes).sum();
+        limits
+            .admit_ingest(
+                &first.tenant,
+                batch.len() as u64,
+                bytes,
+                std::time::Instant::now(),
+                crate::domain::time::now_micros(),
+            )
+            .map_err(|exceeded| {
+                self.metrics
+                    .reject(protocol, Rejection::RateLimited, batch.len() as u64);
+                limit_error(exceeded)
+            })
+    }
+
+    /// Hands the batch to the bus, without the tenant's limits (syslog
+    /// pushes back instead, by reading no more).
+    pub(super) async fn publish_to_bus(
         &self,
         protocol: Protocol,
         batch: LogBatch,
@@ -93,6 +134,20 @@ pub(super) fn refusal_head(error: &ApiError) -> actix_web::HttpResponseBuilder {
         response.insert_header((header::RETRY_AFTER, seconds));
     }
     response
+}
+
+/// A tenant's limit, as the API answers it: 429 with `Retry-After` when
+/// waiting helps, else 400; `field` names the limit.
+pub fn limit_error(exceeded: LimitExceeded) -> ApiError {
+    let field = format!("tenants.{}", exceeded.limit);
+    match exceeded.retry_after {
+        Some(wait) => ApiError::too_many_requests(
+            exceeded.to_string(),
+            wait.as_secs_f64().ceil().max(1.0) as u32,
+        )
+        .with_field(&field),
+        None => ApiError::bad_request(Some(field), exceeded.to_string()),
+    }
 }
 
 /// The tenant a request's logs are stored under: the one the gate resolved,

@@ -65,6 +65,10 @@ pub struct TenantsConfig {
     pub otlp_attribute: Option<String>,
     pub overrides_file: Option<PathBuf>,
     pub limits: LimitsTable,
+    /// The limits as configured, which the overrides file is laid over
+    /// each time it is read.
+    pub configured_defaults: RawLimits,
+    pub configured_overrides: BTreeMap<String, RawLimits>,
 }
 
 /// A tenant's limits, validated.
@@ -115,6 +119,8 @@ impl RawTenants {
             otlp_attribute: non_empty(&self.otlp_attribute),
             overrides_file: non_empty(&self.overrides_file).map(PathBuf::from),
             limits: limits_table(&self.defaults, &self.overrides, "tenants")?,
+            configured_defaults: self.defaults.clone(),
+            configured_overrides: self.overrides.clone(),
         })
     }
 }

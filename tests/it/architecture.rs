@@ -74,7 +74,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "ingest",
-        &["domain", "metrics", "bus", "http", "tls"],
+        &["domain", "metrics", "bus", "http", "tls", "tenants"],
         "a role depends on domain, the seams and http, never on another role; ingest never touches the store",
     ),
     (
@@ -84,7 +84,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "query",
-        &["domain", "metrics", "bus", "store", "http"],
+        &["domain", "metrics", "bus", "store", "http", "tenants"],
         "a role depends on domain, the seams and http, never on another role",
     ),
     (

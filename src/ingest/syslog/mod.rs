@@ -233,7 +233,7 @@ fn decode_frames(framer: &mut Framer, at_end: bool, state: &IngestState) -> LogB
 async fn publish_patiently(state: &IngestState, batch: LogBatch) -> bool {
     let mut delay = FIRST_RETRY;
     loop {
-        match state.publish(Protocol::Syslog, batch.clone()).await {
+        match state.publish_to_bus(Protocol::Syslog, batch.clone()).await {
             Ok(()) => return true,
             Err(BusError::Closed) => {
                 tracing::warn!(
@@ -290,7 +290,7 @@ async fn serve_udp(
         metrics.reject(Protocol::Syslog, Rejection::TooLarge, refused[1]);
         let count = records.len() as u64;
         if state
-            .publish(Protocol::Syslog, LogBatch::from(records))
+            .publish_to_bus(Protocol::Syslog, LogBatch::from(records))
             .await
             .is_err()
         {

@@ -5,3 +5,4 @@
 //! binary with keys bound to tenants and ask every door as each team.
 
 mod isolation;
+mod limits;

@@ -167,7 +167,10 @@ async fn export(state: &IngestState, message: Bytes, tenant: &TenantId) -> Resul
     let error_message = rejection_message(&decoded.rejected);
     let batch = state.stamp_all(decoded.logs, now_micros(), tenant);
     state
-        .publish(Protocol::Otlp, batch)
+        .admit_tenant(Protocol::Otlp, &batch)
+        .map_err(status::of_gate)?;
+    state
+        .publish_to_bus(Protocol::Otlp, batch)
         .await
         .map_err(|error| {
             metrics.reject(Protocol::Otlp, Rejection::Overloaded, 1);

@@ -1,0 +1,71 @@
+//! One noisy tenant does not starve the rest: its ingest rate is its own,
+//! refused with 429 and `Retry-After`, and the overrides file changes it
+//! while the server runs.
+
+use crate::support::{Launch, Server, eventually, log};
+use awc::http::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+
+async fn post(server: &Server, tenant: &str, message: &str) -> (StatusCode, Option<String>, Value) {
+    let mut response = server
+        .client
+        .post(server.url("/log"))
+        .insert_header(("X-Scope-OrgID", tenant))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(log("info", "web", message).to_string())
+        .await
+        .expect("a response");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (response.status(), retry_after, body)
+}
+
+#[actix_web::test]
+async fn a_tenant_over_its_rate_gets_429_and_the_others_go_on() {
+    let workspace = tempfile::tempdir().expect("a temporary directory");
+    let overrides = workspace.path().join("overrides.toml");
+    std::fs::write(
+        &overrides,
+        "[overrides.noisy]\ningest_rate = 0.01\ningest_burst = 2\n",
+    )
+    .expect("the overrides file");
+    let server = Server::launch(
+        Launch::default()
+            .env("OGLOGSTREAM_TENANTS__ENABLED", "true")
+            .env(
+                "OGLOGSTREAM_TENANTS__OVERRIDES_FILE",
+                overrides.to_str().expect("a UTF-8 path"),
+            ),
+    )
+    .await;
+    // The file is read as the server starts: wait for its limit to hold.
+    eventually(
+        "the noisy tenant limited",
+        Duration::from_secs(20),
+        || async {
+            let (status, _, _) = post(&server, "noisy", "n").await;
+            (status == StatusCode::TOO_MANY_REQUESTS).then_some(())
+        },
+    )
+    .await;
+    let (status, retry_after, body) = post(&server, "noisy", "again").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(retry_after.is_some(), "Retry-After tells it when");
+    assert_eq!(body["field"], "tenants.ingest_rate", "{body}");
+    for n in 0..20 {
+        let (status, _, body) = post(&server, "quiet", &format!("q{n}")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    // Raising the limit in the file takes effect without a restart.
+    std::fs::write(&overrides, "[overrides.noisy]\ningest_rate = 1000\n").expect("rewritten");
+    eventually("the new limit read", Duration::from_secs(20), || async {
+        let (status, _, _) = post(&server, "noisy", "accepted").await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
+}
