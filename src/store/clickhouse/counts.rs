@@ -215,7 +215,9 @@ mod tests {
         assert!(!sql.contains("counts_hour"), "{sql}");
         let sql = statement("db", OLD, &filter, Grouping::LevelService);
         assert!(
-            sql.contains("FROM db.tenant_counts_hour WHERE ((hour >= 3600000000 AND hour < 10800000000))"),
+            sql.contains(
+                "FROM db.tenant_counts_hour WHERE ((hour >= 3600000000 AND hour < 10800000000))"
+            ),
             "{sql}"
         );
         assert!(

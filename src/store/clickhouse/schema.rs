@@ -276,7 +276,6 @@ const TENANT_HOUR_ROLLUP: Rollup = Rollup {
     tenant: true,
 };
 
-
 impl Rollup {
     fn create(&self, database: &str, service: &str, layout: &Layout) -> String {
         let Rollup { table, column, .. } = self;
@@ -437,7 +436,10 @@ fn tenancy(database: &str, features: Features, layout: &Layout) -> Vec<Step> {
         statements.extend(rollup.distributed(database, service, layout));
     }
     for rollup in [MINUTE_ROLLUP, HOUR_ROLLUP] {
-        statements.push(format!("DROP TABLE IF EXISTS {database}.{}_mv", rollup.table));
+        statements.push(format!(
+            "DROP TABLE IF EXISTS {database}.{}_mv",
+            rollup.table
+        ));
     }
     for rollup in [TENANT_MINUTE_ROLLUP, TENANT_HOUR_ROLLUP] {
         statements.push(rollup.view(database, layout));
@@ -837,7 +839,10 @@ mod tests {
                 })
                 .unwrap_or_else(|| panic!("{needle} in {sql}"))
         };
-        assert!(position("DROP TABLE IF EXISTS db.counts_minute_mv") < position("db.tenant_counts_minute_mv"));
+        assert!(
+            position("DROP TABLE IF EXISTS db.counts_minute_mv")
+                < position("db.tenant_counts_minute_mv")
+        );
         let first_move = steps
             .iter()
             .position(|step| matches!(step, Step::MoveRollup { .. }))
@@ -846,15 +851,20 @@ mod tests {
             position("db.tenant_counts_hour_mv") < first_move,
             "the views count new logs before the old counts move"
         );
-        assert!(steps.contains(&Step::MoveRollup {
-            old: "counts_hour".into(),
-            backfill: "INSERT INTO db.tenant_counts_hour (hour, tenant, level, service, n) \
+        assert!(
+            steps.contains(&Step::MoveRollup {
+                old: "counts_hour".into(),
+                backfill: "INSERT INTO db.tenant_counts_hour (hour, tenant, level, service, n) \
                  SELECT hour, 'default', level, service, n FROM db.counts_hour_moving"
-                .into(),
-        }));
+                    .into(),
+            })
+        );
         let new = Features::of(ServerVersion::parse("24.3.1").unwrap());
         let sql = sql_of(migration(11, "db", new, &Layout::default()).unwrap());
-        assert!(sql.contains("tenant LowCardinality(String) DEFAULT 'default'"), "{sql}");
+        assert!(
+            sql.contains("tenant LowCardinality(String) DEFAULT 'default'"),
+            "{sql}"
+        );
 
         let layout = Layout {
             cluster: Some("logs_cluster".into()),
@@ -876,11 +886,21 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("TO db.tenant_counts_hour_local AS"), "{sql}");
-        assert!(sql.contains("FROM db.logs_local GROUP BY hour, tenant"), "{sql}");
-        assert!(steps.iter().any(|step| matches!(step, Step::MoveRollup { old, backfill }
+        assert!(
+            sql.contains("FROM db.logs_local GROUP BY hour, tenant"),
+            "{sql}"
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|step| matches!(step, Step::MoveRollup { old, backfill }
             if old == "counts_minute_local"
                 && backfill.starts_with("INSERT INTO db.tenant_counts_minute_local (")
-                && backfill.ends_with("FROM db.counts_minute_local_moving"))));
-        assert!(sql.ends_with("DROP TABLE IF EXISTS db.counts_hour"), "{sql}");
+                && backfill.ends_with("FROM db.counts_minute_local_moving")))
+        );
+        assert!(
+            sql.ends_with("DROP TABLE IF EXISTS db.counts_hour"),
+            "{sql}"
+        );
     }
 }
