@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawTenants {
     pub enabled: bool,
@@ -26,19 +26,6 @@ pub struct RawTenants {
     pub overrides_file: String,
     pub defaults: RawLimits,
     pub overrides: BTreeMap<String, RawLimits>,
-}
-
-impl Default for RawTenants {
-    fn default() -> Self {
-        RawTenants {
-            enabled: false,
-            default_tenant: String::new(),
-            otlp_attribute: String::new(),
-            overrides_file: String::new(),
-            defaults: RawLimits::default(),
-            overrides: BTreeMap::new(),
-        }
-    }
 }
 
 /// One tenant's limits as written; absent entries are not limited (or, in
@@ -70,25 +57,13 @@ pub struct RawRetentionRule {
     pub keep: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct TenantsConfig {
     pub enabled: bool,
     pub default_tenant: Option<TenantId>,
     pub otlp_attribute: Option<String>,
     pub overrides_file: Option<PathBuf>,
     pub limits: LimitsTable,
-}
-
-impl Default for TenantsConfig {
-    fn default() -> Self {
-        TenantsConfig {
-            enabled: false,
-            default_tenant: None,
-            otlp_attribute: None,
-            overrides_file: None,
-            limits: LimitsTable::default(),
-        }
-    }
 }
 
 /// A tenant's limits, validated.

@@ -317,12 +317,11 @@ impl Store for SqliteStore {
                 let mut statement = connection
                     .prepare_cached("SELECT id FROM tenants")
                     .map_err(sql_error)?;
-                let ids = statement
+                statement
                     .query_map([], |row| row.get(0))
                     .map_err(sql_error)?
                     .collect::<Result<_, _>>()
-                    .map_err(sql_error)?;
-                ids
+                    .map_err(sql_error)?
             };
             facet_blocks::oldest_of(connection, &tenants)
         })

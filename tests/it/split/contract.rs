@@ -86,13 +86,12 @@ pub fn dataset() -> Vec<LogRecord> {
                 tenant: TENANTS[n % TENANTS.len()].clone(),
                 trace_id: (n % 7 == 0).then(|| format!("{:032x}", n % 3)),
                 span_id: (n % 7 == 0).then(|| format!("{n:016x}")),
-                ..Default::default()
             });
             // The audit log: a reserved service only some scopes see.
-            if n % 17 == 0 {
-                records
-                    .last_mut()
-                    .map(|r| r.service = AUDIT_SERVICE.to_string());
+            if n % 17 == 0
+                && let Some(record) = records.last_mut()
+            {
+                record.service = AUDIT_SERVICE.to_string();
             }
         }
     }
