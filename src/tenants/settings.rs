@@ -12,9 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-#[derive(Default)]
 pub struct RawTenants {
     pub enabled: bool,
     /// The tenant of a request that names none (empty: such a request is

@@ -25,9 +25,14 @@ pub fn schema(version: &str, database: &str) -> Option<Vec<String>> {
         for step in schema::migration(version, database, features, &schema::Layout::default())
             .unwrap_or_default()
         {
-            // The upgrade finds a new database already in shape.
-            if let schema::Step::Sql(statement) = step {
-                statements.push(statement);
+            match step {
+                schema::Step::Sql(statement) => statements.push(statement),
+                // A new database's old rollups hold nothing to move.
+                schema::Step::MoveRollup { old, .. } => {
+                    statements.push(format!("DROP TABLE IF EXISTS {database}.{old}"));
+                }
+                // The upgrade finds a new database already in shape.
+                schema::Step::UpgradeLogs => {}
             }
         }
     }

@@ -167,19 +167,34 @@ pub async fn everywhere(
     cluster: Option<&str>,
     client: &Client,
 ) -> Result<Vec<Client>, StoreError> {
+    Ok(everywhere_by_shard(dsn, cluster, client)
+        .await?
+        .into_iter()
+        .map(|(_, client)| client)
+        .collect())
+}
+
+/// [`everywhere`], each connection with its host's shard number (`0` on
+/// one server), in shard then replica order.
+pub async fn everywhere_by_shard(
+    dsn: &Dsn,
+    cluster: Option<&str>,
+    client: &Client,
+) -> Result<Vec<(u32, Client)>, StoreError> {
     let hosts = cluster_hosts(dsn, cluster, client).await?;
     if hosts.is_empty() {
-        return Ok(vec![client.clone()]);
+        return Ok(vec![(0, client.clone())]);
     }
     let mut clients = Vec::with_capacity(hosts.len());
     for host in &hosts {
-        clients.push(
+        clients.push((
+            host.shard,
             connect_to(dsn, &host.address, host.port)
                 .await
                 .map_err(|error| {
                     StoreError::Unavailable(format!("clickhouse shard {}: {error}", host.shard))
                 })?,
-        );
+        ));
     }
     Ok(clients)
 }

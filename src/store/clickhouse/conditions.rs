@@ -6,10 +6,12 @@
 use super::language::expr_condition;
 use super::schema::Features;
 use super::sql::{text_literal, time_range, where_clause};
+use crate::domain::log::AUDIT_SERVICE;
 use crate::store::filter::{LogFilter, LogKey, Order};
 
-/// Conditions on level, service, message and the query language's
-/// expression, valid on `logs` (and, without the message, on the rollups:
+/// Conditions on the scope, level, service, message and the query
+/// language's expression, valid on `logs` (and, without the message, on the
+/// tenant-keyed rollups:
 /// they are read only when the expression tests levels and services alone,
 /// `LogFilter::countable_by_level_and_service`).
 pub fn dimension_conditions(
@@ -17,7 +19,7 @@ pub fn dimension_conditions(
     with_text: bool,
     features: Features,
 ) -> Vec<String> {
-    let mut conditions = Vec::new();
+    let mut conditions = scope_conditions(filter);
     if let Some(levels) = filter.levels {
         let codes: Vec<String> = levels.iter().map(|l| l.code().to_string()).collect();
         conditions.push(format!("level IN ({})", codes.join(", ")));
@@ -33,6 +35,26 @@ pub fn dimension_conditions(
     }
     if !filter.expr.is_everything() {
         conditions.push(expr_condition(&filter.expr));
+    }
+    conditions
+}
+
+/// Whose logs the reader may see (`LogFilter::scope`): its tenants, and
+/// not the audit log unless it may. Valid on `logs` and on the tenant-keyed
+/// rollups alike, which lead with the tenant.
+fn scope_conditions(filter: &LogFilter) -> Vec<String> {
+    let scope = &filter.scope;
+    let tenants: Vec<String> = scope
+        .tenants()
+        .iter()
+        .map(|tenant| text_literal(tenant.as_str()))
+        .collect();
+    let mut conditions = vec![match tenants.as_slice() {
+        [tenant] => format!("tenant = {tenant}"),
+        tenants => format!("tenant IN ({})", tenants.join(", ")),
+    }];
+    if !scope.audit {
+        conditions.push(format!("service != {}", text_literal(AUDIT_SERVICE)));
     }
     conditions
 }
@@ -83,6 +105,15 @@ fn text_condition(needle: &str, features: Features) -> String {
             text_literal(needle)
         )
     }
+}
+
+/// Whether `filter` narrows the logs beyond its scope (levels, services,
+/// text, an expression): pages then find their keys first (`read.rs`).
+pub fn narrows_beyond_scope(filter: &LogFilter) -> bool {
+    filter.levels.is_some()
+        || filter.service.is_some()
+        || filter.text.is_some()
+        || !filter.expr.is_everything()
 }
 
 /// `PREWHERE …` for the conditions that decide which rows qualify, so the

@@ -90,12 +90,12 @@ struct Source {
 /// Coarsest first.
 const SOURCES: [Source; 2] = [
     Source {
-        table: "counts_hour",
+        table: "tenant_counts_hour",
         column: "hour",
         width: HOUR,
     },
     Source {
-        table: "counts_minute",
+        table: "tenant_counts_minute",
         column: "minute",
         width: MINUTE,
     },
@@ -208,19 +208,21 @@ mod tests {
         let sql = statement("db", OLD, &filter, Grouping::BucketLevel(MINUTE));
         assert!(
             sql.contains(
-                "FROM db.counts_minute WHERE ((minute >= 3600000000 AND minute < 10920000000))"
+                "FROM db.tenant_counts_minute WHERE ((minute >= 3600000000 AND minute < 10920000000))"
             ),
             "no hours for minute buckets: {sql}"
         );
         assert!(!sql.contains("counts_hour"), "{sql}");
         let sql = statement("db", OLD, &filter, Grouping::LevelService);
         assert!(
-            sql.contains("FROM db.counts_hour WHERE ((hour >= 3600000000 AND hour < 10800000000))"),
+            sql.contains(
+                "FROM db.tenant_counts_hour WHERE ((hour >= 3600000000 AND hour < 10800000000))"
+            ),
             "{sql}"
         );
         assert!(
             sql.contains(
-                "FROM db.counts_minute WHERE ((minute >= 10800000000 AND minute < 10920000000))"
+                "FROM db.tenant_counts_minute WHERE ((minute >= 10800000000 AND minute < 10920000000))"
             ),
             "{sql}"
         );

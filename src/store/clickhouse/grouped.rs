@@ -51,8 +51,8 @@ pub async fn grouped_counts(
 
 /// A rollup counts can come from; coarsest first.
 const ROLLUPS: [(&str, &str, Micros); 2] = [
-    ("counts_hour", "hour", HOUR),
-    ("counts_minute", "minute", MINUTE),
+    ("tenant_counts_hour", "hour", HOUR),
+    ("tenant_counts_minute", "minute", MINUTE),
 ];
 
 /// `SELECT b, l, s, a, p, n`: bucket start, level code, service, attribute
@@ -187,8 +187,8 @@ mod tests {
     #[test]
     fn rollups_serve_only_buckets_they_tile_and_never_attributes() {
         let sql = statement("db", OLD, &query(HOUR, 0, vec![Dimension::Service]));
-        assert!(sql.contains("FROM db.counts_hour"), "{sql}");
-        assert!(sql.contains("FROM db.counts_minute"), "{sql}");
+        assert!(sql.contains("FROM db.tenant_counts_hour"), "{sql}");
+        assert!(sql.contains("FROM db.tenant_counts_minute"), "{sql}");
         assert!(sql.contains("FROM db.logs"), "ragged edges: {sql}");
         let sql = statement("db", OLD, &query(HOUR, 30 * MINUTE, vec![Dimension::Level]));
         assert!(

@@ -5,7 +5,7 @@
 //! `unhex('…')` literals (see `sql.rs`); numbers come from the language's
 //! number syntax (digits, `-`, `.`).
 //!
-//! The fragment is valid on `counts_minute` too when the expression tests
+//! The fragment is valid on the tenant-keyed rollups too when the expression tests
 //! levels and services only (`LogFilter::countable_by_level_and_service`).
 //!
 //! How each test reads in ClickHouse, and where it can differ from the

@@ -2,7 +2,7 @@
 //! version (which decides the table features, see `schema.rs`), then apply
 //! each migration not yet recorded, on every host of a cluster.
 
-use super::client::{collect, everywhere, execute, run, run_for};
+use super::client::{collect, everywhere_by_shard, execute, run, run_for};
 use super::dsn::Dsn;
 use super::rows::One;
 use super::schema::{self, Features, Layout, ServerVersion};
@@ -53,7 +53,7 @@ pub async fn migrate(
     // time (each idempotent), so no ZooKeeper is needed for DDL. Only
     // then must every host answer: a store starting while a replica is
     // down still starts.
-    let mut hosts: Option<Vec<Client>> = None;
+    let mut hosts: Option<Vec<(u32, Client)>> = None;
     for version in 1..=schema::LATEST {
         if applied.contains(&version) {
             continue;
@@ -62,8 +62,8 @@ pub async fn migrate(
             continue;
         };
         if hosts.is_none() {
-            let clients = everywhere(dsn, layout.cluster.as_deref(), client).await?;
-            for host in &clients {
+            let clients = everywhere_by_shard(dsn, layout.cluster.as_deref(), client).await?;
+            for (_, host) in &clients {
                 execute(host, &schema::create_database(database)).await?;
                 execute(host, &schema::create_migrations_table(database)).await?;
             }
@@ -73,16 +73,26 @@ pub async fn migrate(
         for step in steps {
             match step {
                 schema::Step::Sql(statement) => {
-                    for host in hosts {
+                    for (_, host) in hosts {
                         execute(host, &statement).await?;
                     }
                 }
                 schema::Step::UpgradeLogs => upgrade_logs(client, database, features).await?,
+                schema::Step::MoveRollup { old, backfill } => {
+                    let mut previous_shard = None;
+                    for (shard, host) in hosts {
+                        // One replica per shard copies; replication
+                        // carries the rows to the others.
+                        let copies = !layout.replicated || previous_shard != Some(*shard);
+                        previous_shard = Some(*shard);
+                        move_rollup(host, database, &old, copies.then_some(&backfill)).await?;
+                    }
+                }
             }
         }
         // Recorded on every host, so a store whose DSN names another
         // host (or starts while this one is down) knows it is done.
-        for host in hosts {
+        for (_, host) in hosts {
             execute(host, &schema::record_version(database, version)).await?;
         }
         tracing::info!(version, database = %database, "clickhouse schema migrated");
@@ -172,4 +182,54 @@ async fn upgrade_logs(
         }
     }
     Ok(())
+}
+
+/// [`schema::Step::MoveRollup`] on one host: `old` renamed aside, copied by
+/// `backfill` (when this host copies), then dropped. A host without `old`
+/// has nothing to move (a new database's, once moved, or another instance
+/// migrating at the same time took it: the rename is atomic).
+async fn move_rollup(
+    host: &Client,
+    database: &str,
+    old: &str,
+    backfill: Option<&String>,
+) -> Result<(), StoreError> {
+    let exists = |table: String| async move {
+        run(host, async {
+            let One(n): One<u64> = host
+                .query_one(schema::table_exists(database, &table))
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    };
+    let moving = format!("{old}_moving");
+    if !exists(old.to_string()).await? {
+        if exists(moving.clone()).await? {
+            tracing::warn!(
+                database = %database,
+                table = %moving,
+                "an earlier migration stopped while moving this rollup into its tenant-keyed successor; left as it is"
+            );
+        }
+        return Ok(());
+    }
+    let renamed = run(
+        host,
+        host.execute(format!(
+            "RENAME TABLE {database}.{old} TO {database}.{moving}"
+        )),
+    )
+    .await;
+    if let Err(error) = renamed {
+        if exists(old.to_string()).await? {
+            return Err(error);
+        }
+        // Another instance renamed it first and copies it.
+        return Ok(());
+    }
+    if let Some(backfill) = backfill {
+        run_for(COPY_TIMEOUT, host, host.execute(backfill.as_str())).await?;
+    }
+    execute(host, &format!("DROP TABLE IF EXISTS {database}.{moving}")).await
 }

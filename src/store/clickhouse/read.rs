@@ -6,7 +6,7 @@
 //! statement of a page runs within one [`ReadBudget`]. This file calls the
 //! others (pool, conditions, rows, windows); none of them calls back.
 
-use super::conditions::{after_condition, prewhere};
+use super::conditions::{after_condition, narrows_beyond_scope, prewhere};
 use super::pool::{Pool, ReadBudget};
 use super::rows::{LogRow, One, PartRow};
 use super::schema::Features;
@@ -23,7 +23,8 @@ use crate::store::filter::{LogQuery, Order};
 const FETCH_TO_SKIP: u64 = 1000;
 
 /// The columns of a log, in the order the store reads them.
-pub const LOG_COLUMNS: &str = "ts_us, id, level, service, message, attributes";
+pub const LOG_COLUMNS: &str =
+    "ts_us, id, level, service, message, attributes, tenant, trace_id, span_id";
 
 /// Steps through time windows from the edge the order starts at (see
 /// `windows.rs`) until the page is full, so a page reads about what it
@@ -125,8 +126,8 @@ async fn extent(pool: &Pool, budget: &ReadBudget) -> Result<windows::Extent, Sto
 /// filter columns, and only the granules holding those keys are then read
 /// whole (`(ts_us, id) IN (…)` is answered from the primary index): a
 /// window of a million rows with a hundred matches reads the messages of a
-/// hundred logs, not of every match. Without one, the window is about the
-/// page and is read directly.
+/// hundred logs, not of every match. Without one (the scope alone), the
+/// window is about the page and is read directly.
 pub fn window_page(
     database: &str,
     features: Features,
@@ -143,8 +144,12 @@ pub fn window_page(
     let range = window_range((start, end), query);
     let order_limit = format!("ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}");
     let prewhere = prewhere(filter, features);
-    if prewhere.is_empty() {
-        return format!("SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} {order_limit}");
+    if !narrows_beyond_scope(filter) {
+        // The scope alone (tenants, the audit log) leaves most rows of a
+        // window in: read it directly.
+        return format!(
+            "SELECT {LOG_COLUMNS} FROM {database}.logs{prewhere} WHERE {range} {order_limit}"
+        );
     }
     format!(
         "SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} AND (ts_us, id) {in_keys} \
@@ -201,7 +206,7 @@ fn direction(order: Order) -> &'static str {
 mod tests {
     use super::super::counts::{Grouping, statement as counts};
     use super::super::schema::OLD_SERVER as OLD;
-    use super::super::sql::{HOUR, with_time_limit};
+    use super::super::sql::{HOUR, text_literal, with_time_limit};
     use super::*;
     use crate::domain::{Level, LevelSet};
     use crate::store::filter::{LogFilter, LogKey};
@@ -232,7 +237,7 @@ mod tests {
             false,
         );
         assert!(
-            sql.contains("(SELECT ts_us, id FROM db.logs PREWHERE level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)"),
+            sql.contains(&format!("(SELECT ts_us, id FROM db.logs PREWHERE tenant = {} AND service != {} AND level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)", text_literal("default"), text_literal("oglogstream.audit"))),
             "{sql}"
         );
         assert!(sql.ends_with(") ORDER BY ts_us ASC, id ASC"), "{sql}");
@@ -244,7 +249,14 @@ mod tests {
             (0, 10),
             true,
         );
-        assert!(!sql.contains("PREWHERE"), "{sql}");
+        assert!(
+            sql.contains(&format!(
+                "FROM db.logs PREWHERE tenant = {} AND service != {} WHERE",
+                text_literal("default"),
+                text_literal("oglogstream.audit")
+            )) && !sql.contains(" IN "),
+            "the scope alone is read directly: {sql}"
+        );
         assert!(
             sql.contains("ORDER BY ts_us DESC, id DESC LIMIT 0, 10"),
             "{sql}"
@@ -274,7 +286,7 @@ mod tests {
         };
         let sql = window_page("db", OLD, &query, (5, 9), (0, 10), false);
         assert!(
-            sql.contains("PREWHERE (has(attr_keys, unhex('726567696F6E'))"),
+            sql.contains(" AND (has(attr_keys, unhex('726567696F6E'))"),
             "the expression decides which rows qualify: {sql}"
         );
         assert!(
@@ -301,7 +313,7 @@ mod tests {
             ..span
         };
         let sql = counts("db", OLD, &by_level, Grouping::LevelService);
-        assert!(sql.contains("FROM db.counts_hour WHERE"), "{sql}");
+        assert!(sql.contains("FROM db.tenant_counts_hour WHERE"), "{sql}");
         assert!(sql.contains("(level IN (3))"), "{sql}");
     }
 }

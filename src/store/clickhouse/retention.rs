@@ -52,8 +52,8 @@ pub async fn delete_older_than(pool: &Pool, cutoff: Micros) -> Result<u64, Store
         }
         for (table, column) in [
             ("logs", "ts_us"),
-            ("counts_minute", "minute"),
-            ("counts_hour", "hour"),
+            ("tenant_counts_minute", "minute"),
+            ("tenant_counts_hour", "hour"),
         ] {
             let statement = format!(
                 "ALTER TABLE {database}.{} DELETE WHERE {column} < {cutoff}",

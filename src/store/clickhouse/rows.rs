@@ -6,7 +6,7 @@ use super::schema;
 use super::windows;
 use crate::domain::log::{attributes_from_json, attributes_to_json};
 use crate::domain::time::{MAX_MICROS, Micros};
-use crate::domain::{Level, LogRecord};
+use crate::domain::{Level, LogRecord, TenantId};
 use crate::store::StoreError;
 use klickhouse::{KlickhouseError, Row, Type, Value};
 use std::borrow::Cow;
@@ -121,7 +121,7 @@ impl<T: FromValue> Row for One<T> {
 pub struct LogRow(pub LogRecord);
 
 impl Row for LogRow {
-    /// Six read (`read::LOG_COLUMNS`), eight written (`write::INSERT_COLUMNS`).
+    /// Nine read (`read::LOG_COLUMNS`), eleven written (`write::INSERT_COLUMNS`).
     const COLUMN_COUNT: Option<usize> = None;
 
     fn column_names() -> Option<Vec<Cow<'static, str>>> {
@@ -136,6 +136,12 @@ impl Row for LogRow {
         let service = string(take(&mut values)?)?;
         let message = string(take(&mut values)?)?;
         let attributes = string(take(&mut values)?)?;
+        let tenant = string(take(&mut values)?)?;
+        let tenant = TenantId::parse(&tenant).map_err(|_| {
+            KlickhouseError::DeserializeError(format!("unreadable tenant {tenant:?}"))
+        })?;
+        let trace_id = Some(string(take(&mut values)?)?).filter(|id| !id.is_empty());
+        let span_id = Some(string(take(&mut values)?)?).filter(|id| !id.is_empty());
         Ok(LogRow(LogRecord {
             id,
             timestamp,
@@ -149,7 +155,9 @@ impl Row for LogRow {
                     .filter(|a| !a.is_empty())
                     .map(|a| a.as_str()),
             ),
-            ..Default::default()
+            tenant,
+            trace_id,
+            span_id,
         }))
     }
 
@@ -177,6 +185,18 @@ impl Row for LogRow {
                         .unwrap_or_default()
                         .into_bytes(),
                 ),
+            ),
+            (
+                Cow::Borrowed("tenant"),
+                Value::String(record.tenant.as_str().as_bytes().to_vec()),
+            ),
+            (
+                Cow::Borrowed("trace_id"),
+                Value::String(record.trace_id.unwrap_or_default().into_bytes()),
+            ),
+            (
+                Cow::Borrowed("span_id"),
+                Value::String(record.span_id.unwrap_or_default().into_bytes()),
             ),
             // Sorted by key: the map is a BTreeMap.
             (

@@ -18,10 +18,20 @@
 //!     Version 1 had `(level, service, ts_us, id)`, under which a time window
 //!     touched a granule of every (level, service) run: a newest page read
 //!     most of a day. Version 3 rebuilds such a table ([`Step::UpgradeLogs`]).
-//! - `counts_minute`: a `SummingMergeTree` of (minute, level, service) -> n,
-//!   filled by the materialized view `counts_minute_mv` on every insert into
-//!   `logs`. Stats and histograms read it for whole minutes and read `logs`
-//!   only for the ragged edges of the range (see `sql.rs`).
+//! - `tenant`, `trace_id`, `span_id` on `logs` (version 11): whose log it is
+//!   (typed like `service`; rows stored before are `default`'s) and its
+//!   trace and span ids (`''` for none). Every read is limited to its
+//!   scope's tenants (`conditions.rs`).
+//! - `tenant_counts_minute`, `tenant_counts_hour` (version 11): a
+//!   `SummingMergeTree` of (tenant, bucket, level, service) -> n each,
+//!   sorted by tenant first (so parts never sum two tenants together),
+//!   filled by the materialized views `tenant_counts_minute_mv` and
+//!   `tenant_counts_hour_mv` on every insert into `logs`. Stats and
+//!   histograms read them for whole hours and minutes and read `logs` only
+//!   for the ragged edges of the range (see `counts.rs`). Versions 1 to 10
+//!   had `counts_minute` and `counts_hour` without the tenant (their views
+//!   `counts_minute_mv`, `counts_hour_mv`); version 11 moves their counts
+//!   into the new tables as the `default` tenant's and drops them.
 //! - `attr_keys`, `attr_values` on `logs` (version 5): the attributes as
 //!   parallel arrays sorted by key, written by every insert, for the query
 //!   language's attribute tests, facets and attribute keys; `attributes`
@@ -47,7 +57,9 @@
 //! cannot answer without changing its meaning.
 //!
 //! Every statement is idempotent (`IF NOT EXISTS`), so instances starting
-//! together may run the same migration concurrently.
+//! together may run the same migration concurrently; version 11's move of
+//! the old counts renames the old table first, so only one instance copies
+//! it ([`Step::MoveRollup`]).
 
 /// A server version as `SELECT version()` reports it, e.g. `18.16.1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,7 +118,7 @@ pub const OLD_SERVER: Features = Features {
 /// still being handed out). A version this binary does not know is neither
 /// applied nor recorded; the runner applies every version not yet recorded,
 /// in order.
-pub const LATEST: u32 = 10;
+pub const LATEST: u32 = 11;
 
 /// Attribute keys of a stored JSON object, by regex: for rows stored before
 /// version 5, which computes them at read time from `attributes` (18.16 has
@@ -122,8 +134,8 @@ pub const LOGS_ORDER_BY: &str = "ts_us, id";
 
 /// Where the tables live: one server, or every host of a cluster from the
 /// servers' `remote_servers`, with `Distributed` tables over per-shard local
-/// ones. Reads and inserts always name `logs`, `counts_minute` and
-/// `counts_hour`, which are the tables themselves on one server and the
+/// ones. Reads and inserts always name `logs`, `tenant_counts_minute` and
+/// `tenant_counts_hour`, which are the tables themselves on one server and the
 /// `Distributed` ones on a cluster (sharded by `cityHash64(id)`, so a log
 /// and its redelivered copy land on the same shard).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -175,12 +187,7 @@ impl Layout {
             ) ENGINE = Distributed({cluster}, {database}, logs_local, cityHash64(id))"
         )];
         for rollup in [MINUTE_ROLLUP, HOUR_ROLLUP] {
-            let Rollup { table, column, .. } = rollup;
-            statements.push(format!(
-                "CREATE TABLE IF NOT EXISTS {database}.{table} (
-                    {column} Int64, level UInt8, service {service}, n UInt64
-                ) ENGINE = Distributed({cluster}, {database}, {table}_local)"
-            ));
+            statements.extend(rollup.distributed(database, service, self));
         }
         statements
     }
@@ -196,6 +203,18 @@ pub enum Step {
     /// in, fills `counts_hour` from `counts_minute` and re-attaches the
     /// views ([`rebuild_logs`], [`hour_rollup_backfill`]).
     UpgradeLogs,
+    /// Moves an untenanted rollup's counts into its tenant-keyed successor
+    /// (version 11), on every host: the old local table is renamed to
+    /// `<old>_moving` (so of instances migrating at once only one copies),
+    /// `backfill` (reading `<old>_moving`) copies it on one replica per
+    /// shard (replication carries the rows to the others), and the renamed
+    /// table is dropped. A host without the old table has nothing to move.
+    MoveRollup {
+        /// The old local table, e.g. `counts_minute` or `counts_minute_local`.
+        old: String,
+        /// `INSERT INTO <new local> (…) SELECT … FROM <old>_moving`.
+        backfill: String,
+    },
 }
 
 /// The last second a `DateTime` partition key handles well (2105-12-31
@@ -222,18 +241,39 @@ struct Rollup {
     table: &'static str,
     column: &'static str,
     width_us: i64,
+    /// Keyed by tenant first (version 11), so `SummingMergeTree` never adds
+    /// up two tenants' rows and one tenant's counts are a contiguous run.
+    tenant: bool,
 }
 
+/// The untenanted rollups of versions 1 to 10, which version 11 replaces.
 const MINUTE_ROLLUP: Rollup = Rollup {
     table: "counts_minute",
     column: "minute",
     width_us: 60_000_000,
+    tenant: false,
 };
 
 const HOUR_ROLLUP: Rollup = Rollup {
     table: "counts_hour",
     column: "hour",
     width_us: 3_600_000_000,
+    tenant: false,
+};
+
+/// The rollups reads use (version 11): `(tenant, bucket, level, service) -> n`.
+const TENANT_MINUTE_ROLLUP: Rollup = Rollup {
+    table: "tenant_counts_minute",
+    column: "minute",
+    width_us: 60_000_000,
+    tenant: true,
+};
+
+const TENANT_HOUR_ROLLUP: Rollup = Rollup {
+    table: "tenant_counts_hour",
+    column: "hour",
+    width_us: 3_600_000_000,
+    tenant: true,
 };
 
 impl Rollup {
@@ -241,16 +281,40 @@ impl Rollup {
         let Rollup { table, column, .. } = self;
         let local = layout.local(table);
         let engine = layout.engine(database, &local, "SummingMergeTree", "n");
+        let (tenant, key) = if self.tenant {
+            (
+                format!("\n                tenant {service},"),
+                format!("tenant, {column}, level, service"),
+            )
+        } else {
+            (String::new(), format!("{column}, level, service"))
+        };
         format!(
             "CREATE TABLE IF NOT EXISTS {database}.{local} (
-                {column} Int64,
+                {column} Int64,{tenant}
                 level UInt8,
                 service {service},
                 n UInt64
             ) ENGINE = {engine}
             PARTITION BY toYYYYMM(toDateTime(intDiv({column}, 1000000), 'UTC'))
-            ORDER BY ({column}, level, service)"
+            ORDER BY ({key})"
         )
+    }
+
+    /// The `Distributed` table over the local ones, on a cluster.
+    fn distributed(&self, database: &str, service: &str, layout: &Layout) -> Option<String> {
+        let cluster = layout.cluster.as_ref()?;
+        let Rollup { table, column, .. } = self;
+        let tenant = if self.tenant {
+            format!("tenant {service}, ")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{table} (
+                {column} Int64, {tenant}level UInt8, service {service}, n UInt64
+            ) ENGINE = Distributed({cluster}, {database}, {table}_local)"
+        ))
     }
 
     /// The view on the local `logs`: on a cluster each shard (each replica
@@ -260,13 +324,15 @@ impl Rollup {
             table,
             column,
             width_us,
+            ..
         } = self;
         let (target, source) = (layout.local(table), layout.local("logs"));
+        let tenant = if self.tenant { "tenant, " } else { "" };
         format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv
             TO {database}.{target} AS
-            SELECT toInt64(intDiv(ts_us, {width_us}) * {width_us}) AS {column}, level, service, count() AS n
-            FROM {database}.{source} GROUP BY {column}, level, service"
+            SELECT toInt64(intDiv(ts_us, {width_us}) * {width_us}) AS {column}, {tenant}level, service, count() AS n
+            FROM {database}.{source} GROUP BY {column}, {tenant}level, service"
         )
     }
 }
@@ -307,6 +373,7 @@ pub fn migration(
                 .map(Step::Sql)
                 .collect(),
         ),
+        11 => Some(tenancy(database, features, layout)),
         _ => None,
     }
 }
@@ -338,6 +405,67 @@ fn alert_records_tables(database: &str, layout: &Layout) -> Vec<String> {
         ));
     }
     statements
+}
+
+/// Version 11: tenancy. `logs` gains `tenant` (typed like `service`;
+/// rows stored before belong to `default`), `trace_id` and `span_id` (`''`
+/// for none), on every host's local table and the `Distributed` one (18.16
+/// has no `ADD COLUMN IF NOT EXISTS`: the store takes "already exists" (44)
+/// as done). The rollups become tenant-keyed: the old views go, the
+/// `tenant_counts_*` tables and their views come, the old counts are moved
+/// into them as the `default` tenant's ([`Step::MoveRollup`]), and the old
+/// tables go. Writers should be stopped meanwhile, as for version 3: logs
+/// inserted between the old views' drop and the new ones' creation are not
+/// counted.
+fn tenancy(database: &str, features: Features, layout: &Layout) -> Vec<Step> {
+    let service = service_type(features);
+    let columns = format!(
+        "ADD COLUMN tenant {service} DEFAULT 'default', \
+         ADD COLUMN trace_id String DEFAULT '', \
+         ADD COLUMN span_id String DEFAULT ''"
+    );
+    let mut statements = vec![format!(
+        "ALTER TABLE {database}.{} {columns}",
+        layout.local("logs")
+    )];
+    if layout.cluster.is_some() {
+        statements.push(format!("ALTER TABLE {database}.logs {columns}"));
+    }
+    for rollup in [TENANT_MINUTE_ROLLUP, TENANT_HOUR_ROLLUP] {
+        statements.push(rollup.create(database, service, layout));
+        statements.extend(rollup.distributed(database, service, layout));
+    }
+    for rollup in [MINUTE_ROLLUP, HOUR_ROLLUP] {
+        statements.push(format!(
+            "DROP TABLE IF EXISTS {database}.{}_mv",
+            rollup.table
+        ));
+    }
+    for rollup in [TENANT_MINUTE_ROLLUP, TENANT_HOUR_ROLLUP] {
+        statements.push(rollup.view(database, layout));
+    }
+    let mut steps: Vec<Step> = statements.into_iter().map(Step::Sql).collect();
+    for (old, new) in [
+        (MINUTE_ROLLUP, TENANT_MINUTE_ROLLUP),
+        (HOUR_ROLLUP, TENANT_HOUR_ROLLUP),
+    ] {
+        let column = old.column;
+        let (source, target) = (layout.local(old.table), layout.local(new.table));
+        steps.push(Step::MoveRollup {
+            backfill: format!(
+                "INSERT INTO {database}.{target} ({column}, tenant, level, service, n) \
+                 SELECT {column}, 'default', level, service, n FROM {database}.{source}_moving"
+            ),
+            old: source,
+        });
+        if layout.cluster.is_some() {
+            steps.push(Step::Sql(format!(
+                "DROP TABLE IF EXISTS {database}.{}",
+                old.table
+            )));
+        }
+    }
+    steps
 }
 
 fn service_type(features: Features) -> &'static str {
@@ -678,5 +806,101 @@ mod tests {
         };
         let sql = sql_of(migration(1, "db", old, &plain).unwrap());
         assert!(sql.contains("ENGINE = SummingMergeTree(n)") && !sql.contains("Replicated"));
+    }
+
+    #[test]
+    fn version_11_adds_tenancy_and_keys_the_rollups_by_tenant() {
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        let steps = migration(11, "db", old, &Layout::default()).unwrap();
+        let sql = sql_of(steps.clone());
+        assert!(
+            sql.contains(
+                "ALTER TABLE db.logs ADD COLUMN tenant String DEFAULT 'default', \
+                 ADD COLUMN trace_id String DEFAULT '', ADD COLUMN span_id String DEFAULT ''"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ORDER BY (tenant, minute, level, service)")
+                && sql.contains("ORDER BY (tenant, hour, level, service)"),
+            "the tenant leads the sum key: {sql}"
+        );
+        assert!(
+            sql.contains("SELECT toInt64(intDiv(ts_us, 60000000) * 60000000) AS minute, tenant, level, service, count() AS n")
+                && sql.contains("GROUP BY minute, tenant, level, service"),
+            "{sql}"
+        );
+        let position = |needle: &str| {
+            steps
+                .iter()
+                .position(|step| match step {
+                    Step::Sql(sql) => sql.contains(needle),
+                    Step::MoveRollup { .. } | Step::UpgradeLogs => false,
+                })
+                .unwrap_or_else(|| panic!("{needle} in {sql}"))
+        };
+        assert!(
+            position("DROP TABLE IF EXISTS db.counts_minute_mv")
+                < position("db.tenant_counts_minute_mv")
+        );
+        let first_move = steps
+            .iter()
+            .position(|step| matches!(step, Step::MoveRollup { .. }))
+            .unwrap();
+        assert!(
+            position("db.tenant_counts_hour_mv") < first_move,
+            "the views count new logs before the old counts move"
+        );
+        assert!(
+            steps.contains(&Step::MoveRollup {
+                old: "counts_hour".into(),
+                backfill: "INSERT INTO db.tenant_counts_hour (hour, tenant, level, service, n) \
+                 SELECT hour, 'default', level, service, n FROM db.counts_hour_moving"
+                    .into(),
+            })
+        );
+        let new = Features::of(ServerVersion::parse("24.3.1").unwrap());
+        let sql = sql_of(migration(11, "db", new, &Layout::default()).unwrap());
+        assert!(
+            sql.contains("tenant LowCardinality(String) DEFAULT 'default'"),
+            "{sql}"
+        );
+
+        let layout = Layout {
+            cluster: Some("logs_cluster".into()),
+            replicated: true,
+        };
+        let steps = migration(11, "db", old, &layout).unwrap();
+        let sql = sql_of(steps.clone());
+        assert!(
+            sql.contains("ALTER TABLE db.logs_local ADD COLUMN tenant")
+                && sql.contains("ALTER TABLE db.logs ADD COLUMN tenant"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/db/tenant_counts_minute_local', '{replica}', n)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ENGINE = Distributed(logs_cluster, db, tenant_counts_hour_local)"),
+            "{sql}"
+        );
+        assert!(sql.contains("TO db.tenant_counts_hour_local AS"), "{sql}");
+        assert!(
+            sql.contains("FROM db.logs_local GROUP BY hour, tenant"),
+            "{sql}"
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|step| matches!(step, Step::MoveRollup { old, backfill }
+            if old == "counts_minute_local"
+                && backfill.starts_with("INSERT INTO db.tenant_counts_minute_local (")
+                && backfill.ends_with("FROM db.counts_minute_local_moving")))
+        );
+        assert!(
+            sql.ends_with("DROP TABLE IF EXISTS db.counts_hour"),
+            "{sql}"
+        );
     }
 }

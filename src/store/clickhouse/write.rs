@@ -16,10 +16,11 @@ use std::sync::atomic::Ordering;
 /// server's `max_query_size` (256 KiB by default) with hex-encoded ids.
 const IDS_PER_LOOKUP: usize = 1000;
 
-/// The columns an insert writes: `read::LOG_COLUMNS`, then the attributes as
-/// the parallel arrays filters and facets read (schema version 5).
-pub const INSERT_COLUMNS: &str =
-    "ts_us, id, level, service, message, attributes, attr_keys, attr_values";
+/// The columns an insert writes: `read::LOG_COLUMNS` (with the tenant and
+/// the trace and span ids of schema version 11, `''` for none), then the
+/// attributes as the parallel arrays filters and facets read (schema
+/// version 5).
+pub const INSERT_COLUMNS: &str = "ts_us, id, level, service, message, attributes, tenant, trace_id, span_id, attr_keys, attr_values";
 
 /// One `INSERT` of every batch. On one server ClickHouse makes an
 /// insert of one block atomic. Through a `Distributed` table it is not:

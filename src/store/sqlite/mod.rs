@@ -317,7 +317,6 @@ impl Store for SqliteStore {
                 let mut statement = connection
                     .prepare_cached("SELECT id FROM tenants")
                     .map_err(sql_error)?;
-
                 statement
                     .query_map([], |row| row.get(0))
                     .map_err(sql_error)?

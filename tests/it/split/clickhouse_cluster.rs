@@ -217,8 +217,8 @@ async fn clickhouse_replicas_lose_nothing_when_one_is_down() {
     two.launch().await;
     eventually("replica 2 to catch up", Duration::from_secs(60), || async {
         let rollups = [
-            "SELECT sum(n) FROM replicated.counts_minute_local",
-            "SELECT sum(n) FROM replicated.counts_hour_local",
+            "SELECT sum(n) FROM replicated.tenant_counts_minute_local",
+            "SELECT sum(n) FROM replicated.tenant_counts_hour_local",
         ];
         let mut counts = vec![two.number(local).await];
         for rollup in rollups {

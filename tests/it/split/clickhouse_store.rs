@@ -198,7 +198,9 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
     let total: u64 = counts.iter().map(|c| c.count).sum();
     assert_eq!(total, 101, "{counts:?}");
     let by_hour = clickhouse
-        .number("SELECT sum(n) FROM old.counts_hour WHERE hour < 1735689600000000 + 3600000000")
+        .number(
+            "SELECT sum(n) FROM old.tenant_counts_hour WHERE hour < 1735689600000000 + 3600000000",
+        )
         .await;
     assert_eq!(
         by_hour, 2,

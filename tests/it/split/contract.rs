@@ -88,10 +88,10 @@ pub fn dataset() -> Vec<LogRecord> {
                 span_id: (n % 7 == 0).then(|| format!("{n:016x}")),
             });
             // The audit log: a reserved service only some scopes see.
-            if n % 17 == 0 {
-                if let Some(record) = records.last_mut() {
-                    record.service = AUDIT_SERVICE.to_string();
-                }
+            if n % 17 == 0
+                && let Some(record) = records.last_mut()
+            {
+                record.service = AUDIT_SERVICE.to_string();
             }
         }
     }

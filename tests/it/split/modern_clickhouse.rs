@@ -39,20 +39,24 @@ fn hex(text: &str) -> String {
 }
 
 /// The rows as the store writes them: attributes as JSON and as the
-/// sorted key and value arrays the query language and facets read.
+/// sorted key and value arrays the query language and facets read; the
+/// tenant, trace and span ids (`''` for none).
 fn insert(records: &[LogRecord]) -> String {
     let list = |items: Vec<String>| format!("[{}]", items.join(", "));
     let rows: Vec<String> = records
         .iter()
         .map(|r| {
             format!(
-                "({}, {}, {}, {}, {}, {}, {}, {})",
+                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
                 r.timestamp,
                 hex(&r.id),
                 r.level.code(),
                 hex(&r.service),
                 hex(&r.message),
                 hex(&attributes_to_json(&r.attributes).unwrap_or_default()),
+                hex(r.tenant.as_str()),
+                hex(r.trace_id.as_deref().unwrap_or_default()),
+                hex(r.span_id.as_deref().unwrap_or_default()),
                 list(r.attributes.keys().map(|k| hex(k)).collect()),
                 list(r.attributes.values().map(|v| hex(v)).collect()),
             )
@@ -60,7 +64,8 @@ fn insert(records: &[LogRecord]) -> String {
         .collect();
     format!(
         "INSERT INTO {DATABASE}.logs \
-         (ts_us, id, level, service, message, attributes, attr_keys, attr_values) VALUES {}",
+         (ts_us, id, level, service, message, attributes, tenant, trace_id, span_id, \
+         attr_keys, attr_values) VALUES {}",
         rows.join(", ")
     )
 }
