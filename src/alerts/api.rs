@@ -14,6 +14,7 @@ use super::{Alerts, Entry, StoredState};
 use crate::domain::audit::names_audit_log;
 use crate::domain::principal::Caller;
 use crate::domain::query::Expr;
+use crate::domain::tenant::{DEFAULT_TENANT, RequestTenants};
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::http::audit::describe_change;
 use crate::http::error::ApiError;
@@ -143,9 +144,16 @@ fn channel_view(channel: &Channel) -> Value {
 }
 
 /// `GET /api/alerts`
-async fn list(alerts: web::Data<Alerts>) -> Result<HttpResponse, ApiError> {
+async fn list(request: HttpRequest, alerts: web::Data<Alerts>) -> Result<HttpResponse, ApiError> {
     let channels = alerts.channels().await?;
-    let entries = alerts.entries(&channels).await?;
+    let mut entries = alerts.entries(&channels).await?;
+    // With tenants on, a team sees its own tenants' rules.
+    if let Some(tenants) = request.extensions().get::<RequestTenants>() {
+        entries.retain(|entry| {
+            let tenant = entry.spec.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
+            tenants.0.iter().any(|t| t.as_str() == tenant)
+        });
+    }
     let states = alerts.states().await?;
     let rules: Vec<Value> = entries
         .iter()
@@ -197,6 +205,39 @@ fn may_count(request: &HttpRequest, expr: &Expr) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The tenant a rule written through the API counts: the one it names, if
+/// the request may act for it, else the request's one tenant.
+fn rule_tenant(request: &HttpRequest, named: Option<&str>) -> Result<Option<String>, ApiError> {
+    let extensions = request.extensions();
+    let Some(tenants) = extensions.get::<RequestTenants>() else {
+        return match named {
+            None => Ok(None),
+            Some(tenant) if tenant == DEFAULT_TENANT => Ok(None),
+            Some(_) => Err(ApiError::bad_request(
+                Some("tenant".into()),
+                "tenants are off (tenants.enabled): a rule counts every log",
+            )),
+        };
+    };
+    match (named, tenants.0.as_slice()) {
+        (Some(tenant), allowed) => {
+            if allowed.iter().any(|t| t.as_str() == tenant) {
+                Ok(Some(tenant.to_string()))
+            } else {
+                Err(ApiError::forbidden_field(
+                    "tenant",
+                    format!("this request may not act for tenant {tenant:?}"),
+                ))
+            }
+        }
+        (None, [one]) => Ok(Some(one.to_string())),
+        (None, _) => Err(ApiError::bad_request(
+            Some("tenant".into()),
+            "the request acts for several tenants: name the rule's tenant",
+        )),
+    }
+}
+
 /// Validates a rule body against the current channels and the other rules.
 async fn validated(
     request: &HttpRequest,
@@ -204,7 +245,8 @@ async fn validated(
     body: &[u8],
     id: &str,
 ) -> Result<(Rule, Vec<Entry>), ApiError> {
-    let spec = RuleSpec::from_json(&json_body(body)?)?;
+    let mut spec = RuleSpec::from_json(&json_body(body)?)?;
+    spec.tenant = rule_tenant(request, spec.tenant.as_deref())?;
     let channels = alerts.channels().await?;
     let rule = spec.validate(
         id,
@@ -403,6 +445,10 @@ async fn preview(
         group_by,
     )
     .map_err(|e| ApiError::bad_parameter(&e.field, e.message))?;
+    let mut rule = rule;
+    if let Some(tenants) = request.extensions().get::<RequestTenants>() {
+        rule.tenant = tenants.writer();
+    }
     may_count(&request, &rule.expr)?;
     let to = now_micros();
     let from = to - rule.window.as_micros() as Micros;

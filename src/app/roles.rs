@@ -58,6 +58,12 @@ pub async fn start_roles(
             ids: IdGenerator::new(),
             metrics: Arc::clone(metrics),
             tenant_limits: tenant_limits.clone(),
+            syslog_tenant: config
+                .syslog
+                .tenant
+                .clone()
+                .or_else(|| config.tenants.default_tenant.clone())
+                .unwrap_or_default(),
         })
     });
     let syslog = match &ingest {

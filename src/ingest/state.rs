@@ -24,6 +24,9 @@ pub struct IngestState {
     pub metrics: Arc<Metrics>,
     /// Each tenant's ingest rate and daily quota (tenancy on).
     pub tenant_limits: Option<Arc<TenantLimiter>>,
+    /// The tenant syslog's logs are stored under (`syslog.tenant`, else
+    /// `tenants.default_tenant`, else `default`): syslog names none.
+    pub syslog_tenant: TenantId,
 }
 
 impl IngestState {

@@ -21,7 +21,6 @@ pub use settings::{RawSyslog, SyslogConfig};
 use super::state::IngestState;
 use crate::bus::BusError;
 use crate::domain::LogBatch;
-use crate::domain::TenantId;
 use crate::domain::shippers::framing::{Frame, Framer};
 use crate::domain::time::now_micros;
 use crate::metrics::{Metrics, Protocol, Rejection};
@@ -208,7 +207,7 @@ fn decode_frames(framer: &mut Framer, at_end: bool, state: &IngestState) -> LogB
     let mut refused = [0u64; 2];
     let mut take = |frame: Frame<'_>| match frame {
         Frame::Message(bytes) => match decode(bytes, received, &state.config.limits) {
-            Ok(log) => records.push(state.stamp(log, received, &TenantId::default())),
+            Ok(log) => records.push(state.stamp(log, received, &state.syslog_tenant)),
             Err(_) => refused[0] += 1,
         },
         Frame::TooLong => refused[1] += 1,
@@ -274,7 +273,7 @@ async fn serve_udp(
                 refused[1] += 1;
             } else {
                 match decode(&datagram[..read], received_at, &state.config.limits) {
-                    Ok(log) => records.push(state.stamp(log, received_at, &TenantId::default())),
+                    Ok(log) => records.push(state.stamp(log, received_at, &state.syslog_tenant)),
                     Err(_) => refused[0] += 1,
                 }
             }

@@ -6,6 +6,7 @@
 //! senders choose TLS by port, and a plain listener for old senders can run
 //! beside it.
 
+use crate::domain::TenantId;
 use crate::domain::settings::{InvalidSetting, in_range, optional_address};
 use crate::tls::server::{ClientCertificates, ListenerTls};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,10 @@ pub struct RawSyslog {
     pub tls_cert: String,
     pub tls_key: String,
     pub tls_client_ca: String,
+    /// With tenants on, the tenant the listeners' logs are stored under
+    /// (syslog carries none of its own). Empty: `tenants.default_tenant`,
+    /// else `default`.
+    pub tenant: String,
 }
 
 impl Default for RawSyslog {
@@ -38,6 +43,7 @@ impl Default for RawSyslog {
             tls_cert: String::new(),
             tls_key: String::new(),
             tls_client_ca: String::new(),
+            tenant: String::new(),
         }
     }
 }
@@ -55,6 +61,8 @@ pub struct SyslogConfig {
     /// A longer message (line or octet-counted frame, or datagram) is
     /// skipped and counted; the rest of the connection goes on.
     pub max_line_bytes: usize,
+    /// `None`: the default tenant.
+    pub tenant: Option<TenantId>,
 }
 
 impl RawSyslog {
@@ -87,7 +95,14 @@ impl RawSyslog {
                 ));
             }
         };
+        let tenant = match self.tenant.trim() {
+            "" => None,
+            text => {
+                Some(TenantId::parse(text).map_err(|e| InvalidSetting::new("syslog.tenant", e))?)
+            }
+        };
         Ok(SyslogConfig {
+            tenant,
             tcp_listen: optional_address("syslog.tcp_listen", &self.tcp_listen, "0.0.0.0:5514")?,
             udp_listen: optional_address("syslog.udp_listen", &self.udp_listen, "0.0.0.0:5514")?,
             tls_listen,

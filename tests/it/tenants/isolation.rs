@@ -234,6 +234,61 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     assert_eq!(lines, ["c1"], "{answer}");
     let (status, _) = send(&server, "GET", query, READ_A, Some("team-c"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Alert rules are a tenant's: counted over its logs, listed to it.
+    let rule =
+        json!({"name": "web logs", "query": "service:web", "window": "1h", "threshold": 100});
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/api/alerts/rules",
+        READ_A,
+        None,
+        Some(&rule),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/api/alerts/rules",
+        READ_A,
+        None,
+        Some(&json!({"name": "theirs", "query": "", "window": "1h", "threshold": 1, "tenant": "team-b"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["field"], "tenant");
+    let names = |list: &Value| -> Vec<String> {
+        list["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rule| rule["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, list) = send(&server, "GET", "/api/alerts", READ_A, None, None).await;
+    assert_eq!(names(&list), ["web logs"], "{list}");
+    let (_, list) = send(
+        &server,
+        "GET",
+        "/api/alerts",
+        READ_ANY,
+        Some("team-b"),
+        None,
+    )
+    .await;
+    assert_eq!(names(&list), Vec::<String>::new(), "{list}");
+    let (_, preview) = send(
+        &server,
+        "GET",
+        "/api/alerts/preview?query=service%3Aweb&window=1h",
+        READ_A,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(preview["count"], 2, "team-a's two logs: {preview}");
 }
 
 #[actix_web::test]
