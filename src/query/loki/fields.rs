@@ -14,7 +14,6 @@ use super::execute::{KeyResolver, LogRun, ReadStats, micros_from_start_end};
 use super::params::{DEFAULT_SINCE, LokiParams};
 use super::request::{bounded, now_nanos};
 use super::selection::{dimension_of, group_value, parse_selection};
-use super::tenants::requested_tenants;
 use crate::domain::logql::{
     Entry, LabelModel, LogExpr, LogQueryEvaluator, LogQueryOptions, LogfmtStage, Query, Stage,
     parse_bytes, parse_duration,
@@ -296,7 +295,6 @@ pub async fn detected_fields(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let range = params.range(now_nanos(), DEFAULT_SINCE)?;
@@ -344,7 +342,6 @@ pub async fn detected_field_values(
 ) -> Result<HttpResponse, LokiError> {
     let name = path.into_inner();
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let range = params.range(now_nanos(), DEFAULT_SINCE)?;

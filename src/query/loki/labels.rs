@@ -8,7 +8,6 @@ use super::execute::{KeyResolver, for_each_row, micros_from_start_end};
 use super::params::{DEFAULT_LABELS_SINCE, LokiParams};
 use super::request::{bounded, now_nanos};
 use super::selection::{dimension_of, group_value, parse_selection, selection_filter};
-use super::tenants::requested_tenants;
 use crate::domain::logql::{LogExpr, sanitize_label_name};
 use crate::query::QueryState;
 use crate::store::{Dimension, GroupedCountQuery, LogFilter, Order, Store};
@@ -88,7 +87,6 @@ pub async fn labels(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let range = params.range(now_nanos(), DEFAULT_LABELS_SINCE)?;
     let selection = parse_selection(params.one("query"))?;
@@ -116,7 +114,6 @@ pub async fn label_values_of(
 ) -> Result<HttpResponse, LokiError> {
     let label = path.into_inner();
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let range = params.range(now_nanos(), DEFAULT_LABELS_SINCE)?;
     let selection = parse_selection(params.one("query"))?;
@@ -143,7 +140,6 @@ pub async fn series(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let range = params.range(now_nanos(), DEFAULT_LABELS_SINCE)?;
     let matches = params.all("match[]");
@@ -237,7 +233,6 @@ pub async fn detected_labels(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let range = params.range(now_nanos(), super::params::DEFAULT_SINCE)?;
     let selection = parse_selection(params.one("query"))?;

@@ -8,7 +8,8 @@
 //! (`Store::grouped_counts`). This folder only reads parameters, runs the
 //! reads and shapes answers:
 //! - `params.rs`: Loki's parameters (times, steps, limits, `POST` forms);
-//!   `tenants.rs`: `X-Scope-OrgID`; `settings.rs`: `[loki]`.
+//!   `settings.rs`: `[loki]` (the tenants come from the gate, as for
+//!   every read: `X-Scope-OrgID` is resolved there).
 //! - `execute.rs`: a query's store reads (rows page by page, or counts);
 //!   `selection.rs`: the selectors of the metadata endpoints.
 //! - `query.rs` (`query_range`, `query`), `labels.rs` (`labels`, values,
@@ -32,11 +33,9 @@ mod request;
 mod selection;
 mod settings;
 mod tail;
-mod tenants;
 mod volume;
 
 pub use settings::{LokiConfig, RawLoki};
-pub use tenants::requested_tenants;
 
 use actix_web::web;
 

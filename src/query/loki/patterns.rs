@@ -10,7 +10,6 @@ use super::execute::{KeyResolver, for_each_raw_row, for_each_row, micros_from_st
 use super::params::{DEFAULT_SINCE, LokiParams, NANOS_PER_SECOND};
 use super::request::{bounded, now_nanos};
 use super::selection::parse_selection;
-use super::tenants::requested_tenants;
 use crate::domain::logql::{LogQueryEvaluator, LogQueryOptions, Progress, Query};
 use crate::domain::patterns::{MinerOptions, PatternMiner, PatternSummary, SampleGrid};
 use crate::query::QueryState;
@@ -31,7 +30,6 @@ pub async fn patterns(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let (start, end) = params.range(now_nanos(), DEFAULT_SINCE)?;

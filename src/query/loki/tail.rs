@@ -12,7 +12,6 @@ use super::error::LokiError;
 use super::execute::{KeyResolver, LogRun, ReadStats, micros_from_start_end, names_to_resolve};
 use super::params::{LokiParams, NANOS_PER_SECOND};
 use super::request::{bounded, now_nanos};
-use super::tenants::requested_tenants;
 use crate::domain::LogRecord;
 use crate::domain::logql::json::StreamsResult;
 use crate::domain::logql::{
@@ -42,7 +41,6 @@ pub async fn tail(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::from_query_string(request.query_string())?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let Query::Log(log) = logql::parse(params.query()?)? else {
         return Err(LokiError::bad_request(

@@ -10,7 +10,6 @@ use super::execute::micros_from_start_end;
 use super::params::{DEFAULT_SINCE, LokiParams};
 use super::request::{bounded, now_nanos};
 use super::selection::{dimension_of, group_value, parse_selection, selection_filter};
-use super::tenants::requested_tenants;
 use crate::domain::logql::json::MetricData;
 use crate::domain::logql::{Labels, MetricResult, Sample, Series, sanitize_label_name};
 use crate::query::QueryState;
@@ -147,7 +146,6 @@ pub async fn volume(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let volume_request = VolumeRequest::of(&params, &selection)?;
@@ -182,7 +180,6 @@ pub async fn volume_range(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(Some(params.query()?))?;
     let volume_request = VolumeRequest::of(&params, &selection)?;
@@ -241,7 +238,6 @@ pub async fn index_stats(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, LokiError> {
     let params = LokiParams::read(&request, payload).await?;
-    let _tenants = requested_tenants(&request);
     let store: &dyn Store = &state.scoped(&request);
     let selection = parse_selection(params.one("query"))?;
     let range = params.range(now_nanos(), DEFAULT_SINCE)?;
