@@ -97,6 +97,7 @@ pub async fn start_roles(
                 stopping,
                 timeout: config.query.timeout,
                 loki: config.loki.clone(),
+                tenant_limits: tenant_limits.clone(),
             })),
             Some(start_alerting(
                 config,

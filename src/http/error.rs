@@ -128,11 +128,20 @@ impl ApiError {
         }
     }
 
-    /// 429 with a message of its own (a tenant's limit).
-    pub fn too_many_requests(error: impl Into<String>, retry_after_secs: u32) -> ApiError {
-        ApiError {
-            retry_after_secs: Some(retry_after_secs),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, error, None)
+    /// A tenant's limit (`tenants.<limit>`): 429 with `Retry-After` when
+    /// waiting helps, else 400.
+    pub fn tenant_limit(
+        limit: &str,
+        error: impl Into<String>,
+        retry_after: Option<std::time::Duration>,
+    ) -> ApiError {
+        let field = Some(format!("tenants.{limit}"));
+        match retry_after {
+            Some(wait) => ApiError {
+                retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u32),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, error, field)
+            },
+            None => ApiError::new(StatusCode::BAD_REQUEST, error, field),
         }
     }
 
@@ -227,6 +236,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(_) => ApiError::unavailable(error.to_string(), 2),
             StoreError::DiskFull(_) => ApiError::unavailable(error.to_string(), 5),
+            StoreError::OverLimit { field, message } => ApiError::bad_request(Some(field), message),
             StoreError::Rejected(_) | StoreError::Internal(_) => ApiError::internal(error),
         }
     }

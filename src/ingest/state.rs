@@ -12,7 +12,7 @@ use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
 use crate::http::error::ApiError;
 use crate::metrics::{Metrics, Protocol, Rejection};
-use crate::tenants::{LimitExceeded, TenantLimiter};
+use crate::tenants::TenantLimiter;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ impl IngestState {
             .map_err(|exceeded| {
                 self.metrics
                     .reject(protocol, Rejection::RateLimited, batch.len() as u64);
-                limit_error(exceeded)
+                ApiError::tenant_limit(exceeded.limit, exceeded.to_string(), exceeded.retry_after)
             })
     }
 
@@ -137,20 +137,6 @@ pub(super) fn refusal_head(error: &ApiError) -> actix_web::HttpResponseBuilder {
         response.insert_header((header::RETRY_AFTER, seconds));
     }
     response
-}
-
-/// A tenant's limit, as the API answers it: 429 with `Retry-After` when
-/// waiting helps, else 400; `field` names the limit.
-pub fn limit_error(exceeded: LimitExceeded) -> ApiError {
-    let field = format!("tenants.{}", exceeded.limit);
-    match exceeded.retry_after {
-        Some(wait) => ApiError::too_many_requests(
-            exceeded.to_string(),
-            wait.as_secs_f64().ceil().max(1.0) as u32,
-        )
-        .with_field(&field),
-        None => ApiError::bad_request(Some(field), exceeded.to_string()),
-    }
 }
 
 /// The tenant a request's logs are stored under: the one the gate resolved,

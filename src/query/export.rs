@@ -37,9 +37,9 @@ pub async fn export(
         with_tenant: export.filter.scope.is_multi_tenant(),
     };
     // The pages' reads go through the store directly (they outlive the
-    // request): the scope is applied here, once.
+    // request): the scope and its limits are applied here, once.
     let mut query = LogQuery {
-        filter: super::scope::ReadScope::of(&request).applied(export.filter),
+        filter: state.scoped(&request).narrow(&export.filter)?,
         limit: PAGE_ROWS,
         offset: 0,
         order: export.order,

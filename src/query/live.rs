@@ -26,6 +26,21 @@ pub async fn stream(
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = params::live_filter(&decoded(&request)?, &["api_key"], &scope_of(&request))?;
+    // Held while the stream is open: the tenants' live tails at once.
+    let slot = match &state.tenant_limits {
+        Some(limits) => Some(
+            limits
+                .open_live(filter.scope.tenants())
+                .map_err(|exceeded| {
+                    ApiError::tenant_limit(
+                        exceeded.limit,
+                        exceeded.to_string(),
+                        exceeded.retry_after,
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let (response, mut session, mut messages) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request(None, format!("WebSocket handshake failed: {e}")))?;
     let mut feed = state.bus.subscribe_live();
@@ -34,6 +49,7 @@ pub async fn stream(
     Metrics::add(&metrics.live_clients, 1);
 
     actix_web::rt::spawn(async move {
+        let _slot = slot;
         let mut ping = interval(PING_EVERY);
         let mut last_pong = Instant::now();
         let close: Option<CloseReason> = loop {

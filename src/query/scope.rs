@@ -8,8 +8,9 @@
 //! sets `LogFilter::scope`, which every store applies.
 
 use crate::domain::principal::Caller;
-use crate::domain::tenant::RequestTenants;
+use crate::domain::tenant::{RequestTenants, TenantId};
 use crate::domain::time::Micros;
+use crate::domain::time::now_micros;
 use crate::domain::{LogBatch, LogRecord};
 use crate::store::facets::{FacetQuery, Facets, KeyCount};
 use crate::store::filter::Scope;
@@ -68,19 +69,53 @@ impl ReadScope {
 pub struct ScopedStore<'a> {
     pub store: &'a dyn Store,
     pub scope: ReadScope,
+    /// The shortest `max_query_range` of the scope's tenants, and whose.
+    pub max_range: Option<(std::time::Duration, TenantId)>,
 }
 
 impl ScopedStore<'_> {
-    fn filter(&self, filter: &LogFilter) -> LogFilter {
-        self.scope.applied(filter.clone())
+    /// The filter narrowed to the scope and held to the tenants' longest
+    /// range: a read without `from` covers that much before its end; one
+    /// asking more is refused (400, `tenants.max_query_range`).
+    pub fn narrow(&self, filter: &LogFilter) -> Result<LogFilter, StoreError> {
+        let mut filter = self.scope.applied(filter.clone());
+        if let Some((longest, tenant)) = &self.max_range {
+            let longest = longest.as_micros().min(i64::MAX as u128) as i64;
+            let to = filter.to.unwrap_or_else(|| now_micros().saturating_add(1));
+            match filter.from {
+                None => filter.from = Some(to.saturating_sub(longest)),
+                Some(from) if to.saturating_sub(from) > longest => {
+                    return Err(StoreError::OverLimit {
+                        field: "tenants.max_query_range".into(),
+                        message: format!(
+                            "tenant {tenant} may read at most {} at once: narrow from and to",
+                            format_duration(longest)
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(filter)
     }
 
-    fn query(&self, query: &LogQuery) -> LogQuery {
-        LogQuery {
-            filter: self.filter(&query.filter),
+    fn query(&self, query: &LogQuery) -> Result<LogQuery, StoreError> {
+        Ok(LogQuery {
+            filter: self.narrow(&query.filter)?,
             ..query.clone()
+        })
+    }
+}
+
+/// `30d`, `12h`, `90m`, `45s`: the largest unit that divides it.
+fn format_duration(micros: i64) -> String {
+    let seconds = micros / 1_000_000;
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if seconds >= size && seconds % size == 0 {
+            return format!("{}{unit}", seconds / size);
         }
     }
+    format!("{seconds}s")
 }
 
 #[async_trait]
@@ -100,35 +135,35 @@ impl Store for ScopedStore<'_> {
     }
 
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-        self.store.logs(&self.query(query)).await
+        self.store.logs(&self.query(query)?).await
     }
 
     async fn raw_logs(&self, query: &LogQuery) -> Result<Vec<RawLog>, StoreError> {
-        self.store.raw_logs(&self.query(query)).await
+        self.store.raw_logs(&self.query(query)?).await
     }
 
     async fn facets(&self, query: &FacetQuery) -> Result<Facets, StoreError> {
         let query = FacetQuery {
-            filter: self.filter(&query.filter),
+            filter: self.narrow(&query.filter)?,
             ..query.clone()
         };
         self.store.facets(&query).await
     }
 
     async fn attribute_keys(&self, filter: &LogFilter) -> Result<Vec<KeyCount>, StoreError> {
-        self.store.attribute_keys(&self.filter(filter)).await
+        self.store.attribute_keys(&self.narrow(filter)?).await
     }
 
     async fn level_service_counts(
         &self,
         filter: &LogFilter,
     ) -> Result<Vec<LevelServiceCount>, StoreError> {
-        self.store.level_service_counts(&self.filter(filter)).await
+        self.store.level_service_counts(&self.narrow(filter)?).await
     }
 
     async fn bucket_counts(&self, query: &HistogramQuery) -> Result<Vec<BucketCount>, StoreError> {
         let query = HistogramQuery {
-            filter: self.filter(&query.filter),
+            filter: self.narrow(&query.filter)?,
             ..query.clone()
         };
         self.store.bucket_counts(&query).await
@@ -139,7 +174,7 @@ impl Store for ScopedStore<'_> {
         query: &GroupedCountQuery,
     ) -> Result<Vec<GroupedCount>, StoreError> {
         let query = GroupedCountQuery {
-            filter: self.filter(&query.filter),
+            filter: self.narrow(&query.filter)?,
             ..query.clone()
         };
         self.store.grouped_counts(&query).await

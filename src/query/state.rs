@@ -9,6 +9,7 @@ use crate::http::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::filter::Scope;
 use crate::store::{Store, StoreError};
+use crate::tenants::TenantLimiter;
 use actix_web::HttpRequest;
 use std::future::Future;
 use std::sync::Arc;
@@ -25,14 +26,22 @@ pub struct QueryState {
     pub timeout: Duration,
     /// `[loki]`: the label model of the Loki API.
     pub loki: super::loki::LokiConfig,
+    /// Each tenant's read limits (tenancy on).
+    pub tenant_limits: Option<Arc<TenantLimiter>>,
 }
 
 impl QueryState {
     /// The store as the request's caller may read it.
     pub fn scoped(&self, request: &HttpRequest) -> ScopedStore<'_> {
+        let scope = ReadScope::of(request);
+        let max_range = self
+            .tenant_limits
+            .as_ref()
+            .and_then(|limits| limits.max_query_range(scope.scope().tenants()));
         ScopedStore {
             store: &*self.store,
-            scope: ReadScope::of(request),
+            scope,
+            max_range,
         }
     }
 

@@ -119,6 +119,10 @@ pub enum StoreError {
     Rejected(String),
     #[error("store error: {0}")]
     Internal(String),
+    /// The read asks more than its reader's limits allow (a tenant's
+    /// `max_query_range`); `field` names the limit.
+    #[error("{message}")]
+    OverLimit { field: String, message: String },
 }
 
 /// One group of a count query.

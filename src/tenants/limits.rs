@@ -167,6 +167,15 @@ impl TenantLimiter {
         Ok(())
     }
 
+    /// The shortest `max_query_range` among `tenants`, with whose it is.
+    pub fn max_query_range(&self, tenants: &[TenantId]) -> Option<(Duration, TenantId)> {
+        let table = self.table();
+        tenants
+            .iter()
+            .filter_map(|tenant| Some((table.of(tenant).max_query_range?, tenant.clone())))
+            .min_by_key(|(range, _)| *range)
+    }
+
     /// A live tail for each of `tenants`, held until the slot drops.
     pub fn open_live(self: &Arc<Self>, tenants: &[TenantId]) -> Result<LiveSlot, LimitExceeded> {
         let table = self.table();

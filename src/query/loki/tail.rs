@@ -17,6 +17,7 @@ use crate::domain::logql::json::StreamsResult;
 use crate::domain::logql::{
     self, LabelModel, LogQueryEvaluator, LogQueryOptions, MAX_ENTRIES, Query, Stage, Stream,
 };
+use crate::http::error::ApiError;
 use crate::metrics::Metrics;
 use crate::query::QueryState;
 use crate::query::scope::ReadScope;
@@ -71,6 +72,21 @@ pub async fn tail(
     let model = state.loki.label_model();
     // Subscribed before the store is read: nothing stored meanwhile is
     // missed (what both hold is sent once).
+    // Held while the tail is open: the tenants' live tails at once.
+    let slot = match &state.tenant_limits {
+        Some(limits) => Some(
+            limits
+                .open_live(ReadScope::of(&request).scope().tenants())
+                .map_err(|exceeded| {
+                    ApiError::tenant_limit(
+                        exceeded.limit,
+                        exceeded.to_string(),
+                        exceeded.retry_after,
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let feed = state.bus.subscribe_live();
     let (from, to) = micros_from_start_end(start, now.max(start));
     let query = Query::Log(log.clone());
@@ -119,6 +135,7 @@ pub async fn tail(
     let stopping = state.stopping.clone();
     Metrics::add(&metrics.live_clients, 1);
     actix_web::rt::spawn(async move {
+        let _slot = slot;
         follow.run(history, feed, session, messages, stopping).await;
         metrics
             .live_clients

@@ -168,6 +168,41 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
         );
     }
 
+    // A cursor is its tenant's: another tenant's request refuses it.
+    let response = server
+        .client
+        .get(server.url("/api/logs?limit=1"))
+        .insert_header(("Authorization", format!("Bearer {READ_A}")))
+        .send()
+        .await
+        .expect("a page");
+    let cursor = response
+        .headers()
+        .get("x-next-cursor")
+        .and_then(|v| v.to_str().ok())
+        .expect("a next page")
+        .to_string();
+    let (status, _) = send(
+        &server,
+        "GET",
+        &format!("/api/logs?limit=1&cursor={cursor}"),
+        READ_A,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(
+        &server,
+        "GET",
+        &format!("/api/logs?limit=1&cursor={cursor}"),
+        READ_ANY,
+        Some("team-b"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
     // Counts, histogram, facets, fields, export: only team-a's two logs.
     let (_, stats) = send(&server, "GET", "/api/stats", READ_A, None, None).await;
     assert_eq!(stats["total_logs"], 2, "{stats}");

@@ -69,3 +69,70 @@ async fn a_tenant_over_its_rate_gets_429_and_the_others_go_on() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn reads_keep_to_a_tenants_range_and_live_tails() {
+    let server = Server::launch(
+        Launch::default()
+            .env("OGLOGSTREAM_TENANTS__ENABLED", "true")
+            .env(
+                "OGLOGSTREAM_TENANTS__OVERRIDES__SHORT__MAX_QUERY_RANGE",
+                "1h",
+            )
+            .env(
+                "OGLOGSTREAM_TENANTS__OVERRIDES__SHORT__MAX_LIVE_CONNECTIONS",
+                "1",
+            ),
+    )
+    .await;
+    let get = |path: String, tenant: &'static str| {
+        let request = server
+            .client
+            .get(server.url(&path))
+            .insert_header(("X-Scope-OrgID", tenant));
+        async move {
+            let mut response = request.send().await.expect("a response");
+            let body = response.json::<Value>().await.unwrap_or(Value::Null);
+            (response.status(), body)
+        }
+    };
+    let day = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
+    let (status, body) = get(format!("/api/logs?{day}"), "short").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "tenants.max_query_range", "{body}");
+    let (status, body) = get(format!("/api/stats?{day}"), "short").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Without from, a read covers the tenant's range before its end.
+    let (status, body) = get("/api/logs".into(), "short").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = get(format!("/api/logs?{day}"), "long").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another tenant is not limited: {body}"
+    );
+
+    let open = || {
+        server
+            .client
+            .ws(server.ws_url("/ws/live"))
+            .header("X-Scope-OrgID", "short")
+            .connect()
+    };
+    let first = open().await.expect("the first live tail");
+    let second = open().await;
+    assert!(
+        matches!(
+            &second,
+            Err(awc::error::WsClientError::InvalidResponseStatus(status))
+                if *status == StatusCode::TOO_MANY_REQUESTS
+        ),
+        "a second live tail is refused: {:?}",
+        second.as_ref().map(|_| ())
+    );
+    drop(first);
+    eventually("the slot freed", Duration::from_secs(20), || async {
+        open().await.ok().map(|_| ())
+    })
+    .await;
+}
