@@ -10,6 +10,7 @@ use crate::process::retention::Retention;
 use crate::process::spill::{self, SpillFile};
 use crate::process::{Batcher, Drained};
 use crate::store::Store;
+use crate::tenants::TenantLimiter;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -35,6 +36,7 @@ pub fn start_pipeline(
     store: Option<&Arc<dyn Store>>,
     dead_letters: DeadLetterFile,
     metrics: &Arc<Metrics>,
+    tenant_limits: Option<&Arc<TenantLimiter>>,
 ) -> Pipeline {
     let (batcher_stop, batcher_stopped) = watch::channel(None);
     let store = match store {
@@ -48,18 +50,21 @@ pub fn start_pipeline(
             };
         }
     };
-    let retention =
-        (config.retention_days.is_some() || config.storage.max_bytes.is_some()).then(|| {
-            tokio::spawn(
-                Retention {
-                    store: Arc::clone(store),
-                    metrics: Arc::clone(metrics),
-                    max_age_days: config.retention_days,
-                    max_bytes: config.storage.max_bytes,
-                }
-                .run(),
-            )
-        });
+    let retention = (config.retention_days.is_some()
+        || config.storage.max_bytes.is_some()
+        || tenant_limits.is_some())
+    .then(|| {
+        tokio::spawn(
+            Retention {
+                store: Arc::clone(store),
+                metrics: Arc::clone(metrics),
+                max_age_days: config.retention_days,
+                max_bytes: config.storage.max_bytes,
+                tenant_limits: tenant_limits.cloned(),
+            }
+            .run(),
+        )
+    });
     // An in-memory queue loses what it holds with the process: what a stop
     // cannot store goes to the spill file, stored first at the next start.
     let spill_file = || SpillFile::new(&config.data_dir, config.ingest.queue_max_bytes);

@@ -47,17 +47,17 @@ pub async fn start_roles(
     stores: Option<&Stores>,
     metrics: &Arc<Metrics>,
     guard: &Arc<Guard>,
+    tenant_limits: Option<&Arc<TenantLimiter>>,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<Roles> {
     let roles = config.roles;
-    let tenant_limits = start_tenant_limits(config, stopping.clone());
     let ingest = roles.ingest.then(|| {
         web::Data::new(IngestState {
             bus: Arc::clone(bus),
             config: config.ingest.clone(),
             ids: IdGenerator::new(),
             metrics: Arc::clone(metrics),
-            tenant_limits: tenant_limits.clone(),
+            tenant_limits: tenant_limits.cloned(),
             syslog_tenant: config
                 .syslog
                 .tenant
@@ -97,7 +97,7 @@ pub async fn start_roles(
                 stopping,
                 timeout: config.query.timeout,
                 loki: config.loki.clone(),
-                tenant_limits: tenant_limits.clone(),
+                tenant_limits: tenant_limits.cloned(),
             })),
             Some(start_alerting(
                 config,
@@ -148,29 +148,6 @@ impl Roles {
             );
         }
     }
-}
-
-/// Each tenant's limits (tenancy on), kept current from
-/// `tenants.overrides_file` while the process runs.
-fn start_tenant_limits(
-    config: &Config,
-    stopping: watch::Receiver<bool>,
-) -> Option<Arc<TenantLimiter>> {
-    let tenants = &config.tenants;
-    if !tenants.enabled {
-        return None;
-    }
-    let limiter = TenantLimiter::new(tenants.limits.clone());
-    if let Some(path) = &tenants.overrides_file {
-        tokio::spawn(tenants::overrides::watch_file(
-            path.clone(),
-            tenants.configured_defaults.clone(),
-            tenants.configured_overrides.clone(),
-            Arc::clone(&limiter),
-            stopping,
-        ));
-    }
-    Some(limiter)
 }
 
 /// The HTTP ingest paths' key and rate-limit rules, for OTLP over gRPC

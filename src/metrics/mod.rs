@@ -130,6 +130,7 @@ pub struct Metrics {
     pub retention_deleted_by_age: AtomicU64,
     /// Logs deleted by retention to keep the store under `storage.max_bytes`.
     pub retention_deleted_by_size: AtomicU64,
+    pub retention_deleted_by_tenant: AtomicU64,
     /// Logs of redelivered batches found already stored and not written again.
     pub redelivered_logs_skipped: AtomicU64,
     /// Publishes retried because the broker could not take them yet.
@@ -171,6 +172,7 @@ impl Default for Metrics {
             spilled_logs: AtomicU64::new(0),
             retention_deleted_by_age: AtomicU64::new(0),
             retention_deleted_by_size: AtomicU64::new(0),
+            retention_deleted_by_tenant: AtomicU64::new(0),
             redelivered_logs_skipped: AtomicU64::new(0),
             bus_publish_retries: AtomicU64::new(0),
             bus_duplicate_publishes: AtomicU64::new(0),
@@ -360,11 +362,12 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP oglogstream_retention_deleted_logs_total Logs deleted by retention, by reason: age (storage.retention_days) or size (storage.max_bytes).\n# TYPE oglogstream_retention_deleted_logs_total counter"
+            "# HELP oglogstream_retention_deleted_logs_total Logs deleted by retention, by reason: age (storage.retention_days), size (storage.max_bytes) or tenant (a tenant's own retention).\n# TYPE oglogstream_retention_deleted_logs_total counter"
         );
         for (reason, counter) in [
             ("age", &self.retention_deleted_by_age),
             ("size", &self.retention_deleted_by_size),
+            ("tenant", &self.retention_deleted_by_tenant),
         ] {
             let _ = writeln!(
                 out,

@@ -5,6 +5,7 @@
 use crate::domain::time::{Micros, now_micros};
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::tenants::TenantLimiter;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub struct Retention {
     pub metrics: Arc<Metrics>,
     pub max_age_days: Option<u32>,
     pub max_bytes: Option<u64>,
+    /// Tenancy on: each tenant's own `retention`, where its limits set one.
+    pub tenant_limits: Option<Arc<TenantLimiter>>,
 }
 
 impl Retention {
@@ -31,7 +34,10 @@ impl Retention {
         size_checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = every_hour.tick(), if self.max_age_days.is_some() => self.apply_age().await,
+                _ = every_hour.tick(), if self.max_age_days.is_some() || self.tenant_limits.is_some() => {
+                    self.apply_age().await;
+                    self.apply_tenants().await;
+                }
                 _ = size_checks.tick(), if self.max_bytes.is_some() => self.apply_size().await,
                 else => return,
             }
@@ -51,6 +57,40 @@ impl Retention {
                 tracing::info!(deleted, days, "retention applied");
             }
             Err(error) => tracing::warn!(%error, "retention failed; will retry in an hour"),
+        }
+    }
+
+    /// Each tenant's logs past its own `retention` (`[tenants.defaults]` or
+    /// its override), cut at the hour like age retention.
+    async fn apply_tenants(&self) {
+        let Some(limits) = &self.tenant_limits else {
+            return;
+        };
+        let tenants = match self.store.tenants().await {
+            Ok(tenants) => tenants,
+            Err(error) => {
+                tracing::warn!(%error, "tenant retention cannot list the tenants; will retry in an hour");
+                return;
+            }
+        };
+        let table = limits.table();
+        for tenant in tenants {
+            let Some(keep) = table.of(&tenant).retention else {
+                continue;
+            };
+            let cutoff = now_micros() - keep.as_micros().min(i64::MAX as u128) as Micros;
+            let cutoff = cutoff - cutoff.rem_euclid(HOUR);
+            match self.store.delete_tenant_older_than(&tenant, cutoff).await {
+                Ok(deleted) => {
+                    Metrics::add(&self.metrics.retention_deleted_by_tenant, deleted);
+                    if deleted > 0 {
+                        tracing::info!(deleted, %tenant, "tenant retention applied");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, %tenant, "tenant retention failed; will retry in an hour")
+                }
+            }
         }
     }
 

@@ -250,6 +250,26 @@ pub trait Store: Send + Sync {
     /// consistent. Returns the number of logs deleted, where known.
     async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError>;
 
+    /// `delete_older_than` for one tenant's logs and rollup counts (a
+    /// tenant's own `retention`). (Both stores implement it; the default
+    /// serves test doubles.)
+    async fn delete_tenant_older_than(
+        &self,
+        tenant: &TenantId,
+        _cutoff: Micros,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot delete tenant {tenant}'s logs alone",
+            self.kind()
+        )))
+    }
+
+    /// Every tenant that has logs stored (or had: a dictionary may keep a
+    /// name its logs left).
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        Ok(vec![TenantId::default()])
+    }
+
     /// Size on disk, where the store can tell cheaply (for `/metrics`).
     fn size_bytes(&self) -> Option<u64> {
         None

@@ -79,7 +79,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "process",
-        &["domain", "metrics", "bus", "store"],
+        &["domain", "metrics", "bus", "store", "tenants"],
         "a role depends on domain and the seams, never on another role",
     ),
     (

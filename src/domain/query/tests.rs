@@ -11,16 +11,21 @@ fn record(
     message: &str,
     attributes: &[(&str, &str)],
 ) -> LogRecord {
+    let mut attributes = attributes
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // As ingest keeps them: trace and span ids are fields, not attributes.
+    let (trace_id, span_id) = crate::domain::log::take_trace_ids(&mut attributes);
     LogRecord {
         id: id.into(),
         timestamp: 1_735_689_600_000_000,
         level,
         service: service.into(),
         message: message.into(),
-        attributes: attributes
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        attributes,
+        trace_id,
+        span_id,
         ..Default::default()
     }
 }
@@ -54,7 +59,7 @@ fn logs() -> Vec<LogRecord> {
             "disk full: 100% used",
             &[
                 ("http.status", "503.5"),
-                ("trace_id", "T-1"),
+                ("trace_id", "t-1"),
                 ("region", "EU-WEST-2"),
             ],
         ),

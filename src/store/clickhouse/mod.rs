@@ -52,7 +52,7 @@ use super::filter::{HistogramQuery, LogFilter, LogQuery};
 use super::{BucketCount, GroupedCount, GroupedCountQuery, LevelServiceCount, Store, StoreError};
 use crate::domain::settings::redact_url;
 use crate::domain::time::Micros;
-use crate::domain::{LogBatch, LogRecord};
+use crate::domain::{LogBatch, LogRecord, TenantId};
 use async_trait::async_trait;
 use dsn::Dsn;
 use pool::Pool;
@@ -166,6 +166,18 @@ impl Store for ClickHouseStore {
 
     async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError> {
         retention::delete_older_than(&self.pool, cutoff).await
+    }
+
+    async fn delete_tenant_older_than(
+        &self,
+        tenant: &TenantId,
+        cutoff: Micros,
+    ) -> Result<u64, StoreError> {
+        retention::delete_tenant_older_than(&self.pool, tenant, cutoff).await
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        retention::tenants(&self.pool).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -61,7 +61,7 @@ use super::{
     BucketCount, GroupedCount, GroupedCountQuery, LevelServiceCount, RawLog, Store, StoreError,
 };
 use crate::domain::time::Micros;
-use crate::domain::{LogBatch, LogRecord};
+use crate::domain::{LogBatch, LogRecord, TenantId};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
@@ -281,6 +281,40 @@ impl Store for SqliteStore {
     async fn delete_older_than(&self, cutoff: Micros) -> Result<u64, StoreError> {
         let writer = Arc::clone(&self.writer);
         run_blocking(move || writer.lock().map_err(poisoned)?.delete_older_than(cutoff)).await
+    }
+
+    async fn delete_tenant_older_than(
+        &self,
+        tenant: &TenantId,
+        cutoff: Micros,
+    ) -> Result<u64, StoreError> {
+        let writer = Arc::clone(&self.writer);
+        let tenant = tenant.to_string();
+        run_blocking(move || {
+            writer
+                .lock()
+                .map_err(poisoned)?
+                .delete_tenant_older_than(&tenant, cutoff)
+        })
+        .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT name FROM tenants ORDER BY name")
+                .map_err(connection::sql_error)?;
+            let names = statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(connection::sql_error)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(connection::sql_error)?;
+            Ok(names
+                .iter()
+                .filter_map(|name| TenantId::parse(name).ok())
+                .collect())
+        })
+        .await
     }
 
     fn index_backlog(&self) -> Option<u64> {

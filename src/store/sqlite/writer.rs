@@ -7,7 +7,7 @@ use crate::domain::time::Micros;
 use crate::domain::{LogBatch, TenantId};
 use crate::store::StoreError;
 use crate::store::search_blocks::{self, OpenBlock};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
 
 pub(super) struct Writer {
@@ -216,6 +216,32 @@ impl Writer {
         search_blocks::forget_before(connection, cutoff).map_err(sql_error)?;
         facet_blocks::forget_before(connection, cutoff).map_err(sql_error)?;
         Ok(deleted)
+    }
+}
+
+impl Writer {
+    /// One tenant's logs older than `cutoff` (hour-aligned) and their
+    /// rollup counts; the search and facet blocks stay (they are shared by
+    /// tenants, and skip what no longer matches).
+    pub(super) fn delete_tenant_older_than(
+        &mut self,
+        tenant: &str,
+        cutoff: Micros,
+    ) -> Result<u64, StoreError> {
+        let connection = self
+            .connection
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        let id: Option<i64> = connection
+            .query_row("SELECT id FROM tenants WHERE name = ?1", [tenant], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(sql_error)?;
+        match id {
+            Some(id) => delete_tenant_older_than(connection, id, cutoff),
+            None => Ok(0),
+        }
     }
 }
 

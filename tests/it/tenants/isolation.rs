@@ -74,8 +74,20 @@ fn messages(rows: &Value) -> Vec<String> {
 
 #[actix_web::test]
 async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_fix() {
-    let server = Server::launch(launch()).await;
+    isolation(&Server::launch(launch()).await).await;
+}
 
+/// The same on the ClickHouse store (one private 18.16 server).
+#[actix_web::test]
+async fn each_team_reads_only_its_own_logs_on_clickhouse() {
+    let clickhouse = crate::split::deps::ClickHouse::start().await;
+    let server = Server::launch(launch().env("CLICKHOUSE_DSN", &clickhouse.dsn("tenants"))).await;
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["storage"], "clickhouse", "{health}");
+    isolation(&server).await;
+}
+
+async fn isolation(server: &Server) {
     // Writes: the bound key's tenant; a plain key names one.
     for (key, tenant, message) in [
         (INGEST_A, None, "a1"),
@@ -84,7 +96,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
         (INGEST_ANY, Some("team-c"), "c1"),
     ] {
         let (status, body) = send(
-            &server,
+            server,
             "POST",
             "/log",
             key,
@@ -103,7 +115,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     ];
     for (key, tenant, expected) in refusals {
         let (status, body) = send(
-            &server,
+            server,
             "POST",
             "/log",
             key,
@@ -118,7 +130,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     // Every log stored: all four tenants' counts add up.
     eventually("the four logs stored", Duration::from_secs(20), || async {
         let (_, stats) = send(
-            &server,
+            server,
             "GET",
             "/api/stats",
             READ_ANY,
@@ -131,18 +143,18 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     .await;
 
     // Rows: a team-a key sees team-a's, with or without the header.
-    let (_, rows) = send(&server, "GET", "/api/logs", READ_A, None, None).await;
+    let (_, rows) = send(server, "GET", "/api/logs", READ_A, None, None).await;
     assert_eq!(messages(&rows), ["a1", "a2"], "{rows}");
     assert!(
         rows[0].get("tenant").is_none(),
         "one tenant: rows need not say"
     );
-    let (status, body) = send(&server, "GET", "/api/logs", READ_A, Some("team-b"), None).await;
+    let (status, body) = send(server, "GET", "/api/logs", READ_A, Some("team-b"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["field"], "X-Scope-OrgID");
-    let (_, rows) = send(&server, "GET", "/api/logs", READ_ANY, Some("team-b"), None).await;
+    let (_, rows) = send(server, "GET", "/api/logs", READ_ANY, Some("team-b"), None).await;
     assert_eq!(messages(&rows), ["b1"], "{rows}");
-    let (status, body) = send(&server, "GET", "/api/logs", READ_ANY, None, None).await;
+    let (status, body) = send(server, "GET", "/api/logs", READ_ANY, None, None).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -150,7 +162,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     );
     // Several tenants: rows say whose.
     let (_, rows) = send(
-        &server,
+        server,
         "GET",
         "/api/logs",
         READ_ANY,
@@ -183,7 +195,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
         .expect("a next page")
         .to_string();
     let (status, _) = send(
-        &server,
+        server,
         "GET",
         &format!("/api/logs?limit=1&cursor={cursor}"),
         READ_A,
@@ -193,7 +205,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = send(
-        &server,
+        server,
         "GET",
         &format!("/api/logs?limit=1&cursor={cursor}"),
         READ_ANY,
@@ -204,9 +216,9 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // Counts, histogram, facets, fields, export: only team-a's two logs.
-    let (_, stats) = send(&server, "GET", "/api/stats", READ_A, None, None).await;
+    let (_, stats) = send(server, "GET", "/api/stats", READ_A, None, None).await;
     assert_eq!(stats["total_logs"], 2, "{stats}");
-    let (_, histogram) = send(&server, "GET", "/api/histogram", READ_A, None, None).await;
+    let (_, histogram) = send(server, "GET", "/api/histogram", READ_A, None, None).await;
     let total: u64 = histogram["buckets"]
         .as_array()
         .unwrap()
@@ -215,7 +227,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
         .sum();
     assert_eq!(total, 2, "{histogram}");
     let (_, facets) = send(
-        &server,
+        server,
         "GET",
         "/api/facets?fields=service",
         READ_A,
@@ -225,7 +237,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     .await;
     assert_eq!(facets["total"], 2, "{facets}");
     let (_, export) = send(
-        &server,
+        server,
         "GET",
         "/api/export?format=ndjson",
         READ_A,
@@ -242,10 +254,10 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     assert_eq!(messages(&Value::Array(exported)), ["a1", "a2"]);
 
     // Context around another team's log: not found.
-    let (_, rows) = send(&server, "GET", "/api/logs", READ_ANY, Some("team-b"), None).await;
+    let (_, rows) = send(server, "GET", "/api/logs", READ_ANY, Some("team-b"), None).await;
     let b1 = rows[0]["id"].as_str().unwrap().to_string();
     let (status, _) = send(
-        &server,
+        server,
         "GET",
         &format!("/api/logs/{b1}/context"),
         READ_A,
@@ -257,7 +269,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
 
     // The Loki API as Grafana sends it, with the header.
     let query = "/loki/api/v1/query_range?query=%7Bservice_name%3D%22web%22%7D&limit=100";
-    let (status, answer) = send(&server, "GET", query, READ_ANY, Some("team-c"), None).await;
+    let (status, answer) = send(server, "GET", query, READ_ANY, Some("team-c"), None).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let lines: Vec<&str> = answer["data"]["result"]
         .as_array()
@@ -267,14 +279,14 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
         .map(|value| value[1].as_str().unwrap())
         .collect();
     assert_eq!(lines, ["c1"], "{answer}");
-    let (status, _) = send(&server, "GET", query, READ_A, Some("team-c"), None).await;
+    let (status, _) = send(server, "GET", query, READ_A, Some("team-c"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Alert rules are a tenant's: counted over its logs, listed to it.
     let rule =
         json!({"name": "web logs", "query": "service:web", "window": "1h", "threshold": 100});
     let (status, body) = send(
-        &server,
+        server,
         "POST",
         "/api/alerts/rules",
         READ_A,
@@ -284,7 +296,7 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = send(
-        &server,
+        server,
         "POST",
         "/api/alerts/rules",
         READ_A,
@@ -302,20 +314,12 @@ async fn each_team_reads_only_its_own_logs_and_the_refusals_say_which_header_to_
             .map(|rule| rule["name"].as_str().unwrap().to_string())
             .collect()
     };
-    let (_, list) = send(&server, "GET", "/api/alerts", READ_A, None, None).await;
+    let (_, list) = send(server, "GET", "/api/alerts", READ_A, None, None).await;
     assert_eq!(names(&list), ["web logs"], "{list}");
-    let (_, list) = send(
-        &server,
-        "GET",
-        "/api/alerts",
-        READ_ANY,
-        Some("team-b"),
-        None,
-    )
-    .await;
+    let (_, list) = send(server, "GET", "/api/alerts", READ_ANY, Some("team-b"), None).await;
     assert_eq!(names(&list), Vec::<String>::new(), "{list}");
     let (_, preview) = send(
-        &server,
+        server,
         "GET",
         "/api/alerts/preview?query=service%3Aweb&window=1h",
         READ_A,
