@@ -68,6 +68,8 @@ impl AttributeKeyIndex {
 }
 
 pub const SERVICE_LABEL: &str = "service_name";
+/// Whose a stream is, on a read over several tenants.
+pub const TENANT_LABEL: &str = "__tenant_id__";
 pub const LEVEL_LABEL: &str = "detected_level";
 pub const LEVEL_ALIAS: &str = "level";
 pub const ERROR_LABEL: &str = "__error__";
@@ -84,6 +86,9 @@ pub fn level_label_value(level: Level) -> &'static str {
 pub struct LabelModel {
     /// (label name, attribute key), in configuration order.
     stream_attributes: Vec<(String, String)>,
+    /// A read over several tenants: streams carry `__tenant_id__`, as
+    /// Loki's multi-tenant queries answer.
+    tenant_label: bool,
 }
 
 impl LabelModel {
@@ -94,7 +99,14 @@ impl LabelModel {
                 .iter()
                 .map(|key| (sanitize_label_name(key), key.clone()))
                 .collect(),
+            tenant_label: false,
         }
+    }
+
+    /// The same model for a read over several tenants.
+    pub fn with_tenant_label(mut self, several_tenants: bool) -> LabelModel {
+        self.tenant_label = several_tenants;
+        self
     }
 
     /// Whether `label` is a stream label of every log (`service_name` or
@@ -106,6 +118,9 @@ impl LabelModel {
     /// The stream labels of a log, sorted by name.
     pub fn stream_labels(&self, record: &LogRecord) -> Vec<(String, String)> {
         let mut labels = vec![(SERVICE_LABEL.to_string(), record.service.clone())];
+        if self.tenant_label {
+            labels.push((TENANT_LABEL.to_string(), record.tenant.to_string()));
+        }
         for (name, key) in &self.stream_attributes {
             if let Some(value) = record.attributes.get(key)
                 && !labels.iter().any(|(existing, _)| existing == name)

@@ -90,12 +90,14 @@ impl LogQueryRun<'_> {
         state: &QueryState,
         started: Instant,
     ) -> Result<HttpResponse, LokiError> {
-        let store: &dyn Store = &state.scoped(request);
+        let scoped = state.scoped(request);
+        let several = scoped.scope.scope().is_multi_tenant();
+        let store: &dyn Store = &scoped;
         let options = LogQueryOptions {
             limit: self.limit,
             categorize_labels: self.categorize_labels,
         };
-        let model = state.loki.label_model();
+        let model = state.loki.label_model().with_tenant_label(several);
         let mut stats = ReadStats::default();
         let query = Query::Log(self.log.clone());
         let (from, to) = micros_from_start_end(self.range.0, self.range.1);

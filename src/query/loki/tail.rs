@@ -69,7 +69,10 @@ pub async fn tail(
                 )
             })?,
     };
-    let model = state.loki.label_model();
+    let model = state
+        .loki
+        .label_model()
+        .with_tenant_label(ReadScope::of(&request).scope().is_multi_tenant());
     // Subscribed before the store is read: nothing stored meanwhile is
     // missed (what both hold is sent once).
     // Held while the tail is open: the tenants' live tails at once.

@@ -281,6 +281,16 @@ async fn isolation(server: &Server) {
     assert_eq!(lines, ["c1"], "{answer}");
     let (status, _) = send(server, "GET", query, READ_A, Some("team-c"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Several tenants: each stream says whose, as Loki's answers do.
+    let (_, answer) = send(server, "GET", query, READ_ANY, Some("team-a|team-c"), None).await;
+    let mut tenants: Vec<&str> = answer["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|stream| stream["stream"]["__tenant_id__"].as_str().unwrap_or("none"))
+        .collect();
+    tenants.sort();
+    assert_eq!(tenants, ["team-a", "team-c"], "{answer}");
 
     // Alert rules are a tenant's: counted over its logs, listed to it.
     let rule =
