@@ -9,17 +9,18 @@ const EXIT_CONFIG: u8 = 2;
 /// Bounds what glibc's allocator keeps after it is freed (issue 24's
 /// memory target). A heap profile of the shippers phase (heaptrack) peaked
 /// at 55 MB of live heap while the process's RSS reached 141 MB: request
-/// bodies (300 KB–10 MB) and decoded batches freed on other threads stayed
-/// in glibc's per-thread arenas, whose mmap threshold also grows past such
-/// bodies after the first is freed. A fixed 256 KiB threshold sends every
-/// body-sized buffer to its own mapping, returned whole when freed; four
-/// arenas instead of eight per core keep fewer partly used heaps around.
+/// bodies and decoded batches freed on other threads stayed in glibc's
+/// per-thread arenas. Four arenas instead of eight per core keep fewer
+/// partly used heaps around. (A fixed 256 KiB mmap threshold was tried as
+/// well and taken out: it also fixes the trim threshold, and the batcher's
+/// thread then spent its time in `_int_free` and `malloc_consolidate`
+/// freeing each stored batch — bulk ingest fell from ~270k to ~70k logs/s,
+/// found with perf on the batcher thread.)
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn bound_allocator_retention() {
     // SAFETY: mallopt only sets the allocator's parameters; it runs before
     // any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }
