@@ -8,41 +8,21 @@
 //! connection before its result is trusted: an insert reported `Ok` has
 //! certainly been committed, and a read is never silently cut short.
 
-use super::dsn::Dsn;
+use super::dsn::{Dsn, Tls};
 use super::rows::{Host, One};
 use crate::store::StoreError;
 use futures_util::StreamExt;
 use klickhouse::{Client, ClientOptions, KlickhouseError, Row};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A write (or a migration step) running longer is abandoned with its
 /// connection; reads have `Options::read_timeout`.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// TLS to the server (its secure port, `tcp_port_secure`): the rustls
-/// client configuration and the setting to name when the server's
-/// certificate is refused.
-#[derive(Clone)]
-pub struct Tls {
-    pub connector: TlsConnector,
-    pub trust_setting: String,
-}
-
-impl Tls {
-    pub fn new(config: tokio_rustls::rustls::ClientConfig, trust_setting: String) -> Tls {
-        Tls {
-            connector: TlsConnector::from(Arc::new(config)),
-            trust_setting,
-        }
-    }
-}
 
 /// A connection to `host:port` with the DSN's credentials, over TLS when
 /// the DSN says so.

@@ -6,8 +6,9 @@
 //! `skip_verify=true` is refused (give the CA instead); the rest do not
 //! apply to the native protocol client used here and are ignored.
 
-use super::client::Tls;
 use std::fmt;
+use std::sync::Arc;
+use tokio_rustls::TlsConnector;
 
 #[derive(Clone)]
 pub struct Dsn {
@@ -92,6 +93,24 @@ impl Dsn {
             secure,
             tls: None,
         })
+    }
+}
+
+/// TLS to the server (its secure port, `tcp_port_secure`): the rustls
+/// client configuration and the setting to name when the server's
+/// certificate is refused.
+#[derive(Clone)]
+pub struct Tls {
+    pub connector: TlsConnector,
+    pub trust_setting: String,
+}
+
+impl Tls {
+    pub fn new(config: tokio_rustls::rustls::ClientConfig, trust_setting: String) -> Tls {
+        Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+            trust_setting,
+        }
     }
 }
 

@@ -112,7 +112,7 @@ fn secure(dsn: &mut Dsn, options: &Options) -> Result<(), StoreError> {
             .tls
             .client_config()
             .map_err(|error| StoreError::Rejected(error.to_string()))?;
-        dsn.tls = Some(client::Tls::new(
+        dsn.tls = Some(dsn::Tls::new(
             config,
             options.tls.trust_setting("clickhouse"),
         ));
