@@ -13,7 +13,11 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
 echo "== Rust tests"
-cargo test --all-targets --locked
+# A failing test's panic message and location, not a 40-frame backtrace of
+# the async runtime, at the end of the output (where a CI log's tail shows
+# it), even where the environment asks for backtraces;
+# RUST_BACKTRACE_IN_TESTS=1 make test gives them back.
+RUST_BACKTRACE="${RUST_BACKTRACE_IN_TESTS:-0}" cargo test --all-targets --locked
 
 echo "== dashboard unit tests"
 npm --prefix web test

@@ -29,8 +29,11 @@ const GROUPS_IN_FLIGHT: usize = 2;
 const GROUP_MEMBER_MAX_BYTES: usize = 64 * 1024;
 /// Requests waiting to join a group.
 pub(super) const GROUP_QUEUE: usize = 8192;
-/// JetStream's error code for "the stream refused to store the message":
-/// with discard-new this is the stream being full.
+/// JetStream's error code for "the stream refused to store the message".
+/// With discard-new a full stream answers it ("maximum bytes exceeded",
+/// "maximum messages exceeded"), but so does a stream whose store is closing
+/// while its node stops ("store is closed"), which a retry on the next
+/// leader gets past: only the first is "full".
 const STREAM_STORE_FAILED: u64 = 10077;
 
 /// One request's encoded batch, waiting to be committed with others.
@@ -94,7 +97,7 @@ impl Shared {
     fn classify(&self, error: &PublishError) -> Failure {
         let full = std::error::Error::source(error)
             .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
-            .is_some_and(|e| e.error_code().0 == STREAM_STORE_FAILED);
+            .is_some_and(|e| is_stream_full(e.error_code().0, &e.to_string()));
         if full {
             return Failure::Full(BusError::Full(format!(
                 "NATS stream {} is at its limit ({} bytes); batches wait for a process instance to store them",
@@ -290,6 +293,13 @@ pub(super) async fn commit_groups(shared: Arc<Shared>, mut members: mpsc::Receiv
     }
 }
 
+/// Whether JetStream refused a message because the stream is at a limit
+/// (its error text is the server's: nats-server's `ErrMaxBytes`,
+/// `ErrMaxMsgs`, `ErrMaxMsgsPerSubject`).
+fn is_stream_full(error_code: u64, text: &str) -> bool {
+    error_code == STREAM_STORE_FAILED && text.contains("maximum ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +308,26 @@ mod tests {
     fn publish_backoff_grows_and_caps() {
         assert_eq!(publish_backoff(0), Duration::from_millis(50));
         assert_eq!(publish_backoff(30), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn only_a_stream_at_its_limit_is_full() {
+        for limit in [
+            "maximum bytes exceeded",
+            "maximum messages exceeded",
+            "maximum messages per subject exceeded",
+        ] {
+            let text = format!("{limit} (code 503, error code 10077)");
+            assert!(is_stream_full(10077, &text), "{text}");
+        }
+        // A stopping node's stream: the next leader takes the retry.
+        assert!(!is_stream_full(
+            10077,
+            "store is closed (code 503, error code 10077)"
+        ));
+        assert!(!is_stream_full(
+            10008,
+            "maximum bytes exceeded (code 503, error code 10008)"
+        ));
     }
 }

@@ -222,7 +222,15 @@ async fn a_killed_stream_leader_loses_nothing_and_stores_nothing_twice() {
             stopped_at - term_at,
             window.len()
         );
-        assert_eq!(refused, 0, "a graceful node stop is not visible to clients");
+        let statuses: Vec<String> = window
+            .iter()
+            .filter(|a| a.status != StatusCode::ACCEPTED)
+            .map(|a| format!("{} after {:?}", a.status, a.answered - a.sent))
+            .collect();
+        assert_eq!(
+            refused, 0,
+            "a graceful node stop is not visible to clients: {statuses:?}"
+        );
     }
     load.borrow_mut().stop = true;
     for shipper in shippers {
