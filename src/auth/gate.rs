@@ -327,20 +327,12 @@ impl Gate {
                 ));
             }
         }
-        let allowed = match &principal.tenants {
-            None => Allowed::Any,
-            Some(names) => Allowed::Only(
-                names
-                    .iter()
-                    .filter_map(|name| TenantId::parse(name).ok())
-                    .collect(),
-            ),
-        };
-        // `/metrics` is the deployment's, not a tenant's: scrapers name none.
-        let tenants = if request.path() == "/metrics" {
+        // `/metrics` and the list of tenants are the deployment's, not a
+        // tenant's: scrapers and the dashboard's switcher name none.
+        let tenants = if matches!(request.path(), "/metrics" | "/api/tenants") {
             Ok(None)
         } else {
-            self.request_tenants(head, &allowed, tenants::Access::Read)
+            self.read_tenants(head, &principal)
         };
         let tenants = match tenants {
             Ok(tenants) => tenants,
@@ -384,9 +376,32 @@ impl Gate {
         let header = head
             .headers()
             .get(TENANT_HEADER)
-            .and_then(|value| value.to_str().ok());
-        tenants::resolve(&self.tenants, allowed, header, access)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| websocket_tenant(head));
+        tenants::resolve(&self.tenants, allowed, header.as_deref(), access)
             .map(|ids| Some(RequestTenants(ids)))
+    }
+
+    /// The tenants a signed-in user's or a key's reads act for (`None`
+    /// with tenancy off): the request's `X-Scope-OrgID` within what the
+    /// principal may read. For the gate and for `/auth/me`, which tells the
+    /// dashboard whose logs it shows.
+    pub fn read_tenants(
+        &self,
+        head: &RequestHead,
+        principal: &Principal,
+    ) -> Result<Option<RequestTenants>, TenantRefusal> {
+        let allowed = match &principal.tenants {
+            None => Allowed::Any,
+            Some(names) => Allowed::Only(
+                names
+                    .iter()
+                    .filter_map(|name| TenantId::parse(name).ok())
+                    .collect(),
+            ),
+        };
+        self.request_tenants(head, &allowed, tenants::Access::Read)
     }
 
     fn csrf_holds(&self, head: &RequestHead, session: &Session) -> bool {
@@ -477,6 +492,22 @@ fn request_event(
     event.path = Some(head.uri.path().to_string());
     event.request_id = crate::http::telemetry::current_request_id();
     event
+}
+
+/// Browsers cannot set headers on a WebSocket: a live tail (the dashboard's
+/// `/ws/live`, Loki's `tail`) may name its tenants in the `tenant` query
+/// parameter instead, as it names its key in `api_key`.
+fn websocket_tenant(head: &RequestHead) -> Option<String> {
+    let path = head.uri.path();
+    if !(path.starts_with("/ws/") || path == "/loki/api/v1/tail") {
+        return None;
+    }
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(head.uri.query().unwrap_or("")).unwrap_or_default();
+    pairs
+        .into_iter()
+        .find(|(name, _)| name == "tenant")
+        .map(|(_, tenant)| tenant)
 }
 
 #[cfg(test)]

@@ -493,6 +493,29 @@ fn permissions(principal: &Principal) -> Value {
     Value::Object(allowed)
 }
 
+/// Whose logs the dashboard reads: tenancy on or off, the default tenant,
+/// and the tenants this request's reads act for (its `X-Scope-OrgID` within
+/// what the principal may read), or why it names none it may read.
+fn tenancy(gate: &Gate, request: &HttpRequest, principal: &Principal) -> Value {
+    let config = &gate.tenants;
+    if !config.enabled {
+        return json!({"enabled": false});
+    }
+    let (reads_as, error) = match gate.read_tenants(request.head(), principal) {
+        Ok(tenants) => (
+            tenants.map(|t| t.0.iter().map(|id| id.to_string()).collect::<Vec<_>>()),
+            None,
+        ),
+        Err(refusal) => (None, Some(refusal.to_string())),
+    };
+    json!({
+        "enabled": true,
+        "default_tenant": config.default_tenant.as_ref().map(|t| t.to_string()),
+        "reads_as": reads_as,
+        "error": error,
+    })
+}
+
 /// `GET /auth/me`
 async fn me(request: HttpRequest, sign_in: web::Data<SignIn>) -> Result<HttpResponse, ApiError> {
     let sign_in_on = sign_in.provider.is_some();
@@ -502,6 +525,7 @@ async fn me(request: HttpRequest, sign_in: web::Data<SignIn>) -> Result<HttpResp
                 .as_ref()
                 .zip(sign_in.gate.sessions.as_ref())
                 .map(|(session, sessions)| sessions.csrf_token(session));
+            let tenancy = tenancy(&sign_in.gate, &request, &principal);
             json!({
                 "signed_in": true,
                 "sign_in": sign_in_on,
@@ -509,6 +533,7 @@ async fn me(request: HttpRequest, sign_in: web::Data<SignIn>) -> Result<HttpResp
                 "role": principal.role,
                 "credential": principal.credential.as_str(),
                 "tenants": principal.tenants,
+                "tenancy": tenancy,
                 "csrf_token": csrf,
                 "expires": session.map(|s| crate::domain::time::format_rfc3339(s.exp * 1_000_000)),
                 "permissions": permissions(&principal),

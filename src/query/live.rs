@@ -25,7 +25,13 @@ pub async fn stream(
     body: web::Payload,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = params::live_filter(&decoded(&request)?, &["api_key"], &scope_of(&request))?;
+    // `api_key` and `tenant` are read by the security gate (browsers cannot
+    // set headers on a WebSocket).
+    let filter = params::live_filter(
+        &decoded(&request)?,
+        &["api_key", "tenant"],
+        &scope_of(&request),
+    )?;
     // Held while the stream is open: the tenants' live tails at once.
     let slot = match &state.tenant_limits {
         Some(limits) => Some(

@@ -108,10 +108,38 @@ export interface Me {
   /** `session` (signed in), `key` (an API key) or `anonymous` (open access). */
   credential: 'session' | 'key' | 'anonymous' | null
   tenants: string[] | null
+  /** Whose logs the dashboard reads (tenancy on), or `enabled: false`. */
+  tenancy: Tenancy
   /** Sent as X-CSRF-Token with every change made with the session cookie. */
   csrfToken: string | null
   /** `logs.read`, `alerts.write`, `views.write`, `audit.read`, ... */
   permissions: Record<string, boolean>
+}
+
+export interface Tenancy {
+  enabled: boolean
+  defaultTenant: string | null
+  /** The tenants this dashboard's reads act for; null when it names none it may read. */
+  readsAs: string[] | null
+  /** Why it reads none (no tenant named, or one it may not read). */
+  error: string | null
+}
+
+/** One row of `GET /api/tenants` (admins): a tenant's stored logs. */
+export interface TenantVolume {
+  tenant: string
+  logs: number
+  logs_24h: number
+}
+
+function normalizeTenancy(raw: unknown): Tenancy {
+  const t = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {}
+  return {
+    enabled: t.enabled === true,
+    defaultTenant: typeof t.default_tenant === 'string' ? t.default_tenant : null,
+    readsAs: Array.isArray(t.reads_as) ? t.reads_as.map(String) : null,
+    error: typeof t.error === 'string' ? t.error : null,
+  }
 }
 
 export function normalizeMe(raw: Record<string, unknown>): Me {
@@ -129,6 +157,7 @@ export function normalizeMe(raw: Record<string, unknown>): Me {
     role,
     credential,
     tenants: Array.isArray(raw.tenants) ? raw.tenants.map(String) : null,
+    tenancy: normalizeTenancy(raw.tenancy),
     csrfToken: typeof raw.csrf_token === 'string' ? raw.csrf_token : null,
     permissions,
   }
@@ -190,6 +219,8 @@ export function isAbortError(e: unknown): boolean {
 export function describeError(e: unknown): string {
   if (e instanceof ApiError) {
     if (e.kind === 'network') return `Could not reach the server (${e.message}).`
+    if (e.kind === 'unauthorized' && e.field === 'X-Scope-OrgID')
+      return 'Choose a tenant at the top: this key may read any tenant, and the server needs to know which.'
     if (e.kind === 'unauthorized')
       return 'The server answered 401: sign in, or enter an API key with the “API key” button at the top.'
     const where = e.field ? ` (field “${e.field}”)` : ''
@@ -256,11 +287,19 @@ export function buildQuery(params?: Params): string {
 }
 
 /** WebSocket URL for a path on the page's origin (http->ws, https->wss). */
-export function wsUrl(origin: string, path: string, params?: Params, apiKey?: string | null): string {
+export function wsUrl(
+  origin: string,
+  path: string,
+  params?: Params,
+  apiKey?: string | null,
+  tenant?: string | null,
+): string {
   const u = new URL(path, origin)
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:'
   const all: Params = { ...(params ?? {}) }
   if (apiKey) all.api_key = apiKey
+  // Browsers cannot set X-Scope-OrgID on a WebSocket: the server reads `tenant`.
+  if (tenant) all.tenant = tenant
   u.search = buildQuery(all)
   return u.toString()
 }
@@ -322,6 +361,8 @@ export interface ApiClientOptions {
   onUnauthorized?: (err: ApiError) => void
   /** The session's CSRF token, sent as X-CSRF-Token on every change (signed-in sessions). */
   csrfToken?: () => string | null
+  /** The tenant(s) chosen in the dashboard (`team-a` or `team-a|team-b`), sent as X-Scope-OrgID. */
+  tenant?: () => string | null
 }
 
 export interface RequestOptions {
@@ -342,6 +383,8 @@ export function createApiClient(opts: ApiClientOptions = {}) {
     const headers: Record<string, string> = { Accept: accept }
     const key = keyStore.get()
     if (key) headers.Authorization = `Bearer ${key}`
+    const tenant = opts.tenant?.()
+    if (tenant) headers['X-Scope-OrgID'] = tenant
     return headers
   }
 
@@ -520,6 +563,16 @@ export function createApiClient(opts: ApiClientOptions = {}) {
 
     health(signal?: AbortSignal): Promise<{ status: string }> {
       return request<{ status: string }>('/health', { signal })
+    },
+
+    /** Admins: every tenant holding logs, with its volume (in all and over the last 24 h). */
+    async tenants(signal?: AbortSignal): Promise<TenantVolume[]> {
+      const out = await request<{ tenants?: unknown }>('/api/tenants', { signal })
+      return (Array.isArray(out.tenants) ? out.tenants : []).map((t: Record<string, unknown>) => ({
+        tenant: String(t.tenant ?? ''),
+        logs: Number(t.logs ?? 0),
+        logs_24h: Number(t.logs_24h ?? 0),
+      }))
     },
 
     /** Who the dashboard acts as (a session, a key, or open access). */

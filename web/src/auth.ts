@@ -8,6 +8,17 @@ import { ApiError, createApiClient, localStorageKeyStore, signInUrl, type Me } f
 
 export const keyStore = localStorageKeyStore()
 
+/** Where the tenant chosen in the header is kept (per browser, like the key). */
+export const TENANT_STORAGE_KEY = 'oglogstream.tenant'
+
+function storedTenant(): string | null {
+  try {
+    return globalThis.localStorage?.getItem(TENANT_STORAGE_KEY) || null
+  } catch {
+    return null
+  }
+}
+
 export const auth = reactive({
   /** True when the server answered 401: the key prompt is shown. */
   needKey: false,
@@ -19,6 +30,8 @@ export const auth = reactive({
   lastError: '',
   /** `GET /auth/me`'s answer, once known. */
   me: null as Me | null,
+  /** The tenant(s) chosen in the header (`a` or `a|b`), sent as X-Scope-OrgID; null: the server's choice. */
+  tenant: storedTenant(),
 })
 
 /** Sends the browser to sign in, back to where it is afterwards. */
@@ -29,11 +42,18 @@ export function signIn(): void {
 export const api = createApiClient({
   keyStore,
   csrfToken: () => auth.me?.csrfToken ?? null,
+  tenant: () => auth.tenant,
   onUnauthorized: (e) => void unauthorized(e),
 })
 
 /** A 401: to the provider when sign-in is how to get in (and no key is kept here), else the key prompt. */
 async function unauthorized(e: ApiError): Promise<void> {
+  // No tenant named (tenancy on, a key allowed any): the header's switcher
+  // says so and offers them; a new key would not help.
+  if (e.field === 'X-Scope-OrgID') {
+    auth.lastError = e.message
+    return
+  }
   if (!keyStore.get()) {
     // A page's request may answer before /auth/me has: ask it now.
     const me = auth.me ?? (await api.me().catch(() => null))
@@ -83,4 +103,18 @@ export function saveApiKey(key: string | null): void {
 
 export function currentApiKey(): string | null {
   return keyStore.get()
+}
+
+/** Reads as these tenants from now on (null: as the key or sign-in decides); pages refetch. */
+export function chooseTenant(tenant: string | null): void {
+  const t = tenant?.trim() || null
+  auth.tenant = t
+  try {
+    if (t) globalThis.localStorage?.setItem(TENANT_STORAGE_KEY, t)
+    else globalThis.localStorage?.removeItem(TENANT_STORAGE_KEY)
+  } catch {
+    /* private mode: this page only */
+  }
+  auth.version++
+  void loadMe()
 }

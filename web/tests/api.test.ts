@@ -92,6 +92,15 @@ describe('api client', () => {
     expect(describeError(err)).toMatch(/401.*API key/)
   })
 
+  it('asks for a tenant, not a key, on a 401 naming X-Scope-OrgID', async () => {
+    const body = { error: 'this request needs a tenant: send the header X-Scope-OrgID', field: 'X-Scope-OrgID' }
+    const err = await createApiClient({ fetch: respond(401, body), keyStore: memStore() })
+      .services({})
+      .catch((e) => e)
+    expect(err).toMatchObject({ status: 401, kind: 'unauthorized', field: 'X-Scope-OrgID' })
+    expect(describeError(err)).toMatch(/Choose a tenant/)
+  })
+
   it('reports network failures as status 0', async () => {
     const fetch = vi.fn(async () => {
       throw new TypeError('Failed to fetch')
@@ -313,6 +322,16 @@ describe('sign-in', () => {
     expect((fetch.mock.calls[0] as unknown as [string, RequestInit])[1].credentials).toBe('same-origin')
   })
 
+  it('sends the chosen tenant as X-Scope-OrgID, and on a WebSocket as tenant=', async () => {
+    const fetch = respond(200, {})
+    await createApiClient({ fetch, keyStore: memStore(), tenant: () => 'team-a|team-b' }).request('/api/stats')
+    await createApiClient({ fetch, keyStore: memStore(), tenant: () => null }).request('/api/stats')
+    const headers = (n: number) => (fetch.mock.calls[n] as unknown as [string, RequestInit])[1].headers as Record<string, string>
+    expect(headers(0)['X-Scope-OrgID']).toBe('team-a|team-b')
+    expect(headers(1)['X-Scope-OrgID']).toBeUndefined()
+    expect(wsUrl('http://h', '/ws/live', {}, 'k', 'team-a')).toBe('ws://h/ws/live?api_key=k&tenant=team-a')
+  })
+
   it('reads /auth/me into who we are and what we may do', async () => {
     const fetch = respond(200, {
       signed_in: true,
@@ -320,7 +339,8 @@ describe('sign-in', () => {
       name: 'alice',
       role: 'editor',
       credential: 'session',
-      tenants: null,
+      tenants: ['team-a', 'team-b'],
+      tenancy: { enabled: true, default_tenant: null, reads_as: ['team-a', 'team-b'], error: null },
       csrf_token: 'c',
       permissions: { 'logs.read': true, 'alerts.write': true, 'audit.read': false },
     })
@@ -331,7 +351,8 @@ describe('sign-in', () => {
       name: 'alice',
       role: 'editor',
       credential: 'session',
-      tenants: null,
+      tenants: ['team-a', 'team-b'],
+      tenancy: { enabled: true, defaultTenant: null, readsAs: ['team-a', 'team-b'], error: null },
       csrfToken: 'c',
       permissions: { 'logs.read': true, 'alerts.write': true, 'audit.read': false },
     })
