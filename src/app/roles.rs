@@ -92,6 +92,7 @@ pub async fn start_roles(
         Some(stores) if roles.query => (
             Some(web::Data::new(QueryState {
                 store: Arc::clone(&stores.logs),
+                records: Arc::clone(&stores.alert_records),
                 bus: Arc::clone(bus),
                 metrics: Arc::clone(metrics),
                 stopping,

@@ -7,6 +7,7 @@ use super::scope::{ReadScope, ScopedStore};
 use crate::bus::Bus;
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
+use crate::store::alert_records::AlertRecords;
 use crate::store::filter::Scope;
 use crate::store::{Store, StoreError};
 use crate::tenants::TenantLimiter;
@@ -18,6 +19,8 @@ use tokio::sync::watch;
 
 pub struct QueryState {
     pub store: Arc<dyn Store>,
+    /// The store's small records: saved views (`views.rs`).
+    pub records: Arc<dyn AlertRecords>,
     pub bus: Arc<dyn Bus>,
     pub metrics: Arc<Metrics>,
     /// Flips to `true` when the server is stopping: live streams close.

@@ -25,3 +25,4 @@ mod shippers;
 mod split;
 mod tenants;
 mod tls;
+mod views;
