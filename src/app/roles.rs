@@ -99,6 +99,7 @@ pub async fn start_roles(
                 timeout: config.query.timeout,
                 loki: config.loki.clone(),
                 tenant_limits: tenant_limits.cloned(),
+                ui: config.ui.clone(),
             })),
             Some(start_alerting(
                 config,

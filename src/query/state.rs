@@ -31,6 +31,8 @@ pub struct QueryState {
     pub loki: super::loki::LokiConfig,
     /// Each tenant's read limits (tenancy on).
     pub tenant_limits: Option<Arc<TenantLimiter>>,
+    /// `[ui]`: what the dashboard asks `/api/ui` for.
+    pub ui: super::ui::UiConfig,
 }
 
 impl QueryState {

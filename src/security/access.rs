@@ -202,6 +202,7 @@ mod tests {
         assert_eq!(Access::of(&Method::DELETE, "/api/views/k3x9q2mw7h"), views);
         assert_eq!(get("/api/views"), READ);
         assert_eq!(get("/api/views/k3x9q2mw7h"), READ);
+        assert_eq!(get("/api/ui"), READ);
         // The short link of a view is the dashboard's page.
         assert_eq!(get("/v/k3x9q2mw7h"), Access::Open);
         assert_ne!(post("/api/viewsx"), views, "a path beside it is not it");
