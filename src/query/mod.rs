@@ -1,9 +1,10 @@
 //! The query role: `/api/logs`, `/api/stats`, `/api/histogram` (split by
 //! any field with `by=`: `split.rs`), `/api/services`, `/api/facets`,
 //! `/api/fields`, `/api/export`, `/api/logs/{id}/context`, `/api/patterns`,
-//! the `/ws/live` stream, and the Loki query API (`loki/`). Reads go to the
-//! store, each bounded by `query.timeout`; live tail comes from the bus,
-//! never from the store.
+//! saved views (`/api/views`: `views.rs`), the dashboard's settings
+//! (`/api/ui`: `ui.rs`), the `/ws/live` stream, and the Loki query API
+//! (`loki/`). Reads go to the store, each bounded by `query.timeout`; live
+//! tail comes from the bus, never from the store.
 
 pub mod client_gone;
 pub mod context;
@@ -19,9 +20,12 @@ pub mod scope;
 mod settings;
 pub mod split;
 mod state;
+pub mod ui;
+pub mod views;
 
 pub use settings::{QueryConfig, RawQuery};
 pub use state::QueryState;
+pub use ui::{RawUi, UiConfig};
 
 use crate::domain::Level;
 use crate::domain::log::Row;
@@ -46,6 +50,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/facets", web::get().to(facets::facets))
         .route("/api/fields", web::get().to(facets::fields))
         .route("/api/export", web::get().to(export::export))
+        .route("/api/ui", web::get().to(ui::settings))
+        .configure(views::routes)
         .route("/ws/live", web::get().to(live::stream))
         .configure(loki::routes);
 }
