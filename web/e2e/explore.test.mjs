@@ -230,6 +230,7 @@ describe('the Explorer: traces, split, columns, views', { timeout: 120_000 }, ()
     )
 
     // A reload keeps it open and listed.
+    await waitForQuery(page, 'saved', id)
     await page.reload()
     await page.locator(`[data-testid="view-active"][data-view-id="${id}"]`).waitFor({ timeout: WAIT })
     await page.locator(`[data-testid="view-item"][data-view-id="${id}"]`).waitFor({ timeout: WAIT })
@@ -245,6 +246,10 @@ describe('the Explorer: traces, split, columns, views', { timeout: 120_000 }, ()
     await waitForLegend(page, ['eu-west-1'])
     await waitForMessages(page, ['shop: order 0 ' + 'placed '.repeat(40).trim(), 'shop: order 4 placed', 'shop: order 8 placed'])
     await shot(page, 'saved-view')
+    // As saved until the Explorer shows something else.
+    assert.equal(await page.getByTestId('view-changed').count(), 0)
+    await page.selectOption('[data-testid="split-by"]', 'level')
+    await page.getByTestId('view-changed').waitFor({ timeout: WAIT })
 
     // Alert on this view: the rule form, prefilled; saving creates the rule.
     await page.click('[data-testid="view-alert"]')
