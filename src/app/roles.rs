@@ -92,12 +92,14 @@ pub async fn start_roles(
         Some(stores) if roles.query => (
             Some(web::Data::new(QueryState {
                 store: Arc::clone(&stores.logs),
+                records: Arc::clone(&stores.alert_records),
                 bus: Arc::clone(bus),
                 metrics: Arc::clone(metrics),
                 stopping,
                 timeout: config.query.timeout,
                 loki: config.loki.clone(),
                 tenant_limits: tenant_limits.cloned(),
+                ui: config.ui.clone(),
             })),
             Some(start_alerting(
                 config,

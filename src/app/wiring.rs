@@ -14,7 +14,8 @@ use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use anyhow::Context;
 use std::sync::Arc;
 
-/// The store and, beside it, alerting's records (kept in the same store).
+/// The store and, beside it, its small records (alerting's and the saved
+/// views, kept in the same store).
 pub struct Stores {
     pub logs: Arc<dyn Store>,
     pub alert_records: Arc<dyn AlertRecords>,

@@ -24,7 +24,7 @@ use crate::domain::audit::{Actor, AuditEvent, Outcome, action};
 use crate::domain::principal::Principal;
 use crate::domain::time::now_micros;
 use crate::http::error::ApiError;
-use crate::security::access::ROLE_RULES;
+use crate::security::access::{HANDLER_PERMISSIONS, ROLE_RULES};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -489,6 +489,9 @@ fn permissions(principal: &Principal) -> Value {
     allowed.insert("logs.read".into(), json!(true));
     for rule in ROLE_RULES {
         allowed.insert(rule.what.into(), json!(principal.may(rule.role)));
+    }
+    for (what, role) in HANDLER_PERMISSIONS {
+        allowed.insert((*what).into(), json!(principal.may(*role)));
     }
     Value::Object(allowed)
 }

@@ -19,8 +19,8 @@ pub use crate::ingest::otlp::OtlpConfig;
 pub use crate::ingest::syslog::SyslogConfig;
 pub use crate::logging::{LogConfig, LogFormat};
 pub use crate::process::ProcessConfig;
-pub use crate::query::QueryConfig;
 pub use crate::query::loki::LokiConfig;
+pub use crate::query::{QueryConfig, UiConfig};
 pub use crate::security::{RateLimit, SecurityConfig};
 pub use crate::store::clickhouse::ClickHouseConfig;
 pub use crate::store::settings::StorageConfig;
@@ -38,8 +38,8 @@ use crate::ingest::otlp::RawOtlp;
 use crate::ingest::syslog::RawSyslog;
 use crate::logging::RawLog;
 use crate::process::RawProcess;
-use crate::query::RawQuery;
 use crate::query::loki::RawLoki;
+use crate::query::{RawQuery, RawUi};
 use crate::security::{RawRateLimit, RawSecurity};
 use crate::store::clickhouse::RawClickHouse;
 use crate::tenants::RawTenants;
@@ -87,6 +87,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "loki",
     "auth",
     "tenants",
+    "ui",
 ];
 
 /// The whole file as people write it; every section has its defaults.
@@ -110,6 +111,7 @@ struct RawConfig {
     loki: RawLoki,
     auth: RawAuth,
     tenants: RawTenants,
+    ui: RawUi,
 }
 
 impl Default for RawConfig {
@@ -132,6 +134,7 @@ impl Default for RawConfig {
             loki: Default::default(),
             auth: Default::default(),
             tenants: Default::default(),
+            ui: Default::default(),
         }
     }
 }
@@ -159,6 +162,7 @@ pub struct Config {
     pub loki: LokiConfig,
     pub auth: AuthConfig,
     pub tenants: TenantsConfig,
+    pub ui: UiConfig,
 }
 
 /// A configuration error: one line naming the key.
@@ -320,6 +324,7 @@ impl Config {
             loki: raw.loki.validate()?,
             auth: raw.auth.validate()?,
             tenants: raw.tenants.validate()?,
+            ui: raw.ui.validate()?,
         })
     }
 }

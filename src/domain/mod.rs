@@ -16,6 +16,7 @@ pub mod settings;
 pub mod shippers;
 pub mod tenant;
 pub mod time;
+pub mod view;
 
 pub use level::{Level, LevelSet};
 pub use log::{Attributes, LogBatch, LogRecord};

@@ -1,10 +1,11 @@
 //! The query role: `/api/logs`, `/api/stats`, `/api/histogram` (split by
 //! any field with `by=`: `split.rs`), `/api/services`, `/api/facets`,
 //! `/api/fields`, `/api/export`, `/api/logs/{id}/context`, `/api/patterns`,
-//! `/api/tenants` (per-tenant volume, for admins),
-//! the `/ws/live` stream, and the Loki query API (`loki/`). Reads go to the
-//! store, each bounded by `query.timeout`; live tail comes from the bus,
-//! never from the store.
+//! `/api/tenants` (per-tenant volume, for admins), saved views
+//! (`/api/views`: `views.rs`), the dashboard's settings (`/api/ui`:
+//! `ui.rs`), the `/ws/live` stream, and the Loki query API (`loki/`). Reads
+//! go to the store, each bounded by `query.timeout`; live tail comes from
+//! the bus, never from the store.
 
 pub mod client_gone;
 pub mod context;
@@ -21,9 +22,12 @@ mod settings;
 pub mod split;
 mod state;
 pub mod tenants;
+pub mod ui;
+pub mod views;
 
 pub use settings::{QueryConfig, RawQuery};
 pub use state::QueryState;
+pub use ui::{RawUi, UiConfig};
 
 use crate::domain::Level;
 use crate::domain::log::Row;
@@ -49,6 +53,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/fields", web::get().to(facets::fields))
         .route("/api/export", web::get().to(export::export))
         .route("/api/tenants", web::get().to(tenants::tenants))
+        .route("/api/ui", web::get().to(ui::settings))
+        .configure(views::routes)
         .route("/ws/live", web::get().to(live::stream))
         .configure(loki::routes);
 }

@@ -7,6 +7,7 @@ use super::scope::{ReadScope, ScopedStore};
 use crate::bus::Bus;
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
+use crate::store::alert_records::AlertRecords;
 use crate::store::filter::Scope;
 use crate::store::{Store, StoreError};
 use crate::tenants::TenantLimiter;
@@ -18,6 +19,8 @@ use tokio::sync::watch;
 
 pub struct QueryState {
     pub store: Arc<dyn Store>,
+    /// The store's small records: saved views (`views.rs`).
+    pub records: Arc<dyn AlertRecords>,
     pub bus: Arc<dyn Bus>,
     pub metrics: Arc<Metrics>,
     /// Flips to `true` when the server is stopping: live streams close.
@@ -28,6 +31,8 @@ pub struct QueryState {
     pub loki: super::loki::LokiConfig,
     /// Each tenant's read limits (tenancy on).
     pub tenant_limits: Option<Arc<TenantLimiter>>,
+    /// `[ui]`: what the dashboard asks `/api/ui` for.
+    pub ui: super::ui::UiConfig,
 }
 
 impl QueryState {

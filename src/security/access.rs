@@ -1,11 +1,15 @@
 //! What each route needs: nothing, an ingest key, or an access role. One
-//! table, [`ROLE_RULES`], holds every route that needs more than reading;
-//! a new route that changes something adds its row there (saved views and
-//! the tenants' pages have theirs already). A change under `/api/` that no
-//! row names needs `admin`, so a route added without a row is closed, not
-//! open.
+//! table, [`ROLE_RULES`], holds every route that changes something (or
+//! needs more than reading); a new such route adds its row there (the
+//! tenants' pages have theirs already). A change under `/api/` that no row
+//! names needs `admin`, so a route added without a row is closed, not open.
+//!
+//! Saved views are the one change every reader may make (their own views):
+//! the gate lets any viewer through, and the handler decides who may change
+//! or delete a given view (its owner or an editor: `domain::view`).
 
 use crate::domain::principal::AccessRole;
+use crate::domain::view::CHANGES_EVERY_VIEW;
 use crate::metrics::Protocol;
 use actix_web::http::Method;
 
@@ -44,7 +48,8 @@ pub struct RoleRule {
     pub what: &'static str,
 }
 
-/// Routes that need more than `viewer`. Checked in order; the first match wins.
+/// Routes that change something, or need more than `viewer`. Checked in
+/// order; the first match wins.
 pub const ROLE_RULES: &[RoleRule] = &[
     RoleRule {
         methods: Methods::Changes,
@@ -52,10 +57,12 @@ pub const ROLE_RULES: &[RoleRule] = &[
         role: AccessRole::Editor,
         what: "alerts.write",
     },
+    // Anyone who may read saves views; whose view one may change, the
+    // handler decides (`query/views.rs`).
     RoleRule {
         methods: Methods::Changes,
         path: "/api/views",
-        role: AccessRole::Editor,
+        role: AccessRole::Viewer,
         what: "views.write",
     },
     RoleRule {
@@ -71,6 +78,11 @@ pub const ROLE_RULES: &[RoleRule] = &[
         what: "audit.read",
     },
 ];
+
+/// Permissions a handler decides rather than the gate, listed by
+/// `/auth/me` beside the table's so the dashboard knows what to offer:
+/// changing or deleting a saved view someone else owns.
+pub const HANDLER_PERMISSIONS: &[(&str, AccessRole)] = &[("views.manage", CHANGES_EVERY_VIEW)];
 
 /// Reading logs: every read endpoint, live tail, export, `/metrics`, the
 /// Loki query API.
@@ -183,8 +195,17 @@ mod tests {
             Access::of(&Method::DELETE, "/api/alerts/channels/x"),
             alerts
         );
-        assert_eq!(post("/api/views"), role(AccessRole::Editor, "views.write"));
+        // Any reader saves views; the handler decides whose it may change.
+        let views = role(AccessRole::Viewer, "views.write");
+        assert_eq!(post("/api/views"), views);
+        assert_eq!(Access::of(&Method::PUT, "/api/views/k3x9q2mw7h"), views);
+        assert_eq!(Access::of(&Method::DELETE, "/api/views/k3x9q2mw7h"), views);
         assert_eq!(get("/api/views"), READ);
+        assert_eq!(get("/api/views/k3x9q2mw7h"), READ);
+        assert_eq!(get("/api/ui"), READ);
+        // The short link of a view is the dashboard's page.
+        assert_eq!(get("/v/k3x9q2mw7h"), Access::Open);
+        assert_ne!(post("/api/viewsx"), views, "a path beside it is not it");
         assert_eq!(
             get("/api/tenants/usage"),
             role(AccessRole::Admin, "tenants")

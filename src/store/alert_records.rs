@@ -1,12 +1,15 @@
-//! Alerting's own small records, kept in the same store as the logs so they
-//! survive a restart and every query instance sees the same: rules and
-//! channels made through the API, each rule's evaluation state, and recent
-//! notifications with their delivery status.
+//! Small records kept in the same store as the logs, so they survive a
+//! restart and every query instance sees the same: alerting's (rules and
+//! channels made through the API, each rule's evaluation state, recent
+//! notifications with their delivery status) and the query role's saved
+//! views.
 //!
 //! The store holds each record as an opaque JSON document under `(kind,
-//! id)`; what the documents mean is alerting's business (`alerts/`).
-//! Implemented by both stores (`sqlite/alert_records.rs`,
-//! `clickhouse/alert_records.rs`) and checked by one contract test.
+//! id)`; what the documents mean is their owner's business (`alerts/` for
+//! alerting's kinds, `query/views.rs` and `domain::view` for views). The
+//! names keep "alert" from when alerting was the only user. Implemented by
+//! both stores (`sqlite/alert_records.rs`, `clickhouse/alert_records.rs`)
+//! and checked by one contract test.
 
 use super::StoreError;
 use crate::domain::time::Micros;
@@ -18,14 +21,17 @@ pub enum RecordKind {
     Channel,
     State,
     Notification,
+    /// A saved view of the Explorer (`domain::view::View`).
+    View,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 4] = [
+    pub const ALL: [RecordKind; 5] = [
         RecordKind::Rule,
         RecordKind::Channel,
         RecordKind::State,
         RecordKind::Notification,
+        RecordKind::View,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +40,7 @@ impl RecordKind {
             RecordKind::Channel => "channel",
             RecordKind::State => "state",
             RecordKind::Notification => "notification",
+            RecordKind::View => "view",
         }
     }
 }

@@ -48,6 +48,12 @@ async fn index_assets_and_spa_fallback() {
         (StatusCode::OK, &index),
         "client-side routes get the app"
     );
+    let (status, _, _, short_link) = fetch(&server, "/v/k3x9q2mw7h").await;
+    assert_eq!(
+        (status, &short_link),
+        (StatusCode::OK, &index),
+        "a saved view's short link is the app's route"
+    );
 
     if let Some(start) = index.find("/assets/") {
         let end = start + index[start..].find('"').unwrap();

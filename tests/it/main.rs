@@ -25,3 +25,5 @@ mod shippers;
 mod split;
 mod tenants;
 mod tls;
+mod ui_settings;
+mod views;

@@ -332,3 +332,63 @@ async fn the_histogram_splits_by_any_field() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(refused["field"], "by");
 }
+
+/// Ids out of the way (issue 25): a field whose values nearly all differ is
+/// left out of the default facets and listed in `id_like`; named in
+/// `fields=`, it is answered as a facet.
+#[actix_web::test]
+async fn id_like_fields_are_listed_apart_from_the_default_facets() {
+    const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "ap-south-1"];
+    let server = Server::start().await;
+    let logs: String = (0..300)
+        .map(|n| {
+            let mut attributes = json!({
+                "request_id": format!("req-{n:05}"),
+                "region": REGIONS[n % 3],
+            });
+            // Unique too, but on only ten logs: too few to call it an id.
+            if n < 10 {
+                attributes["session"] = json!(format!("s-{n}"));
+            }
+            json!({"level": "info", "service": "checkout", "message": format!("request {n}"), "attributes": attributes})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let (status, answer) = server
+        .post("/log/bulk", Some("application/x-ndjson"), logs)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    server.wait_stored(300).await;
+
+    let (status, facets) = server.get("/api/facets").await;
+    assert_eq!(status, StatusCode::OK, "{facets}");
+    let fields: Vec<&str> = facets["facets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|facet| facet["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["level", "service", "region", "session"],
+        "{facets}"
+    );
+    assert_eq!(
+        facets["id_like"],
+        json!([{"field": "request_id", "distinct": 300}])
+    );
+    assert_eq!(facets["total"], 300);
+
+    let (status, named) = server.get("/api/facets?fields=request_id,region").await;
+    assert_eq!(status, StatusCode::OK, "{named}");
+    let request_id = &named["facets"][0];
+    assert_eq!(request_id["field"], "request_id", "{named}");
+    assert_eq!(
+        (&request_id["distinct"], &request_id["other"]),
+        (&json!(300), &json!(290))
+    );
+    assert_eq!(request_id["values"].as_array().unwrap().len(), 10);
+    assert_eq!(named["facets"][1]["field"], "region");
+    assert_eq!(named["id_like"], json!([]), "named fields are all facets");
+}

@@ -226,7 +226,7 @@ async fn facets_and_fields(server: &Server) {
             {"field": "service", "values": [{"value": "checkout", "count": 2}, {"value": "payments", "count": 2}], "other": 4, "distinct": 5},
             {"field": "region", "values": [{"value": "eu-west-1", "count": 2}, {"value": "us-east-1", "count": 2}], "other": 2, "distinct": 4},
             {"field": "@level", "values": [{"value": "custom", "count": 1}], "other": 0, "distinct": 1}
-        ]})
+        ], "id_like": []})
     );
     // Without `fields`: level, service, then attribute keys by frequency
     // (a trace id is a field of its own, not an attribute: no facet).

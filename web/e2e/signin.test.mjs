@@ -2,7 +2,8 @@
 // OpenID Connect provider (oidc-provider, tests/clients/oidc_provider.mjs):
 // the dashboard sends the browser to the provider's login page, lands back
 // signed in as the right user with the right role, hides what the role may
-// not do (a viewer is refused an editor action), and signs out of both.
+// not do (a viewer is refused an editor action; saved views change only for
+// their owner or an editor), and signs out of both.
 //
 //   cd web && npm run build && OGLOGSTREAM_BIN=../target/debug/oglogstream node --test e2e/signin.test.mjs
 //
@@ -193,6 +194,49 @@ test('a viewer signs in through the provider, sees no editing controls and is re
   assert.equal(refused.body.field, 'alerts.write')
   await shot(page, 'signin-viewer-alerts')
   await context.close()
+})
+
+test('saved views: a viewer changes only their own; an editor changes anyone\'s', async () => {
+  const viewer = await signIn('victor', '/explorer')
+  const editor = await signIn('alice', '/explorer')
+  /** Saves what the Explorer shows under `name` through the Views box; the view's id. */
+  async function save(page, name) {
+    await page.getByTestId('view-save').click()
+    await page.getByTestId('view-name').fill(name)
+    await page.getByTestId('view-save-confirm').click()
+    await page.getByTestId('view-link').waitFor({ timeout: WAIT })
+    return (await page.getByTestId('view-link').inputValue()).split('/v/')[1]
+  }
+  const victors = await save(viewer.page, 'victor sees')
+  const alices = await save(editor.page, 'alice sees')
+  // Its owner may change it; a viewer may not start alert rules.
+  await viewer.page.getByTestId('view-update').waitFor({ timeout: WAIT })
+  assert.equal(await viewer.page.getByTestId('view-alert').count(), 0, 'a viewer has no "Alert on this view"')
+
+  // Someone else's view opens for the viewer, without the controls to change it, and the server refuses a change.
+  await viewer.page.goto(`${base}/v/${alices}`)
+  await viewer.page.locator(`[data-testid="view-active"][data-view-id="${alices}"]`).waitFor({ timeout: WAIT })
+  assert.equal(await viewer.page.getByTestId('view-update').count(), 0)
+  assert.equal(await viewer.page.getByTestId('view-delete').count(), 0)
+  const refused = await viewer.page.evaluate(async (id) => {
+    const me = await (await fetch('/auth/me')).json()
+    const res = await fetch(`/api/views/${id}`, { method: 'DELETE', headers: { 'X-CSRF-Token': me.csrf_token } })
+    return res.status
+  }, alices)
+  assert.equal(refused, 403)
+
+  // The editor changes the viewer's view: update, then delete.
+  await editor.page.goto(`${base}/v/${victors}`)
+  await editor.page.locator(`[data-testid="view-active"][data-view-id="${victors}"]`).waitFor({ timeout: WAIT })
+  await editor.page.getByTestId('view-update').click()
+  await editor.page.getByTestId('view-message').filter({ hasText: 'Updated' }).waitFor({ timeout: WAIT })
+  await editor.page.getByTestId('view-delete').click()
+  await editor.page.getByTestId('view-delete').click()
+  await editor.page.getByTestId('view-message').filter({ hasText: 'Deleted' }).waitFor({ timeout: WAIT })
+  const gone = await editor.page.evaluate(async (id) => (await fetch(`/api/views/${id}`)).status, victors)
+  assert.equal(gone, 404)
+  await viewer.context.close()
+  await editor.context.close()
 })
 
 test('an editor signs in, may edit, and signs out of the dashboard and the provider', async () => {

@@ -69,8 +69,11 @@ async function waitForHealth(deadlineMs) {
   throw new Error(`/health did not answer 200 within ${deadlineMs} ms (last: ${last}):\n${serverOutput()}`)
 }
 
-/** Starts the server (checking it serves the dashboard) and Chromium. */
-export async function startSuite() {
+/**
+ * Starts the server (checking it serves the dashboard) and Chromium; `env`
+ * adds to the server's environment (settings such as OGLOGSTREAM_UI__TRACE_URL).
+ */
+export async function startSuite({ env = {} } = {}) {
   if (!fs.existsSync(BIN)) {
     throw new Error(`OgLogStream binary not found at ${BIN} (set OGLOGSTREAM_BIN or run cargo build)`)
   }
@@ -85,7 +88,7 @@ export async function startSuite() {
   server = spawn(BIN, ['--role', 'all', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
     cwd: REPO_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', ...env },
   })
   const collect = (d) => {
     serverLog += d.toString()
@@ -96,7 +99,7 @@ export async function startSuite() {
   await waitForHealth(30_000)
 
   // The server must serve the dashboard (SPA) itself, on every client-side route.
-  for (const p of ['/', '/explorer', '/live', '/context/some-id']) {
+  for (const p of ['/', '/explorer', '/live', '/context/some-id', '/trace/abc', '/v/k3x9q2mw7h']) {
     // As a browser asks: `/` without `text/html` in Accept answers as
     // Elasticsearch's root (for the shippers' clients).
     const res = await fetch(base + p, { headers: { Accept: 'text/html' } })
@@ -178,6 +181,7 @@ export function tsMs(ts) {
   return Date.parse(ts.replace(/(\.\d{3})\d+/, '$1'))
 }
 
+/** A page in a fresh browser context (no storage, no cookies), closing the previous one. */
 export async function newPage({ colorScheme = 'light' } = {}) {
   await context?.close()
   context = await browser.newContext({

@@ -125,6 +125,17 @@ export function emptyDraft(): RuleDraft {
   }
 }
 
+/** A new rule's name and query from `/alerts?new=1&name=…&query=…`; null without `new`. */
+export function prefillFromQuery(query: Record<string, unknown>): Partial<RuleDraft> | null {
+  if (query.new === undefined) return null
+  const text = (v: unknown) => (typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : '')
+  const out: Partial<RuleDraft> = {}
+  const name = text(query.name).trim()
+  if (name) out.name = name
+  if (typeof query.query === 'string' || Array.isArray(query.query)) out.query = text(query.query).trim()
+  return out
+}
+
 export function formatLabels(labels: Record<string, string>): string {
   return Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)

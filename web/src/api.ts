@@ -12,6 +12,9 @@ export interface LogEntry {
   message: string
   service: string
   attributes: Record<string, string>
+  /** The OpenTelemetry trace and span the log was written in, when the shipper sent them. */
+  trace_id: string | null
+  span_id: string | null
 }
 
 export type LevelCounts = Record<Level, number>
@@ -34,6 +37,33 @@ export interface Histogram {
   interval: string
   interval_ms: number
   buckets: HistogramBucket[]
+}
+
+/** `/api/histogram?by=`: each bucket's counts of the top values, the rest and the logs without the field. */
+export interface SplitHistogram {
+  from: string
+  to: string
+  interval: string
+  interval_ms: number
+  by: string
+  /** The values counted apart, most logs first. */
+  values: string[]
+  buckets: SplitBucket[]
+}
+
+export interface SplitBucket {
+  start: string
+  start_ms: number
+  total: number
+  counts: Record<string, number>
+  other: number
+  missing: number
+}
+
+/** `GET /api/ui`: the dashboard's settings from the server's `[ui]` section. */
+export interface UiSettings {
+  /** A tracing UI's address with `{trace_id}` in it (`ui.trace_url`), or null. */
+  trace_url: string | null
 }
 
 export interface ServiceCount {
@@ -74,11 +104,19 @@ export interface Facet {
   distinct: number
 }
 
+/** A field left out of the default facets because nearly every log has a value of its own (request ids). */
+export interface IdLikeField {
+  field: string
+  distinct: number
+}
+
 export interface Facets {
   total: number
   /** Counts come from a sample and are scaled. */
   approximate: boolean
   facets: Facet[]
+  /** Id-like fields, listed by name only (asked for by name, each is answered as a facet). */
+  id_like: IdLikeField[]
 }
 
 export interface FieldCount {
@@ -316,6 +354,8 @@ function normalizeLog(raw: Partial<LogEntry>): LogEntry {
     message: raw.message == null ? '' : String(raw.message),
     service: raw.service == null ? '' : String(raw.service),
     attributes: raw.attributes && typeof raw.attributes === 'object' ? raw.attributes : {},
+    trace_id: typeof raw.trace_id === 'string' && raw.trace_id ? raw.trace_id : null,
+    span_id: typeof raw.span_id === 'string' && raw.span_id ? raw.span_id : null,
   }
 }
 
@@ -347,6 +387,30 @@ function normalizeHistogram(raw: Partial<Histogram>): Histogram {
     interval: String(raw.interval ?? ''),
     interval_ms: Number(raw.interval_ms ?? 0),
     buckets,
+  }
+}
+
+function normalizeSplitHistogram(raw: Partial<SplitHistogram>): SplitHistogram {
+  const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0)
+  return {
+    from: String(raw.from ?? ''),
+    to: String(raw.to ?? ''),
+    interval: String(raw.interval ?? ''),
+    interval_ms: Number(raw.interval_ms ?? 0),
+    by: String(raw.by ?? ''),
+    values: Array.isArray(raw.values) ? raw.values.map(String) : [],
+    buckets: (Array.isArray(raw.buckets) ? raw.buckets : []).map((b) => {
+      const counts: Record<string, number> = {}
+      for (const [k, v] of Object.entries(b.counts ?? {})) counts[k] = count(v)
+      return {
+        start: String(b.start ?? ''),
+        start_ms: typeof b.start_ms === 'number' ? b.start_ms : Date.parse(String(b.start)),
+        total: count(b.total),
+        counts,
+        other: count(b.other),
+        missing: count(b.missing),
+      }
+    }),
   }
 }
 
@@ -544,6 +608,22 @@ export function createApiClient(opts: ApiClientOptions = {}) {
       return normalizeHistogram(await request<Partial<Histogram>>('/api/histogram', { params, signal }))
     },
 
+    /** /api/histogram?by=<field>: the buckets split by a field's top values. */
+    async splitHistogram(params: Params, signal?: AbortSignal): Promise<SplitHistogram> {
+      return normalizeSplitHistogram(await request<Partial<SplitHistogram>>('/api/histogram', { params, signal }))
+    },
+
+    /** The dashboard's settings (`[ui]`); a server without `/api/ui` has none. */
+    async ui(signal?: AbortSignal): Promise<UiSettings> {
+      try {
+        const raw = await request<Partial<UiSettings>>('/api/ui', { signal })
+        return { trace_url: typeof raw.trace_url === 'string' && raw.trace_url ? raw.trace_url : null }
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) return { trace_url: null }
+        throw e
+      }
+    },
+
     /** /api/patterns: the matching logs' messages grouped into templates. */
     async patterns(params: Params, signal?: AbortSignal): Promise<PatternsAnswer> {
       return normalizePatterns(await request<Partial<PatternsAnswer>>('/api/patterns', { params, signal }))
@@ -599,6 +679,9 @@ function normalizeFacets(raw: Partial<Facets>): Facets {
       other: Number(f.other ?? 0),
       distinct: Number(f.distinct ?? 0),
     })),
+    id_like: (Array.isArray(raw.id_like) ? raw.id_like : [])
+      .map((f) => ({ field: String(f?.field ?? ''), distinct: Number(f?.distinct ?? 0) }))
+      .filter((f) => f.field !== ''),
   }
 }
 

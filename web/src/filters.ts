@@ -40,10 +40,45 @@ export interface Filters {
   order: Order
   /** Facet fields chosen in the Explorer's sidebar, as API references (`region`, `@level`); empty = the server's choice. */
   facets: string[]
+  // How the Explorer shows the search (they change no row, count or facet):
+  /** What the histogram is split by, as `/api/histogram?by=` names it: `level` (the default), `service`, an attribute (`@level` for one named like a field). */
+  split: string
+  /** Attribute keys shown as table columns, in order (at most MAX_COLUMNS). */
+  columns: string[]
+  /** Long messages wrap (true) or are cut to one line (false, the default). */
+  wrap: boolean
 }
 
+/** The histogram's split when none is chosen: today's stacked levels. */
+export const DEFAULT_SPLIT = 'level'
+/** Columns a table (and a saved view) may show at most. */
+export const MAX_COLUMNS = 20
+
 export function defaultFilters(): Filters {
-  return { query: '', q: '', levels: [], service: '', range: DEFAULT_RANGE, from: null, to: null, order: 'desc', facets: [] }
+  return {
+    query: '',
+    q: '',
+    levels: [],
+    service: '',
+    range: DEFAULT_RANGE,
+    from: null,
+    to: null,
+    order: 'desc',
+    facets: [],
+    split: DEFAULT_SPLIT,
+    columns: [],
+    wrap: false,
+  }
+}
+
+/** The search alone: what rows, counts and facets depend on (the display fields at their defaults). */
+export function searchOnly(f: Filters): Filters {
+  return { ...f, facets: [], split: DEFAULT_SPLIT, columns: [], wrap: false }
+}
+
+/** The display fields of `from` carried over to `to` (a search cleared keeps its columns and split). */
+export function withDisplayOf(to: Filters, from: Filters): Filters {
+  return { ...to, facets: from.facets, split: from.split, columns: from.columns, wrap: from.wrap }
 }
 
 /** What vue-router (or URLSearchParams collected by key) gives us for one key. */
@@ -115,6 +150,9 @@ export function filtersFromQuery(query: RawQuery): Filters {
   const order = firstValue(query.order)
   f.order = order === 'asc' ? 'asc' : 'desc'
   f.facets = parseFacetFields(query.facets)
+  f.split = (firstValue(query.split) ?? '').trim() || DEFAULT_SPLIT
+  f.columns = parseFacetFields(query.columns).slice(0, MAX_COLUMNS)
+  f.wrap = firstValue(query.wrap) === '1'
 
   const from = parseTime(firstValue(query.from))
   const to = parseTime(firstValue(query.to))
@@ -149,13 +187,16 @@ export function filtersToQuery(f: Filters): Record<string, string> {
   }
   if (f.order === 'asc') out.order = 'asc'
   if (f.facets.length) out.facets = f.facets.join(',')
+  if (f.split !== DEFAULT_SPLIT) out.split = f.split
+  if (f.columns.length) out.columns = f.columns.join(',')
+  if (f.wrap) out.wrap = '1'
   return out
 }
 
 /**
- * `facets=level,region,@level` -> field references, deduplicated in order.
- * Commas separate fields (as in the API's `fields=`), so a key holding one
- * cannot be listed.
+ * `facets=level,region,@level` (or `columns=region,http.status`) -> names,
+ * deduplicated in order. Commas separate fields (as in the API's `fields=`),
+ * so a key holding one cannot be listed.
  */
 export function parseFacetFields(v: QueryValue): string[] {
   const out: string[] = []

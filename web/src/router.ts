@@ -4,6 +4,8 @@ import ExplorerPage from './pages/ExplorerPage.vue'
 import LivePage from './pages/LivePage.vue'
 import AlertsPage from './pages/AlertsPage.vue'
 import ContextPage from './pages/ContextPage.vue'
+import TracePage from './pages/TracePage.vue'
+import OpenViewPage from './pages/OpenViewPage.vue'
 import NotFoundPage from './pages/NotFoundPage.vue'
 
 // The dashboard is small: one bundle, no lazy route chunks.
@@ -15,6 +17,8 @@ export const router = createRouter({
     { path: '/live', name: 'live', component: LivePage, meta: { title: 'Live' } },
     { path: '/alerts', name: 'alerts', component: AlertsPage, meta: { title: 'Alerts' } },
     { path: '/context/:id', name: 'context', component: ContextPage, meta: { title: 'Context' } },
+    { path: '/trace/:traceId', name: 'trace', component: TracePage, meta: { title: 'Trace' } },
+    { path: '/v/:id', name: 'view', component: OpenViewPage, meta: { title: 'View' } },
     { path: '/:pathMatch(.*)*', name: 'not-found', component: NotFoundPage, meta: { title: 'Not found' } },
   ],
 })

@@ -38,10 +38,16 @@ describe('buildQuery / wsUrl', () => {
 
 describe('api client', () => {
   it('GETs logs with query params and normalizes rows', async () => {
-    const fetch = respond(200, [{ id: 'a', timestamp: 't', level: 'info', message: 'm', service: 's' }])
+    const fetch = respond(200, [
+      { id: 'a', timestamp: 't', level: 'info', message: 'm', service: 's' },
+      { id: 'b', timestamp: 't', level: 'info', message: 'm', service: 's', trace_id: 'ab12', span_id: 'cd34' },
+    ])
     const api = createApiClient({ fetch, keyStore: memStore() })
     const rows = await api.logs({ level: 'info', limit: 10 })
-    expect(rows).toEqual([{ id: 'a', timestamp: 't', level: 'info', message: 'm', service: 's', attributes: {} }])
+    expect(rows).toEqual([
+      { id: 'a', timestamp: 't', level: 'info', message: 'm', service: 's', attributes: {}, trace_id: null, span_id: null },
+      { id: 'b', timestamp: 't', level: 'info', message: 'm', service: 's', attributes: {}, trace_id: 'ab12', span_id: 'cd34' },
+    ])
     const [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit]
     expect(url).toBe('/api/logs?level=info&limit=10')
     expect(init.method).toBe('GET')
@@ -231,9 +237,41 @@ describe('query language endpoints', () => {
         { field: '@level', values: [{ value: 'x', count: 2 }, { value: '7', count: 0 }], other: 1, distinct: 3 },
         { field: 'f', values: [], other: 0, distinct: 0 },
       ],
+      id_like: [],
     })
+    const withIds = createApiClient({
+      fetch: respond(200, { total: 30, facets: [], id_like: [{ field: 'request_id', distinct: 29 }, { distinct: 1 }] }),
+      keyStore: memStore(),
+    })
+    expect((await withIds.facets({})).id_like).toEqual([{ field: 'request_id', distinct: 29 }])
     const fields = createApiClient({ fetch: respond(200, [{ field: 'region', count: 4 }]), keyStore: memStore() })
     expect(await fields.fields({})).toEqual([{ field: 'region', count: 4 }])
+  })
+
+  it('normalizes a split histogram', async () => {
+    const api = createApiClient({
+      fetch: respond(200, {
+        from: 'f', to: 't', interval: '1h', interval_ms: 3_600_000, by: 'region', values: ['eu'],
+        buckets: [{ start: '2026-12-07T00:00:00Z', start_ms: 5, total: 4, counts: { eu: 3 }, other: 0, missing: 1 }, { start: '2026-12-07T01:00:00Z' }],
+      }),
+      keyStore: memStore(),
+    })
+    const h = await api.splitHistogram({ by: 'region' })
+    expect(h.values).toEqual(['eu'])
+    expect(h.buckets).toEqual([
+      { start: '2026-12-07T00:00:00Z', start_ms: 5, total: 4, counts: { eu: 3 }, other: 0, missing: 1 },
+      { start: '2026-12-07T01:00:00Z', start_ms: Date.parse('2026-12-07T01:00:00Z'), total: 0, counts: {}, other: 0, missing: 0 },
+    ])
+  })
+
+  it('reads the dashboard settings, none from a server without /api/ui', async () => {
+    const set = createApiClient({ fetch: respond(200, { trace_url: 'https://t/{trace_id}' }), keyStore: memStore() })
+    expect(await set.ui()).toEqual({ trace_url: 'https://t/{trace_id}' })
+    const unset = createApiClient({ fetch: respond(200, { trace_url: null }), keyStore: memStore() })
+    expect(await unset.ui()).toEqual({ trace_url: null })
+    const old = createApiClient({ fetch: respond(404, { error: 'no route' }), keyStore: memStore() })
+    expect(await old.ui()).toEqual({ trace_url: null })
+    await expect(createApiClient({ fetch: respond(503, { error: 'x' }), keyStore: memStore() }).ui()).rejects.toThrow()
   })
 
   it('fetches a context and reports an unknown id as 404', async () => {

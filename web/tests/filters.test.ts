@@ -14,9 +14,11 @@ import {
   queryParams,
   resolveBoundedRange,
   resolveRange,
+  searchOnly,
   toLocalInputValue,
   toggleLevel,
   withCustomRange,
+  withDisplayOf,
   withPreset,
   type Filters,
 } from '../src/filters'
@@ -190,5 +192,23 @@ describe('level toggling and datetime-local helpers', () => {
     expect(fromLocalInputValue('2026-11-23T19:05')).toBe(ms - 7000)
     expect(fromLocalInputValue('garbage')).toBeNull()
     expect(toLocalInputValue(null)).toBe('')
+  })
+})
+
+describe('how the Explorer shows a search (split, columns, wrap)', () => {
+  it('reads and writes split=, columns= and wrap=1, defaults left out', () => {
+    const f = filtersFromQuery({ split: 'region', columns: 'region, http.status,region', wrap: '1' })
+    expect(f).toMatchObject({ split: 'region', columns: ['region', 'http.status'], wrap: true })
+    expect(filtersToQuery(f)).toEqual({ split: 'region', columns: 'region,http.status', wrap: '1' })
+    expect(filtersToQuery(filtersFromQuery({ split: 'level', wrap: '0' }))).toEqual({})
+  })
+  it('does not count as a change of the search', () => {
+    const f = filtersFromQuery({ query: 'x', split: 'region', columns: 'a', wrap: '1', facets: 'level' })
+    expect(filtersKey(searchOnly(f))).toBe(filtersKey(searchOnly(filtersFromQuery({ query: 'x' }))))
+    expect(filtersKey(f)).not.toBe(filtersKey(filtersFromQuery({ query: 'x' })))
+  })
+  it('is kept when the filters are cleared', () => {
+    const f = filtersFromQuery({ query: 'x', split: 'region', columns: 'a', wrap: '1' })
+    expect(withDisplayOf(defaultFilters(), f)).toMatchObject({ query: '', split: 'region', columns: ['a'], wrap: true })
   })
 })

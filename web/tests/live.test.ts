@@ -85,7 +85,7 @@ describe('RateMeter', () => {
 describe('parseFrame', () => {
   it('parses one log object', () => {
     const [l] = parseFrame('{"id":"1","timestamp":"t","level":"warn","message":"m","service":"s"}')
-    expect(l).toEqual({ id: '1', timestamp: 't', level: 'warn', message: 'm', service: 's', attributes: {} })
+    expect(l).toEqual({ id: '1', timestamp: 't', level: 'warn', message: 'm', service: 's', attributes: {}, trace_id: null, span_id: null })
   })
   it('tolerates arrays and ignores junk', () => {
     expect(parseFrame('[{"message":"a"},{"message":"b"}]').map((l) => l.message)).toEqual(['a', 'b'])

@@ -130,3 +130,36 @@ fn a_component_refusal_names_the_key_and_its_variables() {
         "invalid configuration: alerts.rules[0].window (\"slow\"): too short"
     );
 }
+
+#[test]
+fn the_trace_url_comes_from_the_file_or_the_environment_as_written() {
+    Jail::expect_with(|jail| {
+        assert_eq!(load(Cli::default()).unwrap().ui.trace_url, None);
+        jail.create_file(
+            "ui.toml",
+            "[ui]\ntrace_url = \"http://jaeger:16686/trace/{trace_id}\"\n",
+        )?;
+        let from_file = || Cli {
+            config: Some("ui.toml".into()),
+            ..Cli::default()
+        };
+        assert_eq!(
+            load(from_file()).unwrap().ui.trace_url.as_deref(),
+            Some("http://jaeger:16686/trace/{trace_id}")
+        );
+        // Grafana's Explore links hold braces, quotes and commas.
+        let grafana = r#"https://grafana.example/explore?left={"datasource":"tempo","queries":[{"query":"{trace_id}"}]}"#;
+        jail.set_env("OGLOGSTREAM_UI__TRACE_URL", grafana);
+        assert_eq!(
+            load(from_file()).unwrap().ui.trace_url.as_deref(),
+            Some(grafana)
+        );
+        jail.set_env("OGLOGSTREAM_UI__TRACE_URL", "https://tempo.example/explore");
+        let error = load(Cli::default()).unwrap_err();
+        assert!(
+            error.contains("ui.trace_url") && error.contains("OGLOGSTREAM_UI__TRACE_URL"),
+            "{error}"
+        );
+        Ok(())
+    });
+}

@@ -36,8 +36,9 @@
 //!   parallel arrays sorted by key, written by every insert, for the query
 //!   language's attribute tests, facets and attribute keys; `attributes`
 //!   (JSON) stays what reads return.
-//! - `alert_records` (version 10): alerting's rules, state and notifications
-//!   as JSON documents (read and written by `alert_records.rs`); on a cluster
+//! - `alert_records` (version 10): alerting's rules, state and notifications,
+//!   and the saved views, as JSON documents (read and written by
+//!   `alert_records.rs`); on a cluster
 //!   `alert_records_local` on every host and a `Distributed` `alert_records`.
 //! - `schema_migrations`: the versions applied.
 //!

@@ -23,8 +23,8 @@
 //!   rows (stats over a week): the 5-minute and day grains came with schema
 //!   2, when the 24 h histogram took 0.8 s on 10M logs.
 //! - `message_blocks`: the search blocks (`search_blocks.rs`).
-//! - `alert_records` (schema 5): alerting's rules, state and notifications as
-//!   JSON documents (`sqlite/alert_records.rs`).
+//! - `alert_records` (schema 5): alerting's rules, state and notifications,
+//!   and the saved views, as JSON documents (`sqlite/alert_records.rs`).
 //!
 //! Writes happen on one connection (SQLite has a single writer anyway) inside
 //! `spawn_blocking`; WAL checkpoints on a thread of their own

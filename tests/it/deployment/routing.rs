@@ -116,6 +116,13 @@ async fn haproxy_routes_limits_and_answers_for_the_platform() {
     assert_eq!(page.status(), StatusCode::OK);
     let page = page.body().await.expect("page");
     assert!(String::from_utf8_lossy(&page).contains("<html") || page.starts_with(b"<!doctype"));
+    // A saved view's short link and the views API are the query role's:
+    // `/v/` is not `/v1/` (OTLP, ingest's).
+    for path in ["/v/k3x9q2mw7h", "/api/views"] {
+        let mut response = client.get(haproxy.url(path)).send().await.expect("GET");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let _ = response.body().await;
+    }
     let (_, live) = client
         .ws(format!("ws://127.0.0.1:{}/ws/live", haproxy.http_port))
         .connect()
@@ -123,7 +130,7 @@ async fn haproxy_routes_limits_and_answers_for_the_platform() {
         .expect("the live stream through HAProxy");
     drop(live);
     assert_eq!(sessions(&haproxy, "ingest").await, ingest_before + 1);
-    assert_eq!(sessions(&haproxy, "query").await, query_before + 3);
+    assert_eq!(sessions(&haproxy, "query").await, query_before + 5);
 
     // The shippers' paths reach the ingest backend too; `GET /`, an
     // Elasticsearch client's first call, the query backend, which answers

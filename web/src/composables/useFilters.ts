@@ -12,9 +12,14 @@ export function useFilters() {
 
   function setFilters(next: Filters, opts: { replace?: boolean } = {}): void {
     if (filtersKey(next) === key.value) return
-    // The Explorer's tab (`view`) is not a filter: it stays as it is.
-    const view = typeof route.query.view === 'string' ? { view: route.query.view } : {}
-    const to = { path: route.path, query: { ...filtersToQuery(next), ...view } }
+    // The Explorer's tab (`view`) and the saved view it was opened with
+    // (`saved`, which "Update" saves the changes to) are not filters: they stay.
+    const kept: Record<string, string> = {}
+    for (const name of ['view', 'saved']) {
+      const value = route.query[name]
+      if (typeof value === 'string') kept[name] = value
+    }
+    const to = { path: route.path, query: { ...filtersToQuery(next), ...kept } }
     if (opts.replace) void router.replace(to)
     else void router.push(to)
   }
