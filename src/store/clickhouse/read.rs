@@ -3,13 +3,15 @@
 //! metadata, [`extent`]) and asks each window for the rest of the page
 //! ([`window_page`]), until the page is full. Deep offsets count a window
 //! first ([`window_count`]) and skip it whole when they can. Every
-//! statement of a page runs within one [`ReadBudget`]. This file calls the
-//! others (pool, conditions, rows, windows); none of them calls back.
+//! statement of a page runs within one [`ReadBudget`]. A filter pinning one
+//! trace id skips the windows: its page is one lookup in `logs_by_trace`
+//! ([`trace_page`]). This file calls the others (pool, conditions, rows,
+//! windows); none of them calls back.
 
 use super::conditions::{after_condition, narrows_beyond_scope, prewhere};
 use super::pool::{Pool, ReadBudget};
 use super::rows::{LogRow, One, PartRow};
-use super::schema::Features;
+use super::schema::{Features, TRACE_TABLE};
 use super::sql::time_range;
 use super::windows;
 use crate::domain::LogRecord;
@@ -34,6 +36,11 @@ pub async fn logs(pool: &Pool, query: &LogQuery) -> Result<Vec<LogRecord>, Store
     let limit = query.limit as u64;
     if limit == 0 {
         return Ok(Vec::new());
+    }
+    if query.filter.pinned_trace_id().is_some() {
+        let statement = trace_page(pool.database(), pool.features(), query);
+        let rows: Vec<LogRow> = pool.read(&budget, &statement).await?;
+        return Ok(rows.into_iter().map(|row| row.0).collect());
     }
     let (mut from, mut to) = query.filter.bounds();
     // A cursor narrows the range the windows step through to the side
@@ -158,6 +165,24 @@ pub fn window_page(
     )
 }
 
+/// A page of the logs of the trace `query`'s filter pins, in one statement
+/// on `logs_by_trace` (schema version 12): the trace's logs are a run of its
+/// sort key `(tenant, trace_id, ts_us, id)` in each day's partition, which
+/// the primary index finds whatever the time range; the server sorts that
+/// run (a trace's few logs) and applies the rest of the filter, its range
+/// and the cursor to it. No windows: there is nothing to step through.
+pub fn trace_page(database: &str, features: Features, query: &LogQuery) -> String {
+    let direction = direction(query.order);
+    format!(
+        "SELECT {LOG_COLUMNS} FROM {database}.{TRACE_TABLE}{prewhere} WHERE {range} \
+         ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}",
+        prewhere = prewhere(&query.filter, features),
+        range = window_range(query.filter.bounds(), query),
+        offset = query.offset,
+        limit = query.limit,
+    )
+}
+
 /// How many logs of one window match the query (past its cursor).
 pub fn window_count(
     database: &str,
@@ -265,6 +290,68 @@ mod tests {
             with_time_limit("SELECT 1", 0),
             "SELECT 1 SETTINGS max_execution_time = 1"
         );
+    }
+
+    #[test]
+    fn a_pinned_trace_is_one_lookup_in_the_trace_table_whatever_the_range() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let query = |text: &str, from: Option<Micros>, after: Option<LogKey>| LogQuery {
+            filter: LogFilter {
+                expr: crate::domain::query::parse(text).unwrap(),
+                from,
+                ..LogFilter::default()
+            },
+            limit: 50,
+            offset: 3,
+            order: Order::Asc,
+            after,
+        };
+        let sql = trace_page("db", OLD, &query(&format!("trace_id:{id}"), None, None));
+        assert_eq!(
+            sql,
+            format!(
+                "SELECT {LOG_COLUMNS} FROM db.logs_by_trace PREWHERE tenant = {} AND service != {} \
+                 AND (trace_id != '' AND trace_id = {}) \
+                 WHERE (ts_us >= 0 AND ts_us < {}) ORDER BY ts_us ASC, id ASC LIMIT 3, 50",
+                text_literal("default"),
+                text_literal("oglogstream.audit"),
+                text_literal(id),
+                crate::domain::time::MAX_MICROS,
+            )
+        );
+        let after = LogKey {
+            timestamp: 7,
+            id: "b".into(),
+        };
+        let sql = trace_page(
+            "db",
+            OLD,
+            &query(&format!("level:>=warn trace_id:{id}"), Some(5), Some(after)),
+        );
+        assert!(
+            sql.contains("AND ((level IN (2, 3, 4)) AND (trace_id != '' AND trace_id = ")
+                && sql.contains("WHERE (ts_us >= 5 AND ts_us < ")
+                && sql.contains("AND (ts_us > 7 OR (ts_us = 7 AND id > unhex('62')))"),
+            "the rest of the filter, the range and the cursor apply to the trace's logs: {sql}"
+        );
+        for (text, table) in [
+            (format!("trace_id:{id}"), "logs_by_trace"),
+            (format!("trace_id:{id} region:eu"), "logs_by_trace"),
+            (format!("trace_id:{id} OR level:error"), "logs"),
+            ("trace_id:*".to_string(), "logs"),
+        ] {
+            let filter = query(&text, None, None).filter;
+            assert_eq!(
+                super::super::conditions::logs_table(&filter),
+                table,
+                "{text}"
+            );
+            let sql = counts("db", OLD, &filter, Grouping::LevelService);
+            assert!(
+                sql.contains(&format!("FROM db.{table} WHERE")),
+                "counts read {table} for {text}: {sql}"
+            );
+        }
     }
 
     #[test]
