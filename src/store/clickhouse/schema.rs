@@ -241,9 +241,12 @@ pub const TS_CLAMP_SECONDS: i64 = 4_291_747_199;
 /// `max_time`), so the store learns where the data is, to the second, from
 /// metadata alone.
 pub fn ts_column() -> String {
-    format!(
-        "ts DateTime('UTC') MATERIALIZED toDateTime(least(intDiv(ts_us, 1000000), {TS_CLAMP_SECONDS}), 'UTC')"
-    )
+    format!("ts DateTime('UTC') MATERIALIZED {}", ts_of_ts_us())
+}
+
+/// `ts` computed from `ts_us`.
+fn ts_of_ts_us() -> String {
+    format!("toDateTime(least(intDiv(ts_us, 1000000), {TS_CLAMP_SECONDS}), 'UTC')")
 }
 
 /// The day partition of `logs`: retention drops whole days.
@@ -516,15 +519,18 @@ fn trace_table(database: &str, features: Features, layout: &Layout) -> Vec<Step>
          attributes String, tenant {service}, trace_id String, span_id String, \
          attr_keys Array(String), attr_values Array(String)"
     );
+    // `ts` as in `logs`, but a `DEFAULT` the view fills: 18.16 computes
+    // no `MATERIALIZED` column of a view's target ("Expected column ts:
+    // while pushing to view").
+    let ts = ts_of_ts_us();
     let mut statements = vec![format!(
         "CREATE TABLE IF NOT EXISTS {database}.{local} (
             {columns},
-            {ts_column}
+            ts DateTime('UTC') DEFAULT {ts}
         ) ENGINE = {engine}
         PARTITION BY {LOGS_PARTITION_BY}
         ORDER BY ({TRACE_ORDER_BY})
-        SETTINGS index_granularity = 1024",
-        ts_column = ts_column(),
+        SETTINGS index_granularity = 1024"
     )];
     if let Some(cluster) = &layout.cluster {
         statements.push(format!(
@@ -535,7 +541,7 @@ fn trace_table(database: &str, features: Features, layout: &Layout) -> Vec<Step>
     statements.push(format!(
         "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{TRACE_TABLE}_mv
         TO {database}.{local} AS
-        SELECT {TRACE_COLUMNS} FROM {database}.{logs} WHERE trace_id != ''"
+        SELECT {TRACE_COLUMNS}, {ts} AS ts FROM {database}.{logs} WHERE trace_id != ''"
     ));
     let mut steps: Vec<Step> = statements.into_iter().map(Step::Sql).collect();
     steps.push(Step::CopyPerShard(format!(
@@ -901,7 +907,8 @@ mod tests {
         );
         assert!(
             sql.contains(&format!(
-                "TO db.logs_by_trace AS\n        SELECT {TRACE_COLUMNS} FROM db.logs WHERE trace_id != ''"
+                "TO db.logs_by_trace AS\n        SELECT {TRACE_COLUMNS}, {} AS ts FROM db.logs WHERE trace_id != ''",
+                ts_of_ts_us()
             )),
             "{sql}"
         );
