@@ -11,7 +11,7 @@
 use super::conditions::{after_condition, narrows_beyond_scope, prewhere};
 use super::pool::{Pool, ReadBudget};
 use super::rows::{LogRow, One, PartRow};
-use super::schema::{Features, TRACE_TABLE};
+use super::schema::{Features, TRACE_TABLE, TS_CLAMP_SECONDS};
 use super::sql::time_range;
 use super::windows;
 use crate::domain::LogRecord;
@@ -171,16 +171,39 @@ pub fn window_page(
 /// the primary index finds whatever the time range; the server sorts that
 /// run (a trace's few logs) and applies the rest of the filter, its range
 /// and the cursor to it. No windows: there is nothing to step through.
+///
+/// A range also bounds `ts`, the partition key's column: then only the
+/// parts of the range's days are looked at (the key's run is in every part,
+/// so without it a lookup reads a granule of each part of the table).
 pub fn trace_page(database: &str, features: Features, query: &LogQuery) -> String {
     let direction = direction(query.order);
+    let (from, to) = query.filter.bounds();
+    let mut range = window_range((from, to), query);
+    if let Some(days) = seconds_of(from, to) {
+        range = format!("{days} AND {range}");
+    }
     format!(
         "SELECT {LOG_COLUMNS} FROM {database}.{TRACE_TABLE}{prewhere} WHERE {range} \
          ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}",
         prewhere = prewhere(&query.filter, features),
-        range = window_range(query.filter.bounds(), query),
         offset = query.offset,
         limit = query.limit,
     )
+}
+
+/// `ts` (the log's second, clamped as the column is) for the logs of
+/// `[from, to)`, which the server's partition min/max index prunes by;
+/// `None` for a range open at both ends or reaching before 1970.
+fn seconds_of(from: Micros, to: Micros) -> Option<String> {
+    if from <= 0 || to <= from {
+        return None;
+    }
+    let clamp = |micros: Micros| micros.div_euclid(1_000_000).min(TS_CLAMP_SECONDS);
+    Some(format!(
+        "(ts >= toDateTime({}, 'UTC') AND ts <= toDateTime({}, 'UTC'))",
+        clamp(from),
+        clamp(to - 1)
+    ))
 }
 
 /// How many logs of one window match the query (past its cursor).
@@ -330,9 +353,20 @@ mod tests {
         );
         assert!(
             sql.contains("AND ((level IN (2, 3, 4)) AND (trace_id != '' AND trace_id = ")
-                && sql.contains("WHERE (ts_us >= 5 AND ts_us < ")
+                && sql.contains(&format!(
+                    "WHERE (ts >= toDateTime(0, 'UTC') AND ts <= toDateTime({TS_CLAMP_SECONDS}, 'UTC')) \
+                     AND (ts_us >= 5 AND ts_us < "
+                ))
                 && sql.contains("AND (ts_us > 7 OR (ts_us = 7 AND id > unhex('62')))"),
             "the rest of the filter, the range and the cursor apply to the trace's logs: {sql}"
+        );
+        let mut hour = query(&format!("trace_id:{id}"), Some(1_735_732_800_123_456), None);
+        hour.filter.to = Some(hour.filter.from.unwrap() + 3_600_000_000);
+        assert!(
+            trace_page("db", OLD, &hour).contains(
+                "WHERE (ts >= toDateTime(1735732800, 'UTC') AND ts <= toDateTime(1735736400, 'UTC')) AND"
+            ),
+            "a range prunes partitions by ts"
         );
         for (text, table) in [
             (format!("trace_id:{id}"), "logs_by_trace"),

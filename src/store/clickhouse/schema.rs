@@ -504,12 +504,12 @@ pub const TRACE_ORDER_BY: &str = "tenant, trace_id, ts_us, id";
 /// range. On every host: the table (replicated when the logs are; small
 /// granules, as every read of it is a lookup), on a cluster a `Distributed`
 /// table over the local ones (sharded like `logs`, though only the view
-/// writes, host by host), then the view on the local `logs`, then the
-/// back-fill of the logs stored before, on one replica per shard. The
-/// back-fill skips ids the view stored meanwhile, so a log written while
-/// the migration runs is not copied twice (stop writers anyway, as for
-/// version 11: on a replicated shard, a log written on another replica may
-/// not have reached this one's copy yet).
+/// writes, host by host; with `ts`, which ranged lookups prune by), then the
+/// view on the local `logs`, then the back-fill of the logs stored before,
+/// on one replica per shard. The back-fill skips ids the view stored
+/// meanwhile, so a log written while the migration runs is not copied twice
+/// (stop writers anyway, as for version 11: on a replicated shard, a log
+/// written on another replica may not have reached this one's copy yet).
 fn trace_table(database: &str, features: Features, layout: &Layout) -> Vec<Step> {
     let service = service_type(features);
     let (local, logs) = (layout.local(TRACE_TABLE), layout.local("logs"));
@@ -534,7 +534,7 @@ fn trace_table(database: &str, features: Features, layout: &Layout) -> Vec<Step>
     )];
     if let Some(cluster) = &layout.cluster {
         statements.push(format!(
-            "CREATE TABLE IF NOT EXISTS {database}.{TRACE_TABLE} ({columns}) \
+            "CREATE TABLE IF NOT EXISTS {database}.{TRACE_TABLE} ({columns}, ts DateTime('UTC')) \
              ENGINE = Distributed({cluster}, {database}, {local}, cityHash64(id))"
         ));
     }
