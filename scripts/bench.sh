@@ -25,6 +25,12 @@
 #
 # Extra arguments go to the load generator, e.g.
 # `scripts/bench.sh --sizes 1000000 --seconds 5`.
+#
+# BENCH_PROFILE=debug uses the debug build instead of building release
+# binaries (on a shared machine where a release build is not wanted; the
+# store's own work, SQLite and ClickHouse, is optimised either way, the
+# server's Rust is not: figures are upper bounds).
+profile=${BENCH_PROFILE:-release}
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,7 +58,11 @@ if [ "$store" = clickhouse ] && ! command -v clickhouse-server >/dev/null; then
     exit 1
 fi
 
-cargo build --release --locked --bins --example floor_server
+if [ "$profile" = release ]; then
+    cargo build --release --locked --bins --example floor_server
+else
+    cargo build --locked --bins --example floor_server
+fi
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/oglogstream-bench.XXXXXX")
 pids=()
 cleanup() {
@@ -100,7 +110,7 @@ export OGLOGSTREAM_ALERTS__EVALUATION_INTERVAL=10s
 
 # The shipped configuration (what `make run` uses), with a fresh data
 # directory and a loopback port. The server's own log goes next to the data.
-target/release/oglogstream --role "$role" --config config/oglogstream.toml \
+target/$profile/oglogstream --role "$role" --config config/oglogstream.toml \
     --listen "127.0.0.1:$port" --data-dir "$workdir/data" 2>"$workdir/server.log" &
 server_pid=$!
 pids+=("$server_pid")
@@ -109,14 +119,14 @@ wait_for "http://127.0.0.1:$port/health" "$workdir/server.log"
 floor=()
 if [ "$topology" = all ]; then
     floor_port=$(free_port)
-    target/release/examples/floor_server "$floor_port" 2>"$workdir/floor.log" &
+    target/$profile/examples/floor_server "$floor_port" 2>"$workdir/floor.log" &
     floor_pid=$!
     pids+=("$floor_pid")
     wait_for "http://127.0.0.1:$floor_port/health" "$workdir/floor.log"
     floor=(--floor-url "http://127.0.0.1:$floor_port" --floor-pid "$floor_pid")
 fi
 
-target/release/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
+target/$profile/oglogstream-bench --url "http://127.0.0.1:$port" --pid "$server_pid" \
     --syslog-tcp "127.0.0.1:$syslog_port" --otlp-grpc "127.0.0.1:$grpc_port" "${phases[@]}" "${floor[@]}" "${soak[@]}" "$@"
 echo "database size: $(du -sh "$workdir" | cut -f1)"
 if [ "$store" = clickhouse ]; then

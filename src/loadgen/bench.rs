@@ -27,6 +27,9 @@ pub(super) struct Bench {
     pub(super) rows: Vec<Row>,
     pub(super) notes: Vec<String>,
     pub(super) machine: Machine,
+    /// Traces the pre-fill stored (a sample): each id and the time of its
+    /// first log, for the trace lookups.
+    pub(super) traces: Vec<(String, i64)>,
 }
 
 /// Only loopback targets: this tool generates real load.

@@ -147,6 +147,8 @@ pub struct Corpus {
     rng: Rng,
     /// The current trace id, shared by consecutive logs of one trace.
     trace: String,
+    /// The current span id within that trace.
+    span: String,
     /// Cumulative weights over `SERVICES` (Zipf-like, exponent 1).
     service_weights: Vec<f64>,
 }
@@ -164,6 +166,7 @@ impl Corpus {
         Corpus {
             rng: Rng::new(seed),
             trace: String::new(),
+            span: String::new(),
             service_weights,
         }
     }
@@ -203,8 +206,10 @@ impl Corpus {
     }
 
     /// Attributes as shippers send them: the Kubernetes pod and region on
-    /// most logs, HTTP fields on request logs, a trace id shared by the few
-    /// logs of one trace, and ids with millions of values. About six per log.
+    /// most logs, HTTP fields on request logs, trace and span ids on 60% of
+    /// logs (a trace's four logs on average follow each other, across
+    /// services, two to a span), and ids with millions of values. About six
+    /// per log.
     fn attributes(&mut self, service: &str, level: &str) -> BTreeMap<&'static str, String> {
         let mut attributes = BTreeMap::new();
         let rng = &mut self.rng;
@@ -258,11 +263,17 @@ impl Corpus {
             attributes.insert("duration_ms", (1 + rng.below(900)).to_string());
         }
         if rng.below(10) < 6 {
-            // One trace spans a few logs: reuse the last id now and then.
-            if self.trace.is_empty() || rng.below(3) != 0 {
+            // One trace spans a few logs: a new one a quarter of the time,
+            // and a new span within it every other log.
+            let new_trace = self.trace.is_empty() || rng.below(4) == 0;
+            if new_trace {
                 self.trace = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
             }
+            if new_trace || rng.below(2) == 0 {
+                self.span = format!("{:016x}", rng.next_u64());
+            }
             attributes.insert("trace_id", self.trace.clone());
+            attributes.insert("span_id", self.span.clone());
         }
         if rng.below(4) == 0 {
             attributes.insert("user_id", rng.below(5_000_000).to_string());
@@ -438,7 +449,13 @@ mod tests {
             "{}",
             keys["k8s.pod.name"].len()
         );
-        assert!(keys["trace_id"].len() > 5000, "high cardinality");
+        // 60% of 20,000 logs in traces of four on average.
+        assert!(
+            (2000..4500).contains(&keys["trace_id"].len()),
+            "{} traces",
+            keys["trace_id"].len()
+        );
+        assert!(keys["span_id"].len() > keys["trace_id"].len());
         assert!(
             (100..1500).contains(&server_errors),
             "{server_errors} 5xx of {rounds}"

@@ -15,8 +15,9 @@
 //!   Loki snappy protobuf and Elasticsearch bulk, and syslog over one TCP
 //!   connection (with `--syslog-tcp`): logs/s sustained and server CPU per
 //!   log beside NDJSON's (`shippers.rs`).
-//! - `query`: pre-fills the store (bulk, timestamps spread over a week) to
-//!   each size asked for, then measures `/api/logs`, `/api/stats` and
+//! - `query`: pre-fills the store (bulk, timestamps spread over a week,
+//!   60% of logs in traces of a few logs) to each size asked for, then
+//!   measures `/api/logs` (trace lookups among them), `/api/stats` and
 //!   `/api/histogram` latencies one request at a time.
 //! - `loki`: Grafana's and Logs Drilldown's requests through the Loki query
 //!   API on that store (`loki.rs`).
@@ -82,6 +83,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         address,
         rows: Vec::new(),
         notes: Vec::new(),
+        traces: Vec::new(),
     };
     eprintln!(
         "oglogstream-bench: {} on {} cores, {} GiB; server pid {}",

@@ -47,6 +47,10 @@ pub struct Options {
     /// Most seconds per query kind and size (at least 3 requests are made)
     #[arg(long, default_value_t = 8)]
     pub query_seconds: u64,
+    /// Only the query kinds whose description contains this text (e.g.
+    /// `trace_id`); the deep cursor page and the export then do not run
+    #[arg(long, value_name = "TEXT")]
+    pub queries: Option<String>,
     /// What `--url` is: `all` (one `--role all` process, every log stored
     /// before the phase ends) or `split` (a `--role ingest` instance on NATS:
     /// a 202 means JetStream holds the log; nothing is stored here)

@@ -4,7 +4,7 @@
 //! each store's SQL must agree with it (the store contract checks).
 
 use crate::domain::log::AUDIT_SERVICE;
-use crate::domain::query::{Expr, Predicate, TextField};
+use crate::domain::query::{Expr, Matcher, Predicate, TextField};
 use crate::domain::time::{MAX_MICROS, Micros};
 use crate::domain::{LevelSet, LogRecord, TenantId};
 use std::cmp::Ordering;
@@ -131,6 +131,20 @@ impl LogFilter {
         only_dimensions
     }
 
+    /// The one trace id the filter pins (`trace_id:X` among the terms its
+    /// expression ANDs at the top): every log it can match belongs to that
+    /// trace, so a store may read the trace's logs from an index by trace id
+    /// whatever the time range, then apply the rest of the filter to them.
+    pub fn pinned_trace_id(&self) -> Option<&str> {
+        self.expr.conjuncts().iter().find_map(|term| match term {
+            Expr::Is(Predicate::Text {
+                field: TextField::TraceId,
+                matcher: Matcher::Exact(id),
+            }) => Some(id.as_str()),
+            _ => None,
+        })
+    }
+
     /// The time range with open ends closed at the representable limits.
     pub fn bounds(&self) -> (Micros, Micros) {
         (self.from.unwrap_or(0), self.to.unwrap_or(MAX_MICROS))
@@ -198,3 +212,41 @@ pub struct HistogramQuery {
 
 /// Kept here for the stores' use; defined beside the query language.
 pub use crate::domain::query::contains_ignore_case;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pinned(query: &str) -> Option<String> {
+        let filter = LogFilter {
+            expr: crate::domain::query::parse(query).expect("a query"),
+            ..LogFilter::default()
+        };
+        filter.pinned_trace_id().map(str::to_string)
+    }
+
+    #[test]
+    fn a_trace_id_is_pinned_only_when_every_match_must_have_it() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(pinned(&format!("trace_id:{id}")).as_deref(), Some(id));
+        assert_eq!(
+            pinned(&format!(
+                "level:>=warn trace_id:{} service:api",
+                id.to_uppercase()
+            ))
+            .as_deref(),
+            Some(id),
+            "ANDed with other terms, hex lowercased as stored"
+        );
+        for loose in [
+            format!("trace_id:{id} OR level:error"),
+            format!("-trace_id:{id}"),
+            "trace_id:*".to_string(),
+            format!("span_id:{}", &id[..16]),
+            format!("trace:{id}"),
+            String::new(),
+        ] {
+            assert_eq!(pinned(&loose), None, "{loose}");
+        }
+    }
+}

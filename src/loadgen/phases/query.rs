@@ -1,13 +1,18 @@
 //! The `query` phase: pre-fills the store (bulk, timestamps spread over a
-//! week) to each size asked for, then measures `/api/logs`, `/api/stats`,
-//! `/api/histogram` and more, one request at a time; a page deep by cursor;
-//! and a whole export.
+//! week, 60% of logs in traces of a few logs) to each size asked for, then
+//! measures `/api/logs`, `/api/stats`, `/api/histogram` and more, one
+//! request at a time; trace lookups by id; a page deep by cursor; and a
+//! whole export.
 
 use crate::domain::time::{format_rfc3339, now_micros};
 use crate::loadgen::bench::{Bench, Row, bulk_answer, ms, thousands};
 use crate::loadgen::client::HttpConnection;
-use crate::loadgen::corpus::{ABSENT_TERM, COMMON_TERM, Corpus, RARE_TERM, SERVICES};
+use crate::loadgen::corpus::{ABSENT_TERM, COMMON_TERM, Corpus, RARE_TERM, Rng, SERVICES};
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
+
+/// One pre-fill request in this many gives the trace lookups a trace.
+const TRACE_SAMPLE_EVERY: u64 = 8;
 
 impl Bench {
     /// Bulk-loads logs with timestamps spread evenly over the week before
@@ -33,28 +38,37 @@ impl Bench {
         );
         // Bodies are made once with a placeholder timestamp whose position is
         // remembered; each request copies one and writes its timestamps in,
-        // which costs far less than generating every log.
+        // which costs far less than generating every log. The trace ids'
+        // positions are remembered too: each request writes its own first
+        // eight hex digits into them, so its traces are its own (a template
+        // reused would otherwise make one trace of logs all over the week).
         let placeholder = format_rfc3339(0);
         let mut corpus = Corpus::new(4 + size);
-        let templates: Vec<(Vec<u8>, Vec<usize>)> = (0..32)
+        let find = |body: &[u8], from: usize, needle: &[u8]| {
+            body[from..]
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .map(|at| from + at + needle.len())
+        };
+        let timestamp_needle = format!("\"timestamp\":\"{placeholder}\"");
+        let templates: Vec<Template> = (0..32)
             .map(|_| {
-                let mut body = Vec::new();
-                let mut offsets = Vec::new();
-                for _ in 0..batch {
-                    let start = body.len();
-                    corpus.log_json(Some(placeholder.clone()), &mut body);
-                    let needle = format!("\"timestamp\":\"{placeholder}\"");
-                    if let Some(at) = body[start..]
-                        .windows(needle.len())
-                        .position(|w| w == needle.as_bytes())
-                    {
-                        offsets.push(start + at + "\"timestamp\":\"".len());
+                let mut template = Template::default();
+                for i in 0..batch as usize {
+                    let start = template.body.len();
+                    corpus.log_json(Some(placeholder.clone()), &mut template.body);
+                    if let Some(at) = find(&template.body, start, timestamp_needle.as_bytes()) {
+                        template.timestamps.push(at - placeholder.len() - 1);
                     }
-                    body.push(b'\n');
+                    if let Some(at) = find(&template.body, start, b"\"trace_id\":\"") {
+                        template.traces.push((i, at));
+                    }
+                    template.body.push(b'\n');
                 }
-                (body, offsets)
+                template
             })
             .collect();
+        let sampled = RefCell::new(Vec::new());
         let requests = missing.div_ceil(batch);
         let sample = self.machine.sample();
         let started = Instant::now();
@@ -67,15 +81,27 @@ impl Bench {
                     if k >= requests {
                         return None;
                     }
-                    let (template, offsets) = &templates[k as usize % templates.len()];
-                    let mut body = template.clone();
-                    for (i, offset) in offsets.iter().enumerate() {
-                        // Position of this log among all pre-filled logs.
-                        let ordinal = have + k * batch + i as u64;
-                        let timestamp =
-                            span_start + (span as i128 * ordinal as i128 / largest as i128) as i64;
-                        let text = format_rfc3339(timestamp);
+                    let template = &templates[k as usize % templates.len()];
+                    let mut body = template.body.clone();
+                    // Position of a log among all pre-filled logs, and its time.
+                    let ordinal = |i: usize| have + k * batch + i as u64;
+                    let timestamp = |i: usize| {
+                        span_start + (span as i128 * ordinal(i) as i128 / largest as i128) as i64
+                    };
+                    for (i, offset) in template.timestamps.iter().enumerate() {
+                        let text = format_rfc3339(timestamp(i));
                         body[*offset..*offset + text.len()].copy_from_slice(text.as_bytes());
+                    }
+                    let request = ordinal(0) / batch;
+                    let prefix = format!("{:08x}", Rng::new(request).next_u64() as u32);
+                    for (_, offset) in &template.traces {
+                        body[*offset..*offset + prefix.len()].copy_from_slice(prefix.as_bytes());
+                    }
+                    if k % TRACE_SAMPLE_EVERY == 0
+                        && let Some(&(i, offset)) = template.traces.get(k as usize % 7)
+                    {
+                        let id = String::from_utf8_lossy(&body[offset..offset + 32]).into_owned();
+                        sampled.borrow_mut().push((id, timestamp(i)));
                     }
                     Some(HttpConnection::post_bytes(
                         &address,
@@ -88,6 +114,7 @@ impl Bench {
             )
             .await?;
         let sent_for = started.elapsed();
+        self.traces.extend(sampled.into_inner());
         let drained = self.drain().await?;
         self.note_machine(&format!("pre-fill to {}", thousands(size as f64)), &sample);
         self.await_indexes(size).await?;
@@ -178,6 +205,14 @@ impl Bench {
         // The pre-filled logs end an hour before the week does.
         let span_end = span_start + 7 * 24 * HOUR - HOUR;
         let service = |i: usize| SERVICES[i % 12];
+        // Traces the pre-fills stored (a placeholder id when there are none:
+        // a lookup that finds nothing).
+        let traces = if self.traces.is_empty() {
+            vec![("0".repeat(32), span_start)]
+        } else {
+            self.traces.clone()
+        };
+        let traces = &traces;
         // Each kind: a name, a target p95 in ms, and the i-th request's path.
         type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
         let kinds: Vec<(&str, Option<f64>, PathFor)> = vec![
@@ -274,6 +309,29 @@ impl Bench {
                 }),
             ),
             (
+                "`/api/logs?query=trace_id:…`, a trace's logs (no time range)",
+                Some(20.0),
+                Box::new(move |i| {
+                    let (id, _) = &traces[(i * 7919) % traces.len()];
+                    with_query("/api/logs?", &format!("trace_id:{id}"))
+                }),
+            ),
+            (
+                "`/api/logs?query=trace_id:…&from=…&to=…`, a trace's logs within one hour",
+                Some(20.0),
+                Box::new(move |i| {
+                    let (id, at) = &traces[(i * 7919) % traces.len()];
+                    with_query(
+                        &format!(
+                            "/api/logs?from={}&to={}&",
+                            (at - HOUR / 2) / 1000,
+                            (at + HOUR / 2) / 1000
+                        ),
+                        &format!("trace_id:{id}"),
+                    )
+                }),
+            ),
+            (
                 "`/api/facets` over the last 24 h",
                 Some(300.0),
                 Box::new(move |_| {
@@ -291,7 +349,11 @@ impl Bench {
             ),
         ];
         let mut connection = self.connect().await?;
+        let chosen = self.options.queries.clone();
         for (name, target, path) in kinds {
+            if chosen.as_deref().is_some_and(|text| !name.contains(text)) {
+                continue;
+            }
             let mut timed = self.timed_gets(&mut connection, path).await?;
             let (i, results) = (timed.sent, count_results(&timed.first_body));
             let (p50, p95, p99, _) = timed.latencies.summary();
@@ -303,8 +365,10 @@ impl Bench {
                 met: target.filter(|_| size >= 10_000_000).map(|t| p95 < t),
             });
         }
-        self.deep_cursor_page(&mut connection, &label, size).await?;
-        self.export(&label, size).await?;
+        if chosen.is_none() {
+            self.deep_cursor_page(&mut connection, &label, size).await?;
+            self.export(&label, size).await?;
+        }
         Ok(())
     }
 
@@ -407,6 +471,17 @@ impl Bench {
 }
 
 const HOUR: i64 = 3_600_000_000;
+
+/// A pre-fill body made once and sent many times, with where each log's
+/// timestamp and trace id are written in.
+#[derive(Default)]
+struct Template {
+    body: Vec<u8>,
+    /// Where each log's timestamp starts, by log.
+    timestamps: Vec<usize>,
+    /// `(log, where its trace id starts)` for the logs in a trace.
+    traces: Vec<(usize, usize)>,
+}
 
 /// `prefix` (ending in `?` or `&`) with `query=` and the URL-encoded text.
 fn with_query(prefix: &str, query: &str) -> String {

@@ -33,6 +33,8 @@ pub fn schema(version: &str, database: &str) -> Option<Vec<String>> {
                 }
                 // The upgrade finds a new database already in shape.
                 schema::Step::UpgradeLogs => {}
+                // Copies nothing in a new database, but is checked all the same.
+                schema::Step::CopyPerShard(statement) => statements.push(statement),
             }
         }
     }
@@ -40,8 +42,13 @@ pub fn schema(version: &str, database: &str) -> Option<Vec<String>> {
 }
 
 /// A page as one window over the query's whole range (the store steps
-/// through several; each is this statement with a narrower range).
+/// through several; each is this statement with a narrower range), or, for
+/// a filter pinning a trace id, the one lookup in `logs_by_trace` the store
+/// makes.
 pub fn page(version: &str, database: &str, query: &LogQuery) -> Option<String> {
+    if query.filter.pinned_trace_id().is_some() {
+        return Some(read::trace_page(database, features(version)?, query));
+    }
     let (from, to) = query.filter.bounds();
     Some(read::window_page(
         database,

@@ -4,7 +4,7 @@
 //! `language.rs`.
 
 use super::language::expr_condition;
-use super::schema::Features;
+use super::schema::{Features, TRACE_TABLE};
 use super::sql::{text_literal, time_range, where_clause};
 use crate::domain::log::AUDIT_SERVICE;
 use crate::store::filter::{LogFilter, LogKey, Order};
@@ -104,6 +104,19 @@ fn text_condition(needle: &str, features: Features) -> String {
             "positionCaseInsensitiveUTF8(message, {}) > 0",
             text_literal(needle)
         )
+    }
+}
+
+/// The table holding every log `filter` can match: `logs_by_trace`
+/// (schema version 12) when it pins one trace id, where that trace's logs
+/// are a short run of the sort key whatever the time range and hold every
+/// column the other conditions test; `logs` otherwise. Reads name it in
+/// place of `logs` and keep their conditions as they are.
+pub fn logs_table(filter: &LogFilter) -> &'static str {
+    if filter.pinned_trace_id().is_some() {
+        TRACE_TABLE
+    } else {
+        "logs"
     }
 }
 

@@ -6,7 +6,7 @@
 //! rollups for the whole hours and minutes inside `[from, to)` and the raw
 //! rows for the ragged edges, summed in one statement with `UNION ALL`.
 
-use super::conditions::dimension_conditions;
+use super::conditions::{dimension_conditions, logs_table};
 use super::pool::{Pool, ReadBudget};
 use super::rows::CountRow;
 use super::schema::Features;
@@ -173,8 +173,9 @@ pub fn statement(
         let mut conditions = vec![format!("({})", ranges.join(" OR "))];
         conditions.extend(dimension_conditions(filter, true, features));
         parts.push(format!(
-            "SELECT {}, count() AS c FROM {database}.logs WHERE {} GROUP BY b, level, s",
+            "SELECT {}, count() AS c FROM {database}.{} WHERE {} GROUP BY b, level, s",
             columns("ts_us"),
+            logs_table(filter),
             where_clause(&conditions)
         ));
     }

@@ -1,9 +1,11 @@
 //! Facets and attribute keys, counted exactly by the server: level and
 //! service from the counts (`counts.rs`, the rollups when the filter
 //! allows), attributes by `ARRAY JOIN` over the attribute arrays (through
-//! `Distributed` on a cluster, which merges the shards' groups).
+//! `Distributed` on a cluster, which merges the shards' groups). A filter
+//! pinning a trace id reads `logs_by_trace` instead of `logs`
+//! (`conditions::logs_table`).
 
-use super::conditions::filter_condition;
+use super::conditions::{filter_condition, logs_table};
 use super::counts::level_service_counts;
 use super::pool::{Pool, ReadBudget};
 use super::rows::Cells;
@@ -124,8 +126,9 @@ pub async fn attribute_keys(pool: &Pool, filter: &LogFilter) -> Result<Vec<KeyCo
 /// `SELECT key, logs` for every attribute key of the matching logs.
 pub fn attribute_key_counts(database: &str, features: Features, filter: &LogFilter) -> String {
     format!(
-        "SELECT k, toUInt64(count()) FROM {database}.logs ARRAY JOIN attr_keys AS k \
+        "SELECT k, toUInt64(count()) FROM {database}.{} ARRAY JOIN attr_keys AS k \
          WHERE {} GROUP BY k",
+        logs_table(filter),
         filter_condition(filter, features)
     )
 }
@@ -147,9 +150,10 @@ pub fn attribute_top_values(
     limit: usize,
 ) -> String {
     format!(
-        "SELECT k, v, c FROM (SELECT k, v, toUInt64(count()) AS c FROM {database}.logs \
+        "SELECT k, v, c FROM (SELECT k, v, toUInt64(count()) AS c FROM {database}.{} \
          ARRAY JOIN attr_keys AS k, attr_values AS v WHERE {} AND k IN ({}) GROUP BY k, v) \
          ORDER BY k, c DESC, v LIMIT {limit} BY k",
+        logs_table(filter),
         filter_condition(filter, features),
         key_list(keys)
     )
@@ -163,8 +167,9 @@ pub fn attribute_value_totals(
     keys: &[&str],
 ) -> String {
     format!(
-        "SELECT k, toUInt64(count()), toUInt64(uniqExact(v)) FROM {database}.logs \
+        "SELECT k, toUInt64(count()), toUInt64(uniqExact(v)) FROM {database}.{} \
          ARRAY JOIN attr_keys AS k, attr_values AS v WHERE {} AND k IN ({}) GROUP BY k",
+        logs_table(filter),
         filter_condition(filter, features),
         key_list(keys)
     )

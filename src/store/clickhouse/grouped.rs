@@ -6,7 +6,7 @@
 //! bucket and the dimensions, the attribute read from the attribute
 //! arrays) for everything else. The group limit is applied here after.
 
-use super::conditions::dimension_conditions;
+use super::conditions::{dimension_conditions, logs_table};
 use super::counts::whole_span;
 use super::pool::{Pool, ReadBudget};
 use super::rows::Cells;
@@ -136,8 +136,9 @@ pub fn statement(database: &str, features: Features, query: &GroupedCountQuery) 
         let mut conditions = vec![format!("({})", ranges.join(" OR "))];
         conditions.extend(dimension_conditions(filter, true, features));
         parts.push(format!(
-            "SELECT {}, count() AS c FROM {database}.logs WHERE {} GROUP BY b, l, s, a, p",
+            "SELECT {}, count() AS c FROM {database}.{} WHERE {} GROUP BY b, l, s, a, p",
             columns("ts_us", true),
+            logs_table(filter),
             where_clause(&conditions)
         ));
     }

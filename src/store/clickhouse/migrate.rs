@@ -79,13 +79,15 @@ pub async fn migrate(
                 }
                 schema::Step::UpgradeLogs => upgrade_logs(client, database, features).await?,
                 schema::Step::MoveRollup { old, backfill } => {
-                    let mut previous_shard = None;
-                    for (shard, host) in hosts {
-                        // One replica per shard copies; replication
-                        // carries the rows to the others.
-                        let copies = !layout.replicated || previous_shard != Some(*shard);
-                        previous_shard = Some(*shard);
+                    for (host, copies) in copying_hosts(hosts, layout) {
                         move_rollup(host, database, &old, copies.then_some(&backfill)).await?;
+                    }
+                }
+                schema::Step::CopyPerShard(statement) => {
+                    for (host, copies) in copying_hosts(hosts, layout) {
+                        if copies {
+                            run_for(COPY_TIMEOUT, host, host.execute(statement.as_str())).await?;
+                        }
                     }
                 }
             }
@@ -104,6 +106,21 @@ pub async fn migrate(
         "clickhouse ready"
     );
     Ok(())
+}
+
+/// Each host, and whether it is the one of its shard that copies rows
+/// between local tables: the first replica of each shard when the tables
+/// are replicated (replication carries the rows to the others), every host
+/// when they are not. `hosts` come in shard then replica order.
+fn copying_hosts<'a>(
+    hosts: &'a [(u32, Client)],
+    layout: &Layout,
+) -> impl Iterator<Item = (&'a Client, bool)> {
+    let replicated = layout.replicated;
+    hosts.iter().enumerate().map(move |(index, (shard, host))| {
+        let first_of_shard = index == 0 || hosts[index - 1].0 != *shard;
+        (host, !replicated || first_of_shard)
+    })
 }
 
 /// One statement of a rebuild copies a whole day of logs.

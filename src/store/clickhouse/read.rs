@@ -3,13 +3,15 @@
 //! metadata, [`extent`]) and asks each window for the rest of the page
 //! ([`window_page`]), until the page is full. Deep offsets count a window
 //! first ([`window_count`]) and skip it whole when they can. Every
-//! statement of a page runs within one [`ReadBudget`]. This file calls the
-//! others (pool, conditions, rows, windows); none of them calls back.
+//! statement of a page runs within one [`ReadBudget`]. A filter pinning one
+//! trace id skips the windows: its page is one lookup in `logs_by_trace`
+//! ([`trace_page`]). This file calls the others (pool, conditions, rows,
+//! windows); none of them calls back.
 
 use super::conditions::{after_condition, narrows_beyond_scope, prewhere};
 use super::pool::{Pool, ReadBudget};
 use super::rows::{LogRow, One, PartRow};
-use super::schema::Features;
+use super::schema::{Features, TRACE_TABLE, TS_CLAMP_SECONDS};
 use super::sql::time_range;
 use super::windows;
 use crate::domain::LogRecord;
@@ -34,6 +36,11 @@ pub async fn logs(pool: &Pool, query: &LogQuery) -> Result<Vec<LogRecord>, Store
     let limit = query.limit as u64;
     if limit == 0 {
         return Ok(Vec::new());
+    }
+    if query.filter.pinned_trace_id().is_some() {
+        let statement = trace_page(pool.database(), pool.features(), query);
+        let rows: Vec<LogRow> = pool.read(&budget, &statement).await?;
+        return Ok(rows.into_iter().map(|row| row.0).collect());
     }
     let (mut from, mut to) = query.filter.bounds();
     // A cursor narrows the range the windows step through to the side
@@ -158,6 +165,47 @@ pub fn window_page(
     )
 }
 
+/// A page of the logs of the trace `query`'s filter pins, in one statement
+/// on `logs_by_trace` (schema version 12): the trace's logs are a run of its
+/// sort key `(tenant, trace_id, ts_us, id)` in each day's partition, which
+/// the primary index finds whatever the time range; the server sorts that
+/// run (a trace's few logs) and applies the rest of the filter, its range
+/// and the cursor to it. No windows: there is nothing to step through.
+///
+/// A range also bounds `ts`, the partition key's column: then only the
+/// parts of the range's days are looked at (the key's run is in every part,
+/// so without it a lookup reads a granule of each part of the table).
+pub fn trace_page(database: &str, features: Features, query: &LogQuery) -> String {
+    let direction = direction(query.order);
+    let (from, to) = query.filter.bounds();
+    let mut range = window_range((from, to), query);
+    if let Some(days) = seconds_of(from, to) {
+        range = format!("{days} AND {range}");
+    }
+    format!(
+        "SELECT {LOG_COLUMNS} FROM {database}.{TRACE_TABLE}{prewhere} WHERE {range} \
+         ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}",
+        prewhere = prewhere(&query.filter, features),
+        offset = query.offset,
+        limit = query.limit,
+    )
+}
+
+/// `ts` (the log's second, clamped as the column is) for the logs of
+/// `[from, to)`, which the server's partition min/max index prunes by;
+/// `None` for a range open at both ends or reaching before 1970.
+fn seconds_of(from: Micros, to: Micros) -> Option<String> {
+    if from <= 0 || to <= from {
+        return None;
+    }
+    let clamp = |micros: Micros| micros.div_euclid(1_000_000).min(TS_CLAMP_SECONDS);
+    Some(format!(
+        "(ts >= toDateTime({}, 'UTC') AND ts <= toDateTime({}, 'UTC'))",
+        clamp(from),
+        clamp(to - 1)
+    ))
+}
+
 /// How many logs of one window match the query (past its cursor).
 pub fn window_count(
     database: &str,
@@ -265,6 +313,79 @@ mod tests {
             with_time_limit("SELECT 1", 0),
             "SELECT 1 SETTINGS max_execution_time = 1"
         );
+    }
+
+    #[test]
+    fn a_pinned_trace_is_one_lookup_in_the_trace_table_whatever_the_range() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let query = |text: &str, from: Option<Micros>, after: Option<LogKey>| LogQuery {
+            filter: LogFilter {
+                expr: crate::domain::query::parse(text).unwrap(),
+                from,
+                ..LogFilter::default()
+            },
+            limit: 50,
+            offset: 3,
+            order: Order::Asc,
+            after,
+        };
+        let sql = trace_page("db", OLD, &query(&format!("trace_id:{id}"), None, None));
+        assert_eq!(
+            sql,
+            format!(
+                "SELECT {LOG_COLUMNS} FROM db.logs_by_trace PREWHERE tenant = {} AND service != {} \
+                 AND (trace_id != '' AND trace_id = {}) \
+                 WHERE (ts_us >= 0 AND ts_us < {}) ORDER BY ts_us ASC, id ASC LIMIT 3, 50",
+                text_literal("default"),
+                text_literal("oglogstream.audit"),
+                text_literal(id),
+                crate::domain::time::MAX_MICROS,
+            )
+        );
+        let after = LogKey {
+            timestamp: 7,
+            id: "b".into(),
+        };
+        let sql = trace_page(
+            "db",
+            OLD,
+            &query(&format!("level:>=warn trace_id:{id}"), Some(5), Some(after)),
+        );
+        assert!(
+            sql.contains("AND ((level IN (2, 3, 4)) AND (trace_id != '' AND trace_id = ")
+                && sql.contains(&format!(
+                    "WHERE (ts >= toDateTime(0, 'UTC') AND ts <= toDateTime({TS_CLAMP_SECONDS}, 'UTC')) \
+                     AND (ts_us >= 5 AND ts_us < "
+                ))
+                && sql.contains("AND (ts_us > 7 OR (ts_us = 7 AND id > unhex('62')))"),
+            "the rest of the filter, the range and the cursor apply to the trace's logs: {sql}"
+        );
+        let mut hour = query(&format!("trace_id:{id}"), Some(1_735_732_800_123_456), None);
+        hour.filter.to = Some(hour.filter.from.unwrap() + 3_600_000_000);
+        assert!(
+            trace_page("db", OLD, &hour).contains(
+                "WHERE (ts >= toDateTime(1735732800, 'UTC') AND ts <= toDateTime(1735736400, 'UTC')) AND"
+            ),
+            "a range prunes partitions by ts"
+        );
+        for (text, table) in [
+            (format!("trace_id:{id}"), "logs_by_trace"),
+            (format!("trace_id:{id} region:eu"), "logs_by_trace"),
+            (format!("trace_id:{id} OR level:error"), "logs"),
+            ("trace_id:*".to_string(), "logs"),
+        ] {
+            let filter = query(&text, None, None).filter;
+            assert_eq!(
+                super::super::conditions::logs_table(&filter),
+                table,
+                "{text}"
+            );
+            let sql = counts("db", OLD, &filter, Grouping::LevelService);
+            assert!(
+                sql.contains(&format!("FROM db.{table} WHERE")),
+                "counts read {table} for {text}: {sql}"
+            );
+        }
     }
 
     #[test]

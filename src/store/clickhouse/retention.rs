@@ -1,8 +1,10 @@
-//! Retention: logs older than a cutoff leave `logs` and the rollups.
+//! Retention: logs older than a cutoff leave `logs`, the trace lookup
+//! table `logs_by_trace` (partitioned by day like `logs`) and the rollups.
 
 use super::client::{STATEMENT_TIMEOUT, collect, run};
 use super::pool::{Pool, ReadBudget};
 use super::rows::One;
+use super::schema::TRACE_TABLE;
 use super::sql::text_literal;
 use crate::domain::TenantId;
 use crate::domain::time::{Micros, format_rfc3339};
@@ -31,29 +33,32 @@ pub async fn delete_older_than(pool: &Pool, cutoff: Micros) -> Result<u64, Store
     }
     // Partitions and mutations belong to the local tables: on a cluster,
     // every host deletes its own rows.
-    let logs = layout.local("logs");
     for client in pool.host_clients().await? {
-        let partitions: Vec<One<String>> = run(
-            &client,
-            collect(
+        for table in ["logs", TRACE_TABLE] {
+            let table = layout.local(table);
+            let partitions: Vec<One<String>> = run(
                 &client,
-                format!(
-                    "SELECT DISTINCT partition_id FROM system.parts \
-                     WHERE database = '{database}' AND table = '{logs}' AND active"
+                collect(
+                    &client,
+                    format!(
+                        "SELECT DISTINCT partition_id FROM system.parts \
+                         WHERE database = '{database}' AND table = '{table}' AND active"
+                    ),
                 ),
-            ),
-        )
-        .await?;
-        for One(partition) in partitions {
-            if let Ok(day) = partition.parse::<u32>()
-                && day < cutoff_day
-            {
-                let statement = format!("ALTER TABLE {database}.{logs} DROP PARTITION {day}");
-                run(&client, client.execute(statement)).await?;
+            )
+            .await?;
+            for One(partition) in partitions {
+                if let Ok(day) = partition.parse::<u32>()
+                    && day < cutoff_day
+                {
+                    let statement = format!("ALTER TABLE {database}.{table} DROP PARTITION {day}");
+                    run(&client, client.execute(statement)).await?;
+                }
             }
         }
         for (table, column) in [
             ("logs", "ts_us"),
+            (TRACE_TABLE, "ts_us"),
             ("tenant_counts_minute", "minute"),
             ("tenant_counts_hour", "hour"),
         ] {
@@ -67,7 +72,7 @@ pub async fn delete_older_than(pool: &Pool, cutoff: Micros) -> Result<u64, Store
     Ok(expired)
 }
 
-/// One tenant's logs before `cutoff` and its rollup counts, by `ALTER ...
+/// One tenant's logs before `cutoff` (in `logs` and `logs_by_trace`) and its rollup counts, by `ALTER ...
 /// DELETE` mutations on every host's local tables (partitions hold every
 /// tenant's day, so none is dropped). Nothing is asked of the server when
 /// nothing is due: a mutation rewrites parts even when it matches nothing.
@@ -95,6 +100,7 @@ pub async fn delete_tenant_older_than(
     for client in pool.host_clients().await? {
         for (table, column) in [
             ("logs", "ts_us"),
+            (TRACE_TABLE, "ts_us"),
             ("tenant_counts_minute", "minute"),
             ("tenant_counts_hour", "hour"),
         ] {

@@ -32,6 +32,16 @@
 //!   had `counts_minute` and `counts_hour` without the tenant (their views
 //!   `counts_minute_mv`, `counts_hour_mv`); version 11 moves their counts
 //!   into the new tables as the `default` tenant's and drops them.
+//! - `logs_by_trace` (version 12): a copy of every log with a trace id,
+//!   `ORDER BY (tenant, trace_id, ts_us, id)`, filled by the materialized
+//!   view `logs_by_trace_mv` on every insert into `logs` (18.16 has no
+//!   projections). A read whose filter pins one trace id reads it instead of
+//!   `logs` (`conditions::logs_table`): the trace's logs are a contiguous run
+//!   of its key in each day's partition, found from the primary index
+//!   whatever the time range, and every column a page or a filter needs is
+//!   there, so nothing else is read. Small granules (1024 rows) keep a
+//!   lookup's read small. Partitioned by day like `logs`, so retention drops
+//!   the same partitions.
 //! - `attr_keys`, `attr_values` on `logs` (version 5): the attributes as
 //!   parallel arrays sorted by key, written by every insert, for the query
 //!   language's attribute tests, facets and attribute keys; `attributes`
@@ -119,7 +129,7 @@ pub const OLD_SERVER: Features = Features {
 /// still being handed out). A version this binary does not know is neither
 /// applied nor recorded; the runner applies every version not yet recorded,
 /// in order.
-pub const LATEST: u32 = 11;
+pub const LATEST: u32 = 12;
 
 /// Attribute keys of a stored JSON object, by regex: for rows stored before
 /// version 5, which computes them at read time from `attributes` (18.16 has
@@ -216,6 +226,11 @@ pub enum Step {
         /// `INSERT INTO <new local> (…) SELECT … FROM <old>_moving`.
         backfill: String,
     },
+    /// A statement that copies rows between local tables: run on one
+    /// replica per shard (replication carries the rows to the others), on
+    /// every host when the tables are not replicated, with the time a copy
+    /// of every row may take.
+    CopyPerShard(String),
 }
 
 /// The last second a `DateTime` partition key handles well (2105-12-31
@@ -227,9 +242,12 @@ pub const TS_CLAMP_SECONDS: i64 = 4_291_747_199;
 /// `max_time`), so the store learns where the data is, to the second, from
 /// metadata alone.
 pub fn ts_column() -> String {
-    format!(
-        "ts DateTime('UTC') MATERIALIZED toDateTime(least(intDiv(ts_us, 1000000), {TS_CLAMP_SECONDS}), 'UTC')"
-    )
+    format!("ts DateTime('UTC') MATERIALIZED {}", ts_of_ts_us())
+}
+
+/// `ts` computed from `ts_us`.
+fn ts_of_ts_us() -> String {
+    format!("toDateTime(least(intDiv(ts_us, 1000000), {TS_CLAMP_SECONDS}), 'UTC')")
 }
 
 /// The day partition of `logs`: retention drops whole days.
@@ -375,6 +393,7 @@ pub fn migration(
                 .collect(),
         ),
         11 => Some(tenancy(database, features, layout)),
+        12 => Some(trace_table(database, features, layout)),
         _ => None,
     }
 }
@@ -466,6 +485,71 @@ fn tenancy(database: &str, features: Features, layout: &Layout) -> Vec<Step> {
             )));
         }
     }
+    steps
+}
+
+/// The table trace lookups read (version 12), `<name>_local` per host on a
+/// cluster under a `Distributed` one of this name.
+pub const TRACE_TABLE: &str = "logs_by_trace";
+
+/// What `logs_by_trace` copies of each log: everything a page returns and
+/// every column a filter tests, so a lookup reads no other table.
+pub const TRACE_COLUMNS: &str = "ts_us, id, level, service, message, attributes, tenant, trace_id, span_id, attr_keys, attr_values";
+
+/// The sort key of `logs_by_trace`: one tenant's trace is a contiguous run,
+/// in page order.
+pub const TRACE_ORDER_BY: &str = "tenant, trace_id, ts_us, id";
+
+/// Version 12: `logs_by_trace`, the logs that have a trace id sorted by it,
+/// so a trace's logs are found from the primary index whatever the time
+/// range. On every host: the table (replicated when the logs are; small
+/// granules, as every read of it is a lookup), on a cluster a `Distributed`
+/// table over the local ones (sharded like `logs`, though only the view
+/// writes, host by host; with `ts`, which ranged lookups prune by), then the
+/// view on the local `logs`, then the back-fill of the logs stored before,
+/// on one replica per shard. The back-fill skips ids the view stored
+/// meanwhile, so a log written while the migration runs is not copied twice
+/// (stop writers anyway, as for version 11: on a replicated shard, a log
+/// written on another replica may not have reached this one's copy yet).
+fn trace_table(database: &str, features: Features, layout: &Layout) -> Vec<Step> {
+    let service = service_type(features);
+    let (local, logs) = (layout.local(TRACE_TABLE), layout.local("logs"));
+    let engine = layout.engine(database, &local, "MergeTree", "");
+    let columns = format!(
+        "ts_us Int64, id String, level UInt8, service {service}, message String, \
+         attributes String, tenant {service}, trace_id String, span_id String, \
+         attr_keys Array(String), attr_values Array(String)"
+    );
+    // `ts` as in `logs`, but a `DEFAULT` the view fills: 18.16 computes
+    // no `MATERIALIZED` column of a view's target ("Expected column ts:
+    // while pushing to view").
+    let ts = ts_of_ts_us();
+    let mut statements = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {database}.{local} (
+            {columns},
+            ts DateTime('UTC') DEFAULT {ts}
+        ) ENGINE = {engine}
+        PARTITION BY {LOGS_PARTITION_BY}
+        ORDER BY ({TRACE_ORDER_BY})
+        SETTINGS index_granularity = 1024"
+    )];
+    if let Some(cluster) = &layout.cluster {
+        statements.push(format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{TRACE_TABLE} ({columns}, ts DateTime('UTC')) \
+             ENGINE = Distributed({cluster}, {database}, {local}, cityHash64(id))"
+        ));
+    }
+    statements.push(format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{TRACE_TABLE}_mv
+        TO {database}.{local} AS
+        SELECT {TRACE_COLUMNS}, {ts} AS ts FROM {database}.{logs} WHERE trace_id != ''"
+    ));
+    let mut steps: Vec<Step> = statements.into_iter().map(Step::Sql).collect();
+    steps.push(Step::CopyPerShard(format!(
+        "INSERT INTO {database}.{local} ({TRACE_COLUMNS}) \
+         SELECT {TRACE_COLUMNS} FROM {database}.{logs} \
+         WHERE trace_id != '' AND id NOT IN (SELECT id FROM {database}.{local})"
+    )));
     steps
 }
 
@@ -810,6 +894,70 @@ mod tests {
     }
 
     #[test]
+    fn version_12_copies_traced_logs_into_a_table_ordered_by_trace() {
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        let steps = migration(12, "db", old, &Layout::default()).unwrap();
+        let sql = sql_of(steps.clone());
+        assert!(
+            sql.contains("CREATE TABLE IF NOT EXISTS db.logs_by_trace (")
+                && sql.contains("ENGINE = MergeTree\n")
+                && sql.contains("PARTITION BY toYYYYMMDD(ts)")
+                && sql.contains("ORDER BY (tenant, trace_id, ts_us, id)")
+                && sql.contains("SETTINGS index_granularity = 1024"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(&format!(
+                "TO db.logs_by_trace AS\n        SELECT {TRACE_COLUMNS}, {} AS ts FROM db.logs WHERE trace_id != ''",
+                ts_of_ts_us()
+            )),
+            "{sql}"
+        );
+        let view = steps
+            .iter()
+            .position(|step| matches!(step, Step::Sql(sql) if sql.contains("MATERIALIZED VIEW")))
+            .unwrap();
+        assert_eq!(
+            steps[view + 1..],
+            [Step::CopyPerShard(format!(
+                "INSERT INTO db.logs_by_trace ({TRACE_COLUMNS}) SELECT {TRACE_COLUMNS} FROM db.logs \
+                 WHERE trace_id != '' AND id NOT IN (SELECT id FROM db.logs_by_trace)"
+            ))],
+            "the back-fill comes after the view, skipping what the view stored meanwhile"
+        );
+        assert!(!sql.contains("LowCardinality"), "{sql}");
+        let new = Features::of(ServerVersion::parse("24.3.1").unwrap());
+        let sql = sql_of(migration(12, "db", new, &Layout::default()).unwrap());
+        assert!(
+            sql.contains("service LowCardinality(String), message String, attributes String, tenant LowCardinality(String)"),
+            "typed like logs: {sql}"
+        );
+
+        let layout = Layout {
+            cluster: Some("logs_cluster".into()),
+            replicated: true,
+        };
+        let sql = sql_of(migration(12, "db", old, &layout).unwrap());
+        assert!(
+            sql.contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/logs_by_trace_local', '{replica}')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "ENGINE = Distributed(logs_cluster, db, logs_by_trace_local, cityHash64(id))"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("TO db.logs_by_trace_local AS")
+                && sql.contains("FROM db.logs_local WHERE trace_id != ''")
+                && sql.contains("INSERT INTO db.logs_by_trace_local (")
+                && sql.contains("NOT IN (SELECT id FROM db.logs_by_trace_local)"),
+            "the view and the back-fill work host by host: {sql}"
+        );
+    }
+
+    #[test]
     fn version_11_adds_tenancy_and_keys_the_rollups_by_tenant() {
         let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
         let steps = migration(11, "db", old, &Layout::default()).unwrap();
@@ -836,7 +984,7 @@ mod tests {
                 .iter()
                 .position(|step| match step {
                     Step::Sql(sql) => sql.contains(needle),
-                    Step::MoveRollup { .. } | Step::UpgradeLogs => false,
+                    Step::MoveRollup { .. } | Step::UpgradeLogs | Step::CopyPerShard(_) => false,
                 })
                 .unwrap_or_else(|| panic!("{needle} in {sql}"))
         };

@@ -59,7 +59,7 @@ pub(super) fn query_logs<T>(
     }
     // A trace's logs, whatever the range: the trace id index holds them all
     // (a few rows, sorted here).
-    if has_exact_trace_id(&filter.expr) {
+    if filter.pinned_trace_id().is_some() {
         return page_rows(
             connection,
             "INDEXED BY logs_trace",
@@ -186,19 +186,6 @@ pub(super) fn stored_ids(
         }
     }
     Ok(found)
-}
-
-/// `trace_id:X` among the top-level terms.
-fn has_exact_trace_id(expr: &Expr) -> bool {
-    expr.conjuncts().iter().any(|term| {
-        matches!(
-            term,
-            Expr::Is(Predicate::Text {
-                field: TextField::TraceId,
-                matcher: Matcher::Exact(_),
-            })
-        )
-    })
 }
 
 /// A query with `id:X` among its top-level terms reads only the blocks

@@ -2,7 +2,8 @@
 //! OTLP over gRPC, Loki push, Elasticsearch bulk and syslog, sent by the real client libraries
 //! and daemons (`tests/clients`, rsyslog, util-linux `logger`) to the real
 //! binary, in `--role all` (`real_clients`) and split behind HAProxy
-//! (`split`); the protocols' rules, limits and refusals (`rules`).
+//! (`split`); the protocols' rules, limits and refusals (`rules`); logs
+//! made inside real SDK spans, found by their trace ids (`traced_spans`).
 //!
 //! A test gives a client a [`Plan`] (JSON on its stdin: the logs to send)
 //! and checks with [`assert_arrived`] that every planned log was stored
@@ -12,6 +13,7 @@ mod grpc_rules;
 mod real_clients;
 pub(crate) mod rules;
 mod split;
+mod traced_spans;
 
 use crate::support::eventually;
 use oglogstream::domain::time::parse_rfc3339;

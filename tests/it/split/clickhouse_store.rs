@@ -1,7 +1,8 @@
 //! What the ClickHouse store does beyond the shared contract: pages that
 //! step through time windows (edges: empty windows, pages spanning windows,
-//! equal timestamps on a window boundary) and the schema migration that gives
-//! an existing table the time-first sort key.
+//! equal timestamps on a window boundary), the schema migration that gives
+//! an existing table the time-first sort key, and the one that back-fills
+//! the trace lookup table.
 
 use super::contract::{expected_logs, page_ids, ready};
 use super::deps::ClickHouse;
@@ -178,8 +179,9 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
         clickhouse
             .number("SELECT count() FROM system.tables WHERE database = 'old'")
             .await,
-        7,
-        "logs, two rollups and their views, alert_records, schema_migrations; nothing left over"
+        9,
+        "logs, two rollups and their views, logs_by_trace and its view, alert_records, \
+         schema_migrations; nothing left over"
     );
     let new = LogRecord {
         id: "new-1".into(),
@@ -235,6 +237,77 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
     let keys = store.attribute_keys(&LogFilter::default()).await.unwrap();
     let keys: Vec<(&str, u64)> = keys.iter().map(|k| (k.key.as_str(), k.count)).collect();
     assert_eq!(keys, [("region", 50), ("zone", 50)]);
+    store.close().await;
+}
+
+/// A database from before schema version 12 holds logs with trace ids:
+/// version 12 creates `logs_by_trace` and its view and copies those logs in
+/// once, so trace lookups find them, and logs inserted later arrive by the
+/// view.
+#[actix_web::test]
+async fn clickhouse_version_12_back_fills_the_trace_table() {
+    let clickhouse = ClickHouse::start().await;
+    let traced = |n: usize, trace: usize| LogRecord {
+        trace_id: Some(format!("{trace:032x}")),
+        span_id: Some(format!("{n:016x}")),
+        ..record(n, T + n as i64 * DAY / 10)
+    };
+    let before: Vec<LogRecord> = (0..30)
+        .map(|n| {
+            if n % 3 == 0 {
+                record(n, T + n as i64)
+            } else {
+                traced(n, n % 4)
+            }
+        })
+        .collect();
+    let store = ClickHouseStore::open(&clickhouse.dsn("before12")).unwrap();
+    ready(&store).await;
+    store.insert(&[before.as_slice().into()]).await.unwrap();
+    store.close().await;
+    // The database as version 11 left it: no trace table, version 12 not
+    // recorded.
+    for statement in [
+        "DROP TABLE before12.logs_by_trace_mv",
+        "DROP TABLE before12.logs_by_trace",
+        "DROP TABLE before12.schema_migrations",
+        "CREATE TABLE before12.schema_migrations (version UInt32, applied_at DateTime DEFAULT now()) \
+         ENGINE = MergeTree ORDER BY version",
+        "INSERT INTO before12.schema_migrations (version) SELECT toUInt32(number + 1) FROM numbers(11)",
+    ] {
+        clickhouse
+            .query(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let store: Arc<dyn Store> =
+        Arc::new(ClickHouseStore::open(&clickhouse.dsn("before12")).unwrap());
+    ready(store.as_ref()).await;
+    let after: Vec<LogRecord> = (30..40).map(|n| traced(n, n % 4)).collect();
+    store.insert(&[after.as_slice().into()]).await.unwrap();
+    let every: Vec<LogRecord> = before.iter().chain(&after).cloned().collect();
+    assert_eq!(
+        clickhouse
+            .number("SELECT count() FROM before12.logs_by_trace")
+            .await,
+        every.iter().filter(|r| r.trace_id.is_some()).count() as u64,
+        "each traced log once"
+    );
+    for trace in 0..4 {
+        let query = LogQuery {
+            filter: LogFilter {
+                expr: oglogstream::domain::query::parse(&format!("trace_id:{trace:032x}")).unwrap(),
+                ..LogFilter::default()
+            },
+            limit: 100,
+            offset: 0,
+            order: Order::Asc,
+            after: None,
+        };
+        let expected = expected_logs(&every, &query);
+        assert!(expected.len() > 5, "{expected:?}");
+        assert_eq!(page_ids(store.as_ref(), &query).await, expected);
+    }
     store.close().await;
 }
 

@@ -994,6 +994,279 @@ pub async fn store_contract(store: Arc<dyn Store>) {
         );
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
+
+    trace_lookups_contract(store.as_ref(), kept).await;
+}
+
+const DAY: i64 = 24 * HOUR;
+/// 2025-01-02T00:00:00Z: the traced week starts here, after the dataset.
+const WEEK_START: i64 = T0 + DAY;
+const TRACES: usize = 120;
+
+/// The trace id of trace `k` of [`traced_week`]: lowercase hex, as ingest
+/// stores ids, unlike any id of [`dataset`].
+fn trace_id(k: usize) -> String {
+    format!("7ace{k:028x}")
+}
+
+/// A week of traced logs: [`TRACES`] traces starting all over the week, of
+/// 1 to 12 logs each, every one crossing several of 16 services; spans of
+/// three logs; a few traces lasting hours or days (so a trace crosses hour
+/// and day partitions), tenants mixed, some trace ids reused by another
+/// tenant, and an untraced log beside each trace's first.
+fn traced_week() -> Vec<LogRecord> {
+    let tenant = |name: &str| TenantId::parse(name).expect("a tenant id");
+    let mut records = Vec::new();
+    for k in 0..TRACES {
+        let start = WEEK_START + (k as i64) * 7 * DAY / TRACES as i64 + (k as i64 % 7) * SECOND;
+        let step = match k % 11 {
+            0 => 20 * HOUR,
+            5 => 13 * MINUTE,
+            _ => 250_000 + k as i64,
+        };
+        let owner = match k % 5 {
+            3 => tenant("team-a"),
+            4 => tenant("team-b"),
+            _ => TenantId::default(),
+        };
+        let length = 1 + (k * 7) % 12;
+        for j in 0..length {
+            let mut attributes = oglogstream::domain::Attributes::new();
+            attributes.insert(
+                "region".into(),
+                ["eu-west-1", "us-east-1", "日本"][(k + j) % 3].into(),
+            );
+            if j % 2 == 0 {
+                attributes.insert("http.status".into(), ["200", "503"][j / 2 % 2].into());
+            }
+            records.push(LogRecord {
+                id: format!("tr-{k:03}-{j:02}"),
+                timestamp: start + j as i64 * step,
+                level: Level::ALL[(k + j) % 5],
+                service: format!("svc-{:02}", (k * 3 + j * 5) % 16),
+                message: format!("trace {k} step {j}"),
+                attributes,
+                tenant: owner.clone(),
+                trace_id: Some(trace_id(k)),
+                span_id: Some(format!("{:016x}", k * 100 + j / 3)),
+            });
+        }
+        records.push(LogRecord {
+            id: format!("un-{k:03}"),
+            timestamp: start,
+            level: Level::Info,
+            service: format!("svc-{:02}", k % 16),
+            message: format!("untraced beside trace {k}"),
+            tenant: owner.clone(),
+            ..LogRecord::default()
+        });
+        if k % 10 == 0 {
+            // Another tenant's log with the same trace id: never in the
+            // owner's lookups.
+            records.push(LogRecord {
+                id: format!("tr-{k:03}-other"),
+                timestamp: start + MINUTE,
+                level: Level::Error,
+                service: "svc-other".into(),
+                message: format!("another tenant's trace {k}"),
+                tenant: tenant("team-b"),
+                trace_id: Some(trace_id(k)),
+                span_id: Some("00000000000000ff".into()),
+                ..LogRecord::default()
+            });
+        }
+    }
+    records
+}
+
+/// Trace lookups (issue 25) on both stores: a trace's logs whatever the
+/// range, the language's other terms and the seed's filters ANDed with it,
+/// pages, cursors, counts and facets, each compared with `LogFilter::matches`
+/// over what is stored; then retention and a tenant's retention clear the
+/// traces' logs too. `kept` is what the contract left stored.
+async fn trace_lookups_contract(store: &dyn Store, kept: Vec<LogRecord>) {
+    let traced = traced_week();
+    let (first, rest) = traced.split_at(traced.len() / 3);
+    store
+        .insert(&[first.into(), rest[..100].into()])
+        .await
+        .expect("insert");
+    store.insert(&[rest[100..].into()]).await.expect("insert");
+    let mut stored = kept;
+    stored.extend(traced.iter().cloned());
+
+    let sampled: Vec<usize> = (0..TRACES).step_by(4).chain([7, 11, 22]).collect();
+    for &k in &sampled {
+        let first_log = traced
+            .iter()
+            .find(|r| r.id == format!("tr-{k:03}-00"))
+            .expect("the trace's first log");
+        let id = trace_id(k);
+        let lookup = |text: String, from: Option<i64>, to: Option<i64>| LogFilter {
+            expr: language(&text),
+            from,
+            to,
+            ..LogFilter::default()
+        };
+        let around = (
+            Some(first_log.timestamp - 30 * MINUTE),
+            Some(first_log.timestamp + 30 * MINUTE),
+        );
+        let filters = [
+            lookup(format!("trace_id:{id}"), None, None),
+            lookup(format!("trace_id:{id}"), around.0, around.1),
+            lookup(format!("trace_id:{id}"), Some(T0 - 7 * DAY), Some(T0)),
+            lookup(
+                format!("trace_id:{} level:>=warn", id.to_uppercase()),
+                None,
+                None,
+            ),
+            lookup(format!("-region:eu-west-1 trace_id:{id}"), None, None),
+            lookup(format!("trace_id:{id} http.status:>=500"), None, None),
+            LogFilter {
+                service: Some("svc-0".into()),
+                levels: levels(&[Level::Debug, Level::Info, Level::Error]),
+                ..lookup(format!("trace_id:{id}"), None, None)
+            },
+        ];
+        for scope in [Scope::default(), scopes()[2].clone(), every_tenant()] {
+            for filter in &filters {
+                let filter = LogFilter {
+                    scope: scope.clone(),
+                    ..filter.clone()
+                };
+                for (order, limit, offset) in [(Order::Desc, 100, 0), (Order::Asc, 3, 1)] {
+                    let query = LogQuery {
+                        filter: filter.clone(),
+                        limit,
+                        offset,
+                        order,
+                        after: None,
+                    };
+                    assert_eq!(
+                        page_ids(store, &query).await,
+                        expected_logs(&stored, &query),
+                        "{}: trace lookup {query:?}",
+                        store.kind()
+                    );
+                }
+            }
+            let whole = LogFilter {
+                scope: scope.clone(),
+                ..filters[0].clone()
+            };
+            let counts = store.level_service_counts(&whole).await.expect("counts");
+            assert_eq!(
+                sorted_counts(counts),
+                expected_counts(&stored, &whole),
+                "{}: a trace's counts {whole:?}",
+                store.kind()
+            );
+            let query = FacetQuery {
+                filter: whole,
+                fields: None,
+                limit: 5,
+            };
+            assert_eq!(
+                store.facets(&query).await.expect("facets"),
+                expected_facets(&stored, &query),
+                "{}: a trace's facets {query:?}",
+                store.kind()
+            );
+        }
+    }
+    // A trace over three days, by keyset pages of two.
+    let long = LogFilter {
+        expr: language(&format!("trace_id:{}", trace_id(11))),
+        ..LogFilter::default()
+    };
+    for order in [Order::Asc, Order::Desc] {
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .logs(&LogQuery {
+                    filter: long.clone(),
+                    limit: 2,
+                    offset: 0,
+                    order,
+                    after: after.clone(),
+                })
+                .await
+                .expect("logs");
+            got.extend(page.iter().map(|r| r.id.clone()));
+            if page.len() < 2 {
+                break;
+            }
+            after = page.last().map(LogKey::of);
+        }
+        let everything = LogQuery {
+            filter: long.clone(),
+            limit: 1000,
+            offset: 0,
+            order,
+            after: None,
+        };
+        let expected = expected_logs(&stored, &everything);
+        assert!(expected.len() > 3, "{expected:?}");
+        assert_eq!(got, expected, "{}: keyset pages of a trace", store.kind());
+    }
+
+    // Retention clears the traces' logs, and so does a tenant's.
+    let cutoff = WEEK_START + 3 * DAY;
+    let deleted = store.delete_older_than(cutoff).await.expect("retention");
+    assert_eq!(
+        deleted as usize,
+        stored.iter().filter(|r| r.timestamp < cutoff).count(),
+        "{}",
+        store.kind()
+    );
+    stored.retain(|r| r.timestamp >= cutoff);
+    traces_converge(store, &stored, &sampled, "retention").await;
+    let team_a = TenantId::parse("team-a").expect("a tenant id");
+    let tenant_cutoff = WEEK_START + 5 * DAY;
+    store
+        .delete_tenant_older_than(&team_a, tenant_cutoff)
+        .await
+        .expect("a tenant's retention");
+    stored.retain(|r| r.tenant != team_a || r.timestamp >= tenant_cutoff);
+    traces_converge(store, &stored, &sampled, "a tenant's retention").await;
+}
+
+/// Waits (a store may delete in the background) until every sampled
+/// trace's lookup answers what `stored` says.
+async fn traces_converge(store: &dyn Store, stored: &[LogRecord], sampled: &[usize], what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut differences = Vec::new();
+        for &k in sampled {
+            let query = LogQuery {
+                filter: LogFilter {
+                    expr: language(&format!("trace_id:{}", trace_id(k))),
+                    scope: every_tenant(),
+                    ..LogFilter::default()
+                },
+                limit: 1000,
+                offset: 0,
+                order: Order::Asc,
+                after: None,
+            };
+            let (got, expected) = (page_ids(store, &query).await, expected_logs(stored, &query));
+            if got != expected {
+                differences.push(format!("trace {k}: {got:?} instead of {expected:?}"));
+            }
+        }
+        if differences.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: after {what}, {}",
+            store.kind(),
+            differences.join("; ")
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[actix_web::test]
