@@ -280,6 +280,13 @@ impl Bench {
                 Box::new(|_| "/api/histogram".to_string()),
             ),
             (
+                // Issue 25's "chart any field": the target is the embedded
+                // store's (ClickHouse's is 500 ms).
+                "`/api/histogram?by=region` (an attribute), last 24 h",
+                Some(300.0),
+                Box::new(|_| "/api/histogram?by=region".to_string()),
+            ),
+            (
                 "`/api/logs?query=level:>=error service:checkout region:eu-west-1`",
                 Some(50.0),
                 Box::new(|_| {
