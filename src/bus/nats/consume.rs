@@ -117,15 +117,16 @@ pub(super) async fn pull(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>
                 None => break,
             };
             attempt = 0;
-            // Delivered more than once (a consumer took it before and never
-            // acknowledged it), or a publish retried after a lost ack that
-            // the broker may have stored twice: the store may hold some of
-            // it already.
-            let redelivered = message.info().is_ok_and(|info| info.delivered > 1)
-                || message
+            let info = message.info().ok();
+            let redelivered = maybe_stored(
+                info.as_ref().map_or(1, |info| info.delivered),
+                message
                     .headers
                     .as_ref()
-                    .is_some_and(|headers| headers.get(REPUBLISHED_HEADER).is_some());
+                    .is_some_and(|headers| headers.get(REPUBLISHED_HEADER).is_some()),
+                info.as_ref()
+                    .map(|info| time::OffsetDateTime::now_utc() - info.published),
+            );
             let (message, acker) = message.split();
             let batch = match wire::decode(&message.payload) {
                 Ok(batch) => batch,
@@ -220,5 +221,42 @@ impl Drop for NatsAck {
                 shared.outstanding.fetch_sub(1, Ordering::AcqRel);
             }
         }
+    }
+}
+
+/// A delivery that waited in the stream longer than this is checked against
+/// the store before it is written. A delivery normally reaches a processor
+/// within milliseconds of its publish (a batch flush is 200 ms at most).
+const SUSPECT_AGE: Duration = Duration::from_secs(2);
+
+/// Whether the store may already hold some of a delivery's logs, so the
+/// process role checks before writing (see `process::Batcher::skip_stored`):
+/// - delivered more than once (a consumer took it before and never
+///   acknowledged it);
+/// - a publish retried after a lost ack, which the broker may have stored
+///   twice;
+/// - or older than [`SUSPECT_AGE`]: after a stream or consumer leader is
+///   killed, the new leader may hand out again, counted as a first delivery,
+///   a message the old one had delivered but whose delivery it never
+///   replicated, and whose ack went to the dead node (the three-node
+///   failover test stored one such batch twice). A backlog (the store was
+///   down) is checked too, which costs one lookup per batch while catching
+///   up.
+fn maybe_stored(delivered: i64, republished: bool, age: Option<time::Duration>) -> bool {
+    delivered > 1 || republished || age.is_some_and(|age| age > SUSPECT_AGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redelivered_republished_or_late_deliveries_may_be_stored_already() {
+        let fresh = Some(time::Duration::milliseconds(30));
+        assert!(!maybe_stored(1, false, fresh));
+        assert!(maybe_stored(2, false, fresh));
+        assert!(maybe_stored(1, true, fresh));
+        assert!(maybe_stored(1, false, Some(time::Duration::seconds(5))));
+        assert!(!maybe_stored(1, false, None));
     }
 }
