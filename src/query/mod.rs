@@ -53,7 +53,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/fields", web::get().to(facets::fields))
         .route("/api/export", web::get().to(export::export))
         .route("/api/tenants", web::get().to(tenants::tenants))
-        .route("/api/ui", web::get().to(ui::settings))
+        .route("/api/ui", web::get().to(get_ui))
         .configure(views::routes)
         .route("/ws/live", web::get().to(live::stream))
         .configure(loki::routes);
@@ -103,6 +103,10 @@ struct Stats {
     total_logs: u64,
     logs_by_level: BTreeMap<&'static str, u64>,
     logs_by_service: BTreeMap<String, u64>,
+}
+
+async fn get_ui(state: web::Data<QueryState>) -> HttpResponse {
+    ui::answer(&state.ui)
 }
 
 async fn get_stats(

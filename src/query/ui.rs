@@ -2,9 +2,8 @@
 //! `GET /api/ui`, which hands them to it. One so far: `trace_url`, the
 //! tracing UI (Tempo, Jaeger, ...) a log's trace id links out to.
 
-use super::state::QueryState;
 use crate::domain::settings::InvalidSetting;
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
 
 /// What `trace_url` must contain: replaced by the log's trace id.
@@ -69,10 +68,11 @@ struct UiBody<'a> {
     trace_url: Option<&'a str>,
 }
 
-/// `GET /api/ui`
-pub async fn settings(state: web::Data<QueryState>) -> HttpResponse {
+/// `GET /api/ui`'s answer (routed in `query/mod.rs`, which holds the
+/// query state these settings live in).
+pub fn answer(config: &UiConfig) -> HttpResponse {
     HttpResponse::Ok().json(UiBody {
-        trace_url: state.ui.trace_url.as_deref(),
+        trace_url: config.trace_url.as_deref(),
     })
 }
 
