@@ -11,6 +11,7 @@
 //! Every fragment is 0 or 1, never NULL (an absent attribute is a plain
 //! "no"), so `NOT` is the plain complement the language promises.
 
+use super::TRACE_BUCKET_SHIFT;
 use crate::domain::query::{
     CompareOp, Expr, Matcher, Number, Pattern, Predicate, TextField, compile_regex,
     contains_ignore_case,
@@ -125,11 +126,25 @@ fn write_predicate(
             out.params.push(Value::Text(id.clone()));
         }
         Predicate::Text {
-            field: field @ (TextField::TraceId | TextField::SpanId),
+            field: TextField::TraceId,
             matcher: Matcher::Exact(id),
         } => {
-            // A plain comparison: the trace id index answers it.
-            let _ = write!(out.sql, "{prefix}{} = ?", id_column(field));
+            // The trace id index leads with the insert bucket: naming every
+            // bucket lets it answer with one seek per bucket.
+            let _ = write!(
+                out.sql,
+                "({prefix}seq >> {TRACE_BUCKET_SHIFT}) IN (WITH RECURSIVE trace_bucket(b) AS
+                     (SELECT 0 UNION ALL SELECT b + 1 FROM trace_bucket
+                      WHERE b < (SELECT MAX(seq) FROM logs) >> {TRACE_BUCKET_SHIFT})
+                 SELECT b FROM trace_bucket) AND {prefix}trace_id = ?"
+            );
+            out.params.push(Value::Text(id.clone()));
+        }
+        Predicate::Text {
+            field: TextField::SpanId,
+            matcher: Matcher::Exact(id),
+        } => {
+            let _ = write!(out.sql, "{prefix}span_id = ?");
             out.params.push(Value::Text(id.clone()));
         }
         Predicate::Text { field, matcher } => {

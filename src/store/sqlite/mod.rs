@@ -68,7 +68,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
+/// The trace id index is kept per bucket of 2^16 consecutive logs (by
+/// `seq`), so inserts stay local (see `schema::trace_index_by_insert_order`).
+const TRACE_BUCKET_SHIFT: u32 = 16;
 const MINUTE: Micros = 60_000_000;
 const FIVE_MINUTES: Micros = 5 * MINUTE;
 const HOUR: Micros = 60 * MINUTE;

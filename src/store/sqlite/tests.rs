@@ -430,3 +430,69 @@ async fn a_schema_6_store_migrates_into_the_default_tenant_with_its_trace_ids() 
     };
     assert!(store.level_service_counts(&other).await.unwrap().is_empty());
 }
+
+/// A trace's logs are found in whichever insert bucket of the trace index
+/// they sit (schema 8), and the lookup seeks the index instead of scanning.
+#[tokio::test]
+async fn a_trace_spread_over_insert_buckets_is_found_through_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = 1_735_732_800_000_000;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let logs: LogBatch = (0..40)
+        .map(|i| {
+            let mut log = record(&format!("id-{i:05}"), hour + i * 1_000_000, Level::Info);
+            log.trace_id = (i % 10 == 0).then(|| trace.to_string());
+            log
+        })
+        .collect();
+    store.insert(&[logs]).await.unwrap();
+    {
+        // Moves two of the trace's logs (and one other) into later buckets,
+        // as 65,536 and 200,000 logs stored in between would.
+        let connection = Connection::open(dir.path().join("oglogstream.db")).unwrap();
+        connection
+            .execute_batch(
+                "UPDATE logs SET seq = seq + 65536 WHERE id IN ('id-00010', 'id-00011');
+                 UPDATE logs SET seq = seq + 200000 WHERE id = 'id-00030';",
+            )
+            .unwrap();
+        let mut fragment = super::expr::condition(
+            &crate::domain::query::parse(&format!("trace_id:{trace}")).unwrap(),
+            "l.",
+            &[],
+        );
+        fragment.sql = format!(
+            "EXPLAIN QUERY PLAN SELECT l.id FROM logs l WHERE {}",
+            fragment.sql
+        );
+        let plan: Vec<String> = connection
+            .prepare(&fragment.sql)
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(&fragment.params), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("INDEX logs_trace")),
+            "the trace index answers: {plan:?}"
+        );
+    }
+    let rows = store
+        .logs(&LogQuery {
+            filter: LogFilter {
+                expr: crate::domain::query::parse(&format!("trace_id:{trace}")).unwrap(),
+                ..LogFilter::default()
+            },
+            limit: 10,
+            offset: 0,
+            order: Order::Asc,
+            after: None,
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+    assert_eq!(ids, ["id-00000", "id-00010", "id-00020", "id-00030"]);
+}
