@@ -147,11 +147,6 @@ fn start_tenant_limits(
     {
         tracing::warn!("retention_rules are not applied yet: only each tenant's retention is");
     }
-    if tenants.otlp_attribute.is_some() {
-        tracing::warn!(
-            "tenants.otlp_attribute is not applied yet: OTLP requests name their tenant with X-Scope-OrgID"
-        );
-    }
     if let Some(path) = &tenants.overrides_file {
         tokio::spawn(crate::tenants::overrides::watch_file(
             path.clone(),
