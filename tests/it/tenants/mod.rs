@@ -6,4 +6,5 @@
 
 mod isolation;
 mod limits;
+mod otlp;
 mod retention;
