@@ -38,6 +38,9 @@ use tokio::sync::watch;
 /// stored before the stop (the process then exits non-zero).
 pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    if config.tenants.enabled {
+        metrics.tenants.enable();
+    }
     let stores = wiring::build_stores(&config)?;
     let store = stores.as_ref().map(|stores| Arc::clone(&stores.logs));
     let bus = wiring::build_bus(&config, store.as_ref(), &metrics).await?;
