@@ -22,6 +22,8 @@ async fn launch() -> (Server, u16) {
             .env("FLUSH_TIMEOUT", "50ms")
             .env("OGLOGSTREAM_TENANTS__ENABLED", "true")
             .env("OGLOGSTREAM_TENANTS__OTLP_ATTRIBUTE", "tenant.id")
+            .env("OGLOGSTREAM_TENANTS__OVERRIDES__SLOW__INGEST_RATE", "0.01")
+            .env("OGLOGSTREAM_TENANTS__OVERRIDES__SLOW__INGEST_BURST", "1")
             .env(
                 "OGLOGSTREAM_SECURITY__INGEST_KEYS",
                 &format!(r#"[{{key="{INGEST_A}", tenants=["team-a"]}}, "{INGEST_ANY}"]"#),
@@ -261,4 +263,60 @@ async fn otlp_json_resources_name_their_tenants_too() {
     );
     let stored = stored_tenants(&server, "json-", |s| !s.is_empty()).await;
     assert_eq!(stored, tenants_of(&[("json-a", "team-a")]));
+
+    // Each tenant's records take from its own rate: the slow tenant's
+    // second export is refused, the other tenant's records beside it not.
+    let mut answers = Vec::new();
+    for (n, pair) in [["rate-a1", "rate-slow1"], ["rate-a2", "rate-slow2"]]
+        .iter()
+        .enumerate()
+    {
+        let body =
+            json!({"resourceLogs": [resource("team-a", pair[0]), resource("slow", pair[1])]});
+        let mut response = server
+            .client
+            .post(server.url("/v1/logs"))
+            .insert_header(("Authorization", format!("Bearer {INGEST_ANY}")))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body.to_string())
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), 200, "export {n}");
+        answers.push(response.json::<Value>().await.expect("an answer"));
+    }
+    assert_eq!(answers[0], json!({}), "the first within the burst");
+    assert_eq!(
+        answers[1]["partialSuccess"]["rejectedLogRecords"], "1",
+        "{}",
+        answers[1]
+    );
+    let message = answers[1]["partialSuccess"]["errorMessage"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("tenant slow is over its ingest rate"),
+        "{message}"
+    );
+    let url = server.url("/api/logs?limit=100&service=otlp-tenants");
+    let stored = eventually("the rate exports", Duration::from_secs(30), || async {
+        let mut response = server
+            .client
+            .get(&url)
+            .insert_header(("Authorization", format!("Bearer {READ_ANY}")))
+            .insert_header(("X-Scope-OrgID", "team-a|slow"))
+            .send()
+            .await
+            .ok()?;
+        let rows: Value = response.json().await.ok()?;
+        let mut messages: Vec<String> = rows
+            .as_array()?
+            .iter()
+            .filter_map(|row| row["message"].as_str().map(str::to_string))
+            .filter(|message| message.starts_with("rate-"))
+            .collect();
+        messages.sort();
+        (messages.len() >= 3).then_some(messages)
+    })
+    .await;
+    assert_eq!(stored, ["rate-a1", "rate-a2", "rate-slow1"]);
 }
