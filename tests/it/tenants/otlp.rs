@@ -320,3 +320,54 @@ async fn otlp_json_resources_name_their_tenants_too() {
     .await;
     assert_eq!(stored, ["rate-a1", "rate-a2", "rate-slow1"]);
 }
+
+/// Split roles over NATS: the ingest role sends one batch holding both
+/// tenants' records; each record carries its tenant to the process role.
+#[actix_web::test]
+async fn split_roles_carry_each_resources_tenant_over_nats() {
+    let nats = crate::split::deps::Nats::start().await;
+    let clickhouse = crate::split::deps::ClickHouse::start().await;
+    let role = |role: &str| {
+        Launch::default()
+            .arg("--role")
+            .arg(role)
+            .env("NATS_URL", &nats.url())
+            .env("FLUSH_TIMEOUT", "100ms")
+            .env("CLICKHOUSE_DSN", &clickhouse.dsn("otlp_tenants"))
+            .env("OGLOGSTREAM_TENANTS__ENABLED", "true")
+            .env("OGLOGSTREAM_TENANTS__OTLP_ATTRIBUTE", "tenant.id")
+            .env(
+                "OGLOGSTREAM_SECURITY__INGEST_KEYS",
+                &format!(r#"["{INGEST_ANY}"]"#),
+            )
+            .env(
+                "OGLOGSTREAM_SECURITY__READ_KEYS",
+                &format!(r#"["{READ_ANY}"]"#),
+            )
+    };
+    let _process = Server::launch(role("process")).await;
+    let ingest = Server::launch(role("ingest")).await;
+    let query = Server::launch(role("query")).await;
+    let answer = export(
+        &ingest,
+        0,
+        "http",
+        INGEST_ANY,
+        vec![
+            resource(Some("team-a"), &["split-a1", "split-a2"]),
+            resource(Some("team-b"), &["split-b1"]),
+        ],
+    )
+    .await;
+    assert_eq!(answer["result"], "SUCCESS", "{answer}");
+    assert_eq!(answer["rejected"], 0, "{answer}");
+    let stored = stored_tenants(&query, "split-", |s| s.len() >= 3).await;
+    assert_eq!(
+        stored,
+        tenants_of(&[
+            ("split-a1", "team-a"),
+            ("split-a2", "team-a"),
+            ("split-b1", "team-b")
+        ])
+    );
+}
