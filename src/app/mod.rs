@@ -38,6 +38,9 @@ use tokio::sync::watch;
 /// stored before the stop (the process then exits non-zero).
 pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    if config.tenants.enabled {
+        metrics.tenants.enable();
+    }
     let stores = wiring::build_stores(&config)?;
     let store = stores.as_ref().map(|stores| Arc::clone(&stores.logs));
     let bus = wiring::build_bus(&config, store.as_ref(), &metrics).await?;
@@ -146,11 +149,6 @@ fn start_tenant_limits(
             .any(|limits| !limits.retention_rules.is_empty())
     {
         tracing::warn!("retention_rules are not applied yet: only each tenant's retention is");
-    }
-    if tenants.otlp_attribute.is_some() {
-        tracing::warn!(
-            "tenants.otlp_attribute is not applied yet: OTLP requests name their tenant with X-Scope-OrgID"
-        );
     }
     if let Some(path) = &tenants.overrides_file {
         tokio::spawn(crate::tenants::overrides::watch_file(
