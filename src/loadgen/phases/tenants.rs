@@ -143,6 +143,7 @@ impl Bench {
             }
             let shared_summary = shared_times.summary();
             let solo_summary = solo_times.summary();
+            let median = shared_summary.0 / solo_summary.0.max(0.001);
             let ratio = shared_summary.1 / solo_summary.1.max(0.001);
             self.rows.push(Row {
                 what: format!(
@@ -150,8 +151,7 @@ impl Bench {
                     thousands(shared.accepted as f64)
                 ),
                 result: format!(
-                    "p95 {:.2}× of a store of its {} logs alone",
-                    ratio,
+                    "p50 {median:.2}×, p95 {ratio:.2}× of a store of its {} logs alone",
                     thousands(alone.accepted as f64)
                 ),
                 latency: format!(
@@ -160,7 +160,7 @@ impl Bench {
                     latency_text(solo_summary)
                 ),
                 target: "≤ 1.2×".into(),
-                met: Some(ratio <= 1.2),
+                met: Some(median <= 1.2 && ratio <= 1.2),
             });
         }
         Ok(())
