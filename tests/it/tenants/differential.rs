@@ -1045,6 +1045,22 @@ async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &
     let path = format!("/loki/api/v1/index/stats?query={selector}");
     let answer = ask_ok(server, reader, &path).await;
     assert_eq!(answer["entries"], view.rows.len(), "{path} as {reader:?}");
+
+    // Grafana's volume panel: logs per service, each the view's.
+    let path = format!("/loki/api/v1/index/volume?query={selector}");
+    let answer = ask_ok(server, reader, &path).await;
+    let mut volumes = BTreeMap::new();
+    for sample in answer["data"]["result"].as_array().expect("samples") {
+        let service = sample["metric"]["service_name"]
+            .as_str()
+            .unwrap_or_default();
+        let count: u64 = sample["value"][1]
+            .as_str()
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_default();
+        volumes.insert(service.to_string(), count);
+    }
+    assert_eq!(volumes, view.services(), "{path} as {reader:?}: {answer}");
 }
 
 /// Live tails opened before the corpus is sent.
