@@ -485,6 +485,8 @@ fn readers() -> Vec<Reader> {
         reader(READ_ANY, Some(B), &[B]),
         reader(READ_ANY, Some(C), &[C]),
         reader(READ_ANY, None, &[DEFAULT_TENANT]),
+        reader(READ_AB, None, &[A, B]),
+        reader(READ_AB, Some(A), &[A]),
         reader(READ_AB, Some("team-a|team-b"), &[A, B]),
         reader(READ_ANY, Some("team-a|team-b"), &[A, B]),
         reader(READ_ANY, Some("team-b|team-c"), &[B, C]),
@@ -920,6 +922,22 @@ async fn compare_context(
     }
 }
 
+/// Whether a pattern's template (`<_>` for what varies) fits a message.
+fn template_matches(template: &str, message: &str) -> bool {
+    let mut rest = message;
+    template
+        .split("<_>")
+        .map(str::trim)
+        .filter(|piece| !piece.is_empty())
+        .all(|piece| match rest.find(piece) {
+            Some(at) => {
+                rest = &rest[at + piece.len()..];
+                true
+            }
+            None => false,
+        })
+}
+
 /// Every pattern is made of the view's messages, and together they count
 /// each of its logs once.
 async fn compare_patterns(server: &Server, reader: &Reader, view: &View<'_>) {
@@ -934,23 +952,10 @@ async fn compare_patterns(server: &Server, reader: &Reader, view: &View<'_>) {
     let services = view.services();
     for pattern in patterns {
         let template = pattern["pattern"].as_str().unwrap_or_default();
-        let pieces: Vec<&str> = template
-            .split("<_>")
-            .map(str::trim)
-            .filter(|piece| !piece.is_empty())
-            .collect();
-        let matches = |message: &str| {
-            let mut rest = message;
-            pieces.iter().all(|piece| match rest.find(piece) {
-                Some(at) => {
-                    rest = &rest[at + piece.len()..];
-                    true
-                }
-                None => false,
-            })
-        };
         assert!(
-            view.rows.iter().any(|sent| matches(&sent.message)),
+            view.rows
+                .iter()
+                .any(|sent| template_matches(template, &sent.message)),
             "{reader:?}: the pattern {template:?} is none of the view's messages"
         );
         for service in pattern["services"].as_object().expect("services").keys() {
@@ -1061,6 +1066,50 @@ async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &
         volumes.insert(service.to_string(), count);
     }
     assert_eq!(volumes, view.services(), "{path} as {reader:?}: {answer}");
+
+    // Drilldown's fields: a sample of the view's lines, so only "nothing
+    // foreign" holds (stream labels and id-like fields stay out).
+    let path = format!("/loki/api/v1/detected_fields?query={selector}");
+    let answer = ask_ok(server, reader, &path).await;
+    let keys = view.keys();
+    for field in answer["fields"].as_array().expect("fields") {
+        let label = field["label"].as_str().unwrap_or_default();
+        assert!(
+            label == "detected_level" || keys.contains_key(label),
+            "{path} as {reader:?}: a foreign field {label}: {answer}"
+        );
+    }
+
+    // Drilldown's patterns: the view's messages, each counted once.
+    let path = format!("/loki/api/v1/patterns?query={selector}");
+    let answer = ask_ok(server, reader, &path).await;
+    let levels = view.levels();
+    let mut total = 0;
+    for pattern in answer["data"].as_array().expect("patterns") {
+        let template = pattern["pattern"].as_str().unwrap_or_default();
+        assert!(
+            view.rows
+                .iter()
+                .any(|sent| template_matches(template, &sent.message)),
+            "{path} as {reader:?}: the pattern {template:?} is none of the view's messages"
+        );
+        let level = pattern["level"].as_str().unwrap_or_default();
+        assert!(
+            levels.get(level).is_some_and(|n| *n > 0),
+            "{path}: {pattern}"
+        );
+        total += pattern["samples"]
+            .as_array()
+            .expect("samples")
+            .iter()
+            .map(|sample| sample[1].as_u64().unwrap_or_default())
+            .sum::<u64>();
+    }
+    assert_eq!(
+        total,
+        view.rows.len() as u64,
+        "{path} as {reader:?}: {answer}"
+    );
 }
 
 /// Live tails opened before the corpus is sent.
@@ -1196,25 +1245,30 @@ async fn differential(doors: &Doors<'_>, query: &Server) {
     }
 
     // A bound key naming a tenant it is not bound to: 403 on every read.
-    let wrong = reader(READ_A, Some(B), &[]);
-    for path in [
-        "/api/logs",
-        "/api/stats",
-        "/api/histogram",
-        "/api/services",
-        "/api/facets",
-        "/api/fields",
-        "/api/export",
-        "/api/patterns",
-        "/loki/api/v1/labels",
+    for wrong in [
+        reader(READ_A, Some(B), &[]),
+        reader(READ_B, Some("team-a|team-b"), &[]),
+        reader(READ_AB, Some("team-a|team-c"), &[]),
     ] {
-        let answer = ask(query, &wrong, path).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::FORBIDDEN,
-            "{path}: {}",
-            answer.text
-        );
+        for path in [
+            "/api/logs",
+            "/api/stats",
+            "/api/histogram",
+            "/api/services",
+            "/api/facets",
+            "/api/fields",
+            "/api/export",
+            "/api/patterns",
+            "/loki/api/v1/labels",
+        ] {
+            let answer = ask(query, &wrong, path).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{path} as {wrong:?}: {}",
+                answer.text
+            );
+        }
     }
 }
 
