@@ -1001,6 +1001,24 @@ async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &
     }
     assert_eq!(lines, view.messages(), "{path} as {reader:?}");
 
+    // A metric query: counted by the store, grouped by service.
+    let metric =
+        url_encoded(r#"sum by (service_name) (count_over_time({service_name=~".+"}[10m]))"#);
+    let path = format!("/loki/api/v1/query?query={metric}");
+    let answer = ask_ok(server, reader, &path).await;
+    let mut counts = BTreeMap::new();
+    for sample in answer["data"]["result"].as_array().expect("samples") {
+        let service = sample["metric"]["service_name"]
+            .as_str()
+            .unwrap_or_default();
+        let count: u64 = sample["value"][1]
+            .as_str()
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_default();
+        counts.insert(service.to_string(), count);
+    }
+    assert_eq!(counts, view.services(), "{path} as {reader:?}: {answer}");
+
     // Label names: service_name and the stream labels the view holds.
     let labels = ask_ok(server, reader, "/loki/api/v1/labels").await;
     let labels: BTreeSet<String> =
@@ -1129,6 +1147,62 @@ async fn open_live(server: &Server, reader: &Reader) -> LiveConnection {
     connection
 }
 
+/// Loki's tail of every stream, opened before the corpus is sent.
+async fn open_loki_tail(server: &Server, reader: &Reader) -> LiveConnection {
+    let mut path = format!(
+        "/loki/api/v1/tail?query={}",
+        url_encoded(r#"{service_name=~".+"}"#)
+    );
+    if let Some(tenants) = reader.header {
+        path += &format!("&tenant={}", url_encoded(tenants));
+    }
+    let (response, connection) = server
+        .client
+        .ws(server.ws_url(&path))
+        .header("Authorization", format!("Bearer {}", reader.key))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("Loki tail as {reader:?}: {e}"));
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    connection
+}
+
+/// What Loki's tail showed: every line of the view, each stream saying its
+/// tenant when the tail reads several.
+async fn compare_loki_tail(
+    connection: &mut LiveConnection,
+    corpus: &[Sent],
+    reader: &Reader,
+    view: &View<'_>,
+) {
+    let expected = view.messages();
+    let mut lines = BTreeSet::new();
+    let mut window = Duration::from_secs(30);
+    while let Some(frame) = next_log(connection, window).await {
+        for stream in frame["streams"].as_array().cloned().unwrap_or_default() {
+            let labels = &stream["stream"];
+            for value in stream["values"].as_array().cloned().unwrap_or_default() {
+                let line = value[1].as_str().unwrap_or_default();
+                let sent =
+                    owner(corpus, line).unwrap_or_else(|| panic!("Loki tail: unknown line {line}"));
+                assert!(
+                    view.tenants.contains(&sent.tenant),
+                    "Loki tail as {reader:?}: a line of {} leaked: {line}",
+                    sent.tenant
+                );
+                if view.multi() {
+                    assert_eq!(labels["__tenant_id__"], sent.tenant, "{labels}");
+                }
+                assert!(lines.insert(line.to_string()), "Loki tail: twice {line}");
+            }
+        }
+        if lines.len() >= expected.len() {
+            window = Duration::from_millis(500);
+        }
+    }
+    assert_eq!(lines, expected, "Loki tail as {reader:?}");
+}
+
 /// What a live tail showed: every log of its view, nothing else.
 async fn compare_live(
     connection: &mut LiveConnection,
@@ -1177,8 +1251,10 @@ async fn differential(doors: &Doors<'_>, query: &Server) {
     let corpus = corpus();
     let readers = readers();
     let mut live = Vec::new();
+    let mut loki_tails = Vec::new();
     for reader in &readers {
         live.push(open_live(query, reader).await);
+        loki_tails.push(open_loki_tail(query, reader).await);
     }
 
     send_through_every_door(doors, &corpus).await;
@@ -1212,6 +1288,10 @@ async fn differential(doors: &Doors<'_>, query: &Server) {
     for (reader, connection) in readers.iter().zip(live.iter_mut()) {
         let view = expected_view(&corpus, &reader.tenants);
         compare_live(connection, &corpus, reader, &view).await;
+    }
+    for (reader, connection) in readers.iter().zip(loki_tails.iter_mut()) {
+        let view = expected_view(&corpus, &reader.tenants);
+        compare_loki_tail(connection, &corpus, reader, &view).await;
     }
 
     let mut cursors = Vec::new();
