@@ -31,6 +31,8 @@ const READ_A: &str = "diff-read-key-team-a-0123456789";
 const READ_B: &str = "diff-read-key-team-b-0123456789";
 const READ_AB: &str = "diff-read-key-team-ab-0123456789";
 const READ_ANY: &str = "diff-read-key-any-0123456789";
+const ADMIN_AB: &str = "diff-admin-key-team-ab-0123456789";
+const ADMIN_ANY: &str = "diff-admin-key-any-0123456789";
 
 /// Syslog carries no tenant: its listener's `syslog.tenant` names one.
 const SYSLOG_TENANT: &str = B;
@@ -961,6 +963,31 @@ fn expected_view_of(view: &View<'_>, tenant: &str) -> BTreeMap<String, u64> {
     services
 }
 
+/// The admin's per-tenant volume: an admin bound to tenants sees those,
+/// a plain admin key every tenant, a read key nothing.
+async fn compare_tenant_volumes(server: &Server, corpus: &[Sent]) {
+    for (key, tenants) in [(ADMIN_AB, vec![A, B]), (ADMIN_ANY, TENANTS.to_vec())] {
+        let admin = reader(key, None, &tenants);
+        let answer = ask_ok(server, &admin, "/api/tenants").await;
+        let mut volumes = BTreeMap::new();
+        for volume in answer["tenants"].as_array().expect("tenants") {
+            let tenant = volume["tenant"].as_str().unwrap_or_default().to_string();
+            assert_eq!(volume["logs"], volume["logs_24h"], "{volume}");
+            volumes.insert(tenant, volume["logs"].as_u64().unwrap_or_default());
+        }
+        let expected: BTreeMap<String, u64> = tenants
+            .iter()
+            .map(|tenant| {
+                let logs = corpus.iter().filter(|sent| sent.tenant == *tenant).count();
+                (tenant.to_string(), logs as u64)
+            })
+            .collect();
+        assert_eq!(volumes, expected, "/api/tenants as {admin:?}: {answer}");
+    }
+    let answer = ask(server, &reader(READ_ANY, Some(A), &[A]), "/api/tenants").await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
+}
+
 /// Whether a pattern's template (`<_>` for what varies) fits a message.
 fn template_matches(template: &str, message: &str) -> bool {
     let mut rest = message;
@@ -1278,6 +1305,10 @@ fn tenancy(launch: Launch) -> Launch {
             &format!(r#"[{{key="{INGEST_A}", tenants=["team-a"]}}, "{INGEST_ANY}"]"#),
         )
         .env(
+            "OGLOGSTREAM_SECURITY__ADMIN_KEYS",
+            &format!(r#"[{{key="{ADMIN_AB}", tenants=["team-a", "team-b"]}}, "{ADMIN_ANY}"]"#),
+        )
+        .env(
             "OGLOGSTREAM_SECURITY__READ_KEYS",
             &format!(
                 r#"[{{key="{READ_A}", tenants=["team-a"]}}, {{key="{READ_B}", tenants=["team-b"]}}, {{key="{READ_AB}", tenants=["team-a", "team-b"]}}, "{READ_ANY}"]"#
@@ -1323,6 +1354,8 @@ async fn differential(doors: &Doors<'_>, query: &Server) {
         (stats["total_logs"] == corpus.len()).then_some(())
     })
     .await;
+
+    compare_tenant_volumes(query, &corpus).await;
 
     for (reader, connection) in readers.iter().zip(live.iter_mut()) {
         let view = expected_view(&corpus, &reader.tenants);
