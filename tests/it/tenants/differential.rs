@@ -678,6 +678,14 @@ async fn compare_logs(server: &Server, corpus: &[Sent], reader: &Reader, view: &
             Box::new(|s: &Sent| s.service == "checkout"),
         ),
         (
+            "service=only".into(),
+            Box::new(|s: &Sent| s.service.starts_with("only-")),
+        ),
+        (
+            "level=debug,fatal".into(),
+            Box::new(|s: &Sent| s.level == "debug" || s.level == "fatal"),
+        ),
+        (
             "query=b_secret:*".into(),
             Box::new(|s: &Sent| s.attributes.contains_key("b_secret")),
         ),
@@ -961,6 +969,64 @@ fn expected_view_of(view: &View<'_>, tenant: &str) -> BTreeMap<String, u64> {
         *services.entry(sent.service.clone()).or_insert(0) += 1;
     }
     services
+}
+
+/// Saved views are their tenant's: each tenant saves one, each reader
+/// lists those of its tenants and gets a 404 for another's.
+async fn compare_views(server: &Server, readers: &[Reader]) {
+    let mut ids = BTreeMap::new();
+    for saver in readers.iter().filter(|r| r.tenants.len() == 1) {
+        let tenant = saver.tenants[0];
+        if ids.contains_key(tenant) {
+            continue;
+        }
+        let mut request = server
+            .client
+            .post(server.url("/api/views"))
+            .insert_header(("Authorization", format!("Bearer {}", saver.key)))
+            .insert_header(("Content-Type", "application/json"));
+        if let Some(header) = saver.header {
+            request = request.insert_header(("X-Scope-OrgID", header));
+        }
+        let view = json!({"name": format!("{tenant} errors"), "query": "level:error"});
+        let mut response = request
+            .send_body(view.to_string())
+            .await
+            .expect("an answer");
+        let body: Value = response.json().await.expect("a view");
+        assert_eq!(response.status(), StatusCode::CREATED, "{saver:?}: {body}");
+        assert_eq!(body["tenant"], tenant, "{body}");
+        ids.insert(tenant, body["id"].as_str().expect("an id").to_string());
+    }
+    assert_eq!(ids.len(), TENANTS.len(), "one view per tenant");
+    for reader in readers {
+        let listed = ask_ok(server, reader, "/api/views").await;
+        let names: BTreeSet<String> = listed["views"]
+            .as_array()
+            .expect("views")
+            .iter()
+            .map(|view| view["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let expected: BTreeSet<String> = reader
+            .tenants
+            .iter()
+            .map(|t| format!("{t} errors"))
+            .collect();
+        assert_eq!(names, expected, "/api/views as {reader:?}");
+        for (tenant, id) in &ids {
+            let answer = ask(server, reader, &format!("/api/views/{id}")).await;
+            let wanted = if reader.tenants.contains(tenant) {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(
+                answer.status, wanted,
+                "{tenant}'s view as {reader:?}: {}",
+                answer.text
+            );
+        }
+    }
 }
 
 /// The admin's per-tenant volume: an admin bound to tenants sees those,
@@ -1356,6 +1422,7 @@ async fn differential(doors: &Doors<'_>, query: &Server) {
     .await;
 
     compare_tenant_volumes(query, &corpus).await;
+    compare_views(query, &readers).await;
 
     for (reader, connection) in readers.iter().zip(live.iter_mut()) {
         let view = expected_view(&corpus, &reader.tenants);
