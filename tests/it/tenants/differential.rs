@@ -1217,6 +1217,30 @@ async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &
     }
     assert_eq!(volumes, view.services(), "{path} as {reader:?}: {answer}");
 
+    // Drilldown's labels: the stream labels the view holds, with how many
+    // values each has in it.
+    let path = format!("/loki/api/v1/detected_labels?query={selector}");
+    let answer = ask_ok(server, reader, &path).await;
+    let detected: BTreeMap<String, u64> = answer["detectedLabels"]
+        .as_array()
+        .expect("detectedLabels")
+        .iter()
+        .map(|label| {
+            (
+                label["label"].as_str().unwrap_or_default().to_string(),
+                label["cardinality"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut expected = BTreeMap::from([("service_name".to_string(), view.services().len() as u64)]);
+    for key in ["region", "c_secret"] {
+        let values = view.attribute(key);
+        if !values.is_empty() {
+            expected.insert(key.to_string(), values.len() as u64);
+        }
+    }
+    assert_eq!(detected, expected, "{path} as {reader:?}: {answer}");
+
     // Drilldown's fields: a sample of the view's lines, so only "nothing
     // foreign" holds (stream labels and id-like fields stay out).
     let path = format!("/loki/api/v1/detected_fields?query={selector}");
