@@ -948,7 +948,7 @@ async fn compare_alert_preview(server: &Server, reader: &Reader, view: &View<'_>
     let preview = ask_ok(server, reader, path).await;
     let counted = if view.multi() {
         let first = view.tenants.iter().min().copied().unwrap_or_default();
-        expected_view_of(view, first)
+        services_of(view, first)
     } else {
         view.services()
     };
@@ -969,7 +969,7 @@ async fn compare_alert_preview(server: &Server, reader: &Reader, view: &View<'_>
 }
 
 /// One tenant's logs per service, out of a view holding it.
-fn expected_view_of(view: &View<'_>, tenant: &str) -> BTreeMap<String, u64> {
+fn services_of(view: &View<'_>, tenant: &str) -> BTreeMap<String, u64> {
     let mut services = BTreeMap::new();
     for sent in view.rows.iter().filter(|sent| sent.tenant == tenant) {
         *services.entry(sent.service.clone()).or_insert(0) += 1;
@@ -1111,9 +1111,20 @@ fn url_encoded(text: &str) -> String {
         .expect("urlencoded")
 }
 
-/// The Loki API as Grafana asks it.
-async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &View<'_>) {
-    let selector = url_encoded(r#"{service_name=~".+"}"#);
+/// The LogQL selector of every stream, URL-encoded.
+fn every_stream() -> String {
+    url_encoded(r#"{service_name=~".+"}"#)
+}
+
+/// Loki's `query_range` as Grafana's Explore asks it: every line of the
+/// view, streams saying their tenant when the read names several.
+async fn compare_loki_query_range(
+    server: &Server,
+    corpus: &[Sent],
+    reader: &Reader,
+    view: &View<'_>,
+) {
+    let selector = every_stream();
     let path = format!("/loki/api/v1/query_range?query={selector}&limit=5000");
     let answer = ask_ok(server, reader, &path).await;
     let mut lines = BTreeSet::new();
@@ -1138,8 +1149,10 @@ async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &
         }
     }
     assert_eq!(lines, view.messages(), "{path} as {reader:?}");
+}
 
-    // A metric query: counted by the store, grouped by service.
+/// An instant metric query, counted by the store, grouped by service.
+async fn compare_loki_metric(server: &Server, reader: &Reader, view: &View<'_>) {
     let metric =
         url_encoded(r#"sum by (service_name) (count_over_time({service_name=~".+"}[10m]))"#);
     let path = format!("/loki/api/v1/query?query={metric}");
@@ -1156,8 +1169,12 @@ async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &
         counts.insert(service.to_string(), count);
     }
     assert_eq!(counts, view.services(), "{path} as {reader:?}: {answer}");
+}
 
-    // Label names: service_name and the stream labels the view holds.
+/// Label names (`service_name` and the stream labels the view holds), each
+/// label's values, and Drilldown's labels with their cardinality.
+async fn compare_loki_labels(server: &Server, reader: &Reader, view: &View<'_>) {
+    let selector = every_stream();
     let labels = ask_ok(server, reader, "/loki/api/v1/labels").await;
     let labels: BTreeSet<String> =
         serde_json::from_value(labels["data"].clone()).expect("label names");
@@ -1186,43 +1203,6 @@ async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &
         );
     }
 
-    let path = format!("/loki/api/v1/series?match[]={selector}");
-    let answer = ask_ok(server, reader, &path).await;
-    let mut services = BTreeSet::new();
-    let regions = view.attribute("region");
-    for series in answer["data"].as_array().expect("series") {
-        let service = series["service_name"].as_str().unwrap_or_default();
-        services.insert(service.to_string());
-        if let Some(region) = series["region"].as_str() {
-            assert!(regions.contains_key(region), "{path}: {series}");
-        }
-    }
-    assert_eq!(
-        services,
-        view.services().keys().cloned().collect(),
-        "{path} as {reader:?}: {answer}"
-    );
-
-    let path = format!("/loki/api/v1/index/stats?query={selector}");
-    let answer = ask_ok(server, reader, &path).await;
-    assert_eq!(answer["entries"], view.rows.len(), "{path} as {reader:?}");
-
-    // Grafana's volume panel: logs per service, each the view's.
-    let path = format!("/loki/api/v1/index/volume?query={selector}");
-    let answer = ask_ok(server, reader, &path).await;
-    let mut volumes = BTreeMap::new();
-    for sample in answer["data"]["result"].as_array().expect("samples") {
-        let service = sample["metric"]["service_name"]
-            .as_str()
-            .unwrap_or_default();
-        let count: u64 = sample["value"][1]
-            .as_str()
-            .and_then(|count| count.parse().ok())
-            .unwrap_or_default();
-        volumes.insert(service.to_string(), count);
-    }
-    assert_eq!(volumes, view.services(), "{path} as {reader:?}: {answer}");
-
     // Drilldown's labels: the stream labels the view holds, with how many
     // values each has in it.
     let path = format!("/loki/api/v1/detected_labels?query={selector}");
@@ -1246,7 +1226,55 @@ async fn compare_loki(server: &Server, corpus: &[Sent], reader: &Reader, view: &
         }
     }
     assert_eq!(detected, expected, "{path} as {reader:?}: {answer}");
+}
 
+/// `series`: the view's services, and only its regions.
+async fn compare_loki_series(server: &Server, reader: &Reader, view: &View<'_>) {
+    let selector = every_stream();
+    let path = format!("/loki/api/v1/series?match[]={selector}");
+    let answer = ask_ok(server, reader, &path).await;
+    let mut services = BTreeSet::new();
+    let regions = view.attribute("region");
+    for series in answer["data"].as_array().expect("series") {
+        let service = series["service_name"].as_str().unwrap_or_default();
+        services.insert(service.to_string());
+        if let Some(region) = series["region"].as_str() {
+            assert!(regions.contains_key(region), "{path}: {series}");
+        }
+    }
+    assert_eq!(
+        services,
+        view.services().keys().cloned().collect(),
+        "{path} as {reader:?}: {answer}"
+    );
+}
+
+/// `index/stats` and Grafana's volume panel (`index/volume`).
+async fn compare_loki_volumes(server: &Server, reader: &Reader, view: &View<'_>) {
+    let selector = every_stream();
+    let path = format!("/loki/api/v1/index/stats?query={selector}");
+    let answer = ask_ok(server, reader, &path).await;
+    assert_eq!(answer["entries"], view.rows.len(), "{path} as {reader:?}");
+
+    let path = format!("/loki/api/v1/index/volume?query={selector}");
+    let answer = ask_ok(server, reader, &path).await;
+    let mut volumes = BTreeMap::new();
+    for sample in answer["data"]["result"].as_array().expect("samples") {
+        let service = sample["metric"]["service_name"]
+            .as_str()
+            .unwrap_or_default();
+        let count: u64 = sample["value"][1]
+            .as_str()
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_default();
+        volumes.insert(service.to_string(), count);
+    }
+    assert_eq!(volumes, view.services(), "{path} as {reader:?}: {answer}");
+}
+
+/// Drilldown's fields and patterns.
+async fn compare_loki_drilldown(server: &Server, reader: &Reader, view: &View<'_>) {
+    let selector = every_stream();
     // Drilldown's fields: a sample of the view's lines, so only "nothing
     // foreign" holds (stream labels and id-like fields stay out).
     let path = format!("/loki/api/v1/detected_fields?query={selector}");
@@ -1477,7 +1505,12 @@ async fn differential(doors: &Doors<'_>, query: &Server) {
         compare_context(query, &corpus, &ids, reader, &view).await;
         compare_patterns(query, reader, &view).await;
         compare_alert_preview(query, reader, &view).await;
-        compare_loki(query, &corpus, reader, &view).await;
+        compare_loki_query_range(query, &corpus, reader, &view).await;
+        compare_loki_metric(query, reader, &view).await;
+        compare_loki_labels(query, reader, &view).await;
+        compare_loki_series(query, reader, &view).await;
+        compare_loki_volumes(query, reader, &view).await;
+        compare_loki_drilldown(query, reader, &view).await;
     }
 
     // A cursor made for some tenants is refused for others.
