@@ -402,9 +402,17 @@ async fn send_through_every_door(doors: &Doors<'_>, corpus: &[Sent]) {
                     assert!(answer.contains("\"rejected\":0"), "{what}: {answer}");
                 }
                 Door::OtlpHttp => {
-                    let body = otlp_json(&logs).to_string().into_bytes();
+                    // Both encodings: protobuf for one tenant, JSON for the rest.
+                    let (content_type, body) = if tenant == A {
+                        ("application/x-protobuf", otlp_protobuf(&logs))
+                    } else {
+                        (
+                            "application/json",
+                            otlp_json(&logs).to_string().into_bytes(),
+                        )
+                    };
                     let (status, answer) =
-                        post(server, "/v1/logs", tenant, "application/json", body).await;
+                        post(server, "/v1/logs", tenant, content_type, body).await;
                     assert_eq!(status, StatusCode::OK, "{what}: {answer}");
                 }
                 Door::OtlpGrpc => {
