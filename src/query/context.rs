@@ -5,7 +5,7 @@
 use super::client_gone::ClientSocket;
 use super::params;
 use super::state::{QueryState, decoded, scope_of};
-use crate::domain::LogRecord;
+use crate::domain::log::Row;
 use crate::domain::query::{Expr, Matcher, Predicate, TextField};
 use crate::http::error::ApiError;
 use crate::store::Store;
@@ -13,13 +13,14 @@ use crate::store::{LogFilter, LogKey, LogQuery, Order};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
+/// The answer, of records or (a read of several tenants) rows saying whose.
 #[derive(Serialize)]
-struct Context {
-    log: LogRecord,
+struct Context<T> {
+    log: T,
     /// Oldest first.
-    before: Vec<LogRecord>,
+    before: Vec<T>,
     /// Oldest first.
-    after: Vec<LogRecord>,
+    after: Vec<T>,
 }
 
 pub async fn context(
@@ -56,6 +57,7 @@ pub async fn context(
             ))
             .with_field("id")
         })?;
+    let with_tenant = wanted.filter.scope.is_multi_tenant();
     let mut filter = wanted.filter;
     if !wanted.all_services {
         let same_service = Expr::Is(Predicate::Text {
@@ -93,6 +95,14 @@ pub async fn context(
                     .logs(&around(Order::Asc, wanted.after)),
             )
             .await?;
+    }
+    if with_tenant {
+        // Several tenants' logs around it, as `/api/logs` rows: whose each is.
+        return Ok(HttpResponse::Ok().json(Context {
+            log: Row::with_tenant(&log),
+            before: before.iter().map(Row::with_tenant).collect(),
+            after: after.iter().map(Row::with_tenant).collect(),
+        }));
     }
     Ok(HttpResponse::Ok().json(Context { log, before, after }))
 }

@@ -8,6 +8,7 @@
 
 use super::params;
 use super::state::{QueryState, decoded, scope_of};
+use crate::domain::log::Row;
 use crate::http::error::ApiError;
 use crate::metrics::{Metrics, TenantLimit};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -52,6 +53,8 @@ pub async fn stream(
     };
     let (response, mut session, mut messages) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request(None, format!("WebSocket handshake failed: {e}")))?;
+    // A tail of several tenants says whose each log is, as `/api/logs` does.
+    let with_tenant = filter.scope.is_multi_tenant();
     let mut feed = state.bus.subscribe_live();
     let mut stopping = state.stopping.clone();
     let metrics = std::sync::Arc::clone(&state.metrics);
@@ -67,7 +70,12 @@ pub async fn stream(
                     Ok(batch) => {
                         let mut failed = None;
                         for record in batch.iter().filter(|r| filter.matches(r)) {
-                            let Ok(frame) = serde_json::to_string(record) else { continue };
+                            let frame = if with_tenant {
+                                serde_json::to_string(&Row::with_tenant(record))
+                            } else {
+                                serde_json::to_string(record)
+                            };
+                            let Ok(frame) = frame else { continue };
                             match timeout(SEND_TIMEOUT, session.text(frame)).await {
                                 Ok(Ok(())) => {}
                                 Ok(Err(_closed)) => { failed = Some(None); break; }

@@ -111,8 +111,10 @@ async fn volume_counts(
             "volumes group by service_name, detected_level and at most one other label: narrow targetLabels",
         ));
     }
-    let rows = state
-        .store
+    // The request's scoped store, never `state.store`: the scope (its
+    // tenants, the audit log, the tenant's longest range) is what the
+    // scoped store adds to every filter.
+    let rows = store
         .grouped_counts(&GroupedCountQuery {
             filter,
             interval: step.map(|nanos| (nanos / 1000).max(1)),

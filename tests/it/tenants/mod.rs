@@ -4,6 +4,7 @@
 //! sees only the tenants the request may read. These tests start the real
 //! binary with keys bound to tenants and ask every door as each team.
 
+mod differential;
 mod isolation;
 mod limits;
 mod metrics;

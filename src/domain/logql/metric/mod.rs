@@ -302,7 +302,12 @@ impl<'a> MetricEvaluator<'a> {
         let counting = spec
             .countable(&self.grid)
             .ok_or_else(|| EvalError::Counts(format!("leaf {leaf} is not countable")))?;
-        if !counting.accepts_buckets_of(bucket_width_nanos) {
+        // The buckets start at the counting's own origin (the store is asked
+        // for them from there; each row is checked below), so only the width
+        // must divide the windows'. `accepts_buckets_of` is the stricter
+        // question of epoch-aligned rollups, which an instant query's
+        // windows (ending at `now`) never are.
+        if bucket_width_nanos <= 0 || counting.width_nanos % bucket_width_nanos != 0 {
             return Err(EvalError::Counts(format!(
                 "buckets of {bucket_width_nanos} ns do not tile windows of {} ns from {}",
                 counting.width_nanos, counting.origin_nanos
