@@ -185,10 +185,11 @@ async fn sample_until(settings: &SoakSettings, window: &Shared, deadline: Instan
             Ok(mut window) => std::mem::take(&mut *window),
             Err(_) => break,
         };
-        let (rss_mib, anon_mib, open_fds) = settings
-            .pid
-            .map(process_state)
-            .unwrap_or((f64::NAN, f64::NAN, 0));
+        let (rss_mib, anon_mib, open_fds) =
+            settings
+                .pid
+                .map(process_state)
+                .unwrap_or((f64::NAN, f64::NAN, 0));
         let mut p99_ms = [f64::NAN; 3];
         for (slot, mut latencies) in taken.latencies.into_iter().enumerate() {
             latencies.sort_unstable();
