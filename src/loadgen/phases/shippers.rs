@@ -6,7 +6,7 @@
 //! rate and server CPU per log stand beside NDJSON's.
 
 use crate::domain::time::now_micros;
-use crate::loadgen::bench::{Bench, Judged, Row, bulk_answer, thousands};
+use crate::loadgen::bench::{Bench, Judged, OVERLOADED_WAIT, Row, bulk_answer, thousands};
 use crate::loadgen::client::{HttpConnection, Response};
 use crate::loadgen::corpus::{Corpus, GeneratedLog};
 use crate::loadgen::grpc::{GrpcConnection, frame};
@@ -321,7 +321,8 @@ impl Bench {
     /// Calls `Export` with the prepared messages on `connections` HTTP/2
     /// connections (one call in flight on each, as an exporter's batch
     /// processor sends) for `--seconds`; `RESOURCE_EXHAUSTED` is counted as
-    /// overloaded and retried at once, like a 503 over HTTP.
+    /// overloaded and the message sent again after the wait a 503 gets over
+    /// HTTP (`OVERLOADED_WAIT`).
     async fn measure_grpc(
         &mut self,
         address: &str,
@@ -347,12 +348,22 @@ impl Bench {
             while Instant::now() < deadline {
                 let k = next.get();
                 next.set(k + 1);
-                let message = messages[k % messages.len()].clone();
-                let answer = connection.call(GRPC_EXPORT, &[], message).await?;
-                match answer.code {
-                    0 => accepted += per_message,
-                    8 => overloaded += 1,
-                    code => anyhow::bail!("Export answered {code}: {}", answer.message),
+                let message = &messages[k % messages.len()];
+                // The same message again after a refusal, as over HTTP.
+                loop {
+                    let answer = connection.call(GRPC_EXPORT, &[], message.clone()).await?;
+                    match answer.code {
+                        0 => accepted += per_message,
+                        8 => {
+                            overloaded += 1;
+                            if Instant::now() < deadline {
+                                tokio::time::sleep(OVERLOADED_WAIT).await;
+                                continue;
+                            }
+                        }
+                        code => anyhow::bail!("Export answered {code}: {}", answer.message),
+                    }
+                    break;
                 }
             }
             Ok::<_, anyhow::Error>((accepted, overloaded))
