@@ -14,7 +14,7 @@ use super::{Alerts, Entry, StoredState};
 use crate::domain::audit::names_audit_log;
 use crate::domain::principal::Caller;
 use crate::domain::query::Expr;
-use crate::domain::tenant::{DEFAULT_TENANT, RequestTenants};
+use crate::domain::tenant::{DEFAULT_TENANT, RequestTenants, TenantId};
 use crate::domain::time::{Micros, format_rfc3339, now_micros};
 use crate::http::audit::describe_change;
 use crate::http::error::ApiError;
@@ -423,7 +423,8 @@ async fn notifications(
 }
 
 /// `GET /api/alerts/preview?query=...&window=5m&group_by=service`: what the
-/// rule would count now, for the dashboard's form.
+/// rule would count now, for the dashboard's form (`tenant=` as the rule's
+/// `tenant` when the request acts for several).
 async fn preview(
     request: HttpRequest,
     alerts: web::Data<Alerts>,
@@ -446,8 +447,11 @@ async fn preview(
     )
     .map_err(|e| ApiError::bad_parameter(&e.field, e.message))?;
     let mut rule = rule;
-    if let Some(tenants) = request.extensions().get::<RequestTenants>() {
-        rule.tenant = tenants.writer();
+    // The tenant the rule would count, chosen as creating it would: a
+    // request of several tenants names one (`tenant=`).
+    if let Some(tenant) = rule_tenant(&request, pairs.get("tenant").map(String::as_str))? {
+        rule.tenant = TenantId::parse(&tenant)
+            .map_err(|error| ApiError::bad_parameter("tenant", error.to_string()))?;
     }
     may_count(&request, &rule.expr)?;
     let to = now_micros();

@@ -949,17 +949,25 @@ async fn compare_context(
 }
 
 /// What an alert rule would count now: a rule is one tenant's, so a read
-/// of several previews the first (`RequestTenants::writer`): nothing
-/// foreign either way.
+/// of several must name which (`tenant=`, as creating the rule must), and
+/// then counts that tenant's logs only.
 async fn compare_alert_preview(server: &Server, reader: &Reader, view: &View<'_>) {
     let path = "/api/alerts/preview?query=&window=1h&group_by=service";
-    let preview = ask_ok(server, reader, path).await;
-    let counted = if view.multi() {
-        let first = view.tenants.iter().min().copied().unwrap_or_default();
-        services_of(view, first)
+    let (path, counted) = if view.multi() {
+        let refused = ask(server, reader, path).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{path} as {reader:?}: {}",
+            refused.text
+        );
+        assert_eq!(refused.json()["field"], "tenant", "{}", refused.text);
+        let first = view.tenants.iter().max().copied().unwrap_or_default();
+        (format!("{path}&tenant={first}"), services_of(view, first))
     } else {
-        view.services()
+        (path.to_string(), view.services())
     };
+    let preview = ask_ok(server, reader, &path).await;
     let mut groups = BTreeMap::new();
     for group in preview["groups"].as_array().expect("groups") {
         let service = group["labels"]["service"].as_str().unwrap_or_default();
