@@ -13,4 +13,4 @@ pub mod settings;
 
 pub use limits::{LimitExceeded, LiveSlot, TenantLimiter};
 pub use resolve::{Access, Allowed, TENANT_HEADER, TenantRefusal, resolve};
-pub use settings::{RawTenants, TenantsConfig};
+pub use settings::{RawRetentionRule, RawTenants, RetentionRule, TenantsConfig};
