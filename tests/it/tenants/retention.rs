@@ -1,5 +1,6 @@
 //! A tenant's own `retention`: its logs past it go (and their counts),
-//! another tenant's stay, on both stores.
+//! another tenant's stay; retention rules delete exactly what they name,
+//! with tenants on and off; on both stores.
 
 use crate::support::{Launch, Server, eventually};
 use awc::http::StatusCode;
@@ -282,22 +283,44 @@ async fn counts_agree_with_rows(server: &Server, tenant: &str) -> Result<(), Str
 }
 
 async fn rules_delete_exactly_what_they_name(launch: impl Fn() -> Launch) {
+    rules_delete(
+        launch,
+        RULED_LOGS,
+        &["team-a", "team-b"],
+        &[("rule", 4), ("tenant", 1)],
+    )
+    .await;
+}
+
+/// Sends `logs`, restarts (retention runs as the process role starts) and
+/// waits until exactly the logs marked kept are left in each of `tenants`,
+/// counts and facets agree with them, and the metrics count `deleted` by
+/// reason.
+async fn rules_delete(
+    launch: impl Fn() -> Launch,
+    logs: &[(&str, &str, &str, &str, i64, bool)],
+    tenants: &[&str],
+    deleted: &[(&str, u64)],
+) {
     let mut server = Server::launch(launch()).await;
-    for (tenant, level, service, message, days, _) in RULED_LOGS {
+    for (tenant, level, service, message, days, _) in logs {
         post_log(&server, tenant, level, service, message, *days).await;
     }
-    let sent = |tenant: &str| RULED_LOGS.iter().filter(|l| l.0 == tenant).count();
+    let sent = |tenant: &str| logs.iter().filter(|l| l.0 == tenant).count();
     eventually("every log stored", Duration::from_secs(30), || async {
-        (stored(&server, "team-a").await.len() == sent("team-a")
-            && stored(&server, "team-b").await.len() == sent("team-b"))
-        .then_some(())
+        for tenant in tenants {
+            if stored(&server, tenant).await.len() != sent(tenant) {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
     // Retention runs as the process role starts, then hourly.
     assert!(server.terminate(Duration::from_secs(30)).success());
     let server = Server::launch(launch()).await;
     let expected = |tenant: &str| {
-        let mut kept: Vec<String> = RULED_LOGS
+        let mut kept: Vec<String> = logs
             .iter()
             .filter(|l| l.0 == tenant && l.5)
             .map(|l| l.3.to_string())
@@ -306,12 +329,15 @@ async fn rules_delete_exactly_what_they_name(launch: impl Fn() -> Launch) {
         kept
     };
     eventually("the rules applied", Duration::from_secs(60), || async {
-        (stored(&server, "team-a").await == expected("team-a")
-            && stored(&server, "team-b").await == expected("team-b"))
-        .then_some(())
+        for tenant in tenants {
+            if stored(&server, tenant).await != expected(tenant) {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
-    for tenant in ["team-a", "team-b"] {
+    for tenant in tenants {
         eventually(
             "counts agree with rows",
             Duration::from_secs(30),
@@ -327,13 +353,15 @@ async fn rules_delete_exactly_what_they_name(launch: impl Fn() -> Launch) {
     eventually("the deletions counted", Duration::from_secs(30), || async {
         let (_, metrics) = server.get("/metrics").await;
         let metrics = metrics.as_str().unwrap_or_default().to_string();
-        [
-            "oglogstream_retention_deleted_logs_total{reason=\"rule\"} 4",
-            "oglogstream_retention_deleted_logs_total{reason=\"tenant\"} 1",
-        ]
-        .iter()
-        .all(|line| metrics.contains(line))
-        .then_some(())
+        deleted
+            .iter()
+            .map(|(reason, n)| {
+                format!("oglogstream_retention_deleted_logs_total{{reason=\"{reason}\"}} {n}")
+            })
+            .collect::<Vec<_>>()
+            .iter()
+            .all(|line| metrics.contains(line))
+            .then_some(())
     })
     .await;
 }
@@ -362,5 +390,47 @@ async fn retention_rules_delete_exactly_what_they_name_on_clickhouse() {
     rules_delete_exactly_what_they_name(|| {
         launch_with_rules(workspace.path()).env("CLICKHOUSE_DSN", &dsn)
     })
+    .await;
+}
+
+/// Tenancy off: the global rules apply to every log (all in `default`),
+/// and what they do not name keeps `storage.retention_days`, unless a rule
+/// keeping longer protects it.
+#[actix_web::test]
+async fn global_rules_apply_with_tenants_off() {
+    let workspace = tempfile::tempdir().expect("a temporary directory");
+    let config = workspace.path().join("rules.toml");
+    std::fs::write(
+        &config,
+        r#"
+[storage]
+retention_days = 30
+[[retention.rules]]
+query = "level:debug"
+keep = "3d"
+[[retention.rules]]
+query = "service:audit"
+keep = "400d"
+"#,
+    )
+    .expect("a config file");
+    let launch = || {
+        Launch::default()
+            .data_dir(&workspace.path().join("data"))
+            .env("FLUSH_TIMEOUT", "50ms")
+            .arg("--config")
+            .arg(config.to_str().expect("a UTF-8 path"))
+    };
+    rules_delete(
+        launch,
+        &[
+            ("default", "debug", "api", "debug past 3d", 5, false),
+            ("default", "info", "api", "within 30d", 5, true),
+            ("default", "info", "api", "past 30d", 40, false),
+            ("default", "info", "audit", "audit kept past 30d", 40, true),
+        ],
+        &["default"],
+        &[("rule", 1), ("age", 1)],
+    )
     .await;
 }
