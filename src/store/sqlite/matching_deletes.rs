@@ -26,23 +26,37 @@ impl Writer {
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
         let mut deleted = 0u64;
+        // Each chunk goes on from the last one's newest timestamp, so the
+        // logs a rule keeps are read once, not once per chunk.
+        let mut from = filter.from;
         loop {
-            let removed = delete_chunk(connection, filter)?;
+            let (removed, newest) = delete_chunk(
+                connection,
+                &LogFilter {
+                    from,
+                    ..filter.clone()
+                },
+            )?;
             deleted += removed as u64;
             if removed < CHUNK {
                 return Ok(deleted);
             }
+            from = newest;
         }
     }
 }
 
-/// Up to [`CHUNK`] matching logs, with their counts and facet blocks.
-fn delete_chunk(connection: &mut Connection, filter: &LogFilter) -> Result<usize, StoreError> {
+/// Up to [`CHUNK`] matching logs, the oldest first, with their counts and
+/// facet blocks; returns how many and the newest one's timestamp.
+fn delete_chunk(
+    connection: &mut Connection,
+    filter: &LogFilter,
+) -> Result<(usize, Option<i64>), StoreError> {
     let transaction = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_error)?;
     let Some(dimensions) = Dimensions::resolve(&transaction, filter)? else {
-        return Ok(0);
+        return Ok((0, None));
     };
     let mut conditions = Conditions::default();
     let (from, to) = filter.bounds();
@@ -56,11 +70,13 @@ fn delete_chunk(connection: &mut Connection, filter: &LogFilter) -> Result<usize
         conditions.push("oglog_contains(message, ?)", [Value::Text(text.clone())]);
     }
     let mut seqs = Vec::new();
+    let mut newest = None;
     let mut minute_counts: HashMap<RollupKey, i64> = HashMap::new();
     {
         let mut statement = transaction
             .prepare(&format!(
-                "SELECT seq, ts, tenant_id, service_id, level FROM logs INDEXED BY logs_page {} LIMIT {CHUNK}",
+                "SELECT seq, ts, tenant_id, service_id, level FROM logs INDEXED BY logs_page {}
+                 ORDER BY ts LIMIT {CHUNK}",
                 conditions.where_clause()
             ))
             .map_err(sql_error)?;
@@ -72,6 +88,7 @@ fn delete_chunk(connection: &mut Connection, filter: &LogFilter) -> Result<usize
             let (seq, ts, tenant_id, service_id) = (get(0)?, get(1)?, get(2)?, get(3)?);
             let level: u8 = row.get(4).map_err(sql_error)?;
             seqs.push(seq);
+            newest = Some(ts);
             let minute = ts - ts.rem_euclid(MINUTE);
             *minute_counts
                 .entry((tenant_id, minute, service_id, level))
@@ -79,7 +96,7 @@ fn delete_chunk(connection: &mut Connection, filter: &LogFilter) -> Result<usize
         }
     }
     if seqs.is_empty() {
-        return Ok(0);
+        return Ok((0, None));
     }
     {
         let mut delete = transaction
@@ -105,7 +122,7 @@ fn delete_chunk(connection: &mut Connection, filter: &LogFilter) -> Result<usize
         .collect();
     facet_blocks::rebuild(&transaction, blocks).map_err(sql_error)?;
     transaction.commit().map_err(sql_error)?;
-    Ok(seqs.len())
+    Ok((seqs.len(), newest))
 }
 
 /// Takes deleted logs off a rollup's counts; a cell left at zero goes, as
@@ -332,5 +349,50 @@ mod tests {
             .map(|c| c.count)
             .sum();
         assert_eq!(theirs, 200, "another tenant's logs stay");
+    }
+
+    /// More matches than one transaction takes: every chunk goes on where
+    /// the last one stopped, and together they take every match.
+    #[tokio::test]
+    async fn a_deletion_larger_than_a_chunk_takes_every_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let logs: i64 = 3 * super::CHUNK as i64;
+        for start in (0..logs).step_by(5000) {
+            let batch: Vec<LogRecord> = (start..start + 5000)
+                .map(|i| LogRecord {
+                    // Seven logs share each timestamp, so a chunk may end
+                    // among logs of its last timestamp.
+                    timestamp: BASE + (i / 7) * 1_000_000,
+                    level: if i % 3 == 0 {
+                        Level::Info
+                    } else {
+                        Level::Debug
+                    },
+                    ..record(i, "default")
+                })
+                .collect();
+            store.insert(&[Arc::from(batch)]).await.unwrap();
+        }
+        let started = Instant::now();
+        let deleted = store
+            .delete_matching(&LogFilter {
+                expr: parse("level:debug").unwrap(),
+                ..everything(Scope::default())
+            })
+            .await
+            .unwrap();
+        eprintln!(
+            "deleted {deleted} of {logs} logs in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(deleted as i64, logs - (logs + 2) / 3);
+        let counts = store
+            .level_service_counts(&everything(Scope::default()))
+            .await
+            .unwrap();
+        assert!(counts.iter().all(|c| c.level == Level::Info), "{counts:?}");
+        let total: u64 = counts.iter().map(|c| c.count).sum();
+        assert_eq!(total as i64, (logs + 2) / 3);
     }
 }
