@@ -2,7 +2,7 @@
 # dashboard at http://localhost:8080) and `make test` (every test, installing
 # what the tests need).
 
-.PHONY: run test build lint bench bench-split bench-clickhouse bench-soak k8s-configmap
+.PHONY: run test build lint bench bench-split bench-clickhouse bench-soak bench-tenants k8s-configmap
 
 run:
 	cargo run --release
@@ -40,6 +40,12 @@ bench-split:
 # and the plot docs/soak.svg.
 bench-soak:
 	scripts/bench.sh --soak $(BENCH_ARGS)
+
+# What tenancy costs: bulk ingest with tenants off and on, and a small
+# tenant's reads among 100 tenants (10M logs) against a store of its own.
+# BENCH_ARGS="--clickhouse" (first) for ClickHouse.
+bench-tenants:
+	scripts/bench-tenants.sh $(BENCH_ARGS)
 
 # The `make bench` table with the server storing into a private
 # clickhouse-server (needs clickhouse-server; its data stays in the temporary

@@ -38,6 +38,9 @@ use tokio::sync::watch;
 /// stored before the stop (the process then exits non-zero).
 pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    if config.tenants.enabled {
+        metrics.tenants.enable();
+    }
     let stores = wiring::build_stores(&config)?;
     let store = stores.as_ref().map(|stores| Arc::clone(&stores.logs));
     let bus = wiring::build_bus(&config, store.as_ref(), &metrics).await?;
@@ -136,11 +139,6 @@ fn start_tenant_limits(
         return None;
     }
     let limiter = TenantLimiter::new(tenants.limits.clone());
-    if tenants.otlp_attribute.is_some() {
-        tracing::warn!(
-            "tenants.otlp_attribute is not applied yet: OTLP requests name their tenant with X-Scope-OrgID"
-        );
-    }
     if let Some(path) = &tenants.overrides_file {
         tokio::spawn(crate::tenants::overrides::watch_file(
             path.clone(),

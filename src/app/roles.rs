@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::domain::TenantId;
 use crate::domain::id::IdGenerator;
 use crate::http::error::ApiError;
+use crate::ingest::otlp::ExportTenants;
 use crate::ingest::otlp::grpc::{Caller, Gate, GrpcListener};
 use crate::ingest::{self, IngestState};
 use crate::metrics::{Metrics, Protocol};
@@ -160,7 +161,7 @@ struct IngestGate {
 }
 
 impl Gate for IngestGate {
-    fn admit(&self, caller: &Caller<'_>) -> Result<TenantId, ApiError> {
+    fn admit(&self, caller: &Caller<'_>) -> Result<ExportTenants, ApiError> {
         let allowed = self.guard.admit_ingest(
             Protocol::Otlp,
             caller.peer,
@@ -169,7 +170,14 @@ impl Gate for IngestGate {
             caller.api_key,
         )?;
         if !self.tenants.enabled {
-            return Ok(TenantId::default());
+            return Ok(ExportTenants::One(TenantId::default()));
+        }
+        if let Some(resources) =
+            tenants::resolve_by_resource(&self.tenants, &allowed, caller.tenant)
+        {
+            return resources
+                .map(ExportTenants::PerResource)
+                .map_err(|refusal| tenant_error(&refusal));
         }
         let tenants = tenants::resolve(
             &self.tenants,
@@ -178,7 +186,9 @@ impl Gate for IngestGate {
             tenants::Access::Write,
         )
         .map_err(|refusal| tenant_error(&refusal))?;
-        Ok(tenants.into_iter().next().unwrap_or_default())
+        Ok(ExportTenants::One(
+            tenants.into_iter().next().unwrap_or_default(),
+        ))
     }
 }
 

@@ -15,7 +15,7 @@ use crate::http::audit::{AuditLog, ChangeDetail};
 use crate::http::error::{ApiError, Refusal};
 use crate::security::access::{Access, changes_state};
 use crate::security::guard::{Guard, KeyIdentity, Screening};
-use crate::tenants::{self, TENANT_HEADER, TenantRefusal, TenantsConfig};
+use crate::tenants::{self, ResourceTenants, TENANT_HEADER, TenantRefusal, TenantsConfig};
 use actix_web::dev::{RequestHead, ServiceRequest};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -67,6 +67,10 @@ pub struct Admitted {
     pub audit_refusal: bool,
     /// With tenancy on, the tenants the request acts for (one for ingest).
     pub tenants: Option<RequestTenants>,
+    /// OTLP/HTTP with `tenants.otlp_attribute` set: each resource may name
+    /// its tenant, so the handler resolves them (and a request naming none
+    /// is not refused here).
+    pub resource_tenants: Option<ResourceTenants>,
 }
 
 /// A request refused: the answer, and the audit event it makes.
@@ -203,21 +207,34 @@ impl Gate {
                     audit_change: false,
                     audit_refusal: false,
                     tenants: None,
+                    resource_tenants: None,
                 });
             }
             Access::Ingest => {
                 return match self.guard.ingest_allows(head) {
                     Ok(allowed) => {
-                        let tenants = self
-                            .request_tenants(head, &allowed, tenants::Access::Write)
-                            .map_err(|refusal| {
-                                refused(
-                                    tenant_error(&refusal),
-                                    Actor::unidentified("ingest key"),
-                                    action::FORBIDDEN,
-                                    refusal.to_string(),
-                                )
-                            })?;
+                        let refused_tenant = |refusal: TenantRefusal| {
+                            refused(
+                                tenant_error(&refusal),
+                                Actor::unidentified("ingest key"),
+                                action::FORBIDDEN,
+                                refusal.to_string(),
+                            )
+                        };
+                        let (tenants, resource_tenants) =
+                            match self.otlp_resource_tenants(head, &allowed) {
+                                Some(deferred) => {
+                                    let deferred = deferred.map_err(refused_tenant)?;
+                                    let tenants =
+                                        deferred.fallback.clone().map(|t| RequestTenants(vec![t]));
+                                    (tenants, Some(deferred))
+                                }
+                                None => (
+                                    self.request_tenants(head, &allowed, tenants::Access::Write)
+                                        .map_err(refused_tenant)?,
+                                    None,
+                                ),
+                            };
                         Ok(Admitted {
                             caller: Caller {
                                 principal: None,
@@ -227,6 +244,7 @@ impl Gate {
                             audit_change: false,
                             audit_refusal: false,
                             tenants,
+                            resource_tenants,
                         })
                     }
                     Err(presented) => Err(refused(
@@ -347,6 +365,7 @@ impl Gate {
         };
         Ok(Admitted {
             tenants,
+            resource_tenants: None,
             audit_change: changes_state(request.method()) && request.path().starts_with("/api/"),
             audit_refusal: true,
             caller: Caller {
@@ -355,6 +374,24 @@ impl Gate {
             },
             allowed_origin: screened.allowed_origin,
         })
+    }
+
+    /// For `POST /v1/logs` with `tenants.otlp_attribute` set: the request's
+    /// tenant if it names one, and what the handler needs to resolve each
+    /// resource's (`None` for other paths or without the attribute).
+    fn otlp_resource_tenants(
+        &self,
+        head: &RequestHead,
+        allowed: &Allowed,
+    ) -> Option<Result<ResourceTenants, TenantRefusal>> {
+        if head.uri.path() != "/v1/logs" {
+            return None;
+        }
+        let header = head
+            .headers()
+            .get(TENANT_HEADER)
+            .and_then(|value| value.to_str().ok());
+        tenants::resolve_by_resource(&self.tenants, allowed, header)
     }
 
     /// The tenants a request acts for: `None` with tenancy off (nothing is

@@ -74,6 +74,9 @@ where
             if let Some(tenants) = &admitted.tenants {
                 request.extensions_mut().insert(tenants.clone());
             }
+            if let Some(resource_tenants) = &admitted.resource_tenants {
+                request.extensions_mut().insert(resource_tenants.clone());
+            }
             let mut response = service.call(request).await?;
             if let Some(origin) = &admitted.allowed_origin {
                 crate::security::guard::add_cors_headers(response.headers_mut(), origin);

@@ -11,7 +11,7 @@ use crate::domain::parse::NewLog;
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
 use crate::http::error::ApiError;
-use crate::metrics::{Metrics, Protocol, Rejection};
+use crate::metrics::{Metrics, Protocol, Rejection, TenantLimit};
 use crate::tenants::TenantLimiter;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -95,6 +95,9 @@ impl IngestState {
             .map_err(|exceeded| {
                 self.metrics
                     .reject(protocol, Rejection::RateLimited, batch.len() as u64);
+                if let Some(limit) = TenantLimit::of_setting(exceeded.limit) {
+                    self.metrics.tenants.limited(first.tenant.as_str(), limit);
+                }
                 ApiError::tenant_limit(exceeded.limit, exceeded.to_string(), exceeded.retry_after)
             })
     }
@@ -110,8 +113,12 @@ impl IngestState {
             return Ok(());
         }
         let count = batch.len() as u64;
+        let by_tenant = self.metrics.tenants.is_enabled().then(|| by_tenant(&batch));
         self.bus.publish(batch).await?;
         self.metrics.accept(protocol, count);
+        for (tenant, logs) in by_tenant.into_iter().flatten() {
+            self.metrics.tenants.accept(tenant.as_str(), logs);
+        }
         Ok(())
     }
 
@@ -127,6 +134,22 @@ impl IngestState {
         };
         self.metrics.reject(protocol, reason, 1);
     }
+}
+
+/// How many of the batch's logs each tenant has (a batch is usually one
+/// tenant's; an OTLP export naming tenants per resource may hold several).
+fn by_tenant(batch: &LogBatch) -> Vec<(TenantId, u64)> {
+    let mut counts: Vec<(TenantId, u64)> = Vec::new();
+    for record in batch.iter() {
+        match counts
+            .iter_mut()
+            .find(|(tenant, _)| *tenant == record.tenant)
+        {
+            Some((_, logs)) => *logs += 1,
+            None => counts.push((record.tenant.clone(), 1)),
+        }
+    }
+    counts
 }
 
 /// A refusal's status and `Retry-After`, for a protocol to add its body.

@@ -61,11 +61,26 @@ impl HttpConnection {
 
     /// A complete request, ready to write as many times as wanted.
     pub fn post_bytes(host: &str, path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+        Self::post_bytes_with(host, path, content_type, &[], body)
+    }
+
+    /// The same, with more headers (a tenant's `X-Scope-OrgID`).
+    pub fn post_bytes_with(
+        host: &str,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Vec<u8> {
         let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
-        )
-        .into_bytes();
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut request = request.into_bytes();
         request.extend_from_slice(body);
         request
     }
@@ -75,10 +90,22 @@ impl HttpConnection {
     }
 
     pub async fn get(&mut self, path_and_query: &str) -> io::Result<Response> {
-        let request = format!(
-            "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
+        self.get_with(path_and_query, &[]).await
+    }
+
+    pub async fn get_with(
+        &mut self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> io::Result<Response> {
+        let mut request = format!(
+            "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n",
             self.host
         );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
         self.send(request.as_bytes()).await
     }
 

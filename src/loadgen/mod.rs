@@ -23,6 +23,8 @@
 //!   API on that store (`loki.rs`).
 //! - `alerts`: one alert rule evaluation per shape on that store (with the
 //!   last five minutes filled), and the CPU of 100 rules (`alerts.rs`).
+//! - `tenants` (not by default): a small tenant's reads among 100 tenants
+//!   against a second server holding only its logs (`tenants.rs`).
 //!
 //! Everything runs on one thread, like wrk's single thread, so the generator
 //! takes at most one of the machine's cores from the server.
@@ -105,9 +107,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "loki" => bench.loki().await?,
             "alerts" => bench.alerts().await?,
             "shippers" => bench.shippers().await?,
+            "tenants" => bench.tenants().await?,
             other => {
                 anyhow::bail!(
-                    "unknown phase {other:?}: use query, loki, alerts, ingest, live, bulk, shippers"
+                    "unknown phase {other:?}: use query, loki, alerts, ingest, live, bulk, shippers, tenants"
                 )
             }
         }

@@ -16,7 +16,8 @@ pub struct Options {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Phases to run, comma separated, in order: query (pre-fills to each
-    /// size first), loki, alerts, ingest, live, bulk, shippers
+    /// size first), loki, alerts, ingest, live, bulk, shippers; and
+    /// `tenants` (with `--solo-url`: `make bench-tenants`)
     #[arg(
         long,
         default_value = "query,loki,alerts,ingest,live,bulk,shippers",
@@ -92,6 +93,13 @@ pub struct Options {
     /// (ingest → JetStream → process → store)
     #[arg(long, value_name = "URL")]
     pub stored_url: Option<String>,
+    /// With the `tenants` phase: a second server (tenancy on, empty store)
+    /// that gets only the small tenant's logs, for comparison
+    #[arg(long, value_name = "URL")]
+    pub solo_url: Option<String>,
+    /// With the `tenants` phase: how many tenants share the store
+    #[arg(long, default_value_t = 100)]
+    pub tenants: u64,
     /// Describes the setup in the result rows (e.g. "3-node R3 cluster")
     #[arg(long, default_value = "")]
     pub label: String,

@@ -13,7 +13,10 @@ use super::client::HttpConnection;
 use super::corpus::Corpus;
 use super::shippers::{elasticsearch_body, loki_body, otlp_body, syslog_frames};
 use crate::domain::time::{format_rfc3339, now_micros};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -82,6 +85,8 @@ fn record(window: &Shared, kind: Kind, started: Instant, status: u16) {
 pub struct Sample {
     pub seconds: f64,
     pub rss_mib: f64,
+    /// RssAnon: the process's own memory, without mapped file pages.
+    pub anon_mib: f64,
     pub open_fds: u64,
     /// p99 in ms per kind, NaN when none ran in the window.
     pub p99_ms: [f64; 3],
@@ -131,9 +136,11 @@ async fn soak(settings: SoakSettings) -> anyhow::Result<()> {
         Arc::clone(&window),
         deadline,
     ));
+    let by_path: QueryTimes = Rc::default();
     workers.spawn_local(queries(
         settings.address.clone(),
         Arc::clone(&window),
+        Rc::clone(&by_path),
         deadline,
     ));
     workers.spawn_local(exports(
@@ -152,6 +159,7 @@ async fn soak(settings: SoakSettings) -> anyhow::Result<()> {
     }
     let summary = summarise(&samples);
     println!("{summary}");
+    println!("{}", query_table(&by_path.borrow()));
     if let Some(path) = &settings.csv {
         std::fs::write(path, csv(&samples))?;
         eprintln!("soak: samples written to {}", path.display());
@@ -169,7 +177,7 @@ async fn sample_until(settings: &SoakSettings, window: &Shared, deadline: Instan
     let mut ticks = tokio::time::interval(SAMPLE_EVERY);
     ticks.tick().await;
     println!(
-        "seconds\trss_mib\topen_fds\tingest_p99_ms\tquery_p99_ms\texport_p99_ms\tlogs_per_s\tfailures\trefused"
+        "seconds\trss_mib\tanon_mib\topen_fds\tingest_p99_ms\tquery_p99_ms\texport_p99_ms\tlogs_per_s\tfailures\trefused"
     );
     while Instant::now() < deadline {
         ticks.tick().await;
@@ -177,7 +185,10 @@ async fn sample_until(settings: &SoakSettings, window: &Shared, deadline: Instan
             Ok(mut window) => std::mem::take(&mut *window),
             Err(_) => break,
         };
-        let (rss_mib, open_fds) = settings.pid.map(process_state).unwrap_or((f64::NAN, 0));
+        let (rss_mib, anon_mib, open_fds) = settings
+            .pid
+            .map(process_state)
+            .unwrap_or((f64::NAN, f64::NAN, 0));
         let mut p99_ms = [f64::NAN; 3];
         for (slot, mut latencies) in taken.latencies.into_iter().enumerate() {
             latencies.sort_unstable();
@@ -190,6 +201,7 @@ async fn sample_until(settings: &SoakSettings, window: &Shared, deadline: Instan
         let sample = Sample {
             seconds: started.elapsed().as_secs_f64(),
             rss_mib,
+            anon_mib,
             open_fds,
             p99_ms,
             logs_per_second: taken.logs as f64 / SAMPLE_EVERY.as_secs_f64(),
@@ -197,9 +209,10 @@ async fn sample_until(settings: &SoakSettings, window: &Shared, deadline: Instan
             refused: taken.refused,
         };
         println!(
-            "{:.0}\t{:.1}\t{}\t{:.1}\t{:.1}\t{:.1}\t{:.0}\t{}\t{}",
+            "{:.0}\t{:.1}\t{:.1}\t{}\t{:.1}\t{:.1}\t{:.1}\t{:.0}\t{}\t{}",
             sample.seconds,
             sample.rss_mib,
+            sample.anon_mib,
             sample.open_fds,
             sample.p99_ms[0],
             sample.p99_ms[1],
@@ -213,20 +226,23 @@ async fn sample_until(settings: &SoakSettings, window: &Shared, deadline: Instan
     samples
 }
 
-/// VmRSS in MiB and the number of open descriptors.
-fn process_state(pid: u32) -> (f64, u64) {
-    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .unwrap_or(f64::NAN);
+/// VmRSS and RssAnon in MiB, and the number of open descriptors. RssAnon
+/// is the process's own memory (heap, stacks: where a leak shows); VmRSS
+/// adds the database file's pages while a facet scan has them mapped, which
+/// the kernel can drop at will.
+fn process_state(pid: u32) -> (f64, f64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mib = |field: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|entries| entries.count() as u64)
         .unwrap_or(0);
-    (rss_kib / 1024.0, fds)
+    (mib("VmRSS:"), mib("RssAnon:"), fds)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -346,8 +362,41 @@ async fn singles(address: String, window: Shared, deadline: Instant) -> anyhow::
     Ok(())
 }
 
+/// Each query path's latencies (µs) over the whole run, after the warm-up:
+/// which read a p99 comes from.
+type QueryTimes = Rc<RefCell<BTreeMap<&'static str, Vec<u32>>>>;
+
+fn query_table(times: &BTreeMap<&'static str, Vec<u32>>) -> String {
+    let mut out = String::from("query (after the warm-up) | requests | p50 ms | p99 ms | max ms\n");
+    for (path, latencies) in times {
+        let mut sorted = latencies.clone();
+        sorted.sort_unstable();
+        let at = |q: f64| {
+            let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+            sorted[rank - 1] as f64 / 1000.0
+        };
+        if !sorted.is_empty() {
+            let _ = writeln!(
+                out,
+                "`{path}` | {} | {:.1} | {:.1} | {:.1}",
+                sorted.len(),
+                at(0.5),
+                at(0.99),
+                at(1.0)
+            );
+        }
+    }
+    out
+}
+
 /// The reads a dashboard makes, in turn.
-async fn queries(address: String, window: Shared, deadline: Instant) -> anyhow::Result<()> {
+async fn queries(
+    address: String,
+    window: Shared,
+    by_path: QueryTimes,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let warm_until = Instant::now() + WARM_UP;
     let paths = [
         "/api/logs?limit=100",
         "/api/logs?limit=100&query=level%3A%3E%3Dwarn%20service%3Acheckout",
@@ -374,7 +423,13 @@ async fn queries(address: String, window: Shared, deadline: Instant) -> anyhow::
         let separator = if path.contains('?') { '&' } else { '?' };
         let started = Instant::now();
         match connection.get(&format!("{path}{separator}{range}")).await {
-            Ok(response) => record(&window, Kind::Query, started, response.status),
+            Ok(response) => {
+                record(&window, Kind::Query, started, response.status);
+                if Instant::now() > warm_until {
+                    let micros = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                    by_path.borrow_mut().entry(path).or_default().push(micros);
+                }
+            }
             Err(_) => connection = HttpConnection::connect(&address).await?,
         }
     }
@@ -482,6 +537,13 @@ fn summarise(samples: &[Sample]) -> String {
         "RSS: {rss_min:.1}..{rss_max:.1} MiB, trend {:+.1} MiB/hour",
         slope(&rss) * 3600.0
     );
+    let anon: Vec<(f64, f64)> = steady.iter().map(|s| (s.seconds, s.anon_mib)).collect();
+    let (anon_min, anon_max) = range(anon.iter().map(|(_, y)| *y).collect());
+    let _ = writeln!(
+        out,
+        "anonymous RSS (heap): {anon_min:.1}..{anon_max:.1} MiB, trend {:+.1} MiB/hour",
+        slope(&anon) * 3600.0
+    );
     let fds: Vec<(f64, f64)> = steady
         .iter()
         .map(|s| (s.seconds, s.open_fds as f64))
@@ -517,14 +579,15 @@ fn summarise(samples: &[Sample]) -> String {
 
 fn csv(samples: &[Sample]) -> String {
     let mut out = String::from(
-        "seconds,rss_mib,open_fds,ingest_p99_ms,query_p99_ms,export_p99_ms,logs_per_s,failures,refused\n",
+        "seconds,rss_mib,anon_mib,open_fds,ingest_p99_ms,query_p99_ms,export_p99_ms,logs_per_s,failures,refused\n",
     );
     for s in samples {
         let _ = writeln!(
             out,
-            "{:.0},{:.1},{},{:.2},{:.2},{:.2},{:.0},{},{}",
+            "{:.0},{:.1},{:.1},{},{:.2},{:.2},{:.2},{:.0},{},{}",
             s.seconds,
             s.rss_mib,
+            s.anon_mib,
             s.open_fds,
             s.p99_ms[0],
             s.p99_ms[1],
@@ -553,12 +616,19 @@ fn svg(samples: &[Sample]) -> String {
     );
     let panels: [(&str, Vec<Series>); 3] = [
         (
-            "RSS (MiB)",
-            vec![(
-                "rss",
-                "#1f77b4",
-                samples.iter().map(|s| s.rss_mib).collect(),
-            )],
+            "RSS and anonymous RSS (MiB)",
+            vec![
+                (
+                    "rss",
+                    "#1f77b4",
+                    samples.iter().map(|s| s.rss_mib).collect(),
+                ),
+                (
+                    "anonymous",
+                    "#17becf",
+                    samples.iter().map(|s| s.anon_mib).collect(),
+                ),
+            ],
         ),
         (
             "open file descriptors",
@@ -645,6 +715,7 @@ mod tests {
         Sample {
             seconds,
             rss_mib: rss,
+            anon_mib: rss / 2.0,
             open_fds: 40,
             p99_ms: [2.0, 5.0, f64::NAN],
             logs_per_second: 3000.0,

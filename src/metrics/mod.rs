@@ -6,9 +6,11 @@
 //! value hand it over as a [`Gauges`] at scrape time.
 
 mod alerts;
+mod tenants;
 mod text;
 
 pub use alerts::{AlertMetrics, EvaluationOutcome, NotificationOutcome};
+pub use tenants::{NAMED_TENANTS, TenantLimit, TenantMetrics};
 pub use text::Histogram;
 
 use std::collections::BTreeMap;
@@ -157,6 +159,8 @@ pub struct Metrics {
     pub store_write_seconds: Histogram,
     /// Alert evaluations and notifications.
     pub alerts: AlertMetrics,
+    /// Per-tenant series (tenancy on: `tenants.enable()`).
+    pub tenants: TenantMetrics,
     requests: RwLock<BTreeMap<RequestKey, Arc<Histogram>>>,
 }
 
@@ -190,6 +194,7 @@ impl Default for Metrics {
             batch_sizes: Histogram::new(BATCH_SIZE_BUCKETS),
             store_write_seconds: Histogram::new(SECONDS_BUCKETS),
             alerts: AlertMetrics::default(),
+            tenants: TenantMetrics::default(),
             requests: RwLock::new(BTreeMap::new()),
         }
     }
@@ -322,6 +327,7 @@ impl Metrics {
                 );
             }
         }
+        self.tenants.render(&mut out);
         gauge(
             &mut out,
             "oglogstream_syslog_connections",

@@ -9,7 +9,7 @@
 use super::params;
 use super::state::{QueryState, decoded, scope_of};
 use crate::http::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TenantLimit};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message};
 use std::time::Duration;
@@ -38,6 +38,9 @@ pub async fn stream(
             limits
                 .open_live(filter.scope.tenants())
                 .map_err(|exceeded| {
+                    if let Some(limit) = TenantLimit::of_setting(exceeded.limit) {
+                        state.metrics.tenants.limited(&exceeded.tenant, limit);
+                    }
                     ApiError::tenant_limit(
                         exceeded.limit,
                         exceeded.to_string(),

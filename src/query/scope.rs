@@ -12,6 +12,7 @@ use crate::domain::tenant::{RequestTenants, TenantId};
 use crate::domain::time::Micros;
 use crate::domain::time::now_micros;
 use crate::domain::{LogBatch, LogRecord};
+use crate::metrics::{Metrics, TenantLimit};
 use crate::store::facets::{FacetQuery, Facets, KeyCount};
 use crate::store::filter::Scope;
 use crate::store::grouped::{GroupedCount, GroupedCountQuery};
@@ -71,6 +72,8 @@ pub struct ScopedStore<'a> {
     pub scope: ReadScope,
     /// The shortest `max_query_range` of the scope's tenants, and whose.
     pub max_range: Option<(std::time::Duration, TenantId)>,
+    /// Where a read refused for that range is counted, per tenant.
+    pub metrics: &'a Metrics,
 }
 
 impl ScopedStore<'_> {
@@ -85,6 +88,9 @@ impl ScopedStore<'_> {
             match filter.from {
                 None => filter.from = Some(to.saturating_sub(longest)),
                 Some(from) if to.saturating_sub(from) > longest => {
+                    self.metrics
+                        .tenants
+                        .limited(tenant.as_str(), TenantLimit::QueryRange);
                     return Err(StoreError::OverLimit {
                         field: "tenants.max_query_range".into(),
                         message: format!(

@@ -47,6 +47,7 @@ impl QueryState {
             store: &*self.store,
             scope,
             max_range,
+            metrics: &self.metrics,
         }
     }
 

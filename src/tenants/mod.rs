@@ -12,5 +12,7 @@ pub mod resolve;
 pub mod settings;
 
 pub use limits::{LimitExceeded, LiveSlot, TenantLimiter};
-pub use resolve::{Access, Allowed, TENANT_HEADER, TenantRefusal, resolve};
+pub use resolve::{
+    Access, Allowed, ResourceTenants, TENANT_HEADER, TenantRefusal, resolve, resolve_by_resource,
+};
 pub use settings::{RawRetentionRule, RawTenants, RetentionRule, TenantsConfig};

@@ -88,6 +88,50 @@ pub fn record_tenant(allowed: &Allowed, named: &str) -> Result<TenantId, TenantR
     Ok(tenant)
 }
 
+/// An OTLP write whose tenant may come from each resource: the resource
+/// attribute naming it (`tenants.otlp_attribute`), what the credentials
+/// allow, and the tenant of a resource naming none (the request's, resolved
+/// as for any write; `None` when the request names none, so such records
+/// are refused while those of resources naming theirs are stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceTenants {
+    pub attribute: String,
+    pub allowed: Allowed,
+    pub fallback: Option<TenantId>,
+}
+
+impl ResourceTenants {
+    /// The tenant of a resource's records, from the value of its attribute.
+    pub fn of_resource(&self, named: Option<&str>) -> Result<TenantId, TenantRefusal> {
+        match named {
+            Some(named) => record_tenant(&self.allowed, named),
+            None => self.fallback.clone().ok_or(TenantRefusal::Missing),
+        }
+    }
+}
+
+/// For an OTLP write with `tenants.otlp_attribute` set (`None` otherwise, or
+/// with tenancy off): the request's tenant is resolved as for any write,
+/// but a request naming none is not refused here, since its resources may
+/// name theirs; a bad or forbidden header still is.
+pub fn resolve_by_resource(
+    config: &TenantsConfig,
+    allowed: &Allowed,
+    header: Option<&str>,
+) -> Option<Result<ResourceTenants, TenantRefusal>> {
+    let attribute = config.otlp_attribute.as_ref().filter(|_| config.enabled)?;
+    let fallback = match resolve(config, allowed, header, Access::Write) {
+        Ok(tenants) => tenants.into_iter().next(),
+        Err(TenantRefusal::Missing) => None,
+        Err(refusal) => return Some(Err(refusal)),
+    };
+    Some(Ok(ResourceTenants {
+        attribute: attribute.clone(),
+        allowed: allowed.clone(),
+        fallback,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +198,44 @@ mod tests {
             Err(TenantRefusal::Missing),
             "a write must say which of its tenants"
         );
+    }
+
+    #[test]
+    fn resources_may_name_their_tenant_within_the_key() {
+        let config = TenantsConfig {
+            otlp_attribute: Some("tenant.id".into()),
+            ..on(None)
+        };
+        assert_eq!(
+            resolve_by_resource(&on(None), &Allowed::Any, None),
+            None,
+            "no attribute: the gate resolves as for any write"
+        );
+        let open = resolve_by_resource(&config, &Allowed::Any, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.fallback, None, "no header: not refused yet");
+        assert_eq!(
+            open.of_resource(Some("team-b")),
+            Ok(ids(&["team-b"])[0].clone())
+        );
+        assert_eq!(open.of_resource(None), Err(TenantRefusal::Missing));
+        assert!(matches!(
+            open.of_resource(Some("a b")),
+            Err(TenantRefusal::Invalid(_))
+        ));
+        let bound = Allowed::Only(ids(&["team-a"]));
+        let bound = resolve_by_resource(&config, &bound, None).unwrap().unwrap();
+        assert_eq!(bound.fallback, Some(ids(&["team-a"])[0].clone()));
+        assert_eq!(
+            bound.of_resource(Some("team-b")),
+            Err(TenantRefusal::NotAllowed("team-b".into()))
+        );
+        assert_eq!(bound.of_resource(None), Ok(ids(&["team-a"])[0].clone()));
+        assert!(matches!(
+            resolve_by_resource(&config, &Allowed::Any, Some("a b")),
+            Some(Err(TenantRefusal::Invalid(_)))
+        ));
     }
 
     #[test]

@@ -50,6 +50,10 @@ async fn metrics_are_present_and_valid_after_traffic() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
+    assert!(
+        !text.contains("oglogstream_tenant_"),
+        "no per-tenant series while tenancy is off"
+    );
 
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])

@@ -125,12 +125,39 @@ pub struct Record<'a> {
 }
 
 pub fn decode(body: &[u8], encoding: Encoding, limits: &LogLimits) -> Result<Decoded, DecodeError> {
-    let mut mapper = Mapper::new(limits);
+    let mut mapper = Mapper::new(limits, None);
     match encoding {
         Encoding::Protobuf => decode_protobuf(body, &mut mapper)?,
         Encoding::Json => decode_json(body, &mut mapper)?,
     }
     Ok(mapper.decoded)
+}
+
+/// The logs of one `ResourceLogs`, in order: the value of the resource
+/// attribute that names a tenant (`tenants.otlp_attribute`), if it has one,
+/// and how many of the decoded logs came from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceRun {
+    pub tenant: Option<String>,
+    pub logs: usize,
+}
+
+/// As [`decode`], also saying which logs came from which resource and the
+/// tenant each resource names in `attribute` (kept among the attributes
+/// too). The runs cover `logs` in order; refused records are in none.
+pub fn decode_by_resource(
+    body: &[u8],
+    encoding: Encoding,
+    limits: &LogLimits,
+    attribute: &str,
+) -> Result<(Decoded, Vec<ResourceRun>), DecodeError> {
+    let mut mapper = Mapper::new(limits, Some(attribute));
+    match encoding {
+        Encoding::Protobuf => decode_protobuf(body, &mut mapper)?,
+        Encoding::Json => decode_json(body, &mut mapper)?,
+    }
+    mapper.close_run();
+    Ok((mapper.decoded, mapper.runs))
 }
 
 /// Maps records to logs, one resource and one scope at a time.
@@ -142,10 +169,16 @@ struct Mapper<'l> {
     /// The current resource's and scope's attributes, flattened once.
     resource_leaves: Vec<(String, String)>,
     scope_leaves: Vec<(String, String)>,
+    /// The resource attribute naming a tenant, when the caller asks for
+    /// runs; the current resource's value of it and where its logs start.
+    tenant_attribute: Option<&'l str>,
+    resource_tenant: Option<String>,
+    run_start: usize,
+    runs: Vec<ResourceRun>,
 }
 
 impl<'l> Mapper<'l> {
-    fn new(limits: &'l LogLimits) -> Mapper<'l> {
+    fn new(limits: &'l LogLimits, tenant_attribute: Option<&'l str>) -> Mapper<'l> {
         Mapper {
             limits,
             decoded: Decoded::default(),
@@ -153,14 +186,23 @@ impl<'l> Mapper<'l> {
             service: None,
             resource_leaves: Vec::new(),
             scope_leaves: Vec::new(),
+            tenant_attribute,
+            resource_tenant: None,
+            run_start: 0,
+            runs: Vec::new(),
         }
     }
 
     fn resource(&mut self, attributes: KeyValues<'_>) {
+        self.close_run();
         self.service = None;
+        self.resource_tenant = None;
         self.resource_leaves.clear();
         let mut path = KeyPath::default();
         for (key, value) in attributes {
+            if self.tenant_attribute == Some(&*key) {
+                self.resource_tenant = Some(tenant_text(&value));
+            }
             match value {
                 AnyValue::Str(service) if key == SERVICE_ATTRIBUTE => {
                     self.service = Some(service.into_owned());
@@ -168,6 +210,19 @@ impl<'l> Mapper<'l> {
                 value => walk(&mut path, &key, value, &mut self.resource_leaves),
             }
         }
+    }
+
+    /// Ends the current resource's run (a resource none of whose records
+    /// were decoded leaves none).
+    fn close_run(&mut self) {
+        let logs = self.decoded.logs.len() - self.run_start;
+        if self.tenant_attribute.is_some() && logs > 0 {
+            self.runs.push(ResourceRun {
+                tenant: self.resource_tenant.take(),
+                logs,
+            });
+        }
+        self.run_start = self.decoded.logs.len();
     }
 
     fn scope(&mut self, scope: Scope<'_>) {
@@ -229,6 +284,16 @@ impl<'l> Mapper<'l> {
             message,
             timestamp,
         })
+    }
+}
+
+/// A tenant attribute's value as text: a string as it is, anything else
+/// as JSON (an integer names the tenant of its digits; no tenant id looks
+/// like a list or a map, so their records are refused with it shown).
+fn tenant_text(value: &AnyValue<'_>) -> String {
+    match value {
+        AnyValue::Str(text) => text.to_string(),
+        other => to_json(other.clone()).to_string(),
     }
 }
 

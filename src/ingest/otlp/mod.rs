@@ -8,18 +8,22 @@
 mod decoder;
 pub mod grpc;
 mod settings;
+mod tenants;
 
-pub use decoder::{Encoding, decode, rejection_message, response};
+pub use decoder::{Encoding, ResourceRun, decode, decode_by_resource, rejection_message, response};
 pub use settings::{OtlpConfig, RawOtlp};
+pub use tenants::ExportTenants;
 
 use super::body::{BodyFormat, BodySize, ContentEncoding, decode_error, protobuf_or_json};
 use super::state::{IngestState, refusal_head};
 use crate::domain::time::now_micros;
 use crate::http::body::media_type;
 use crate::http::error::ApiError;
-use crate::metrics::{Protocol, Rejection};
+use crate::metrics::Protocol;
+use crate::tenants::ResourceTenants;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use tenants::NotStored;
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config.route("/v1/logs", web::post().to(post_logs));
@@ -61,21 +65,32 @@ async fn accept(
     state: &IngestState,
 ) -> Result<HttpResponse, ApiError> {
     let (encoding, body) = state.read_body::<Encoding>(request, payload).await?;
-    let decoded = decode(&body, encoding, &state.config.limits).map_err(decode_error)?;
-    let rejected = decoded.rejected.len();
-    state
-        .metrics
-        .reject(Protocol::Otlp, Rejection::Invalid, rejected as u64);
-    let batch = state.stamp_all(
-        decoded.logs,
-        now_micros(),
-        &crate::ingest::state::request_tenant(request),
-    );
-    state.publish(Protocol::Otlp, batch).await?;
-    let error_message = rejection_message(&decoded.rejected);
+    let tenants = export_tenants(request);
+    let limits = &state.config.limits;
+    let (decoded, runs) = match tenants.attribute() {
+        Some(attribute) => decode_by_resource(&body, encoding, limits, attribute),
+        None => decode(&body, encoding, limits).map(|decoded| (decoded, Vec::new())),
+    }
+    .map_err(decode_error)?;
+    let stored = tenants::store(state, decoded, runs, &tenants, now_micros())
+        .await
+        .map_err(|not_stored| match not_stored {
+            NotStored::Tenants(error) => error,
+            NotStored::Bus(error) => ApiError::from(error),
+        })?;
     Ok(HttpResponse::Ok()
         .content_type(content_type(encoding))
-        .body(response(rejected, &error_message, encoding)))
+        .body(response(stored.rejected, &stored.error_message, encoding)))
+}
+
+/// Whose logs the request holds, as the gate left it: each resource's when
+/// `tenants.otlp_attribute` is set, else the request's.
+fn export_tenants(request: &HttpRequest) -> ExportTenants {
+    use actix_web::HttpMessage;
+    match request.extensions().get::<ResourceTenants>() {
+        Some(resources) => ExportTenants::PerResource(resources.clone()),
+        None => ExportTenants::One(crate::ingest::state::request_tenant(request)),
+    }
 }
 
 /// The HTTP status stays ours; the body is the `google.rpc.Status` OTLP

@@ -8,3 +8,4 @@ mod live;
 mod loki;
 mod query;
 mod shippers;
+mod tenants;

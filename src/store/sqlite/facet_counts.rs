@@ -6,12 +6,13 @@ use super::connection::sql_error;
 use super::counts::grouped_counts;
 use super::{expr, facet_blocks};
 use crate::domain::Level;
+use crate::domain::time::Micros;
 use crate::domain::query::{FieldName, TextField};
 use crate::store::StoreError;
 use crate::store::facets::{self, FacetQuery, Facets, KeyCount, Tally};
 use crate::store::filter::LogFilter;
 use rusqlite::types::Value;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use std::collections::HashMap;
 
 /// Calls `each` with (level code, service id, attributes JSON) of every log
@@ -35,7 +36,7 @@ pub(super) fn for_each_matching(
     let source = match seq_from {
         Some(seq) => {
             conditions.push("seq >= ?", [Value::Integer(seq)]);
-            "logs NOT INDEXED"
+            tail_source(connection, seq, from)?
         }
         None => "logs INDEXED BY logs_page",
     };
@@ -64,6 +65,34 @@ pub(super) fn for_each_matching(
         each(level, service_id, attributes);
     }
     Ok(())
+}
+
+/// How to read the rows from `seq_from` on (the logs no facet block holds
+/// yet) for a range starting at `from`. Usually the tail is a few thousand
+/// logs and reading it in `seq` order is cheapest. But when the block
+/// builder has fallen behind (it runs at low priority: on a busy machine a
+/// soak run left it millions of logs back), a query over the last minutes
+/// would read the whole tail to keep the few rows in its range; the page
+/// index reads only the range. Logs arrive mostly in time order, so a range
+/// starting at or after the tail's first log lies mostly within the tail.
+/// Either way the conditions are the same: only the speed differs.
+fn tail_source(
+    connection: &Connection,
+    seq_from: i64,
+    from: Micros,
+) -> Result<&'static str, StoreError> {
+    let tail_starts: Option<Micros> = connection
+        .query_row(
+            "SELECT ts FROM logs WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+            [seq_from],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql_error)?;
+    Ok(match tail_starts {
+        Some(first) if from > first => "logs INDEXED BY logs_page",
+        _ => "logs NOT INDEXED",
+    })
 }
 
 /// Counts over the matching logs from the facet blocks and the rows after

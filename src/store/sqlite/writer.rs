@@ -173,6 +173,7 @@ impl Writer {
             }
         } else {
             *open_block = Some(block);
+            self.checkpointer.restart_if_large(connection);
         }
         rolled_up
     }

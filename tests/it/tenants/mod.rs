@@ -6,4 +6,6 @@
 
 mod isolation;
 mod limits;
+mod metrics;
+mod otlp;
 mod retention;

@@ -284,3 +284,34 @@ fn answers_in_both_encodings() {
         serde_json::from_slice(&status(3, "bad", Encoding::Json)).unwrap();
     assert_eq!(json, serde_json::json!({"code": 3, "message": "bad"}));
 }
+
+#[test]
+fn runs_say_which_resource_named_which_tenant() {
+    let body = br#"{"resourceLogs":[
+      {"resource":{"attributes":[{"key":"tenant.id","value":{"stringValue":"team-a"}}]},
+       "scopeLogs":[{"logRecords":[{"body":{"stringValue":"a1"}},{"severityNumber":9},{"body":{"stringValue":"a2"}}]}]},
+      {"resource":{"attributes":[]},"scopeLogs":[{"logRecords":[{"body":{"stringValue":"none"}}]}]},
+      {"resource":{"attributes":[{"key":"tenant.id","value":{"intValue":"7"}}]},
+       "scopeLogs":[{"logRecords":[{"severityNumber":9}]}]},
+      {"resource":{"attributes":[{"key":"tenant.id","value":{"stringValue":"team-b"}}]},
+       "scopeLogs":[{"logRecords":[{"body":{"stringValue":"b1"}}]},{"logRecords":[{"body":{"stringValue":"b2"}}]}]}
+    ]}"#;
+    let (decoded, runs) =
+        decode_by_resource(body, Encoding::Json, &LogLimits::default(), "tenant.id").unwrap();
+    let messages: Vec<&str> = decoded.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["a1", "a2", "none", "b1", "b2"]);
+    assert_eq!(decoded.rejected.len(), 2);
+    let run = |tenant: Option<&str>, logs| ResourceRun {
+        tenant: tenant.map(str::to_string),
+        logs,
+    };
+    // The resource whose only record was refused leaves no run.
+    assert_eq!(
+        runs,
+        [run(Some("team-a"), 2), run(None, 1), run(Some("team-b"), 2)]
+    );
+    let (_, runs) =
+        decode_by_resource(body, Encoding::Json, &LogLimits::default(), "other").unwrap();
+    assert!(runs.iter().all(|run| run.tenant.is_none()));
+    assert_eq!(runs.iter().map(|run| run.logs).sum::<usize>(), 5);
+}

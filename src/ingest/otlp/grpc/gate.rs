@@ -3,6 +3,7 @@
 //! `security`, which `ingest` does not import: `app` hands the listener a
 //! [`Gate`] that applies them, so both transports share one implementation.
 
+use super::super::tenants::ExportTenants;
 use crate::domain::TenantId;
 use crate::http::error::ApiError;
 use std::net::IpAddr;
@@ -24,11 +25,12 @@ pub struct Caller<'a> {
 }
 
 pub trait Gate: Send + Sync {
-    /// The tenant the call's logs are stored under, to go on; else the
-    /// refusal HTTP would answer (401 without a valid ingest key or a
-    /// tenant, 403 for a tenant the key may not write, 429 over the ingest
-    /// rate limit), already counted.
-    fn admit(&self, caller: &Caller<'_>) -> Result<TenantId, ApiError>;
+    /// Whose logs the call holds (the request's tenant, or each resource's
+    /// with `tenants.otlp_attribute` set), to go on; else the refusal HTTP
+    /// would answer (401 without a valid ingest key or a tenant, 403 for a
+    /// tenant the key may not write, 429 over the ingest rate limit),
+    /// already counted.
+    fn admit(&self, caller: &Caller<'_>) -> Result<ExportTenants, ApiError>;
 }
 
 /// No keys, no limit: every call goes on (tests, and a gate for roles that
@@ -36,7 +38,7 @@ pub trait Gate: Send + Sync {
 pub struct Open;
 
 impl Gate for Open {
-    fn admit(&self, _caller: &Caller<'_>) -> Result<TenantId, ApiError> {
-        Ok(TenantId::default())
+    fn admit(&self, _caller: &Caller<'_>) -> Result<ExportTenants, ApiError> {
+        Ok(ExportTenants::One(TenantId::default()))
     }
 }

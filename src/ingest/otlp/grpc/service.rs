@@ -9,9 +9,9 @@
 use super::codec::RawBytes;
 use super::gate::{Caller, Gate};
 use super::status;
-use crate::domain::TenantId;
 use crate::domain::time::now_micros;
-use crate::ingest::otlp::decoder::{Encoding, decode, rejection_message, response};
+use crate::ingest::otlp::decoder::{Encoding, decode, decode_by_resource, response};
+use crate::ingest::otlp::tenants::{ExportTenants, NotStored, store};
 use crate::ingest::state::IngestState;
 use crate::metrics::{Protocol, Rejection};
 use actix_web::web;
@@ -91,8 +91,8 @@ impl Shared {
             api_key: metadata(&request, "x-api-key"),
             tenant: metadata(&request, "x-scope-orgid"),
         };
-        let tenant = match self.gate.admit(&caller) {
-            Ok(tenant) => tenant,
+        let tenants = match self.gate.admit(&caller) {
+            Ok(tenants) => tenants,
             Err(refusal) => return status::of_gate(refusal).into_http(),
         };
         // How many logs the message holds is not known before it is read:
@@ -105,7 +105,7 @@ impl Shared {
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(self.state.config.max_bulk_bytes);
         let response = grpc
-            .unary(Export(self.state.clone(), tenant), request)
+            .unary(Export(self.state.clone(), tenants), request)
             .await;
         self.too_large_is_final(response)
     }
@@ -135,7 +135,7 @@ impl Shared {
 }
 
 /// One `Export` call, once its message is read.
-struct Export(web::Data<IngestState>, TenantId);
+struct Export(web::Data<IngestState>, ExportTenants);
 
 impl UnaryService<Bytes> for Export {
     type Response = Vec<u8>;
@@ -143,9 +143,9 @@ impl UnaryService<Bytes> for Export {
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
-        let tenant = self.1.clone();
+        let tenants = self.1.clone();
         Box::pin(async move {
-            export(&state, request.into_inner(), &tenant)
+            export(&state, request.into_inner(), &tenants)
                 .await
                 .map(tonic::Response::new)
         })
@@ -153,28 +153,37 @@ impl UnaryService<Bytes> for Export {
 }
 
 /// Decodes, stamps and publishes; answers `ExportLogsServiceResponse`, with
-/// `partial_success` counting the records refused (those without a body).
-async fn export(state: &IngestState, message: Bytes, tenant: &TenantId) -> Result<Vec<u8>, Status> {
+/// `partial_success` counting the records refused (those without a body,
+/// those of a tenant refused or over its limits).
+async fn export(
+    state: &IngestState,
+    message: Bytes,
+    tenants: &ExportTenants,
+) -> Result<Vec<u8>, Status> {
     let metrics = &state.metrics;
-    let decoded = decode(&message, Encoding::Protobuf, &state.config.limits).map_err(|error| {
+    let limits = &state.config.limits;
+    let decoded = match tenants.attribute() {
+        Some(attribute) => decode_by_resource(&message, Encoding::Protobuf, limits, attribute),
+        None => decode(&message, Encoding::Protobuf, limits).map(|decoded| (decoded, Vec::new())),
+    };
+    let (decoded, runs) = decoded.map_err(|error| {
         metrics.reject(Protocol::Otlp, Rejection::Invalid, 1);
         status::of_decode(error)
     })?;
     // The logs own their text now: the message's buffer can go.
     drop(message);
-    let rejected = decoded.rejected.len();
-    metrics.reject(Protocol::Otlp, Rejection::Invalid, rejected as u64);
-    let error_message = rejection_message(&decoded.rejected);
-    let batch = state.stamp_all(decoded.logs, now_micros(), tenant);
-    state
-        .admit_tenant(Protocol::Otlp, &batch)
-        .map_err(status::of_gate)?;
-    state
-        .publish_to_bus(Protocol::Otlp, batch)
+    let stored = store(state, decoded, runs, tenants, now_micros())
         .await
-        .map_err(|error| {
-            metrics.reject(Protocol::Otlp, Rejection::Overloaded, 1);
-            status::of_bus(error)
+        .map_err(|not_stored| match not_stored {
+            NotStored::Tenants(error) => status::of_gate(error),
+            NotStored::Bus(error) => {
+                metrics.reject(Protocol::Otlp, Rejection::Overloaded, 1);
+                status::of_bus(error)
+            }
         })?;
-    Ok(response(rejected, &error_message, Encoding::Protobuf))
+    Ok(response(
+        stored.rejected,
+        &stored.error_message,
+        Encoding::Protobuf,
+    ))
 }
