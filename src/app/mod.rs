@@ -139,17 +139,6 @@ fn start_tenant_limits(
         return None;
     }
     let limiter = TenantLimiter::new(tenants.limits.clone());
-    // Validated, not acted on yet (docs/tenants.md#not-yet): say so rather
-    // than keep logs a rule meant to delete without a word.
-    let limits = &tenants.limits;
-    if !limits.defaults.retention_rules.is_empty()
-        || limits
-            .overrides
-            .values()
-            .any(|limits| !limits.retention_rules.is_empty())
-    {
-        tracing::warn!("retention_rules are not applied yet: only each tenant's retention is");
-    }
     if let Some(path) = &tenants.overrides_file {
         tokio::spawn(crate::tenants::overrides::watch_file(
             path.clone(),

@@ -52,7 +52,8 @@ pub fn start_pipeline(
     };
     let retention = (config.retention_days.is_some()
         || config.storage.max_bytes.is_some()
-        || tenant_limits.is_some())
+        || tenant_limits.is_some()
+        || !config.retention_rules.is_empty())
     .then(|| {
         tokio::spawn(
             Retention {
@@ -61,6 +62,7 @@ pub fn start_pipeline(
                 max_age_days: config.retention_days,
                 max_bytes: config.storage.max_bytes,
                 tenant_limits: tenant_limits.cloned(),
+                rules: config.retention_rules.clone(),
             }
             .run(),
         )

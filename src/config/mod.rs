@@ -37,12 +37,13 @@ use crate::ingest::RawIngest;
 use crate::ingest::otlp::RawOtlp;
 use crate::ingest::syslog::RawSyslog;
 use crate::logging::RawLog;
-use crate::process::RawProcess;
+use crate::process::{RawProcess, RawRetention};
 use crate::query::loki::RawLoki;
 use crate::query::{RawQuery, RawUi};
 use crate::security::{RawRateLimit, RawSecurity};
 use crate::store::clickhouse::RawClickHouse;
 use crate::tenants::RawTenants;
+pub use crate::tenants::RetentionRule;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "loki",
     "auth",
     "tenants",
+    "retention",
     "ui",
 ];
 
@@ -111,6 +113,7 @@ struct RawConfig {
     loki: RawLoki,
     auth: RawAuth,
     tenants: RawTenants,
+    retention: RawRetention,
     ui: RawUi,
 }
 
@@ -134,6 +137,7 @@ impl Default for RawConfig {
             loki: Default::default(),
             auth: Default::default(),
             tenants: Default::default(),
+            retention: Default::default(),
             ui: Default::default(),
         }
     }
@@ -162,6 +166,8 @@ pub struct Config {
     pub loki: LokiConfig,
     pub auth: AuthConfig,
     pub tenants: TenantsConfig,
+    /// `[[retention.rules]]`: every tenant's, after its own.
+    pub retention_rules: Vec<RetentionRule>,
     pub ui: UiConfig,
 }
 
@@ -324,6 +330,7 @@ impl Config {
             loki: raw.loki.validate()?,
             auth: raw.auth.validate()?,
             tenants: raw.tenants.validate()?,
+            retention_rules: raw.retention.validate()?,
             ui: raw.ui.validate()?,
         })
     }

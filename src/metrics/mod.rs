@@ -133,6 +133,9 @@ pub struct Metrics {
     /// Logs deleted by retention to keep the store under `storage.max_bytes`.
     pub retention_deleted_by_size: AtomicU64,
     pub retention_deleted_by_tenant: AtomicU64,
+    /// Logs deleted by a retention rule (`[[retention.rules]]`, a tenant's
+    /// `retention_rules`).
+    pub retention_deleted_by_rule: AtomicU64,
     /// Logs of redelivered batches found already stored and not written again.
     pub redelivered_logs_skipped: AtomicU64,
     /// Publishes retried because the broker could not take them yet.
@@ -177,6 +180,7 @@ impl Default for Metrics {
             retention_deleted_by_age: AtomicU64::new(0),
             retention_deleted_by_size: AtomicU64::new(0),
             retention_deleted_by_tenant: AtomicU64::new(0),
+            retention_deleted_by_rule: AtomicU64::new(0),
             redelivered_logs_skipped: AtomicU64::new(0),
             bus_publish_retries: AtomicU64::new(0),
             bus_duplicate_publishes: AtomicU64::new(0),
@@ -368,12 +372,13 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP oglogstream_retention_deleted_logs_total Logs deleted by retention, by reason: age (storage.retention_days), size (storage.max_bytes) or tenant (a tenant's own retention).\n# TYPE oglogstream_retention_deleted_logs_total counter"
+            "# HELP oglogstream_retention_deleted_logs_total Logs deleted by retention, by reason: age (storage.retention_days), size (storage.max_bytes), tenant (a tenant's own retention) or rule (a retention rule).\n# TYPE oglogstream_retention_deleted_logs_total counter"
         );
         for (reason, counter) in [
             ("age", &self.retention_deleted_by_age),
             ("size", &self.retention_deleted_by_size),
             ("tenant", &self.retention_deleted_by_tenant),
+            ("rule", &self.retention_deleted_by_rule),
         ] {
             let _ = writeln!(
                 out,

@@ -14,7 +14,7 @@ pub mod retention;
 mod settings;
 pub mod spill;
 
-pub use settings::{ProcessConfig, RawProcess};
+pub use settings::{ProcessConfig, RawProcess, RawRetention};
 
 use crate::bus::{Bus, Delivery};
 use crate::domain::{LogBatch, LogRecord};

@@ -1,12 +1,27 @@
-//! Retention: deletes logs past `storage.retention_days` (hourly) and, when
+//! Retention: deletes logs past `storage.retention_days`, each tenant's
+//! `retention` and the retention rules (at start, then hourly) and, when
 //! `storage.max_bytes` is set, the oldest logs while the store uses more
 //! (every [`SIZE_CHECK`]), so a store bounded in size never fills its disk.
+//!
+//! Retention rules (a tenant's `retention_rules`, then the global
+//! `[[retention.rules]]`): the rule that decides a log's fate is the first
+//! of that list matching it; a log no rule matches keeps the tenant's
+//! `retention`, else `storage.retention_days`, else stays. So rule i
+//! deletes what it matches, none of the rules before it matches, past its
+//! `keep`; the default deletes what no rule matches, past its time; and a
+//! rule keeping longer than the default protects what it names. A tenant
+//! without rules takes the fast paths (`delete_older_than`,
+//! `delete_tenant_older_than`) as before rules existed.
 
+use crate::domain::TenantId;
+use crate::domain::query::Expr;
 use crate::domain::time::{Micros, now_micros};
 use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::tenants::TenantLimiter;
+use crate::store::filter::Scope;
+use crate::store::{LogFilter, Store};
+use crate::tenants::{RetentionRule, TenantLimiter};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 const MINUTE: Micros = 60_000_000;
@@ -22,8 +37,11 @@ pub struct Retention {
     pub metrics: Arc<Metrics>,
     pub max_age_days: Option<u32>,
     pub max_bytes: Option<u64>,
-    /// Tenancy on: each tenant's own `retention`, where its limits set one.
+    /// Tenancy on: each tenant's own `retention` and `retention_rules`,
+    /// where its limits set them.
     pub tenant_limits: Option<Arc<TenantLimiter>>,
+    /// `[[retention.rules]]`: every tenant's, after its own.
+    pub rules: Vec<RetentionRule>,
 }
 
 impl Retention {
@@ -34,9 +52,13 @@ impl Retention {
         size_checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = every_hour.tick(), if self.max_age_days.is_some() || self.tenant_limits.is_some() => {
-                    self.apply_age().await;
-                    self.apply_tenants().await;
+                _ = every_hour.tick(), if self.max_age_days.is_some() || self.tenant_limits.is_some() || !self.rules.is_empty() => {
+                    if self.any_rules() {
+                        self.apply_rules().await;
+                    } else {
+                        self.apply_age().await;
+                        self.apply_tenants().await;
+                    }
                 }
                 _ = size_checks.tick(), if self.max_bytes.is_some() => self.apply_size().await,
                 else => return,
@@ -94,6 +116,121 @@ impl Retention {
         }
     }
 
+    /// Whether any tenant has a retention rule (its own or a global one).
+    fn any_rules(&self) -> bool {
+        !self.rules.is_empty()
+            || self.tenant_limits.as_ref().is_some_and(|limits| {
+                let table = limits.table();
+                !table.defaults.retention_rules.is_empty()
+                    || table
+                        .overrides
+                        .values()
+                        .any(|limits| !limits.retention_rules.is_empty())
+            })
+    }
+
+    /// Age, tenant and rule retention, tenant by tenant (see the module's
+    /// comment for which rule decides).
+    async fn apply_rules(&self) {
+        let tenants = match self.store.tenants().await {
+            Ok(tenants) => tenants,
+            Err(error) => {
+                tracing::warn!(%error, "retention rules cannot list the tenants; will retry in an hour");
+                return;
+            }
+        };
+        let table = self.tenant_limits.as_ref().map(|limits| limits.table());
+        let now = now_micros();
+        for tenant in tenants {
+            let limits = table.as_ref().map(|table| table.of(&tenant));
+            let rules: Vec<&RetentionRule> = limits
+                .map(|limits| limits.retention_rules.iter())
+                .into_iter()
+                .flatten()
+                .chain(&self.rules)
+                .collect();
+            let by_tenant = limits
+                .and_then(|limits| limits.retention)
+                .map(|keep| (cutoff(now, keep), &self.metrics.retention_deleted_by_tenant));
+            let by_age = self.max_age_days.map(|days| {
+                let keep = std::time::Duration::from_secs(u64::from(days) * 86_400);
+                (cutoff(now, keep), &self.metrics.retention_deleted_by_age)
+            });
+            if rules.is_empty() {
+                // Both apply, as without rules: the later cutoff wins.
+                let default = by_tenant.into_iter().chain(by_age).max_by_key(|(c, _)| *c);
+                if let Some((cutoff, counter)) = default {
+                    self.delete(
+                        &tenant,
+                        counter,
+                        self.store.delete_tenant_older_than(&tenant, cutoff).await,
+                    );
+                }
+                continue;
+            }
+            self.apply_tenant_rules(&tenant, &rules, by_tenant.or(by_age), now)
+                .await;
+        }
+    }
+
+    /// One tenant's rules in order, each deleting what it matches and no
+    /// earlier rule does; then its default retention, deleting what no
+    /// rule matches.
+    async fn apply_tenant_rules(
+        &self,
+        tenant: &TenantId,
+        rules: &[&RetentionRule],
+        default: Option<(Micros, &AtomicU64)>,
+        now: Micros,
+    ) {
+        // Every log of the tenant, the audit log included: rules name it
+        // like any other service.
+        let scope = Scope::tenant(tenant.clone()).with_audit(true);
+        let filter = |to: Micros, expr: Expr| LogFilter {
+            to: Some(to),
+            expr,
+            scope: scope.clone(),
+            ..LogFilter::default()
+        };
+        let mut earlier: Vec<Expr> = Vec::new();
+        for rule in rules {
+            let expr = rule.query.clone().and(none_of(&earlier));
+            let deleted = self
+                .store
+                .delete_matching(&filter(cutoff(now, rule.keep), expr))
+                .await;
+            self.delete(tenant, &self.metrics.retention_deleted_by_rule, deleted);
+            earlier.push(rule.query.clone());
+        }
+        if let Some((cutoff, counter)) = default {
+            let deleted = self
+                .store
+                .delete_matching(&filter(cutoff, none_of(&earlier)))
+                .await;
+            self.delete(tenant, counter, deleted);
+        }
+    }
+
+    /// Counts (and logs) one deletion's outcome.
+    fn delete(
+        &self,
+        tenant: &TenantId,
+        counter: &AtomicU64,
+        outcome: Result<u64, crate::store::StoreError>,
+    ) {
+        match outcome {
+            Ok(deleted) => {
+                Metrics::add(counter, deleted);
+                if deleted > 0 {
+                    tracing::info!(deleted, %tenant, "retention applied");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, %tenant, "retention failed; will retry in an hour")
+            }
+        }
+    }
+
     /// Deletes the oldest minutes while the store uses more than the bound.
     async fn apply_size(&self) {
         let Some(max_bytes) = self.max_bytes else {
@@ -133,6 +270,20 @@ impl Retention {
                 }
             }
         }
+    }
+}
+
+/// `keep` before `now`, aligned down to the hour as age retention always was.
+fn cutoff(now: Micros, keep: std::time::Duration) -> Micros {
+    let cutoff = now - keep.as_micros().min(i64::MAX as u128) as Micros;
+    cutoff - cutoff.rem_euclid(HOUR)
+}
+
+/// Logs matching none of `rules` (every log when there are none).
+fn none_of(rules: &[Expr]) -> Expr {
+    match rules {
+        [] => Expr::everything(),
+        rules => Expr::Not(Box::new(Expr::Or(rules.to_vec()))),
     }
 }
 

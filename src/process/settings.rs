@@ -1,6 +1,8 @@
-//! `[process]`: how the batcher groups and retries store writes.
+//! `[process]`: how the batcher groups and retries store writes; and
+//! `[retention]`, the global retention rules.
 
 use crate::domain::settings::{InvalidSetting, duration, in_range};
+use crate::tenants::{RawRetentionRule, RetentionRule};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -48,5 +50,24 @@ impl RawProcess {
             ));
         }
         Ok(process)
+    }
+}
+
+/// `[retention]`: the global retention rules, `[[retention.rules]]` with a
+/// `query` and how long to `keep` what it matches. A tenant's own
+/// `retention_rules` come first (see `process::retention`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetention {
+    pub rules: Vec<RawRetentionRule>,
+}
+
+impl RawRetention {
+    pub fn validate(&self) -> Result<Vec<RetentionRule>, InvalidSetting> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| rule.validate(&format!("retention.rules[{i}]")))
+            .collect()
     }
 }

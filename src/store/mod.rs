@@ -264,6 +264,19 @@ pub trait Store: Send + Sync {
         )))
     }
 
+    /// Deletes every log `filter` matches, wherever it sits in time, and
+    /// keeps every derived structure (rollups, facet and trace indexes)
+    /// agreeing with the rows that are left: retention rules (a tenant's
+    /// scope, `to` the rule's cutoff, `expr` the rule and none before it).
+    /// Returns the number of logs deleted. (Both stores implement it; the
+    /// default serves test doubles.)
+    async fn delete_matching(&self, _filter: &LogFilter) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot delete by query",
+            self.kind()
+        )))
+    }
+
     /// Every tenant that has logs stored (or had: a dictionary may keep a
     /// name its logs left).
     async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {

@@ -15,4 +15,4 @@ pub use limits::{LimitExceeded, LiveSlot, TenantLimiter};
 pub use resolve::{
     Access, Allowed, ResourceTenants, TENANT_HEADER, TenantRefusal, resolve, resolve_by_resource,
 };
-pub use settings::{RawTenants, TenantsConfig};
+pub use settings::{RawRetentionRule, RawTenants, RetentionRule, TenantsConfig};

@@ -176,6 +176,10 @@ impl Store for ClickHouseStore {
         retention::delete_tenant_older_than(&self.pool, tenant, cutoff).await
     }
 
+    async fn delete_matching(&self, filter: &LogFilter) -> Result<u64, StoreError> {
+        retention::delete_matching(&self.pool, filter).await
+    }
+
     async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
         retention::tenants(&self.pool).await
     }

@@ -41,6 +41,7 @@ mod expr;
 mod facet_blocks;
 mod facet_counts;
 mod grouped;
+mod matching_deletes;
 mod pages;
 mod schema;
 mod writer;
@@ -300,6 +301,12 @@ impl Store for SqliteStore {
                 .delete_tenant_older_than(&tenant, cutoff)
         })
         .await
+    }
+
+    async fn delete_matching(&self, filter: &LogFilter) -> Result<u64, StoreError> {
+        let writer = Arc::clone(&self.writer);
+        let filter = filter.clone();
+        run_blocking(move || writer.lock().map_err(poisoned)?.delete_matching(&filter)).await
     }
 
     async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {

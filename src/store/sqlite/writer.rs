@@ -180,7 +180,7 @@ impl Writer {
 }
 
 /// A rollup row's key: tenant id, bucket start, service id, level code.
-type RollupKey = (i64, Micros, i64, u8);
+pub(super) type RollupKey = (i64, Micros, i64, u8);
 
 pub(super) fn add_counts(
     transaction: &rusqlite::Transaction,

@@ -937,6 +937,7 @@ pub async fn store_contract(store: Arc<dyn Store>) {
     }
 
     grouped_counts_contract(store.as_ref(), &records).await;
+    let records = rule_deletion_contract(store.as_ref(), records).await;
 
     // Retention: a log from days earlier (its own day, its own partition
     // where the store partitions by day) and the first hour go; the cutoff is
@@ -996,6 +997,96 @@ pub async fn store_contract(store: Arc<dyn Store>) {
     }
 
     trace_lookups_contract(store.as_ref(), kept).await;
+}
+
+/// A retention rule's deletion (`Store::delete_matching`): one tenant's
+/// logs a query names before a cutoff, scattered among the logs that stay,
+/// leave the rows, the counts, the histogram and the facets alike (a store
+/// may finish in the background, so the effect is awaited). Returns what
+/// is left.
+async fn rule_deletion_contract(store: &dyn Store, records: Vec<LogRecord>) -> Vec<LogRecord> {
+    let rule = LogFilter {
+        to: Some(T0 + 2 * HOUR),
+        expr: language("level:>=warn -service:api"),
+        scope: Scope::tenant(TENANTS[0].clone()).with_audit(true),
+        ..LogFilter::default()
+    };
+    let kept: Vec<LogRecord> = records
+        .iter()
+        .filter(|r| !rule.matches(r))
+        .cloned()
+        .collect();
+    assert!(
+        kept.len() < records.len()
+            && records
+                .iter()
+                .any(|r| r.level >= Level::Warn && r.tenant != TENANTS[0]),
+        "the rule names some logs and leaves others alike"
+    );
+    let deleted = store.delete_matching(&rule).await.expect("delete_matching");
+    assert_eq!(
+        deleted as usize,
+        records.len() - kept.len(),
+        "{}: logs the rule deleted",
+        store.kind()
+    );
+    let everything = LogFilter {
+        scope: every_tenant(),
+        ..LogFilter::default()
+    };
+    let histogram = HistogramQuery {
+        filter: LogFilter {
+            from: Some(T0 - DAY),
+            to: Some(T0 + DAY),
+            ..everything.clone()
+        },
+        interval: 15 * MINUTE,
+    };
+    let facets = FacetQuery {
+        filter: everything.clone(),
+        fields: None,
+        limit: 10,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = page_ids(
+            store,
+            &LogQuery {
+                filter: everything.clone(),
+                limit: 1000,
+                offset: 0,
+                order: Order::Asc,
+                after: None,
+            },
+        )
+        .await;
+        let counts = sorted_counts(
+            store
+                .level_service_counts(&everything)
+                .await
+                .expect("counts"),
+        );
+        let buckets = sorted_buckets(store.bucket_counts(&histogram).await.expect("histogram"));
+        let got_facets = store.facets(&facets).await.expect("facets");
+        let differences: Vec<&str> = [
+            (rows.len() != kept.len(), "rows"),
+            (counts != expected_counts(&kept, &everything), "counts"),
+            (buckets != expected_buckets(&kept, &histogram), "histogram"),
+            (got_facets != expected_facets(&kept, &facets), "facets"),
+        ]
+        .into_iter()
+        .filter_map(|(differs, what)| differs.then_some(what))
+        .collect();
+        if differences.is_empty() {
+            return kept;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: after a rule's deletion, {differences:?} differ from what is left",
+            store.kind()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 const DAY: i64 = 24 * HOUR;

@@ -4,7 +4,7 @@
 
 use super::codec::{BLOCK_SHIFT, Encoder};
 use crate::store::sqlite::expr::for_each_attribute;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -153,50 +153,98 @@ fn build_some(
         return Ok(0);
     }
     let mut built = Vec::new();
-    {
-        let mut rows = connection.prepare_cached(
-            "SELECT ts, level, service_id, attributes, tenant_id FROM logs WHERE seq >= ?1 AND seq < ?2",
-        )?;
-        for block in next..last {
-            let mut encoder = Encoder::default();
-            let mut cursor =
-                rows.query(params![block << BLOCK_SHIFT, (block + 1) << BLOCK_SHIFT])?;
-            while let Some(row) = cursor.next()? {
-                let attributes = row.get_ref(3)?.as_str_or_null().ok().flatten();
-                let mut pairs: Vec<(i64, String)> = Vec::new();
-                if let Some(json) = attributes {
-                    let mut failed = None;
-                    for_each_attribute(json, |key, value| match keys.id(connection, &key) {
-                        Ok(id) => pairs.push((id, value.into_owned())),
-                        Err(error) => failed = Some(error),
-                    });
-                    if let Some(error) = failed {
-                        return Err(error);
-                    }
-                }
-                encoder.row(row.get(0)?, row.get(1)?, row.get(2)?, row.get(4)?, &pairs);
-            }
-            built.push((block, encoder));
-        }
+    for block in next..last {
+        built.push((block, encode(connection, keys, block)?));
     }
     let count = built.len() as i64;
-    let transaction = connection.unchecked_transaction()?;
-    {
-        let mut insert_block = transaction.prepare_cached(
-            "INSERT OR REPLACE INTO facet_blocks (block, min_ts, max_ts, rows, data)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        let mut insert_bloom = transaction.prepare_cached(
-            "INSERT OR REPLACE INTO attribute_blooms (block, bloom) VALUES (?1, ?2)",
-        )?;
-        for (block, encoder) in built {
-            let (min_ts, max_ts, rows) = (encoder.min_ts, encoder.max_ts, encoder.rows);
-            let (data, bloom) = encoder.finish();
-            insert_block.execute(params![block, min_ts, max_ts, rows, data])?;
-            insert_bloom.execute(params![block, bloom])?;
+    // The write lock first, then a check that each block still holds the
+    // rows it was encoded from: a retention rule may have deleted some of
+    // them meanwhile (its transaction rebuilds only blocks already built).
+    // A changed block is encoded again at the next look.
+    let transaction = Transaction::new_unchecked(connection, TransactionBehavior::Immediate)?;
+    for (block, encoder) in &built {
+        if rows_of(&transaction, *block)? != encoder.rows {
+            return Ok(0);
         }
+    }
+    for (block, encoder) in built {
+        store(&transaction, block, encoder)?;
     }
     transaction.commit()?;
     backlog.store(after(last), Ordering::Relaxed);
     Ok(count)
+}
+
+/// Encodes block `block` from the rows it holds now.
+fn encode(connection: &Connection, keys: &mut KeyIds, block: i64) -> rusqlite::Result<Encoder> {
+    let mut rows = connection.prepare_cached(
+        "SELECT ts, level, service_id, attributes, tenant_id FROM logs WHERE seq >= ?1 AND seq < ?2",
+    )?;
+    let mut encoder = Encoder::default();
+    let mut cursor = rows.query(params![block << BLOCK_SHIFT, (block + 1) << BLOCK_SHIFT])?;
+    while let Some(row) = cursor.next()? {
+        let attributes = row.get_ref(3)?.as_str_or_null().ok().flatten();
+        let mut pairs: Vec<(i64, String)> = Vec::new();
+        if let Some(json) = attributes {
+            let mut failed = None;
+            for_each_attribute(json, |key, value| match keys.id(connection, &key) {
+                Ok(id) => pairs.push((id, value.into_owned())),
+                Err(error) => failed = Some(error),
+            });
+            if let Some(error) = failed {
+                return Err(error);
+            }
+        }
+        encoder.row(row.get(0)?, row.get(1)?, row.get(2)?, row.get(4)?, &pairs);
+    }
+    Ok(encoder)
+}
+
+/// The logs block `block` holds now.
+fn rows_of(connection: &Connection, block: i64) -> rusqlite::Result<i64> {
+    connection.query_row(
+        "SELECT COUNT(*) FROM logs WHERE seq >= ?1 AND seq < ?2",
+        params![block << BLOCK_SHIFT, (block + 1) << BLOCK_SHIFT],
+        |row| row.get(0),
+    )
+}
+
+fn store(connection: &Connection, block: i64, encoder: Encoder) -> rusqlite::Result<()> {
+    let (min_ts, max_ts, rows) = (encoder.min_ts, encoder.max_ts, encoder.rows);
+    let (data, bloom) = encoder.finish();
+    connection
+        .prepare_cached(
+            "INSERT OR REPLACE INTO facet_blocks (block, min_ts, max_ts, rows, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![block, min_ts, max_ts, rows, data])?;
+    connection
+        .prepare_cached("INSERT OR REPLACE INTO attribute_blooms (block, bloom) VALUES (?1, ?2)")?
+        .execute(params![block, bloom])?;
+    Ok(())
+}
+
+/// Encodes again the built blocks among `blocks` whose logs were deleted
+/// from their middle (retention rules), inside the deleting transaction, so
+/// facets never count a deleted log; a block left empty is dropped. Blocks
+/// not built yet are the builder's, which reads their rows as they are then.
+pub fn rebuild(
+    connection: &Connection,
+    blocks: impl IntoIterator<Item = i64>,
+) -> rusqlite::Result<()> {
+    let mut keys = KeyIds::default();
+    let mut built = connection.prepare_cached("SELECT 1 FROM facet_blocks WHERE block = ?1")?;
+    for block in blocks {
+        if !built.exists([block])? {
+            continue;
+        }
+        let encoder = encode(connection, &mut keys, block)?;
+        if encoder.rows == 0 {
+            connection.execute("DELETE FROM attribute_blooms WHERE block = ?1", [block])?;
+            connection.execute("DELETE FROM facet_blocks WHERE block = ?1", [block])?;
+        } else {
+            store(connection, block, encoder)?;
+        }
+    }
+    Ok(())
 }

@@ -36,7 +36,8 @@ mod filter;
 mod probe;
 mod scan;
 
-pub use builder::Builder;
+pub use builder::{Builder, rebuild};
+pub use codec::BLOCK_SHIFT;
 pub use counts::{Counts, Wanted, facets_from, keys_from};
 pub use filter::dictionaries;
 pub use probe::AttributeProbe;
