@@ -1,8 +1,9 @@
 // Browser test of tenants in the dashboard against the REAL OgLogStream
 // binary with tenancy on: a read key bound to two tenants reads both, the
 // header names them, its switcher narrows the Explorer to one (kept across
-// a reload, and used by live tail), and an admin's Overview lists each
-// tenant's volume.
+// a reload, and used by live tail), an admin's Overview lists each
+// tenant's volume, and an alert rule made while reading as two tenants
+// names the one whose logs it counts.
 //
 //   cd web && npm run build && OGLOGSTREAM_BIN=../target/debug/oglogstream node --test e2e/tenants.test.mjs
 //
@@ -15,6 +16,7 @@ import { WAIT, base, newPage, startSuite, stopSuite } from './support.mjs'
 const INGEST_KEY = 'e2e-ingest-key-0000001'
 const TEAMS_KEY = 'e2e-team-a-and-b-read-key'
 const ADMIN_KEY = 'e2e-admin-key-000000001'
+const TEAMS_ADMIN_KEY = 'e2e-team-a-and-b-admin-key'
 
 async function until(what, check) {
   const deadline = Date.now() + WAIT
@@ -64,7 +66,7 @@ before(async () => {
       OGLOGSTREAM_TENANTS__ENABLED: 'true',
       OGLOGSTREAM_SECURITY__INGEST_KEYS: `["${INGEST_KEY}"]`,
       OGLOGSTREAM_SECURITY__READ_KEYS: `[{key="${TEAMS_KEY}", tenants=["team-a", "team-b"]}]`,
-      OGLOGSTREAM_SECURITY__ADMIN_KEYS: `["${ADMIN_KEY}"]`,
+      OGLOGSTREAM_SECURITY__ADMIN_KEYS: `["${ADMIN_KEY}", {key="${TEAMS_ADMIN_KEY}", tenants=["team-a", "team-b"]}]`,
     },
   })
   await send('team-a', [1, 2, 3].map((n) => ({ level: 'info', service: 'shop', message: `team a order ${n}` })))
@@ -123,4 +125,36 @@ test('an admin sees every tenant\'s volume on the Overview', async () => {
   // A reader is refused the same list.
   const refused = await fetch(`${base}/api/tenants`, { headers: { Authorization: `Bearer ${TEAMS_KEY}` } })
   assert.equal(refused.status, 403)
+})
+
+test('an alert rule made while reading as two tenants counts the one the form names', async () => {
+  const page = await pageWithKey(TEAMS_ADMIN_KEY)
+  await page.goto(`${base}/alerts`)
+  await page.getByTestId('new-rule').click()
+  const tenant = page.getByTestId('rule-tenant')
+  await tenant.waitFor({ timeout: WAIT })
+  assert.deepEqual(await tenant.locator('option').evaluateAll((os) => os.map((o) => o.value)), ['team-a', 'team-b'])
+  await page.getByTestId('rule-name').fill('team b warnings')
+  await page.getByTestId('rule-query').fill('level:warn')
+  await page.getByTestId('rule-window').fill('1h')
+  const count = page.getByTestId('preview-count')
+  // team-b sent two warnings, team-a none: the preview counts the chosen one.
+  await tenant.selectOption('team-b')
+  await until('the preview of team-b', async () => (await count.textContent())?.trim() === '2')
+  await tenant.selectOption('team-a')
+  await until('the preview of team-a', async () => (await count.textContent())?.trim() === '0')
+  await tenant.selectOption('team-b')
+  await until('the preview of team-b again', async () => (await count.textContent())?.trim() === '2')
+  await page.getByTestId('rule-save').click()
+  await page.getByTestId('rule-form').waitFor({ state: 'detached', timeout: WAIT })
+
+  const rules = async (as) => {
+    const res = await fetch(`${base}/api/alerts`, { headers: { Authorization: `Bearer ${ADMIN_KEY}`, 'X-Scope-OrgID': as } })
+    assert.equal(res.status, 200)
+    return (await res.json()).rules.filter((r) => r.name === 'team b warnings')
+  }
+  const saved = await rules('team-b')
+  assert.equal(saved.length, 1)
+  assert.equal(saved[0].tenant, 'team-b')
+  assert.equal((await rules('team-a')).length, 0, 'the rule is not team-a\'s')
 })

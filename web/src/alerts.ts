@@ -26,6 +26,8 @@ export interface RuleBody {
   repeat_interval: string | null
   channels: string[]
   labels: Record<string, string>
+  /** Whose logs it counts (tenancy on); absent: the request's one tenant. */
+  tenant?: string
 }
 
 /** A rule as `GET /api/alerts` lists it. */
@@ -103,6 +105,8 @@ export interface RuleDraft {
   repeatInterval: string
   channels: string[]
   labels: string
+  /** The rule's tenant; '' leaves it to the request (one tenant chosen). */
+  tenant: string
 }
 
 /** A field of the rule body and what is wrong with it (mirrors the API's 400). */
@@ -122,6 +126,7 @@ export function emptyDraft(): RuleDraft {
     repeatInterval: '',
     channels: [],
     labels: '',
+    tenant: '',
   }
 }
 
@@ -168,7 +173,18 @@ export function draftFromRule(rule: AlertRule): RuleDraft {
     repeatInterval: rule.repeat_interval ?? '',
     channels: [...rule.channels],
     labels: formatLabels(rule.labels),
+    tenant: rule.tenant ?? '',
   }
+}
+
+/**
+ * The tenants a rule may be made for when the dashboard reads as several
+ * (`readsAs`, e.g. a key bound to two, or `a|b` chosen in the header): a
+ * rule counts one tenant's logs, so the form asks which. Empty when it
+ * reads as one tenant (or tenancy is off).
+ */
+export function ruleTenantChoices(readsAs: string[] | null | undefined): string[] {
+  return readsAs && readsAs.length > 1 ? [...readsAs] : []
 }
 
 export function splitList(text: string): string[] {
@@ -199,6 +215,7 @@ export function ruleBody(draft: RuleDraft): Parsed<RuleBody> {
       repeat_interval: draft.repeatInterval.trim() || null,
       channels: [...draft.channels],
       labels: labels.value,
+      ...(draft.tenant ? { tenant: draft.tenant } : {}),
     },
   }
 }
@@ -209,6 +226,7 @@ export function previewParams(draft: RuleDraft): Params {
     query: draft.query.trim(),
     window: draft.window.trim() || '5m',
     group_by: splitList(draft.groupBy).join(','),
+    ...(draft.tenant ? { tenant: draft.tenant } : {}),
   }
 }
 

@@ -9,6 +9,7 @@ import {
   parseLabels,
   previewParams,
   ruleBody,
+  ruleTenantChoices,
   wouldFire,
   type AlertRule,
 } from '../src/alerts'
@@ -79,6 +80,20 @@ describe('rule drafts', () => {
       value: { a: '1', b: 'two', field: 'x', message: 'y' },
     })
     expect(parseLabels('=x').ok).toBe(false)
+  })
+
+  it('names the rule\'s tenant when the dashboard reads as several', () => {
+    expect(ruleTenantChoices(null)).toEqual([])
+    expect(ruleTenantChoices(['team-a'])).toEqual([])
+    expect(ruleTenantChoices(['team-a', 'team-b'])).toEqual(['team-a', 'team-b'])
+    const draft = { ...emptyDraft(), name: 'x', tenant: 'team-b' }
+    const body = ruleBody(draft)
+    expect(body.ok && body.value.tenant).toBe('team-b')
+    expect(previewParams(draft).tenant).toBe('team-b')
+    const own = ruleBody({ ...emptyDraft(), name: 'x' })
+    expect(own.ok && 'tenant' in own.value).toBe(false)
+    expect('tenant' in previewParams(emptyDraft())).toBe(false)
+    expect(draftFromRule({ ...RULE, tenant: 'team-a' }).tenant).toBe('team-a')
   })
 
   it('builds preview parameters and verdicts', () => {
