@@ -21,10 +21,9 @@ pub fn schema(version: &str, database: &str) -> Option<Vec<String>> {
         schema::create_database(database),
         schema::create_migrations_table(database),
     ];
+    let layout = schema::Layout::default();
     for version in 1..=schema::LATEST {
-        for step in schema::migration(version, database, features, &schema::Layout::default())
-            .unwrap_or_default()
-        {
+        for step in schema::migration(version, database, features, &layout).unwrap_or_default() {
             match step {
                 schema::Step::Sql(statement) => statements.push(statement),
                 // A new database's old rollups hold nothing to move.
@@ -35,6 +34,13 @@ pub fn schema(version: &str, database: &str) -> Option<Vec<String>> {
                 schema::Step::UpgradeLogs => {}
                 // Copies nothing in a new database, but is checked all the same.
                 schema::Step::CopyPerShard(statement) => statements.push(statement),
+                // A new database's empty table is sorted again all the same.
+                schema::Step::SortLogsByTenant => {
+                    let sort = schema::SortByTenant::new(database, &layout);
+                    statements.extend(sort.create());
+                    statements.extend(sort.swap());
+                    statements.extend(sort.finish());
+                }
             }
         }
     }

@@ -83,6 +83,12 @@ pub async fn migrate(
                         move_rollup(host, database, &old, copies.then_some(&backfill)).await?;
                     }
                 }
+                schema::Step::SortLogsByTenant => {
+                    let sort = schema::SortByTenant::new(database, layout);
+                    for (host, copies) in copying_hosts(hosts, layout) {
+                        sort_logs_by_tenant(host, &sort, copies).await?;
+                    }
+                }
                 schema::Step::CopyPerShard(statement) => {
                     for (host, copies) in copying_hosts(hosts, layout) {
                         if copies {
@@ -156,23 +162,8 @@ async fn upgrade_logs(
         .first()
         .is_some_and(|One(keys)| *keys == schema::current_logs_keys());
     if !rebuilt {
-        let before = number(format!("SELECT count() FROM {database}.logs")).await?;
-        let partitions: Vec<One<String>> = run(
-            client,
-            collect::<One<String>>(
-                client,
-                format!(
-                    "SELECT DISTINCT partition_id FROM system.parts \
-                     WHERE database = '{database}' AND table = 'logs' AND active"
-                ),
-            ),
-        )
-        .await?;
-        let partitions: Vec<String> = partitions
-            .into_iter()
-            .map(|One(p)| p)
-            .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .collect();
+        let before = count(client, &format!("{database}.logs")).await?;
+        let partitions = active_partitions(client, database, "logs").await?;
         tracing::info!(
             database = %database,
             rows = before,
@@ -182,7 +173,7 @@ async fn upgrade_logs(
             if statement.starts_with("DROP TABLE IF EXISTS") && statement.ends_with("_mv") {
                 // klickhouse can report a dropped connection as success: the
                 // copy is checked before anything of the old layout goes.
-                let copied = number(format!("SELECT count() FROM {database}.logs_rebuild")).await?;
+                let copied = count(client, &format!("{database}.logs_rebuild")).await?;
                 if copied < before {
                     return Err(StoreError::Unavailable(format!(
                         "rebuilding {database}.logs copied {copied} of {before} rows; will retry"
@@ -199,6 +190,92 @@ async fn upgrade_logs(
         }
     }
     Ok(())
+}
+
+/// [`schema::Step::SortLogsByTenant`] on one host: the sorted table made,
+/// filled (when this host copies), checked and swapped in, unless the
+/// table is sorted already; then the views made again and the old table
+/// dropped, which an earlier migration stopped halfway may have left
+/// undone.
+async fn sort_logs_by_tenant(
+    host: &Client,
+    sort: &schema::SortByTenant<'_>,
+    copies: bool,
+) -> Result<(), StoreError> {
+    let keys: Vec<One<String>> =
+        run(host, collect::<One<String>>(host, sort.sorting_key())).await?;
+    let sorted = keys
+        .first()
+        .is_some_and(|One(key)| schema::SortByTenant::is_sorted(key));
+    if !sorted {
+        for statement in sort.create() {
+            execute(host, &statement).await?;
+        }
+        if copies {
+            let database = sort.database();
+            let before = count(host, &format!("{database}.{}", sort.logs)).await?;
+            tracing::info!(
+                database = %database,
+                rows = before,
+                "sorting clickhouse logs by tenant first"
+            );
+            for partition in active_partitions(host, database, &sort.logs).await? {
+                run_for(COPY_TIMEOUT, host, host.execute(sort.copy(&partition))).await?;
+            }
+            // klickhouse can report a dropped connection as success: the
+            // copy is checked before the old table goes.
+            let copied = count(host, &format!("{database}.{}", sort.sorted)).await?;
+            if copied < before {
+                return Err(StoreError::Unavailable(format!(
+                    "sorting {database}.{} by tenant copied {copied} of {before} rows; will retry",
+                    sort.logs
+                )));
+            }
+        }
+        for statement in sort.swap() {
+            execute(host, &statement).await?;
+        }
+    }
+    for statement in sort.finish() {
+        execute(host, &statement).await?;
+    }
+    Ok(())
+}
+
+/// `SELECT count()` of `table` (qualified).
+async fn count(host: &Client, table: &str) -> Result<u64, StoreError> {
+    run(host, async {
+        let One(n): One<u64> = host
+            .query_one(format!("SELECT count() FROM {table}"))
+            .await?;
+        Ok(n)
+    })
+    .await
+}
+
+/// The partitions `table` holds rows in, by id (only ids of letters and
+/// digits, which day partitions are, so they can be quoted as they are).
+async fn active_partitions(
+    host: &Client,
+    database: &str,
+    table: &str,
+) -> Result<Vec<String>, StoreError> {
+    let partitions: Vec<One<String>> = run(
+        host,
+        collect::<One<String>>(
+            host,
+            format!(
+                "SELECT DISTINCT partition_id FROM system.parts \
+                 WHERE database = '{database}' AND table = '{table}' AND active"
+            ),
+        ),
+    )
+    .await?;
+    Ok(partitions
+        .into_iter()
+        .map(|One(p)| p)
+        .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .collect())
 }
 
 /// [`schema::Step::MoveRollup`] on one host: `old` renamed aside, copied by

@@ -21,7 +21,11 @@
 //! - `tenant`, `trace_id`, `span_id` on `logs` (version 11): whose log it is
 //!   (typed like `service`; rows stored before are `default`'s) and its
 //!   trace and span ids (`''` for none). Every read is limited to its
-//!   scope's tenants (`conditions.rs`).
+//!   scope's tenants (`conditions.rs`). Version 13 sorts `logs` by
+//!   `(tenant, ts_us, id)` ([`LOGS_ORDER_BY`], [`Step::SortLogsByTenant`]):
+//!   a small tenant's time window is then a short run of granules however
+//!   many logs other tenants hold, where before its pages read every
+//!   tenant's rows in the window and filtered them out.
 //! - `tenant_counts_minute`, `tenant_counts_hour` (version 11): a
 //!   `SummingMergeTree` of (tenant, bucket, level, service) -> n each,
 //!   sorted by tenant first (so parts never sum two tenants together),
@@ -129,7 +133,7 @@ pub const OLD_SERVER: Features = Features {
 /// still being handed out). A version this binary does not know is neither
 /// applied nor recorded; the runner applies every version not yet recorded,
 /// in order.
-pub const LATEST: u32 = 12;
+pub const LATEST: u32 = 13;
 
 /// Attribute keys of a stored JSON object, by regex: for rows stored before
 /// version 5, which computes them at read time from `attributes` (18.16 has
@@ -139,9 +143,17 @@ pub const LATEST: u32 = 12;
 const KEYS_FROM_JSON: &str = r#"extractAll(attributes, '"((?:[^"\\\\]|\\\\.)*)":')"#;
 const VALUES_FROM_JSON: &str = r#"extractAll(attributes, ':"((?:[^"\\\\]|\\\\.)*)"')"#;
 
-/// The sort key pages need: time first, so a time window is a contiguous run
-/// of granules (see `windows.rs`); `id` breaks ties the way pages do.
-pub const LOGS_ORDER_BY: &str = "ts_us, id";
+/// The sort key of `logs` (version 13): the tenant first, so one tenant's
+/// logs are a run of granules of their own and a small tenant's reads skip
+/// a large tenant's rows from the primary index alone; then time, so a
+/// time window is a contiguous run of each tenant's granules (see
+/// `windows.rs`); `id` breaks ties the way pages do. Every read names its
+/// tenants (`conditions.rs`). With tenants off every log is `default`'s and
+/// this is the time-first key of versions 3 to 12.
+pub const LOGS_ORDER_BY: &str = "tenant, ts_us, id";
+
+/// The sort key of versions 3 to 12, before `logs` had a tenant.
+const TIME_FIRST_ORDER_BY: &str = "ts_us, id";
 
 /// Where the tables live: one server, or every host of a cluster from the
 /// servers' `remote_servers`, with `Distributed` tables over per-shard local
@@ -226,6 +238,15 @@ pub enum Step {
         /// `INSERT INTO <new local> (…) SELECT … FROM <old>_moving`.
         backfill: String,
     },
+    /// Sorts every host's local `logs` by [`LOGS_ORDER_BY`] (version 13)
+    /// unless it is sorted so already: [`SortByTenant::create`] makes the
+    /// sorted table, one replica per shard copies the rows into it
+    /// partition by partition ([`SortByTenant::copy`]; replication carries
+    /// them to the others), and [`SortByTenant::swap`] puts it in place of
+    /// the old one and makes the views on it again. Writers should be
+    /// stopped meanwhile, as for version 3: rows written to the old table
+    /// after its partition was copied would not be carried over.
+    SortLogsByTenant,
     /// A statement that copies rows between local tables: run on one
     /// replica per shard (replication carries the rows to the others), on
     /// every host when the tables are not replicated, with the time a copy
@@ -394,6 +415,7 @@ pub fn migration(
         ),
         11 => Some(tenancy(database, features, layout)),
         12 => Some(trace_table(database, features, layout)),
+        13 => Some(vec![Step::SortLogsByTenant]),
         _ => None,
     }
 }
@@ -539,11 +561,7 @@ fn trace_table(database: &str, features: Features, layout: &Layout) -> Vec<Step>
              ENGINE = Distributed({cluster}, {database}, {local}, cityHash64(id))"
         ));
     }
-    statements.push(format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{TRACE_TABLE}_mv
-        TO {database}.{local} AS
-        SELECT {TRACE_COLUMNS}, {ts} AS ts FROM {database}.{logs} WHERE trace_id != ''"
-    ));
+    statements.push(trace_view(database, layout));
     let mut steps: Vec<Step> = statements.into_iter().map(Step::Sql).collect();
     steps.push(Step::CopyPerShard(format!(
         "INSERT INTO {database}.{local} ({TRACE_COLUMNS}) \
@@ -551,6 +569,138 @@ fn trace_table(database: &str, features: Features, layout: &Layout) -> Vec<Step>
          WHERE trace_id != '' AND id NOT IN (SELECT id FROM {database}.{local})"
     )));
     steps
+}
+
+/// The view filling `logs_by_trace` from the local `logs`.
+fn trace_view(database: &str, layout: &Layout) -> String {
+    let (local, logs) = (layout.local(TRACE_TABLE), layout.local("logs"));
+    let ts = ts_of_ts_us();
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{TRACE_TABLE}_mv
+        TO {database}.{local} AS
+        SELECT {TRACE_COLUMNS}, {ts} AS ts FROM {database}.{logs} WHERE trace_id != ''"
+    )
+}
+
+/// The statements of [`Step::SortLogsByTenant`] on one host, whose local
+/// `logs` is `logs` (one server) or `logs_local` (a cluster). The `Distributed`
+/// `logs` names its local tables and needs no change.
+pub struct SortByTenant<'a> {
+    database: &'a str,
+    layout: &'a Layout,
+    /// The local `logs`.
+    pub logs: String,
+    /// The sorted copy while it fills.
+    pub sorted: String,
+    /// The old table once swapped out.
+    old: String,
+}
+
+impl<'a> SortByTenant<'a> {
+    pub fn new(database: &'a str, layout: &'a Layout) -> Self {
+        let logs = layout.local("logs");
+        SortByTenant {
+            database,
+            layout,
+            sorted: format!("{logs}_by_tenant"),
+            old: format!("{logs}_by_time"),
+            logs,
+        }
+    }
+
+    /// The local `logs`' sort key as `system.tables` writes it.
+    pub fn sorting_key(&self) -> String {
+        format!(
+            "SELECT sorting_key FROM system.tables WHERE database = '{}' AND name = '{}'",
+            self.database, self.logs
+        )
+    }
+
+    pub fn database(&self) -> &str {
+        self.database
+    }
+
+    /// Whether `sorting_key` says the table is sorted tenant first.
+    pub fn is_sorted(sorting_key: &str) -> bool {
+        sorting_key == LOGS_ORDER_BY
+    }
+
+    /// The sorted table, empty (what an interrupted attempt left goes
+    /// first), with the columns, codecs and indexes of the old one.
+    pub fn create(&self) -> Vec<String> {
+        let SortByTenant {
+            database,
+            logs,
+            sorted,
+            ..
+        } = self;
+        let engine = self.layout.engine(database, sorted, "MergeTree", "");
+        vec![
+            format!("DROP TABLE IF EXISTS {database}.{sorted}"),
+            format!(
+                "CREATE TABLE {database}.{sorted} AS {database}.{logs} ENGINE = {engine} \
+                 PARTITION BY {LOGS_PARTITION_BY} ORDER BY ({LOGS_ORDER_BY})"
+            ),
+        ]
+    }
+
+    /// Copies one partition of the old table (every stored column: `ts`
+    /// is computed again).
+    pub fn copy(&self, partition: &str) -> String {
+        let SortByTenant {
+            database,
+            logs,
+            sorted,
+            ..
+        } = self;
+        format!(
+            "INSERT INTO {database}.{sorted} SELECT * FROM {database}.{logs} \
+             WHERE _partition_id = '{partition}'"
+        )
+    }
+
+    /// Drops the views on the old table (they name their source), swaps
+    /// the tables in one `RENAME`.
+    pub fn swap(&self) -> Vec<String> {
+        let SortByTenant {
+            database,
+            logs,
+            sorted,
+            old,
+            ..
+        } = self;
+        let mut statements: Vec<String> = [
+            TENANT_MINUTE_ROLLUP.table,
+            TENANT_HOUR_ROLLUP.table,
+            TRACE_TABLE,
+        ]
+        .iter()
+        .map(|table| format!("DROP TABLE IF EXISTS {database}.{table}_mv"))
+        .collect();
+        statements.push(format!(
+            "RENAME TABLE {database}.{logs} TO {database}.{old}, \
+             {database}.{sorted} TO {database}.{logs}"
+        ));
+        statements
+    }
+
+    /// The views on the sorted table, and the old table gone: run after
+    /// [`Self::swap`], and again by a migration that finds the table sorted
+    /// (an earlier one may have stopped between the two).
+    pub fn finish(&self) -> Vec<String> {
+        let SortByTenant {
+            database,
+            layout,
+            old,
+            ..
+        } = self;
+        vec![
+            TENANT_MINUTE_ROLLUP.view(database, layout),
+            TENANT_HOUR_ROLLUP.view(database, layout),
+            trace_view(database, layout),
+            format!("DROP TABLE IF EXISTS {database}.{old}"),
+        ]
+    }
 }
 
 fn service_type(features: Features) -> &'static str {
@@ -586,7 +736,7 @@ fn migration_1(database: &str, features: Features, layout: &Layout) -> Vec<Strin
                     {ts_column}{index}
                 ) ENGINE = {engine}
                 PARTITION BY {LOGS_PARTITION_BY}
-                ORDER BY ({LOGS_ORDER_BY})",
+                ORDER BY ({TIME_FIRST_ORDER_BY})",
             ts = codec("Delta, ZSTD(1)"),
             text = codec("ZSTD(1)"),
             ts_column = ts_column(),
@@ -680,7 +830,7 @@ pub fn rebuild_logs(database: &str, partitions: &[String]) -> Vec<String> {
         format!("DROP TABLE IF EXISTS {database}.logs_rebuild"),
         format!(
             "CREATE TABLE {database}.logs_rebuild AS {database}.logs ENGINE = MergeTree \
-             PARTITION BY {LOGS_PARTITION_BY} ORDER BY ({LOGS_ORDER_BY})"
+             PARTITION BY {LOGS_PARTITION_BY} ORDER BY ({TIME_FIRST_ORDER_BY})"
         ),
     ];
     for partition in partitions {
@@ -745,9 +895,9 @@ pub fn logs_keys(database: &str) -> String {
     )
 }
 
-/// What [`logs_keys`] says of today's layout.
+/// What [`logs_keys`] says of the layout version 3 makes.
 pub fn current_logs_keys() -> String {
-    format!("{LOGS_ORDER_BY}|{LOGS_PARTITION_BY}")
+    format!("{TIME_FIRST_ORDER_BY}|{LOGS_PARTITION_BY}")
 }
 
 /// `INSERT ... SELECT`, not `VALUES`: over the native protocol the server
@@ -958,6 +1108,77 @@ mod tests {
     }
 
     #[test]
+    fn version_13_sorts_each_hosts_logs_by_tenant_and_makes_the_views_again() {
+        let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
+        assert_eq!(
+            migration(13, "db", old, &Layout::default()),
+            Some(vec![Step::SortLogsByTenant])
+        );
+        let layout = Layout::default();
+        let sort = SortByTenant::new("db", &layout);
+        let create = sort.create();
+        assert_eq!(create[0], "DROP TABLE IF EXISTS db.logs_by_tenant");
+        assert!(
+            create[1].starts_with("CREATE TABLE db.logs_by_tenant AS db.logs ENGINE = MergeTree ")
+                && create[1].ends_with("PARTITION BY toYYYYMMDD(ts) ORDER BY (tenant, ts_us, id)"),
+            "{create:?}"
+        );
+        assert_eq!(
+            sort.copy("20250101"),
+            "INSERT INTO db.logs_by_tenant SELECT * FROM db.logs WHERE _partition_id = '20250101'"
+        );
+        let swap = sort.swap();
+        assert_eq!(
+            swap,
+            [
+                "DROP TABLE IF EXISTS db.tenant_counts_minute_mv",
+                "DROP TABLE IF EXISTS db.tenant_counts_hour_mv",
+                "DROP TABLE IF EXISTS db.logs_by_trace_mv",
+                "RENAME TABLE db.logs TO db.logs_by_time, db.logs_by_tenant TO db.logs",
+            ],
+            "every view on logs goes before the rename"
+        );
+        let finish = sort.finish().join(";");
+        for view in [
+            "tenant_counts_minute_mv",
+            "tenant_counts_hour_mv",
+            "logs_by_trace_mv",
+        ] {
+            assert!(
+                finish.contains(&format!("CREATE MATERIALIZED VIEW IF NOT EXISTS db.{view}")),
+                "{finish}"
+            );
+        }
+        assert!(
+            finish.ends_with("DROP TABLE IF EXISTS db.logs_by_time"),
+            "{finish}"
+        );
+        assert!(
+            SortByTenant::is_sorted("tenant, ts_us, id") && !SortByTenant::is_sorted("ts_us, id")
+        );
+
+        let cluster = Layout {
+            cluster: Some("logs_cluster".into()),
+            replicated: true,
+        };
+        let sort = SortByTenant::new("db", &cluster);
+        assert!(
+            sort.create()[1].contains(
+                "AS db.logs_local ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/logs_local_by_tenant', '{replica}')"
+            ),
+            "{:?}",
+            sort.create()
+        );
+        assert!(sort.sorting_key().ends_with("name = 'logs_local'"));
+        let finish = sort.finish().join(";");
+        assert!(
+            finish.contains("FROM db.logs_local GROUP BY minute")
+                && finish.contains("TO db.logs_by_trace_local AS"),
+            "the views on the host's local table: {finish}"
+        );
+    }
+
+    #[test]
     fn version_11_adds_tenancy_and_keys_the_rollups_by_tenant() {
         let old = Features::of(ServerVersion::parse("18.16.1").unwrap());
         let steps = migration(11, "db", old, &Layout::default()).unwrap();
@@ -984,7 +1205,7 @@ mod tests {
                 .iter()
                 .position(|step| match step {
                     Step::Sql(sql) => sql.contains(needle),
-                    Step::MoveRollup { .. } | Step::UpgradeLogs | Step::CopyPerShard(_) => false,
+                    _ => false,
                 })
                 .unwrap_or_else(|| panic!("{needle} in {sql}"))
         };

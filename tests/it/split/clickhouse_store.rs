@@ -1,13 +1,14 @@
 //! What the ClickHouse store does beyond the shared contract: pages that
 //! step through time windows (edges: empty windows, pages spanning windows,
-//! equal timestamps on a window boundary), the schema migration that gives
-//! an existing table the time-first sort key, and the one that back-fills
-//! the trace lookup table.
+//! equal timestamps on a window boundary), the schema migrations that give
+//! an existing table the time-first sort key and then the tenant-first one,
+//! and the one that back-fills the trace lookup table.
 
 use super::contract::{expected_logs, page_ids, ready};
 use super::deps::ClickHouse;
-use oglogstream::domain::{Level, LevelSet, LogRecord};
+use oglogstream::domain::{Level, LevelSet, LogRecord, TenantId};
 use oglogstream::store::clickhouse::{ClickHouseStore, Options, Stepping};
+use oglogstream::store::filter::Scope;
 use oglogstream::store::{LogFilter, LogQuery, Order, Store};
 use std::sync::Arc;
 
@@ -173,7 +174,7 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
         .query("SELECT sorting_key FROM system.tables WHERE database = 'old' AND name = 'logs'")
         .await
         .unwrap();
-    assert_eq!(key.trim(), "ts_us, id");
+    assert_eq!(key.trim(), "tenant, ts_us, id");
     assert_eq!(clickhouse.number("SELECT count() FROM old.logs").await, 100);
     assert_eq!(
         clickhouse
@@ -240,13 +241,24 @@ async fn clickhouse_version_1_tables_are_rebuilt_time_first() {
     store.close().await;
 }
 
-/// A database from before schema version 12 holds logs with trace ids:
-/// version 12 creates `logs_by_trace` and its view and copies those logs in
-/// once, so trace lookups find them, and logs inserted later arrive by the
-/// view.
+/// A database from before schema version 12 holds logs of three tenants,
+/// some with trace ids, in `logs` sorted by time. Version 12 creates
+/// `logs_by_trace` and its view and copies the traced logs in once, so trace
+/// lookups find them; version 13 sorts `logs` by tenant first. Afterwards
+/// every log is there once, each tenant's pages, counts and traces are its
+/// own, and logs inserted later arrive by the views made again.
 #[actix_web::test]
-async fn clickhouse_version_12_back_fills_the_trace_table() {
+async fn clickhouse_versions_12_and_13_back_fill_traces_and_sort_logs_by_tenant() {
     let clickhouse = ClickHouse::start().await;
+    let tenants: Vec<TenantId> = ["team-a", "team-b", "default"]
+        .iter()
+        .map(|t| TenantId::parse(t).unwrap())
+        .collect();
+    let of_tenant = |mut record: LogRecord| {
+        let n: usize = record.id[2..].parse().unwrap();
+        record.tenant = tenants[n % 3].clone();
+        record
+    };
     let traced = |n: usize, trace: usize| LogRecord {
         trace_id: Some(format!("{trace:032x}")),
         span_id: Some(format!("{n:016x}")),
@@ -254,59 +266,127 @@ async fn clickhouse_version_12_back_fills_the_trace_table() {
     };
     let before: Vec<LogRecord> = (0..30)
         .map(|n| {
-            if n % 3 == 0 {
+            of_tenant(if n % 3 == 0 {
                 record(n, T + n as i64)
             } else {
                 traced(n, n % 4)
-            }
+            })
         })
         .collect();
-    let store = ClickHouseStore::open(&clickhouse.dsn("before12")).unwrap();
+    let store = ClickHouseStore::open(&clickhouse.dsn("before13")).unwrap();
     ready(&store).await;
     store.insert(&[before.as_slice().into()]).await.unwrap();
     store.close().await;
-    // The database as version 11 left it: no trace table, version 12 not
-    // recorded.
+    // The database as version 11 left it: `logs` sorted by time, no trace
+    // table, versions 12 and 13 not recorded.
     for statement in [
-        "DROP TABLE before12.logs_by_trace_mv",
-        "DROP TABLE before12.logs_by_trace",
-        "DROP TABLE before12.schema_migrations",
-        "CREATE TABLE before12.schema_migrations (version UInt32, applied_at DateTime DEFAULT now()) \
+        "DROP TABLE before13.logs_by_trace_mv",
+        "DROP TABLE before13.logs_by_trace",
+        "DROP TABLE before13.tenant_counts_minute_mv",
+        "DROP TABLE before13.tenant_counts_hour_mv",
+        "CREATE TABLE before13.logs_by_time AS before13.logs ENGINE = MergeTree \
+         PARTITION BY toYYYYMMDD(ts) ORDER BY (ts_us, id)",
+        "INSERT INTO before13.logs_by_time SELECT * FROM before13.logs",
+        "DROP TABLE before13.logs",
+        "RENAME TABLE before13.logs_by_time TO before13.logs",
+        "CREATE MATERIALIZED VIEW before13.tenant_counts_minute_mv TO before13.tenant_counts_minute AS \
+         SELECT toInt64(intDiv(ts_us, 60000000) * 60000000) AS minute, tenant, level, service, count() AS n \
+         FROM before13.logs GROUP BY minute, tenant, level, service",
+        "DROP TABLE before13.schema_migrations",
+        "CREATE TABLE before13.schema_migrations (version UInt32, applied_at DateTime DEFAULT now()) \
          ENGINE = MergeTree ORDER BY version",
-        "INSERT INTO before12.schema_migrations (version) SELECT toUInt32(number + 1) FROM numbers(11)",
+        "INSERT INTO before13.schema_migrations (version) SELECT toUInt32(number + 1) FROM numbers(11)",
     ] {
         clickhouse
             .query(statement)
             .await
             .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
+    let sorting_key =
+        "SELECT sorting_key FROM system.tables WHERE database = 'before13' AND name = 'logs'";
+    assert_eq!(
+        clickhouse.query(sorting_key).await.unwrap().trim(),
+        "ts_us, id"
+    );
     let store: Arc<dyn Store> =
-        Arc::new(ClickHouseStore::open(&clickhouse.dsn("before12")).unwrap());
+        Arc::new(ClickHouseStore::open(&clickhouse.dsn("before13")).unwrap());
     ready(store.as_ref()).await;
-    let after: Vec<LogRecord> = (30..40).map(|n| traced(n, n % 4)).collect();
+    assert_eq!(
+        clickhouse.query(sorting_key).await.unwrap().trim(),
+        "tenant, ts_us, id"
+    );
+    assert_eq!(
+        clickhouse
+            .number("SELECT count() FROM system.tables WHERE database = 'before13'")
+            .await,
+        9,
+        "logs, two rollups and their views, logs_by_trace and its view, alert_records, \
+         schema_migrations; nothing left over"
+    );
+    let after: Vec<LogRecord> = (30..40).map(|n| of_tenant(traced(n, n % 4))).collect();
     store.insert(&[after.as_slice().into()]).await.unwrap();
     let every: Vec<LogRecord> = before.iter().chain(&after).cloned().collect();
     assert_eq!(
+        clickhouse.number("SELECT count() FROM before13.logs").await,
+        every.len() as u64,
+        "each log once"
+    );
+    assert_eq!(
         clickhouse
-            .number("SELECT count() FROM before12.logs_by_trace")
+            .number("SELECT count() FROM before13.logs_by_trace")
             .await,
         every.iter().filter(|r| r.trace_id.is_some()).count() as u64,
         "each traced log once"
     );
-    for trace in 0..4 {
-        let query = LogQuery {
-            filter: LogFilter {
-                expr: oglogstream::domain::query::parse(&format!("trace_id:{trace:032x}")).unwrap(),
-                ..LogFilter::default()
-            },
-            limit: 100,
-            offset: 0,
-            order: Order::Asc,
-            after: None,
+    for tenant in &tenants {
+        let scope = Scope::tenant(tenant.clone());
+        let mine = |expr: &str| LogFilter {
+            expr: oglogstream::domain::query::parse(expr).unwrap(),
+            scope: scope.clone(),
+            ..LogFilter::default()
         };
-        let expected = expected_logs(&every, &query);
-        assert!(expected.len() > 5, "{expected:?}");
-        assert_eq!(page_ids(store.as_ref(), &query).await, expected);
+        for order in [Order::Desc, Order::Asc] {
+            let query = LogQuery {
+                filter: mine("*"),
+                limit: 100,
+                offset: 0,
+                order,
+                after: None,
+            };
+            let expected = expected_logs(&every, &query);
+            assert_eq!(
+                expected.len(),
+                13 + usize::from(tenant.as_str() == "team-a")
+            );
+            assert_eq!(
+                page_ids(store.as_ref(), &query).await,
+                expected,
+                "{tenant:?}"
+            );
+        }
+        for trace in 0..4 {
+            let query = LogQuery {
+                filter: mine(&format!("trace_id:{trace:032x}")),
+                limit: 100,
+                offset: 0,
+                order: Order::Asc,
+                after: None,
+            };
+            let expected = expected_logs(&every, &query);
+            assert_eq!(page_ids(store.as_ref(), &query).await, expected);
+        }
+        let counted: u64 = store
+            .level_service_counts(&mine("*"))
+            .await
+            .expect("counts")
+            .iter()
+            .map(|c| c.count)
+            .sum();
+        let sent = every.iter().filter(|r| &r.tenant == tenant).count() as u64;
+        assert_eq!(
+            counted, sent,
+            "the rollups follow inserts after the swap: {tenant:?}"
+        );
     }
     store.close().await;
 }
