@@ -6,7 +6,7 @@
 //! rollups for the whole hours and minutes inside `[from, to)` and the raw
 //! rows for the ragged edges, summed in one statement with `UNION ALL`.
 
-use super::conditions::{dimension_conditions, logs_table};
+use super::conditions::{dimension_conditions, logs_table, logs_time_range};
 use super::pool::{Pool, ReadBudget};
 use super::rows::CountRow;
 use super::schema::Features;
@@ -166,10 +166,7 @@ pub fn statement(
         ));
     }
     if !left.is_empty() {
-        let ranges: Vec<String> = left
-            .iter()
-            .map(|(a, b)| time_range("ts_us", *a, *b))
-            .collect();
+        let ranges: Vec<String> = left.iter().map(|(a, b)| logs_time_range(*a, *b)).collect();
         let mut conditions = vec![format!("({})", ranges.join(" OR "))];
         conditions.extend(dimension_conditions(filter, true, features));
         parts.push(format!(

@@ -6,7 +6,7 @@
 //! bucket and the dimensions, the attribute read from the attribute
 //! arrays) for everything else. The group limit is applied here after.
 
-use super::conditions::{dimension_conditions, logs_table};
+use super::conditions::{dimension_conditions, logs_table, logs_time_range};
 use super::counts::whole_span;
 use super::pool::{Pool, ReadBudget};
 use super::rows::Cells;
@@ -129,10 +129,7 @@ pub fn statement(database: &str, features: Features, query: &GroupedCountQuery) 
         }
     }
     if !left.is_empty() {
-        let ranges: Vec<String> = left
-            .iter()
-            .map(|(a, b)| time_range("ts_us", *a, *b))
-            .collect();
+        let ranges: Vec<String> = left.iter().map(|(a, b)| logs_time_range(*a, *b)).collect();
         let mut conditions = vec![format!("({})", ranges.join(" OR "))];
         conditions.extend(dimension_conditions(filter, true, features));
         parts.push(format!(

@@ -7,7 +7,8 @@
 //!
 //! - `write.rs`: inserts, and which ids are stored already (retries and
 //!   redeliveries never store a log twice);
-//! - `read.rs`: pages, stepping through time windows (`windows.rs`);
+//! - `read.rs`: pages, stepping through time windows (`windows.rs`, the
+//!   first sized by the scope's share of the logs, `shares.rs`);
 //! - `counts.rs`: stats, services and the histogram, from the rollups where
 //!   they are exact; `grouped.rs`: counts by bucket, level, service and
 //!   attribute (LogQL's metric queries, the split histogram); `facets.rs`:
@@ -39,6 +40,7 @@ mod retention;
 mod rows;
 mod schema;
 mod settings;
+mod shares;
 mod sql;
 mod windows;
 mod write;

@@ -8,11 +8,10 @@
 //! ([`trace_page`]). This file calls the others (pool, conditions, rows,
 //! windows); none of them calls back.
 
-use super::conditions::{after_condition, narrows_beyond_scope, prewhere};
+use super::conditions::{after_condition, logs_time_range, narrows_beyond_scope, prewhere};
 use super::pool::{Pool, ReadBudget};
 use super::rows::{LogRow, One, PartRow};
-use super::schema::{Features, TRACE_TABLE, TS_CLAMP_SECONDS};
-use super::sql::time_range;
+use super::schema::{Features, TRACE_TABLE};
 use super::windows;
 use crate::domain::LogRecord;
 use crate::domain::time::Micros;
@@ -56,13 +55,17 @@ pub async fn logs(pool: &Pool, query: &LogQuery) -> Result<Vec<LogRecord>, Store
         return Ok(Vec::new());
     }
     let extent = extent(pool, &budget).await?;
+    let share = pool
+        .shares
+        .share(pool, &budget, query.filter.scope.tenants())
+        .await;
     let mut windows = windows::Windows::new(
         &extent,
         from,
         to,
         query.order,
         query.offset as u64 + limit,
-        pool.options.stepping.for_filter(&query.filter),
+        pool.options.stepping.for_page(&query.filter, share),
     );
     let database = pool.database();
     let features = pool.features();
@@ -131,7 +134,9 @@ async fn extent(pool: &Pool, budget: &ReadBudget) -> Result<windows::Extent, Sto
 ///
 /// With a filter, the page's keys are found first reading only the key and
 /// filter columns, and only the granules holding those keys are then read
-/// whole (`(ts_us, id) IN (…)` is answered from the primary index): a
+/// whole (`(tenant, ts_us, id) IN (…)` is answered from the primary
+/// index, whose key it is; without the tenant it would read every tenant's
+/// rows in the window): a
 /// window of a million rows with a hundred matches reads the messages of a
 /// hundred logs, not of every match. Without one (the scope alone), the
 /// window is about the page and is read directly.
@@ -159,8 +164,8 @@ pub fn window_page(
         );
     }
     format!(
-        "SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} AND (ts_us, id) {in_keys} \
-         (SELECT ts_us, id FROM {database}.logs{prewhere} WHERE {range} {order_limit}) \
+        "SELECT {LOG_COLUMNS} FROM {database}.logs WHERE {range} AND (tenant, ts_us, id) {in_keys} \
+         (SELECT tenant, ts_us, id FROM {database}.logs{prewhere} WHERE {range} {order_limit}) \
          ORDER BY ts_us {direction}, id {direction}"
     )
 }
@@ -177,11 +182,7 @@ pub fn window_page(
 /// so without it a lookup reads a granule of each part of the table).
 pub fn trace_page(database: &str, features: Features, query: &LogQuery) -> String {
     let direction = direction(query.order);
-    let (from, to) = query.filter.bounds();
-    let mut range = window_range((from, to), query);
-    if let Some(days) = seconds_of(from, to) {
-        range = format!("{days} AND {range}");
-    }
+    let range = window_range(query.filter.bounds(), query);
     format!(
         "SELECT {LOG_COLUMNS} FROM {database}.{TRACE_TABLE}{prewhere} WHERE {range} \
          ORDER BY ts_us {direction}, id {direction} LIMIT {offset}, {limit}",
@@ -189,21 +190,6 @@ pub fn trace_page(database: &str, features: Features, query: &LogQuery) -> Strin
         offset = query.offset,
         limit = query.limit,
     )
-}
-
-/// `ts` (the log's second, clamped as the column is) for the logs of
-/// `[from, to)`, which the server's partition min/max index prunes by;
-/// `None` for a range open at both ends or reaching before 1970.
-fn seconds_of(from: Micros, to: Micros) -> Option<String> {
-    if from <= 0 || to <= from {
-        return None;
-    }
-    let clamp = |micros: Micros| micros.div_euclid(1_000_000).min(TS_CLAMP_SECONDS);
-    Some(format!(
-        "(ts >= toDateTime({}, 'UTC') AND ts <= toDateTime({}, 'UTC'))",
-        clamp(from),
-        clamp(to - 1)
-    ))
 }
 
 /// How many logs of one window match the query (past its cursor).
@@ -222,7 +208,7 @@ pub fn window_count(
 
 /// The window's time range, and the rows past the query's cursor in it.
 fn window_range((start, end): (Micros, Micros), query: &LogQuery) -> String {
-    let range = time_range("ts_us", start, end);
+    let range = logs_time_range(start, end);
     match &query.after {
         Some(after) => format!("{range} AND {}", after_condition(after, query.order)),
         None => range,
@@ -253,7 +239,7 @@ fn direction(order: Order) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::super::counts::{Grouping, statement as counts};
-    use super::super::schema::OLD_SERVER as OLD;
+    use super::super::schema::{OLD_SERVER as OLD, TS_CLAMP_SECONDS};
     use super::super::sql::{HOUR, text_literal, with_time_limit};
     use super::*;
     use crate::domain::{Level, LevelSet};
@@ -285,7 +271,7 @@ mod tests {
             false,
         );
         assert!(
-            sql.contains(&format!("(SELECT ts_us, id FROM db.logs PREWHERE tenant = {} AND service != {} AND level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE (ts_us >= 5 AND ts_us < 9) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)", text_literal("default"), text_literal("oglogstream.audit"))),
+            sql.contains(&format!("(SELECT tenant, ts_us, id FROM db.logs PREWHERE tenant = {} AND service != {} AND level IN (2, 3) AND positionCaseInsensitiveUTF8(service, unhex('617069')) > 0 WHERE ((ts_us >= 5 AND ts_us < 9) AND ts >= toDateTime(0, 'UTC') AND ts <= toDateTime(0, 'UTC')) ORDER BY ts_us ASC, id ASC LIMIT 20, 10)", text_literal("default"), text_literal("oglogstream.audit"))),
             "{sql}"
         );
         assert!(sql.ends_with(") ORDER BY ts_us ASC, id ASC"), "{sql}");
@@ -354,8 +340,9 @@ mod tests {
         assert!(
             sql.contains("AND ((level IN (2, 3, 4)) AND (trace_id != '' AND trace_id = ")
                 && sql.contains(&format!(
-                    "WHERE (ts >= toDateTime(0, 'UTC') AND ts <= toDateTime({TS_CLAMP_SECONDS}, 'UTC')) \
-                     AND (ts_us >= 5 AND ts_us < "
+                    "WHERE ((ts_us >= 5 AND ts_us < {}) AND ts >= toDateTime(0, 'UTC') \
+                     AND ts <= toDateTime({TS_CLAMP_SECONDS}, 'UTC')) AND",
+                    crate::domain::time::MAX_MICROS
                 ))
                 && sql.contains("AND (ts_us > 7 OR (ts_us = 7 AND id > unhex('62')))"),
             "the rest of the filter, the range and the cursor apply to the trace's logs: {sql}"
@@ -364,7 +351,8 @@ mod tests {
         hour.filter.to = Some(hour.filter.from.unwrap() + 3_600_000_000);
         assert!(
             trace_page("db", OLD, &hour).contains(
-                "WHERE (ts >= toDateTime(1735732800, 'UTC') AND ts <= toDateTime(1735736400, 'UTC')) AND"
+                "AND ts >= toDateTime(1735732800, 'UTC') AND ts <= toDateTime(1735736400, 'UTC')) \
+                 ORDER BY"
             ),
             "a range prunes partitions by ts"
         );

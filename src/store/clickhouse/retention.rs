@@ -3,11 +3,11 @@
 //! and the logs a retention rule names (`delete_matching`).
 
 use super::client::{STATEMENT_TIMEOUT, collect, run};
-use super::conditions::dimension_conditions;
+use super::conditions::{dimension_conditions, logs_time_range};
 use super::pool::{Pool, ReadBudget};
 use super::rows::One;
 use super::schema::TRACE_TABLE;
-use super::sql::{text_literal, time_range, where_clause};
+use super::sql::{text_literal, where_clause};
 use crate::domain::TenantId;
 use crate::domain::time::{Micros, format_rfc3339};
 use crate::store::StoreError;
@@ -144,7 +144,7 @@ pub async fn delete_matching(pool: &Pool, filter: &LogFilter) -> Result<u64, Sto
     let database = pool.database().to_string();
     let layout = pool.layout();
     let (from, to) = filter.bounds();
-    let mut conditions = vec![time_range("ts_us", from, to)];
+    let mut conditions = vec![logs_time_range(from, to)];
     conditions.extend(dimension_conditions(filter, true, pool.features()));
     let condition = where_clause(&conditions);
     let budget = ReadBudget::new(STATEMENT_TIMEOUT);

@@ -415,7 +415,7 @@ pub fn migration(
         ),
         11 => Some(tenancy(database, features, layout)),
         12 => Some(trace_table(database, features, layout)),
-        13 => Some(vec![Step::SortLogsByTenant]),
+        13 => Some(tenant_first(database, layout)),
         _ => None,
     }
 }
@@ -569,6 +569,27 @@ fn trace_table(database: &str, features: Features, layout: &Layout) -> Vec<Step>
          WHERE trace_id != '' AND id NOT IN (SELECT id FROM {database}.{local})"
     )));
     steps
+}
+
+/// Version 13: every host's local `logs` sorted by tenant first
+/// ([`Step::SortLogsByTenant`]). Reads now bound `ts` too (the parts'
+/// minimum and maximum of it skip whole parts, `conditions::logs_time_range`),
+/// so on a cluster the `Distributed` `logs` gets the column as an `ALIAS`:
+/// 18.16 sends a `MATERIALIZED` one with every insert through it, which
+/// the local tables refuse, and never sends an `ALIAS`.
+fn tenant_first(database: &str, layout: &Layout) -> Vec<Step> {
+    let mut steps = vec![Step::SortLogsByTenant];
+    if layout.cluster.is_some() {
+        steps.push(Step::Sql(distributed_ts_column(database)));
+    }
+    steps
+}
+
+fn distributed_ts_column(database: &str) -> String {
+    format!(
+        "ALTER TABLE {database}.logs ADD COLUMN ts DateTime('UTC') ALIAS {}",
+        ts_of_ts_us()
+    )
 }
 
 /// The view filling `logs_by_trace` from the local `logs`.
@@ -1161,6 +1182,11 @@ mod tests {
             cluster: Some("logs_cluster".into()),
             replicated: true,
         };
+        assert_eq!(
+            migration(13, "db", old, &cluster).unwrap()[1],
+            Step::Sql(distributed_ts_column("db")),
+            "the Distributed table gets ts, which reads bound"
+        );
         let sort = SortByTenant::new("db", &cluster);
         assert!(
             sort.create()[1].contains(

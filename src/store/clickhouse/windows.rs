@@ -88,20 +88,26 @@ impl Default for Stepping {
 }
 
 impl Stepping {
-    /// The stepping for a page with `filter`.
-    pub fn for_filter(self, filter: &LogFilter) -> Stepping {
+    /// The stepping for a page with `filter` whose scope holds `share` (in
+    /// `(0, 1]`) of the logs the extent counts. Unfiltered, its first
+    /// window holds about `first_rows` of the scope's own logs (see
+    /// `shares.rs`): for a tenant of 0.5% among 100, one window of 14 ms
+    /// (p95) where capped at `filtered_first_rows` it took 24. A filtered
+    /// page's first window is wide already and not scaled: scaled, a small
+    /// tenant's spanned the whole week and read a granule of every part
+    /// (80 ms, where stepping from the unscaled one took 39).
+    pub fn for_page(self, filter: &LogFilter, share: f64) -> Stepping {
         let filtered = filter.levels.is_some()
             || filter.service.is_some()
             || filter.text.is_some()
             || !filter.expr.is_everything();
-        Stepping {
-            first_rows: if filtered {
-                self.filtered_first_rows
-            } else {
-                self.first_rows
-            },
-            ..self
-        }
+        let first_rows = if filtered {
+            self.filtered_first_rows
+        } else {
+            let rows = self.first_rows as f64 / share.clamp(f64::MIN_POSITIVE, 1.0);
+            rows.min(u64::MAX as f64 / 2.0) as u64
+        };
+        Stepping { first_rows, ..self }
     }
 }
 
@@ -305,6 +311,27 @@ mod tests {
         // A page larger than first_rows gets a first window to match.
         let mut windows = Windows::new(&extent, 0, Micros::MAX, Order::Desc, 600, stepping);
         assert_eq!(windows.next_window().unwrap().0, T0 + DAY - 600 * SECOND);
+        // A scope holding a tenth of the logs gets a window ten times as
+        // wide: about as many of its own logs.
+        let mut windows = Windows::new(
+            &extent,
+            0,
+            Micros::MAX,
+            Order::Desc,
+            10,
+            stepping.for_page(&LogFilter::default(), 0.1),
+        );
+        assert_eq!(windows.next_window().unwrap().0, T0 + DAY - 600 * SECOND);
+        assert_eq!(stepping.for_page(&LogFilter::default(), 1.0), stepping);
+        let errors = LogFilter {
+            levels: Some(crate::domain::LevelSet::parse_list("error").unwrap()),
+            ..LogFilter::default()
+        };
+        assert_eq!(
+            stepping.for_page(&errors, 0.1).first_rows,
+            stepping.filtered_first_rows,
+            "a filtered page's first window is not scaled"
+        );
         // Empty windows grow fast: few statements reach across a long range.
         assert!(
             all(Windows::new(

@@ -81,20 +81,36 @@ async fn stored_ids(pool: &Pool, records: &[&LogRecord]) -> Result<HashSet<Strin
                 (a.min(record.timestamp), b.max(record.timestamp))
             });
         let ids: Vec<&str> = chunk.iter().map(|record| record.id.as_str()).collect();
-        let statement = stored_ids_statement(pool.database(), &ids, (from, to));
+        let mut tenants: Vec<&str> = chunk.iter().map(|record| record.tenant.as_str()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        let statement = stored_ids_statement(pool.database(), &tenants, &ids, (from, to));
         let found: Vec<One<String>> = pool.read(&budget, &statement).await?;
         stored.extend(found.into_iter().map(|One(id)| id));
     }
     Ok(stored)
 }
 
-/// Which of `ids` are stored; they are known to lie in `[from, to]`, which
-/// the time-first key turns into a read of those granules only.
-fn stored_ids_statement(database: &str, ids: &[&str], (from, to): (Micros, Micros)) -> String {
-    let list: Vec<String> = ids.iter().map(|id| text_literal(id)).collect();
+/// Which of `ids` are stored; they are known to be logs of `tenants` in
+/// `[from, to]`, which the `(tenant, ts_us, id)` key turns into a read of
+/// those granules only.
+fn stored_ids_statement(
+    database: &str,
+    tenants: &[&str],
+    ids: &[&str],
+    (from, to): (Micros, Micros),
+) -> String {
+    let list = |texts: &[&str]| {
+        texts
+            .iter()
+            .map(|text| text_literal(text))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         "SELECT DISTINCT id FROM {database}.logs \
-         WHERE ts_us >= {from} AND ts_us <= {to} AND id IN ({})",
-        list.join(", ")
+         WHERE tenant IN ({}) AND ts_us >= {from} AND ts_us <= {to} AND id IN ({})",
+        list(tenants),
+        list(ids)
     )
 }
