@@ -26,7 +26,7 @@ impl Default for RawIngest {
         RawIngest {
             max_body_bytes: 50 * 1024,
             max_bulk_bytes: 10 * 1024 * 1024,
-            queue_capacity: 50_000,
+            queue_capacity: 20_000,
             queue_max_bytes: RawByteSize::Text("32MiB".into()),
             max_message_bytes: limits.max_message_bytes as i64,
             max_service_chars: limits.max_service_chars as i64,

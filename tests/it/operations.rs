@@ -37,7 +37,7 @@ async fn metrics_are_present_and_valid_after_traffic() {
         "oglogstream_syslog_connections 0",
         "oglogstream_logs_stored_total 5",
         "oglogstream_queue_depth 0",
-        "oglogstream_queue_capacity 50000",
+        "oglogstream_queue_capacity 20000",
         "oglogstream_dependency_up{dependency=\"bus\"} 1",
         "oglogstream_dependency_up{dependency=\"storage\"} 1",
         "oglogstream_live_clients 0",

@@ -572,7 +572,7 @@ async fn every_metric_and_label_the_dashboard_and_alerts_read_is_in_a_real_scrap
     assert!(
         all_metrics.contains("oglogstream_dependency_up{dependency=\"bus\"} 1")
             && all_metrics.contains("oglogstream_dependency_up{dependency=\"storage\"} 1")
-            && all_metrics.contains("oglogstream_queue_capacity 50000"),
+            && all_metrics.contains("oglogstream_queue_capacity 20000"),
         "{all_metrics}"
     );
     assert!(
