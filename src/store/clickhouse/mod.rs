@@ -58,12 +58,15 @@ use crate::domain::{LogBatch, LogRecord, TenantId};
 use async_trait::async_trait;
 use dsn::Dsn;
 use pool::Pool;
+use shares::TenantShares;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 pub struct ClickHouseStore {
     pool: Arc<Pool>,
+    /// Each tenant's share of the logs, for sizing page windows.
+    shares: TenantShares,
     /// Prepares the database at start, so `/health` turns green without
     /// waiting for the first request.
     starter: Mutex<Option<JoinHandle<()>>>,
@@ -85,6 +88,7 @@ impl ClickHouseStore {
         let starter = tokio::spawn(pool::prepare_until_ready(Arc::clone(&pool)));
         Ok(ClickHouseStore {
             pool,
+            shares: TenantShares::default(),
             starter: Mutex::new(Some(starter)),
         })
     }
@@ -137,7 +141,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-        read::logs(&self.pool, query).await
+        read::logs(&self.pool, &self.shares, query).await
     }
 
     async fn facets(&self, query: &FacetQuery) -> Result<Facets, StoreError> {

@@ -19,7 +19,6 @@ use super::migrate;
 use super::rows::One;
 use super::schema::{self, Features, ServerVersion};
 use super::settings::Options;
-use super::shares::TenantShares;
 use super::sql;
 use crate::store::StoreError;
 use klickhouse::{Client, KlickhouseError, Row};
@@ -61,8 +60,6 @@ pub struct Pool {
     /// The last insert failed: the next one may repeat rows it stored
     /// (kept here, beside the connections, as the store's only write state).
     pub insert_failed: AtomicBool,
-    /// Each tenant's share of the logs, for sizing page windows.
-    pub shares: TenantShares,
 }
 
 struct Backoff {
@@ -106,7 +103,6 @@ impl Pool {
             backoff: Mutex::new(None),
             closed: AtomicBool::new(false),
             insert_failed: AtomicBool::new(false),
-            shares: TenantShares::default(),
         }
     }
 

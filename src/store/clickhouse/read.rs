@@ -12,6 +12,7 @@ use super::conditions::{after_condition, logs_time_range, narrows_beyond_scope, 
 use super::pool::{Pool, ReadBudget};
 use super::rows::{LogRow, One, PartRow};
 use super::schema::{Features, TRACE_TABLE};
+use super::shares::TenantShares;
 use super::windows;
 use crate::domain::LogRecord;
 use crate::domain::time::Micros;
@@ -30,7 +31,11 @@ pub const LOG_COLUMNS: &str =
 /// Steps through time windows from the edge the order starts at (see
 /// `windows.rs`) until the page is full, so a page reads about what it
 /// returns rather than sorting the whole range.
-pub async fn logs(pool: &Pool, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+pub async fn logs(
+    pool: &Pool,
+    shares: &TenantShares,
+    query: &LogQuery,
+) -> Result<Vec<LogRecord>, StoreError> {
     let budget = ReadBudget::new(pool.options.read_timeout);
     let limit = query.limit as u64;
     if limit == 0 {
@@ -55,8 +60,7 @@ pub async fn logs(pool: &Pool, query: &LogQuery) -> Result<Vec<LogRecord>, Store
         return Ok(Vec::new());
     }
     let extent = extent(pool, &budget).await?;
-    let share = pool
-        .shares
+    let share = shares
         .share(pool, &budget, query.filter.scope.tenants())
         .await;
     let mut windows = windows::Windows::new(
