@@ -46,19 +46,17 @@ impl Default for IdGenerator {
 }
 
 fn format_uuid(value: u128) -> String {
-    // Filled as bytes and copied once: pushing 36 chars one by one showed up
-    // at ~4% of the ingest profile.
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'-'; 36];
-    let mut position = 0;
-    for i in 0..32 {
-        if matches!(i, 8 | 12 | 16 | 20) {
-            position += 1;
+    let mut digits = value;
+    // From the last digit back, skipping the dashes' places.
+    for position in (0..36).rev() {
+        if matches!(position, 8 | 13 | 18 | 23) {
+            continue;
         }
-        out[position] = HEX[((value >> (124 - 4 * i)) & 0xf) as usize];
-        position += 1;
+        out[position] = HEX[(digits as usize) & 0xf];
+        digits >>= 4;
     }
-    // Only ASCII hex digits and dashes were written: always valid UTF-8.
     String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 

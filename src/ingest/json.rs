@@ -3,9 +3,9 @@
 
 use super::body::{BodyFormat, BodySize, ContentEncoding};
 use super::state::IngestState;
-use crate::domain::LogBatch;
 use crate::domain::parse::{BulkFormat, parse_bulk, parse_log};
-use crate::domain::time::{format_rfc3339, now_micros};
+use crate::domain::time::{now_micros, write_rfc3339};
+use crate::domain::{LogBatch, LogRecord};
 use crate::http::body::is_json;
 use crate::http::error::ApiError;
 use crate::metrics::{Protocol, Rejection};
@@ -62,13 +62,6 @@ impl BodyFormat for BulkFormat {
     }
 }
 
-#[derive(Serialize)]
-struct Accepted<'a> {
-    status: &'static str,
-    id: &'a str,
-    timestamp: String,
-}
-
 /// Counts a refused request under its reason.
 fn counted(
     state: &IngestState,
@@ -102,15 +95,26 @@ async fn accept_one(
         now_micros(),
         &crate::ingest::state::request_tenant(request),
     );
-    let response = HttpResponse::Accepted().json(Accepted {
-        status: "accepted",
-        id: &record.id,
-        timestamp: format_rfc3339(record.timestamp),
-    });
+    let response = HttpResponse::Accepted()
+        .content_type("application/json")
+        .body(accepted_body(&record));
     state
         .publish(Protocol::Json, LogBatch::from(vec![record]))
         .await?;
     Ok(response)
+}
+
+/// `{"status":"accepted","id":…,"timestamp":…}`, written by hand: the id is
+/// hex and dashes and the timestamp digits, so nothing needs escaping, and
+/// serde's writer cost the single-log path ~1,400 instructions (callgrind).
+fn accepted_body(record: &LogRecord) -> String {
+    let mut body = String::with_capacity(96);
+    body.push_str(r#"{"status":"accepted","id":""#);
+    body.push_str(&record.id);
+    body.push_str(r#"","timestamp":""#);
+    write_rfc3339(&mut body, record.timestamp);
+    body.push_str(r#""}"#);
+    body
 }
 
 #[derive(Serialize)]
