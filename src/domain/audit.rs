@@ -5,8 +5,9 @@
 //! ([`is_reserved_service`]), so what the service holds was written by us.
 //! Pure: [`audit_record`] is the one place an event becomes a log record.
 
+use super::attributes::Attributes;
 use super::level::Level;
-use super::log::{Attributes, LogRecord};
+use super::log::LogRecord;
 use super::principal::{AccessRole, Principal};
 use super::query::{Expr, Matcher, Pattern, Predicate, TextField};
 use super::time::Micros;

@@ -1,20 +1,17 @@
 //! The log record as it travels from ingest through the bus into a store and
 //! back out of the query API.
 
+use super::attributes::Attributes;
 use super::level::Level;
 use super::tenant::TenantId;
 use super::time::{Micros, write_rfc3339};
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The reserved service of the audit log: who signed in, changed what or
 /// was refused. Only admins read it, and no ingest path may write it.
 pub const AUDIT_SERVICE: &str = "oglogstream.audit";
-
-/// Flat string attributes, sorted by key so output is deterministic.
-pub type Attributes = BTreeMap<String, String>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogRecord {
@@ -160,12 +157,12 @@ const MAX_ID_CHARS: usize = 128;
 pub fn take_trace_ids(attributes: &mut Attributes) -> (Option<String>, Option<String>) {
     let mut take = |keys: &[&str]| {
         let key = keys.iter().find(|key| {
-            attributes.get(**key).is_some_and(|value| {
+            attributes.get(key).is_some_and(|value| {
                 let value = value.trim();
                 !value.is_empty() && value.len() <= MAX_ID_CHARS
             })
         })?;
-        let value = attributes.remove(*key)?;
+        let value = attributes.remove(key)?;
         let value = value.trim();
         Some(if value.bytes().all(|b| b.is_ascii_hexdigit()) {
             value.to_ascii_lowercase()

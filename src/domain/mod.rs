@@ -1,5 +1,6 @@
 //! Pure domain logic: what a log is, how it is parsed and validated. No I/O.
 
+pub mod attributes;
 pub mod audit;
 pub mod byte_size;
 pub mod flatten;
@@ -18,6 +19,7 @@ pub mod tenant;
 pub mod time;
 pub mod view;
 
+pub use attributes::Attributes;
 pub use level::{Level, LevelSet};
-pub use log::{Attributes, LogBatch, LogRecord};
+pub use log::{LogBatch, LogRecord};
 pub use tenant::TenantId;

@@ -6,9 +6,9 @@
 //! instead of building a `serde_json::Value`: it allocates only the strings it
 //! keeps, and it knows which field it was reading when something went wrong.
 
+use super::attributes::Attributes;
 use super::flatten::{Arrays, FlatSink, FlattenJson, KeyPath};
 use super::level::Level;
-use super::log::Attributes;
 use super::time::{Micros, parse_rfc3339};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;

@@ -9,7 +9,7 @@
 //! make room when the spill cannot be written otherwise, and made again once
 //! the spill is stored.
 
-use crate::domain::{Level, LogBatch, LogRecord, TenantId};
+use crate::domain::{Attributes, Level, LogBatch, LogRecord, TenantId};
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -30,8 +30,8 @@ struct Spilled<'a> {
     level: std::borrow::Cow<'a, str>,
     service: std::borrow::Cow<'a, str>,
     message: std::borrow::Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    attributes: crate::domain::Attributes,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    attributes: Attributes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,11 +7,10 @@
 //! without anyone noticing, so the value is cut to the limit instead and the
 //! attribute [`TRUNCATED_ATTRIBUTE`] lists what was cut: [`Oversize::Truncate`].
 
+use crate::domain::attributes::Attributes;
 use crate::domain::level::Level;
-use crate::domain::log::Attributes;
 use crate::domain::parse::{LogLimits, NewLog};
 use crate::domain::time::Micros;
-use std::collections::btree_map::Entry;
 
 /// The service of a record that names none (OpenTelemetry's convention).
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -85,16 +84,14 @@ impl<'l> RecordBuilder<'l> {
             self.note(&format!("attributes.{key}"));
         }
         let full = self.limits.attribute_count_error(self.attributes.len());
-        match self.attributes.entry(key) {
-            Entry::Occupied(mut slot) => {
-                slot.insert(value);
+        match full {
+            // A full set still takes a new value for a key it has.
+            Some(error) if !self.attributes.contains_key(&key) => {
+                self.refuse_or_note(error, "attributes")
             }
-            Entry::Vacant(slot) => match full {
-                None => {
-                    slot.insert(value);
-                }
-                Some(error) => self.refuse_or_note(error, "attributes"),
-            },
+            _ => {
+                self.attributes.insert(key, value);
+            }
         }
     }
 

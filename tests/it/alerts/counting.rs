@@ -9,7 +9,7 @@ use oglogstream::alerts::state::Labels;
 use oglogstream::domain::{Level, LogBatch, LogRecord};
 use oglogstream::store::Store;
 use oglogstream::store::sqlite::SqliteStore;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ fn dataset() -> Vec<LogRecord> {
     let regions = ["eu", "us", ""];
     (0..600)
         .map(|n: i64| {
-            let mut attributes = BTreeMap::new();
+            let mut attributes = oglogstream::domain::Attributes::new();
             let region = regions[(n % 3) as usize];
             if !region.is_empty() {
                 attributes.insert("region".to_string(), region.to_string());
