@@ -89,7 +89,7 @@ const ROLLUPS: [(Micros, &str); 4] = [
 const READ_POOL_SIZE: usize = 4;
 /// SQLite page cache per connection, in KiB (see `open_connection`).
 const WRITER_CACHE_KIB: u32 = 8 * 1024;
-const READER_CACHE_KIB: u32 = 4 * 1024;
+const READER_CACHE_KIB: u32 = 2 * 1024;
 
 pub struct SqliteStore {
     path: PathBuf,
