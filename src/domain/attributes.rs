@@ -19,10 +19,6 @@ impl Attributes {
         Attributes(Vec::new())
     }
 
-    pub fn with_capacity(capacity: usize) -> Attributes {
-        Attributes(Vec::with_capacity(capacity))
-    }
-
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -70,10 +66,6 @@ impl Attributes {
 
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
         self.0.iter().map(|(key, _)| key)
-    }
-
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
-        self.0.iter().map(|(_, value)| value)
     }
 
     pub fn into_values(self) -> impl DoubleEndedIterator<Item = String> + ExactSizeIterator {
