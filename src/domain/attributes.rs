@@ -68,6 +68,10 @@ impl Attributes {
         self.0.iter().map(|(key, _)| key)
     }
 
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+        self.0.iter().map(|(_, value)| value)
+    }
+
     pub fn into_values(self) -> impl DoubleEndedIterator<Item = String> + ExactSizeIterator {
         self.0.into_iter().map(|(_, value)| value)
     }
