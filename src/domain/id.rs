@@ -46,6 +46,8 @@ impl Default for IdGenerator {
 }
 
 fn format_uuid(value: u128) -> String {
+    // Filled as bytes and copied once: pushing 36 chars one by one showed up
+    // at ~4% of the ingest profile.
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'-'; 36];
     let mut digits = value;
@@ -57,6 +59,7 @@ fn format_uuid(value: u128) -> String {
         out[position] = HEX[(digits as usize) & 0xf];
         digits >>= 4;
     }
+    // Only ASCII hex digits and dashes were written: always valid UTF-8.
     String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
