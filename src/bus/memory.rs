@@ -11,7 +11,7 @@
 
 use super::coordination::{Coordination, MemoryCoordination};
 use super::live::LiveFanOut;
-use super::{Ack, Admission, Bus, BusError, Delivery, WorkQueue};
+use super::{Ack, Admission, Bus, BusError, Delivery, MaybeStored, WorkQueue};
 use crate::domain::LogBatch;
 use crate::domain::log::batch_bytes;
 use async_trait::async_trait;
@@ -212,7 +212,7 @@ impl WorkQueue for MemoryWorkQueue {
         let (batch, reservation) = self.receiver.recv().await?;
         Some(Delivery {
             batch,
-            redelivered: false,
+            maybe_stored: MaybeStored::No,
             ack: Box::new(MemoryAck {
                 _reservation: reservation,
             }),

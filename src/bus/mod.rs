@@ -56,8 +56,8 @@ pub trait Admission: Send + Sync {
 ///   broker's storage (`durable() == true`).
 /// - every published batch reaches exactly one work queue consumer, which must
 ///   [`Ack::ack`] it after storing it; a durable bus redelivers batches that
-///   were not acknowledged (at least once), marking them
-///   [`Delivery::redelivered`] so the consumer can skip what it already
+///   were not acknowledged (at least once), marking them in
+///   [`Delivery::maybe_stored`] so the consumer can skip what it already
 ///   stored, and a consumer keeps a delivery from going to another consumer
 ///   meanwhile with [`Ack::in_progress`] within [`Bus::redelivery_after`].
 /// - live subscribers see batches as they are published, best effort: a
@@ -125,12 +125,26 @@ pub trait WorkQueue: Send {
 
 pub struct Delivery {
     pub batch: LogBatch,
-    /// The bus delivered this batch before without an ack (a processor died
-    /// between storing and acknowledging it, say), or the publisher had to
-    /// send it again (its first copy may have been delivered too): some of
-    /// its logs may be stored already.
-    pub redelivered: bool,
+    /// Whether some of the batch's logs may be stored already.
+    pub maybe_stored: MaybeStored,
     pub ack: Box<dyn Ack>,
+}
+
+/// How much of a delivery the store may hold already, which decides how the
+/// consumer checks before writing it (`process::Batcher::skip_stored`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaybeStored {
+    /// A first delivery, fresh from its publish: none of it.
+    No,
+    /// A first delivery that waited in the stream: a backlog, or a message
+    /// a new leader hands out again after a failover although the old one
+    /// had delivered it. If the store holds it, one write that succeeded
+    /// stored all of it, so its first and last logs answer for the rest.
+    Whole,
+    /// Delivered before without an ack (a processor died between storing
+    /// and acknowledging it, say), or published twice (the first copy may
+    /// have been delivered too), or its write failed: any part of it.
+    Partly,
 }
 
 #[async_trait]

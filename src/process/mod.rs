@@ -16,7 +16,7 @@ pub mod spill;
 
 pub use settings::{ProcessConfig, RawProcess, RawRetention};
 
-use crate::bus::{Bus, Delivery};
+use crate::bus::{Bus, Delivery, MaybeStored};
 use crate::domain::{LogBatch, LogRecord};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -232,13 +232,14 @@ impl Batcher {
             .iter()
             .map(|d| LogBatch::clone(&d.batch))
             .collect();
-        let mut maybe_stored: Vec<bool> = deliveries.iter().map(|d| d.redelivered).collect();
+        let mut maybe_stored: Vec<MaybeStored> =
+            deliveries.iter().map(|d| d.maybe_stored).collect();
         let mut attempt: u32 = 0;
         loop {
             let started = std::time::Instant::now();
             let written = match self.skip_stored(&mut batches, &maybe_stored).await {
                 Ok(()) => {
-                    maybe_stored.fill(false);
+                    maybe_stored.fill(MaybeStored::No);
                     if batches.iter().all(|batch| batch.is_empty()) {
                         Ok(())
                     } else {
@@ -260,7 +261,7 @@ impl Batcher {
                 }
                 Err(error) => error,
             };
-            maybe_stored.fill(true);
+            maybe_stored.fill(MaybeStored::Partly);
             Metrics::add(&self.metrics.store_write_failures, 1);
             let retryable = matches!(error, StoreError::Unavailable(_) | StoreError::DiskFull(_));
             // Space does not come back by itself within a stop's deadline.
@@ -316,29 +317,45 @@ impl Batcher {
         }
     }
 
-    /// Drops from the batches flagged `maybe_stored` the logs the store
-    /// already holds.
+    /// Drops from the batches the logs the store already holds, asking it
+    /// about every log of a batch that may be stored in part, and about the
+    /// first and last log of one that is stored whole if at all (then about
+    /// the rest, should either be there).
     async fn skip_stored(
         &self,
         batches: &mut [LogBatch],
-        maybe_stored: &[bool],
+        maybe_stored: &[MaybeStored],
     ) -> Result<(), StoreError> {
-        let suspects: Vec<LogBatch> = batches
+        let probes: Vec<LogBatch> = batches
             .iter()
             .zip(maybe_stored)
-            .filter(|(_, maybe)| **maybe)
-            .map(|(batch, _)| LogBatch::clone(batch))
+            .filter_map(|(batch, maybe)| match maybe {
+                MaybeStored::No => None,
+                MaybeStored::Whole => Some(ends(batch)),
+                MaybeStored::Partly => Some(LogBatch::clone(batch)),
+            })
             .collect();
-        if suspects.is_empty() {
+        if probes.is_empty() {
             return Ok(());
         }
-        let stored = self.store.existing_ids(&suspects).await?;
+        let mut stored = self.store.existing_ids(&probes).await?;
         if stored.is_empty() {
             return Ok(());
         }
+        let found_whole: Vec<LogBatch> = batches
+            .iter()
+            .zip(maybe_stored)
+            .filter(|(batch, maybe)| {
+                **maybe == MaybeStored::Whole && batch.iter().any(|r| stored.contains(&r.id))
+            })
+            .map(|(batch, _)| LogBatch::clone(batch))
+            .collect();
+        if !found_whole.is_empty() {
+            stored.extend(self.store.existing_ids(&found_whole).await?);
+        }
         let mut skipped = 0;
         for (batch, maybe) in batches.iter_mut().zip(maybe_stored) {
-            if *maybe && batch.iter().any(|r| stored.contains(&r.id)) {
+            if *maybe != MaybeStored::No && batch.iter().any(|r| stored.contains(&r.id)) {
                 let rest: Vec<_> = batch
                     .iter()
                     .filter(|r| !stored.contains(&r.id))
@@ -354,6 +371,14 @@ impl Batcher {
             "redelivered logs already stored; not written again"
         );
         Ok(())
+    }
+}
+
+/// A batch's first and last logs (one log for a batch of one).
+fn ends(batch: &LogBatch) -> LogBatch {
+    match (batch.first(), batch.last()) {
+        (Some(first), Some(last)) if batch.len() > 1 => vec![first.clone(), last.clone()].into(),
+        _ => LogBatch::clone(batch),
     }
 }
 

@@ -5,7 +5,7 @@
 use super::client::STATEMENT_TIMEOUT;
 use super::pool::{Pool, ReadBudget};
 use super::rows::{LogRow, One};
-use super::sql::text_literal;
+use super::sql::text_set;
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
 use crate::store::StoreError;
@@ -100,17 +100,10 @@ fn stored_ids_statement(
     ids: &[&str],
     (from, to): (Micros, Micros),
 ) -> String {
-    let list = |texts: &[&str]| {
-        texts
-            .iter()
-            .map(|text| text_literal(text))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     format!(
         "SELECT DISTINCT id FROM {database}.logs \
-         WHERE tenant IN ({}) AND ts_us >= {from} AND ts_us <= {to} AND id IN ({})",
-        list(tenants),
-        list(ids)
+         WHERE tenant IN {} AND ts_us >= {from} AND ts_us <= {to} AND id IN {}",
+        text_set(tenants),
+        text_set(ids)
     )
 }
