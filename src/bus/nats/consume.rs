@@ -16,6 +16,14 @@ use tokio::sync::mpsc;
 /// Messages one pull request asks for; also what an instance may hold
 /// unacknowledged in its client buffer.
 const PULL_BATCH: usize = 256;
+/// Bytes one pull request asks for. The client asks again when half of a
+/// pull is left, so up to 1.5 pulls are on their way: 24 MiB, well under
+/// the 64 MiB nats-server lets wait for one client before it cuts it off
+/// as a slow consumer. Bounded by messages alone, 256 messages of 1000 bulk
+/// logs (~310 KB each) were 80 MB: while the store wrote, the server cut
+/// the process role off every second, and what it had taken came back
+/// redelivered after `ack_wait` (`make bench-split` stored 22-53k logs/s).
+const PULL_BYTES: usize = 16 << 20;
 /// Decoded deliveries waiting for the batcher.
 pub(super) const DELIVERY_BUFFER: usize = 64;
 
@@ -80,6 +88,7 @@ pub(super) async fn pull(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>
         let messages = consumer
             .stream()
             .max_messages_per_batch(PULL_BATCH)
+            .max_bytes_per_batch(PULL_BYTES)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
