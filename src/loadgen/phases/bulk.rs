@@ -120,7 +120,7 @@ impl Bench {
                 waiting_since.elapsed() < Duration::from_secs(600),
                 "only {stored} of {wanted} logs stored 10 minutes after the last 202"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let drained = waiting_since.elapsed();
         self.note_machine("bulk (end to end)", sample);
