@@ -61,22 +61,27 @@ pub struct Drained {
 impl Batcher {
     /// Runs until the bus is closed and every delivery taken is settled.
     pub async fn run(self) -> anyhow::Result<Drained> {
-        let mut queue = self.bus.work_queue().await?;
+        let batcher = Arc::new(self);
+        let mut queue = batcher.bus.work_queue().await?;
+        // The next batch is collected while one is written, and up to this
+        // many are written at once (see `Store::writes_at_once`).
+        let writes_at_once = batcher.store.writes_at_once().max(1);
+        let mut writing: JoinSet<Option<Vec<Delivery>>> = JoinSet::new();
+        let settling = Arc::new(std::sync::Mutex::new(JoinSet::new()));
         let mut closed = false;
-        let mut settling = JoinSet::new();
         let mut drained = Drained::default();
         // Once a stop has given up on the store, every later delivery goes
         // the same way without trying it again.
         let mut giving_up = false;
         while !closed {
-            while settling.try_join_next().is_some() {}
+            reap(&settling);
             let Some(first) = queue.next().await else {
                 break;
             };
             let mut count = first.batch.len();
             let mut pending = vec![first];
-            let deadline = Instant::now() + self.config.flush_timeout;
-            while count < self.config.batch_size {
+            let deadline = Instant::now() + batcher.config.flush_timeout;
+            while count < batcher.config.batch_size {
                 // Take what is already queued without parking on the queue:
                 // parked, every single-log publish had to wake this task
                 // across threads (an eventfd write and a context switch per
@@ -104,17 +109,27 @@ impl Batcher {
                     }
                 }
             }
+            while writing.len() >= writes_at_once {
+                if let Some(unstored) = written(writing.join_next().await) {
+                    giving_up = true;
+                    batcher.give_up(unstored, &mut drained).await;
+                }
+            }
             if giving_up {
-                self.give_up(pending, &mut drained).await;
+                batcher.give_up(pending, &mut drained).await;
                 continue;
             }
-            if let Some(unstored) = self.flush(pending, &mut settling).await {
-                giving_up = true;
-                self.give_up(unstored, &mut drained).await;
+            let (writer, settling) = (Arc::clone(&batcher), Arc::clone(&settling));
+            writing.spawn(async move { writer.flush(pending, &settling).await });
+        }
+        while !writing.is_empty() {
+            if let Some(unstored) = written(writing.join_next().await) {
+                batcher.give_up(unstored, &mut drained).await;
             }
         }
         // Every ack reaches the bus before the batcher reports drained, so a
         // graceful stop leaves nothing to redeliver.
+        let mut settling = std::mem::take(&mut *lock(&settling));
         while settling.join_next().await.is_some() {}
         if drained == Drained::default() {
             tracing::info!("batcher drained");
@@ -190,7 +205,7 @@ impl Batcher {
     async fn flush(
         &self,
         deliveries: Vec<Delivery>,
-        settling: &mut JoinSet<()>,
+        settling: &std::sync::Mutex<JoinSet<()>>,
     ) -> Option<Vec<Delivery>> {
         let outcome = tokio::select! {
             outcome = self.store_batch(&deliveries) => outcome,
@@ -207,7 +222,7 @@ impl Batcher {
                     );
                     std::future::pending::<()>().await;
                 }
-                settling.spawn(async move {
+                lock(settling).spawn(async move {
                     settle(deliveries, true).await;
                     drop(batches);
                 });
@@ -372,6 +387,33 @@ impl Batcher {
         );
         Ok(())
     }
+}
+
+/// What a finished write left unstored (the stop gave up on it). A write
+/// that panicked takes the batcher with it, as it did when writes ran inline.
+fn written(
+    finished: Option<Result<Option<Vec<Delivery>>, tokio::task::JoinError>>,
+) -> Option<Vec<Delivery>> {
+    match finished? {
+        Ok(unstored) => unstored,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => None,
+    }
+}
+
+/// The acknowledgements in flight. A panic elsewhere cannot leave the set
+/// half-changed (spawning and reaping do not panic), so a poisoned lock is
+/// taken as it is.
+fn lock(settling: &std::sync::Mutex<JoinSet<()>>) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+    settling
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Forgets the acknowledgements that are done.
+fn reap(settling: &std::sync::Mutex<JoinSet<()>>) {
+    let mut settling = lock(settling);
+    while settling.try_join_next().is_some() {}
 }
 
 /// A batch's first and last logs (one log for a batch of one).

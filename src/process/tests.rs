@@ -21,12 +21,17 @@ struct RecordingStore {
     stored: Mutex<Vec<String>>,
     /// The ids each `existing_ids` call asked about.
     asked: Mutex<Vec<Vec<String>>>,
+    /// What `writes_at_once` answers (0: the trait's default).
+    writes_at_once: usize,
 }
 
 #[async_trait]
 impl Store for RecordingStore {
     fn kind(&self) -> &'static str {
         "recording"
+    }
+    fn writes_at_once(&self) -> usize {
+        self.writes_at_once
     }
     async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError> {
         tokio::time::sleep(self.write_time).await;
@@ -319,6 +324,35 @@ async fn a_late_delivery_found_stored_is_checked_in_full_and_not_written_again()
     assert_eq!(*store.inserts.lock().unwrap(), vec![3], "only b's logs");
     assert_eq!(settled, ["ack a", "ack b"]);
     assert_eq!(Metrics::get(&metrics.redelivered_logs_skipped), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_takes_two_writes_at_once_is_given_two() {
+    for (writes_at_once, took) in [(1, 20), (2, 10)] {
+        let store = Arc::new(RecordingStore {
+            write_time: Duration::from_secs(10),
+            writes_at_once,
+            ..Default::default()
+        });
+        let started = Instant::now();
+        // Two full batches (the batcher's batch_size is 1000).
+        let (settled, _) = run_scripted(
+            Arc::clone(&store),
+            vec![
+                ("a", named("a", 1000), MaybeStored::No),
+                ("b", named("b", 1000), MaybeStored::No),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(
+            started.elapsed().as_secs(),
+            took,
+            "{writes_at_once} at once"
+        );
+        assert_eq!(*store.inserts.lock().unwrap(), [1000, 1000]);
+        assert_eq!(settled, ["ack a", "ack b"]);
+    }
 }
 
 #[tokio::test(start_paused = true)]

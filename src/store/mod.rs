@@ -178,6 +178,13 @@ pub trait Store: Send + Sync {
 
     async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError>;
 
+    /// How many `insert` calls the batcher makes at once. One by default:
+    /// the embedded store has one writer, and a second call would only wait
+    /// for it.
+    fn writes_at_once(&self) -> usize {
+        1
+    }
+
     /// Which ids of these batches' logs the store already holds. The batcher
     /// asks before writing a batch the bus delivers again (a processor died
     /// between its insert and its ack) and writes only the rest, so a

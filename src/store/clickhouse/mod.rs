@@ -136,6 +136,13 @@ impl Store for ClickHouseStore {
         write::insert(&self.pool, batches).await
     }
 
+    /// Two: while the server writes one batch's parts, the process role
+    /// builds the next insert block, and the server may write both at once.
+    /// One at a time, each side waited for the other.
+    fn writes_at_once(&self) -> usize {
+        2
+    }
+
     async fn existing_ids(&self, batches: &[LogBatch]) -> Result<HashSet<String>, StoreError> {
         write::existing_ids(&self.pool, batches).await
     }
