@@ -489,3 +489,53 @@ async fn a_processor_stopped_with_sigterm_drains_what_it_holds() {
     let status = ingest.terminate(Duration::from_secs(30));
     assert!(status.success(), "ingest exits 0; log:\n{}", ingest.logs());
 }
+
+/// A backlog bigger than the 64 MiB nats-server lets wait for one client:
+/// the processor takes it in pulls the server can hand over as it reads
+/// them. Pulls bounded only by message count (256 messages of ~0.8 MB here)
+/// got the processor cut off as a slow consumer, and what it held came back
+/// redelivered after `ack_wait`.
+#[actix_web::test]
+async fn a_backlog_over_the_servers_per_client_limit_is_drained_without_being_cut_off() {
+    const REQUESTS: usize = 120;
+    const PER_REQUEST: usize = 1000;
+    let nats = Nats::start().await;
+    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    let padding = "x".repeat(600);
+    let bodies: Vec<String> = (0..REQUESTS)
+        .map(|r| {
+            (0..PER_REQUEST)
+                .map(|n| {
+                    json!({"level": "info", "service": "backlog", "message": format!("backlog-{r}-{n} {padding}")})
+                        .to_string()
+                        + "\n"
+                })
+                .collect()
+        })
+        .collect();
+    let mut sends = futures_util::stream::iter(bodies.iter())
+        .map(|body| ship(&ingest, body, PER_REQUEST))
+        .buffer_unordered(4);
+    while sends.next().await.is_some() {}
+    drop(sends);
+
+    let processor =
+        Server::launch(role("process,query", &nats, None).env("BATCH_SIZE", "5000")).await;
+    eventually(
+        "the whole backlog stored",
+        Duration::from_secs(120),
+        || async {
+            let (_, stats) = processor.get("/api/stats").await;
+            (stats["total_logs"].as_u64() == Some((REQUESTS * PER_REQUEST) as u64)).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !nats.log().contains("Slow Consumer"),
+        "nats-server cut the processor off:\n{}",
+        nats.log()
+    );
+    let logs = processor.logs();
+    assert!(!logs.contains("event: disconnected"), "{logs}");
+    assert!(!logs.contains("redelivered logs already stored"), "{logs}");
+}
