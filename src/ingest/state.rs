@@ -130,6 +130,11 @@ impl IngestState {
             StatusCode::PAYLOAD_TOO_LARGE => Rejection::TooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Rejection::MediaType,
             StatusCode::SERVICE_UNAVAILABLE => Rejection::Overloaded,
+            // Counted where they are decided, per log: a tenant's limit
+            // (`admit`), its keys and header (the gate, OTLP's resources).
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return;
+            }
             _ => Rejection::Invalid,
         };
         self.metrics.reject(protocol, reason, 1);

@@ -57,6 +57,19 @@ async fn a_tenant_over_its_rate_gets_429_and_the_others_go_on() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert!(retry_after.is_some(), "Retry-After tells it when");
     assert_eq!(body["field"], "tenants.ingest_rate", "{body}");
+    // Each refused log is counted once, as rate limited (the request's 429
+    // was counted a second time, as invalid).
+    let (_, metrics) = server.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default();
+    let refused = |reason: &str| {
+        let series =
+            format!("oglogstream_logs_rejected_total{{protocol=\"json\",reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&series)?.parse::<u64>().ok())
+    };
+    assert!(refused("rate_limited") >= Some(2), "{metrics}");
+    assert_eq!(refused("invalid"), Some(0), "{metrics}");
     for n in 0..20 {
         let (status, _, body) = post(&server, "quiet", &format!("q{n}")).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
