@@ -27,6 +27,9 @@ use serde_json::Value;
 
 /// Largest JSON body of a view (its query is at most 4096 characters).
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Views a tenant may keep: every list reads them all, so their number is
+/// bounded as every other list a request reads is.
+const MAX_VIEWS_PER_TENANT: usize = 1000;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -73,11 +76,16 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let spec = ViewSpec::from_json(&json_body(&body)?)?;
     let tenant = saving_tenant(&request)?;
-    let taken: Vec<String> = stored_views(&request, &state)
-        .await?
-        .into_iter()
-        .map(|view| view.id)
-        .collect();
+    let stored = stored_views(&request, &state).await?;
+    if stored.iter().filter(|view| view.tenant == tenant).count() >= MAX_VIEWS_PER_TENANT {
+        return Err(ApiError::bad_request(
+            Some("views".into()),
+            format!(
+                "tenant {tenant} keeps {MAX_VIEWS_PER_TENANT} saved views, the most it may: delete one first"
+            ),
+        ));
+    }
+    let taken: Vec<String> = stored.into_iter().map(|view| view.id).collect();
     let id = new_id(&taken)?;
     let now = now_micros();
     let view = View {

@@ -460,6 +460,37 @@ const READ_A: &str = "read-key-views-team-a-0123456789";
 const READ_B: &str = "read-key-views-team-b-0123456789";
 const READ_ANY: &str = "read-key-views-any-tenant-012345";
 
+/// A tenant keeps at most 1000 views: the next is refused naming `views`,
+/// and deleting one makes room.
+#[actix_web::test]
+async fn a_tenant_keeps_at_most_a_thousand_views() {
+    use futures_util::StreamExt;
+    let server = Server::launch(with_keys(Launch::default())).await;
+    let ids: Vec<String> = futures_util::stream::iter(0..1000)
+        .map(|n| {
+            let server = &server;
+            async move {
+                saved(server, ALICE, &json!({"name": format!("view {n}")})).await["id"]
+                    .as_str()
+                    .expect("an id")
+                    .to_string()
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let body = refused(&server, json!({"name": "one too many"}), "views").await;
+    assert!(
+        body["error"].as_str().unwrap_or_default().contains("1000"),
+        "{body}"
+    );
+    assert_eq!(
+        delete(&server, &ids[0], ALICE).await.status,
+        StatusCode::NO_CONTENT
+    );
+    saved(&server, ALICE, &json!({"name": "in its place"})).await;
+}
+
 fn with_tenants(launch: Launch) -> Launch {
     launch.env("OGLOGSTREAM_TENANTS__ENABLED", "true").env(
         "OGLOGSTREAM_SECURITY__READ_KEYS",
