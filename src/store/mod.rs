@@ -179,8 +179,7 @@ pub trait Store: Send + Sync {
     async fn insert(&self, batches: &[LogBatch]) -> Result<(), StoreError>;
 
     /// How many `insert` calls the batcher makes at once. One by default:
-    /// the embedded store has one writer, and a second call would only wait
-    /// for it.
+    /// a store that can do nothing with a second call while the first runs.
     fn writes_at_once(&self) -> usize {
         1
     }
