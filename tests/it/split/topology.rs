@@ -519,8 +519,19 @@ async fn a_backlog_over_the_servers_per_client_limit_is_drained_without_being_cu
     while sends.next().await.is_some() {}
     drop(sends);
 
-    let processor =
-        Server::launch(role("process,query", &nats, None).env("BATCH_SIZE", "5000")).await;
+    // The default `ack_wait` (30 s), not the 3 s the failover tests use:
+    // what one instance holds unwritten (a pull of 16 MiB, 64 decoded
+    // deliveries, the batch being collected) is kept in progress only once
+    // its write starts, and on a busy CI machine the SQLite store took more
+    // than 3 s to reach the last of this backlog, so it came back
+    // redelivered. A cut-off shows as "Slow Consumer" in nats-server's log
+    // and a disconnect in ours, whatever the timeout.
+    let processor = Server::launch(
+        role("process,query", &nats, None)
+            .env("BATCH_SIZE", "5000")
+            .env("OGLOGSTREAM_NATS__ACK_WAIT", "30s"),
+    )
+    .await;
     eventually(
         "the whole backlog stored",
         Duration::from_secs(120),
