@@ -178,10 +178,6 @@ impl Bus for MemoryBus {
         Some((self.capacity - self.permits.available_permits()) as u64)
     }
 
-    fn redelivery_after(&self) -> Option<Duration> {
-        None
-    }
-
     fn coordination(&self) -> Arc<dyn Coordination> {
         Arc::clone(&self.coordination) as Arc<dyn Coordination>
     }
@@ -229,7 +225,6 @@ struct MemoryAck {
 impl Ack for MemoryAck {
     async fn ack(self: Box<Self>) {}
     async fn retry_later(self: Box<Self>) {}
-    async fn in_progress(&self) {}
 }
 
 #[cfg(test)]

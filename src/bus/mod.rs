@@ -21,7 +21,6 @@ use crate::domain::LogBatch;
 use async_trait::async_trait;
 use coordination::Coordination;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::broadcast;
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -58,8 +57,8 @@ pub trait Admission: Send + Sync {
 ///   [`Ack::ack`] it after storing it; a durable bus redelivers batches that
 ///   were not acknowledged (at least once), marking them in
 ///   [`Delivery::maybe_stored`] so the consumer can skip what it already
-///   stored, and a consumer keeps a delivery from going to another consumer
-///   meanwhile with [`Ack::in_progress`] within [`Bus::redelivery_after`].
+///   stored; the bus itself keeps a delivery its consumer holds from going
+///   to another consumer meanwhile.
 /// - live subscribers see batches as they are published, best effort: a
 ///   subscriber that falls behind gets `RecvError::Lagged`.
 #[async_trait]
@@ -89,10 +88,6 @@ pub trait Bus: Send + Sync {
     fn stream_fill(&self) -> Option<StreamFill> {
         None
     }
-
-    /// How long a delivery may stay unsettled before the bus hands it to
-    /// another consumer; `None` when it never does.
-    fn redelivery_after(&self) -> Option<Duration>;
 
     /// Leases and state shared by every instance on this bus.
     fn coordination(&self) -> Arc<dyn Coordination>;
@@ -154,7 +149,4 @@ pub trait Ack: Send + Sync {
     /// The batch could not be stored now: deliver it again later (a no-op
     /// on a bus that is not durable).
     async fn retry_later(self: Box<Self>);
-    /// Still being stored: restarts the bus's redelivery timer (see
-    /// [`Bus::redelivery_after`]); a no-op on a bus that never redelivers.
-    async fn in_progress(&self);
 }

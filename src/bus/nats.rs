@@ -25,7 +25,8 @@
 //!   re-create the stream.
 //! - Every process instance pulls from one durable consumer, so each message
 //!   goes to exactly one instance; it is acknowledged only after the store
-//!   took it, and kept from redelivery meanwhile by progress acks. An
+//!   took it, and kept from redelivery from the moment it is taken by
+//!   progress acks (`held.rs`), however long it waits its turn. An
 //!   instance that dies leaves its messages unacknowledged and the broker
 //!   redelivers them after `ack_wait`, flagged as redelivered (delivery count
 //!   above 1) so the batcher writes only the logs the store lacks.
@@ -64,6 +65,7 @@ mod connect;
 mod consume;
 mod coordination;
 mod credentials;
+mod held;
 mod publish;
 mod settings;
 mod shared;
@@ -164,6 +166,7 @@ impl NatsBus {
             closed: watch::Sender::new(false),
             live: LiveFanOut::default(),
             outstanding: AtomicUsize::new(0),
+            held: held::Held::default(),
             metrics: settings.metrics,
             coordination,
         });
@@ -204,9 +207,10 @@ impl Bus for NatsBus {
         }
         let (sender, receiver) = mpsc::channel(DELIVERY_BUFFER);
         let pulling = tokio::spawn(pull(Arc::clone(&self.shared), sender));
+        let keeping = tokio::spawn(held::keep_in_progress(Arc::clone(&self.shared)));
         self.shared.purging.store(true, Ordering::Relaxed);
         if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.push(pulling);
+            tasks.extend([pulling, keeping]);
         }
         Ok(Box::new(NatsWorkQueue {
             deliveries: receiver,
@@ -229,10 +233,6 @@ impl Bus for NatsBus {
 
     fn stream_fill(&self) -> Option<StreamFill> {
         self.shared.fill.lock().ok().and_then(|fill| *fill)
-    }
-
-    fn redelivery_after(&self) -> Option<Duration> {
-        Some(self.shared.config.ack_wait)
     }
 
     fn coordination(&self) -> Arc<dyn Coordination> {

@@ -199,8 +199,8 @@ impl Batcher {
     /// runs beside the next write: done inline, it left the single SQLite
     /// writer idle for a few milliseconds after every batch (perf: dropping
     /// 5000 logs with their attributes was 9% of the server's time in bulk).
-    /// While the batch is being stored, the bus is told so (progress acks),
-    /// so a slow write is not redelivered to another processor meanwhile.
+    /// The bus keeps the deliveries from redelivery meanwhile, however slow
+    /// the write (see `bus/nats/held.rs`).
     /// Returns the deliveries when the stop gave up on storing them.
     async fn flush(
         &self,
@@ -209,7 +209,6 @@ impl Batcher {
     ) -> Option<Vec<Delivery>> {
         let outcome = tokio::select! {
             outcome = self.store_batch(&deliveries) => outcome,
-            never = keep_in_progress(&deliveries, self.bus.redelivery_after()) => match never {},
             () = past_deadline(self.stop.clone()) => Outcome::GiveUp,
         };
         match outcome {
@@ -445,24 +444,6 @@ async fn past_deadline(mut stop: watch::Receiver<Option<Instant>>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Tells the bus, at a third of its redelivery timeout, that the deliveries
-/// are still being worked on. Never returns.
-async fn keep_in_progress(
-    deliveries: &[Delivery],
-    redelivery_after: Option<Duration>,
-) -> std::convert::Infallible {
-    let Some(redelivery_after) = redelivery_after else {
-        return std::future::pending().await;
-    };
-    let period = (redelivery_after / 3).max(Duration::from_millis(100));
-    loop {
-        sleep(period).await;
-        for delivery in deliveries {
-            delivery.ack.in_progress().await;
-        }
     }
 }
 

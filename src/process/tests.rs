@@ -103,7 +103,6 @@ impl Store for RecordingStore {
 /// tests/it.
 struct ScriptedBus {
     deliveries: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Delivery>>>,
-    redelivery_after: Option<Duration>,
 }
 
 struct ScriptedQueue(tokio::sync::mpsc::UnboundedReceiver<Delivery>);
@@ -139,9 +138,6 @@ impl Bus for ScriptedBus {
     fn pending(&self) -> Option<u64> {
         None
     }
-    fn redelivery_after(&self) -> Option<Duration> {
-        self.redelivery_after
-    }
     fn coordination(&self) -> Arc<dyn crate::bus::coordination::Coordination> {
         Arc::new(crate::bus::coordination::MemoryCoordination::new(
             Duration::from_secs(5),
@@ -150,7 +146,7 @@ impl Bus for ScriptedBus {
     async fn close(&self) {}
 }
 
-/// Settlements in order: "ack a", "retry a", "progress a".
+/// Settlements in order: "ack a", "retry a".
 type Settled = Arc<Mutex<Vec<String>>>;
 
 struct RecordingAck {
@@ -172,12 +168,6 @@ impl crate::bus::Ack for RecordingAck {
             .unwrap()
             .push(format!("retry {}", self.name));
     }
-    async fn in_progress(&self) {
-        self.settled
-            .lock()
-            .unwrap()
-            .push(format!("progress {}", self.name));
-    }
 }
 
 fn named(prefix: &str, n: usize) -> LogBatch {
@@ -194,7 +184,6 @@ fn named(prefix: &str, n: usize) -> LogBatch {
 async fn run_scripted(
     store: Arc<RecordingStore>,
     deliveries: Vec<(&str, LogBatch, MaybeStored)>,
-    redelivery_after: Option<Duration>,
 ) -> (Vec<String>, Arc<Metrics>) {
     let dir = tempfile::tempdir().unwrap();
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -214,7 +203,6 @@ async fn run_scripted(
     drop(sender);
     let bus = Arc::new(ScriptedBus {
         deliveries: Mutex::new(Some(receiver)),
-        redelivery_after,
     });
     let batcher = Batcher {
         bus,
@@ -250,7 +238,6 @@ async fn a_redelivered_batch_writes_only_what_the_store_lacks() {
             ("a", named("a", 4), MaybeStored::Partly),
             ("b", named("b", 2), MaybeStored::No),
         ],
-        None,
     )
     .await;
     // b was not redelivered, so it is written whole: a log can be stored
@@ -274,7 +261,6 @@ async fn a_redelivery_stored_whole_is_only_acknowledged() {
     let (settled, _) = run_scripted(
         Arc::clone(&store),
         vec![("a", named("a", 2), MaybeStored::Partly)],
-        None,
     )
     .await;
     assert!(store.inserts.lock().unwrap().is_empty());
@@ -287,7 +273,6 @@ async fn a_late_delivery_is_probed_by_its_ends_and_written_whole_when_absent() {
     let (settled, metrics) = run_scripted(
         Arc::clone(&store),
         vec![("a", named("a", 1000), MaybeStored::Whole)],
-        None,
     )
     .await;
     // One question about two ids, not about the thousand logs: a backlog
@@ -314,7 +299,6 @@ async fn a_late_delivery_found_stored_is_checked_in_full_and_not_written_again()
             ("a", named("a", 3), MaybeStored::Whole),
             ("b", named("b", 3), MaybeStored::Whole),
         ],
-        None,
     )
     .await;
     assert_eq!(
@@ -342,7 +326,6 @@ async fn a_store_that_takes_two_writes_at_once_is_given_two() {
                 ("a", named("a", 1000), MaybeStored::No),
                 ("b", named("b", 1000), MaybeStored::No),
             ],
-            None,
         )
         .await;
         assert_eq!(
@@ -362,7 +345,6 @@ async fn a_write_whose_answer_was_lost_is_not_written_again() {
     let (settled, _) = run_scripted(
         Arc::clone(&store),
         vec![("a", named("a", 3), MaybeStored::No)],
-        None,
     )
     .await;
     assert_eq!(
@@ -371,41 +353,6 @@ async fn a_write_whose_answer_was_lost_is_not_written_again() {
         "the retry found every log stored"
     );
     assert_eq!(settled, ["ack a"]);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_slow_write_keeps_its_deliveries_in_progress() {
-    let store = Arc::new(RecordingStore {
-        write_time: Duration::from_secs(10),
-        ..Default::default()
-    });
-    let (settled, _) = run_scripted(
-        Arc::clone(&store),
-        vec![
-            ("a", named("a", 1), MaybeStored::No),
-            ("b", named("b", 1), MaybeStored::No),
-        ],
-        Some(Duration::from_secs(3)),
-    )
-    .await;
-    // Every second (a third of the 3 s redelivery timeout) for 10 s.
-    let progress_a = settled.iter().filter(|s| *s == "progress a").count();
-    assert!((9..=10).contains(&progress_a), "{settled:?}");
-    assert_eq!(settled[settled.len() - 2..], ["ack a", "ack b"]);
-    let (settled, _) = run_scripted(
-        Arc::new(RecordingStore {
-            write_time: Duration::from_secs(10),
-            ..Default::default()
-        }),
-        vec![("a", named("a", 1), MaybeStored::No)],
-        None,
-    )
-    .await;
-    assert_eq!(
-        settled,
-        ["ack a"],
-        "no progress on a bus that never redelivers"
-    );
 }
 
 fn batch(n: usize) -> LogBatch {

@@ -17,14 +17,19 @@ use tokio::sync::mpsc;
 /// unacknowledged in its client buffer.
 const PULL_BATCH: usize = 256;
 /// Bytes one pull request asks for. The client asks again when half of a
-/// pull is left, so up to 1.5 pulls are on their way: 24 MiB, well under
-/// the 64 MiB nats-server lets wait for one client before it cuts it off
-/// as a slow consumer. Bounded by messages alone, 256 messages of 1000 bulk
-/// logs (~310 KB each) were 80 MB: while the store wrote, the server cut
-/// the process role off every second, and what it had taken came back
-/// redelivered after `ack_wait` (`make bench-split` stored 22-53k logs/s).
-const PULL_BYTES: usize = 16 << 20;
-/// Decoded deliveries waiting for the batcher.
+/// pull is left, so up to 1.5 pulls wait in its buffer: 6 MiB.
+/// - Under the 64 MiB nats-server lets wait for one client before it cuts
+///   it off as a slow consumer. Bounded by messages alone, 256 messages of
+///   1000 bulk logs (~310 KB each) were 80 MB: while the store wrote, the
+///   server cut the process role off every second, and what it had taken
+///   came back redelivered after `ack_wait` (`make bench-split` stored
+///   22-53k logs/s).
+/// - Small beside what the batcher holds (`DELIVERY_BUFFER`): a message in
+///   the client's buffer is not held yet (see `held.rs`), so its `ack_wait`
+///   runs while it waits there. With 16 MiB pulls a backlog came back
+///   redelivered under a 1 s `ack_wait` on a loaded machine.
+const PULL_BYTES: usize = 4 << 20;
+/// Decoded deliveries waiting for the batcher, held and kept in progress.
 pub(super) const DELIVERY_BUFFER: usize = 64;
 
 /// Feeds the live subject into the live fan-out. Decoding is skipped while
@@ -136,6 +141,7 @@ pub(super) async fn pull(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>
                 info.as_ref()
                     .map(|info| time::OffsetDateTime::now_utc() - info.published),
             );
+            let reply = message.reply.clone();
             let (message, acker) = message.split();
             let batch = match wire::decode(&message.payload) {
                 Ok(batch) => batch,
@@ -147,12 +153,14 @@ pub(super) async fn pull(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>
                 }
             };
             shared.outstanding.fetch_add(1, Ordering::AcqRel);
+            let held = reply.map(|reply| shared.held.hold(reply));
             let delivery = Delivery {
                 batch,
                 maybe_stored,
                 ack: Box::new(NatsAck {
                     shared: Arc::clone(&shared),
                     acker: Some(acker),
+                    held,
                 }),
             };
             tokio::select! {
@@ -191,29 +199,34 @@ impl WorkQueue for NatsWorkQueue {
 struct NatsAck {
     shared: Arc<Shared>,
     acker: Option<Acker>,
+    /// Its token in [`Shared::held`], released when it settles.
+    held: Option<u64>,
+}
+
+impl NatsAck {
+    /// The acker, once: a delivery is settled one way only, and stops
+    /// being kept in progress as it is.
+    fn settling(&mut self) -> Option<Acker> {
+        if let Some(token) = self.held.take() {
+            self.shared.held.release(token);
+        }
+        self.acker.take()
+    }
 }
 
 #[async_trait]
 impl Ack for NatsAck {
     async fn ack(mut self: Box<Self>) {
-        if let Some(acker) = self.acker.take() {
+        if let Some(acker) = self.settling() {
             self.shared.settle(&acker, AckKind::Ack).await;
         }
     }
 
     async fn retry_later(mut self: Box<Self>) {
-        if let Some(acker) = self.acker.take() {
+        if let Some(acker) = self.settling() {
             // The delay keeps a dead store from turning into a redelivery storm.
             let delay = Some(Duration::from_secs(2));
             self.shared.settle(&acker, AckKind::Nak(delay)).await;
-        }
-    }
-
-    async fn in_progress(&self) {
-        if let Some(acker) = &self.acker
-            && let Err(error) = acker.ack_with(AckKind::Progress).await
-        {
-            tracing::debug!(%error, "could not extend a NATS delivery");
         }
     }
 }
@@ -222,7 +235,7 @@ impl Drop for NatsAck {
     /// A delivery dropped unsettled (shutdown, a panic) is handed back so the
     /// broker redelivers it now rather than after `ack_wait`.
     fn drop(&mut self) {
-        if let Some(acker) = self.acker.take() {
+        if let Some(acker) = self.settling() {
             let shared = Arc::clone(&self.shared);
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move { shared.settle(&acker, AckKind::Nak(None)).await });

@@ -4,6 +4,7 @@
 
 use super::connect::Link;
 use super::coordination::NatsCoordination;
+use super::held::Held;
 use super::settings::NatsConfig;
 use crate::bus::BusError;
 use crate::bus::StreamFill;
@@ -48,6 +49,8 @@ pub(super) struct Shared {
     /// close flushes the connection, so the final acks reach the broker
     /// before the process exits.
     pub(super) outstanding: AtomicUsize,
+    /// The same deliveries, kept from redelivery while they wait here.
+    pub(super) held: Held,
     /// The stream's `max_bytes` in force (an operator may have raised it).
     pub(super) stream_max_bytes: AtomicI64,
     /// Last seen fill level of the stream, for `/metrics`.
