@@ -11,7 +11,7 @@ use crate::domain::parse::NewLog;
 use crate::domain::time::Micros;
 use crate::domain::{LogBatch, LogRecord};
 use crate::http::error::ApiError;
-use crate::metrics::{Metrics, Protocol, Rejection, TenantLimit};
+use crate::metrics::{Metrics, Protocol, Rejection};
 use crate::tenants::TenantLimiter;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -95,10 +95,10 @@ impl IngestState {
             .map_err(|exceeded| {
                 self.metrics
                     .reject(protocol, Rejection::RateLimited, batch.len() as u64);
-                if let Some(limit) = TenantLimit::of_setting(exceeded.limit) {
-                    self.metrics.tenants.limited(first.tenant.as_str(), limit);
-                }
-                ApiError::tenant_limit(exceeded.limit, exceeded.to_string(), exceeded.retry_after)
+                self.metrics
+                    .tenants
+                    .limited_by(first.tenant.as_str(), exceeded.limit);
+                ApiError::from(exceeded)
             })
     }
 

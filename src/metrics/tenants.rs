@@ -48,7 +48,7 @@ impl TenantLimit {
     }
 
     /// The limit of a `tenants.<setting>` name, as refusals name it.
-    pub fn of_setting(setting: &str) -> Option<TenantLimit> {
+    fn of_setting(setting: &str) -> Option<TenantLimit> {
         match setting {
             "ingest_rate" => Some(TenantLimit::Rate),
             "ingest_bytes_per_day" => Some(TenantLimit::Quota),
@@ -119,6 +119,14 @@ impl TenantMetrics {
     pub fn limited(&self, tenant: &str, limit: TenantLimit) {
         if let Some(counters) = self.counters(tenant) {
             counters.limited[limit as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// [`TenantMetrics::limited`] for a refusal that names its limit by
+    /// setting (`ingest_rate`, `max_live_connections`, ...).
+    pub fn limited_by(&self, tenant: &str, setting: &str) {
+        if let Some(limit) = TenantLimit::of_setting(setting) {
+            self.limited(tenant, limit);
         }
     }
 

@@ -10,7 +10,7 @@ use super::params;
 use super::state::{QueryState, decoded, scope_of};
 use crate::domain::log::Row;
 use crate::http::error::ApiError;
-use crate::metrics::{Metrics, TenantLimit};
+use crate::metrics::Metrics;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message};
 use std::time::Duration;
@@ -39,14 +39,11 @@ pub async fn stream(
             limits
                 .open_live(filter.scope.tenants())
                 .map_err(|exceeded| {
-                    if let Some(limit) = TenantLimit::of_setting(exceeded.limit) {
-                        state.metrics.tenants.limited(&exceeded.tenant, limit);
-                    }
-                    ApiError::tenant_limit(
-                        exceeded.limit,
-                        exceeded.to_string(),
-                        exceeded.retry_after,
-                    )
+                    state
+                        .metrics
+                        .tenants
+                        .limited_by(&exceeded.tenant, exceeded.limit);
+                    ApiError::from(exceeded)
                 })?,
         ),
         None => None,

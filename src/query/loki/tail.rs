@@ -18,7 +18,7 @@ use crate::domain::logql::{
     self, LabelModel, LogQueryEvaluator, LogQueryOptions, MAX_ENTRIES, Query, Stage, Stream,
 };
 use crate::http::error::ApiError;
-use crate::metrics::{Metrics, TenantLimit};
+use crate::metrics::Metrics;
 use crate::query::QueryState;
 use crate::query::scope::ReadScope;
 use crate::store::Store;
@@ -81,14 +81,11 @@ pub async fn tail(
             limits
                 .open_live(ReadScope::of(&request).scope().tenants())
                 .map_err(|exceeded| {
-                    if let Some(limit) = TenantLimit::of_setting(exceeded.limit) {
-                        state.metrics.tenants.limited(&exceeded.tenant, limit);
-                    }
-                    ApiError::tenant_limit(
-                        exceeded.limit,
-                        exceeded.to_string(),
-                        exceeded.retry_after,
-                    )
+                    state
+                        .metrics
+                        .tenants
+                        .limited_by(&exceeded.tenant, exceeded.limit);
+                    ApiError::from(exceeded)
                 })?,
         ),
         None => None,
