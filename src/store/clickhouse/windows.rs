@@ -97,11 +97,7 @@ impl Stepping {
     /// tenant's spanned the whole week and read a granule of every part
     /// (80 ms, where stepping from the unscaled one took 39).
     pub fn for_page(self, filter: &LogFilter, share: f64) -> Stepping {
-        let filtered = filter.levels.is_some()
-            || filter.service.is_some()
-            || filter.text.is_some()
-            || !filter.expr.is_everything();
-        let first_rows = if filtered {
+        let first_rows = if super::conditions::narrows_beyond_scope(filter) {
             self.filtered_first_rows
         } else {
             let rows = self.first_rows as f64 / share.clamp(f64::MIN_POSITIVE, 1.0);
