@@ -3,7 +3,6 @@
 
 use crate::bus::BusError;
 use crate::store::StoreError;
-use crate::tenants::LimitExceeded;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -129,6 +128,23 @@ impl ApiError {
         }
     }
 
+    /// A tenant's limit (`tenants.<limit>`): 429 with `Retry-After` when
+    /// waiting helps, else 400.
+    pub fn tenant_limit(
+        limit: &str,
+        error: impl Into<String>,
+        retry_after: Option<std::time::Duration>,
+    ) -> ApiError {
+        let field = Some(format!("tenants.{limit}"));
+        match retry_after {
+            Some(wait) => ApiError {
+                retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u32),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, error, field)
+            },
+            None => ApiError::new(StatusCode::BAD_REQUEST, error, field),
+        }
+    }
+
     pub fn request_timeout(error: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::REQUEST_TIMEOUT, error, None)
     }
@@ -222,22 +238,6 @@ impl From<StoreError> for ApiError {
             StoreError::DiskFull(_) => ApiError::unavailable(error.to_string(), 5),
             StoreError::OverLimit { field, message } => ApiError::bad_request(Some(field), message),
             StoreError::Rejected(_) | StoreError::Internal(_) => ApiError::internal(error),
-        }
-    }
-}
-
-/// A tenant's limit (`tenants.<limit>`): 429 with `Retry-After` when
-/// waiting helps, else 400.
-impl From<LimitExceeded> for ApiError {
-    fn from(exceeded: LimitExceeded) -> ApiError {
-        let field = Some(format!("tenants.{}", exceeded.limit));
-        let error = exceeded.to_string();
-        match exceeded.retry_after {
-            Some(wait) => ApiError {
-                retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u32),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, error, field)
-            },
-            None => ApiError::new(StatusCode::BAD_REQUEST, error, field),
         }
     }
 }

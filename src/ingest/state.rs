@@ -98,7 +98,7 @@ impl IngestState {
                 self.metrics
                     .tenants
                     .limited_by(first.tenant.as_str(), exceeded.limit);
-                ApiError::from(exceeded)
+                ApiError::tenant_limit(exceeded.limit, exceeded.to_string(), exceeded.retry_after)
             })
     }
 

@@ -43,7 +43,11 @@ pub async fn stream(
                         .metrics
                         .tenants
                         .limited_by(&exceeded.tenant, exceeded.limit);
-                    ApiError::from(exceeded)
+                    ApiError::tenant_limit(
+                        exceeded.limit,
+                        exceeded.to_string(),
+                        exceeded.retry_after,
+                    )
                 })?,
         ),
         None => None,
