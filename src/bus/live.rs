@@ -5,7 +5,7 @@
 
 use crate::domain::LogBatch;
 use std::sync::RwLock;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 /// Batches a live subscriber may fall behind by before it is cut off.
 const LIVE_BACKLOG: usize = 256;
@@ -13,6 +13,9 @@ const LIVE_BACKLOG: usize = 256;
 pub struct LiveFanOut {
     /// `None` once closed: subscribers see the end of the feed.
     sender: RwLock<Option<broadcast::Sender<LogBatch>>>,
+    /// Told of every new subscription, for a feed that starts only once
+    /// someone watches (the NATS bus's live subject).
+    subscribed: Notify,
 }
 
 impl Default for LiveFanOut {
@@ -20,6 +23,7 @@ impl Default for LiveFanOut {
         let (sender, _) = broadcast::channel(LIVE_BACKLOG);
         LiveFanOut {
             sender: RwLock::new(Some(sender)),
+            subscribed: Notify::new(),
         }
     }
 }
@@ -27,16 +31,20 @@ impl Default for LiveFanOut {
 impl LiveFanOut {
     /// A new subscription; after [`LiveFanOut::close`], one that ends at once.
     pub fn subscribe(&self) -> broadcast::Receiver<LogBatch> {
-        match self
+        let receiver = self
             .sender
             .read()
             .ok()
-            .and_then(|sender| sender.as_ref().map(|s| s.subscribe()))
-        {
-            Some(receiver) => receiver,
-            // A receiver whose sender is already gone sees `Closed` at once.
-            None => broadcast::channel(1).1,
-        }
+            .and_then(|sender| sender.as_ref().map(|s| s.subscribe()));
+        self.subscribed.notify_one();
+        // A receiver whose sender is already gone sees `Closed` at once.
+        receiver.unwrap_or_else(|| broadcast::channel(1).1)
+    }
+
+    /// Resolves at the next subscription (at once if there was one since
+    /// the last call).
+    pub async fn next_subscription(&self) {
+        self.subscribed.notified().await;
     }
 
     /// Whether anyone listens: senders skip building batches nobody sees.

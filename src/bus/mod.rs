@@ -77,6 +77,12 @@ pub trait Bus: Send + Sync {
     /// A new live subscription.
     fn subscribe_live(&self) -> broadcast::Receiver<LogBatch>;
 
+    /// Resolves once what is published from now on reaches the live
+    /// subscriptions, so a tail opened after it misses nothing; or after a
+    /// short wait when the bus cannot say (its broker away). A bus whose
+    /// feed runs always is ready at once.
+    async fn live_ready(&self) {}
+
     /// Readiness for `/health`.
     async fn check(&self) -> Result<(), BusError>;
 

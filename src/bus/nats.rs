@@ -35,8 +35,10 @@
 //!   (subjects, replicas, limits). Process instances also purge acknowledged
 //!   messages a 2.9 failover left in the stream.
 //! - Live tail: after the broker's ack, ingest also publishes the same bytes
-//!   to the plain subject `<prefix>.live`; every query instance subscribes and
-//!   feeds its [`LiveFanOut`], so live tail is independent of the work queue.
+//!   to the plain subject `<prefix>.live`; a query instance subscribes while
+//!   someone tails through it (`live.rs`) and feeds its [`LiveFanOut`], so
+//!   live tail is independent of the work queue, and an instance nobody
+//!   tails through receives none of it.
 //! - The stream is bounded (`max_bytes`, `max_age`, discard new): when it is
 //!   full, publishes fail with [`BusError::Full`] and ingest answers 503.
 //! - The broker may be down at start or at any time: the client reconnects
@@ -56,8 +58,9 @@
 //!
 //! Files: this one connects and answers the `Bus` calls; `connect.rs` (the
 //! client's options and what its events mean), `credentials.rs`,
-//! `publish.rs` (group commits, acks, retries), `consume.rs` (pulls, acks,
-//! the live feed), `upkeep.rs` (the stream and consumer kept in place, fill
+//! `publish.rs` (group commits, acks, retries), `consume.rs` (pulls, acks),
+//! `held.rs` (deliveries kept in progress), `live.rs` (the live feed),
+//! `upkeep.rs` (the stream and consumer kept in place, fill
 //! level, purges), `shared.rs` (what those tasks share), `stream.rs`,
 //! `coordination.rs`, `settings.rs`.
 
@@ -66,6 +69,7 @@ mod consume;
 mod coordination;
 mod credentials;
 mod held;
+mod live;
 mod publish;
 mod settings;
 mod shared;
@@ -84,8 +88,9 @@ use crate::metrics::Metrics;
 use async_nats::jetstream::context::ContextBuilder;
 use async_trait::async_trait;
 use connect::{Link, connect_options};
-use consume::{DELIVERY_BUFFER, NatsWorkQueue, forward_live, pull};
+use consume::{DELIVERY_BUFFER, NatsWorkQueue, pull};
 use coordination::NatsCoordination;
+use live::forward_live;
 use publish::{GROUP_QUEUE, GroupMember, commit_groups};
 use shared::{Setup, Shared, reconnect_delay};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -114,6 +119,8 @@ pub struct NatsBus {
     shared: Arc<Shared>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     groups: mpsc::Sender<GroupMember>,
+    /// Whether this instance forwards the live subject (query instances).
+    live: bool,
 }
 
 impl NatsBus {
@@ -167,6 +174,7 @@ impl NatsBus {
             live: LiveFanOut::default(),
             outstanding: AtomicUsize::new(0),
             held: held::Held::default(),
+            live_subscribed: watch::Sender::new(false),
             metrics: settings.metrics,
             coordination,
         });
@@ -183,6 +191,7 @@ impl NatsBus {
             shared,
             tasks: Mutex::new(tasks),
             groups,
+            live: settings.live,
         })
     }
 }
@@ -219,6 +228,12 @@ impl Bus for NatsBus {
 
     fn subscribe_live(&self) -> broadcast::Receiver<LogBatch> {
         self.shared.live.subscribe()
+    }
+
+    async fn live_ready(&self) {
+        if self.live {
+            live::live_ready(&self.shared).await;
+        }
     }
 
     async fn check(&self) -> Result<(), BusError> {

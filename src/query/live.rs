@@ -57,6 +57,8 @@ pub async fn stream(
     // A tail of several tenants says whose each log is, as `/api/logs` does.
     let with_tenant = filter.scope.is_multi_tenant();
     let mut feed = state.bus.subscribe_live();
+    // The upgrade answers once the feed runs: a log sent after it is shown.
+    state.bus.live_ready().await;
     let mut stopping = state.stopping.clone();
     let metrics = std::sync::Arc::clone(&state.metrics);
     Metrics::add(&metrics.live_clients, 1);

@@ -1,6 +1,5 @@
-//! What comes from the broker: the work queue's deliveries, pulled from the
-//! durable consumer and acknowledged (or handed back) by the batcher, and
-//! the live feed, forwarded into the instance's live fan-out.
+//! The work queue's deliveries, pulled from the durable consumer and
+//! acknowledged (or handed back) by the batcher.
 
 use super::shared::{REPUBLISHED_HEADER, Setup, Shared, reconnect_delay, until_closed};
 use crate::bus::{Ack, Delivery, MaybeStored, WorkQueue, wire};
@@ -31,40 +30,6 @@ const PULL_BATCH: usize = 256;
 const PULL_BYTES: usize = 4 << 20;
 /// Decoded deliveries waiting for the batcher, held and kept in progress.
 pub(super) const DELIVERY_BUFFER: usize = 64;
-
-/// Feeds the live subject into the live fan-out. Decoding is skipped while
-/// nobody watches.
-pub(super) async fn forward_live(shared: Arc<Shared>) {
-    let mut closed = shared.closed.subscribe();
-    let mut attempt: u32 = 0;
-    let mut subscription = loop {
-        match shared.client.subscribe(shared.live_subject.clone()).await {
-            Ok(subscription) => break subscription,
-            Err(error) => {
-                tracing::warn!(%error, "cannot subscribe to the live subject; retrying");
-                attempt = attempt.saturating_add(1);
-                tokio::select! {
-                    _ = tokio::time::sleep(reconnect_delay(attempt)) => {}
-                    _ = until_closed(&mut closed) => return,
-                }
-            }
-        }
-    };
-    loop {
-        let message = tokio::select! {
-            message = subscription.next() => message,
-            _ = until_closed(&mut closed) => return,
-        };
-        let Some(message) = message else { return };
-        if !shared.live.is_watched() {
-            continue;
-        }
-        match wire::decode(&message.payload) {
-            Ok(batch) => shared.live.send(batch),
-            Err(error) => tracing::warn!(%error, "skipping an undecodable live message"),
-        }
-    }
-}
 
 /// Pulls from the durable consumer into `deliveries` until the bus closes.
 /// Any error (broker restart, leader change, consumer lost) asks setup to

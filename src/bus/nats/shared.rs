@@ -45,6 +45,8 @@ pub(super) struct Shared {
     pub(super) verify: Notify,
     pub(super) closed: watch::Sender<bool>,
     pub(super) live: LiveFanOut,
+    /// Whether the live subject is subscribed now (see `live.rs`).
+    pub(super) live_subscribed: watch::Sender<bool>,
     /// Deliveries handed out and not settled yet: the last one settled after
     /// close flushes the connection, so the final acks reach the broker
     /// before the process exits.

@@ -95,6 +95,7 @@ pub async fn tail(
         None => None,
     };
     let feed = state.bus.subscribe_live();
+    state.bus.live_ready().await;
     let (from, to) = micros_from_start_end(start, now.max(start));
     let query = Query::Log(log.clone());
     let (history, resolver) = bounded(&state, &request, async {

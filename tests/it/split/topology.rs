@@ -221,6 +221,66 @@ async fn live_tail_through_the_query_role_shows_logs_from_other_ingest_instances
     );
 }
 
+/// A query instance takes the live subject (every log the deployment
+/// ingests) only while someone tails through it: subscribed before the
+/// tail's upgrade answers, so the first log sent after it is shown, and let
+/// go a few seconds after the last tail closed.
+#[actix_web::test]
+async fn the_query_role_takes_the_live_subject_only_while_someone_tails() {
+    let monitor = crate::support::free_port();
+    let nats = Nats::start_with(&format!("http: 127.0.0.1:{monitor}")).await;
+    let ingest = Server::launch(role("ingest", &nats, None)).await;
+    let query = Server::launch(role("query", &nats, None)).await;
+    let live_subscriptions = || async move {
+        let text = awc::Client::default()
+            .get(format!("http://127.0.0.1:{monitor}/connz?subs=1"))
+            .send()
+            .await
+            .expect("nats monitoring answers")
+            .body()
+            .await
+            .expect("connz body");
+        let connz: Value = serde_json::from_slice(&text).expect("connz is JSON");
+        connz["connections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["subscriptions_list"].as_array().into_iter().flatten())
+            .filter(|s| s.as_str() == Some("oglogstream.live"))
+            .count()
+    };
+    assert_eq!(live_subscriptions().await, 0, "nobody tails yet");
+
+    let (_, mut live) = query
+        .client
+        .ws(query.ws_url("/ws/live"))
+        .connect()
+        .await
+        .expect("websocket connects");
+    assert_eq!(
+        live_subscriptions().await,
+        1,
+        "subscribed before the upgrade answered"
+    );
+    ingest
+        .accept(&json!({"level": "info", "service": "first", "message": "the first log after the upgrade"}))
+        .await;
+    assert_eq!(
+        next_message(&mut live, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some("the first log after the upgrade")
+    );
+
+    drop(live);
+    eventually(
+        "the live subject let go after the last tail closed",
+        Duration::from_secs(20),
+        || async { (live_subscriptions().await == 0).then_some(()) },
+    )
+    .await;
+}
+
 /// Posts one log; its marker if accepted.
 async fn post_one(server: &Server, marker: &str, n: usize) -> (StatusCode, Option<String>) {
     let log = marked(marker, n);
