@@ -88,7 +88,7 @@ use crate::metrics::Metrics;
 use async_nats::jetstream::context::ContextBuilder;
 use async_trait::async_trait;
 use connect::{Link, connect_options};
-use consume::{DELIVERY_BUFFER, NatsWorkQueue, pull};
+use consume::{DELIVERY_BUFFER, NatsWorkQueue, keep_held_in_progress, pull};
 use coordination::NatsCoordination;
 use live::forward_live;
 use publish::{GROUP_QUEUE, GroupMember, commit_groups};
@@ -216,7 +216,7 @@ impl Bus for NatsBus {
         }
         let (sender, receiver) = mpsc::channel(DELIVERY_BUFFER);
         let pulling = tokio::spawn(pull(Arc::clone(&self.shared), sender));
-        let keeping = tokio::spawn(held::keep_in_progress(Arc::clone(&self.shared)));
+        let keeping = tokio::spawn(keep_held_in_progress(Arc::clone(&self.shared)));
         self.shared.purging.store(true, Ordering::Relaxed);
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.extend([pulling, keeping]);

@@ -140,6 +140,20 @@ pub(super) async fn pull(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>
     }
 }
 
+/// Every third of `ack_wait`, keeps what this instance holds from
+/// redelivery (see `held.rs`), until the bus closes.
+pub(super) async fn keep_held_in_progress(shared: Arc<Shared>) {
+    let mut closed = shared.closed.subscribe();
+    let period = (shared.config.ack_wait / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = until_closed(&mut closed) => return,
+        }
+        shared.held.keep_in_progress(&shared.client).await;
+    }
+}
+
 /// Hands back, for immediate redelivery elsewhere, what the client buffered
 /// but nobody took, instead of leaving it to wait for `ack_wait`.
 async fn return_buffered(shared: &Shared, messages: &mut pull::Stream) {

@@ -8,13 +8,11 @@
 //! So the instance says "still working on it" for everything it holds, from
 //! the moment it takes a delivery until it settles it.
 
-use super::shared::{Shared, until_closed};
-use async_nats::Subject;
+use async_nats::{Client, Subject};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// JetStream's "work in progress" acknowledgement: restarts the delivery's
 /// `ack_wait`.
@@ -44,34 +42,22 @@ impl Held {
         self.lock().values().cloned().collect()
     }
 
+    /// Tells the broker each held delivery is still being worked on, which
+    /// restarts its `ack_wait`.
+    pub(super) async fn keep_in_progress(&self, client: &Client) {
+        for reply in self.replies() {
+            if let Err(error) = client.publish(reply, Bytes::from_static(IN_PROGRESS)).await {
+                tracing::debug!(%error, "could not extend a NATS delivery");
+            }
+        }
+    }
+
     /// Inserting and removing cannot panic half-way, so a poisoned map is
     /// whole and is used as it is.
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Subject>> {
         self.replies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Every third of `ack_wait`, tells the broker each held delivery is still
-/// being worked on, until the bus closes.
-pub(super) async fn keep_in_progress(shared: Arc<Shared>) {
-    let mut closed = shared.closed.subscribe();
-    let period = (shared.config.ack_wait / 3).max(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(period) => {}
-            _ = until_closed(&mut closed) => return,
-        }
-        for reply in shared.held.replies() {
-            if let Err(error) = shared
-                .client
-                .publish(reply, Bytes::from_static(IN_PROGRESS))
-                .await
-            {
-                tracing::debug!(%error, "could not extend a NATS delivery");
-            }
-        }
     }
 }
 

@@ -201,23 +201,18 @@ async fn live_tail_through_the_query_role_shows_logs_from_other_ingest_instances
         .await
         .is_some()
     {}
-    ingest_b
-        .accept(&json!({"level": "error", "service": "b", "message": "from ingest b"}))
+    tail_shows(&mut live, &ingest_b, "from ingest b").await;
+    tail_shows(&mut live, &ingest_a, "from ingest a").await;
+}
+
+/// Sends one log with `message` through `ingest`; `live` must show it.
+async fn tail_shows(live: &mut LiveConnection, ingest: &Server, message: &str) {
+    ingest
+        .accept(&json!({"level": "warn", "service": "tail", "message": message}))
         .await;
     assert_eq!(
-        next_message(&mut live, Duration::from_secs(5))
-            .await
-            .as_deref(),
-        Some("from ingest b")
-    );
-    ingest_a
-        .accept(&json!({"level": "warn", "service": "a", "message": "from ingest a"}))
-        .await;
-    assert_eq!(
-        next_message(&mut live, Duration::from_secs(5))
-            .await
-            .as_deref(),
-        Some("from ingest a")
+        next_message(live, Duration::from_secs(5)).await.as_deref(),
+        Some(message)
     );
 }
 
@@ -262,15 +257,7 @@ async fn the_query_role_takes_the_live_subject_only_while_someone_tails() {
         1,
         "subscribed before the upgrade answered"
     );
-    ingest
-        .accept(&json!({"level": "info", "service": "first", "message": "the first log after the upgrade"}))
-        .await;
-    assert_eq!(
-        next_message(&mut live, Duration::from_secs(5))
-            .await
-            .as_deref(),
-        Some("the first log after the upgrade")
-    );
+    tail_shows(&mut live, &ingest, "the first log after the upgrade").await;
 
     drop(live);
     eventually(
