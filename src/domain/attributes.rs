@@ -54,6 +54,12 @@ impl Attributes {
         self.position(key).ok().map(|at| self.0.remove(at).1)
     }
 
+    /// The value of the `at`th pair in key order, taken out (panics past
+    /// the end, as `Vec::remove` does).
+    pub fn remove_at(&mut self, at: usize) -> String {
+        self.0.remove(at).1
+    }
+
     /// The pair with the greatest key, taken out.
     pub fn pop_last(&mut self) -> Option<(String, String)> {
         self.0.pop()

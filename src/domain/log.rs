@@ -143,36 +143,78 @@ impl Serialize for AttributesJson<'_> {
     }
 }
 
-/// The attribute names shippers give a log's trace and span ids (OTLP's own
-/// fields arrive as `trace_id`/`span_id` from its decoder), most common first.
-const TRACE_ID_KEYS: [&str; 3] = ["trace_id", "traceId", "trace.id"];
-const SPAN_ID_KEYS: [&str; 3] = ["span_id", "spanId", "span.id"];
 /// Longer values are not ids: they stay attributes.
 const MAX_ID_CHARS: usize = 128;
 
+/// Which id an attribute name gives, and its rank among the names of that
+/// id (0 first): shippers' names for a log's trace and span ids, most
+/// common first (OTLP's own fields arrive as `trace_id`/`span_id` from its
+/// decoder).
+fn id_key(key: &str) -> Option<(IdKind, usize)> {
+    Some(match key {
+        "trace_id" => (IdKind::Trace, 0),
+        "traceId" => (IdKind::Trace, 1),
+        "trace.id" => (IdKind::Trace, 2),
+        "span_id" => (IdKind::Span, 0),
+        "spanId" => (IdKind::Span, 1),
+        "span.id" => (IdKind::Span, 2),
+        _ => return None,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdKind {
+    Trace,
+    Span,
+}
+
 /// Moves the trace and span ids out of `attributes` into the log's own
-/// fields (the first key of each list that holds a plausible id; the rest
-/// stay attributes). Ids are kept as sent, trimmed; hex ids lowercased so a
-/// lookup matches however a shipper cased them.
+/// fields (of each id's names, the first that holds a plausible id; the
+/// rest stay attributes). Ids are kept as sent, trimmed; hex ids lowercased
+/// so a lookup matches however a shipper cased them.
+///
+/// One pass over the names: a binary search per candidate name (six per
+/// log) was ~10% of the ingest role's CPU in a bulk profile.
 pub fn take_trace_ids(attributes: &mut Attributes) -> (Option<String>, Option<String>) {
-    let mut take = |keys: &[&str]| {
-        let key = keys.iter().find(|key| {
-            attributes.get(key).is_some_and(|value| {
-                let value = value.trim();
-                !value.is_empty() && value.len() <= MAX_ID_CHARS
-            })
-        })?;
-        let value = attributes.remove(key)?;
+    // (rank, position) of the best plausible name of each id so far.
+    let mut trace: Option<(usize, usize)> = None;
+    let mut span: Option<(usize, usize)> = None;
+    for (at, (key, value)) in attributes.iter().enumerate() {
+        let Some((kind, rank)) = id_key(key) else {
+            continue;
+        };
         let value = value.trim();
-        Some(if value.bytes().all(|b| b.is_ascii_hexdigit()) {
-            value.to_ascii_lowercase()
+        if value.is_empty() || value.len() > MAX_ID_CHARS {
+            continue;
+        }
+        let best = if kind == IdKind::Trace {
+            &mut trace
         } else {
-            value.to_string()
-        })
+            &mut span
+        };
+        if best.is_none_or(|(best_rank, _)| rank < best_rank) {
+            *best = Some((rank, at));
+        }
+    }
+    // The later position first, so the earlier one stays where it is.
+    let (trace_at, span_at) = (trace.map(|(_, at)| at), span.map(|(_, at)| at));
+    let (trace_id, span_id) = if trace_at > span_at {
+        let trace_id = trace_at.map(|at| attributes.remove_at(at));
+        (trace_id, span_at.map(|at| attributes.remove_at(at)))
+    } else {
+        let span_id = span_at.map(|at| attributes.remove_at(at));
+        (trace_at.map(|at| attributes.remove_at(at)), span_id)
     };
-    let trace_id = take(&TRACE_ID_KEYS);
-    let span_id = take(&SPAN_ID_KEYS);
-    (trace_id, span_id)
+    (trace_id.map(normalised_id), span_id.map(normalised_id))
+}
+
+fn normalised_id(value: String) -> String {
+    let value = value.trim();
+    if value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        value.to_ascii_lowercase()
+    } else {
+        value.to_string()
+    }
 }
 
 /// Attributes as stored: a JSON object, or `None` when there are none.
@@ -188,4 +230,59 @@ pub fn attributes_to_json(attributes: &Attributes) -> Option<String> {
 pub fn attributes_from_json(json: Option<&str>) -> Attributes {
     json.and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attributes(pairs: &[(&str, &str)]) -> Attributes {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_first_plausible_name_of_each_id_is_taken_and_the_rest_stay() {
+        let mut found = attributes(&[
+            ("a", "1"),
+            ("span.id", "SHOULD-STAY"),
+            ("spanId", " 00F067AA0BA902B7 "),
+            ("trace.id", "4BF92F3577B34DA6A3CE929D0E0E4736"),
+            ("traceId", "   "),
+            ("z", "2"),
+        ]);
+        assert_eq!(
+            take_trace_ids(&mut found),
+            (
+                Some("4bf92f3577b34da6a3ce929d0e0e4736".to_string()),
+                Some("00f067aa0ba902b7".to_string())
+            ),
+            "traceId is blank, so trace.id; spanId ranks before span.id; hex lowercased"
+        );
+        assert_eq!(
+            found,
+            attributes(&[
+                ("a", "1"),
+                ("span.id", "SHOULD-STAY"),
+                ("traceId", "   "),
+                ("z", "2")
+            ])
+        );
+    }
+
+    #[test]
+    fn ids_that_are_not_hex_are_kept_as_sent_and_long_values_are_not_ids() {
+        let long = "x".repeat(MAX_ID_CHARS + 1);
+        let mut found = attributes(&[("span_id", "Req-7"), ("trace_id", &long)]);
+        assert_eq!(
+            take_trace_ids(&mut found),
+            (None, Some("Req-7".to_string()))
+        );
+        assert_eq!(found, attributes(&[("trace_id", &long)]));
+        let mut none = attributes(&[("service.version", "1")]);
+        assert_eq!(take_trace_ids(&mut none), (None, None));
+        assert_eq!(none.len(), 1);
+    }
 }
