@@ -60,7 +60,12 @@ pub(super) async fn forward_live(shared: Arc<Shared>) {
             tokio::select! {
                 message = subscription.next() => {
                     let Some(message) = message else { break };
-                    shared.live_subscribed.send_replace(true);
+                    // A flush that timed out above (NATS away) left this
+                    // false; the first message says otherwise. Read first:
+                    // every live message passes here.
+                    if !*shared.live_subscribed.borrow() {
+                        shared.live_subscribed.send_replace(true);
+                    }
                     if !shared.live.is_watched() {
                         continue;
                     }
