@@ -64,8 +64,14 @@ impl Batcher {
         let batcher = Arc::new(self);
         let mut queue = batcher.bus.work_queue().await?;
         // The next batch is collected while one is written, and up to this
-        // many are written at once (see `Store::writes_at_once`).
-        let writes_at_once = batcher.store.writes_at_once().max(1);
+        // many are written at once (see `Store::writes_at_once`). Stalling
+        // after the first write (a test's kill point) writes one at a time,
+        // so exactly one batch is stored unacknowledged when the test counts.
+        let writes_at_once = if batcher.config.stall_after_store {
+            1
+        } else {
+            batcher.store.writes_at_once().max(1)
+        };
         let mut writing: JoinSet<Option<Vec<Delivery>>> = JoinSet::new();
         let settling = Arc::new(std::sync::Mutex::new(JoinSet::new()));
         let mut closed = false;
