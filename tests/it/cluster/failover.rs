@@ -123,6 +123,33 @@ async fn wait_accepted(
     .await;
 }
 
+/// Waits until the stream holds no message; if it does not, says what the
+/// stream and the consumer held (which message is left, and whether it is
+/// waiting for an ack or for delivery).
+async fn wait_drained(admin: &JetStreamAdmin) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stream = admin.api("STREAM.INFO.OGLOGSTREAM", json!({})).await;
+        if stream
+            .as_ref()
+            .is_some_and(|info| info["state"]["messages"] == 0)
+        {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let consumer = admin
+                .api("CONSUMER.INFO.OGLOGSTREAM.oglogstream-process", json!({}))
+                .await;
+            panic!(
+                "the stream did not drain within 60 s.\nstream: {}\nconsumer: {}",
+                stream.map(|s| s["state"].to_string()).unwrap_or_default(),
+                consumer.map(|c| c.to_string()).unwrap_or_default()
+            );
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[actix_web::test]
 async fn a_killed_stream_leader_loses_nothing_and_stores_nothing_twice() {
     let started = Instant::now();
@@ -270,11 +297,7 @@ async fn a_killed_stream_leader_loses_nothing_and_stores_nothing_twice() {
     )
     .await;
     // Let redeliveries settle: the stream drains once every batch is acknowledged.
-    eventually("the stream to drain", Duration::from_secs(60), || async {
-        let info = admin.api("STREAM.INFO.OGLOGSTREAM", json!({})).await?;
-        (info["state"]["messages"] == 0).then_some(())
-    })
-    .await;
+    wait_drained(&admin).await;
     let rows = clickhouse
         .number(&format!(
             "SELECT count() FROM {DATABASE}.logs WHERE startsWith(message, 'fo-')"

@@ -245,6 +245,25 @@ impl Server {
         (response.status(), parse_body(&body))
     }
 
+    /// Posts until the server accepts (202), sending again while it answers
+    /// 503 with its queue full, as a shipper does: a loaded machine's writer
+    /// may fall behind a test that sends faster than it stores.
+    pub async fn post_accepted(&self, path: &str, content_type: &str, body: String) {
+        eventually(
+            &format!("POST {path} to be accepted"),
+            Duration::from_secs(60),
+            || async {
+                let (status, answer) = self.post(path, Some(content_type), body.clone()).await;
+                match status {
+                    StatusCode::ACCEPTED => Some(()),
+                    StatusCode::SERVICE_UNAVAILABLE => None,
+                    other => panic!("POST {path}: {other} {answer}"),
+                }
+            },
+        )
+        .await;
+    }
+
     pub async fn post_log(&self, log: &Value) -> (StatusCode, Value) {
         self.post("/log", Some("application/json"), log.to_string())
             .await
@@ -299,10 +318,25 @@ impl Server {
     }
 }
 
+/// Lines of a server's log a failing test shows (its warnings and errors
+/// are what says why, on a CI machine nobody can look at afterwards).
+const LOG_LINES_ON_FAILURE: usize = 30;
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let lines: Vec<&str> = logs.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_LINES_ON_FAILURE)..];
+            eprintln!(
+                "--- the last {} lines of the server on port {} ---\n{}",
+                tail.len(),
+                self.port,
+                tail.join("\n")
+            );
+        }
     }
 }
 
