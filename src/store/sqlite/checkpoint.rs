@@ -11,10 +11,12 @@
 //! moment never comes (a 10 s bulk load left a 1.4 GB WAL beside a 330 MB
 //! database, disk that `storage.max_bytes` and the free-space watch count).
 //! So the writer, between its transactions, truncates a WAL grown past
-//! `WAL_RESTART_BYTES` ([`Checkpointer::restart_if_large`]).
+//! [`restart_bytes`] ([`Checkpointer::restart_if_large`]).
 
+use crate::store::disk::{DiskStatus, DiskWatch};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,8 +28,16 @@ use std::time::Duration;
 /// about half that. The WAL then holds up to a second of writes.
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// A WAL file past this size is copied out and truncated by the writer.
-const WAL_RESTART_BYTES: u64 = 64 << 20;
+/// A WAL file past [`restart_bytes`] is copied out and truncated by the
+/// writer, which waits for the database's fsync meanwhile: the rarer, the
+/// more the writer stores. Bulk into the embedded store stored +5% with the
+/// WAL truncated at 256 MiB rather than 64 MiB (three interleaved pairs).
+const WAL_RESTART_MAX_BYTES: u64 = 256 << 20;
+/// The WAL is truncated at this size however little room the disk has
+/// left: the free-space gate's estimate of the disk a queued log takes
+/// (`STORED_BYTES_PER_QUEUED_BYTE`, which counts a WAL copy of each page)
+/// was measured with the WAL truncated here.
+const WAL_RESTART_MIN_BYTES: u64 = 64 << 20;
 /// How long that truncation waits for readers of older snapshots before it
 /// gives up (and tries again after the next transaction): it holds the
 /// writer meanwhile, so a long read must not stall ingest behind it.
@@ -36,6 +46,8 @@ const RESTART_WAIT: Duration = Duration::from_millis(100);
 pub struct Checkpointer {
     /// `<database>-wal`, where SQLite keeps the WAL.
     wal: PathBuf,
+    /// The data directory's free space, which bounds the WAL's size.
+    disk: Arc<DiskWatch>,
     /// Dropping it stops the thread.
     stop: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -43,7 +55,7 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread on its own connection to the database at `path`.
-    pub fn start(path: &Path) -> rusqlite::Result<Checkpointer> {
+    pub fn start(path: &Path, disk: Arc<DiskWatch>) -> rusqlite::Result<Checkpointer> {
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -58,17 +70,18 @@ impl Checkpointer {
         wal.push("-wal");
         Ok(Checkpointer {
             wal: wal.into(),
+            disk,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
     /// Called by the writer between transactions, on its own connection:
-    /// a WAL file past [`WAL_RESTART_BYTES`] is checkpointed to the end and
+    /// a WAL file past [`restart_bytes`] is checkpointed to the end and
     /// truncated, waiting at most [`RESTART_WAIT`] for readers.
     pub fn restart_if_large(&self, writer: &Connection) {
         let wal_bytes = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
-        if wal_bytes <= WAL_RESTART_BYTES {
+        if wal_bytes <= restart_bytes(self.disk.status()) {
             return;
         }
         let _ = writer.busy_timeout(RESTART_WAIT);
@@ -97,6 +110,16 @@ impl Drop for Checkpointer {
     }
 }
 
+/// The WAL size past which the writer truncates it: an eighth of the room
+/// above the disk's reserve, between [`WAL_RESTART_MIN_BYTES`] and
+/// [`WAL_RESTART_MAX_BYTES`]. The WAL is disk the free-space gate does not
+/// foresee beyond the smaller size, so it grows larger only while the disk
+/// has room to spare.
+fn restart_bytes(disk: DiskStatus) -> u64 {
+    let room = disk.free_bytes.saturating_sub(disk.min_free_bytes);
+    (room / 8).clamp(WAL_RESTART_MIN_BYTES, WAL_RESTART_MAX_BYTES)
+}
+
 fn run(connection: Connection, stopped: Receiver<()>) {
     loop {
         let stop = matches!(
@@ -114,5 +137,34 @@ fn run(connection: Connection, stopped: Receiver<()>) {
         if stop {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(free_bytes: u64, min_free_bytes: u64) -> DiskStatus {
+        DiskStatus {
+            free_bytes,
+            total_bytes: 100 << 30,
+            min_free_bytes,
+            full: free_bytes < min_free_bytes,
+        }
+    }
+
+    #[test]
+    fn the_wal_grows_past_its_smallest_size_only_while_the_disk_has_room() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(restart_bytes(disk(50 << 30, 256 * MIB)), 256 * MIB);
+        assert_eq!(
+            restart_bytes(disk(256 * MIB + 1024 * MIB, 256 * MIB)),
+            128 * MIB
+        );
+        assert_eq!(
+            restart_bytes(disk(256 * MIB + 100 * MIB, 256 * MIB)),
+            64 * MIB
+        );
+        assert_eq!(restart_bytes(disk(10 * MIB, 256 * MIB)), 64 * MIB);
     }
 }

@@ -139,12 +139,14 @@ impl SqliteStore {
         connection
             .execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(sql_error)?;
-        let checkpointer = checkpoint::Checkpointer::start(&path).map_err(sql_error)?;
+        let disk = Arc::new(disk);
+        let checkpointer =
+            checkpoint::Checkpointer::start(&path, Arc::clone(&disk)).map_err(sql_error)?;
         let facet_builder = facet_blocks::Builder::start(&path).map_err(sql_error)?;
         let facet_backlog = facet_builder.backlog();
         Ok(SqliteStore {
             path,
-            disk: Arc::new(disk),
+            disk,
             facet_backlog,
             writer: Arc::new(Mutex::new(Writer {
                 connection: Some(connection),
