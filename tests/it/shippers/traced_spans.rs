@@ -136,7 +136,19 @@ async fn sdk_spans_are_found_by_trace_id(server: &Server) {
                 query(&format!("trace_id:{}", trace_id.to_uppercase()))
             ),
         ] {
-            assert_eq!(&rows(server, &path).await, logs, "{path}");
+            // ClickHouse fills the trace view (`logs_by_trace`) right after
+            // the insert's rows land in `logs`, so a read in between can
+            // find the logs by marker and not yet by trace id.
+            let found = eventually(
+                &format!("{path} to answer"),
+                Duration::from_secs(10),
+                || async {
+                    let found = rows(server, &path).await;
+                    (&found == logs).then_some(found)
+                },
+            )
+            .await;
+            assert_eq!(&found, logs, "{path}");
         }
         // The same trace's logs of one service, and a trace's error.
         let path = format!(
