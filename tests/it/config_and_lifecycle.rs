@@ -87,6 +87,33 @@ async fn health_reports_roles_and_storage() {
     assert!(health["timestamp"].as_str().is_some());
 }
 
+/// `THP_enabled` of a process's `/proc/PID/status` (Linux 5.0 and newer):
+/// `0` once it has turned transparent huge pages off for itself.
+fn thp_enabled(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .map(|value| value.trim().to_string())
+        .unwrap_or_else(|| panic!("no THP_enabled in /proc/{pid}/status:\n{status}"))
+}
+
+/// The allocator's transparent huge pages kept ~40 MB more resident under
+/// load (docs/performance.md), so the server turns them off for itself;
+/// `MIMALLOC_ALLOW_THP=1` leaves the process as it was started (as this
+/// test's own process is).
+#[actix_web::test]
+async fn the_server_turns_transparent_huge_pages_off_unless_asked_to_keep_them() {
+    let server = Server::start().await;
+    assert_eq!(thp_enabled(&server.pid().to_string()), "0");
+    let kept = Server::launch(Launch::default().env("MIMALLOC_ALLOW_THP", "1")).await;
+    assert_eq!(
+        thp_enabled(&kept.pid().to_string()),
+        thp_enabled("self"),
+        "with MIMALLOC_ALLOW_THP=1 the server keeps what it inherited"
+    );
+}
+
 #[actix_web::test]
 async fn sigterm_during_ingestion_keeps_every_accepted_log() {
     let data = tempfile::tempdir().unwrap();
